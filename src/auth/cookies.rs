@@ -1,0 +1,90 @@
+//! The cookies we set, and their attributes, in one place.
+use actix_web::cookie::{Cookie, SameSite, time};
+
+use crate::config::PublicUrl;
+
+#[derive(Clone)]
+pub struct CookiePolicy {
+    secure: bool,
+    session_name: &'static str,
+    login_csrf_name: &'static str,
+}
+
+impl CookiePolicy {
+    /// On https the names carry the `__Host-` prefix: Secure, Path=/, no Domain, so a sibling
+    /// subdomain cannot plant or overwrite them.
+    pub fn new(public_url: &PublicUrl) -> Self {
+        if public_url.is_https() {
+            Self {
+                secure: true,
+                session_name: "__Host-portcullis",
+                login_csrf_name: "__Host-portcullis-login",
+            }
+        } else {
+            Self {
+                secure: false,
+                session_name: "portcullis",
+                login_csrf_name: "portcullis-login",
+            }
+        }
+    }
+
+    pub fn session_name(&self) -> &'static str {
+        self.session_name
+    }
+
+    pub fn login_csrf_name(&self) -> &'static str {
+        self.login_csrf_name
+    }
+
+    pub fn session(&self, token: String, max_age: std::time::Duration) -> Cookie<'static> {
+        self.build(self.session_name, token, SameSite::Lax, max_age)
+    }
+
+    pub fn session_removal(&self) -> Cookie<'static> {
+        self.removal(self.session_name)
+    }
+
+    /// Lives for the few minutes a person spends on the login form.
+    pub fn login_csrf(&self, nonce: String) -> Cookie<'static> {
+        self.build(
+            self.login_csrf_name,
+            nonce,
+            SameSite::Lax,
+            std::time::Duration::from_secs(60 * 60),
+        )
+    }
+
+    pub fn login_csrf_removal(&self) -> Cookie<'static> {
+        self.removal(self.login_csrf_name)
+    }
+
+    fn build(
+        &self,
+        name: &'static str,
+        value: String,
+        same_site: SameSite,
+        max_age: std::time::Duration,
+    ) -> Cookie<'static> {
+        Cookie::build(name, value)
+            .path("/")
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(same_site)
+            .max_age(time::Duration::seconds(
+                i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+            ))
+            .finish()
+    }
+
+    fn removal(&self, name: &'static str) -> Cookie<'static> {
+        let mut cookie = self.build(
+            name,
+            String::new(),
+            SameSite::Lax,
+            std::time::Duration::ZERO,
+        );
+        cookie.make_removal();
+        cookie
+    }
+}

@@ -1,0 +1,119 @@
+//! CSRF tokens: an HMAC over something the attacker's page cannot read or set.
+//! Signed-in forms bind to the login's session id (`sid`); the login form binds to a random
+//! nonce in its own cookie (login CSRF). Both are verified in constant time.
+use aws_lc_rs::{constant_time, hmac};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::config::JwtSecret;
+
+pub struct CsrfKey(hmac::Key);
+
+impl CsrfKey {
+    /// Derived from the signing secret with a separate label, so one secret serves both uses.
+    pub fn derive(secret: &JwtSecret) -> Self {
+        let master = hmac::Key::new(hmac::HMAC_SHA256, secret.expose());
+        let derived = hmac::sign(&master, b"portcullis csrf key v1");
+        Self(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
+    }
+
+    pub fn for_session(&self, session_id: &str) -> String {
+        self.sign("session", session_id)
+    }
+
+    pub fn verify_session(&self, session_id: &str, presented: &str) -> bool {
+        self.verify("session", session_id, presented)
+    }
+
+    pub fn for_login(&self, nonce: &str) -> String {
+        self.sign("login", nonce)
+    }
+
+    pub fn verify_login(&self, nonce: &str, presented: &str) -> bool {
+        self.verify("login", nonce, presented)
+    }
+
+    fn sign(&self, purpose: &str, value: &str) -> String {
+        let message = format!("{purpose}\0{value}");
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.0, message.as_bytes()).as_ref())
+    }
+
+    fn verify(&self, purpose: &str, value: &str, presented: &str) -> bool {
+        !value.is_empty()
+            && constant_time::verify_slices_are_equal(
+                self.sign(purpose, value).as_bytes(),
+                presented.as_bytes(),
+            )
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: &str) -> CsrfKey {
+        CsrfKey::derive(
+            &JwtSecret::parse(&format!("{seed}-0123456789abcdefghijklmnopqrstuvwxyz"), "t")
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_token_verifies_only_for_its_own_session_purpose_and_key() {
+        let k = key("a");
+        let token = k.for_session("sid-1");
+        assert!(k.verify_session("sid-1", &token));
+        assert!(!k.verify_session("sid-2", &token));
+        assert!(!k.verify_login("sid-1", &token));
+        assert!(!key("b").verify_session("sid-1", &token));
+        assert!(!k.verify_session("", &k.for_session("")));
+        assert!(!k.verify_session("sid-1", ""));
+    }
+}
+
+/// A form posted by a signed-in user. Extracting it verifies the CSRF token against the
+/// session, so a handler that takes a `CsrfForm` cannot forget the check.
+pub struct CsrfForm<T>(pub T);
+
+/// Forms name their token field `csrf_token`; a missing field reads as empty and is refused.
+pub trait HasCsrfToken {
+    fn csrf_token(&self) -> &str;
+}
+
+impl<T> actix_web::FromRequest for CsrfForm<T>
+where
+    T: serde::de::DeserializeOwned + HasCsrfToken + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        use actix_web::HttpMessage;
+        let form = actix_web::web::Form::<T>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let session_id = req
+                .extensions()
+                .get::<std::rc::Rc<crate::auth::Authenticated>>()
+                .map(|auth| auth.claims.sid.clone())
+                .ok_or_else(|| {
+                    crate::error::PageError::Unexpected(anyhow::anyhow!(
+                        "route {} takes a CsrfForm but has no session guard",
+                        req.path()
+                    ))
+                })?;
+            let key = crate::auth::guard::app_data::<CsrfKey>(&req)
+                .map_err(crate::error::PageError::Unexpected)?;
+            let form = form.await?.into_inner();
+            if !key.verify_session(&session_id, form.csrf_token()) {
+                tracing::warn!(path = req.path(), "CSRF token refused");
+                return Err(crate::error::PageError::CsrfRejected.into());
+            }
+            Ok(CsrfForm(form))
+        })
+    }
+}

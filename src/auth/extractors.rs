@@ -1,0 +1,91 @@
+//! How handlers learn who is calling: from what the guard stored, never by checking again.
+use std::future::{Ready, ready};
+use std::ops::Deref;
+use std::rc::Rc;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+
+use super::cookies::CookiePolicy;
+use super::guard::{Authenticated, app_data, authenticate};
+use crate::domain::Role;
+use crate::error::{ApiError, PageError, is_api_path};
+
+/// The signed-in caller of a route behind a guard.
+pub struct CurrentUser(Rc<Authenticated>);
+
+impl Deref for CurrentUser {
+    type Target = Authenticated;
+    fn deref(&self) -> &Authenticated {
+        &self.0
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = req.extensions().get::<Rc<Authenticated>>().cloned();
+        ready(found.map(CurrentUser).ok_or_else(|| {
+            // A route wired without its guard is a bug; fail closed and loudly.
+            let error = anyhow::anyhow!("route {} has no authentication guard", req.path());
+            if is_api_path(req.path()) {
+                ApiError::Unexpected(error).into()
+            } else {
+                PageError::Unexpected(error).into()
+            }
+        }))
+    }
+}
+
+/// The signed-in caller, who must be an admin: anyone else gets 403 (page or JSON).
+pub struct AdminUser(CurrentUser);
+
+impl Deref for AdminUser {
+    type Target = Authenticated;
+    fn deref(&self) -> &Authenticated {
+        &self.0
+    }
+}
+
+impl FromRequest for AdminUser {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = match CurrentUser::from_request(req, payload).into_inner() {
+            Ok(user) => user,
+            Err(error) => return ready(Err(error)),
+        };
+        if user.user.role() == Role::Admin {
+            return ready(Ok(AdminUser(user)));
+        }
+        let message = "This area is for administrators.".to_owned();
+        ready(Err(if is_api_path(req.path()) {
+            ApiError::Forbidden(message).into()
+        } else {
+            PageError::Forbidden(message).into()
+        }))
+    }
+}
+
+/// For public pages that adapt to a signed-in visitor (`/`, `/login`): the same check as the
+/// guard, but failure just means "anonymous".
+pub struct MaybeUser(pub Option<Authenticated>);
+
+impl FromRequest for MaybeUser {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let policy = app_data::<CookiePolicy>(&req).map_err(PageError::Unexpected)?;
+            let Some(cookie) = req.cookie(policy.session_name()) else {
+                return Ok(MaybeUser(None));
+            };
+            Ok(MaybeUser(authenticate(&req, cookie.value()).await.ok()))
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! Authentication: who is calling, and may they. The guard and extractors are the only way
+//! handlers learn who the caller is.
+pub mod cookies;
+pub mod credentials;
+pub mod csrf;
+mod extractors;
+pub mod guard;
+pub mod password;
+pub mod random;
+pub mod tokens;
+
+pub use extractors::{AdminUser, CurrentUser, MaybeUser};
+pub use guard::Authenticated;

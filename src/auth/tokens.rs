@@ -1,0 +1,128 @@
+//! Access tokens: HS256 JWTs with pinned algorithm, type, issuer and audience (RFC 8725).
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+
+use crate::config::JwtSecret;
+use crate::db::users::User;
+
+/// RFC 9068's media type for access tokens, so no other kind of token we sign can pass as one.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+pub const AUDIENCE: &str = "portcullis";
+const LEEWAY_SECONDS: u64 = 10;
+/// Real tokens are a few hundred bytes; anything far bigger is refused before parsing.
+const MAX_TOKEN_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// The user id, as a string (RFC 7519 `sub` is a string).
+    pub sub: String,
+    pub role: String,
+    /// The login this token belongs to; survives re-issue, anchors the CSRF token.
+    pub sid: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+}
+
+impl Claims {
+    pub fn user_id(&self) -> Option<i64> {
+        self.sub.parse().ok()
+    }
+}
+
+pub struct IssuedToken {
+    pub token: String,
+    pub claims: Claims,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid")]
+    Invalid,
+}
+
+/// Signing and checking keys, created once at start-up.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    ttl: Duration,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &JwtSecret, issuer: &str, ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: DecodingKey::from_secret(secret.expose()),
+            validation,
+            issuer: issuer.to_owned(),
+            ttl,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn issue(&self, user: &User, session_id: &str) -> anyhow::Result<IssuedToken> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user.id.to_string(),
+            role: user.role().as_str().to_owned(),
+            sid: session_id.to_owned(),
+            jti: crate::auth::random::token_base64(16),
+            iat: now,
+            nbf: now,
+            exp: now + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.to_owned(),
+        };
+        let header = Header {
+            typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
+            ..Header::new(Algorithm::HS256)
+        };
+        let token = encode(&header, &claims, &self.encoding)?;
+        Ok(IssuedToken { token, claims })
+    }
+
+    /// Every failure is just "invalid" (or "expired"): callers answer 401 alike.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid);
+        }
+        let data =
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(
+                |error| match error.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                },
+            )?;
+        let header = &data.header;
+        let unexpected_header = header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE)
+            || header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some();
+        if unexpected_header || data.claims.user_id().is_none() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(data.claims)
+    }
+}

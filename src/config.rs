@@ -1,0 +1,361 @@
+//! Typed settings from the environment (and an optional `.env`, loaded by `main`).
+//! Every problem is reported as one readable line naming the variable.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use secrecy::{ExposeSecret, SecretString};
+
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
+const DEFAULT_BIND: &str = "127.0.0.1:8080";
+const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub bind: SocketAddr,
+    pub public_url: PublicUrl,
+    /// `None` only on SQLite, where a secret is generated and kept beside the database.
+    pub jwt_secret: Option<JwtSecret>,
+    pub access_token_ttl: Duration,
+    /// How many argon2 hashes may run at once (each takes 19 MiB and one core).
+    pub hash_concurrency: usize,
+    /// CSS and images served under `/static`.
+    pub static_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    /// Kept secret: the URL may hold a password.
+    Postgres(SecretString),
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(SecretString::from(raw)));
+        }
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "DATABASE_URL must start with sqlite:// or postgres:// (got something else)"
+                )
+            })?;
+        if path.is_empty() || path == ":memory:" || path.contains("mode=memory") {
+            bail!(
+                "DATABASE_URL must name a SQLite file (an in-memory database is private to each connection)"
+            );
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+}
+
+/// Where users reach us. An `https://` origin turns on `Secure` cookies with a `__Host-` name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    origin: String,
+}
+
+impl PublicUrl {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        let origin = raw.trim_end_matches('/');
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .ok_or_else(|| anyhow!("PORTCULLIS_PUBLIC_URL must start with http:// or https://"))?;
+        if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+            bail!(
+                "PORTCULLIS_PUBLIC_URL must be an origin such as https://login.example.com (no path)"
+            );
+        }
+        Ok(Self {
+            origin: origin.to_owned(),
+        })
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.origin.starts_with("https://")
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+}
+
+/// An HMAC key for signing tokens; never printed.
+#[derive(Clone)]
+pub struct JwtSecret(SecretString);
+
+impl JwtSecret {
+    pub fn parse(raw: &str, source: &str) -> anyhow::Result<Self> {
+        if raw.len() < MIN_JWT_SECRET_BYTES {
+            bail!(
+                "{source} is too short: it needs at least {MIN_JWT_SECRET_BYTES} bytes of random data \
+                 (for example the output of `openssl rand -base64 48`)"
+            );
+        }
+        let distinct = raw.bytes().collect::<std::collections::HashSet<_>>().len();
+        if distinct < 8 {
+            bail!(
+                "{source} is too repetitive to be a secret: use random data such as `openssl rand -base64 48`"
+            );
+        }
+        Ok(Self(SecretString::from(raw)))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose_secret().as_bytes()
+    }
+}
+
+impl std::fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtSecret([redacted])")
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |key: &str| lookup(key).filter(|value| !value.is_empty());
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database = DatabaseSettings {
+            url: DatabaseUrl::parse(&database_url)?,
+            pool_size: parse_number(
+                get("PORTCULLIS_DB_POOL_SIZE"),
+                "PORTCULLIS_DB_POOL_SIZE",
+                10,
+                1..=512,
+            )?,
+        };
+
+        let bind_raw = get("PORTCULLIS_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind: SocketAddr = bind_raw.parse().map_err(|_| {
+            anyhow!("PORTCULLIS_BIND must be an address and port such as 127.0.0.1:8080 (got {bind_raw:?})")
+        })?;
+
+        let public_url = match get("PORTCULLIS_PUBLIC_URL") {
+            Some(raw) => PublicUrl::parse(&raw)?,
+            None => PublicUrl::parse(&format!("http://{bind}"))?,
+        };
+
+        let jwt_secret = get("PORTCULLIS_JWT_SECRET")
+            .map(|raw| JwtSecret::parse(&raw, "PORTCULLIS_JWT_SECRET"))
+            .transpose()?;
+        if jwt_secret.is_none() && database.url.is_postgres() {
+            bail!(
+                "PORTCULLIS_JWT_SECRET is required with PostgreSQL, because every instance must share it \
+                 (generate one with `openssl rand -base64 48`)"
+            );
+        }
+
+        let access_token_ttl = match get("PORTCULLIS_ACCESS_TOKEN_TTL") {
+            None => DEFAULT_ACCESS_TOKEN_TTL,
+            Some(raw) => parse_ttl(&raw)?,
+        };
+
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let hash_concurrency = parse_number(
+            get("PORTCULLIS_HASH_CONCURRENCY"),
+            "PORTCULLIS_HASH_CONCURRENCY",
+            cores,
+            1..=256,
+        )?;
+
+        let static_dir = get("PORTCULLIS_STATIC_DIR")
+            .map_or_else(crate::startup::default_static_dir, PathBuf::from);
+
+        Ok(Self {
+            database,
+            bind,
+            public_url,
+            jwt_secret,
+            access_token_ttl,
+            hash_concurrency,
+            static_dir,
+        })
+    }
+}
+
+fn parse_ttl(raw: &str) -> anyhow::Result<Duration> {
+    let ttl = humantime::parse_duration(raw).map_err(|_| {
+        anyhow!("PORTCULLIS_ACCESS_TOKEN_TTL must be a duration such as 15m or 1h (got {raw:?})")
+    })?;
+    if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(24 * 60 * 60) {
+        bail!("PORTCULLIS_ACCESS_TOKEN_TTL must be between 1m and 24h (got {raw})");
+    }
+    Ok(ttl)
+}
+
+fn parse_number<T>(
+    raw: Option<String>,
+    name: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> anyhow::Result<T>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.parse::<T>() {
+        Ok(value) if range.contains(&value) => Ok(value),
+        _ => bail!(
+            "{name} must be a whole number from {} to {} (got {raw:?})",
+            range.start(),
+            range.end()
+        ),
+    }
+}
+
+/// The SQLite deployment's own secret: read from `<database>.jwt-secret`, or created there
+/// with owner-only permissions on first start. Returns the secret and whether it is new.
+pub fn load_or_create_jwt_secret(database: &Path) -> anyhow::Result<(JwtSecret, PathBuf)> {
+    let mut file_name = database.file_name().unwrap_or_default().to_os_string();
+    file_name.push(".jwt-secret");
+    let path = database.with_file_name(file_name);
+    match std::fs::read_to_string(&path) {
+        Ok(contents) => {
+            let secret = JwtSecret::parse(
+                contents.trim_end(),
+                &format!("the secret in {}", path.display()),
+            )?;
+            Ok((secret, path))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let secret = crate::auth::random::token_base64(48);
+            write_owner_only(&path, &secret).with_context(|| {
+                format!("could not write a new JWT secret to {}", path.display())
+            })?;
+            tracing::warn!(
+                path = %path.display(),
+                "generated a new JWT signing secret and saved it with owner-only permissions; \
+                 back it up with the database, or set PORTCULLIS_JWT_SECRET"
+            );
+            Ok((JwtSecret::parse(&secret, "the generated secret")?, path))
+        }
+        Err(error) => Err(error)
+            .with_context(|| format!("could not read the JWT secret at {}", path.display())),
+    }
+}
+
+fn write_owner_only(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let env: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|key| env.get(key).cloned())
+    }
+
+    #[test]
+    fn with_nothing_set_it_serves_sqlite_on_localhost() {
+        let s = settings(&[]).unwrap();
+        assert!(
+            matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p == Path::new("portcullis.db"))
+        );
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert!(!s.public_url.is_https());
+        assert!(s.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn bad_settings_are_reported_by_name() {
+        let cases = [
+            (
+                ("PORTCULLIS_JWT_SECRET", "short"),
+                "PORTCULLIS_JWT_SECRET is too short",
+            ),
+            (
+                ("PORTCULLIS_JWT_SECRET", &"a".repeat(40) as &str),
+                "too repetitive",
+            ),
+            (
+                ("DATABASE_URL", "mysql://x"),
+                "DATABASE_URL must start with",
+            ),
+            (("DATABASE_URL", "sqlite://:memory:"), "in-memory"),
+            (("PORTCULLIS_BIND", "localhost"), "PORTCULLIS_BIND"),
+            (
+                ("PORTCULLIS_PUBLIC_URL", "login.example.com"),
+                "PORTCULLIS_PUBLIC_URL",
+            ),
+            (
+                ("PORTCULLIS_ACCESS_TOKEN_TTL", "forever"),
+                "PORTCULLIS_ACCESS_TOKEN_TTL",
+            ),
+            (("PORTCULLIS_ACCESS_TOKEN_TTL", "5s"), "between 1m and 24h"),
+            (
+                ("PORTCULLIS_HASH_CONCURRENCY", "0"),
+                "PORTCULLIS_HASH_CONCURRENCY",
+            ),
+        ];
+        for ((key, value), expected) in cases {
+            let error = settings(&[(key, value)]).unwrap_err().to_string();
+            assert!(error.contains(expected), "{key}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn postgres_requires_a_shared_secret() {
+        let error = settings(&[("DATABASE_URL", "postgres://u:p@db/portcullis")]).unwrap_err();
+        assert!(error.to_string().contains("required with PostgreSQL"));
+    }
+
+    #[test]
+    fn an_https_public_url_is_recognised() {
+        let s = settings(&[("PORTCULLIS_PUBLIC_URL", "https://login.example.com/")]).unwrap();
+        assert!(s.public_url.is_https());
+        assert_eq!(s.public_url.origin(), "https://login.example.com");
+    }
+
+    #[test]
+    fn the_generated_secret_is_owner_only_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let (first, path) = load_or_create_jwt_secret(&db).unwrap();
+        let (second, _) = load_or_create_jwt_secret(&db).unwrap();
+        assert_eq!(first.expose(), second.expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+}

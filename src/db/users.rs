@@ -1,0 +1,190 @@
+//! Queries on the `users` table.
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::DbConnection;
+use super::schema::users;
+use crate::domain::{DisplayName, Email, Role, Username};
+
+#[derive(Debug, Clone, Queryable)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+    role: String,
+    pub is_active: bool,
+    pub must_change_password: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_login_at: Option<NaiveDateTime>,
+}
+
+impl User {
+    /// A CHECK constraint keeps the column to the two roles; anything else reads as the
+    /// least privileged one.
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::User)
+    }
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a Username,
+    pub email: &'a Email,
+    pub display_name: &'a DisplayName,
+    pub password_hash: &'a str,
+    pub role: Role,
+    pub must_change_password: bool,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUserRow<'a> {
+    username: &'a str,
+    email: &'a str,
+    display_name: &'a str,
+    password_hash: &'a str,
+    role: &'a str,
+    is_active: bool,
+    must_change_password: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertUserError {
+    #[error("That username is already taken")]
+    UsernameTaken,
+    #[error("That email address is already in use")]
+    EmailTaken,
+    #[error(transparent)]
+    Database(#[from] DieselError),
+}
+
+pub fn now() -> NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
+    users::table.find(id).first(conn).optional()
+}
+
+/// Finds a user by username or email. Both are stored lower-cased, so the input is too.
+pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option<User>> {
+    let login = login.to_lowercase();
+    if login.contains('@') {
+        users::table
+            .filter(users::email.eq(login))
+            .first(conn)
+            .optional()
+    } else {
+        users::table
+            .filter(users::username.eq(login))
+            .first(conn)
+            .optional()
+    }
+}
+
+pub fn insert(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User, InsertUserError> {
+    let created = now();
+    let row = NewUserRow {
+        username: new.username.as_str(),
+        email: new.email.as_str(),
+        display_name: new.display_name.as_str(),
+        password_hash: new.password_hash,
+        role: new.role.as_str(),
+        is_active: true,
+        must_change_password: new.must_change_password,
+        created_at: created,
+        updated_at: created,
+    };
+    conn.transaction(|conn| {
+        // Checked first for a precise message; the unique indexes still decide under races.
+        let username_taken: i64 = users::table
+            .filter(users::username.eq(row.username))
+            .count()
+            .get_result(conn)?;
+        if username_taken > 0 {
+            return Err(InsertUserError::UsernameTaken);
+        }
+        let email_taken: i64 = users::table
+            .filter(users::email.eq(row.email))
+            .count()
+            .get_result(conn)?;
+        if email_taken > 0 {
+            return Err(InsertUserError::EmailTaken);
+        }
+        diesel::insert_into(users::table)
+            .values(&row)
+            .returning(users::all_columns)
+            .get_result(conn)
+            .map_err(|error| match error {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    InsertUserError::UsernameTaken
+                }
+                other => InsertUserError::Database(other),
+            })
+    })
+}
+
+pub fn record_login(conn: &mut DbConnection, id: i64) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::last_login_at.eq(now()))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Returns false when no such user exists.
+pub fn set_password_hash(
+    conn: &mut DbConnection,
+    id: i64,
+    password_hash: &str,
+    must_change_password: bool,
+) -> QueryResult<bool> {
+    let updated = diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::must_change_password.eq(must_change_password),
+            users::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
+pub fn set_active(conn: &mut DbConnection, id: i64, active: bool) -> QueryResult<bool> {
+    let updated = diesel::update(users::table.find(id))
+        .set((users::is_active.eq(active), users::updated_at.eq(now())))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+    Ok(diesel::delete(users::table.find(id)).execute(conn)? == 1)
+}
+
+pub fn count_active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
+    users::table
+        .filter(users::role.eq(Role::Admin.as_str()))
+        .filter(users::is_active.eq(true))
+        .count()
+        .get_result(conn)
+}
+
+pub struct UserCounts {
+    pub total: i64,
+    pub active: i64,
+    pub admins: i64,
+}
+
+pub fn counts(conn: &mut DbConnection) -> QueryResult<UserCounts> {
+    Ok(UserCounts {
+        total: users::table.count().get_result(conn)?,
+        active: users::table
+            .filter(users::is_active.eq(true))
+            .count()
+            .get_result(conn)?,
+        admins: count_active_admins(conn)?,
+    })
+}

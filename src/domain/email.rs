@@ -1,0 +1,87 @@
+use super::ValidationError;
+
+const MAX_EMAIL_BYTES: usize = 254;
+
+/// An e-mail address, lower-cased. Deliberately shallow: one `@`, a dotted domain, no
+/// whitespace or control characters. Deliverability is proven by mail, not by regex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let invalid = || ValidationError::new("Enter an email address like name@example.com");
+        if input.is_empty() {
+            return Err(ValidationError::new("Enter an email address"));
+        }
+        if input.len() > MAX_EMAIL_BYTES {
+            return Err(ValidationError::new(format!(
+                "Email address must be at most {MAX_EMAIL_BYTES} characters"
+            )));
+        }
+        if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid());
+        }
+        let (local, domain) = input.rsplit_once('@').ok_or_else(invalid)?;
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && !domain.contains(['@', '<', '>', '"', '\\', ',', ';', '(', ')', '[', ']']);
+        if local.is_empty() || local.len() > 64 || local.contains(['<', '>']) || !domain_ok {
+            return Err(invalid());
+        }
+        Ok(Self(input.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Email {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn an_address_is_stored_lower_case() {
+        assert_eq!(
+            Email::parse("Alice@Example.COM").unwrap().as_str(),
+            "alice@example.com"
+        );
+    }
+
+    #[test]
+    fn malformed_addresses_are_refused() {
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "alice@example",
+            "a b@example.com",
+            "alice@example..com",
+            "alice@.example.com",
+            "<a>@example.com",
+            "alice@exa<mple.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_address_has_no_whitespace_and_one_at_sign_in_the_domain_part(input in "\\PC{0,60}") {
+            if let Ok(email) = Email::parse(&input) {
+                prop_assert!(!email.as_str().chars().any(char::is_whitespace));
+                prop_assert!(email.as_str().contains('@'));
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Values parsed once at the edge. Each type's constructor is the only way in, so holding one
+//! is proof the input was checked ("parse, don't validate").
+mod display_name;
+mod email;
+mod next_path;
+mod password;
+mod role;
+mod username;
+
+pub use display_name::DisplayName;
+pub use email::Email;
+pub use next_path::SafeNextPath;
+pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword};
+pub use role::Role;
+pub use username::Username;
+
+/// Why a value was refused, in words meant for the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValidationError(pub String);
+
+impl ValidationError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}

@@ -1,0 +1,211 @@
+//! One error type per edge: `PageError` renders an HTML page, `ApiError` a JSON body.
+//! Expected cases carry a message for the user; everything else is `Unexpected`, logged with
+//! its whole cause chain and shown as a generic message.
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the form's CSRF token is missing or wrong")]
+    CsrfRejected,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    layout: crate::web::layout::Layout,
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::CsrfRejected | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (title, message) = match self {
+            Self::BadRequest(message) => ("Bad request", message.as_str()),
+            Self::CsrfRejected => (
+                "This form has expired",
+                "The form was missing its security token or came from another page. \
+                 Go back, reload the page and try again.",
+            ),
+            Self::Forbidden(message) => ("You do not have access to this page", message.as_str()),
+            Self::NotFound => ("Page not found", "There is no page at this address."),
+            Self::PayloadTooLarge => (
+                "Too much data",
+                "The form sent more data than this page accepts.",
+            ),
+            Self::Unavailable(error) => {
+                tracing::error!(error = ?error, "service unavailable");
+                (
+                    "Service unavailable",
+                    "Portcullis cannot reach its database right now. Try again shortly.",
+                )
+            }
+            Self::Unexpected(error) => {
+                tracing::error!(error = ?error, "unexpected error");
+                (
+                    "Something went wrong",
+                    "The error has been logged. Try again, or contact your administrator.",
+                )
+            }
+        };
+        let status = self.status_code();
+        let page = ErrorPage {
+            layout: Default::default(),
+            status: status.as_u16(),
+            title,
+            message,
+        };
+        match page.render() {
+            Ok(html) => html_response(status, html),
+            Err(error) => {
+                tracing::error!(error = ?error, "could not render the error page");
+                HttpResponse::build(status)
+                    .content_type("text/plain; charset=utf-8")
+                    .body(title.to_owned())
+            }
+        }
+    }
+}
+
+pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(html)
+}
+
+impl From<askama::Error> for PageError {
+    fn from(error: askama::Error) -> Self {
+        Self::Unexpected(anyhow::Error::new(error).context("could not render a template"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the username, email or password is wrong")]
+    InvalidCredentials,
+    #[error("this request needs a Bearer token in the Authorization header")]
+    MissingToken,
+    #[error("the access token is invalid or has expired")]
+    InvalidToken,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct ApiErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "invalid_request",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unavailable(_) => "unavailable",
+            Self::Unexpected(_) => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidCredentials | Self::MissingToken | Self::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            Self::Unavailable(error) => {
+                tracing::error!(error = ?error, "service unavailable");
+                "the database is unreachable; try again shortly".to_owned()
+            }
+            Self::Unexpected(error) => {
+                tracing::error!(error = ?error, "unexpected error");
+                "an unexpected error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        // RFC 6750 §3: a challenge on every 401; an error code only when a token was sent.
+        match self {
+            Self::MissingToken => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"portcullis\""));
+            }
+            Self::InvalidToken => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"portcullis\", error=\"invalid_token\", \
+                     error_description=\"The access token is invalid or has expired\"",
+                ));
+            }
+            _ => {}
+        }
+        response.json(ApiErrorBody {
+            error: self.code(),
+            message,
+        })
+    }
+}
+
+/// Requests under `/api/` get JSON errors; everything else gets pages.
+pub fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}

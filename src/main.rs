@@ -1,0 +1,113 @@
+//! The `portcullis` command: serve (the default), migrate, and user administration.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis::commands::{self, CreateUser, PasswordSource};
+use portcullis::config::Settings;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "Self-hosted login and user management", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (the default when no command is given)
+    Serve,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; asks for the password twice unless --password-stdin is given
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Defaults to the username
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, default_value = "user", value_parser = ["admin", "user"])]
+        role: String,
+        /// Read the password from one line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+        /// Make the user choose a new password at first login
+        #[arg(long)]
+        must_change_password: bool,
+    },
+    /// Set a user's password
+    SetPassword {
+        /// Username or email
+        username: String,
+        /// Read the password from one line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn password_source(stdin: bool) -> PasswordSource {
+    if stdin {
+        PasswordSource::Stdin
+    } else {
+        PasswordSource::Prompt
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        eprintln!("portcullis: could not read .env: {error}");
+        return ExitCode::from(2);
+    }
+    portcullis::telemetry::init();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("portcullis: configuration error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => commands::serve(settings),
+        Command::Migrate => commands::migrate(&settings),
+        Command::User(UserCommand::Create {
+            username,
+            email,
+            display_name,
+            role,
+            password_stdin,
+            must_change_password,
+        }) => commands::create_user(
+            &settings,
+            CreateUser {
+                username,
+                email,
+                display_name,
+                role,
+                must_change_password,
+                password: password_source(password_stdin),
+            },
+        ),
+        Command::User(UserCommand::SetPassword {
+            username,
+            password_stdin,
+        }) => commands::set_password(&settings, &username, password_source(password_stdin)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("portcullis: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

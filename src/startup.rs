@@ -1,0 +1,182 @@
+//! Building and running the server. The route table is `routes` below.
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use actix_files::Files;
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::auth::cookies::CookiePolicy;
+use crate::auth::csrf::CsrfKey;
+use crate::auth::guard::{require_bearer, require_page_session};
+use crate::auth::password::PasswordHasher;
+use crate::auth::tokens::JwtKeys;
+use crate::config::{DatabaseUrl, Settings, load_or_create_jwt_secret};
+use crate::db::{self, DbPool};
+use crate::web::{admin, api, dashboard, errors, health, home, login, logout};
+
+/// Forms and JSON bodies here are small; refuse more before reading it.
+const BODY_LIMIT_BYTES: usize = 16 * 1024;
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'; form-action 'self'";
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects, migrates and binds; `settings.bind` may use port 0 (tests).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::build_pool(&settings.database)?;
+        let migration_pool = pool.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            let mut conn = migration_pool
+                .get()
+                .context("no database connection available")?;
+            db::run_migrations(&mut conn)
+        })
+        .await??;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "applied database migrations");
+        }
+
+        let secret = match (&settings.jwt_secret, &settings.database.url) {
+            (Some(secret), _) => secret.clone(),
+            (None, DatabaseUrl::Sqlite(path)) => load_or_create_jwt_secret(path)?.0,
+            (None, DatabaseUrl::Postgres(_)) => {
+                anyhow::bail!("PORTCULLIS_JWT_SECRET is required with PostgreSQL")
+            }
+        };
+        let keys = web::Data::new(JwtKeys::new(
+            &secret,
+            settings.public_url.origin(),
+            settings.access_token_ttl,
+        ));
+        let csrf = web::Data::new(CsrfKey::derive(&secret));
+        let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
+        let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
+        let static_dir = settings.static_dir.clone();
+
+        warn_if_no_admin(&pool);
+        let pool = web::Data::new(pool);
+
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("could not listen on {} (PORTCULLIS_BIND)", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(security_headers())
+                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .app_data(pool.clone())
+                .app_data(keys.clone())
+                .app_data(csrf.clone())
+                .app_data(cookies.clone())
+                .app_data(hasher.clone())
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(BODY_LIMIT_BYTES)
+                        .error_handler(errors::form_error),
+                )
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(BODY_LIMIT_BYTES)
+                        .error_handler(errors::json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(errors::query_error))
+                .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))
+                .configure(|cfg| routes(cfg, &static_dir))
+        })
+        .shutdown_timeout(15)
+        .listen(listener)?
+        .run();
+        tracing::info!(address = %settings.bind.ip(), port, public_url = settings.public_url.origin(), "Portcullis is listening");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Every route, in one place. Private pages and the API each sit behind one guard.
+fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
+    cfg.route("/", web::get().to(home::redirect))
+        .route("/healthz", web::get().to(health::live))
+        .route("/readyz", web::get().to(health::ready))
+        .service(
+            web::resource("/login")
+                .route(web::get().to(login::form))
+                .route(web::post().to(login::submit)),
+        )
+        .service(
+            web::resource("/dashboard")
+                .wrap(from_fn(require_page_session))
+                .route(web::get().to(dashboard::show)),
+        )
+        .service(
+            web::resource("/logout")
+                .wrap(from_fn(require_page_session))
+                .route(web::post().to(logout::submit)),
+        )
+        .service(
+            web::scope("/admin")
+                .wrap(from_fn(require_page_session))
+                .route("", web::get().to(admin::overview)),
+        )
+        .service(
+            web::scope("/api")
+                .route("/token", web::post().to(api::token::issue))
+                .service(
+                    web::scope("")
+                        .wrap(from_fn(require_bearer))
+                        .route("/me", web::get().to(api::me::show))
+                        .route("/users/{id}", web::get().to(api::users::show)),
+                ),
+        )
+        .service(
+            web::scope("/static")
+                .wrap(DefaultHeaders::new().add(("Cache-Control", "public, max-age=3600")))
+                .service(Files::new("", static_dir)),
+        )
+        .default_service(web::to(errors::not_found));
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("Cache-Control", "no-store"))
+}
+
+fn warn_if_no_admin(pool: &DbPool) {
+    let admins = pool
+        .get()
+        .ok()
+        .and_then(|mut conn| db::users::count_active_admins(&mut conn).ok());
+    if admins == Some(0) {
+        tracing::warn!(
+            "there is no active administrator yet; create one with: \
+             portcullis user create --username admin --email admin@example.com --role admin"
+        );
+    }
+}
+
+/// The default folder of CSS and images: `./static`, else the one beside the sources.
+pub fn default_static_dir() -> PathBuf {
+    let local = PathBuf::from("static");
+    if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
+    }
+}

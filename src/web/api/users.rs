@@ -1,0 +1,33 @@
+//! `GET /api/users/{id}`: one user, for administrators.
+use actix_web::{HttpResponse, web};
+use anyhow::Context;
+
+use super::UserJson;
+use crate::auth::AdminUser;
+use crate::db::DbPool;
+use crate::db::users::{self, User};
+use crate::error::ApiError;
+
+pub async fn show(
+    _admin: AdminUser,
+    id: web::Path<String>,
+    pool: web::Data<DbPool>,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "user id must be a whole number (got {:?})",
+            id.as_str()
+        ))
+    })?;
+    let pool = pool.into_inner();
+    let user = web::block(move || -> anyhow::Result<Option<User>> {
+        let mut conn = pool.get().context("no database connection available")?;
+        users::find_by_id(&mut conn, id).context("could not load the user")
+    })
+    .await
+    .map_err(|error| ApiError::Unexpected(error.into()))??;
+    let user = user.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(UserJson::from(&user)))
+}

@@ -1,0 +1,36 @@
+//! What every page's base layout needs: who is signed in, for the navigation.
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use askama::Template;
+
+use crate::auth::Authenticated;
+use crate::auth::csrf::CsrfKey;
+use crate::error::{PageError, html_response};
+
+#[derive(Default)]
+pub struct Layout {
+    pub nav: Option<NavUser>,
+}
+
+pub struct NavUser {
+    pub display_name: String,
+    pub is_admin: bool,
+    /// For the sign-out button, which is a form.
+    pub csrf_token: String,
+}
+
+impl Layout {
+    pub fn for_user(auth: &Authenticated, csrf: &CsrfKey) -> Self {
+        Self {
+            nav: Some(NavUser {
+                display_name: auth.user.display_name.clone(),
+                is_admin: auth.user.role() == crate::domain::Role::Admin,
+                csrf_token: csrf.for_session(&auth.claims.sid),
+            }),
+        }
+    }
+}
+
+pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
+    Ok(html_response(status, page.render()?))
+}

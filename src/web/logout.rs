@@ -1,0 +1,34 @@
+//! `POST /logout`: ends the browser session.
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::login::client_ip;
+use crate::auth::CurrentUser;
+use crate::auth::cookies::CookiePolicy;
+use crate::auth::csrf::{CsrfForm, HasCsrfToken};
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl HasCsrfToken for LogoutForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    user: CurrentUser,
+    _form: CsrfForm<LogoutForm>,
+    cookies: web::Data<CookiePolicy>,
+) -> HttpResponse {
+    tracing::info!(event = "logout", username = %user.user.username, client_ip = %client_ip(&req), "logged out");
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/login"))
+        .cookie(cookies.session_removal())
+        .finish()
+}

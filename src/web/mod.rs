@@ -1,0 +1,10 @@
+//! HTTP handlers, one module per page or area; `api/` for JSON.
+pub mod admin;
+pub mod api;
+pub mod dashboard;
+pub mod errors;
+pub mod health;
+pub mod home;
+pub mod layout;
+pub mod login;
+pub mod logout;
