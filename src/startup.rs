@@ -100,6 +100,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from elsewhere (tests stop it before their process exits).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await

@@ -48,30 +48,6 @@ impl CsrfKey {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(seed: &str) -> CsrfKey {
-        CsrfKey::derive(
-            &JwtSecret::parse(&format!("{seed}-0123456789abcdefghijklmnopqrstuvwxyz"), "t")
-                .unwrap(),
-        )
-    }
-
-    #[test]
-    fn a_token_verifies_only_for_its_own_session_purpose_and_key() {
-        let k = key("a");
-        let token = k.for_session("sid-1");
-        assert!(k.verify_session("sid-1", &token));
-        assert!(!k.verify_session("sid-2", &token));
-        assert!(!k.verify_login("sid-1", &token));
-        assert!(!key("b").verify_session("sid-1", &token));
-        assert!(!k.verify_session("", &k.for_session("")));
-        assert!(!k.verify_session("sid-1", ""));
-    }
-}
-
 /// A form posted by a signed-in user. Extracting it verifies the CSRF token against the
 /// session, so a handler that takes a `CsrfForm` cannot forget the check.
 pub struct CsrfForm<T>(pub T);
@@ -115,5 +91,29 @@ where
             }
             Ok(CsrfForm(form))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: &str) -> CsrfKey {
+        CsrfKey::derive(
+            &JwtSecret::parse(&format!("{seed}-0123456789abcdefghijklmnopqrstuvwxyz"), "t")
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_token_verifies_only_for_its_own_session_purpose_and_key() {
+        let k = key("a");
+        let token = k.for_session("sid-1");
+        assert!(k.verify_session("sid-1", &token));
+        assert!(!k.verify_session("sid-2", &token));
+        assert!(!k.verify_login("sid-1", &token));
+        assert!(!key("b").verify_session("sid-1", &token));
+        assert!(!k.verify_session("", &k.for_session("")));
+        assert!(!k.verify_session("sid-1", ""));
     }
 }

@@ -67,6 +67,14 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
+/// Must run before libpq first uses OpenSSL. OpenSSL otherwise frees its global state in an
+/// `atexit` handler while pool threads may still be opening TLS connections, and the process
+/// crashes on its way out (seen as a SIGSEGV after the last test). `openssl_sys::init` sets
+/// `OPENSSL_INIT_NO_ATEXIT`, so the operating system reclaims that memory instead.
+pub fn init_postgres_client_library() {
+    openssl_sys::init();
+}
+
 /// Builds the pool and opens one connection now, so a wrong URL fails at start-up.
 pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
     let describe = match &settings.url {

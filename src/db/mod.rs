@@ -4,4 +4,7 @@ mod connection;
 pub mod schema;
 pub mod users;
 
-pub use connection::{ConnectionManager, DbConnection, DbPool, build_pool, run_migrations};
+pub use connection::{
+    ConnectionManager, DbConnection, DbPool, build_pool, init_postgres_client_library,
+    run_migrations,
+};

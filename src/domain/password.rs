@@ -12,6 +12,8 @@ const STRENGTH_CHECK_CHARS: usize = 100;
 
 /// A password someone wants to set. Any Unicode, never trimmed or truncated; at least
 /// 8 characters, at most 1 KiB, and not among the passwords attackers try first.
+/// `Debug` shows only a redaction marker (from `SecretString`).
+#[derive(Debug)]
 pub struct NewPassword(SecretString);
 
 impl NewPassword {

@@ -12,7 +12,7 @@ impl Username {
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
         let name = input.to_lowercase();
         let length = name.chars().count();
-        if length < MIN_USERNAME_CHARS || length > MAX_USERNAME_CHARS {
+        if !(MIN_USERNAME_CHARS..=MAX_USERNAME_CHARS).contains(&length) {
             return Err(ValidationError::new(format!(
                 "Username must be {MIN_USERNAME_CHARS} to {MAX_USERNAME_CHARS} characters long"
             )));

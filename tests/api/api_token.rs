@@ -1,0 +1,117 @@
+use portcullis::domain::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+both_backends! {
+    async fn a_script_exchanges_a_username_and_password_for_a_bearer_token(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+
+        let response = app.post_json("/api/token", &json!({"username": "alice", "password": user.password})).await;
+
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 3600);
+        assert_eq!(body["user"], json!({"id": user.id, "username": "alice", "email": user.email, "role": "user"}));
+        let token = body["token"].as_str().unwrap();
+        assert_eq!(app.get_with_bearer("/api/me", token).await.status(), 200);
+    }
+
+    async fn the_token_carries_the_registered_claims_and_a_pinned_type(app: TestApp) {
+        use base64::Engine;
+        let user = app.create_user("bob", Role::User).await;
+        let token = app.api_token(&user).await;
+        let decode = |part: &str| -> Value {
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        };
+        let parts: Vec<&str> = token.split('.').collect();
+
+        let header = decode(parts[0]);
+        let claims = decode(parts[1]);
+
+        assert_eq!(header["alg"], "HS256");
+        assert_eq!(header["typ"], "at+jwt");
+        for claim in ["sub", "role", "iat", "nbf", "exp", "iss", "aud", "jti", "sid"] {
+            assert!(claims.get(claim).is_some(), "missing {claim}");
+        }
+        assert_eq!(claims["sub"], user.id.to_string());
+        assert_eq!(claims["iss"], app.issuer);
+        assert_eq!(claims["aud"], "portcullis");
+        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+    }
+
+    async fn a_script_can_use_the_email_instead_of_the_username(app: TestApp) {
+        let user = app.create_user("carol", Role::User).await;
+
+        let response = app.post_json("/api/token", &json!({"email": "Carol@Example.com", "password": user.password})).await;
+
+        assert_eq!(response.status(), 200);
+    }
+
+    async fn bad_credentials_get_the_same_401_whatever_the_cause(app: TestApp) {
+        app.create_user("dave", Role::User).await;
+        let disabled = app.create_user("erin", Role::User).await;
+        let id = disabled.id;
+        app.with_conn(move |conn| portcullis::db::users::set_active(conn, id, false).unwrap()).await;
+
+        let mut bodies = Vec::new();
+        for body in [json!({"username": "dave", "password": "wrong password"}),
+                     json!({"username": "nobody", "password": PASSWORD}),
+                     json!({"username": "erin", "password": PASSWORD}),
+                     json!({"email": "nobody@example.com", "password": PASSWORD})] {
+            let response = app.post_json("/api/token", &body).await;
+            assert_eq!(response.status(), 401);
+            bodies.push(response.text().await.unwrap());
+        }
+        assert!(bodies.iter().all(|b| b == &bodies[0]), "{bodies:?}");
+        assert!(bodies[0].contains("invalid_credentials"));
+    }
+
+    async fn missing_fields_and_malformed_json_get_a_400_that_says_what_is_wrong(app: TestApp) {
+        let cases: [(&str, &str); 7] = [
+            (r#"{"username": "alice"}"#, "password"),
+            (r#"{"password": "x"}"#, "username"),
+            (r#"{"username": "a", "email": "a@example.com", "password": "x"}"#, "not both"),
+            (r#"{"username": "", "password": ""}"#, "must not be empty"),
+            (r#"{"username": 5, "password": "x"}"#, "invalid type"),
+            (r#"{"username": "alice", "password": "#, "EOF"),
+            (r#"[1, 2, 3]"#, "invalid type"),
+        ];
+        for (body, expected) in cases {
+            let response = app.post_raw("/api/token", "application/json", body).await;
+
+            assert_eq!(response.status(), 400, "{body}");
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["error"], "invalid_request");
+            assert!(error["message"].as_str().unwrap().contains(expected), "{body}: {error}");
+        }
+    }
+
+    async fn a_non_json_or_oversized_body_is_refused_with_a_json_error(app: TestApp) {
+        let form = app.post_raw("/api/token", "application/x-www-form-urlencoded", "username=a&password=b").await;
+        assert_eq!(form.status(), 415);
+        assert_eq!(form.json::<Value>().await.unwrap()["error"], "unsupported_media_type");
+
+        let huge = format!(r#"{{"username": "alice", "password": "{}"}}"#, "x".repeat(100_000));
+        let oversized = app.post_raw("/api/token", "application/json", huge).await;
+        assert_eq!(oversized.status(), 413);
+        assert_eq!(oversized.json::<Value>().await.unwrap()["error"], "payload_too_large");
+
+        let nul = app.post_raw("/api/token", "application/json", b"{\"username\": \"a\xff\", \"password\": \"x\"}".to_vec()).await;
+        assert_eq!(nul.status(), 400);
+    }
+
+    async fn unknown_api_paths_get_a_json_404_and_wrong_methods_are_refused(app: TestApp) {
+        let user = app.create_user("frank", Role::User).await;
+        let token = app.api_token(&user).await;
+
+        let missing = app.get_with_bearer("/api/nope", &token).await;
+        assert_eq!(missing.status(), 404);
+        assert_eq!(missing.json::<Value>().await.unwrap()["error"], "not_found");
+
+        let get_token = app.get("/api/token").await;
+        assert!(get_token.status().is_client_error(), "{}", get_token.status());
+    }
+}

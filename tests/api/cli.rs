@@ -1,0 +1,178 @@
+//! The `portcullis` binary itself: user commands against the test database, and start-up
+//! refusing bad settings with one readable line.
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use portcullis::domain::Role;
+
+use crate::helpers::*;
+
+fn portcullis(app: &TestApp, args: &[&str], stdin: &str) -> Output {
+    portcullis_with_env(
+        &[
+            ("DATABASE_URL", &app.database_url),
+            ("PORTCULLIS_JWT_SECRET", &app.jwt_secret),
+        ],
+        args,
+        stdin,
+    )
+}
+
+fn portcullis_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .env("PORTCULLIS_LOG", "warn")
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+both_backends! {
+    async fn an_operator_creates_an_admin_from_the_command_line_who_can_then_sign_in(app: TestApp) {
+        let output = portcullis(&app, &["user", "create", "--username", "Root", "--email", "root@example.com",
+            "--role", "admin", "--password-stdin"], "granite lantern whistles\n");
+
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains(r#"Created admin user "root""#));
+        let response = app.login("root", "granite lantern whistles").await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(app.get("/admin").await.status(), 200);
+    }
+
+    async fn a_username_differing_only_in_case_is_refused(app: TestApp) {
+        app.create_user("alice", Role::User).await;
+
+        let output = portcullis(&app, &["user", "create", "--username", "ALICE", "--email", "other@example.com",
+            "--password-stdin"], "granite lantern whistles\n");
+        let same_email = portcullis(&app, &["user", "create", "--username", "alice2", "--email", "Alice@Example.COM",
+            "--password-stdin"], "granite lantern whistles\n");
+
+        assert!(!output.status.success());
+        assert!(text(&output.stderr).contains("username is already taken"), "{}", text(&output.stderr));
+        assert!(!same_email.status.success());
+        assert!(text(&same_email.stderr).contains("email address is already in use"), "{}", text(&same_email.stderr));
+    }
+
+    async fn common_and_short_passwords_are_refused_with_a_reason(app: TestApp) {
+        for (password, reason) in [("password1", "too easy to guess"), ("short", "at least 8")] {
+            let output = portcullis(&app, &["user", "create", "--username", "bob", "--email", "bob@example.com",
+                "--password-stdin"], &format!("{password}\n"));
+
+            assert!(!output.status.success());
+            assert!(text(&output.stderr).contains(reason), "{password}: {}", text(&output.stderr));
+        }
+        assert_eq!(app.with_conn(|conn| portcullis::db::users::counts(conn).unwrap().total).await, 0);
+    }
+
+    async fn set_password_changes_it_and_keeps_spaces_exactly(app: TestApp) {
+        let user = app.create_user("carol", Role::User).await;
+
+        let output = portcullis(&app, &["user", "set-password", "carol", "--password-stdin"], "  marble comet harbour  \n");
+
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert_eq!(app.login(&user.username, &user.password).await.status(), 401);
+        assert_eq!(app.login(&user.username, "marble comet harbour").await.status(), 401, "not trimmed");
+        assert_eq!(app.login(&user.username, "  marble comet harbour  ").await.status(), 303);
+    }
+
+    async fn migrate_reports_an_up_to_date_database(app: TestApp) {
+        let output = portcullis(&app, &["migrate"], "");
+
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("up to date"));
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["user", "--help"],
+        &["user", "create", "--help"],
+        &["user", "set-password", "--help"],
+    ] {
+        let output = portcullis_with_env(&[], args, "");
+        assert!(output.status.success(), "{args:?}");
+        assert!(text(&output.stdout).contains("Usage:"), "{args:?}");
+    }
+}
+
+#[test]
+fn bad_settings_stop_start_up_with_one_readable_line() {
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("PORTCULLIS_JWT_SECRET", "too-short")],
+            "PORTCULLIS_JWT_SECRET is too short",
+        ),
+        (
+            &[(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/postgres",
+            )],
+            "PORTCULLIS_JWT_SECRET is required with PostgreSQL",
+        ),
+        (
+            &[("DATABASE_URL", "mysql://localhost/db")],
+            "DATABASE_URL must start with",
+        ),
+        (&[("PORTCULLIS_BIND", "not-an-address")], "PORTCULLIS_BIND"),
+    ];
+    for (env, expected) in cases {
+        let output = portcullis_with_env(env, &["serve"], "");
+
+        assert_eq!(output.status.code(), Some(2), "{env:?}");
+        let stderr = text(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+    }
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error() {
+    let secret = "a-perfectly-random-secret-0123456789-abcdefghijkl";
+    let unreachable = portcullis_with_env(
+        &[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/portcullis"),
+            ("PORTCULLIS_JWT_SECRET", secret),
+        ],
+        &["migrate"],
+        "",
+    );
+    let no_directory = portcullis_with_env(
+        &[("DATABASE_URL", "sqlite:///no/such/directory/portcullis.db")],
+        &["migrate"],
+        "",
+    );
+
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(
+        text(&unreachable.stderr).contains("could not open PostgreSQL"),
+        "{}",
+        text(&unreachable.stderr)
+    );
+    assert!(
+        text(&no_directory.stderr).contains("could not open the SQLite database"),
+        "{}",
+        text(&no_directory.stderr)
+    );
+}

@@ -1,0 +1,365 @@
+use std::sync::Arc;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use portcullis::config::Settings;
+use portcullis::db::users::{self, NewUser};
+use portcullis::db::{DbPool, build_pool};
+use portcullis::domain::{DisplayName, Email, Role, Username};
+use portcullis::startup::Application;
+use reqwest::cookie::CookieStore;
+use reqwest::{Response, Url, header};
+
+pub const POSTGRES_URL_VAR: &str = "PORTCULLIS_TEST_POSTGRES_URL";
+pub const PASSWORD: &str = "violet tractor sings loudly";
+
+/// Runs each scenario once per backend: `name::sqlite` and `name::postgres`.
+macro_rules! both_backends {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn scenario($app: $crate::helpers::TestApp) $body
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                let server = app.server.clone();
+                scenario(app).await;
+                server.stop(true).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::spawn_postgres_app().await {
+                    let server = app.server.clone();
+                    scenario(app).await;
+                    // Workers close their connections before the process exits.
+                    server.stop(true).await;
+                }
+            }
+        }
+    )*};
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub server: actix_web::dev::ServerHandle,
+    pub client: reqwest::Client,
+    pub cookies: Arc<reqwest::cookie::Jar>,
+    pub pool: DbPool,
+    pub jwt_secret: String,
+    pub issuer: String,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+pub struct TestUser {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+fn random_hex() -> String {
+    portcullis::auth::random::bytes::<8>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The PostgreSQL variant: skipped (loudly) on a machine without the variable, failed in CI.
+pub async fn spawn_postgres_app() -> Option<TestApp> {
+    if std::env::var(POSTGRES_URL_VAR).is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{POSTGRES_URL_VAR} must be set in CI: the PostgreSQL tests may not be skipped"
+        );
+        eprintln!("SKIPPED: set {POSTGRES_URL_VAR} to run this test on PostgreSQL");
+        return None;
+    }
+    Some(spawn_app(Backend::Postgres).await)
+}
+
+/// A fresh PostgreSQL database on the test server; returns its URL.
+pub fn create_postgres_database() -> String {
+    let base = std::env::var(POSTGRES_URL_VAR).expect("PostgreSQL URL");
+    let name = format!("portcullis_test_{}", random_hex());
+    portcullis::db::init_postgres_client_library();
+    let mut admin = PgConnection::establish(&base)
+        .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {POSTGRES_URL_VAR}: {error}"));
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .expect("create test database");
+    let (without_query, query) = base
+        .split_once('?')
+        .map_or((base.as_str(), ""), |(a, b)| (a, b));
+    let (server, _) = without_query
+        .rsplit_once('/')
+        .expect("URL with a database name");
+    if query.is_empty() {
+        format!("{server}/{name}")
+    } else {
+        format!("{server}/{name}?{query}")
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        portcullis::telemetry::init();
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
+        Backend::Postgres => create_postgres_database(),
+    };
+    let jwt_secret = portcullis::auth::random::token_base64(48);
+    let env = [
+        ("DATABASE_URL", database_url.clone()),
+        ("PORTCULLIS_BIND", "127.0.0.1:0".to_owned()),
+        ("PORTCULLIS_JWT_SECRET", jwt_secret.clone()),
+        ("PORTCULLIS_PUBLIC_URL", "http://portcullis.test".to_owned()),
+        (
+            "PORTCULLIS_STATIC_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_owned(),
+        ),
+        ("PORTCULLIS_DB_POOL_SIZE", "4".to_owned()),
+    ];
+    let settings =
+        Settings::from_lookup(|key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
+            .expect("test settings");
+    let pool = build_pool(&settings.database).expect("test pool");
+    let application = Application::build(settings)
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let server = application.handle();
+    tokio::spawn(application.run_until_stopped());
+
+    let cookies = Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(cookies.clone())
+        .build()
+        .expect("client");
+    TestApp {
+        address,
+        server,
+        client,
+        cookies,
+        pool,
+        jwt_secret,
+        issuer: "http://portcullis.test".to_owned(),
+        database_url,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_with_bearer(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let body = serde_urlencoded::to_string(fields).expect("form");
+        self.client
+            .post(self.url(path))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client
+            .post(self.url(path))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// A client with its own cookie jar: another browser.
+    pub fn other_browser(&self) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+        let cookies = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(cookies.clone())
+            .build()
+            .expect("client");
+        (client, cookies)
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        cookie_in(&self.cookies, &self.address, name)
+    }
+
+    /// Puts a cookie in this browser's jar, as a browser holding it would send it.
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        let url: Url = self.address.parse().unwrap();
+        self.cookies
+            .add_cookie_str(&format!("{name}={value}; Path=/"), &url);
+    }
+
+    pub async fn create_user(&self, username: &str, role: Role) -> TestUser {
+        let pool = self.pool.clone();
+        let username = username.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let hash = portcullis::auth::password::hash_blocking(PASSWORD).unwrap();
+            let email = format!("{username}@example.com");
+            let name = Username::parse(&username).unwrap();
+            let mut conn = pool.get().unwrap();
+            let user = users::insert(
+                &mut conn,
+                &NewUser {
+                    username: &name,
+                    email: &Email::parse(&email).unwrap(),
+                    display_name: &DisplayName::parse(&username).unwrap(),
+                    password_hash: &hash,
+                    role,
+                    must_change_password: false,
+                },
+            )
+            .expect("insert user");
+            TestUser {
+                id: user.id,
+                username: user.username,
+                email: user.email,
+                password: PASSWORD.to_owned(),
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    pub async fn with_conn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut portcullis::db::DbConnection) -> T + Send + 'static,
+    ) -> T {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || work(&mut pool.get().unwrap()))
+            .await
+            .unwrap()
+    }
+
+    /// GET /login and read the CSRF token from the form.
+    pub async fn login_form_token(&self) -> String {
+        let html = self.get("/login").await.text().await.unwrap();
+        hidden_field(&html, "csrf_token").expect("the login form has a CSRF token")
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Response {
+        self.login_with_next(login, password, "").await
+    }
+
+    pub async fn login_with_next(&self, login: &str, password: &str, next: &str) -> Response {
+        let csrf = self.login_form_token().await;
+        self.post_form(
+            "/login",
+            &[
+                ("username", login),
+                ("password", password),
+                ("csrf_token", &csrf),
+                ("next", next),
+            ],
+        )
+        .await
+    }
+
+    pub async fn login_as(&self, user: &TestUser) {
+        let response = self.login(&user.username, &user.password).await;
+        assert_eq!(
+            response.status(),
+            303,
+            "login as {} should succeed",
+            user.username
+        );
+    }
+
+    /// The CSRF token of the signed-in session, as the pages embed it.
+    pub async fn session_csrf_token(&self) -> String {
+        let html = self.get("/dashboard").await.text().await.unwrap();
+        hidden_field(&html, "csrf_token").expect("signed-in pages carry a CSRF token")
+    }
+
+    pub async fn api_token(&self, user: &TestUser) -> String {
+        let response = self
+            .post_json(
+                "/api/token",
+                &serde_json::json!({"username": user.username, "password": user.password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json::<serde_json::Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+pub fn cookie_in(jar: &reqwest::cookie::Jar, address: &str, name: &str) -> Option<String> {
+    let url: Url = address.parse().unwrap();
+    let header = jar.cookies(&url)?;
+    header
+        .to_str()
+        .ok()?
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
+}
+
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// All Set-Cookie headers of a response, raw.
+pub fn set_cookies(response: &Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}

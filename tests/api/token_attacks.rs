@@ -1,0 +1,309 @@
+//! Forged and broken tokens, each tried as a Bearer token (API) and as the cookie (pages).
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis::domain::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hs(key: &[u8], algorithm: hmac::Algorithm, input: &str) -> String {
+    b64(hmac::sign(&hmac::Key::new(algorithm, key), input.as_bytes()).as_ref())
+}
+
+/// Signs any header and claims with HMAC-SHA256, exactly as given.
+fn sign_raw(key: &[u8], header: &str, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(header.as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature = hs(key, hmac::HMAC_SHA256, &input);
+    format!("{input}.{signature}")
+}
+
+const HEADER: &str = r#"{"typ":"at+jwt","alg":"HS256"}"#;
+
+fn claims(app: &TestApp, user: &TestUser, role: &str) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({"sub": user.id.to_string(), "role": role, "sid": "sid-test", "jti": "jti-test",
+           "iat": now, "nbf": now, "exp": now + 600, "iss": app.issuer, "aud": "portcullis"})
+}
+
+fn with(mut value: Value, key: &str, new: Value) -> Value {
+    value[key] = new;
+    value
+}
+
+fn without(mut value: Value, key: &str) -> Value {
+    value.as_object_mut().unwrap().remove(key);
+    value
+}
+
+/// Every way a token can be wrong, with a name for the failure message.
+fn forgeries(app: &TestApp, user: &TestUser) -> Vec<(&'static str, String)> {
+    let key = app.jwt_secret.as_bytes();
+    let good = claims(app, user, "user");
+    let valid = sign_raw(key, HEADER, &good);
+    let (unsigned, signature) = valid.rsplit_once('.').unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let encoded_claims = b64(good.to_string().as_bytes());
+    let with_header = |header: &str| format!("{}.{encoded_claims}", b64(header.as_bytes()));
+
+    let mut cases = vec![
+        ("empty signature", format!("{unsigned}.")),
+        (
+            "truncated signature",
+            format!("{unsigned}.{}", &signature[..signature.len() - 4]),
+        ),
+        (
+            "signature from another key",
+            sign_raw(
+                b"another-secret-that-is-long-enough-0123456789",
+                HEADER,
+                &good,
+            ),
+        ),
+        (
+            "signature from another token",
+            format!(
+                "{}.{signature}",
+                with_header(r#"{"typ":"at+jwt","alg":"HS256","kid":"x"}"#)
+            ),
+        ),
+        (
+            "tampered role",
+            format!(
+                "{}.{}.{signature}",
+                unsigned.split('.').next().unwrap(),
+                b64(with(good.clone(), "role", json!("admin"))
+                    .to_string()
+                    .as_bytes())
+            ),
+        ),
+        (
+            "expired",
+            sign_raw(
+                key,
+                HEADER,
+                &with(
+                    with(good.clone(), "exp", json!(now - 120)),
+                    "iat",
+                    json!(now - 900),
+                ),
+            ),
+        ),
+        (
+            "not yet valid",
+            sign_raw(key, HEADER, &with(good.clone(), "nbf", json!(now + 120))),
+        ),
+        (
+            "exp as a string",
+            sign_raw(
+                key,
+                HEADER,
+                &with(good.clone(), "exp", json!((now + 600).to_string())),
+            ),
+        ),
+        (
+            "nbf as a string",
+            sign_raw(
+                key,
+                HEADER,
+                &with(good.clone(), "nbf", json!(now.to_string())),
+            ),
+        ),
+        (
+            "no exp",
+            sign_raw(key, HEADER, &without(good.clone(), "exp")),
+        ),
+        (
+            "no nbf",
+            sign_raw(key, HEADER, &without(good.clone(), "nbf")),
+        ),
+        (
+            "no iss",
+            sign_raw(key, HEADER, &without(good.clone(), "iss")),
+        ),
+        (
+            "no aud",
+            sign_raw(key, HEADER, &without(good.clone(), "aud")),
+        ),
+        (
+            "wrong iss",
+            sign_raw(
+                key,
+                HEADER,
+                &with(good.clone(), "iss", json!("https://evil.test")),
+            ),
+        ),
+        (
+            "wrong aud",
+            sign_raw(
+                key,
+                HEADER,
+                &with(good.clone(), "aud", json!("someone-else")),
+            ),
+        ),
+        (
+            "sub of nobody",
+            sign_raw(key, HEADER, &with(good.clone(), "sub", json!("999999"))),
+        ),
+        (
+            "sub not a number",
+            sign_raw(key, HEADER, &with(good.clone(), "sub", json!("1 OR 1=1"))),
+        ),
+        (
+            "role claim says admin",
+            sign_raw(key, HEADER, &with(good.clone(), "role", json!("admin"))),
+        ),
+        ("no typ", sign_raw(key, r#"{"alg":"HS256"}"#, &good)),
+        (
+            "typ JWT",
+            sign_raw(key, r#"{"typ":"JWT","alg":"HS256"}"#, &good),
+        ),
+        (
+            "embedded jwk",
+            sign_raw(
+                key,
+                r#"{"typ":"at+jwt","alg":"HS256","jwk":{"kty":"oct","k":"AAAA"}}"#,
+                &good,
+            ),
+        ),
+        (
+            "jku",
+            sign_raw(
+                key,
+                r#"{"typ":"at+jwt","alg":"HS256","jku":"http://127.0.0.1:9/keys"}"#,
+                &good,
+            ),
+        ),
+        (
+            "x5u",
+            sign_raw(
+                key,
+                r#"{"typ":"at+jwt","alg":"HS256","x5u":"http://127.0.0.1:9/cert"}"#,
+                &good,
+            ),
+        ),
+        (
+            "crit",
+            sign_raw(
+                key,
+                r#"{"typ":"at+jwt","alg":"HS256","crit":["exp"]}"#,
+                &good,
+            ),
+        ),
+        (
+            "duplicate alg keys",
+            sign_raw(key, r#"{"typ":"at+jwt","alg":"none","alg":"HS256"}"#, &good),
+        ),
+        ("garbage", "not-a-token".to_owned()),
+        ("three dots of garbage", "a.b.c".to_owned()),
+        (
+            "16 KiB",
+            format!(
+                "{}.{}.{}",
+                "e".repeat(8192),
+                "e".repeat(8192),
+                "e".repeat(100)
+            ),
+        ),
+    ];
+    for none in ["none", "None", "NONE", "nOnE"] {
+        let header = format!(r#"{{"typ":"at+jwt","alg":"{none}"}}"#);
+        cases.push((
+            "alg none, no signature",
+            format!("{}.", with_header(&header)),
+        ));
+        cases.push((
+            "alg none, kept signature",
+            format!("{}.{signature}", with_header(&header)),
+        ));
+    }
+    for (name, algorithm, alg) in [
+        ("HS384 with the same secret", hmac::HMAC_SHA384, "HS384"),
+        ("HS512 with the same secret", hmac::HMAC_SHA512, "HS512"),
+    ] {
+        let input = with_header(&format!(r#"{{"typ":"at+jwt","alg":"{alg}"}}"#));
+        cases.push((name, format!("{input}.{}", hs(key, algorithm, &input))));
+    }
+    for alg in ["RS256", "ES256", "PS256", "EdDSA"] {
+        // Key confusion: an asymmetric alg "verified" with the HMAC secret as if it were a public key.
+        let input = with_header(&format!(r#"{{"typ":"at+jwt","alg":"{alg}"}}"#));
+        cases.push((
+            "asymmetric alg signed with the HMAC secret",
+            format!("{input}.{}", hs(key, hmac::HMAC_SHA256, &input)),
+        ));
+    }
+    // ECDSA "psychic signature": r = s = 0.
+    cases.push((
+        "ES256 all-zero signature",
+        format!(
+            "{}.{}",
+            with_header(r#"{"typ":"at+jwt","alg":"ES256"}"#),
+            b64(&[0u8; 64])
+        ),
+    ));
+    cases
+}
+
+both_backends! {
+    async fn a_correctly_signed_token_is_accepted_so_the_forgeries_below_fail_for_their_flaw(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let token = sign_raw(app.jwt_secret.as_bytes(), HEADER, &claims(&app, &user, "user"));
+
+        assert_eq!(app.get_with_bearer("/api/me", &token).await.status(), 200);
+        app.set_cookie("portcullis", &token);
+        assert_eq!(app.get("/dashboard").await.status(), 200);
+    }
+
+    async fn every_forged_bearer_token_gets_a_json_401_with_a_challenge(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        for (name, token) in forgeries(&app, &user) {
+            let response = app.get_with_bearer("/api/me", &token).await;
+
+            assert_eq!(response.status(), 401, "{name}");
+            let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+            assert!(challenge.contains(r#"error="invalid_token""#), "{name}: {challenge}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_token", "{name}");
+            assert!(body.get("username").is_none());
+        }
+    }
+
+    async fn every_forged_cookie_sends_the_browser_to_login_and_removes_the_cookie(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        for (name, token) in forgeries(&app, &user) {
+            app.set_cookie("portcullis", &token);
+
+            let response = app.get("/dashboard").await;
+
+            assert_eq!(response.status(), 303, "{name}");
+            assert_eq!(location(&response), "/login?next=%2Fdashboard", "{name}");
+            assert!(set_cookies(&response).iter().any(|c| c.starts_with("portcullis=;")), "{name}: stale cookie removed");
+        }
+    }
+
+    async fn a_role_claim_cannot_open_the_admin_area(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let admin_claims = claims(&app, &user, "admin");
+        let token = sign_raw(app.jwt_secret.as_bytes(), HEADER, &admin_claims);
+
+        assert_eq!(app.get_with_bearer(&format!("/api/users/{}", user.id), &token).await.status(), 401);
+        app.set_cookie("portcullis", &token);
+        assert_eq!(app.get("/admin").await.status(), 303);
+    }
+
+    async fn a_non_ascii_authorization_header_is_a_401_not_a_crash(app: TestApp) {
+        let value = reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe\x80").unwrap();
+
+        let response = app.client.get(app.url("/api/me")).header("authorization", value).send().await.unwrap();
+
+        assert_eq!(response.status(), 401);
+    }
+}
