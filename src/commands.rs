@@ -25,10 +25,7 @@ pub enum PasswordSource {
 pub fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let application = Application::build(settings).await?;
-        application
-            .run_until_stopped()
-            .await
-            .context("the server stopped with an error")
+        application.run_until_stopped().await.context("the server stopped with an error")
     })
 }
 
@@ -38,11 +35,7 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
     if applied.is_empty() {
         println!("The database is up to date.");
     } else {
-        println!(
-            "Applied {} migration(s): {}",
-            applied.len(),
-            applied.join(", ")
-        );
+        println!("Applied {} migration(s): {}", applied.len(), applied.join(", "));
     }
     Ok(())
 }
@@ -80,28 +73,15 @@ pub fn create_user(settings: &Settings, request: CreateUser) -> anyhow::Result<(
         },
     )
     .map_err(|error| anyhow!("the user was not created: {error}"))?;
-    println!(
-        "Created {} user {:?} (id {}).",
-        user.role(),
-        user.username,
-        user.id
-    );
+    println!("Created {} user {:?} (id {}).", user.role(), user.username, user.id);
     Ok(())
 }
 
-pub fn set_password(
-    settings: &Settings,
-    username: &str,
-    source: PasswordSource,
-) -> anyhow::Result<()> {
+pub fn set_password(settings: &Settings, username: &str, source: PasswordSource) -> anyhow::Result<()> {
     let mut conn = connect(settings)?;
-    let user = users::find_by_login(&mut conn, username)?
-        .ok_or_else(|| anyhow!("there is no user {username:?}"))?;
-    let password = NewPassword::parse(
-        read_password(source)?,
-        &[&user.username, &user.email, &user.display_name],
-    )
-    .map_err(|error| anyhow!("the password was not changed: {error}"))?;
+    let user = users::find_by_login(&mut conn, username)?.ok_or_else(|| anyhow!("there is no user {username:?}"))?;
+    let password = NewPassword::parse(read_password(source)?, &[&user.username, &user.email, &user.display_name])
+        .map_err(|error| anyhow!("the password was not changed: {error}"))?;
     let hash = hash_blocking(password.expose())?;
     users::set_password_hash(&mut conn, user.id, &hash, false)?;
     println!("Changed the password of {:?}.", user.username);
@@ -110,10 +90,7 @@ pub fn set_password(
 
 /// One migrated connection: the CLI does one thing and exits.
 fn connect(settings: &Settings) -> anyhow::Result<PooledConnection<ConnectionManager>> {
-    let pool = db::build_pool(&crate::config::DatabaseSettings {
-        pool_size: 1,
-        ..settings.database.clone()
-    })?;
+    let pool = db::build_pool(&crate::config::DatabaseSettings { pool_size: 1, ..settings.database.clone() })?;
     let mut conn = pool.get().context("could not open a database connection")?;
     db::run_migrations(&mut conn)?;
     Ok(conn)
@@ -123,14 +100,8 @@ fn read_password(source: PasswordSource) -> anyhow::Result<SecretString> {
     match source {
         PasswordSource::Stdin => {
             let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("could not read the password from standard input")?;
-            let password = line
-                .strip_suffix('\n')
-                .map(|l| l.strip_suffix('\r').unwrap_or(l))
-                .unwrap_or(&line);
+            std::io::stdin().lock().read_line(&mut line).context("could not read the password from standard input")?;
+            let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line);
             if password.is_empty() {
                 bail!("no password on standard input");
             }
@@ -138,9 +109,7 @@ fn read_password(source: PasswordSource) -> anyhow::Result<SecretString> {
         }
         PasswordSource::Prompt => {
             if !std::io::stdin().is_terminal() {
-                bail!(
-                    "there is no terminal to ask for the password on; pipe it in with --password-stdin"
-                );
+                bail!("there is no terminal to ask for the password on; pipe it in with --password-stdin");
             }
             let first = SecretString::from(rpassword::prompt_password("New password: ")?);
             let second = SecretString::from(rpassword::prompt_password("Repeat it: ")?);

@@ -47,15 +47,9 @@ impl DatabaseUrl {
         let path = raw
             .strip_prefix("sqlite://")
             .or_else(|| raw.strip_prefix("sqlite:"))
-            .ok_or_else(|| {
-                anyhow!(
-                    "DATABASE_URL must start with sqlite:// or postgres:// (got something else)"
-                )
-            })?;
+            .ok_or_else(|| anyhow!("DATABASE_URL must start with sqlite:// or postgres:// (got something else)"))?;
         if path.is_empty() || path == ":memory:" || path.contains("mode=memory") {
-            bail!(
-                "DATABASE_URL must name a SQLite file (an in-memory database is private to each connection)"
-            );
+            bail!("DATABASE_URL must name a SQLite file (an in-memory database is private to each connection)");
         }
         Ok(Self::Sqlite(PathBuf::from(path)))
     }
@@ -79,13 +73,9 @@ impl PublicUrl {
             .or_else(|| origin.strip_prefix("http://"))
             .ok_or_else(|| anyhow!("PORTCULLIS_PUBLIC_URL must start with http:// or https://"))?;
         if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
-            bail!(
-                "PORTCULLIS_PUBLIC_URL must be an origin such as https://login.example.com (no path)"
-            );
+            bail!("PORTCULLIS_PUBLIC_URL must be an origin such as https://login.example.com (no path)");
         }
-        Ok(Self {
-            origin: origin.to_owned(),
-        })
+        Ok(Self { origin: origin.to_owned() })
     }
 
     pub fn is_https(&self) -> bool {
@@ -111,9 +101,7 @@ impl JwtSecret {
         }
         let distinct = raw.bytes().collect::<std::collections::HashSet<_>>().len();
         if distinct < 8 {
-            bail!(
-                "{source} is too repetitive to be a secret: use random data such as `openssl rand -base64 48`"
-            );
+            bail!("{source} is too repetitive to be a secret: use random data such as `openssl rand -base64 48`");
         }
         Ok(Self(SecretString::from(raw)))
     }
@@ -141,12 +129,7 @@ impl Settings {
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         let database = DatabaseSettings {
             url: DatabaseUrl::parse(&database_url)?,
-            pool_size: parse_number(
-                get("PORTCULLIS_DB_POOL_SIZE"),
-                "PORTCULLIS_DB_POOL_SIZE",
-                10,
-                1..=512,
-            )?,
+            pool_size: parse_number(get("PORTCULLIS_DB_POOL_SIZE"), "PORTCULLIS_DB_POOL_SIZE", 10, 1..=512)?,
         };
 
         let bind_raw = get("PORTCULLIS_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -159,9 +142,8 @@ impl Settings {
             None => PublicUrl::parse(&format!("http://{bind}"))?,
         };
 
-        let jwt_secret = get("PORTCULLIS_JWT_SECRET")
-            .map(|raw| JwtSecret::parse(&raw, "PORTCULLIS_JWT_SECRET"))
-            .transpose()?;
+        let jwt_secret =
+            get("PORTCULLIS_JWT_SECRET").map(|raw| JwtSecret::parse(&raw, "PORTCULLIS_JWT_SECRET")).transpose()?;
         if jwt_secret.is_none() && database.url.is_postgres() {
             bail!(
                 "PORTCULLIS_JWT_SECRET is required with PostgreSQL, because every instance must share it \
@@ -175,55 +157,32 @@ impl Settings {
         };
 
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let hash_concurrency = parse_number(
-            get("PORTCULLIS_HASH_CONCURRENCY"),
-            "PORTCULLIS_HASH_CONCURRENCY",
-            cores,
-            1..=256,
-        )?;
+        let hash_concurrency =
+            parse_number(get("PORTCULLIS_HASH_CONCURRENCY"), "PORTCULLIS_HASH_CONCURRENCY", cores, 1..=256)?;
 
-        let static_dir = get("PORTCULLIS_STATIC_DIR")
-            .map_or_else(crate::startup::default_static_dir, PathBuf::from);
+        let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(crate::startup::default_static_dir, PathBuf::from);
 
-        Ok(Self {
-            database,
-            bind,
-            public_url,
-            jwt_secret,
-            access_token_ttl,
-            hash_concurrency,
-            static_dir,
-        })
+        Ok(Self { database, bind, public_url, jwt_secret, access_token_ttl, hash_concurrency, static_dir })
     }
 }
 
 fn parse_ttl(raw: &str) -> anyhow::Result<Duration> {
-    let ttl = humantime::parse_duration(raw).map_err(|_| {
-        anyhow!("PORTCULLIS_ACCESS_TOKEN_TTL must be a duration such as 15m or 1h (got {raw:?})")
-    })?;
+    let ttl = humantime::parse_duration(raw)
+        .map_err(|_| anyhow!("PORTCULLIS_ACCESS_TOKEN_TTL must be a duration such as 15m or 1h (got {raw:?})"))?;
     if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(24 * 60 * 60) {
         bail!("PORTCULLIS_ACCESS_TOKEN_TTL must be between 1m and 24h (got {raw})");
     }
     Ok(ttl)
 }
 
-fn parse_number<T>(
-    raw: Option<String>,
-    name: &str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> anyhow::Result<T>
+fn parse_number<T>(raw: Option<String>, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> anyhow::Result<T>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     let Some(raw) = raw else { return Ok(default) };
     match raw.parse::<T>() {
         Ok(value) if range.contains(&value) => Ok(value),
-        _ => bail!(
-            "{name} must be a whole number from {} to {} (got {raw:?})",
-            range.start(),
-            range.end()
-        ),
+        _ => bail!("{name} must be a whole number from {} to {} (got {raw:?})", range.start(), range.end()),
     }
 }
 
@@ -235,17 +194,13 @@ pub fn load_or_create_jwt_secret(database: &Path) -> anyhow::Result<(JwtSecret, 
     let path = database.with_file_name(file_name);
     match std::fs::read_to_string(&path) {
         Ok(contents) => {
-            let secret = JwtSecret::parse(
-                contents.trim_end(),
-                &format!("the secret in {}", path.display()),
-            )?;
+            let secret = JwtSecret::parse(contents.trim_end(), &format!("the secret in {}", path.display()))?;
             Ok((secret, path))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let secret = crate::auth::random::token_base64(48);
-            write_owner_only(&path, &secret).with_context(|| {
-                format!("could not write a new JWT secret to {}", path.display())
-            })?;
+            write_owner_only(&path, &secret)
+                .with_context(|| format!("could not write a new JWT secret to {}", path.display()))?;
             tracing::warn!(
                 path = %path.display(),
                 "generated a new JWT signing secret and saved it with owner-only permissions; \
@@ -253,8 +208,7 @@ pub fn load_or_create_jwt_secret(database: &Path) -> anyhow::Result<(JwtSecret, 
             );
             Ok((JwtSecret::parse(&secret, "the generated secret")?, path))
         }
-        Err(error) => Err(error)
-            .with_context(|| format!("could not read the JWT secret at {}", path.display())),
+        Err(error) => Err(error).with_context(|| format!("could not read the JWT secret at {}", path.display())),
     }
 }
 
@@ -274,19 +228,15 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
-        let env: std::collections::HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|key| env.get(key).cloned())
     }
 
     #[test]
     fn with_nothing_set_it_serves_sqlite_on_localhost() {
         let s = settings(&[]).unwrap();
-        assert!(
-            matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p == Path::new("portcullis.db"))
-        );
+        assert!(matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p == Path::new("portcullis.db")));
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert!(!s.public_url.is_https());
         assert!(s.jwt_secret.is_none());
@@ -295,33 +245,15 @@ mod tests {
     #[test]
     fn bad_settings_are_reported_by_name() {
         let cases = [
-            (
-                ("PORTCULLIS_JWT_SECRET", "short"),
-                "PORTCULLIS_JWT_SECRET is too short",
-            ),
-            (
-                ("PORTCULLIS_JWT_SECRET", &"a".repeat(40) as &str),
-                "too repetitive",
-            ),
-            (
-                ("DATABASE_URL", "mysql://x"),
-                "DATABASE_URL must start with",
-            ),
+            (("PORTCULLIS_JWT_SECRET", "short"), "PORTCULLIS_JWT_SECRET is too short"),
+            (("PORTCULLIS_JWT_SECRET", &"a".repeat(40) as &str), "too repetitive"),
+            (("DATABASE_URL", "mysql://x"), "DATABASE_URL must start with"),
             (("DATABASE_URL", "sqlite://:memory:"), "in-memory"),
             (("PORTCULLIS_BIND", "localhost"), "PORTCULLIS_BIND"),
-            (
-                ("PORTCULLIS_PUBLIC_URL", "login.example.com"),
-                "PORTCULLIS_PUBLIC_URL",
-            ),
-            (
-                ("PORTCULLIS_ACCESS_TOKEN_TTL", "forever"),
-                "PORTCULLIS_ACCESS_TOKEN_TTL",
-            ),
+            (("PORTCULLIS_PUBLIC_URL", "login.example.com"), "PORTCULLIS_PUBLIC_URL"),
+            (("PORTCULLIS_ACCESS_TOKEN_TTL", "forever"), "PORTCULLIS_ACCESS_TOKEN_TTL"),
             (("PORTCULLIS_ACCESS_TOKEN_TTL", "5s"), "between 1m and 24h"),
-            (
-                ("PORTCULLIS_HASH_CONCURRENCY", "0"),
-                "PORTCULLIS_HASH_CONCURRENCY",
-            ),
+            (("PORTCULLIS_HASH_CONCURRENCY", "0"), "PORTCULLIS_HASH_CONCURRENCY"),
         ];
         for ((key, value), expected) in cases {
             let error = settings(&[(key, value)]).unwrap_err().to_string();
@@ -352,10 +284,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600);
         }
     }
 }

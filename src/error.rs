@@ -56,39 +56,23 @@ impl ResponseError for PageError {
             ),
             Self::Forbidden(message) => ("You do not have access to this page", message.as_str()),
             Self::NotFound => ("Page not found", "There is no page at this address."),
-            Self::PayloadTooLarge => (
-                "Too much data",
-                "The form sent more data than this page accepts.",
-            ),
+            Self::PayloadTooLarge => ("Too much data", "The form sent more data than this page accepts."),
             Self::Unavailable(error) => {
                 tracing::error!(error = ?error, "service unavailable");
-                (
-                    "Service unavailable",
-                    "Portcullis cannot reach its database right now. Try again shortly.",
-                )
+                ("Service unavailable", "Portcullis cannot reach its database right now. Try again shortly.")
             }
             Self::Unexpected(error) => {
                 tracing::error!(error = ?error, "unexpected error");
-                (
-                    "Something went wrong",
-                    "The error has been logged. Try again, or contact your administrator.",
-                )
+                ("Something went wrong", "The error has been logged. Try again, or contact your administrator.")
             }
         };
         let status = self.status_code();
-        let page = ErrorPage {
-            layout: Default::default(),
-            status: status.as_u16(),
-            title,
-            message,
-        };
+        let page = ErrorPage { layout: Default::default(), status: status.as_u16(), title, message };
         match page.render() {
             Ok(html) => html_response(status, html),
             Err(error) => {
                 tracing::error!(error = ?error, "could not render the error page");
-                HttpResponse::build(status)
-                    .content_type("text/plain; charset=utf-8")
-                    .body(title.to_owned())
+                HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(title.to_owned())
             }
         }
     }
@@ -119,6 +103,8 @@ pub enum ApiError {
     InvalidToken,
     #[error("{0}")]
     Forbidden(String),
+    #[error("this account must choose a new password before using the API; sign in on the web to choose one")]
+    PasswordChangeRequired,
     #[error("not found")]
     NotFound,
     #[error("the request body is too large")]
@@ -145,6 +131,7 @@ impl ApiError {
             Self::MissingToken => "missing_token",
             Self::InvalidToken => "invalid_token",
             Self::Forbidden(_) => "forbidden",
+            Self::PasswordChangeRequired => "password_change_required",
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -158,10 +145,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::InvalidCredentials | Self::MissingToken | Self::InvalidToken => {
-                StatusCode::UNAUTHORIZED
-            }
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::InvalidCredentials | Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -198,10 +183,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(ApiErrorBody {
-            error: self.code(),
-            message,
-        })
+        response.json(ApiErrorBody { error: self.code(), message })
     }
 }
 

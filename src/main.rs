@@ -54,11 +54,7 @@ enum UserCommand {
 }
 
 fn password_source(stdin: bool) -> PasswordSource {
-    if stdin {
-        PasswordSource::Stdin
-    } else {
-        PasswordSource::Prompt
-    }
+    if stdin { PasswordSource::Stdin } else { PasswordSource::Prompt }
 }
 
 fn main() -> ExitCode {
@@ -98,10 +94,9 @@ fn main() -> ExitCode {
                 password: password_source(password_stdin),
             },
         ),
-        Command::User(UserCommand::SetPassword {
-            username,
-            password_stdin,
-        }) => commands::set_password(&settings, &username, password_source(password_stdin)),
+        Command::User(UserCommand::SetPassword { username, password_stdin }) => {
+            commands::set_password(&settings, &username, password_source(password_stdin))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,9 +33,7 @@ impl Application {
         let pool = db::build_pool(&settings.database)?;
         let migration_pool = pool.clone();
         let applied = tokio::task::spawn_blocking(move || {
-            let mut conn = migration_pool
-                .get()
-                .context("no database connection available")?;
+            let mut conn = migration_pool.get().context("no database connection available")?;
             db::run_migrations(&mut conn)
         })
         .await??;
@@ -50,11 +48,7 @@ impl Application {
                 anyhow::bail!("PORTCULLIS_JWT_SECRET is required with PostgreSQL")
             }
         };
-        let keys = web::Data::new(JwtKeys::new(
-            &secret,
-            settings.public_url.origin(),
-            settings.access_token_ttl,
-        ));
+        let keys = web::Data::new(JwtKeys::new(&secret, settings.public_url.origin(), settings.access_token_ttl));
         let csrf = web::Data::new(CsrfKey::derive(&secret));
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
@@ -75,16 +69,8 @@ impl Application {
                 .app_data(csrf.clone())
                 .app_data(cookies.clone())
                 .app_data(hasher.clone())
-                .app_data(
-                    web::FormConfig::default()
-                        .limit(BODY_LIMIT_BYTES)
-                        .error_handler(errors::form_error),
-                )
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(BODY_LIMIT_BYTES)
-                        .error_handler(errors::json_error),
-                )
+                .app_data(web::FormConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::form_error))
+                .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))
                 .configure(|cfg| routes(cfg, &static_dir))
@@ -116,35 +102,17 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
     cfg.route("/", web::get().to(home::redirect))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
+        .service(web::resource("/login").route(web::get().to(login::form)).route(web::post().to(login::submit)))
+        .service(web::resource("/dashboard").wrap(from_fn(require_page_session)).route(web::get().to(dashboard::show)))
+        .service(web::resource("/logout").wrap(from_fn(require_page_session)).route(web::post().to(logout::submit)))
+        .service(web::scope("/admin").wrap(from_fn(require_page_session)).route("", web::get().to(admin::overview)))
         .service(
-            web::resource("/login")
-                .route(web::get().to(login::form))
-                .route(web::post().to(login::submit)),
-        )
-        .service(
-            web::resource("/dashboard")
-                .wrap(from_fn(require_page_session))
-                .route(web::get().to(dashboard::show)),
-        )
-        .service(
-            web::resource("/logout")
-                .wrap(from_fn(require_page_session))
-                .route(web::post().to(logout::submit)),
-        )
-        .service(
-            web::scope("/admin")
-                .wrap(from_fn(require_page_session))
-                .route("", web::get().to(admin::overview)),
-        )
-        .service(
-            web::scope("/api")
-                .route("/token", web::post().to(api::token::issue))
-                .service(
-                    web::scope("")
-                        .wrap(from_fn(require_bearer))
-                        .route("/me", web::get().to(api::me::show))
-                        .route("/users/{id}", web::get().to(api::users::show)),
-                ),
+            web::scope("/api").route("/token", web::post().to(api::token::issue)).service(
+                web::scope("")
+                    .wrap(from_fn(require_bearer))
+                    .route("/me", web::get().to(api::me::show))
+                    .route("/users/{id}", web::get().to(api::users::show)),
+            ),
         )
         .service(
             web::scope("/static")
@@ -164,10 +132,7 @@ fn security_headers() -> DefaultHeaders {
 }
 
 fn warn_if_no_admin(pool: &DbPool) {
-    let admins = pool
-        .get()
-        .ok()
-        .and_then(|mut conn| db::users::count_active_admins(&mut conn).ok());
+    let admins = pool.get().ok().and_then(|mut conn| db::users::count_active_admins(&mut conn).ok());
     if admins == Some(0) {
         tracing::warn!(
             "there is no active administrator yet; create one with: \
@@ -179,9 +144,5 @@ fn warn_if_no_admin(pool: &DbPool) {
 /// The default folder of CSS and images: `./static`, else the one beside the sources.
 pub fn default_static_dir() -> PathBuf {
     let local = PathBuf::from("static");
-    if local.is_dir() {
-        local
-    } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
-    }
+    if local.is_dir() { local } else { PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")) }
 }

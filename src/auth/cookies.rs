@@ -8,6 +8,7 @@ pub struct CookiePolicy {
     secure: bool,
     session_name: &'static str,
     login_csrf_name: &'static str,
+    flash_name: &'static str,
 }
 
 impl CookiePolicy {
@@ -19,12 +20,14 @@ impl CookiePolicy {
                 secure: true,
                 session_name: "__Host-portcullis",
                 login_csrf_name: "__Host-portcullis-login",
+                flash_name: "__Host-portcullis-flash",
             }
         } else {
             Self {
                 secure: false,
                 session_name: "portcullis",
                 login_csrf_name: "portcullis-login",
+                flash_name: "portcullis-flash",
             }
         }
     }
@@ -47,16 +50,24 @@ impl CookiePolicy {
 
     /// Lives for the few minutes a person spends on the login form.
     pub fn login_csrf(&self, nonce: String) -> Cookie<'static> {
-        self.build(
-            self.login_csrf_name,
-            nonce,
-            SameSite::Lax,
-            std::time::Duration::from_secs(60 * 60),
-        )
+        self.build(self.login_csrf_name, nonce, SameSite::Lax, std::time::Duration::from_secs(60 * 60))
     }
 
     pub fn login_csrf_removal(&self) -> Cookie<'static> {
         self.removal(self.login_csrf_name)
+    }
+
+    pub fn flash_name(&self) -> &'static str {
+        self.flash_name
+    }
+
+    /// A one-shot message for the next page ("User alice disabled."), base64url-encoded.
+    pub fn flash(&self, encoded_message: String) -> Cookie<'static> {
+        self.build(self.flash_name, encoded_message, SameSite::Lax, std::time::Duration::from_secs(60))
+    }
+
+    pub fn flash_removal(&self) -> Cookie<'static> {
+        self.removal(self.flash_name)
     }
 
     fn build(
@@ -71,19 +82,12 @@ impl CookiePolicy {
             .http_only(true)
             .secure(self.secure)
             .same_site(same_site)
-            .max_age(time::Duration::seconds(
-                i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
-            ))
+            .max_age(time::Duration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX)))
             .finish()
     }
 
     fn removal(&self, name: &'static str) -> Cookie<'static> {
-        let mut cookie = self.build(
-            name,
-            String::new(),
-            SameSite::Lax,
-            std::time::Duration::ZERO,
-        );
+        let mut cookie = self.build(name, String::new(), SameSite::Lax, std::time::Duration::ZERO);
         cookie.make_removal();
         cookie
     }

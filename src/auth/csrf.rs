@@ -40,11 +40,8 @@ impl CsrfKey {
 
     fn verify(&self, purpose: &str, value: &str, presented: &str) -> bool {
         !value.is_empty()
-            && constant_time::verify_slices_are_equal(
-                self.sign(purpose, value).as_bytes(),
-                presented.as_bytes(),
-            )
-            .is_ok()
+            && constant_time::verify_slices_are_equal(self.sign(purpose, value).as_bytes(), presented.as_bytes())
+                .is_ok()
     }
 }
 
@@ -64,10 +61,7 @@ where
     type Error = actix_web::Error;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
 
-    fn from_request(
-        req: &actix_web::HttpRequest,
-        payload: &mut actix_web::dev::Payload,
-    ) -> Self::Future {
+    fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         use actix_web::HttpMessage;
         let form = actix_web::web::Form::<T>::from_request(req, payload);
         let req = req.clone();
@@ -82,8 +76,7 @@ where
                         req.path()
                     ))
                 })?;
-            let key = crate::auth::guard::app_data::<CsrfKey>(&req)
-                .map_err(crate::error::PageError::Unexpected)?;
+            let key = crate::auth::guard::app_data::<CsrfKey>(&req).map_err(crate::error::PageError::Unexpected)?;
             let form = form.await?.into_inner();
             if !key.verify_session(&session_id, form.csrf_token()) {
                 tracing::warn!(path = req.path(), "CSRF token refused");
@@ -99,10 +92,7 @@ mod tests {
     use super::*;
 
     fn key(seed: &str) -> CsrfKey {
-        CsrfKey::derive(
-            &JwtSecret::parse(&format!("{seed}-0123456789abcdefghijklmnopqrstuvwxyz"), "t")
-                .unwrap(),
-        )
+        CsrfKey::derive(&JwtSecret::parse(&format!("{seed}-0123456789abcdefghijklmnopqrstuvwxyz"), "t").unwrap())
     }
 
     #[test]

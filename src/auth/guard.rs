@@ -47,21 +47,19 @@ pub async fn authenticate(req: &HttpRequest, token: &str) -> Result<Authenticate
     .map_err(|error| AuthFailure::Unavailable(anyhow!(error)))?
     .map_err(AuthFailure::Unavailable)?;
     match user {
-        Some(user) if user.is_active && user.role().as_str() == claims.role => {
-            Ok(Authenticated { user, claims })
-        }
+        Some(user) if user.is_active && user.role().as_str() == claims.role => Ok(Authenticated { user, claims }),
         _ => Err(AuthFailure::Invalid),
     }
 }
 
 pub fn app_data<T: 'static>(req: &HttpRequest) -> anyhow::Result<web::Data<T>> {
-    req.app_data::<web::Data<T>>().cloned().ok_or_else(|| {
-        anyhow!(
-            "{} is not registered as app data",
-            std::any::type_name::<T>()
-        )
-    })
+    req.app_data::<web::Data<T>>()
+        .cloned()
+        .ok_or_else(|| anyhow!("{} is not registered as app data", std::any::type_name::<T>()))
 }
+
+/// While a user must choose a new password, these are the only pages they can reach.
+const PASSWORD_CHANGE_PATHS: [&str; 2] = ["/password/change", "/logout"];
 
 /// Guards private pages. Anonymous or stale visitors get a 303 to `/login?next=…` and the
 /// stale cookie is removed.
@@ -76,6 +74,13 @@ pub async fn require_page_session(
         Some(cookie) => authenticate(req.request(), cookie.value()).await,
     };
     match outcome {
+        Ok(authenticated)
+            if authenticated.user.must_change_password && !PASSWORD_CHANGE_PATHS.contains(&req.path()) =>
+        {
+            let response =
+                HttpResponse::SeeOther().insert_header((header::LOCATION, PASSWORD_CHANGE_PATHS[0])).finish();
+            Ok(req.into_response(response))
+        }
         Ok(authenticated) => {
             req.extensions_mut().insert(Rc::new(authenticated));
             Ok(next.call(req).await?.map_into_boxed_body())
@@ -115,6 +120,7 @@ pub async fn require_bearer(
         Some(token) => authenticate(req.request(), &token).await,
     };
     match outcome {
+        Ok(authenticated) if authenticated.user.must_change_password => Err(ApiError::PasswordChangeRequired.into()),
         Ok(authenticated) => {
             req.extensions_mut().insert(Rc::new(authenticated));
             Ok(next.call(req).await?.map_into_boxed_body())

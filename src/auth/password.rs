@@ -16,8 +16,7 @@ const ITERATIONS: u32 = 2;
 const LANES: u32 = 1;
 
 fn argon2() -> Argon2<'static> {
-    let params =
-        Params::new(MEMORY_KIB, ITERATIONS, LANES, None).expect("argon2 parameters are valid");
+    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None).expect("argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -50,24 +49,16 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
         let dummy = hash_blocking(&crate::auth::random::token_base64(24))?;
-        Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency)),
-            dummy_hash: dummy.into(),
-        })
+        Ok(Self { permits: Arc::new(Semaphore::new(concurrency)), dummy_hash: dummy.into() })
     }
 
     pub async fn hash(&self, password: &NewPassword) -> anyhow::Result<String> {
         let password = SecretString::from(password.expose());
-        self.run(move || hash_blocking(password.expose_secret()))
-            .await?
+        self.run(move || hash_blocking(password.expose_secret())).await?
     }
 
     /// True only when `stored` exists and matches. `None` still costs one verification.
-    pub async fn verify(
-        &self,
-        password: SecretString,
-        stored: Option<String>,
-    ) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> anyhow::Result<bool> {
         if password.expose_secret().len() > MAX_PASSWORD_BYTES {
             return Ok(false);
         }
@@ -75,22 +66,12 @@ impl PasswordHasher {
             Some(hash) => (hash, true),
             None => (self.dummy_hash.to_string(), false),
         };
-        let matches = self
-            .run(move || verify_blocking(password.expose_secret(), &hash))
-            .await?;
+        let matches = self.run(move || verify_blocking(password.expose_secret(), &hash)).await?;
         Ok(exists && matches)
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .context("the hashing queue is closed")?;
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let permit = self.permits.clone().acquire_owned().await.context("the hashing queue is closed")?;
         tokio::task::spawn_blocking(move || {
             let result = work();
             drop(permit);
@@ -108,15 +89,9 @@ mod tests {
     #[test]
     fn hashes_are_argon2id_phc_strings_with_owasp_parameters_and_verify() {
         let hash = hash_blocking("tangerine orbit lamp").unwrap();
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
         assert!(verify_blocking("tangerine orbit lamp", &hash));
-        assert!(
-            !verify_blocking("tangerine orbit lamp ", &hash),
-            "never trimmed"
-        );
+        assert!(!verify_blocking("tangerine orbit lamp ", &hash), "never trimmed");
         assert!(!verify_blocking("anything", "not a phc string"));
     }
 }

@@ -93,10 +93,7 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_owned(),
         };
-        let header = Header {
-            typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
-            ..Header::new(Algorithm::HS256)
-        };
+        let header = Header { typ: Some(ACCESS_TOKEN_TYPE.to_owned()), ..Header::new(Algorithm::HS256) };
         let token = encode(&header, &claims, &self.encoding)?;
         Ok(IssuedToken { token, claims })
     }
@@ -106,13 +103,10 @@ impl JwtKeys {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid);
         }
-        let data =
-            decode::<Claims>(token, &self.decoding, &self.validation).map_err(
-                |error| match error.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                    _ => TokenError::Invalid,
-                },
-            )?;
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| match error.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })?;
         let header = &data.header;
         let unexpected_header = header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE)
             || header.jku.is_some()

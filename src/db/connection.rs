@@ -52,9 +52,7 @@ impl ManageConnection for ConnectionManager {
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(
-                url.expose_secret(),
-            )?)),
+            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url.expose_secret())?)),
         }
     }
 
@@ -81,16 +79,9 @@ pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
         DatabaseUrl::Sqlite(path) => format!("the SQLite database {}", path.display()),
         DatabaseUrl::Postgres(_) => "PostgreSQL".to_owned(),
     };
-    let manager = ConnectionManager {
-        url: settings.url.clone(),
-    };
+    let manager = ConnectionManager { url: settings.url.clone() };
     // Probe once directly: r2d2 would only report a time-out, and we want the real reason.
-    manager.connect().map_err(|error| {
-        anyhow!(
-            "could not open {describe}: {}",
-            first_line(&error.to_string())
-        )
-    })?;
+    manager.connect().map_err(|error| anyhow!("could not open {describe}: {}", first_line(&error.to_string())))?;
     r2d2::Pool::builder()
         .max_size(settings.pool_size)
         .min_idle(Some(1))
@@ -102,6 +93,35 @@ pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
 
 fn first_line(message: &str) -> &str {
     message.lines().next().unwrap_or(message).trim()
+}
+
+/// A transaction that writes. On SQLite its first statement takes the write lock, so a
+/// concurrent writer waits (busy_timeout) instead of failing when its read snapshot goes stale.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        if let DbConnection::Sqlite(sqlite) = conn {
+            sqlite.batch_execute("UPDATE users SET id = id WHERE 0")?;
+        }
+        work(conn)
+    })
+}
+
+/// Inside a write transaction: holds the active admins' rows until commit, so two admins
+/// cannot each remove "the other" last admin at the same moment. (SQLite's write lock
+/// already serialises writers.)
+pub fn lock_active_admins(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Postgres(pg) => {
+            pg.batch_execute("SELECT id FROM users WHERE role = 'admin' AND is_active FOR UPDATE")
+        }
+        DbConnection::Sqlite(_) => Ok(()),
+    }
 }
 
 /// Applies the migrations embedded for this backend; returns the versions applied.

@@ -1,10 +1,32 @@
 //! Everything that speaks SQL. One `MultiConnection` over SQLite and PostgreSQL; the
 //! backend-specific parts live in `connection.rs` and nowhere else.
+pub mod audit;
 mod connection;
 pub mod schema;
+pub mod user_search;
 pub mod users;
 
 pub use connection::{
-    ConnectionManager, DbConnection, DbPool, build_pool, init_postgres_client_library,
-    run_migrations,
+    ConnectionManager, DbConnection, DbPool, MultiBackend, build_pool, init_postgres_client_library,
+    lock_active_admins, run_migrations, write_transaction,
 };
+
+/// Runs blocking database work on the blocking pool with a pooled connection, which is
+/// returned before the caller's next `.await`.
+pub async fn run<T, E>(
+    pool: &DbPool,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<anyhow::Error> + Send + 'static,
+{
+    use anyhow::Context;
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().context("no database connection available")?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|error| E::from(anyhow::Error::new(error).context("a database task failed")))?
+}

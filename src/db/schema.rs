@@ -12,5 +12,20 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        search_name -> Text,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        occurred_at -> Timestamp,
+        actor_id -> Nullable<BigInt>,
+        actor_username -> Nullable<Text>,
+        action -> Text,
+        target_id -> Nullable<BigInt>,
+        target_username -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        details -> Text,
     }
 }

@@ -20,6 +20,8 @@ pub struct User {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
+    /// The display name lower-cased, for search.
+    pub search_name: String,
 }
 
 impl User {
@@ -51,6 +53,7 @@ struct NewUserRow<'a> {
     must_change_password: bool,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    search_name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,15 +78,9 @@ pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>>
 pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option<User>> {
     let login = login.to_lowercase();
     if login.contains('@') {
-        users::table
-            .filter(users::email.eq(login))
-            .first(conn)
-            .optional()
+        users::table.filter(users::email.eq(login)).first(conn).optional()
     } else {
-        users::table
-            .filter(users::username.eq(login))
-            .first(conn)
-            .optional()
+        users::table.filter(users::username.eq(login)).first(conn).optional()
     }
 }
 
@@ -99,40 +96,85 @@ pub fn insert(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User, Insert
         must_change_password: new.must_change_password,
         created_at: created,
         updated_at: created,
+        search_name: new.display_name.as_str().to_lowercase(),
     };
-    conn.transaction(|conn| {
-        // Checked first for a precise message; the unique indexes still decide under races.
-        let username_taken: i64 = users::table
-            .filter(users::username.eq(row.username))
-            .count()
-            .get_result(conn)?;
-        if username_taken > 0 {
-            return Err(InsertUserError::UsernameTaken);
+    // Checked first for a precise message; the unique indexes still decide under races.
+    ensure_unique(conn, None, row.username, row.email)?;
+    diesel::insert_into(users::table)
+        .values(&row)
+        .returning(users::all_columns)
+        .get_result(conn)
+        .map_err(unique_violation)
+}
+
+/// Refuses a username or email that another user (not `except`) already has.
+fn ensure_unique(
+    conn: &mut DbConnection,
+    except: Option<i64>,
+    username: &str,
+    email: &str,
+) -> Result<(), InsertUserError> {
+    let others = || users::table.filter(users::id.ne(except.unwrap_or(-1)));
+    let username_taken: i64 = others().filter(users::username.eq(username)).count().get_result(conn)?;
+    if username_taken > 0 {
+        return Err(InsertUserError::UsernameTaken);
+    }
+    let email_taken: i64 = others().filter(users::email.eq(email)).count().get_result(conn)?;
+    if email_taken > 0 {
+        return Err(InsertUserError::EmailTaken);
+    }
+    Ok(())
+}
+
+fn unique_violation(error: DieselError) -> InsertUserError {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info) => {
+            if info.message().contains("email") || info.constraint_name().is_some_and(|c| c.contains("email")) {
+                InsertUserError::EmailTaken
+            } else {
+                InsertUserError::UsernameTaken
+            }
         }
-        let email_taken: i64 = users::table
-            .filter(users::email.eq(row.email))
-            .count()
-            .get_result(conn)?;
-        if email_taken > 0 {
-            return Err(InsertUserError::EmailTaken);
-        }
-        diesel::insert_into(users::table)
-            .values(&row)
-            .returning(users::all_columns)
-            .get_result(conn)
-            .map_err(|error| match error {
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                    InsertUserError::UsernameTaken
-                }
-                other => InsertUserError::Database(other),
-            })
-    })
+        other => InsertUserError::Database(other),
+    }
+}
+
+/// The editable profile fields; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct ProfileChanges<'a> {
+    pub username: Option<&'a Username>,
+    pub email: Option<&'a Email>,
+    pub display_name: Option<&'a DisplayName>,
+    pub role: Option<Role>,
+}
+
+/// Applies the changes; returns the updated user. Unique collisions are reported by field.
+pub fn update_profile(
+    conn: &mut DbConnection,
+    user: &User,
+    changes: &ProfileChanges<'_>,
+) -> Result<User, InsertUserError> {
+    let username = changes.username.map_or(user.username.as_str(), Username::as_str);
+    let email = changes.email.map_or(user.email.as_str(), Email::as_str);
+    let display_name = changes.display_name.map_or(user.display_name.as_str(), DisplayName::as_str);
+    let role = changes.role.unwrap_or(user.role());
+    ensure_unique(conn, Some(user.id), username, email)?;
+    diesel::update(users::table.find(user.id))
+        .set((
+            users::username.eq(username),
+            users::email.eq(email),
+            users::display_name.eq(display_name),
+            users::search_name.eq(display_name.to_lowercase()),
+            users::role.eq(role.as_str()),
+            users::updated_at.eq(now()),
+        ))
+        .returning(users::all_columns)
+        .get_result(conn)
+        .map_err(unique_violation)
 }
 
 pub fn record_login(conn: &mut DbConnection, id: i64) -> QueryResult<()> {
-    diesel::update(users::table.find(id))
-        .set(users::last_login_at.eq(now()))
-        .execute(conn)?;
+    diesel::update(users::table.find(id)).set(users::last_login_at.eq(now())).execute(conn)?;
     Ok(())
 }
 
@@ -165,11 +207,7 @@ pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
 }
 
 pub fn count_active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
-    users::table
-        .filter(users::role.eq(Role::Admin.as_str()))
-        .filter(users::is_active.eq(true))
-        .count()
-        .get_result(conn)
+    users::table.filter(users::role.eq(Role::Admin.as_str())).filter(users::is_active.eq(true)).count().get_result(conn)
 }
 
 pub struct UserCounts {
@@ -181,10 +219,7 @@ pub struct UserCounts {
 pub fn counts(conn: &mut DbConnection) -> QueryResult<UserCounts> {
     Ok(UserCounts {
         total: users::table.count().get_result(conn)?,
-        active: users::table
-            .filter(users::is_active.eq(true))
-            .count()
-            .get_result(conn)?,
+        active: users::table.filter(users::is_active.eq(true)).count().get_result(conn)?,
         admins: count_active_admins(conn)?,
     })
 }

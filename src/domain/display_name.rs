@@ -19,9 +19,7 @@ impl DisplayName {
             )));
         }
         if name.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "Display name must not contain control characters",
-            ));
+            return Err(ValidationError::new("Display name must not contain control characters"));
         }
         Ok(Self(name.to_owned()))
     }
@@ -38,19 +36,13 @@ mod tests {
 
     #[test]
     fn markup_is_kept_as_text_and_whitespace_is_trimmed() {
-        assert_eq!(
-            DisplayName::parse("  <b>Bo</b> ").unwrap().as_str(),
-            "<b>Bo</b>"
-        );
+        assert_eq!(DisplayName::parse("  <b>Bo</b> ").unwrap().as_str(), "<b>Bo</b>");
     }
 
     #[test]
     fn empty_overlong_and_control_character_names_are_refused() {
         for bad in ["", "   ", &"x".repeat(101), "a\u{0}b", "a\nb"] {
-            assert!(
-                DisplayName::parse(bad).is_err(),
-                "{bad:?} should be refused"
-            );
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
 

@@ -14,9 +14,7 @@ impl Email {
             return Err(ValidationError::new("Enter an email address"));
         }
         if input.len() > MAX_EMAIL_BYTES {
-            return Err(ValidationError::new(format!(
-                "Email address must be at most {MAX_EMAIL_BYTES} characters"
-            )));
+            return Err(ValidationError::new(format!("Email address must be at most {MAX_EMAIL_BYTES} characters")));
         }
         if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());
@@ -51,10 +49,7 @@ mod tests {
 
     #[test]
     fn an_address_is_stored_lower_case() {
-        assert_eq!(
-            Email::parse("Alice@Example.COM").unwrap().as_str(),
-            "alice@example.com"
-        );
+        assert_eq!(Email::parse("Alice@Example.COM").unwrap().as_str(), "alice@example.com");
     }
 
     #[test]

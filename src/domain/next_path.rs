@@ -50,16 +50,10 @@ mod tests {
             "///evil.test",
         ] {
             if bad == "/%0a" {
-                assert!(
-                    SafeNextPath::parse(bad).is_some(),
-                    "percent-escapes stay a path"
-                );
+                assert!(SafeNextPath::parse(bad).is_some(), "percent-escapes stay a path");
                 continue;
             }
-            assert!(
-                SafeNextPath::parse(bad).is_none(),
-                "{bad:?} should be refused"
-            );
+            assert!(SafeNextPath::parse(bad).is_none(), "{bad:?} should be refused");
         }
     }
 

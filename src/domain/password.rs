@@ -26,14 +26,10 @@ impl NewPassword {
             )));
         }
         if password.len() > MAX_PASSWORD_BYTES {
-            return Err(ValidationError::new(format!(
-                "Password must be at most {MAX_PASSWORD_BYTES} bytes long"
-            )));
+            return Err(ValidationError::new(format!("Password must be at most {MAX_PASSWORD_BYTES} bytes long")));
         }
         if password.contains('\0') {
-            return Err(ValidationError::new(
-                "Password must not contain NUL characters",
-            ));
+            return Err(ValidationError::new("Password must not contain NUL characters"));
         }
         let checked: String = password.chars().take(STRENGTH_CHECK_CHARS).collect();
         let estimate = zxcvbn(&checked, related_inputs);
@@ -60,10 +56,7 @@ mod tests {
     use super::*;
 
     fn parse(password: &str) -> Result<NewPassword, ValidationError> {
-        NewPassword::parse(
-            SecretString::from(password),
-            &["alice", "alice@example.com"],
-        )
+        NewPassword::parse(SecretString::from(password), &["alice", "alice@example.com"])
     }
 
     #[test]
@@ -74,26 +67,15 @@ mod tests {
 
     #[test]
     fn unicode_passwords_count_characters_not_bytes() {
-        assert!(
-            parse("ÿ€𝄞ß").is_err(),
-            "4 characters is too short even though it is 11 bytes"
-        );
+        assert!(parse("ÿ€𝄞ß").is_err(), "4 characters is too short even though it is 11 bytes");
         assert!(parse("Grüße aus Köln, 𝄞 und ☕ dazu").is_ok());
     }
 
     #[test]
     fn short_common_or_name_based_passwords_are_refused_with_a_reason() {
         assert!(parse("Ab1!xyz").unwrap_err().0.contains("at least 8"));
-        for weak in [
-            "password",
-            "password1",
-            "12345678",
-            "qwertyuiop",
-            "alice1234",
-        ] {
-            let error = parse(weak)
-                .err()
-                .unwrap_or_else(|| panic!("{weak} accepted"));
+        for weak in ["password", "password1", "12345678", "qwertyuiop", "alice1234"] {
+            let error = parse(weak).err().unwrap_or_else(|| panic!("{weak} accepted"));
             assert!(error.0.contains("too easy to guess"), "{weak}: {error}");
         }
     }
@@ -101,11 +83,6 @@ mod tests {
     #[test]
     fn sixty_four_characters_are_allowed_and_more_than_a_kibibyte_is_not() {
         assert!(parse(&"tangerine-orbit-".repeat(4)).is_ok());
-        assert!(
-            parse(&"x".repeat(MAX_PASSWORD_BYTES + 1))
-                .unwrap_err()
-                .0
-                .contains("at most")
-        );
+        assert!(parse(&"x".repeat(MAX_PASSWORD_BYTES + 1)).unwrap_err().0.contains("at most"));
     }
 }

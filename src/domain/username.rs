@@ -17,18 +17,13 @@ impl Username {
                 "Username must be {MIN_USERNAME_CHARS} to {MAX_USERNAME_CHARS} characters long"
             )));
         }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
-        {
+        if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')) {
             return Err(ValidationError::new(
                 "Username may only contain letters a–z, digits, dots, hyphens and underscores",
             ));
         }
         if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(ValidationError::new(
-                "Username must start with a letter or a digit",
-            ));
+            return Err(ValidationError::new("Username must start with a letter or a digit"));
         }
         Ok(Self(name))
     }
@@ -51,24 +46,12 @@ mod tests {
 
     #[test]
     fn a_mixed_case_name_is_stored_lower_case() {
-        assert_eq!(
-            Username::parse("Alice.Smith").unwrap().as_str(),
-            "alice.smith"
-        );
+        assert_eq!(Username::parse("Alice.Smith").unwrap().as_str(), "alice.smith");
     }
 
     #[test]
     fn names_that_are_too_short_too_long_or_oddly_shaped_are_refused() {
-        for bad in [
-            "",
-            "ab",
-            &"a".repeat(33),
-            "al ice",
-            "al<ce",
-            "-alice",
-            ".alice",
-            "ålice",
-        ] {
+        for bad in ["", "ab", &"a".repeat(33), "al ice", "al<ce", "-alice", ".alice", "ålice"] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

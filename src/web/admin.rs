@@ -30,11 +30,5 @@ pub async fn overview(
     })
     .await
     .map_err(|error| PageError::Unexpected(error.into()))??;
-    render(
-        StatusCode::OK,
-        &OverviewPage {
-            layout: Layout::for_user(&admin, &csrf),
-            counts,
-        },
-    )
+    render(StatusCode::OK, &OverviewPage { layout: Layout::for_user(&admin, &csrf), counts })
 }

@@ -7,25 +7,15 @@ use crate::error::{ApiError, PageError, is_api_path};
 
 /// The fallback for every unknown path.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    if is_api_path(req.path()) {
-        ApiError::NotFound.error_response()
-    } else {
-        PageError::NotFound.error_response()
-    }
+    if is_api_path(req.path()) { ApiError::NotFound.error_response() } else { PageError::NotFound.error_response() }
 }
 
 pub fn form_error(error: UrlencodedError, req: &HttpRequest) -> actix_web::Error {
     let page = match error {
-        UrlencodedError::Overflow { .. } | UrlencodedError::UnknownLength => {
-            PageError::PayloadTooLarge
-        }
-        UrlencodedError::ContentType => {
-            PageError::BadRequest("This page only accepts HTML form posts.".into())
-        }
+        UrlencodedError::Overflow { .. } | UrlencodedError::UnknownLength => PageError::PayloadTooLarge,
+        UrlencodedError::ContentType => PageError::BadRequest("This page only accepts HTML form posts.".into()),
         UrlencodedError::Parse(_) | UrlencodedError::Encoding | UrlencodedError::Serialize(_) => {
-            PageError::BadRequest(
-                "The form data could not be read. Reload the page and try again.".into(),
-            )
+            PageError::BadRequest("The form data could not be read. Reload the page and try again.".into())
         }
         other => PageError::BadRequest(format!("The form data could not be read: {other}")),
     };
@@ -35,13 +25,9 @@ pub fn form_error(error: UrlencodedError, req: &HttpRequest) -> actix_web::Error
 
 pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     match error {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::PayloadTooLarge
-        }
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge,
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(error) => {
-            ApiError::BadRequest(format!("the request body is not valid: {error}"))
-        }
+        JsonPayloadError::Deserialize(error) => ApiError::BadRequest(format!("the request body is not valid: {error}")),
         other => ApiError::BadRequest(format!("the request body could not be read: {other}")),
     }
     .into()
@@ -49,9 +35,5 @@ pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Err
 
 pub fn query_error(error: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
     let message = format!("The address has a malformed query: {error}");
-    if is_api_path(req.path()) {
-        ApiError::BadRequest(message).into()
-    } else {
-        PageError::BadRequest(message).into()
-    }
+    if is_api_path(req.path()) { ApiError::BadRequest(message).into() } else { PageError::BadRequest(message).into() }
 }

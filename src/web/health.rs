@@ -14,8 +14,7 @@ pub async fn ready(pool: web::Data<DbPool>) -> HttpResponse {
     let pool = pool.into_inner();
     let probe = web::block(move || -> anyhow::Result<()> {
         let mut conn = pool.get().context("no database connection available")?;
-        conn.batch_execute("SELECT 1")
-            .context("the database did not answer")
+        conn.batch_execute("SELECT 1").context("the database did not answer")
     })
     .await;
     match probe {

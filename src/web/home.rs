@@ -5,12 +5,6 @@ use crate::auth::MaybeUser;
 
 /// `GET /`: signed-in visitors to their dashboard, everyone else to the login form.
 pub async fn redirect(visitor: MaybeUser) -> HttpResponse {
-    let target = if visitor.0.is_some() {
-        "/dashboard"
-    } else {
-        "/login"
-    };
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, target))
-        .finish()
+    let target = if visitor.0.is_some() { "/dashboard" } else { "/login" };
+    HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish()
 }

@@ -10,6 +10,8 @@ use crate::error::{PageError, html_response};
 #[derive(Default)]
 pub struct Layout {
     pub nav: Option<NavUser>,
+    /// A one-shot message from the previous action.
+    pub flash: Option<String>,
 }
 
 pub struct NavUser {
@@ -27,7 +29,18 @@ impl Layout {
                 is_admin: auth.user.role() == crate::domain::Role::Admin,
                 csrf_token: csrf.for_session(&auth.claims.sid),
             }),
+            flash: None,
         }
+    }
+
+    pub fn with_flash(mut self, flash: &super::flash::Flash) -> Self {
+        self.flash = flash.message();
+        self
+    }
+
+    /// The CSRF token for forms on this page.
+    pub fn csrf_token(&self) -> &str {
+        self.nav.as_ref().map_or("", |nav| nav.csrf_token.as_str())
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::layout::{Layout, render};
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::credentials::{new_session_id, record_login, verify_credentials};
+use crate::auth::credentials::{LoginOutcome, new_session_id, record_outcome, verify_credentials};
 use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::JwtKeys;
@@ -18,8 +18,7 @@ use crate::error::PageError;
 
 const DEFAULT_LANDING: &str = "/dashboard";
 /// One message for unknown user, wrong password and disabled account.
-const LOGIN_FAILED: &str =
-    "The username, email or password is not right, or the account is disabled.";
+const LOGIN_FAILED: &str = "The username, email or password is not right, or the account is disabled.";
 const MAX_NONCE_CHARS: usize = 64;
 
 #[derive(Template)]
@@ -50,10 +49,7 @@ pub struct LoginForm {
 }
 
 fn landing(next: &str) -> String {
-    SafeNextPath::parse(next).map_or_else(
-        || DEFAULT_LANDING.to_owned(),
-        |path| path.as_str().to_owned(),
-    )
+    SafeNextPath::parse(next).map_or_else(|| DEFAULT_LANDING.to_owned(), |path| path.as_str().to_owned())
 }
 
 fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
@@ -78,9 +74,7 @@ pub async fn form(
         .map(|cookie| cookie.value().to_owned())
         .filter(|nonce| !nonce.is_empty() && nonce.len() <= MAX_NONCE_CHARS);
     let nonce = existing.clone().unwrap_or_else(|| random::token_base64(32));
-    let next = SafeNextPath::parse(next)
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_default();
+    let next = SafeNextPath::parse(next).map(|path| path.as_str().to_owned()).unwrap_or_default();
     let page = LoginPage {
         layout: Layout::default(),
         csrf_token: csrf.for_login(&nonce),
@@ -90,9 +84,7 @@ pub async fn form(
     };
     let mut response = render(StatusCode::OK, &page)?;
     if existing.is_none() {
-        response
-            .add_cookie(&cookies.login_csrf(nonce))
-            .map_err(|error| PageError::Unexpected(error.into()))?;
+        response.add_cookie(&cookies.login_csrf(nonce)).map_err(|error| PageError::Unexpected(error.into()))?;
     }
     Ok(response)
 }
@@ -107,23 +99,13 @@ pub async fn submit(
     hasher: web::Data<PasswordHasher>,
     keys: web::Data<JwtKeys>,
 ) -> Result<HttpResponse, PageError> {
-    let LoginForm {
-        username,
-        password,
-        csrf_token,
-        next,
-    } = form.into_inner();
-    let nonce = req
-        .cookie(cookies.login_csrf_name())
-        .map(|cookie| cookie.value().to_owned())
-        .unwrap_or_default();
+    let LoginForm { username, password, csrf_token, next } = form.into_inner();
+    let nonce = req.cookie(cookies.login_csrf_name()).map(|cookie| cookie.value().to_owned()).unwrap_or_default();
     if !csrf.verify_login(&nonce, &csrf_token) {
         tracing::warn!(client_ip = %client_ip(&req), "login form refused: CSRF token missing or wrong");
         return Err(PageError::CsrfRejected);
     }
-    let next = SafeNextPath::parse(&next)
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_default();
+    let next = SafeNextPath::parse(&next).map(|path| path.as_str().to_owned()).unwrap_or_default();
     let failed = |status: StatusCode, message: &str| {
         let page = LoginPage {
             layout: Layout::default(),
@@ -135,19 +117,15 @@ pub async fn submit(
         render(status, &page)
     };
     if username.trim().is_empty() || password.is_empty() {
-        return failed(
-            StatusCode::BAD_REQUEST,
-            "Enter your username or email and your password.",
-        );
+        return failed(StatusCode::BAD_REQUEST, "Enter your username or email and your password.");
     }
 
-    let user = verify_credentials(&pool, &hasher, &username, SecretString::from(password)).await?;
-    let Some(user) = user else {
+    let outcome = verify_credentials(&pool, &hasher, &username, SecretString::from(password)).await?;
+    record_outcome(&pool, &outcome, &username, client_ip(&req), "form").await?;
+    let LoginOutcome::Success(user) = outcome else {
         tracing::info!(event = "login_failed", username = %username.escape_debug(), client_ip = %client_ip(&req), "login failed");
         return failed(StatusCode::UNAUTHORIZED, LOGIN_FAILED);
     };
-
-    record_login(&pool, user.id).await?;
     let issued = keys.issue(&user, &new_session_id())?;
     tracing::info!(event = "login_ok", username = %user.username, client_ip = %client_ip(&req), "login succeeded");
     Ok(see_other(&landing(&next))
@@ -158,6 +136,5 @@ pub async fn submit(
 
 /// The socket peer. (Proxy headers are not trusted: anyone can send them.)
 pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+    req.peer_addr().map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
 }

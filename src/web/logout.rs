@@ -27,8 +27,5 @@ pub async fn submit(
     cookies: web::Data<CookiePolicy>,
 ) -> HttpResponse {
     tracing::info!(event = "logout", username = %user.user.username, client_ip = %client_ip(&req), "logged out");
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/login"))
-        .cookie(cookies.session_removal())
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).cookie(cookies.session_removal()).finish()
 }

@@ -3,6 +3,7 @@ pub mod admin;
 pub mod api;
 pub mod dashboard;
 pub mod errors;
+pub mod flash;
 pub mod health;
 pub mod home;
 pub mod layout;

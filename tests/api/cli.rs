@@ -8,14 +8,7 @@ use portcullis::domain::Role;
 use crate::helpers::*;
 
 fn portcullis(app: &TestApp, args: &[&str], stdin: &str) -> Output {
-    portcullis_with_env(
-        &[
-            ("DATABASE_URL", &app.database_url),
-            ("PORTCULLIS_JWT_SECRET", &app.jwt_secret),
-        ],
-        args,
-        stdin,
-    )
+    portcullis_with_env(&[("DATABASE_URL", &app.database_url), ("PORTCULLIS_JWT_SECRET", &app.jwt_secret)], args, stdin)
 }
 
 fn portcullis_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
@@ -31,12 +24,7 @@ fn portcullis_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Outp
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -119,21 +107,12 @@ fn every_command_has_help() {
 #[test]
 fn bad_settings_stop_start_up_with_one_readable_line() {
     let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("PORTCULLIS_JWT_SECRET", "too-short")], "PORTCULLIS_JWT_SECRET is too short"),
         (
-            &[("PORTCULLIS_JWT_SECRET", "too-short")],
-            "PORTCULLIS_JWT_SECRET is too short",
-        ),
-        (
-            &[(
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/postgres",
-            )],
+            &[("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")],
             "PORTCULLIS_JWT_SECRET is required with PostgreSQL",
         ),
-        (
-            &[("DATABASE_URL", "mysql://localhost/db")],
-            "DATABASE_URL must start with",
-        ),
+        (&[("DATABASE_URL", "mysql://localhost/db")], "DATABASE_URL must start with"),
         (&[("PORTCULLIS_BIND", "not-an-address")], "PORTCULLIS_BIND"),
     ];
     for (env, expected) in cases {
@@ -151,25 +130,15 @@ fn bad_settings_stop_start_up_with_one_readable_line() {
 fn an_unreachable_database_is_a_clear_error() {
     let secret = "a-perfectly-random-secret-0123456789-abcdefghijkl";
     let unreachable = portcullis_with_env(
-        &[
-            ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/portcullis"),
-            ("PORTCULLIS_JWT_SECRET", secret),
-        ],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/portcullis"), ("PORTCULLIS_JWT_SECRET", secret)],
         &["migrate"],
         "",
     );
-    let no_directory = portcullis_with_env(
-        &[("DATABASE_URL", "sqlite:///no/such/directory/portcullis.db")],
-        &["migrate"],
-        "",
-    );
+    let no_directory =
+        portcullis_with_env(&[("DATABASE_URL", "sqlite:///no/such/directory/portcullis.db")], &["migrate"], "");
 
     assert_eq!(unreachable.status.code(), Some(1));
-    assert!(
-        text(&unreachable.stderr).contains("could not open PostgreSQL"),
-        "{}",
-        text(&unreachable.stderr)
-    );
+    assert!(text(&unreachable.stderr).contains("could not open PostgreSQL"), "{}", text(&unreachable.stderr));
     assert!(
         text(&no_directory.stderr).contains("could not open the SQLite database"),
         "{}",

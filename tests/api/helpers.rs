@@ -65,10 +65,7 @@ pub struct TestUser {
 }
 
 fn random_hex() -> String {
-    portcullis::auth::random::bytes::<8>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    portcullis::auth::random::bytes::<8>().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The PostgreSQL variant: skipped (loudly) on a machine without the variable, failed in CI.
@@ -91,20 +88,10 @@ pub fn create_postgres_database() -> String {
     portcullis::db::init_postgres_client_library();
     let mut admin = PgConnection::establish(&base)
         .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {POSTGRES_URL_VAR}: {error}"));
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .expect("create test database");
-    let (without_query, query) = base
-        .split_once('?')
-        .map_or((base.as_str(), ""), |(a, b)| (a, b));
-    let (server, _) = without_query
-        .rsplit_once('/')
-        .expect("URL with a database name");
-    if query.is_empty() {
-        format!("{server}/{name}")
-    } else {
-        format!("{server}/{name}?{query}")
-    }
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create test database");
+    let (without_query, query) = base.split_once('?').map_or((base.as_str(), ""), |(a, b)| (a, b));
+    let (server, _) = without_query.rsplit_once('/').expect("URL with a database name");
+    if query.is_empty() { format!("{server}/{name}") } else { format!("{server}/{name}?{query}") }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -122,19 +109,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         ("PORTCULLIS_BIND", "127.0.0.1:0".to_owned()),
         ("PORTCULLIS_JWT_SECRET", jwt_secret.clone()),
         ("PORTCULLIS_PUBLIC_URL", "http://portcullis.test".to_owned()),
-        (
-            "PORTCULLIS_STATIC_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_owned(),
-        ),
+        ("PORTCULLIS_STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_owned()),
         ("PORTCULLIS_DB_POOL_SIZE", "4".to_owned()),
     ];
-    let settings =
-        Settings::from_lookup(|key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
-            .expect("test settings");
+    let settings = Settings::from_lookup(|key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
+        .expect("test settings");
     let pool = build_pool(&settings.database).expect("test pool");
-    let application = Application::build(settings)
-        .await
-        .expect("the application starts");
+    let application = Application::build(settings).await.expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let server = application.handle();
     tokio::spawn(application.run_until_stopped());
@@ -168,12 +149,7 @@ impl TestApp {
     }
 
     pub async fn get_with_bearer(&self, path: &str, token: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET")
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("GET")
     }
 
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
@@ -188,20 +164,10 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("POST")
+        self.client.post(self.url(path)).json(body).send().await.expect("POST")
     }
 
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> Response {
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
         self.client
             .post(self.url(path))
             .header(header::CONTENT_TYPE, content_type)
@@ -229,8 +195,7 @@ impl TestApp {
     /// Puts a cookie in this browser's jar, as a browser holding it would send it.
     pub fn set_cookie(&self, name: &str, value: &str) {
         let url: Url = self.address.parse().unwrap();
-        self.cookies
-            .add_cookie_str(&format!("{name}={value}; Path=/"), &url);
+        self.cookies.add_cookie_str(&format!("{name}={value}; Path=/"), &url);
     }
 
     pub async fn create_user(&self, username: &str, role: Role) -> TestUser {
@@ -253,12 +218,7 @@ impl TestApp {
                 },
             )
             .expect("insert user");
-            TestUser {
-                id: user.id,
-                username: user.username,
-                email: user.email,
-                password: PASSWORD.to_owned(),
-            }
+            TestUser { id: user.id, username: user.username, email: user.email, password: PASSWORD.to_owned() }
         })
         .await
         .unwrap()
@@ -269,9 +229,7 @@ impl TestApp {
         work: impl FnOnce(&mut portcullis::db::DbConnection) -> T + Send + 'static,
     ) -> T {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || work(&mut pool.get().unwrap()))
-            .await
-            .unwrap()
+        tokio::task::spawn_blocking(move || work(&mut pool.get().unwrap())).await.unwrap()
     }
 
     /// GET /login and read the CSRF token from the form.
@@ -286,26 +244,13 @@ impl TestApp {
 
     pub async fn login_with_next(&self, login: &str, password: &str, next: &str) -> Response {
         let csrf = self.login_form_token().await;
-        self.post_form(
-            "/login",
-            &[
-                ("username", login),
-                ("password", password),
-                ("csrf_token", &csrf),
-                ("next", next),
-            ],
-        )
-        .await
+        self.post_form("/login", &[("username", login), ("password", password), ("csrf_token", &csrf), ("next", next)])
+            .await
     }
 
     pub async fn login_as(&self, user: &TestUser) {
         let response = self.login(&user.username, &user.password).await;
-        assert_eq!(
-            response.status(),
-            303,
-            "login as {} should succeed",
-            user.username
-        );
+        assert_eq!(response.status(), 303, "login as {} should succeed", user.username);
     }
 
     /// The CSRF token of the signed-in session, as the pages embed it.
@@ -316,27 +261,17 @@ impl TestApp {
 
     pub async fn api_token(&self, user: &TestUser) -> String {
         let response = self
-            .post_json(
-                "/api/token",
-                &serde_json::json!({"username": user.username, "password": user.password}),
-            )
+            .post_json("/api/token", &serde_json::json!({"username": user.username, "password": user.password}))
             .await;
         assert_eq!(response.status(), 200);
-        response.json::<serde_json::Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        response.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
     }
 }
 
 pub fn cookie_in(jar: &reqwest::cookie::Jar, address: &str, name: &str) -> Option<String> {
     let url: Url = address.parse().unwrap();
     let header = jar.cookies(&url)?;
-    header
-        .to_str()
-        .ok()?
-        .split("; ")
-        .find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    header.to_str().ok()?.split("; ").find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
 }
 
 pub fn hidden_field(html: &str, name: &str) -> Option<String> {
@@ -347,19 +282,10 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
 }
 
 pub fn location(response: &Response) -> String {
-    response
-        .headers()
-        .get(header::LOCATION)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
+    response.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 /// All Set-Cookie headers of a response, raw.
 pub fn set_cookies(response: &Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
+    response.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
 }

@@ -17,11 +17,7 @@ fn hs(key: &[u8], algorithm: hmac::Algorithm, input: &str) -> String {
 
 /// Signs any header and claims with HMAC-SHA256, exactly as given.
 fn sign_raw(key: &[u8], header: &str, claims: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        b64(header.as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.to_string().as_bytes()));
     let signature = hs(key, hmac::HMAC_SHA256, &input);
     format!("{input}.{signature}")
 }
@@ -56,174 +52,48 @@ fn forgeries(app: &TestApp, user: &TestUser) -> Vec<(&'static str, String)> {
 
     let mut cases = vec![
         ("empty signature", format!("{unsigned}.")),
-        (
-            "truncated signature",
-            format!("{unsigned}.{}", &signature[..signature.len() - 4]),
-        ),
-        (
-            "signature from another key",
-            sign_raw(
-                b"another-secret-that-is-long-enough-0123456789",
-                HEADER,
-                &good,
-            ),
-        ),
+        ("truncated signature", format!("{unsigned}.{}", &signature[..signature.len() - 4])),
+        ("signature from another key", sign_raw(b"another-secret-that-is-long-enough-0123456789", HEADER, &good)),
         (
             "signature from another token",
-            format!(
-                "{}.{signature}",
-                with_header(r#"{"typ":"at+jwt","alg":"HS256","kid":"x"}"#)
-            ),
+            format!("{}.{signature}", with_header(r#"{"typ":"at+jwt","alg":"HS256","kid":"x"}"#)),
         ),
         (
             "tampered role",
             format!(
                 "{}.{}.{signature}",
                 unsigned.split('.').next().unwrap(),
-                b64(with(good.clone(), "role", json!("admin"))
-                    .to_string()
-                    .as_bytes())
+                b64(with(good.clone(), "role", json!("admin")).to_string().as_bytes())
             ),
         ),
-        (
-            "expired",
-            sign_raw(
-                key,
-                HEADER,
-                &with(
-                    with(good.clone(), "exp", json!(now - 120)),
-                    "iat",
-                    json!(now - 900),
-                ),
-            ),
-        ),
-        (
-            "not yet valid",
-            sign_raw(key, HEADER, &with(good.clone(), "nbf", json!(now + 120))),
-        ),
-        (
-            "exp as a string",
-            sign_raw(
-                key,
-                HEADER,
-                &with(good.clone(), "exp", json!((now + 600).to_string())),
-            ),
-        ),
-        (
-            "nbf as a string",
-            sign_raw(
-                key,
-                HEADER,
-                &with(good.clone(), "nbf", json!(now.to_string())),
-            ),
-        ),
-        (
-            "no exp",
-            sign_raw(key, HEADER, &without(good.clone(), "exp")),
-        ),
-        (
-            "no nbf",
-            sign_raw(key, HEADER, &without(good.clone(), "nbf")),
-        ),
-        (
-            "no iss",
-            sign_raw(key, HEADER, &without(good.clone(), "iss")),
-        ),
-        (
-            "no aud",
-            sign_raw(key, HEADER, &without(good.clone(), "aud")),
-        ),
-        (
-            "wrong iss",
-            sign_raw(
-                key,
-                HEADER,
-                &with(good.clone(), "iss", json!("https://evil.test")),
-            ),
-        ),
-        (
-            "wrong aud",
-            sign_raw(
-                key,
-                HEADER,
-                &with(good.clone(), "aud", json!("someone-else")),
-            ),
-        ),
-        (
-            "sub of nobody",
-            sign_raw(key, HEADER, &with(good.clone(), "sub", json!("999999"))),
-        ),
-        (
-            "sub not a number",
-            sign_raw(key, HEADER, &with(good.clone(), "sub", json!("1 OR 1=1"))),
-        ),
-        (
-            "role claim says admin",
-            sign_raw(key, HEADER, &with(good.clone(), "role", json!("admin"))),
-        ),
+        ("expired", sign_raw(key, HEADER, &with(with(good.clone(), "exp", json!(now - 120)), "iat", json!(now - 900)))),
+        ("not yet valid", sign_raw(key, HEADER, &with(good.clone(), "nbf", json!(now + 120)))),
+        ("exp as a string", sign_raw(key, HEADER, &with(good.clone(), "exp", json!((now + 600).to_string())))),
+        ("nbf as a string", sign_raw(key, HEADER, &with(good.clone(), "nbf", json!(now.to_string())))),
+        ("no exp", sign_raw(key, HEADER, &without(good.clone(), "exp"))),
+        ("no nbf", sign_raw(key, HEADER, &without(good.clone(), "nbf"))),
+        ("no iss", sign_raw(key, HEADER, &without(good.clone(), "iss"))),
+        ("no aud", sign_raw(key, HEADER, &without(good.clone(), "aud"))),
+        ("wrong iss", sign_raw(key, HEADER, &with(good.clone(), "iss", json!("https://evil.test")))),
+        ("wrong aud", sign_raw(key, HEADER, &with(good.clone(), "aud", json!("someone-else")))),
+        ("sub of nobody", sign_raw(key, HEADER, &with(good.clone(), "sub", json!("999999")))),
+        ("sub not a number", sign_raw(key, HEADER, &with(good.clone(), "sub", json!("1 OR 1=1")))),
+        ("role claim says admin", sign_raw(key, HEADER, &with(good.clone(), "role", json!("admin")))),
         ("no typ", sign_raw(key, r#"{"alg":"HS256"}"#, &good)),
-        (
-            "typ JWT",
-            sign_raw(key, r#"{"typ":"JWT","alg":"HS256"}"#, &good),
-        ),
-        (
-            "embedded jwk",
-            sign_raw(
-                key,
-                r#"{"typ":"at+jwt","alg":"HS256","jwk":{"kty":"oct","k":"AAAA"}}"#,
-                &good,
-            ),
-        ),
-        (
-            "jku",
-            sign_raw(
-                key,
-                r#"{"typ":"at+jwt","alg":"HS256","jku":"http://127.0.0.1:9/keys"}"#,
-                &good,
-            ),
-        ),
-        (
-            "x5u",
-            sign_raw(
-                key,
-                r#"{"typ":"at+jwt","alg":"HS256","x5u":"http://127.0.0.1:9/cert"}"#,
-                &good,
-            ),
-        ),
-        (
-            "crit",
-            sign_raw(
-                key,
-                r#"{"typ":"at+jwt","alg":"HS256","crit":["exp"]}"#,
-                &good,
-            ),
-        ),
-        (
-            "duplicate alg keys",
-            sign_raw(key, r#"{"typ":"at+jwt","alg":"none","alg":"HS256"}"#, &good),
-        ),
+        ("typ JWT", sign_raw(key, r#"{"typ":"JWT","alg":"HS256"}"#, &good)),
+        ("embedded jwk", sign_raw(key, r#"{"typ":"at+jwt","alg":"HS256","jwk":{"kty":"oct","k":"AAAA"}}"#, &good)),
+        ("jku", sign_raw(key, r#"{"typ":"at+jwt","alg":"HS256","jku":"http://127.0.0.1:9/keys"}"#, &good)),
+        ("x5u", sign_raw(key, r#"{"typ":"at+jwt","alg":"HS256","x5u":"http://127.0.0.1:9/cert"}"#, &good)),
+        ("crit", sign_raw(key, r#"{"typ":"at+jwt","alg":"HS256","crit":["exp"]}"#, &good)),
+        ("duplicate alg keys", sign_raw(key, r#"{"typ":"at+jwt","alg":"none","alg":"HS256"}"#, &good)),
         ("garbage", "not-a-token".to_owned()),
         ("three dots of garbage", "a.b.c".to_owned()),
-        (
-            "16 KiB",
-            format!(
-                "{}.{}.{}",
-                "e".repeat(8192),
-                "e".repeat(8192),
-                "e".repeat(100)
-            ),
-        ),
+        ("16 KiB", format!("{}.{}.{}", "e".repeat(8192), "e".repeat(8192), "e".repeat(100))),
     ];
     for none in ["none", "None", "NONE", "nOnE"] {
         let header = format!(r#"{{"typ":"at+jwt","alg":"{none}"}}"#);
-        cases.push((
-            "alg none, no signature",
-            format!("{}.", with_header(&header)),
-        ));
-        cases.push((
-            "alg none, kept signature",
-            format!("{}.{signature}", with_header(&header)),
-        ));
+        cases.push(("alg none, no signature", format!("{}.", with_header(&header))));
+        cases.push(("alg none, kept signature", format!("{}.{signature}", with_header(&header))));
     }
     for (name, algorithm, alg) in [
         ("HS384 with the same secret", hmac::HMAC_SHA384, "HS384"),
@@ -243,11 +113,7 @@ fn forgeries(app: &TestApp, user: &TestUser) -> Vec<(&'static str, String)> {
     // ECDSA "psychic signature": r = s = 0.
     cases.push((
         "ES256 all-zero signature",
-        format!(
-            "{}.{}",
-            with_header(r#"{"typ":"at+jwt","alg":"ES256"}"#),
-            b64(&[0u8; 64])
-        ),
+        format!("{}.{}", with_header(r#"{"typ":"at+jwt","alg":"ES256"}"#), b64(&[0u8; 64])),
     ));
     cases
 }

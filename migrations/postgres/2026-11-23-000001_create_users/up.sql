@@ -2,8 +2,9 @@ CREATE TABLE users (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- username and email are stored lower-cased by the application; the indexes on lower()
     -- keep them unique case-insensitively even if a row is written by hand.
-    username TEXT NOT NULL,
-    email TEXT NOT NULL,
+    -- Byte-order collation: prefix searches are plain index ranges, as on SQLite.
+    username TEXT COLLATE "C" NOT NULL,
+    email TEXT COLLATE "C" NOT NULL,
     display_name TEXT NOT NULL,
     password_hash TEXT NOT NULL,
     role TEXT NOT NULL CHECK (role IN ('admin', 'user')),

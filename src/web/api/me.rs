@@ -15,8 +15,5 @@ struct Me {
 pub async fn show(caller: CurrentUser) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(Me {
-            user: UserJson::from(&caller.user),
-            token_expires_at: caller.claims.exp,
-        })
+        .json(Me { user: UserJson::from(&caller.user), token_expires_at: caller.claims.exp })
 }

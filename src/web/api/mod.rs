@@ -22,10 +22,7 @@ pub struct UserJson {
 
 impl From<&User> for UserJson {
     fn from(user: &User) -> Self {
-        let rfc3339 = |at: chrono::NaiveDateTime| {
-            at.and_utc()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        };
+        let rfc3339 = |at: chrono::NaiveDateTime| at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         Self {
             id: user.id,
             username: user.username.clone(),

@@ -8,17 +8,10 @@ use crate::db::DbPool;
 use crate::db::users::{self, User};
 use crate::error::ApiError;
 
-pub async fn show(
-    _admin: AdminUser,
-    id: web::Path<String>,
-    pool: web::Data<DbPool>,
-) -> Result<HttpResponse, ApiError> {
-    let id: i64 = id.parse().map_err(|_| {
-        ApiError::BadRequest(format!(
-            "user id must be a whole number (got {:?})",
-            id.as_str()
-        ))
-    })?;
+pub async fn show(_admin: AdminUser, id: web::Path<String>, pool: web::Data<DbPool>) -> Result<HttpResponse, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("user id must be a whole number (got {:?})", id.as_str())))?;
     let pool = pool.into_inner();
     let user = web::block(move || -> anyhow::Result<Option<User>> {
         let mut conn = pool.get().context("no database connection available")?;

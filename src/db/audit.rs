@@ -1,0 +1,104 @@
+//! The audit trail: admin actions and auth events, written in the transaction of the change.
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::audit_events;
+use super::users::{User, now};
+
+#[derive(Debug, Clone, Queryable)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub occurred_at: NaiveDateTime,
+    pub actor_id: Option<i64>,
+    pub actor_username: Option<String>,
+    pub action: String,
+    pub target_id: Option<i64>,
+    pub target_username: Option<String>,
+    pub client_ip: Option<String>,
+    pub details: String,
+}
+
+/// Who acted and from where. `None` user: an anonymous or failed login, or the CLI.
+#[derive(Clone, Default)]
+pub struct Actor {
+    pub user: Option<(i64, String)>,
+    pub client_ip: Option<String>,
+}
+
+impl Actor {
+    pub fn user(user: &User, client_ip: Option<String>) -> Self {
+        Self { user: Some((user.id, user.username.clone())), client_ip }
+    }
+
+    pub fn anonymous(client_ip: Option<String>) -> Self {
+        Self { user: None, client_ip }
+    }
+
+    /// The command line, run by whoever has shell access.
+    pub fn command_line() -> Self {
+        Self { user: None, client_ip: Some("cli".to_owned()) }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = audit_events)]
+struct NewAuditEvent<'a> {
+    occurred_at: NaiveDateTime,
+    actor_id: Option<i64>,
+    actor_username: Option<&'a str>,
+    action: &'a str,
+    target_id: Option<i64>,
+    target_username: Option<&'a str>,
+    client_ip: Option<&'a str>,
+    details: &'a str,
+}
+
+/// `details` is plain text meant for people ("role: user → admin"); never a password or hash.
+pub fn record(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    action: &str,
+    target: Option<(i64, &str)>,
+    details: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values(NewAuditEvent {
+            occurred_at: now(),
+            actor_id: actor.user.as_ref().map(|(id, _)| *id),
+            actor_username: actor.user.as_ref().map(|(_, name)| name.as_str()),
+            action,
+            target_id: target.map(|(id, _)| id),
+            target_username: target.map(|(_, name)| name),
+            client_ip: actor.client_ip.as_deref(),
+            details,
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<i64>,
+    pub target_id: Option<i64>,
+    /// Events older than this id (the next page).
+    pub before_id: Option<i64>,
+}
+
+/// Newest first, `size` events and whether there are more.
+pub fn page(conn: &mut DbConnection, filter: &AuditFilter, size: i64) -> QueryResult<(Vec<AuditEvent>, bool)> {
+    let mut query = audit_events::table.into_boxed();
+    if let Some(actor) = filter.actor_id {
+        query = query.filter(audit_events::actor_id.eq(actor));
+    }
+    if let Some(target) = filter.target_id {
+        query = query.filter(audit_events::target_id.eq(target));
+    }
+    if let Some(before) = filter.before_id {
+        query = query.filter(audit_events::id.lt(before));
+    }
+    let mut events: Vec<AuditEvent> = query.order(audit_events::id.desc()).limit(size + 1).load(conn)?;
+    let more = events.len() as i64 > size;
+    events.truncate(usize::try_from(size).unwrap_or(0));
+    Ok((events, more))
+}

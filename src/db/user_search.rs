@@ -1,0 +1,210 @@
+//! The admin user list: search, filters, sort, and keyset pagination. Every page is an index
+//! range scan from a cursor, so page 20,000 costs what page 1 costs.
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::connection::MultiBackend;
+use super::schema::users;
+use super::users::User;
+use crate::domain::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Username,
+    Created,
+    LastLogin,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Lower-cased; matches the start of the username, the email or the display name.
+    pub search: Option<String>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
+/// The position just past a row, in the current sort order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    Username(String),
+    Created(NaiveDateTime, i64),
+    /// `None`: the row has never logged in.
+    LastLogin(Option<NaiveDateTime>, i64),
+}
+
+impl Cursor {
+    pub fn after(user: &User, sort: SortKey) -> Self {
+        match sort {
+            SortKey::Username => Self::Username(user.username.clone()),
+            SortKey::Created => Self::Created(user.created_at, user.id),
+            SortKey::LastLogin => Self::LastLogin(user.last_login_at, user.id),
+        }
+    }
+}
+
+pub struct PageRequest {
+    pub filters: Filters,
+    pub sort: SortKey,
+    pub descending: bool,
+    /// Rows after this cursor (or, with `backwards`, before it).
+    pub cursor: Option<Cursor>,
+    pub backwards: bool,
+    pub size: i64,
+}
+
+pub struct Page {
+    pub users: Vec<User>,
+    /// Whether more rows lie beyond this page in the direction it was read.
+    pub more: bool,
+}
+
+type BoxedUsers<'a> = users::BoxedQuery<'a, MultiBackend>;
+
+fn filtered(filters: &Filters) -> BoxedUsers<'static> {
+    let mut query = users::table.into_boxed();
+    if let Some(search) = filters.search.as_deref().filter(|s| !s.is_empty()) {
+        // A byte-order range is a prefix match that any B-tree serves, on both backends.
+        let low = search.to_owned();
+        let high = format!("{search}\u{10FFFF}");
+        query = query.filter(
+            users::username
+                .ge(low.clone())
+                .and(users::username.lt(high.clone()))
+                .or(users::email.ge(low.clone()).and(users::email.lt(high.clone())))
+                .or(users::search_name.ge(low).and(users::search_name.lt(high))),
+        );
+    }
+    if let Some(role) = filters.role {
+        query = query.filter(users::role.eq(role.as_str()));
+    }
+    if let Some(active) = filters.active {
+        query = query.filter(users::is_active.eq(active));
+    }
+    query
+}
+
+pub fn page(conn: &mut DbConnection, request: &PageRequest) -> QueryResult<Page> {
+    // Reading backwards is reading forwards in the opposite order, then reversing.
+    let ascending = request.descending == request.backwards;
+    let limit = request.size + 1;
+    let mut rows = match request.sort {
+        SortKey::Username => by_username(conn, request, ascending, limit)?,
+        SortKey::Created => by_created(conn, request, ascending, limit)?,
+        SortKey::LastLogin => by_last_login(conn, request, ascending, limit)?,
+    };
+    let more = rows.len() as i64 > request.size;
+    rows.truncate(usize::try_from(request.size).unwrap_or(0));
+    if request.backwards {
+        rows.reverse();
+    }
+    Ok(Page { users: rows, more })
+}
+
+fn by_username(conn: &mut DbConnection, request: &PageRequest, ascending: bool, limit: i64) -> QueryResult<Vec<User>> {
+    let mut query = filtered(&request.filters);
+    if let Some(Cursor::Username(name)) = &request.cursor {
+        query = if ascending {
+            query.filter(users::username.gt(name.clone()))
+        } else {
+            query.filter(users::username.lt(name.clone()))
+        };
+    }
+    query = if ascending { query.order(users::username.asc()) } else { query.order(users::username.desc()) };
+    query.limit(limit).load(conn)
+}
+
+fn by_created(conn: &mut DbConnection, request: &PageRequest, ascending: bool, limit: i64) -> QueryResult<Vec<User>> {
+    let mut query = filtered(&request.filters);
+    if let Some(Cursor::Created(at, id)) = &request.cursor {
+        // `at >= x AND (at > x OR id > y)`: the first half is an index range on both backends.
+        query = if ascending {
+            query.filter(users::created_at.ge(*at)).filter(users::created_at.gt(*at).or(users::id.gt(*id)))
+        } else {
+            query.filter(users::created_at.le(*at)).filter(users::created_at.lt(*at).or(users::id.lt(*id)))
+        };
+    }
+    query = if ascending {
+        query.order((users::created_at.asc(), users::id.asc()))
+    } else {
+        query.order((users::created_at.desc(), users::id.desc()))
+    };
+    query.limit(limit).load(conn)
+}
+
+/// Users who logged in, by time, and users who never did, by id, as two index ranges:
+/// descending lists recent logins first and "never" last; ascending is the exact reverse.
+fn by_last_login(
+    conn: &mut DbConnection,
+    request: &PageRequest,
+    ascending: bool,
+    limit: i64,
+) -> QueryResult<Vec<User>> {
+    let (mut rows, in_logged_segment) = match &request.cursor {
+        None => (Vec::new(), !ascending),
+        Some(Cursor::LastLogin(Some(_), _)) => (Vec::new(), true),
+        Some(Cursor::LastLogin(None, _)) => (Vec::new(), false),
+        Some(_) => (Vec::new(), !ascending),
+    };
+    let cursor = match &request.cursor {
+        Some(Cursor::LastLogin(at, id)) => Some((*at, *id)),
+        _ => None,
+    };
+    if in_logged_segment {
+        rows.extend(logged_in(
+            conn,
+            &request.filters,
+            cursor.and_then(|(at, id)| at.map(|at| (at, id))),
+            ascending,
+            limit,
+        )?);
+        if !ascending && (rows.len() as i64) < limit {
+            rows.extend(never_logged_in(conn, &request.filters, None, false, limit - rows.len() as i64)?);
+        }
+    } else {
+        let after_id = cursor.filter(|(at, _)| at.is_none()).map(|(_, id)| id);
+        rows.extend(never_logged_in(conn, &request.filters, after_id, ascending, limit)?);
+        if ascending && (rows.len() as i64) < limit {
+            rows.extend(logged_in(conn, &request.filters, None, true, limit - rows.len() as i64)?);
+        }
+    }
+    Ok(rows)
+}
+
+fn logged_in(
+    conn: &mut DbConnection,
+    filters: &Filters,
+    after: Option<(NaiveDateTime, i64)>,
+    ascending: bool,
+    limit: i64,
+) -> QueryResult<Vec<User>> {
+    let mut query = filtered(filters).filter(users::last_login_at.is_not_null());
+    if let Some((at, id)) = after {
+        query = if ascending {
+            query.filter(users::last_login_at.ge(at)).filter(users::last_login_at.gt(at).or(users::id.gt(id)))
+        } else {
+            query.filter(users::last_login_at.le(at)).filter(users::last_login_at.lt(at).or(users::id.lt(id)))
+        };
+    }
+    query = if ascending {
+        query.order((users::last_login_at.asc(), users::id.asc()))
+    } else {
+        query.order((users::last_login_at.desc(), users::id.desc()))
+    };
+    query.limit(limit).load(conn)
+}
+
+fn never_logged_in(
+    conn: &mut DbConnection,
+    filters: &Filters,
+    after_id: Option<i64>,
+    ascending: bool,
+    limit: i64,
+) -> QueryResult<Vec<User>> {
+    let mut query = filtered(filters).filter(users::last_login_at.is_null());
+    if let Some(id) = after_id {
+        query = if ascending { query.filter(users::id.gt(id)) } else { query.filter(users::id.lt(id)) };
+    }
+    query = if ascending { query.order(users::id.asc()) } else { query.order(users::id.desc()) };
+    query.limit(limit).load(conn)
+}

@@ -1,0 +1,65 @@
+//! One-shot messages shown on the page after a redirect ("User alice disabled.").
+use std::future::{Ready, ready};
+
+use actix_web::cookie::Cookie;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::auth::cookies::CookiePolicy;
+use crate::auth::guard::app_data;
+
+const MAX_FLASH_CHARS: usize = 300;
+
+/// The message waiting for this request, if any. Pass the page's response through
+/// `finish` so the message is shown once.
+pub struct Flash {
+    message: Option<String>,
+    removal: Option<Cookie<'static>>,
+}
+
+impl Flash {
+    pub fn message(&self) -> Option<String> {
+        self.message.clone()
+    }
+
+    pub fn finish(self, mut response: HttpResponse) -> HttpResponse {
+        if let Some(removal) = self.removal {
+            let _ = response.add_cookie(&removal);
+        }
+        response
+    }
+}
+
+impl FromRequest for Flash {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Ok(policy) = app_data::<CookiePolicy>(req) else {
+            return ready(Ok(Flash { message: None, removal: None }));
+        };
+        let flash = match req.cookie(policy.flash_name()) {
+            None => Flash { message: None, removal: None },
+            Some(cookie) => Flash {
+                message: URL_SAFE_NO_PAD
+                    .decode(cookie.value())
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .map(|text| text.chars().take(MAX_FLASH_CHARS).collect()),
+                removal: Some(policy.flash_removal()),
+            },
+        };
+        ready(Ok(flash))
+    }
+}
+
+/// 303 See Other to `location`, with a message for the page there.
+pub fn redirect_with_flash(cookies: &CookiePolicy, location: &str, message: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .cookie(cookies.flash(URL_SAFE_NO_PAD.encode(message)))
+        .finish()
+}
