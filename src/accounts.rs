@@ -32,6 +32,30 @@ pub struct ValidAccount {
 #[derive(Debug, Default)]
 pub struct FieldErrors(pub Vec<(&'static str, String)>);
 
+impl FieldErrors {
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.push((field, message.into()));
+    }
+
+    /// The message for `field`, or "" (templates test for emptiness).
+    pub fn get(&self, field: &str) -> &str {
+        self.0.iter().find(|(name, _)| *name == field).map_or("", |(_, message)| message.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn first_field(&self) -> &str {
+        self.0.first().map_or("", |(field, _)| field)
+    }
+
+    /// Collects a parse result's error under `field`, keeping the value when it parsed.
+    pub fn check<T>(&mut self, field: &'static str, result: Result<T, ValidationError>) -> Option<T> {
+        result.map_err(|error| self.add(field, error.0)).ok()
+    }
+}
+
 impl std::fmt::Display for FieldErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let lines: Vec<String> = self.0.iter().map(|(field, message)| format!("{field}: {message}")).collect();

@@ -85,6 +85,18 @@ pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
         .body(html)
 }
 
+impl From<crate::accounts::AccountError> for PageError {
+    fn from(error: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError;
+        match error {
+            AccountError::NotFound => Self::NotFound,
+            AccountError::Refused(message) | AccountError::Field((_, message)) => Self::BadRequest(message),
+            AccountError::Database(error) => Self::Unexpected(error.into()),
+            AccountError::Unexpected(error) => Self::Unexpected(error),
+        }
+    }
+}
+
 impl From<askama::Error> for PageError {
     fn from(error: askama::Error) -> Self {
         Self::Unexpected(anyhow::Error::new(error).context("could not render a template"))

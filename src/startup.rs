@@ -15,7 +15,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
-use crate::web::{admin, api, dashboard, errors, health, home, login, logout};
+use crate::web::{account, admin, api, dashboard, errors, health, home, login, logout, password_change};
 
 /// Forms and JSON bodies here are small; refuse more before reading it.
 const BODY_LIMIT_BYTES: usize = 16 * 1024;
@@ -105,7 +105,36 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
         .service(web::resource("/login").route(web::get().to(login::form)).route(web::post().to(login::submit)))
         .service(web::resource("/dashboard").wrap(from_fn(require_page_session)).route(web::get().to(dashboard::show)))
         .service(web::resource("/logout").wrap(from_fn(require_page_session)).route(web::post().to(logout::submit)))
-        .service(web::scope("/admin").wrap(from_fn(require_page_session)).route("", web::get().to(admin::overview)))
+        .service(
+            web::scope("/account")
+                .wrap(from_fn(require_page_session))
+                .route("", web::get().to(account::show))
+                .route("", web::post().to(account::update_profile))
+                .route("/password", web::post().to(account::change_password)),
+        )
+        .service(
+            web::resource("/password/change")
+                .wrap(from_fn(require_page_session))
+                .route(web::get().to(password_change::form))
+                .route(web::post().to(password_change::submit)),
+        )
+        .service(
+            web::scope("/admin")
+                .wrap(from_fn(require_page_session))
+                .route("", web::get().to(admin::overview::overview))
+                .route("/users", web::get().to(admin::users::list))
+                .route("/users/new", web::get().to(admin::user_new::form))
+                .route("/users/new", web::post().to(admin::user_new::create))
+                .route("/users/{id}", web::get().to(admin::user_detail::show))
+                .route("/users/{id}", web::post().to(admin::user_detail::update))
+                .route("/users/{id}/disable", web::post().to(admin::user_actions::disable))
+                .route("/users/{id}/enable", web::post().to(admin::user_actions::enable))
+                .route("/users/{id}/reset-password", web::post().to(admin::user_actions::reset_password))
+                .route("/users/{id}/delete", web::get().to(admin::user_actions::confirm_delete))
+                .route("/users/{id}/delete", web::post().to(admin::user_actions::delete))
+                .route("/audit", web::get().to(admin::audit::list))
+                .default_service(web::to(errors::not_found)),
+        )
         .service(
             web::scope("/api").route("/token", web::post().to(api::token::issue)).service(
                 web::scope("")

@@ -1,4 +1,5 @@
 //! HTTP handlers, one module per page or area; `api/` for JSON.
+pub mod account;
 pub mod admin;
 pub mod api;
 pub mod dashboard;
@@ -9,3 +10,4 @@ pub mod home;
 pub mod layout;
 pub mod login;
 pub mod logout;
+pub mod password_change;

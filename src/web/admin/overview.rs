@@ -4,12 +4,12 @@ use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use askama::Template;
 
-use super::layout::{Layout, render};
 use crate::auth::AdminUser;
 use crate::auth::csrf::CsrfKey;
 use crate::db::DbPool;
 use crate::db::users::{self, UserCounts};
 use crate::error::PageError;
+use crate::web::layout::{Layout, render};
 
 #[derive(Template)]
 #[template(path = "admin/overview.html")]

@@ -1,0 +1,156 @@
+//! The buttons on a user's page: disable, enable, reset password, delete (with confirmation).
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::parse_user_id;
+use super::user_new::OneTimePasswordPage;
+use crate::accounts::{self, AccountError};
+use crate::auth::AdminUser;
+use crate::auth::cookies::CookiePolicy;
+use crate::auth::csrf::{CsrfForm, CsrfKey, HasCsrfToken};
+use crate::auth::password::PasswordHasher;
+use crate::db::audit::Actor;
+use crate::db::users::{self, User};
+use crate::db::{self, DbPool};
+use crate::domain::NewPassword;
+use crate::error::PageError;
+use crate::web::flash::redirect_with_flash;
+use crate::web::layout::{Layout, render};
+use crate::web::login::client_ip;
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl HasCsrfToken for ActionForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// Ends every action: back to the user's page (or the list) with what happened.
+fn outcome(cookies: &CookiePolicy, id: i64, result: Result<String, AccountError>) -> Result<HttpResponse, PageError> {
+    let user_page = format!("/admin/users/{id}");
+    match result {
+        Ok(message) => Ok(redirect_with_flash(cookies, &user_page, &message)),
+        Err(AccountError::Refused(message)) => Ok(redirect_with_flash(cookies, &user_page, &message)),
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub async fn disable(
+    req: HttpRequest,
+    admin: AdminUser,
+    id: web::Path<String>,
+    _form: CsrfForm<ActionForm>,
+    cookies: web::Data<CookiePolicy>,
+    pool: web::Data<DbPool>,
+) -> Result<HttpResponse, PageError> {
+    set_active(req, admin, id, cookies, pool, false).await
+}
+
+pub async fn enable(
+    req: HttpRequest,
+    admin: AdminUser,
+    id: web::Path<String>,
+    _form: CsrfForm<ActionForm>,
+    cookies: web::Data<CookiePolicy>,
+    pool: web::Data<DbPool>,
+) -> Result<HttpResponse, PageError> {
+    set_active(req, admin, id, cookies, pool, true).await
+}
+
+async fn set_active(
+    req: HttpRequest,
+    admin: AdminUser,
+    id: web::Path<String>,
+    cookies: web::Data<CookiePolicy>,
+    pool: web::Data<DbPool>,
+    active: bool,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_user_id(&id)?;
+    let actor = Actor::user(&admin.user, Some(client_ip(&req)));
+    let result = db::run(&pool, move |conn| accounts::set_active(conn, &actor, id, active)).await.map(|user| {
+        if active {
+            format!("{} can sign in again.", user.username)
+        } else {
+            format!("{} is disabled and signed out everywhere.", user.username)
+        }
+    });
+    outcome(&cookies, id, result)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn reset_password(
+    req: HttpRequest,
+    admin: AdminUser,
+    id: web::Path<String>,
+    _form: CsrfForm<ActionForm>,
+    csrf: web::Data<CsrfKey>,
+    cookies: web::Data<CookiePolicy>,
+    pool: web::Data<DbPool>,
+    hasher: web::Data<PasswordHasher>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_user_id(&id)?;
+    let password = accounts::generate_one_time_password();
+    let parsed = NewPassword::parse(SecretString::from(password.clone()), &[])
+        .map_err(|error| PageError::Unexpected(anyhow::anyhow!("a generated password was refused: {error}")))?;
+    let hash = hasher.hash(&parsed).await?;
+    let actor = Actor::user(&admin.user, Some(client_ip(&req)));
+    let result =
+        db::run(&pool, move |conn| accounts::set_password(conn, &actor, id, &hash, true, "user.password_reset")).await;
+    match result {
+        Ok(user) => {
+            let page = OneTimePasswordPage {
+                layout: Layout::for_user(&admin, &csrf),
+                heading: "Password reset",
+                user_id: user.id,
+                username: &user.username,
+                password: &password,
+            };
+            render(StatusCode::OK, &page)
+        }
+        Err(error) => outcome(&cookies, id, Err(error)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/user_delete.html")]
+struct DeletePage<'a> {
+    layout: Layout,
+    user: &'a User,
+}
+
+pub async fn confirm_delete(
+    admin: AdminUser,
+    id: web::Path<String>,
+    csrf: web::Data<CsrfKey>,
+    pool: web::Data<DbPool>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_user_id(&id)?;
+    let user = db::run(&pool, move |conn| -> anyhow::Result<_> { Ok(users::find_by_id(conn, id)?) })
+        .await?
+        .ok_or(PageError::NotFound)?;
+    render(StatusCode::OK, &DeletePage { layout: Layout::for_user(&admin, &csrf), user: &user })
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    admin: AdminUser,
+    id: web::Path<String>,
+    _form: CsrfForm<ActionForm>,
+    cookies: web::Data<CookiePolicy>,
+    pool: web::Data<DbPool>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_user_id(&id)?;
+    let actor = Actor::user(&admin.user, Some(client_ip(&req)));
+    match db::run(&pool, move |conn| accounts::delete(conn, &actor, id)).await {
+        Ok(user) => Ok(redirect_with_flash(&cookies, "/admin/users", &format!("{} was deleted.", user.username))),
+        Err(error) => outcome(&cookies, id, Err(error)),
+    }
+}

@@ -1,0 +1,197 @@
+//! `GET /admin/users/{id}`: one user — profile form, status, password reset, delete, and
+//! their audit trail. `POST /admin/users/{id}` saves the profile.
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{format_time, parse_user_id};
+use crate::accounts::{self, AccountError, FieldErrors};
+use crate::auth::AdminUser;
+use crate::auth::cookies::CookiePolicy;
+use crate::auth::csrf::{CsrfForm, CsrfKey, HasCsrfToken};
+use crate::db::audit::{self, Actor, AuditEvent, AuditFilter};
+use crate::db::users::{self, ProfileChanges, User};
+use crate::db::{self, DbPool};
+use crate::domain::{DisplayName, Email, Role, Username};
+use crate::error::PageError;
+use crate::web::flash::{Flash, redirect_with_flash};
+use crate::web::layout::{Layout, render};
+use crate::web::login::client_ip;
+
+const RECENT_EVENTS: i64 = 20;
+
+#[derive(Deserialize, Default)]
+pub struct ProfileForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub role: String,
+}
+
+impl HasCsrfToken for ProfileForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+pub struct EventRow {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub target_id: Option<i64>,
+    pub client_ip: String,
+    pub details: String,
+}
+
+impl From<&AuditEvent> for EventRow {
+    fn from(event: &AuditEvent) -> Self {
+        Self {
+            at: event.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            actor: event.actor_username.clone().unwrap_or_else(|| "—".to_owned()),
+            action: event.action.clone(),
+            target: event.target_username.clone().unwrap_or_else(|| "—".to_owned()),
+            target_id: event.target_id,
+            client_ip: event.client_ip.clone().unwrap_or_default(),
+            details: event.details.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage<'a> {
+    layout: Layout,
+    user: &'a User,
+    role: &'static str,
+    created: String,
+    last_login: String,
+    form: ProfileForm,
+    errors: FieldErrors,
+    events: Vec<EventRow>,
+    is_self: bool,
+}
+
+async fn load_with_events(pool: &DbPool, id: i64) -> Result<(User, Vec<AuditEvent>), PageError> {
+    db::run(pool, move |conn| -> Result<_, PageError> {
+        let user = users::find_by_id(conn, id).map_err(anyhow::Error::from)?.ok_or(PageError::NotFound)?;
+        let filter = AuditFilter { target_id: Some(id), ..Default::default() };
+        let (events, _) = audit::page(conn, &filter, RECENT_EVENTS).map_err(anyhow::Error::from)?;
+        Ok((user, events))
+    })
+    .await
+}
+
+fn page<'a>(
+    admin: &AdminUser,
+    csrf: &CsrfKey,
+    user: &'a User,
+    events: &[AuditEvent],
+    form: ProfileForm,
+    errors: FieldErrors,
+) -> UserPage<'a> {
+    UserPage {
+        layout: Layout::for_user(admin, csrf),
+        role: user.role().as_str(),
+        created: format_time(user.created_at),
+        last_login: user.last_login_at.map_or_else(|| "never".to_owned(), format_time),
+        user,
+        form,
+        errors,
+        events: events.iter().map(EventRow::from).collect(),
+        is_self: admin.user.id == user.id,
+    }
+}
+
+pub async fn show(
+    admin: AdminUser,
+    id: web::Path<String>,
+    csrf: web::Data<CsrfKey>,
+    pool: web::Data<DbPool>,
+    flash: Flash,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_user_id(&id)?;
+    let (user, events) = load_with_events(&pool, id).await?;
+    let form = ProfileForm {
+        csrf_token: String::new(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role().as_str().to_owned(),
+    };
+    let mut page = page(&admin, &csrf, &user, &events, form, FieldErrors::default());
+    page.layout = page.layout.with_flash(&flash);
+    Ok(flash.finish(render(StatusCode::OK, &page)?))
+}
+
+pub async fn update(
+    req: HttpRequest,
+    admin: AdminUser,
+    id: web::Path<String>,
+    form: CsrfForm<ProfileForm>,
+    csrf: web::Data<CsrfKey>,
+    cookies: web::Data<CookiePolicy>,
+    pool: web::Data<DbPool>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_user_id(&id)?;
+    let form = form.0;
+    let mut errors = FieldErrors::default();
+    let username = errors.check("username", Username::parse(&form.username));
+    let email = errors.check("email", Email::parse(&form.email));
+    let display_name = errors.check("display_name", DisplayName::parse(&form.display_name));
+    let role = errors.check("role", Role::parse(&form.role));
+
+    let result = match (username, email, display_name, role) {
+        (Some(username), Some(email), Some(display_name), Some(role)) if errors.is_empty() => {
+            let actor = Actor::user(&admin.user, Some(client_ip(&req)));
+            db::run(&pool, move |conn| {
+                let changes = ProfileChanges {
+                    username: Some(&username),
+                    email: Some(&email),
+                    display_name: Some(&display_name),
+                    role: Some(role),
+                };
+                accounts::update_profile(conn, &actor, id, &changes)
+            })
+            .await
+        }
+        _ => Err(AccountError::Refused(String::new())),
+    };
+    match result {
+        Ok(user) => {
+            Ok(redirect_with_flash(&cookies, &format!("/admin/users/{id}"), &format!("Saved {}.", user.username)))
+        }
+        Err(AccountError::NotFound) => Err(PageError::NotFound),
+        Err(AccountError::Field((field, message))) => {
+            errors.add(field, message);
+            rerender(&admin, &csrf, &pool, id, form, errors).await
+        }
+        Err(AccountError::Refused(message)) => {
+            if !message.is_empty() {
+                errors.add("role", message);
+            }
+            rerender(&admin, &csrf, &pool, id, form, errors).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The user page again with the submitted input kept and each message beside its field.
+async fn rerender(
+    admin: &AdminUser,
+    csrf: &CsrfKey,
+    pool: &DbPool,
+    id: i64,
+    form: ProfileForm,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let (user, events) = load_with_events(pool, id).await?;
+    render(StatusCode::UNPROCESSABLE_ENTITY, &page(admin, csrf, &user, &events, form, errors))
+}

@@ -1,0 +1,245 @@
+//! `GET /admin/users`: search, filter, sort and page through users.
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+use super::format_time;
+use crate::auth::AdminUser;
+use crate::auth::csrf::CsrfKey;
+use crate::db::user_search::{self, Cursor, Filters, PageRequest, SortKey};
+use crate::db::users::User;
+use crate::db::{self, DbPool};
+use crate::domain::Role;
+use crate::error::PageError;
+use crate::web::flash::Flash;
+use crate::web::layout::{Layout, render};
+
+pub const PAGE_SIZE: i64 = 50;
+const MAX_SEARCH_CHARS: usize = 100;
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    after: String,
+    #[serde(default)]
+    before: String,
+}
+
+pub struct Row {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub active: bool,
+    pub created: String,
+    pub last_login: String,
+}
+
+pub struct SortHeader {
+    pub label: &'static str,
+    pub href: String,
+    /// "ascending", "descending" or "none", for `aria-sort`.
+    pub state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    layout: Layout,
+    q: String,
+    role: String,
+    status: String,
+    sort: String,
+    headers: Vec<SortHeader>,
+    rows: Vec<Row>,
+    previous: Option<String>,
+    next: Option<String>,
+    filtered: bool,
+}
+
+fn parse_sort(raw: &str) -> (SortKey, bool) {
+    let (key, descending) = match raw.strip_prefix('-') {
+        Some(key) => (key, true),
+        None => (raw, false),
+    };
+    match key {
+        "created" => (SortKey::Created, descending),
+        "last_login" => (SortKey::LastLogin, descending),
+        _ => (SortKey::Username, descending),
+    }
+}
+
+fn sort_name(key: SortKey) -> &'static str {
+    match key {
+        SortKey::Username => "username",
+        SortKey::Created => "created",
+        SortKey::LastLogin => "last_login",
+    }
+}
+
+/// Cursors travel in the URL, opaque to people but not secret.
+fn encode_cursor(cursor: &Cursor) -> String {
+    let raw = match cursor {
+        Cursor::Username(name) => format!("u\u{1f}{name}"),
+        Cursor::Created(at, id) => format!("c\u{1f}{}\u{1f}{id}", at.and_utc().timestamp_micros()),
+        Cursor::LastLogin(at, id) => {
+            format!("l\u{1f}{}\u{1f}{id}", at.map(|at| at.and_utc().timestamp_micros().to_string()).unwrap_or_default())
+        }
+    };
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(raw: &str, sort: SortKey) -> Result<Cursor, PageError> {
+    let invalid = || PageError::BadRequest("The page link is damaged. Go back to the first page of the list.".into());
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?).map_err(|_| invalid())?;
+    let parts: Vec<&str> = text.split('\u{1f}').collect();
+    let micros = |s: &str| {
+        s.parse::<i64>()
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map(|at| at.naive_utc())
+            .ok_or_else(invalid)
+    };
+    let id = |s: &str| s.parse::<i64>().map_err(|_| invalid());
+    match (sort, parts.as_slice()) {
+        (SortKey::Username, ["u", name]) => Ok(Cursor::Username((*name).to_owned())),
+        (SortKey::Created, ["c", at, row]) => Ok(Cursor::Created(micros(at)?, id(row)?)),
+        (SortKey::LastLogin, ["l", "", row]) => Ok(Cursor::LastLogin(None, id(row)?)),
+        (SortKey::LastLogin, ["l", at, row]) => Ok(Cursor::LastLogin(Some(micros(at)?), id(row)?)),
+        _ => Err(invalid()),
+    }
+}
+
+fn row(user: &User) -> Row {
+    Row {
+        id: user.id,
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        email: user.email.clone(),
+        role: user.role().as_str(),
+        active: user.is_active,
+        created: format_time(user.created_at),
+        last_login: user.last_login_at.map_or_else(|| "never".to_owned(), format_time),
+    }
+}
+
+pub async fn list(
+    admin: AdminUser,
+    query: web::Query<ListQuery>,
+    csrf: web::Data<CsrfKey>,
+    pool: web::Data<DbPool>,
+    flash: Flash,
+) -> Result<HttpResponse, PageError> {
+    let query = query.into_inner();
+    let (sort, descending) = parse_sort(&query.sort);
+    let search: String = query.q.trim().chars().take(MAX_SEARCH_CHARS).collect::<String>().to_lowercase();
+    let filters = Filters {
+        search: (!search.is_empty()).then_some(search),
+        role: Role::parse(&query.role).ok(),
+        active: match query.status.as_str() {
+            "active" => Some(true),
+            "disabled" => Some(false),
+            _ => None,
+        },
+    };
+    let (cursor, backwards) = match (query.after.is_empty(), query.before.is_empty()) {
+        (false, _) => (Some(decode_cursor(&query.after, sort)?), false),
+        (true, false) => (Some(decode_cursor(&query.before, sort)?), true),
+        (true, true) => (None, false),
+    };
+    let had_cursor = cursor.is_some();
+    let request = PageRequest { filters: filters.clone(), sort, descending, cursor, backwards, size: PAGE_SIZE };
+    let page = db::run(&pool, move |conn| -> anyhow::Result<_> { Ok(user_search::page(conn, &request)?) }).await?;
+
+    let sort_param = format!("{}{}", if descending { "-" } else { "" }, sort_name(sort));
+    let link = |extra: (&str, String)| {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        for (key, value) in [("q", &query.q), ("role", &query.role), ("status", &query.status)] {
+            if !value.is_empty() {
+                params.push((key, value.clone()));
+            }
+        }
+        params.push(("sort", sort_param.clone()));
+        params.push(extra);
+        format!("/admin/users?{}", serde_urlencoded::to_string(&params).unwrap_or_default())
+    };
+    let (has_previous, has_next) = if backwards { (page.more, true) } else { (had_cursor, page.more) };
+    let previous = page
+        .users
+        .first()
+        .filter(|_| has_previous)
+        .map(|user| link(("before", encode_cursor(&Cursor::after(user, sort)))));
+    let next =
+        page.users.last().filter(|_| has_next).map(|user| link(("after", encode_cursor(&Cursor::after(user, sort)))));
+
+    let headers = [("Username", SortKey::Username), ("Created", SortKey::Created), ("Last login", SortKey::LastLogin)]
+        .into_iter()
+        .map(|(label, key)| {
+            let current = key == sort;
+            // Clicking the current column flips it; another column starts in its natural order.
+            let next_descending = if current { !descending } else { key != SortKey::Username };
+            let mut params: Vec<(&str, String)> = Vec::new();
+            for (name, value) in [("q", &query.q), ("role", &query.role), ("status", &query.status)] {
+                if !value.is_empty() {
+                    params.push((name, value.clone()));
+                }
+            }
+            params.push(("sort", format!("{}{}", if next_descending { "-" } else { "" }, sort_name(key))));
+            SortHeader {
+                label,
+                href: format!("/admin/users?{}", serde_urlencoded::to_string(&params).unwrap_or_default()),
+                state: match (current, descending) {
+                    (false, _) => "none",
+                    (true, false) => "ascending",
+                    (true, true) => "descending",
+                },
+            }
+        })
+        .collect();
+
+    let page = UsersPage {
+        layout: Layout::for_user(&admin, &csrf).with_flash(&flash),
+        filtered: filters.search.is_some() || filters.role.is_some() || filters.active.is_some(),
+        q: query.q.clone(),
+        role: query.role.clone(),
+        status: query.status.clone(),
+        sort: sort_param,
+        headers,
+        rows: page.users.iter().map(row).collect(),
+        previous,
+        next,
+    };
+    Ok(flash.finish(render(StatusCode::OK, &page)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_damaged_ones_are_a_400() {
+        let at = chrono::DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap().naive_utc();
+        for (cursor, sort) in [
+            (Cursor::Username("alice".into()), SortKey::Username),
+            (Cursor::Created(at, 7), SortKey::Created),
+            (Cursor::LastLogin(Some(at), 8), SortKey::LastLogin),
+            (Cursor::LastLogin(None, 9), SortKey::LastLogin),
+        ] {
+            assert_eq!(decode_cursor(&encode_cursor(&cursor), sort).unwrap(), cursor);
+        }
+        assert!(decode_cursor("%%%", SortKey::Username).is_err());
+        assert!(decode_cursor(&encode_cursor(&Cursor::Username("a".into())), SortKey::Created).is_err());
+    }
+}
