@@ -66,8 +66,11 @@ pub enum InsertUserError {
     Database(#[from] DieselError),
 }
 
+/// Now, to the microsecond: what PostgreSQL keeps, so both backends store the same value
+/// and pagination cursors (which carry microseconds) match rows exactly.
 pub fn now() -> NaiveDateTime {
-    chrono::Utc::now().naive_utc()
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
 }
 
 pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {

@@ -7,6 +7,9 @@ use super::login::client_ip;
 use crate::auth::CurrentUser;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfForm, HasCsrfToken};
+use crate::db::audit::{self, Actor};
+use crate::db::{self, DbPool};
+use crate::error::PageError;
 
 #[derive(Deserialize)]
 pub struct LogoutForm {
@@ -25,7 +28,14 @@ pub async fn submit(
     user: CurrentUser,
     _form: CsrfForm<LogoutForm>,
     cookies: web::Data<CookiePolicy>,
-) -> HttpResponse {
+    pool: web::Data<DbPool>,
+) -> Result<HttpResponse, PageError> {
+    let actor = Actor::user(&user.user, Some(client_ip(&req)));
+    let target = (user.user.id, user.user.username.clone());
+    db::run(&pool, move |conn| -> anyhow::Result<()> {
+        Ok(audit::record(conn, &actor, "logout", Some((target.0, &target.1)), "")?)
+    })
+    .await?;
     tracing::info!(event = "logout", username = %user.user.username, client_ip = %client_ip(&req), "logged out");
-    HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).cookie(cookies.session_removal()).finish()
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).cookie(cookies.session_removal()).finish())
 }

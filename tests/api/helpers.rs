@@ -289,3 +289,151 @@ pub fn location(response: &Response) -> String {
 pub fn set_cookies(response: &Response) -> Vec<String> {
     response.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
 }
+
+/// Another browser: its own cookie jar, same server.
+pub struct Browser {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl Browser {
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(format!("{}{}", self.address, path)).send().await.expect("GET")
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.client
+            .post(format!("{}{}", self.address, path))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(fields).unwrap())
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Response {
+        let html = self.get("/login").await.text().await.unwrap();
+        let csrf = hidden_field(&html, "csrf_token").unwrap();
+        self.post_form("/login", &[("username", login), ("password", password), ("csrf_token", &csrf)]).await
+    }
+
+    /// The session's CSRF token, read from a form on `path`.
+    pub async fn csrf(&self, path: &str) -> String {
+        let html = self.get(path).await.text().await.unwrap();
+        hidden_field(&html, "csrf_token").unwrap_or_else(|| panic!("no CSRF token on {path}"))
+    }
+}
+
+static FAST_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+impl TestApp {
+    pub fn browser(&self) -> Browser {
+        let (client, _) = self.other_browser();
+        Browser { address: self.address.clone(), client }
+    }
+
+    /// `count` users named `{prefix}{n:03}`, all with password PASSWORD, inserted directly.
+    pub async fn create_users_fast(&self, prefix: &str, count: usize) -> Vec<i64> {
+        let hash = FAST_HASH.get_or_init(|| portcullis::auth::password::hash_blocking(PASSWORD).unwrap()).clone();
+        let prefix = prefix.to_owned();
+        self.with_conn(move |conn| {
+            (0..count)
+                .map(|n| {
+                    let name = format!("{prefix}{n:03}");
+                    users::insert(
+                        conn,
+                        &NewUser {
+                            username: &Username::parse(&name).unwrap(),
+                            email: &Email::parse(&format!("{name}@example.com")).unwrap(),
+                            display_name: &DisplayName::parse(&name).unwrap(),
+                            password_hash: &hash,
+                            role: Role::User,
+                            must_change_password: false,
+                        },
+                    )
+                    .unwrap()
+                    .id
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Every user row and audit event, for "nothing changed" assertions.
+    pub async fn snapshot(&self) -> String {
+        self.with_conn(|conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::{audit_events, users};
+            let rows: Vec<portcullis::db::users::User> = users::table.order(users::id).load(conn).unwrap();
+            let events: i64 = audit_events::table.count().get_result(conn).unwrap();
+            format!("{rows:?}\naudit events: {events}")
+        })
+        .await
+    }
+
+    pub async fn audit_actions(&self) -> Vec<String> {
+        self.with_conn(|conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::audit_events;
+            audit_events::table.order(audit_events::id).select(audit_events::action).load(conn).unwrap()
+        })
+        .await
+    }
+
+    pub async fn audit_details(&self) -> Vec<(String, Option<String>, Option<String>, String)> {
+        self.with_conn(|conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::audit_events;
+            audit_events::table
+                .order(audit_events::id)
+                .select((
+                    audit_events::action,
+                    audit_events::actor_username,
+                    audit_events::target_username,
+                    audit_events::details,
+                ))
+                .load(conn)
+                .unwrap()
+        })
+        .await
+    }
+}
+
+/// Decodes the HTML entities the templates emit (`&#38;`, `&#60;`, `&amp;`, …).
+pub fn unescape(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';').filter(|end| *end <= 8) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            _ => entity
+                .strip_prefix("#x")
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

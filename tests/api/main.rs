@@ -3,8 +3,11 @@
 #[macro_use]
 mod helpers;
 
+mod account;
 mod admin_area;
+mod admin_users;
 mod api_token;
+mod audit;
 mod cli;
 mod csrf;
 mod guard;

@@ -1,0 +1,69 @@
+use portcullis::domain::Role;
+
+use crate::helpers::*;
+
+both_backends! {
+    async fn a_user_changes_their_display_name_and_email(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        app.login_as(&user).await;
+        let csrf = app.session_csrf_token().await;
+
+        let saved = app.post_form("/account", &[("csrf_token", &csrf), ("display_name", "Alice Liddell"), ("email", "Alice@Wonder.land")]).await;
+
+        assert_eq!(location(&saved), "/account");
+        let html = app.get("/account").await.text().await.unwrap();
+        assert!(html.contains("Your details were saved.") && html.contains(r#"value="alice@wonder.land""#));
+        assert!(app.get("/dashboard").await.text().await.unwrap().contains("Welcome, Alice Liddell"));
+    }
+
+    async fn a_user_cannot_take_someone_elses_email_or_save_nonsense(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        app.create_user("bob", Role::User).await;
+        app.login_as(&user).await;
+        let csrf = app.session_csrf_token().await;
+        let before = app.snapshot().await;
+
+        let taken = app.post_form("/account", &[("csrf_token", &csrf), ("display_name", "A"), ("email", "BOB@example.com")]).await;
+        let invalid = app.post_form("/account", &[("csrf_token", &csrf), ("display_name", " "), ("email", "nope")]).await;
+        let forged = app.post_form("/account", &[("csrf_token", "forged"), ("display_name", "X"), ("email", "x@example.com")]).await;
+
+        assert_eq!(taken.status(), 422);
+        assert!(taken.text().await.unwrap().contains("That email address is already in use"));
+        assert_eq!(invalid.status(), 422);
+        let html = invalid.text().await.unwrap();
+        assert!(html.contains("Enter a display name") && html.contains("Enter an email address like"));
+        assert_eq!(forged.status(), 403);
+        assert_eq!(app.snapshot().await, before);
+    }
+
+    async fn changing_the_password_needs_the_current_one_and_refuses_weak_ones(app: TestApp) {
+        let user = app.create_user("carol", Role::User).await;
+        app.login_as(&user).await;
+        let csrf = app.session_csrf_token().await;
+        let change = |current: &'static str, new: &'static str, confirm: &'static str| {
+            let csrf = csrf.clone();
+            let app = &app;
+            async move {
+                app.post_form("/account/password", &[("csrf_token", &csrf), ("current_password", current),
+                    ("new_password", new), ("confirm_password", confirm)]).await
+            }
+        };
+
+        let wrong_current = change("not it", "saffron glacier rolls", "saffron glacier rolls").await;
+        let common = change(PASSWORD, "qwerty123", "qwerty123").await;
+        let mismatch = change(PASSWORD, "saffron glacier rolls", "saffron glacier roll").await;
+        let good = change(PASSWORD, "saffron glacier rolls", "saffron glacier rolls").await;
+
+        assert!(wrong_current.text().await.unwrap().contains("Your current password is not right"));
+        assert!(common.text().await.unwrap().contains("too easy to guess"));
+        assert!(mismatch.text().await.unwrap().contains("not the same"));
+        assert_eq!(location(&good), "/account");
+        let other = app.browser();
+        assert_eq!(other.login("carol", PASSWORD).await.status(), 401);
+        assert_eq!(other.login("carol", "saffron glacier rolls").await.status(), 303);
+        let details = app.audit_details().await;
+        assert!(details.iter().any(|(action, ..)| action == "password.change"));
+        let all = format!("{details:?}");
+        assert!(!all.contains("saffron") && !all.contains("argon2") && !all.contains(PASSWORD), "no secrets in the audit trail");
+    }
+}
