@@ -4,14 +4,21 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::accounts::{AccountInput, ValidAccount};
+use crate::accounts::{self, AccountInput, ValidAccount};
 use crate::auth::password::hash_blocking;
 use crate::config::Settings;
-use crate::db::users::{self, NewUser};
+use crate::db::DbConnection;
+use crate::db::audit::Actor;
+use crate::db::user_search::{self, Filters, PageRequest, SortKey};
+use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, ConnectionManager};
 use crate::domain::NewPassword;
+use crate::domain::Role;
 use crate::startup::Application;
+use crate::user_import::{self, ImportError};
 use diesel::r2d2::PooledConnection;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
 
 /// Where a new password comes from.
 #[derive(Clone, Copy)]
@@ -61,31 +68,106 @@ pub fn create_user(settings: &Settings, request: CreateUser) -> anyhow::Result<(
     .map_err(|errors| anyhow!("the user was not created: {errors}"))?;
     let hash = hash_blocking(account.password.expose())?;
     let mut conn = connect(settings)?;
-    let user = users::insert(
-        &mut conn,
-        &NewUser {
-            username: &account.username,
-            email: &account.email,
-            display_name: &account.display_name,
-            password_hash: &hash,
-            role: account.role,
-            must_change_password: request.must_change_password,
-        },
-    )
-    .map_err(|error| anyhow!("the user was not created: {error}"))?;
+    let user = accounts::create(&mut conn, &Actor::command_line(), &account, &hash, request.must_change_password)
+        .map_err(|error| anyhow!("the user was not created: {error}"))?;
     println!("Created {} user {:?} (id {}).", user.role(), user.username, user.id);
     Ok(())
 }
 
-pub fn set_password(settings: &Settings, username: &str, source: PasswordSource) -> anyhow::Result<()> {
+pub fn set_password(settings: &Settings, login: &str, source: PasswordSource) -> anyhow::Result<()> {
     let mut conn = connect(settings)?;
-    let user = users::find_by_login(&mut conn, username)?.ok_or_else(|| anyhow!("there is no user {username:?}"))?;
+    let user = find(&mut conn, login)?;
     let password = NewPassword::parse(read_password(source)?, &[&user.username, &user.email, &user.display_name])
         .map_err(|error| anyhow!("the password was not changed: {error}"))?;
     let hash = hash_blocking(password.expose())?;
-    users::set_password_hash(&mut conn, user.id, &hash, false)?;
+    accounts::set_password(&mut conn, &Actor::command_line(), user.id, &hash, false, "user.password_reset")?;
     println!("Changed the password of {:?}.", user.username);
     Ok(())
+}
+
+fn find(conn: &mut DbConnection, login: &str) -> anyhow::Result<User> {
+    users::find_by_login(conn, login)?.ok_or_else(|| anyhow!("there is no user {login:?}"))
+}
+
+pub fn list_users(settings: &Settings, search: Option<&str>, limit: i64) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let request = PageRequest {
+        filters: Filters { search: search.map(str::to_lowercase), ..Default::default() },
+        sort: SortKey::Username,
+        descending: false,
+        cursor: None,
+        backwards: false,
+        size: limit,
+    };
+    let page = user_search::page(&mut conn, &request)?;
+    println!("{:>8}  {:<32}  {:<40}  {:<5}  {:<8}  last login", "id", "username", "email", "role", "status");
+    for user in &page.users {
+        println!(
+            "{:>8}  {:<32}  {:<40}  {:<5}  {:<8}  {}",
+            user.id,
+            user.username,
+            user.email,
+            user.role().as_str(),
+            if user.is_active { "active" } else { "disabled" },
+            user.last_login_at.map_or_else(|| "never".to_owned(), |at| at.format("%Y-%m-%d %H:%M").to_string())
+        );
+    }
+    if page.more {
+        println!("(first {limit} shown; narrow with --search or raise --limit)");
+    }
+    Ok(())
+}
+
+pub fn set_active(settings: &Settings, login: &str, active: bool) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let user = find(&mut conn, login)?;
+    let user = accounts::set_active(&mut conn, &Actor::command_line(), user.id, active)?;
+    println!("{} is now {}.", user.username, if active { "enabled" } else { "disabled" });
+    Ok(())
+}
+
+pub fn delete_user(settings: &Settings, login: &str) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let user = find(&mut conn, login)?;
+    let user = accounts::delete(&mut conn, &Actor::command_line(), user.id)?;
+    println!("Deleted {} ({}).", user.username, user.email);
+    Ok(())
+}
+
+pub fn set_role(settings: &Settings, login: &str, role: &str) -> anyhow::Result<()> {
+    let role = Role::parse(role)?;
+    let mut conn = connect(settings)?;
+    let user = find(&mut conn, login)?;
+    let changes = ProfileChanges { role: Some(role), ..Default::default() };
+    let user = accounts::update_profile(&mut conn, &Actor::command_line(), user.id, &changes)?;
+    println!("{} is now {}.", user.username, user.role());
+    Ok(())
+}
+
+pub fn import_users(settings: &Settings, path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // The bar counts rows written; the file size is a good enough guess of the total.
+    let bar = ProgressBar::new(size / 48 + 1).with_style(
+        ProgressStyle::with_template("{spinner} importing {pos} users [{elapsed_precise}] {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let mut conn = connect(settings)?;
+    let result = user_import::import(&mut conn, std::io::BufReader::new(file), &path.display().to_string(), |n| {
+        bar.set_position(n)
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(count) => {
+            println!("Imported {count} users from {}.", path.display());
+            Ok(())
+        }
+        Err(ImportError::BadRows(bad)) => {
+            eprintln!("{}", user_import::describe(&bad));
+            bail!("{} row(s) are not valid; nothing was imported", bad.len())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// One migrated connection: the CLI does one thing and exits.

@@ -7,4 +7,5 @@ pub mod domain;
 pub mod error;
 pub mod startup;
 pub mod telemetry;
+pub mod user_import;
 pub mod web;

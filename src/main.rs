@@ -51,6 +51,41 @@ enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// List users, by username
+    List {
+        /// Only users whose username, email or display name starts with this
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+    },
+    /// Stop a user from signing in (their sessions stop working at once)
+    Disable {
+        /// Username or email
+        username: String,
+    },
+    /// Let a disabled user sign in again
+    Enable {
+        /// Username or email
+        username: String,
+    },
+    /// Delete a user for good (the audit trail keeps their history)
+    Delete {
+        /// Username or email
+        username: String,
+    },
+    /// Make a user an administrator, or a plain user
+    SetRole {
+        /// Username or email
+        username: String,
+        #[arg(value_parser = ["admin", "user"])]
+        role: String,
+    },
+    /// Import users from a CSV file with the columns username, email, display_name, role and
+    /// optionally password_hash (an argon2 PHC string). All rows are checked first: either
+    /// every user is imported or none. Users without a hash have no password until an admin
+    /// resets it.
+    Import { file: std::path::PathBuf },
 }
 
 fn password_source(stdin: bool) -> PasswordSource {
@@ -97,6 +132,12 @@ fn main() -> ExitCode {
         Command::User(UserCommand::SetPassword { username, password_stdin }) => {
             commands::set_password(&settings, &username, password_source(password_stdin))
         }
+        Command::User(UserCommand::List { search, limit }) => commands::list_users(&settings, search.as_deref(), limit),
+        Command::User(UserCommand::Disable { username }) => commands::set_active(&settings, &username, false),
+        Command::User(UserCommand::Enable { username }) => commands::set_active(&settings, &username, true),
+        Command::User(UserCommand::Delete { username }) => commands::delete_user(&settings, &username),
+        Command::User(UserCommand::SetRole { username, role }) => commands::set_role(&settings, &username, &role),
+        Command::User(UserCommand::Import { file }) => commands::import_users(&settings, &file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,7 +27,18 @@ pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
         .map_err(|error| anyhow!("could not hash a password: {error}"))
 }
 
+/// Stored for accounts that have no password yet (imported without a hash): matches nothing.
+pub const NO_PASSWORD: &str = "!";
+
+/// Whether `phc` is an argon2 PHC string we can verify against (for imported hashes).
+pub fn is_argon2_phc(phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|hash| hash.algorithm.as_str().starts_with("argon2"))
+}
+
 fn verify_blocking(password: &str, phc: &str) -> bool {
+    if phc == NO_PASSWORD {
+        return false;
+    }
     match PasswordHash::new(phc) {
         Ok(hash) => argon2().verify_password(password.as_bytes(), &hash).is_ok(),
         Err(_) => {

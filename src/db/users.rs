@@ -110,6 +110,38 @@ pub fn insert(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User, Insert
         .map_err(unique_violation)
 }
 
+/// Inserts many validated users at once (the CSV import); the unique indexes still guard.
+pub fn insert_many(conn: &mut DbConnection, new_users: &[NewUser<'_>]) -> QueryResult<usize> {
+    let created = now();
+    let rows: Vec<NewUserRow<'_>> = new_users
+        .iter()
+        .map(|new| NewUserRow {
+            username: new.username.as_str(),
+            email: new.email.as_str(),
+            display_name: new.display_name.as_str(),
+            password_hash: new.password_hash,
+            role: new.role.as_str(),
+            is_active: true,
+            must_change_password: new.must_change_password,
+            created_at: created,
+            updated_at: created,
+            search_name: new.display_name.as_str().to_lowercase(),
+        })
+        .collect();
+    // Multi-row INSERT is not in MultiConnection's common subset; each backend has its own.
+    match conn {
+        DbConnection::Sqlite(sqlite) => diesel::insert_into(users::table).values(&rows).execute(sqlite),
+        DbConnection::Postgres(pg) => diesel::insert_into(users::table).values(&rows).execute(pg),
+    }
+}
+
+/// Which of these usernames and emails are already taken.
+pub fn taken(conn: &mut DbConnection, usernames: &[&str], emails: &[&str]) -> QueryResult<(Vec<String>, Vec<String>)> {
+    let names = users::table.filter(users::username.eq_any(usernames)).select(users::username).load(conn)?;
+    let mails = users::table.filter(users::email.eq_any(emails)).select(users::email).load(conn)?;
+    Ok((names, mails))
+}
+
 /// Refuses a username or email that another user (not `except`) already has.
 fn ensure_unique(
     conn: &mut DbConnection,

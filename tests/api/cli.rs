@@ -80,6 +80,90 @@ both_backends! {
         assert_eq!(app.login(&user.username, "  marble comet harbour  ").await.status(), 303);
     }
 
+    async fn operators_list_disable_enable_promote_and_delete_users_from_the_command_line(app: TestApp) {
+        app.create_user("root", Role::Admin).await;
+        let bob = app.create_user("bob", Role::User).await;
+        app.create_user("bobby", Role::User).await;
+        app.create_user("carol", Role::User).await;
+
+        let listed = portcullis(&app, &["user", "list", "--search", "BOB"], "");
+        assert!(listed.status.success(), "{}", text(&listed.stderr));
+        let out = text(&listed.stdout);
+        assert!(out.contains("bob@example.com") && out.contains("bobby") && !out.contains("carol"), "{out}");
+
+        assert!(portcullis(&app, &["user", "disable", "bob"], "").status.success());
+        assert_eq!(app.login("bob", PASSWORD).await.status(), 401);
+        assert!(portcullis(&app, &["user", "enable", "bob@example.com"], "").status.success());
+        assert_eq!(app.login("bob", PASSWORD).await.status(), 303);
+        assert!(portcullis(&app, &["user", "set-role", "carol", "admin"], "").status.success());
+        assert!(text(&portcullis(&app, &["user", "list"], "").stdout).contains("carol"));
+        let deleted = portcullis(&app, &["user", "delete", "bobby"], "");
+        assert!(text(&deleted.stdout).contains("Deleted bobby"));
+        let missing = portcullis(&app, &["user", "disable", "nobody"], "");
+        assert!(!missing.status.success() && text(&missing.stderr).contains("there is no user \"nobody\""));
+        let actions = app.audit_actions().await;
+        assert!(["user.disable", "user.enable", "user.update", "user.delete"].iter().all(|a| actions.contains(&a.to_string())));
+        let _ = bob;
+    }
+
+    async fn the_command_line_cannot_remove_the_last_admin_either(app: TestApp) {
+        app.create_user("root", Role::Admin).await;
+
+        for args in [&["user", "disable", "root"][..], &["user", "delete", "root"], &["user", "set-role", "root", "user"]] {
+            let output = portcullis(&app, args, "");
+            assert!(!output.status.success(), "{args:?}");
+            assert!(text(&output.stderr).contains("last active administrator"), "{}", text(&output.stderr));
+        }
+        assert_eq!(app.login("root", PASSWORD).await.status(), 303);
+    }
+
+    async fn a_csv_import_adds_every_user_or_none_and_reports_bad_rows_by_line(app: TestApp) {
+        app.create_user("existing", Role::User).await;
+        let hash = portcullis::auth::password::hash_blocking("imported hash works").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.csv");
+        std::fs::write(&good, format!("username,email,display_name,role,password_hash\n\
+            dora,dora@example.com,Dora Explorer,user,\"{hash}\"\n\
+            Eve,EVE@example.com,,admin,\n\
+            \"frank\",frank@example.com,\"Frank, Jr.\",,\n")).unwrap();
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "username,email,display_name,role\n\
+            gina,gina@example.com,Gina,user\n\
+            h,not-an-email,Hal,user\n\
+            gina,gina2@example.com,Gina Two,user\n\
+            existing,new@example.com,Existing,user\n\
+            ivan,ivan@example.com,Ivan,root\n").unwrap();
+        let headerless = dir.path().join("headerless.csv");
+        std::fs::write(&headerless, "name,mail\nx,y\n").unwrap();
+        let before = app.snapshot().await;
+
+        let refused = portcullis(&app, &["user", "import", bad.to_str().unwrap()], "");
+        let no_header = portcullis(&app, &["user", "import", headerless.to_str().unwrap()], "");
+
+        assert!(!refused.status.success());
+        let report = text(&refused.stderr);
+        for expected in ["line 3: Username must be 3 to 32", "Enter an email address like", "line 4: username gina is also on line 2",
+                         "line 6: Role must be", "nothing was imported"] {
+            assert!(report.contains(expected), "{expected}: {report}");
+        }
+        assert!(!no_header.status.success() && text(&no_header.stderr).contains("missing username"));
+        assert_eq!(app.snapshot().await, before, "nothing half-imported");
+
+        let existing_only = dir.path().join("existing.csv");
+        std::fs::write(&existing_only, "username,email,display_name,role\nexisting,new@example.com,E,user\n").unwrap();
+        let collision = portcullis(&app, &["user", "import", existing_only.to_str().unwrap()], "");
+        assert!(text(&collision.stderr).contains("line 2: username existing already exists"), "{}", text(&collision.stderr));
+
+        let imported = portcullis(&app, &["user", "import", good.to_str().unwrap()], "");
+        assert!(imported.status.success(), "{}", text(&imported.stderr));
+        assert!(text(&imported.stdout).contains("Imported 3 users"));
+        assert_eq!(app.login("dora", "imported hash works").await.status(), 303, "the imported hash works");
+        assert_eq!(app.browser().login("eve", "any password at all").await.status(), 401, "no hash, no password");
+        let listed = text(&portcullis(&app, &["user", "list", "--search", "frank"], "").stdout);
+        assert!(listed.contains("frank@example.com"), "{listed}");
+        assert!(app.audit_actions().await.contains(&"user.import".to_owned()));
+    }
+
     async fn migrate_reports_an_up_to_date_database(app: TestApp) {
         let output = portcullis(&app, &["migrate"], "");
 
@@ -97,6 +181,12 @@ fn every_command_has_help() {
         &["user", "--help"],
         &["user", "create", "--help"],
         &["user", "set-password", "--help"],
+        &["user", "list", "--help"],
+        &["user", "disable", "--help"],
+        &["user", "enable", "--help"],
+        &["user", "delete", "--help"],
+        &["user", "set-role", "--help"],
+        &["user", "import", "--help"],
     ] {
         let output = portcullis_with_env(&[], args, "");
         assert!(output.status.success(), "{args:?}");

@@ -1,0 +1,163 @@
+//! `portcullis user import FILE.csv`: check every row first, report all bad rows with their
+//! line numbers, and insert either every user or none.
+use std::collections::HashMap;
+
+use crate::auth::password::{NO_PASSWORD, is_argon2_phc};
+use crate::db::audit::{self, Actor};
+use crate::db::users::{self, NewUser};
+use crate::db::{DbConnection, write_transaction};
+use crate::domain::{DisplayName, Email, Role, Username};
+
+const REQUIRED_COLUMNS: [&str; 4] = ["username", "email", "display_name", "role"];
+const CHUNK: usize = 500;
+const MAX_REPORTED_ROWS: usize = 100;
+
+#[derive(Debug)]
+pub struct BadRow {
+    pub line: u64,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the file is not usable: {0}")]
+    File(String),
+    #[error("{} row(s) are not valid; nothing was imported", .0.len())]
+    BadRows(Vec<BadRow>),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+struct Row {
+    line: u64,
+    username: Username,
+    email: Email,
+    display_name: DisplayName,
+    role: Role,
+    password_hash: Option<String>,
+}
+
+/// Parses and checks the whole file; returns the rows or every problem found.
+fn read_rows(input: impl std::io::Read) -> Result<Vec<Row>, ImportError> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::None).from_reader(input);
+    let headers = reader.headers().map_err(|error| ImportError::File(error.to_string()))?.clone();
+    let column = |name: &str| headers.iter().position(|header| header.trim() == name);
+    let mut positions = Vec::new();
+    for name in REQUIRED_COLUMNS {
+        positions.push(column(name).ok_or_else(|| {
+            ImportError::File(format!(
+                "the header must name the columns {} (missing {name})",
+                REQUIRED_COLUMNS.join(", ")
+            ))
+        })?);
+    }
+    let hash_column = column("password_hash");
+
+    let mut rows = Vec::new();
+    let mut bad = Vec::new();
+    let mut seen_usernames: HashMap<String, u64> = HashMap::new();
+    let mut seen_emails: HashMap<String, u64> = HashMap::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                let line = error.position().map_or(0, |p| p.line());
+                bad.push(BadRow { line, message: error.to_string() });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let field = |index: usize| record.get(index).unwrap_or_default();
+        let mut problems = Vec::new();
+        let username = Username::parse(field(positions[0])).map_err(|e| problems.push(e.0)).ok();
+        let email = Email::parse(field(positions[1])).map_err(|e| problems.push(e.0)).ok();
+        let display_source =
+            if field(positions[2]).trim().is_empty() { field(positions[0]) } else { field(positions[2]) };
+        let display_name = DisplayName::parse(display_source).map_err(|e| problems.push(e.0)).ok();
+        let role_text = if field(positions[3]).is_empty() { "user" } else { field(positions[3]) };
+        let role = Role::parse(role_text).map_err(|e| problems.push(e.0)).ok();
+        let password_hash = hash_column.map(field).filter(|hash| !hash.is_empty()).map(str::to_owned);
+        if password_hash.as_deref().is_some_and(|hash| !is_argon2_phc(hash)) {
+            problems.push("password_hash must be an argon2 PHC string ($argon2id$…)".to_owned());
+        }
+        if let Some(name) = &username
+            && let Some(first) = seen_usernames.insert(name.as_str().to_owned(), line)
+        {
+            problems.push(format!("username {} is also on line {first}", name.as_str()));
+        }
+        if let Some(address) = &email
+            && let Some(first) = seen_emails.insert(address.as_str().to_owned(), line)
+        {
+            problems.push(format!("email {} is also on line {first}", address.as_str()));
+        }
+        match (username, email, display_name, role) {
+            (Some(username), Some(email), Some(display_name), Some(role)) if problems.is_empty() => {
+                rows.push(Row { line, username, email, display_name, role, password_hash })
+            }
+            _ => bad.push(BadRow { line, message: problems.join("; ") }),
+        }
+    }
+    if bad.is_empty() { Ok(rows) } else { Err(ImportError::BadRows(bad)) }
+}
+
+/// Imports `input`, calling `progress` with the number of rows written so far.
+pub fn import(
+    conn: &mut DbConnection,
+    input: impl std::io::Read,
+    source: &str,
+    progress: impl Fn(u64),
+) -> Result<usize, ImportError> {
+    let rows = read_rows(input)?;
+    let mut bad = Vec::new();
+    for chunk in rows.chunks(CHUNK) {
+        let names: Vec<&str> = chunk.iter().map(|row| row.username.as_str()).collect();
+        let mails: Vec<&str> = chunk.iter().map(|row| row.email.as_str()).collect();
+        let (taken_names, taken_mails) = users::taken(conn, &names, &mails)?;
+        for row in chunk {
+            if taken_names.iter().any(|name| name == row.username.as_str()) {
+                bad.push(BadRow {
+                    line: row.line,
+                    message: format!("username {} already exists", row.username.as_str()),
+                });
+            }
+            if taken_mails.iter().any(|mail| mail == row.email.as_str()) {
+                bad.push(BadRow { line: row.line, message: format!("email {} already exists", row.email.as_str()) });
+            }
+        }
+    }
+    if !bad.is_empty() {
+        bad.sort_by_key(|row| row.line);
+        return Err(ImportError::BadRows(bad));
+    }
+    write_transaction(conn, |conn| {
+        let mut written = 0;
+        for chunk in rows.chunks(CHUNK) {
+            let new_users: Vec<NewUser<'_>> = chunk
+                .iter()
+                .map(|row| NewUser {
+                    username: &row.username,
+                    email: &row.email,
+                    display_name: &row.display_name,
+                    password_hash: row.password_hash.as_deref().unwrap_or(NO_PASSWORD),
+                    role: row.role,
+                    // Without a hash the account has no password until an admin resets it.
+                    must_change_password: row.password_hash.is_none(),
+                })
+                .collect();
+            written += users::insert_many(conn, &new_users)?;
+            progress(written as u64);
+        }
+        audit::record(conn, &Actor::command_line(), "user.import", None, &format!("{written} users from {source}"))?;
+        Ok(written)
+    })
+}
+
+/// The first rows of a report, for printing.
+pub fn describe(bad: &[BadRow]) -> String {
+    let mut lines: Vec<String> =
+        bad.iter().take(MAX_REPORTED_ROWS).map(|row| format!("  line {}: {}", row.line, row.message)).collect();
+    if bad.len() > MAX_REPORTED_ROWS {
+        lines.push(format!("  … and {} more", bad.len() - MAX_REPORTED_ROWS));
+    }
+    lines.join("\n")
+}
