@@ -17,6 +17,8 @@ pub enum PageError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("service unavailable")]
@@ -40,6 +42,7 @@ impl ResponseError for PageError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::CsrfRejected | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -56,6 +59,9 @@ impl ResponseError for PageError {
             ),
             Self::Forbidden(message) => ("You do not have access to this page", message.as_str()),
             Self::NotFound => ("Page not found", "There is no page at this address."),
+            Self::MethodNotAllowed => {
+                ("Not possible here", "This address does not accept that kind of request. Use the buttons on the page.")
+            }
             Self::PayloadTooLarge => ("Too much data", "The form sent more data than this page accepts."),
             Self::Unavailable(error) => {
                 tracing::error!(error = ?error, "service unavailable");

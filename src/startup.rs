@@ -102,9 +102,19 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
     cfg.route("/", web::get().to(home::redirect))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
-        .service(web::resource("/login").route(web::get().to(login::form)).route(web::post().to(login::submit)))
+        .service(
+            web::resource("/login")
+                .route(web::get().to(login::form))
+                .route(web::post().to(login::submit))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
         .service(web::resource("/dashboard").wrap(from_fn(require_page_session)).route(web::get().to(dashboard::show)))
-        .service(web::resource("/logout").wrap(from_fn(require_page_session)).route(web::post().to(logout::submit)))
+        .service(
+            web::resource("/logout")
+                .wrap(from_fn(require_page_session))
+                .route(web::post().to(logout::submit))
+                .default_service(web::to(errors::method_not_allowed)),
+        )
         .service(
             web::scope("/account")
                 .wrap(from_fn(require_page_session))

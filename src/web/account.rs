@@ -97,28 +97,22 @@ pub async fn update_profile(
     let mut errors = FieldErrors::default();
     let display_name = errors.check("display_name", DisplayName::parse(&form.display_name));
     let email = errors.check("email", Email::parse(&form.email));
-    let saved = match (display_name, email) {
-        (Some(display_name), Some(email)) => {
-            let actor = Actor::user(&user.user, Some(client_ip(&req)));
-            let id = user.user.id;
-            db::run(&pool, move |conn| {
-                let changes =
-                    ProfileChanges { email: Some(&email), display_name: Some(&display_name), ..Default::default() };
-                accounts::update_profile(conn, &actor, id, &changes)
-            })
-            .await
-        }
-        _ => Err(AccountError::Refused(String::new())),
+    let (Some(display_name), Some(email)) = (display_name, email) else {
+        let mut page = account_page(&user, &csrf, Some(form));
+        page.profile_errors = errors;
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
+    let actor = Actor::user(&user.user, Some(client_ip(&req)));
+    let id = user.user.id;
+    let saved = db::run(&pool, move |conn| {
+        let changes = ProfileChanges { email: Some(&email), display_name: Some(&display_name), ..Default::default() };
+        accounts::update_profile(conn, &actor, id, &changes)
+    })
+    .await;
     match saved {
         Ok(_) => Ok(redirect_with_flash(&cookies, "/account", "Your details were saved.")),
         Err(AccountError::Field((field, message))) => {
             errors.add(field, message);
-            let mut page = account_page(&user, &csrf, Some(form));
-            page.profile_errors = errors;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
-        Err(AccountError::Refused(_)) => {
             let mut page = account_page(&user, &csrf, Some(form));
             page.profile_errors = errors;
             render(StatusCode::UNPROCESSABLE_ENTITY, &page)

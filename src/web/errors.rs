@@ -10,6 +10,11 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     if is_api_path(req.path()) { ApiError::NotFound.error_response() } else { PageError::NotFound.error_response() }
 }
 
+/// A page address requested with the wrong method (e.g. `GET /logout`).
+pub async fn method_not_allowed() -> HttpResponse {
+    PageError::MethodNotAllowed.error_response()
+}
+
 pub fn form_error(error: UrlencodedError, req: &HttpRequest) -> actix_web::Error {
     let page = match error {
         UrlencodedError::Overflow { .. } | UrlencodedError::UnknownLength => PageError::PayloadTooLarge,

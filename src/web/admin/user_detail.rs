@@ -148,22 +148,20 @@ pub async fn update(
     let display_name = errors.check("display_name", DisplayName::parse(&form.display_name));
     let role = errors.check("role", Role::parse(&form.role));
 
-    let result = match (username, email, display_name, role) {
-        (Some(username), Some(email), Some(display_name), Some(role)) if errors.is_empty() => {
-            let actor = Actor::user(&admin.user, Some(client_ip(&req)));
-            db::run(&pool, move |conn| {
-                let changes = ProfileChanges {
-                    username: Some(&username),
-                    email: Some(&email),
-                    display_name: Some(&display_name),
-                    role: Some(role),
-                };
-                accounts::update_profile(conn, &actor, id, &changes)
-            })
-            .await
-        }
-        _ => Err(AccountError::Refused(String::new())),
+    let (Some(username), Some(email), Some(display_name), Some(role)) = (username, email, display_name, role) else {
+        return rerender(&admin, &csrf, &pool, id, form, errors).await;
     };
+    let actor = Actor::user(&admin.user, Some(client_ip(&req)));
+    let result = db::run(&pool, move |conn| {
+        let changes = ProfileChanges {
+            username: Some(&username),
+            email: Some(&email),
+            display_name: Some(&display_name),
+            role: Some(role),
+        };
+        accounts::update_profile(conn, &actor, id, &changes)
+    })
+    .await;
     match result {
         Ok(user) => {
             Ok(redirect_with_flash(&cookies, &format!("/admin/users/{id}"), &format!("Saved {}.", user.username)))
@@ -174,9 +172,7 @@ pub async fn update(
             rerender(&admin, &csrf, &pool, id, form, errors).await
         }
         Err(AccountError::Refused(message)) => {
-            if !message.is_empty() {
-                errors.add("role", message);
-            }
+            errors.add("role", message);
             rerender(&admin, &csrf, &pool, id, form, errors).await
         }
         Err(error) => Err(error.into()),
