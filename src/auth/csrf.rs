@@ -45,25 +45,33 @@ impl CsrfKey {
     }
 }
 
-/// A form posted by a signed-in user. Extracting it verifies the CSRF token against the
-/// session, so a handler that takes a `CsrfForm` cannot forget the check.
+/// A form posted by a signed-in user. Extracting it verifies the form's `csrf_token` field
+/// against the session, so a handler that takes a `CsrfForm<T>` cannot forget the check and
+/// `T` declares only its own fields. A missing token reads as empty and is refused.
 pub struct CsrfForm<T>(pub T);
 
-/// Forms name their token field `csrf_token`; a missing field reads as empty and is refused.
-pub trait HasCsrfToken {
-    fn csrf_token(&self) -> &str;
+#[derive(serde::Deserialize)]
+struct CsrfEnvelope<T> {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(flatten)]
+    fields: T,
 }
+
+/// For buttons whose form carries nothing but the CSRF token.
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
 
 impl<T> actix_web::FromRequest for CsrfForm<T>
 where
-    T: serde::de::DeserializeOwned + HasCsrfToken + 'static,
+    T: serde::de::DeserializeOwned + 'static,
 {
     type Error = actix_web::Error;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         use actix_web::HttpMessage;
-        let form = actix_web::web::Form::<T>::from_request(req, payload);
+        let form = actix_web::web::Form::<CsrfEnvelope<T>>::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
             let session_id = req
@@ -77,12 +85,12 @@ where
                     ))
                 })?;
             let key = crate::auth::guard::app_data::<CsrfKey>(&req).map_err(crate::error::PageError::Unexpected)?;
-            let form = form.await?.into_inner();
-            if !key.verify_session(&session_id, form.csrf_token()) {
+            let envelope = form.await?.into_inner();
+            if !key.verify_session(&session_id, &envelope.csrf_token) {
                 tracing::warn!(path = req.path(), "CSRF token refused");
                 return Err(crate::error::PageError::CsrfRejected.into());
             }
-            Ok(CsrfForm(form))
+            Ok(CsrfForm(envelope.fields))
         })
     }
 }

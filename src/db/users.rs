@@ -87,20 +87,25 @@ pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option
     }
 }
 
+impl<'a> NewUserRow<'a> {
+    fn from_new(new: &'a NewUser<'a>, created: NaiveDateTime) -> Self {
+        Self {
+            username: new.username.as_str(),
+            email: new.email.as_str(),
+            display_name: new.display_name.as_str(),
+            password_hash: new.password_hash,
+            role: new.role.as_str(),
+            is_active: true,
+            must_change_password: new.must_change_password,
+            created_at: created,
+            updated_at: created,
+            search_name: new.display_name.as_str().to_lowercase(),
+        }
+    }
+}
+
 pub fn insert(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User, InsertUserError> {
-    let created = now();
-    let row = NewUserRow {
-        username: new.username.as_str(),
-        email: new.email.as_str(),
-        display_name: new.display_name.as_str(),
-        password_hash: new.password_hash,
-        role: new.role.as_str(),
-        is_active: true,
-        must_change_password: new.must_change_password,
-        created_at: created,
-        updated_at: created,
-        search_name: new.display_name.as_str().to_lowercase(),
-    };
+    let row = NewUserRow::from_new(new, now());
     // Checked first for a precise message; the unique indexes still decide under races.
     ensure_unique(conn, None, row.username, row.email)?;
     diesel::insert_into(users::table)
@@ -113,21 +118,7 @@ pub fn insert(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User, Insert
 /// Inserts many validated users at once (the CSV import); the unique indexes still guard.
 pub fn insert_many(conn: &mut DbConnection, new_users: &[NewUser<'_>]) -> QueryResult<usize> {
     let created = now();
-    let rows: Vec<NewUserRow<'_>> = new_users
-        .iter()
-        .map(|new| NewUserRow {
-            username: new.username.as_str(),
-            email: new.email.as_str(),
-            display_name: new.display_name.as_str(),
-            password_hash: new.password_hash,
-            role: new.role.as_str(),
-            is_active: true,
-            must_change_password: new.must_change_password,
-            created_at: created,
-            updated_at: created,
-            search_name: new.display_name.as_str().to_lowercase(),
-        })
-        .collect();
+    let rows: Vec<NewUserRow<'_>> = new_users.iter().map(|new| NewUserRow::from_new(new, created)).collect();
     // Multi-row INSERT is not in MultiConnection's common subset; each backend has its own.
     match conn {
         DbConnection::Sqlite(sqlite) => diesel::insert_into(users::table).values(&rows).execute(sqlite),

@@ -11,7 +11,7 @@ use super::login::client_ip;
 use crate::accounts::{self, AccountError, FieldErrors};
 use crate::auth::CurrentUser;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, CsrfKey, HasCsrfToken};
+use crate::auth::csrf::{CsrfForm, CsrfKey};
 use crate::auth::password::PasswordHasher;
 use crate::db::audit::Actor;
 use crate::db::users::{ProfileChanges, User};
@@ -22,35 +22,19 @@ use crate::error::PageError;
 #[derive(Deserialize, Default)]
 pub struct ProfileForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     display_name: String,
     #[serde(default)]
     email: String,
 }
 
-impl HasCsrfToken for ProfileForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
-
 #[derive(Deserialize)]
 pub struct PasswordForm {
-    #[serde(default)]
-    csrf_token: String,
     #[serde(default)]
     current_password: String,
     #[serde(default)]
     new_password: String,
     #[serde(default)]
     confirm_password: String,
-}
-
-impl HasCsrfToken for PasswordForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
 }
 
 #[derive(Template)]
@@ -70,7 +54,6 @@ fn account_page<'a>(user: &'a CurrentUser, csrf: &CsrfKey, profile: Option<Profi
         user: &user.user,
         role: user.user.role().as_str(),
         profile: profile.unwrap_or_else(|| ProfileForm {
-            csrf_token: String::new(),
             display_name: user.user.display_name.clone(),
             email: user.user.email.clone(),
         }),

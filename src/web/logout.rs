@@ -1,32 +1,19 @@
 //! `POST /logout`: ends the browser session.
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 
 use super::login::client_ip;
 use crate::auth::CurrentUser;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, HasCsrfToken};
+use crate::auth::csrf::{CsrfForm, NoFields};
 use crate::db::audit::{self, Actor};
 use crate::db::{self, DbPool};
 use crate::error::PageError;
 
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
-impl HasCsrfToken for LogoutForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
-
 pub async fn submit(
     req: HttpRequest,
     user: CurrentUser,
-    _form: CsrfForm<LogoutForm>,
+    _form: CsrfForm<NoFields>,
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
 ) -> Result<HttpResponse, PageError> {

@@ -12,7 +12,7 @@ use super::login::client_ip;
 use crate::accounts::{self, FieldErrors};
 use crate::auth::CurrentUser;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, CsrfKey, HasCsrfToken};
+use crate::auth::csrf::{CsrfForm, CsrfKey};
 use crate::auth::password::PasswordHasher;
 use crate::db::audit::Actor;
 use crate::db::{self, DbPool};
@@ -21,17 +21,9 @@ use crate::error::PageError;
 #[derive(Deserialize)]
 pub struct ChooseForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     new_password: String,
     #[serde(default)]
     confirm_password: String,
-}
-
-impl HasCsrfToken for ChooseForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
 }
 
 #[derive(Template)]

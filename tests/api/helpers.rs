@@ -120,12 +120,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let server = application.handle();
     tokio::spawn(application.run_until_stopped());
 
-    let cookies = Arc::new(reqwest::cookie::Jar::default());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_provider(cookies.clone())
-        .build()
-        .expect("client");
+    let (client, cookies) = browser_client();
     TestApp {
         address,
         server,
@@ -179,13 +174,7 @@ impl TestApp {
 
     /// A client with its own cookie jar: another browser.
     pub fn other_browser(&self) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
-        let cookies = Arc::new(reqwest::cookie::Jar::default());
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_provider(cookies.clone())
-            .build()
-            .expect("client");
-        (client, cookies)
+        browser_client()
     }
 
     pub fn cookie(&self, name: &str) -> Option<String> {
@@ -266,6 +255,17 @@ impl TestApp {
         assert_eq!(response.status(), 200);
         response.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
     }
+}
+
+/// A client like a browser: its own cookie jar, redirects not followed (tests check them).
+fn browser_client() -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+    let cookies = Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(cookies.clone())
+        .build()
+        .expect("client");
+    (client, cookies)
 }
 
 pub fn cookie_in(jar: &reqwest::cookie::Jar, address: &str, name: &str) -> Option<String> {

@@ -3,14 +3,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::SecretString;
-use serde::Deserialize;
 
 use super::parse_user_id;
 use super::user_new::OneTimePasswordPage;
 use crate::accounts::{self, AccountError};
 use crate::auth::AdminUser;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, CsrfKey, HasCsrfToken};
+use crate::auth::csrf::{CsrfForm, CsrfKey, NoFields};
 use crate::auth::password::PasswordHasher;
 use crate::db::audit::Actor;
 use crate::db::users::{self, User};
@@ -20,18 +19,6 @@ use crate::error::PageError;
 use crate::web::flash::redirect_with_flash;
 use crate::web::layout::{Layout, render};
 use crate::web::login::client_ip;
-
-#[derive(Deserialize)]
-pub struct ActionForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
-impl HasCsrfToken for ActionForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
-}
 
 /// Ends every action: back to the user's page (or the list) with what happened.
 fn outcome(cookies: &CookiePolicy, id: i64, result: Result<String, AccountError>) -> Result<HttpResponse, PageError> {
@@ -47,7 +34,7 @@ pub async fn disable(
     req: HttpRequest,
     admin: AdminUser,
     id: web::Path<String>,
-    _form: CsrfForm<ActionForm>,
+    _form: CsrfForm<NoFields>,
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
 ) -> Result<HttpResponse, PageError> {
@@ -58,7 +45,7 @@ pub async fn enable(
     req: HttpRequest,
     admin: AdminUser,
     id: web::Path<String>,
-    _form: CsrfForm<ActionForm>,
+    _form: CsrfForm<NoFields>,
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
 ) -> Result<HttpResponse, PageError> {
@@ -90,7 +77,7 @@ pub async fn reset_password(
     req: HttpRequest,
     admin: AdminUser,
     id: web::Path<String>,
-    _form: CsrfForm<ActionForm>,
+    _form: CsrfForm<NoFields>,
     csrf: web::Data<CsrfKey>,
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
@@ -143,7 +130,7 @@ pub async fn delete(
     req: HttpRequest,
     admin: AdminUser,
     id: web::Path<String>,
-    _form: CsrfForm<ActionForm>,
+    _form: CsrfForm<NoFields>,
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
 ) -> Result<HttpResponse, PageError> {

@@ -9,7 +9,7 @@ use super::{format_time, parse_user_id};
 use crate::accounts::{self, AccountError, FieldErrors};
 use crate::auth::AdminUser;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, CsrfKey, HasCsrfToken};
+use crate::auth::csrf::{CsrfForm, CsrfKey};
 use crate::db::audit::{self, Actor, AuditEvent, AuditFilter};
 use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, DbPool};
@@ -24,8 +24,6 @@ const RECENT_EVENTS: i64 = 20;
 #[derive(Deserialize, Default)]
 pub struct ProfileForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     pub username: String,
     #[serde(default)]
     pub email: String,
@@ -33,12 +31,6 @@ pub struct ProfileForm {
     pub display_name: String,
     #[serde(default)]
     pub role: String,
-}
-
-impl HasCsrfToken for ProfileForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
 }
 
 pub struct EventRow {
@@ -120,7 +112,6 @@ pub async fn show(
     let id = parse_user_id(&id)?;
     let (user, events) = load_with_events(&pool, id).await?;
     let form = ProfileForm {
-        csrf_token: String::new(),
         username: user.username.clone(),
         email: user.email.clone(),
         display_name: user.display_name.clone(),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::accounts::{self, AccountError, AccountInput, FieldErrors, ValidAccount};
 use crate::auth::AdminUser;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, CsrfKey, HasCsrfToken};
+use crate::auth::csrf::{CsrfForm, CsrfKey};
 use crate::auth::password::PasswordHasher;
 use crate::db::audit::Actor;
 use crate::db::{self, DbPool};
@@ -20,8 +20,6 @@ use crate::web::login::client_ip;
 
 #[derive(Deserialize, Default)]
 pub struct NewUserForm {
-    #[serde(default)]
-    csrf_token: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -37,12 +35,6 @@ pub struct NewUserForm {
     password: String,
     /// A checkbox: present when ticked.
     must_change: Option<String>,
-}
-
-impl HasCsrfToken for NewUserForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
 }
 
 #[derive(Template)]
