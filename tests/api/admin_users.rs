@@ -405,3 +405,44 @@ both_backends! {
         assert_ne!(before, snapshot_after_login, "(the login itself was recorded)");
     }
 }
+
+both_backends! {
+    async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
+        for round in 0..5 {
+            let a = app.create_user(&format!("alpha{round}"), Role::Admin).await;
+            let b = app.create_user(&format!("bravo{round}"), Role::Admin).await;
+            let pool = app.pool.clone();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let demote = |actor: (i64, String), target: i64| {
+                let pool = pool.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    use portcullis::db::audit::Actor;
+                    use portcullis::db::users::ProfileChanges;
+                    let mut conn = pool.get().unwrap();
+                    barrier.wait();
+                    let actor = Actor { user: Some(actor), client_ip: None };
+                    portcullis::accounts::update_profile(&mut conn, &actor, target,
+                        &ProfileChanges { role: Some(Role::User), ..Default::default() })
+                })
+            };
+            let first = demote((a.id, a.username.clone()), b.id);
+            let second = demote((b.id, b.username.clone()), a.id);
+            let results = [first.join().unwrap(), second.join().unwrap()];
+
+            let admins = app.with_conn(|conn| portcullis::db::users::count_active_admins(conn).unwrap()).await;
+            assert_eq!(admins, 1, "round {round}: {results:?}");
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {results:?}");
+            let refused = |r: &Result<_, portcullis::accounts::AccountError>| {
+                matches!(r, Err(portcullis::accounts::AccountError::Refused(m)) if m.contains("last active administrator"))
+            };
+            assert_eq!(results.iter().filter(|r| refused(r)).count(), 1, "round {round}: a clean refusal, not a lock error");
+            // Reset for the next round: demote the survivor through the database directly.
+            app.with_conn(|conn| {
+                use diesel::prelude::*;
+                use portcullis::db::schema::users;
+                diesel::update(users::table).set(users::role.eq("user")).execute(conn).unwrap();
+            }).await;
+        }
+    }
+}
