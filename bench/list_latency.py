@@ -104,6 +104,7 @@ def measure(db, n, url):
         (f"deep page: by last login, row {int(n * 0.6):,} of those who logged in",
          "/admin/users?sort=-last_login&after=" + cursor(f"l\x1f{micros(last_login_row[0])}\x1f{last_login_row[1]}")),
         ("broad search 'user0' (1 in 10 users; worst case)", "/admin/users?q=user0"),
+        ("admin overview /admin (counts all users)", "/admin"),
     ]
     print()
     print(f"| {'request':<58} | {'p50 ms':>7} | {'p95 ms':>7} | rows |")

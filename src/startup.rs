@@ -53,6 +53,7 @@ impl Application {
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
         let static_dir = settings.static_dir.clone();
+        let counts_cache = web::Data::new(admin::overview::CountsCache::default());
 
         warn_if_no_admin(&pool);
         let pool = web::Data::new(pool);
@@ -69,6 +70,7 @@ impl Application {
                 .app_data(csrf.clone())
                 .app_data(cookies.clone())
                 .app_data(hasher.clone())
+                .app_data(counts_cache.clone())
                 .app_data(web::FormConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::form_error))
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))

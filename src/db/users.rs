@@ -236,6 +236,7 @@ pub fn count_active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
     users::table.filter(users::role.eq(Role::Admin.as_str())).filter(users::is_active.eq(true)).count().get_result(conn)
 }
 
+#[derive(Debug, Clone)]
 pub struct UserCounts {
     pub total: i64,
     pub active: i64,
