@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::CsrfKey;
+use crate::auth::csrf::{CsrfKey, refuse_cross_site_writes};
 use crate::auth::guard::{require_bearer, require_page_session};
 use crate::auth::password::PasswordHasher;
 use crate::auth::tokens::JwtKeys;
@@ -53,6 +53,7 @@ impl Application {
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
         let static_dir = settings.static_dir.clone();
+        let hsts = settings.public_url.is_https();
         let counts_cache = web::Data::new(admin::overview::CountsCache::default());
 
         warn_if_no_admin(&pool);
@@ -63,7 +64,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(security_headers())
+                .wrap(from_fn(refuse_cross_site_writes))
+                .wrap(security_headers(hsts))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .app_data(pool.clone())
                 .app_data(keys.clone())
@@ -163,13 +165,15 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
         .default_service(web::to(errors::not_found));
 }
 
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+fn security_headers(hsts: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
-        .add(("Cache-Control", "no-store"))
+        .add(("Cache-Control", "no-store"));
+    // Only when users reach us over https: browsers then refuse plain http for a year.
+    if hsts { headers.add(("Strict-Transport-Security", "max-age=31536000")) } else { headers }
 }
 
 fn warn_if_no_admin(pool: &DbPool) {

@@ -62,4 +62,63 @@ both_backends! {
         assert_eq!(app.get("/dashboard").await.status(), 200, "still signed in");
         let _ = mallory;
     }
+
+    async fn a_cross_site_login_post_is_refused_even_with_a_valid_token(app: TestApp) {
+        let user = app.create_user("erin", Role::User).await;
+        let csrf = app.login_form_token().await;
+        let body = serde_urlencoded::to_string([("username", "erin"), ("password", PASSWORD), ("csrf_token", csrf.as_str())]).unwrap();
+        let post = |headers: &[(&'static str, &'static str)]| {
+            let mut request = app.client.post(app.url("/login")).header("content-type", "application/x-www-form-urlencoded").body(body.clone());
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request.send()
+        };
+
+        let cross_site = post(&[("sec-fetch-site", "cross-site")]).await.unwrap();
+        let same_site = post(&[("sec-fetch-site", "same-site")]).await.unwrap();
+        let foreign_origin = post(&[("origin", "https://evil.test")]).await.unwrap();
+
+        assert_eq!(cross_site.status(), 403);
+        assert_eq!(same_site.status(), 403, "a sibling subdomain is another site to us");
+        assert_eq!(foreign_origin.status(), 403);
+        assert_eq!(app.get("/dashboard").await.status(), 303, "not signed in");
+        let same_origin = post(&[("sec-fetch-site", "same-origin")]).await.unwrap();
+        assert_eq!(same_origin.status(), 303);
+        let _ = user;
+    }
+
+    async fn a_cross_origin_admin_post_changes_nothing(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        let bob = app.create_user("bob", Role::User).await;
+        app.login_as(&admin).await;
+        let csrf = app.session_csrf_token().await;
+        let before = app.snapshot().await;
+
+        let response = app.client.post(app.url(&format!("/admin/users/{}/disable", bob.id)))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", "https://evil.test")
+            .body(format!("csrf_token={csrf}"))
+            .send().await.unwrap();
+
+        assert_eq!(response.status(), 403);
+        assert_eq!(app.snapshot().await, before);
+        let same_host = app.client.post(app.url(&format!("/admin/users/{}/disable", bob.id)))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", app.address.clone())
+            .body(format!("csrf_token={csrf}"))
+            .send().await.unwrap();
+        assert_eq!(same_host.status(), 303, "an Origin matching the Host is fine");
+    }
+
+    async fn the_api_is_not_subject_to_the_cross_site_check(app: TestApp) {
+        app.create_user("frank", Role::User).await;
+
+        let response = app.client.post(app.url("/api/token"))
+            .header("sec-fetch-site", "cross-site")
+            .json(&serde_json::json!({"username": "frank", "password": PASSWORD}))
+            .send().await.unwrap();
+
+        assert_eq!(response.status(), 200);
+    }
 }
