@@ -73,7 +73,6 @@ impl Application {
                 .app_data(cookies.clone())
                 .app_data(hasher.clone())
                 .app_data(counts_cache.clone())
-                .app_data(web::FormConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::form_error))
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))

@@ -71,7 +71,7 @@ where
 
     fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         use actix_web::HttpMessage;
-        let form = actix_web::web::Form::<CsrfEnvelope<T>>::from_request(req, payload);
+        let form = crate::web::form::StrictForm::<CsrfEnvelope<T>>::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
             let session_id = req
@@ -85,7 +85,7 @@ where
                     ))
                 })?;
             let key = crate::auth::guard::app_data::<CsrfKey>(&req).map_err(crate::error::PageError::Unexpected)?;
-            let envelope = form.await?.into_inner();
+            let envelope = form.await?.0;
             if !key.verify_session(&session_id, &envelope.csrf_token) {
                 tracing::warn!(path = req.path(), "CSRF token refused");
                 return Err(crate::error::PageError::CsrfRejected.into());

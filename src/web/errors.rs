@@ -1,6 +1,6 @@
 //! Turning malformed requests into our error pages and JSON errors instead of actix's
 //! plain-text defaults.
-use actix_web::error::{JsonPayloadError, QueryPayloadError, UrlencodedError};
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::{ApiError, PageError, is_api_path};
@@ -13,19 +13,6 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 /// A page address requested with the wrong method (e.g. `GET /logout`).
 pub async fn method_not_allowed() -> HttpResponse {
     PageError::MethodNotAllowed.error_response()
-}
-
-pub fn form_error(error: UrlencodedError, req: &HttpRequest) -> actix_web::Error {
-    let page = match error {
-        UrlencodedError::Overflow { .. } | UrlencodedError::UnknownLength => PageError::PayloadTooLarge,
-        UrlencodedError::ContentType => PageError::BadRequest("This page only accepts HTML form posts.".into()),
-        UrlencodedError::Parse(_) | UrlencodedError::Encoding | UrlencodedError::Serialize(_) => {
-            PageError::BadRequest("The form data could not be read. Reload the page and try again.".into())
-        }
-        other => PageError::BadRequest(format!("The form data could not be read: {other}")),
-    };
-    tracing::info!(path = req.path(), error = %page, "form rejected");
-    page.into()
 }
 
 pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {

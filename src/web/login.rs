@@ -15,6 +15,7 @@ use crate::auth::{MaybeUser, random};
 use crate::db::DbPool;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
+use crate::web::form::StrictForm;
 
 const DEFAULT_LANDING: &str = "/dashboard";
 /// One message for unknown user, wrong password and disabled account.
@@ -92,14 +93,14 @@ pub async fn form(
 #[allow(clippy::too_many_arguments)]
 pub async fn submit(
     req: HttpRequest,
-    form: web::Form<LoginForm>,
+    form: StrictForm<LoginForm>,
     csrf: web::Data<CsrfKey>,
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
     keys: web::Data<JwtKeys>,
 ) -> Result<HttpResponse, PageError> {
-    let LoginForm { username, password, csrf_token, next } = form.into_inner();
+    let LoginForm { username, password, csrf_token, next } = form.0;
     let nonce = req.cookie(cookies.login_csrf_name()).map(|cookie| cookie.value().to_owned()).unwrap_or_default();
     if !csrf.verify_login(&nonce, &csrf_token) {
         tracing::warn!(client_ip = %client_ip(&req), "login form refused: CSRF token missing or wrong");

@@ -5,6 +5,7 @@ pub mod api;
 pub mod dashboard;
 pub mod errors;
 pub mod flash;
+pub mod form;
 pub mod health;
 pub mod home;
 pub mod layout;

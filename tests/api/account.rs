@@ -66,4 +66,25 @@ both_backends! {
         let all = format!("{details:?}");
         assert!(!all.contains("saffron") && !all.contains("argon2") && !all.contains(PASSWORD), "no secrets in the audit trail");
     }
+
+    async fn bytes_that_are_not_text_are_refused_not_mangled(app: TestApp) {
+        let user = app.create_user("dora", Role::User).await;
+        app.login_as(&user).await;
+        let csrf = app.session_csrf_token().await;
+        let before = app.snapshot().await;
+
+        let account = app.post_raw("/account", "application/x-www-form-urlencoded",
+            format!("csrf_token={csrf}&display_name=%FF%FE&email=dora%40example.com")).await;
+        let truncated = app.post_raw("/account", "application/x-www-form-urlencoded",
+            format!("csrf_token={csrf}&display_name=Dor%C3&email=dora%40example.com")).await;
+
+        assert_eq!(account.status(), 400);
+        assert!(account.text().await.unwrap().contains("not valid text"));
+        assert_eq!(truncated.status(), 400);
+        assert_eq!(app.snapshot().await, before, "nothing was saved");
+        let fine = app.post_raw("/account", "application/x-www-form-urlencoded",
+            format!("csrf_token={csrf}&display_name=D%C3%B6ra+%F0%9D%84%9E&email=dora%40example.com")).await;
+        assert_eq!(fine.status(), 303);
+        assert!(app.get("/account").await.text().await.unwrap().contains("Döra 𝄞"));
+    }
 }

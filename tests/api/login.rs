@@ -134,6 +134,9 @@ both_backends! {
         let csrf = app.login_form_token().await;
         let bad_encoding = app.post_raw("/login", "application/x-www-form-urlencoded", "username=%ZZ&password=%").await;
         assert!(bad_encoding.status() == 400 || bad_encoding.status() == 403, "{}", bad_encoding.status());
+        let not_text = app.post_raw("/login", "application/x-www-form-urlencoded",
+            format!("username=%FF&password=x&csrf_token={csrf}")).await;
+        assert_eq!(not_text.status(), 400);
 
         let huge = format!("username=alice&csrf_token={csrf}&password={}", "x".repeat(64 * 1024));
         let oversized = app.post_raw("/login", "application/x-www-form-urlencoded", huge).await;
