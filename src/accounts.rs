@@ -5,6 +5,7 @@
 use secrecy::SecretString;
 
 use crate::db::audit::{self, Actor};
+use crate::db::sessions;
 use crate::db::users::{self, InsertUserError, NewUser, ProfileChanges, User};
 use crate::db::{DbConnection, lock_active_admins, write_transaction};
 use crate::domain::{DisplayName, Email, NewPassword, Role, Username, ValidationError};
@@ -195,6 +196,9 @@ pub fn update_profile(
             ensure_admins_remain(conn, &before, "demoted")?;
         }
         let after = users::update_profile(conn, &before, changes)?;
+        let role_changed = before.role() != after.role();
+        // Tokens carry the role: a new role takes effect through a new login.
+        let ended = if role_changed { sessions::end_all_of_user(conn, id, None)? } else { String::new() };
         let mut changed = Vec::new();
         for (field, old, new) in [
             ("username", &before.username, &after.username),
@@ -205,8 +209,11 @@ pub fn update_profile(
                 changed.push(format!("{field}: {old} → {new}"));
             }
         }
-        if before.role() != after.role() {
+        if role_changed {
             changed.push(format!("role: {} → {}", before.role(), after.role()));
+        }
+        if !ended.is_empty() {
+            changed.push(ended);
         }
         if !changed.is_empty() {
             audit::record(conn, actor, "user.update", Some((after.id, &after.username)), &changed.join("; "))?;
@@ -223,8 +230,9 @@ pub fn set_active(conn: &mut DbConnection, actor: &Actor, id: i64, active: bool)
             ensure_admins_remain(conn, &user, "disabled")?;
         }
         users::set_active(conn, id, active)?;
+        let ended = if active { String::new() } else { sessions::end_all_of_user(conn, id, None)? };
         let action = if active { "user.enable" } else { "user.disable" };
-        audit::record(conn, actor, action, Some((user.id, &user.username)), "")?;
+        audit::record(conn, actor, action, Some((user.id, &user.username)), &ended)?;
         load(conn, id)
     })
 }
@@ -234,13 +242,22 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, A
         let user = load(conn, id)?;
         ensure_not_self(actor, &user, "delete")?;
         ensure_admins_remain(conn, &user, "deleted")?;
+        let ended = sessions::end_all_of_user(conn, id, None)?;
         users::delete(conn, id)?;
-        audit::record(conn, actor, "user.delete", Some((user.id, &user.username)), &format!("email: {}", user.email))?;
+        let details = [format!("email: {}", user.email), ended].into_iter().filter(|part| !part.is_empty());
+        audit::record(
+            conn,
+            actor,
+            "user.delete",
+            Some((user.id, &user.username)),
+            &details.collect::<Vec<_>>().join("; "),
+        )?;
         Ok(user)
     })
 }
 
-/// Stores a new password hash. `action` names the event: an admin's reset, the user's own
+/// Stores a new password hash and ends the user's sessions, all but `keep_session` (the one
+/// the user changed it from). `action` names the event: an admin's reset, the user's own
 /// change, or the forced change after a one-time password.
 pub fn set_password(
     conn: &mut DbConnection,
@@ -249,11 +266,13 @@ pub fn set_password(
     password_hash: &str,
     must_change_password: bool,
     action: &str,
+    keep_session: Option<String>,
 ) -> Result<User, AccountError> {
     write_transaction(conn, |conn| {
         let user = load(conn, id)?;
         users::set_password_hash(conn, id, password_hash, must_change_password)?;
-        audit::record(conn, actor, action, Some((user.id, &user.username)), "")?;
+        let ended = sessions::end_all_of_user(conn, id, keep_session)?;
+        audit::record(conn, actor, action, Some((user.id, &user.username)), &ended)?;
         load(conn, id)
     })
 }

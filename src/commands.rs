@@ -80,7 +80,7 @@ pub fn set_password(settings: &Settings, login: &str, source: PasswordSource) ->
     let password = NewPassword::parse(read_password(source)?, &[&user.username, &user.email, &user.display_name])
         .map_err(|error| anyhow!("the password was not changed: {error}"))?;
     let hash = hash_blocking(password.expose())?;
-    accounts::set_password(&mut conn, &Actor::command_line(), user.id, &hash, false, "user.password_reset")?;
+    accounts::set_password(&mut conn, &Actor::command_line(), user.id, &hash, false, "user.password_reset", None)?;
     println!("Changed the password of {:?}.", user.username);
     Ok(())
 }

@@ -10,7 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
-const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
+const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,11 +21,33 @@ pub struct Settings {
     pub public_url: PublicUrl,
     /// `None` only on SQLite, where a secret is generated and kept beside the database.
     pub jwt_secret: Option<JwtSecret>,
-    pub access_token_ttl: Duration,
+    pub sessions: SessionPolicy,
     /// How many argon2 hashes may run at once (each takes 19 MiB and one core).
     pub hash_concurrency: usize,
     /// CSS and images served under `/static`.
     pub static_dir: PathBuf,
+}
+
+/// How long the tokens of a login session live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// Access tokens (JWTs): short, because they are checked without the database.
+    pub access_token_ttl: Duration,
+    /// A session not renewed for this long ends. Renewal happens when the access token runs
+    /// out, so activity is noticed to within one access-token lifetime.
+    pub idle_timeout: Duration,
+    /// A session ends this long after its login, however active.
+    pub lifetime: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
+            lifetime: DEFAULT_SESSION_LIFETIME,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -151,10 +175,38 @@ impl Settings {
             );
         }
 
-        let access_token_ttl = match get("PORTCULLIS_ACCESS_TOKEN_TTL") {
-            None => DEFAULT_ACCESS_TOKEN_TTL,
-            Some(raw) => parse_ttl(&raw)?,
+        let sessions = SessionPolicy {
+            access_token_ttl: parse_duration(
+                get("PORTCULLIS_ACCESS_TOKEN_TTL"),
+                "PORTCULLIS_ACCESS_TOKEN_TTL",
+                DEFAULT_ACCESS_TOKEN_TTL,
+                (Duration::from_secs(60), "1m"),
+                (Duration::from_secs(24 * 60 * 60), "24h"),
+            )?,
+            idle_timeout: parse_duration(
+                get("PORTCULLIS_SESSION_IDLE_TIMEOUT"),
+                "PORTCULLIS_SESSION_IDLE_TIMEOUT",
+                DEFAULT_SESSION_IDLE_TIMEOUT,
+                (Duration::from_secs(5 * 60), "5m"),
+                (Duration::from_secs(90 * 24 * 60 * 60), "90d"),
+            )?,
+            lifetime: parse_duration(
+                get("PORTCULLIS_SESSION_LIFETIME"),
+                "PORTCULLIS_SESSION_LIFETIME",
+                DEFAULT_SESSION_LIFETIME,
+                (Duration::from_secs(5 * 60), "5m"),
+                (Duration::from_secs(365 * 24 * 60 * 60), "365d"),
+            )?,
         };
+        if sessions.idle_timeout <= sessions.access_token_ttl {
+            bail!(
+                "PORTCULLIS_SESSION_IDLE_TIMEOUT must be longer than PORTCULLIS_ACCESS_TOKEN_TTL: sessions are \
+                 renewed when the access token runs out, so a shorter idle timeout would end every session"
+            );
+        }
+        if sessions.lifetime < sessions.idle_timeout {
+            bail!("PORTCULLIS_SESSION_LIFETIME must not be shorter than PORTCULLIS_SESSION_IDLE_TIMEOUT");
+        }
 
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let hash_concurrency =
@@ -162,17 +214,24 @@ impl Settings {
 
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(crate::startup::default_static_dir, PathBuf::from);
 
-        Ok(Self { database, bind, public_url, jwt_secret, access_token_ttl, hash_concurrency, static_dir })
+        Ok(Self { database, bind, public_url, jwt_secret, sessions, hash_concurrency, static_dir })
     }
 }
 
-fn parse_ttl(raw: &str) -> anyhow::Result<Duration> {
-    let ttl = humantime::parse_duration(raw)
-        .map_err(|_| anyhow!("PORTCULLIS_ACCESS_TOKEN_TTL must be a duration such as 15m or 1h (got {raw:?})"))?;
-    if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(24 * 60 * 60) {
-        bail!("PORTCULLIS_ACCESS_TOKEN_TTL must be between 1m and 24h (got {raw})");
+fn parse_duration(
+    raw: Option<String>,
+    name: &str,
+    default: Duration,
+    (min, min_text): (Duration, &str),
+    (max, max_text): (Duration, &str),
+) -> anyhow::Result<Duration> {
+    let Some(raw) = raw else { return Ok(default) };
+    let value = humantime::parse_duration(&raw)
+        .map_err(|_| anyhow!("{name} must be a duration such as 15m, 8h or 7d (got {raw:?})"))?;
+    if value < min || value > max {
+        bail!("{name} must be between {min_text} and {max_text} (got {raw})");
     }
-    Ok(ttl)
+    Ok(value)
 }
 
 fn parse_number<T>(raw: Option<String>, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> anyhow::Result<T>

@@ -119,6 +119,8 @@ pub enum ApiError {
     MissingToken,
     #[error("the access token is invalid or has expired")]
     InvalidToken,
+    #[error("the refresh token is not valid: it has expired, was revoked or was already used; sign in again")]
+    InvalidRefreshToken,
     #[error("{0}")]
     Forbidden(String),
     #[error("this account must choose a new password before using the API; sign in on the web to choose one")]
@@ -148,6 +150,7 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::MissingToken => "missing_token",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::Forbidden(_) => "forbidden",
             Self::PasswordChangeRequired => "password_change_required",
             Self::NotFound => "not_found",
@@ -163,7 +166,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::InvalidCredentials | Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidCredentials | Self::MissingToken | Self::InvalidToken | Self::InvalidRefreshToken => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden(_) | Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -10,12 +10,14 @@ use anyhow::Context;
 
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfKey, refuse_cross_site_writes};
-use crate::auth::guard::{require_bearer, require_page_session};
+use crate::auth::guard::{identify_page_visitor, require_bearer, require_page_session};
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::{RevocationList, SyncerHandle};
+use crate::auth::sessions::Sessions;
 use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
-use crate::web::{account, admin, api, dashboard, errors, health, home, login, logout, password_change};
+use crate::web::{account, admin, api, dashboard, errors, health, home, login, logout, password_change, sessions};
 
 /// Forms and JSON bodies here are small; refuse more before reading it.
 const BODY_LIMIT_BYTES: usize = 16 * 1024;
@@ -25,6 +27,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; ba
 pub struct Application {
     port: u16,
     server: Server,
+    /// Keeps the revoked-session list fresh while the server runs.
+    revocation_syncer: SyncerHandle,
 }
 
 impl Application {
@@ -48,7 +52,18 @@ impl Application {
                 anyhow::bail!("PORTCULLIS_JWT_SECRET is required with PostgreSQL")
             }
         };
-        let keys = web::Data::new(JwtKeys::new(&secret, settings.public_url.origin(), settings.access_token_ttl));
+        let policy = settings.sessions;
+        let keys = JwtKeys::new(&secret, settings.public_url.origin(), policy.access_token_ttl);
+        let revocations = std::sync::Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));
+        let first_sync_pool = pool.clone();
+        let first_sync_list = std::sync::Arc::clone(&revocations);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = first_sync_pool.get().context("no database connection available")?;
+            first_sync_list.sync(&mut conn)
+        })
+        .await??;
+        let revocation_syncer = revocations.spawn_syncer(pool.clone())?;
+        let sessions = web::Data::new(Sessions::new(keys, policy, revocations));
         let csrf = web::Data::new(CsrfKey::derive(&secret));
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
@@ -68,7 +83,7 @@ impl Application {
                 .wrap(security_headers(hsts))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .app_data(pool.clone())
-                .app_data(keys.clone())
+                .app_data(sessions.clone())
                 .app_data(csrf.clone())
                 .app_data(cookies.clone())
                 .app_data(hasher.clone())
@@ -82,7 +97,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(address = %settings.bind.ip(), port, public_url = settings.public_url.origin(), "Portcullis is listening");
-        Ok(Self { port, server })
+        Ok(Self { port, server, revocation_syncer })
     }
 
     pub fn port(&self) -> u16 {
@@ -96,17 +111,20 @@ impl Application {
 
     /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        drop(self.revocation_syncer);
+        result
     }
 }
 
 /// Every route, in one place. Private pages and the API each sit behind one guard.
 fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
-    cfg.route("/", web::get().to(home::redirect))
+    cfg.service(web::resource("/").wrap(from_fn(identify_page_visitor)).route(web::get().to(home::redirect)))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
         .service(
             web::resource("/login")
+                .wrap(from_fn(identify_page_visitor))
                 .route(web::get().to(login::form))
                 .route(web::post().to(login::submit))
                 .default_service(web::to(errors::method_not_allowed)),
@@ -123,7 +141,10 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
                 .wrap(from_fn(require_page_session))
                 .route("", web::get().to(account::show))
                 .route("", web::post().to(account::update_profile))
-                .route("/password", web::post().to(account::change_password)),
+                .route("/password", web::post().to(account::change_password))
+                .route("/sessions", web::get().to(sessions::list))
+                .route("/sessions/revoke-others", web::post().to(sessions::revoke_others))
+                .route("/sessions/{id}/revoke", web::post().to(sessions::revoke)),
         )
         .service(
             web::resource("/password/change")
@@ -145,16 +166,22 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
                 .route("/users/{id}/reset-password", web::post().to(admin::user_actions::reset_password))
                 .route("/users/{id}/delete", web::get().to(admin::user_actions::confirm_delete))
                 .route("/users/{id}/delete", web::post().to(admin::user_actions::delete))
+                .route("/users/{id}/sessions/revoke-all", web::post().to(admin::user_actions::revoke_all_sessions))
+                .route("/users/{id}/sessions/{session}/revoke", web::post().to(admin::user_actions::revoke_session))
                 .route("/audit", web::get().to(admin::audit::list))
                 .default_service(web::to(errors::not_found)),
         )
         .service(
-            web::scope("/api").route("/token", web::post().to(api::token::issue)).service(
-                web::scope("")
-                    .wrap(from_fn(require_bearer))
-                    .route("/me", web::get().to(api::me::show))
-                    .route("/users/{id}", web::get().to(api::users::show)),
-            ),
+            web::scope("/api")
+                .route("/token", web::post().to(api::token::issue))
+                .route("/token/refresh", web::post().to(api::token::refresh))
+                .service(
+                    web::scope("")
+                        .wrap(from_fn(require_bearer))
+                        .route("/logout", web::post().to(api::token::logout))
+                        .route("/me", web::get().to(api::me::show))
+                        .route("/users/{id}", web::get().to(api::users::show)),
+                ),
         )
         .service(
             web::scope("/static")

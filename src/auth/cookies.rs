@@ -7,6 +7,7 @@ use crate::config::PublicUrl;
 pub struct CookiePolicy {
     secure: bool,
     session_name: &'static str,
+    refresh_name: &'static str,
     login_csrf_name: &'static str,
     flash_name: &'static str,
 }
@@ -19,6 +20,7 @@ impl CookiePolicy {
             Self {
                 secure: true,
                 session_name: "__Host-portcullis",
+                refresh_name: "__Host-portcullis-refresh",
                 login_csrf_name: "__Host-portcullis-login",
                 flash_name: "__Host-portcullis-flash",
             }
@@ -26,6 +28,7 @@ impl CookiePolicy {
             Self {
                 secure: false,
                 session_name: "portcullis",
+                refresh_name: "portcullis-refresh",
                 login_csrf_name: "portcullis-login",
                 flash_name: "portcullis-flash",
             }
@@ -46,6 +49,23 @@ impl CookiePolicy {
 
     pub fn session_removal(&self) -> Cookie<'static> {
         self.removal(self.session_name)
+    }
+
+    pub fn refresh_name(&self) -> &'static str {
+        self.refresh_name
+    }
+
+    /// The refresh token: `SameSite=Strict`, so no cross-site request can renew a session.
+    /// `Path=/` because the guard renews on whichever private page is asked for (and the
+    /// `__Host-` prefix requires it); it is HttpOnly like the access cookie.
+    pub fn refresh(&self, token: String, max_age: std::time::Duration) -> Cookie<'static> {
+        self.build(self.refresh_name, token, SameSite::Strict, max_age)
+    }
+
+    pub fn refresh_removal(&self) -> Cookie<'static> {
+        let mut cookie = self.build(self.refresh_name, String::new(), SameSite::Strict, std::time::Duration::ZERO);
+        cookie.make_removal();
+        cookie
     }
 
     /// Lives for the few minutes a person spends on the login form.

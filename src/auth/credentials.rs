@@ -4,7 +4,7 @@ use secrecy::SecretString;
 use super::password::PasswordHasher;
 use crate::db::audit::{self, Actor};
 use crate::db::users::{self, User};
-use crate::db::{self, DbPool, write_transaction};
+use crate::db::{self, DbPool};
 
 pub enum LoginOutcome {
     Success(User),
@@ -34,40 +34,19 @@ pub async fn verify_credentials(
     })
 }
 
-/// Writes `login.ok` (with the last-login time, in one transaction) or `login.failed`.
-pub async fn record_outcome(
+/// Writes `login.failed` (a success is recorded by `Sessions::start`, with the session).
+pub async fn record_failure(
     pool: &DbPool,
-    outcome: &LoginOutcome,
+    known_user: Option<(i64, String)>,
     attempted_login: &str,
     client_ip: String,
-    via: &'static str,
+    reason: &'static str,
 ) -> anyhow::Result<()> {
     let attempted: String = attempted_login.chars().take(64).collect();
-    let (target, success) = match outcome {
-        LoginOutcome::Success(user) => (Some((user.id, user.username.clone())), true),
-        LoginOutcome::Failure { known_user } => (known_user.clone(), false),
-    };
     db::run(pool, move |conn| -> anyhow::Result<()> {
-        let actor = match (&target, success) {
-            (Some((id, name)), true) => Actor { user: Some((*id, name.clone())), client_ip: Some(client_ip) },
-            _ => Actor::anonymous(Some(client_ip)),
-        };
-        let target_ref = target.as_ref().map(|(id, name)| (*id, name.as_str()));
-        write_transaction(conn, |conn| -> anyhow::Result<()> {
-            if success {
-                let (id, _) = target.as_ref().expect("a successful login has a user");
-                users::record_login(conn, *id)?;
-                audit::record(conn, &actor, "login.ok", target_ref, &format!("via {via}"))?;
-            } else {
-                audit::record(conn, &actor, "login.failed", target_ref, &format!("via {via}; login: {attempted}"))?;
-            }
-            Ok(())
-        })
+        let target = known_user.as_ref().map(|(id, name)| (*id, name.as_str()));
+        let details = format!("{reason}; login: {attempted}");
+        Ok(audit::record(conn, &Actor::anonymous(Some(client_ip)), "login.failed", target, &details)?)
     })
     .await
-}
-
-/// A fresh session id for a new login: 128 random bits.
-pub fn new_session_id() -> String {
-    super::random::token_base64(16)
 }

@@ -77,7 +77,7 @@ where
             let session_id = req
                 .extensions()
                 .get::<std::rc::Rc<crate::auth::Authenticated>>()
-                .map(|auth| auth.claims.sid.clone())
+                .map(|auth| auth.session_id.clone())
                 .ok_or_else(|| {
                     crate::error::PageError::Unexpected(anyhow::anyhow!(
                         "route {} takes a CsrfForm but has no session guard",

@@ -6,9 +6,7 @@ use std::rc::Rc;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
-use super::cookies::CookiePolicy;
-use super::guard::{Authenticated, app_data, authenticate};
-use crate::domain::Role;
+use super::guard::{Authenticated, Visitor};
 use crate::error::{ApiError, PageError, is_api_path};
 
 /// The signed-in caller of a route behind a guard.
@@ -58,7 +56,7 @@ impl FromRequest for AdminUser {
             Ok(user) => user,
             Err(error) => return ready(Err(error)),
         };
-        if user.user.role() == Role::Admin {
+        if user.is_admin() {
             return ready(Ok(AdminUser(user)));
         }
         let message = "This area is for administrators.".to_owned();
@@ -70,22 +68,18 @@ impl FromRequest for AdminUser {
     }
 }
 
-/// For public pages that adapt to a signed-in visitor (`/`, `/login`): the same check as the
-/// guard, but failure just means "anonymous".
-pub struct MaybeUser(pub Option<Authenticated>);
+/// For public pages that adapt to a signed-in visitor (`/`, `/login`), behind
+/// `identify_page_visitor`: `None` means anonymous.
+pub struct MaybeUser(pub Option<Rc<Authenticated>>);
 
 impl FromRequest for MaybeUser {
     type Error = actix_web::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+    type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let policy = app_data::<CookiePolicy>(&req).map_err(PageError::Unexpected)?;
-            let Some(cookie) = req.cookie(policy.session_name()) else {
-                return Ok(MaybeUser(None));
-            };
-            Ok(MaybeUser(authenticate(&req, cookie.value()).await.ok()))
-        })
+        let visitor = req.extensions().get::<Visitor>().cloned();
+        ready(visitor.map(|Visitor(user)| MaybeUser(user)).ok_or_else(|| {
+            PageError::Unexpected(anyhow::anyhow!("route {} has no visitor middleware", req.path())).into()
+        }))
     }
 }

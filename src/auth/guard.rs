@@ -1,56 +1,22 @@
-//! The one token check, fed by the cookie (pages) or the Bearer header (API).
+//! The one token check (`Sessions::authenticate`), fed by the cookies (pages) or the Bearer
+//! header (API). Pages also renew an expired access cookie from the refresh cookie, so an
+//! active user is never bounced to the login page and never loses a submitted form.
 use std::rc::Rc;
 
 use actix_web::body::{BoxBody, MessageBody};
+use actix_web::cookie::Cookie;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 
+use super::client::ClientInfo;
 use super::cookies::CookiePolicy;
-use super::tokens::{Claims, JwtKeys, TokenError};
+pub use super::sessions::{AuthFailure, Authenticated};
+use super::sessions::{Presenter, RefreshRefusal, Sessions};
 use crate::db::DbPool;
-use crate::db::users::{self, User};
 use crate::error::{ApiError, PageError};
-
-/// A verified caller: the token's claims and the user row as it is now.
-pub struct Authenticated {
-    pub user: User,
-    pub claims: Claims,
-}
-
-#[derive(Debug)]
-pub enum AuthFailure {
-    Missing,
-    Expired,
-    Invalid,
-    /// The database could not be asked; callers fail closed.
-    Unavailable(anyhow::Error),
-}
-
-/// Verifies the token, then loads the user: a deleted or disabled user, or one whose role
-/// changed since the token was issued, is refused at once. Costs one primary-key lookup.
-pub async fn authenticate(req: &HttpRequest, token: &str) -> Result<Authenticated, AuthFailure> {
-    let keys = app_data::<JwtKeys>(req).map_err(AuthFailure::Unavailable)?;
-    let claims = keys.verify(token).map_err(|error| match error {
-        TokenError::Expired => AuthFailure::Expired,
-        TokenError::Invalid => AuthFailure::Invalid,
-    })?;
-    let user_id = claims.user_id().ok_or(AuthFailure::Invalid)?;
-    let pool = app_data::<DbPool>(req).map_err(AuthFailure::Unavailable)?;
-    let user = web::block(move || -> anyhow::Result<Option<User>> {
-        let mut conn = pool.get().context("no database connection available")?;
-        users::find_by_id(&mut conn, user_id).context("could not load the signed-in user")
-    })
-    .await
-    .map_err(|error| AuthFailure::Unavailable(anyhow!(error)))?
-    .map_err(AuthFailure::Unavailable)?;
-    match user {
-        Some(user) if user.is_active && user.role().as_str() == claims.role => Ok(Authenticated { user, claims }),
-        _ => Err(AuthFailure::Invalid),
-    }
-}
 
 pub fn app_data<T: 'static>(req: &HttpRequest) -> anyhow::Result<web::Data<T>> {
     req.app_data::<web::Data<T>>()
@@ -61,43 +27,122 @@ pub fn app_data<T: 'static>(req: &HttpRequest) -> anyhow::Result<web::Data<T>> {
 /// While a user must choose a new password, these are the only pages they can reach.
 const PASSWORD_CHANGE_PATHS: [&str; 2] = ["/password/change", "/logout"];
 
-/// Guards private pages. Anonymous or stale visitors get a 303 to `/login?next=…` and the
-/// stale cookie is removed.
+/// The outcome of looking at a browser's cookies, and the cookies to set on the way out
+/// (a renewed access token, a rotated refresh token, or removals of dead ones).
+struct PageVisitor {
+    outcome: Result<Authenticated, AuthFailure>,
+    cookies: Vec<Cookie<'static>>,
+}
+
+/// For public pages that adapt to a signed-in visitor (`/`, `/login`).
+#[derive(Clone)]
+pub struct Visitor(pub Option<Rc<Authenticated>>);
+
+async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::Error> {
+    let policy = app_data::<CookiePolicy>(req)?;
+    let sessions = app_data::<Sessions>(req)?;
+    let access = req.cookie(policy.session_name());
+    let outcome = match &access {
+        None => Err(AuthFailure::Missing),
+        Some(cookie) => sessions.authenticate(cookie.value()),
+    };
+    let renewable = matches!(outcome, Err(AuthFailure::Missing | AuthFailure::Expired | AuthFailure::Invalid));
+    let refresh = req.cookie(policy.refresh_name());
+    let refresh = match refresh {
+        Some(refresh) if renewable => refresh,
+        refresh => {
+            let mut cookies = Vec::new();
+            if matches!(&outcome, Err(failure) if !matches!(failure, AuthFailure::Unavailable(_))) {
+                if access.is_some() {
+                    cookies.push(policy.session_removal());
+                }
+                if refresh.is_some() {
+                    cookies.push(policy.refresh_removal());
+                }
+            }
+            return Ok(PageVisitor { outcome, cookies });
+        }
+    };
+
+    let pool = app_data::<DbPool>(req)?;
+    let renewed = sessions.refresh(&pool, refresh.value(), &ClientInfo::of(req), Presenter::Browser).await;
+    Ok(match renewed {
+        Ok(Ok(tokens)) => {
+            tracing::debug!(username = %tokens.authenticated.username, "access cookie renewed");
+            let mut cookies = vec![policy.session(tokens.access.token, sessions.policy().access_token_ttl)];
+            if let Some(refresh) = tokens.refresh {
+                cookies.push(policy.refresh(refresh, tokens.refresh_expires_in));
+            }
+            PageVisitor { outcome: Ok(tokens.authenticated), cookies }
+        }
+        Ok(Err(refusal)) => {
+            tracing::info!(reason = ?refusal, "refresh cookie refused");
+            let failure = if refusal == RefreshRefusal::Reused { AuthFailure::Revoked } else { AuthFailure::Expired };
+            PageVisitor { outcome: Err(failure), cookies: vec![policy.session_removal(), policy.refresh_removal()] }
+        }
+        Err(error) => PageVisitor { outcome: Err(AuthFailure::Unavailable(error)), cookies: Vec::new() },
+    })
+}
+
+/// Runs the rest of the chain and adds `cookies` to its answer. (Handler errors arrive here as
+/// responses too; only a failure inside actix itself would skip the cookies.)
+async fn call_with_cookies(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    cookies: Vec<Cookie<'static>>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    for cookie in &cookies {
+        response.response_mut().add_cookie(cookie)?;
+    }
+    Ok(response)
+}
+
+/// Guards private pages. Anonymous visitors, and those whose session cannot be renewed, get
+/// a 303 to `/login?next=…` and their dead cookies removed.
 pub async fn require_page_session(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let policy = app_data::<CookiePolicy>(req.request()).map_err(PageError::Unexpected)?;
-    let cookie = req.cookie(policy.session_name());
-    let outcome = match &cookie {
-        None => Err(AuthFailure::Missing),
-        Some(cookie) => authenticate(req.request(), cookie.value()).await,
-    };
+    let PageVisitor { outcome, cookies } = resolve_page_visitor(req.request()).await.map_err(PageError::Unexpected)?;
     match outcome {
-        Ok(authenticated)
-            if authenticated.user.must_change_password && !PASSWORD_CHANGE_PATHS.contains(&req.path()) =>
-        {
-            let response =
-                HttpResponse::SeeOther().insert_header((header::LOCATION, PASSWORD_CHANGE_PATHS[0])).finish();
-            Ok(req.into_response(response))
+        Ok(authenticated) if authenticated.must_change_password && !PASSWORD_CHANGE_PATHS.contains(&req.path()) => {
+            let mut response = HttpResponse::SeeOther();
+            response.insert_header((header::LOCATION, PASSWORD_CHANGE_PATHS[0]));
+            for cookie in cookies {
+                response.cookie(cookie);
+            }
+            Ok(req.into_response(response.finish()))
         }
         Ok(authenticated) => {
-            req.extensions_mut().insert(Rc::new(authenticated));
-            Ok(next.call(req).await?.map_into_boxed_body())
+            let authenticated = Rc::new(authenticated);
+            req.extensions_mut().insert(Visitor(Some(Rc::clone(&authenticated))));
+            req.extensions_mut().insert(authenticated);
+            call_with_cookies(req, next, cookies).await
         }
         Err(AuthFailure::Unavailable(error)) => Err(PageError::Unavailable(error).into()),
         Err(failure) => {
-            if cookie.is_some() {
-                tracing::info!(reason = ?failure, path = req.path(), "session cookie refused");
+            if !matches!(failure, AuthFailure::Missing) {
+                tracing::info!(reason = ?failure, path = req.path(), "session refused");
             }
             let mut response = HttpResponse::SeeOther();
             response.insert_header((header::LOCATION, login_location(&req)));
-            if cookie.is_some() {
-                response.cookie(policy.session_removal());
+            for cookie in cookies {
+                response.cookie(cookie);
             }
             Ok(req.into_response(response.finish()))
         }
     }
+}
+
+/// For public pages: learns who is visiting (renewing like the guard) but lets everyone in.
+pub async fn identify_page_visitor(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let PageVisitor { outcome, cookies } = resolve_page_visitor(req.request()).await.map_err(PageError::Unexpected)?;
+    req.extensions_mut().insert(Visitor(outcome.ok().map(Rc::new)));
+    call_with_cookies(req, next, cookies).await
 }
 
 /// `next` only for reads: after login the browser repeats it as a GET.
@@ -110,17 +155,18 @@ fn login_location(req: &ServiceRequest) -> String {
     format!("/login?{query}")
 }
 
-/// Guards the JSON API: a Bearer token only (the cookie is ignored), JSON 401 otherwise.
+/// Guards the JSON API: a Bearer token only (cookies are ignored), JSON 401 otherwise.
 pub async fn require_bearer(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let sessions = app_data::<Sessions>(req.request()).map_err(ApiError::Unexpected)?;
     let outcome = match bearer_token(req.request()) {
         None => Err(AuthFailure::Missing),
-        Some(token) => authenticate(req.request(), &token).await,
+        Some(token) => sessions.authenticate(token),
     };
     match outcome {
-        Ok(authenticated) if authenticated.user.must_change_password => Err(ApiError::PasswordChangeRequired.into()),
+        Ok(authenticated) if authenticated.must_change_password => Err(ApiError::PasswordChangeRequired.into()),
         Ok(authenticated) => {
             req.extensions_mut().insert(Rc::new(authenticated));
             Ok(next.call(req).await?.map_into_boxed_body())
@@ -134,9 +180,9 @@ pub async fn require_bearer(
     }
 }
 
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }

@@ -1,5 +1,6 @@
 //! Authentication: who is calling, and may they. The guard and extractors are the only way
 //! handlers learn who the caller is.
+pub mod client;
 pub mod cookies;
 pub mod credentials;
 pub mod csrf;
@@ -7,6 +8,8 @@ mod extractors;
 pub mod guard;
 pub mod password;
 pub mod random;
+pub mod revocation;
+pub mod sessions;
 pub mod tokens;
 
 pub use extractors::{AdminUser, CurrentUser, MaybeUser};

@@ -10,7 +10,8 @@ use crate::db::users::User;
 /// RFC 9068's media type for access tokens, so no other kind of token we sign can pass as one.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub const AUDIENCE: &str = "portcullis";
-const LEEWAY_SECONDS: u64 = 10;
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY: Duration = Duration::from_secs(10);
 /// Real tokens are a few hundred bytes; anything far bigger is refused before parsing.
 const MAX_TOKEN_BYTES: usize = 4096;
 
@@ -18,8 +19,14 @@ const MAX_TOKEN_BYTES: usize = 4096;
 pub struct Claims {
     /// The user id, as a string (RFC 7519 `sub` is a string).
     pub sub: String,
+    /// The username and display name when the token was issued (refreshed on renewal).
+    pub preferred_username: String,
+    pub name: String,
     pub role: String,
-    /// The login this token belongs to; survives re-issue, anchors the CSRF token.
+    /// Set while the user must choose a new password: the guard then allows nothing else.
+    pub pwc: bool,
+    /// The login session this token belongs to: checked against the revoked list, kept
+    /// across renewals, anchors the CSRF token.
     pub sid: String,
     pub jti: String,
     pub iat: i64,
@@ -61,7 +68,7 @@ impl JwtKeys {
     pub fn new(secret: &JwtSecret, issuer: &str, ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
-        validation.leeway = LEEWAY_SECONDS;
+        validation.leeway = LEEWAY.as_secs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
@@ -80,16 +87,21 @@ impl JwtKeys {
         self.ttl
     }
 
-    pub fn issue(&self, user: &User, session_id: &str) -> anyhow::Result<IssuedToken> {
+    /// An access token for `user` in session `session_id`, valid for the configured lifetime
+    /// but never past `session_expires_at` (a Unix time).
+    pub fn issue(&self, user: &User, session_id: &str, session_expires_at: i64) -> anyhow::Result<IssuedToken> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user.id.to_string(),
+            preferred_username: user.username.clone(),
+            name: user.display_name.clone(),
             role: user.role().as_str().to_owned(),
+            pwc: user.must_change_password,
             sid: session_id.to_owned(),
             jti: crate::auth::random::token_base64(16),
             iat: now,
             nbf: now,
-            exp: now + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            exp: (now + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2)).min(session_expires_at),
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_owned(),
         };

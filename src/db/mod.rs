@@ -3,6 +3,7 @@
 pub mod audit;
 mod connection;
 pub mod schema;
+pub mod sessions;
 pub mod user_search;
 pub mod users;
 

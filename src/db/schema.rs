@@ -29,3 +29,37 @@ diesel::table! {
         details -> Text,
     }
 }
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        sid -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
+        expires_at -> Timestamp,
+        client_ip -> Text,
+        user_agent -> Text,
+        via -> Text,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> BigInt,
+        issued_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    revoked_sessions (sid) {
+        sid -> Text,
+        revoked_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::allow_tables_to_appear_in_same_query!(users, sessions, refresh_tokens);

@@ -25,9 +25,9 @@ impl Layout {
     pub fn for_user(auth: &Authenticated, csrf: &CsrfKey) -> Self {
         Self {
             nav: Some(NavUser {
-                display_name: auth.user.display_name.clone(),
-                is_admin: auth.user.role() == crate::domain::Role::Admin,
-                csrf_token: csrf.for_session(&auth.claims.sid),
+                display_name: auth.display_name.clone(),
+                is_admin: auth.is_admin(),
+                csrf_token: csrf.for_session(&auth.session_id),
             }),
             flash: None,
         }

@@ -6,11 +6,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::layout::{Layout, render};
+use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::credentials::{LoginOutcome, new_session_id, record_outcome, verify_credentials};
+use crate::auth::credentials::{LoginOutcome, record_failure, verify_credentials};
 use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
-use crate::auth::tokens::JwtKeys;
+use crate::auth::sessions::Sessions;
 use crate::auth::{MaybeUser, random};
 use crate::db::DbPool;
 use crate::domain::SafeNextPath;
@@ -98,7 +99,7 @@ pub async fn submit(
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
-    keys: web::Data<JwtKeys>,
+    sessions: web::Data<Sessions>,
 ) -> Result<HttpResponse, PageError> {
     let LoginForm { username, password, csrf_token, next } = form.0;
     let nonce = req.cookie(cookies.login_csrf_name()).map(|cookie| cookie.value().to_owned()).unwrap_or_default();
@@ -122,20 +123,22 @@ pub async fn submit(
     }
 
     let outcome = verify_credentials(&pool, &hasher, &username, SecretString::from(password)).await?;
-    record_outcome(&pool, &outcome, &username, client_ip(&req), "form").await?;
-    let LoginOutcome::Success(user) = outcome else {
-        tracing::info!(event = "login_failed", username = %username.escape_debug(), client_ip = %client_ip(&req), "login failed");
-        return failed(StatusCode::UNAUTHORIZED, LOGIN_FAILED);
+    let user = match outcome {
+        LoginOutcome::Success(user) => user,
+        LoginOutcome::Failure { known_user } => {
+            record_failure(&pool, known_user, &username, client_ip(&req), "via form").await?;
+            tracing::info!(event = "login_failed", username = %username.escape_debug(), client_ip = %client_ip(&req), "login failed");
+            return failed(StatusCode::UNAUTHORIZED, LOGIN_FAILED);
+        }
     };
-    let issued = keys.issue(&user, &new_session_id())?;
-    tracing::info!(event = "login_ok", username = %user.username, client_ip = %client_ip(&req), "login succeeded");
-    Ok(see_other(&landing(&next))
-        .cookie(cookies.session(issued.token, keys.ttl()))
-        .cookie(cookies.login_csrf_removal())
-        .finish())
-}
-
-/// The socket peer. (Proxy headers are not trusted: anyone can send them.)
-pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr().map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+    let tokens = sessions.start(&pool, user, &ClientInfo::of(&req), "form").await?;
+    tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %client_ip(&req), "login succeeded");
+    let mut response = see_other(&landing(&next));
+    response
+        .cookie(cookies.session(tokens.access.token, sessions.policy().access_token_ttl))
+        .cookie(cookies.login_csrf_removal());
+    if let Some(refresh) = tokens.refresh {
+        response.cookie(cookies.refresh(refresh, tokens.refresh_expires_in));
+    }
+    Ok(response.finish())
 }

@@ -1,13 +1,14 @@
-//! `POST /logout`: ends the browser session.
+//! `POST /logout`: ends the browser's session everywhere it could be used.
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::login::client_ip;
 use crate::auth::CurrentUser;
+use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfForm, NoFields};
-use crate::db::audit::{self, Actor};
-use crate::db::{self, DbPool};
+use crate::auth::sessions::Sessions;
+use crate::db::DbPool;
+use crate::db::sessions::Ending;
 use crate::error::PageError;
 
 pub async fn submit(
@@ -16,13 +17,15 @@ pub async fn submit(
     _form: CsrfForm<NoFields>,
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
+    sessions: web::Data<Sessions>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = Actor::user(&user.user, Some(client_ip(&req)));
-    let target = (user.user.id, user.user.username.clone());
-    db::run(&pool, move |conn| -> anyhow::Result<()> {
-        Ok(audit::record(conn, &actor, "logout", Some((target.0, &target.1)), "")?)
-    })
-    .await?;
-    tracing::info!(event = "logout", username = %user.user.username, client_ip = %client_ip(&req), "logged out");
-    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).cookie(cookies.session_removal()).finish())
+    let ending = Ending::BySid(user.session_id.clone());
+    let target = (user.user_id, user.username.clone());
+    sessions.end(&pool, ending, user.actor(client_ip(&req)), target, "logout").await?;
+    tracing::info!(event = "logout", username = %user.username, client_ip = %client_ip(&req), "logged out");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/login"))
+        .cookie(cookies.session_removal())
+        .cookie(cookies.refresh_removal())
+        .finish())
 }

@@ -12,3 +12,4 @@ pub mod layout;
 pub mod login;
 pub mod logout;
 pub mod password_change;
+pub mod sessions;

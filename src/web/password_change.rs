@@ -6,15 +6,16 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::account::check_new_password;
+use super::account::load_account;
 use super::flash::redirect_with_flash;
 use super::layout::{Layout, render};
-use super::login::client_ip;
 use crate::accounts::{self, FieldErrors};
 use crate::auth::CurrentUser;
+use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfForm, CsrfKey};
 use crate::auth::password::PasswordHasher;
-use crate::db::audit::Actor;
+use crate::auth::sessions::Sessions;
 use crate::db::{self, DbPool};
 use crate::error::PageError;
 
@@ -34,7 +35,7 @@ struct ChoosePage {
 }
 
 pub async fn form(user: CurrentUser, csrf: web::Data<CsrfKey>) -> Result<HttpResponse, PageError> {
-    if !user.user.must_change_password {
+    if !user.must_change_password {
         return Ok(HttpResponse::SeeOther().insert_header(("Location", "/account")).finish());
     }
     render(StatusCode::OK, &ChoosePage { layout: Layout::for_user(&user, &csrf), errors: FieldErrors::default() })
@@ -49,13 +50,14 @@ pub async fn submit(
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
+    sessions: web::Data<Sessions>,
 ) -> Result<HttpResponse, PageError> {
-    if !user.user.must_change_password {
+    if !user.must_change_password {
         return Ok(HttpResponse::SeeOther().insert_header(("Location", "/account")).finish());
     }
+    let account = load_account(&pool, user.user_id).await?;
     let mut errors = FieldErrors::default();
-    let Some(new_password) =
-        check_new_password(&user.user, &form.0.new_password, &form.0.confirm_password, &mut errors)
+    let Some(new_password) = check_new_password(&account, &form.0.new_password, &form.0.confirm_password, &mut errors)
     else {
         return render(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -63,9 +65,15 @@ pub async fn submit(
         );
     };
     let hash = hasher.hash(&new_password).await?;
-    let actor = Actor::user(&user.user, Some(client_ip(&req)));
-    let id = user.user.id;
-    db::run(&pool, move |conn| accounts::set_password(conn, &actor, id, &hash, false, "password.forced_change"))
+    let actor = user.actor(client_ip(&req));
+    let (id, keep) = (user.user_id, Some(user.session_id.clone()));
+    db::run(&pool, move |conn| accounts::set_password(conn, &actor, id, &hash, false, "password.forced_change", keep))
         .await?;
-    Ok(redirect_with_flash(&cookies, "/dashboard", "Your new password is set. Welcome!"))
+    sessions.note_revocations(&pool).await;
+    let mut response = redirect_with_flash(&cookies, "/dashboard", "Your new password is set. Welcome!");
+    // This session's token still says "must change password": replace it.
+    let access = sessions.reissue(&pool, &user.session_id).await?.ok_or(PageError::NotFound)?;
+    let cookie = cookies.session(access.token, sessions.policy().access_token_ttl);
+    response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
+    Ok(response)
 }

@@ -13,7 +13,9 @@ both_backends! {
         assert_eq!(response.headers()["cache-control"], "no-store");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["token_type"], "Bearer");
-        assert_eq!(body["expires_in"], 3600);
+        assert_eq!(body["expires_in"], 900, "access tokens live 15 minutes by default");
+        assert_eq!(body["refresh_expires_in"], 8 * 3600, "the idle timeout");
+        assert!(body["refresh_token"].as_str().unwrap().len() >= 43, "256 random bits");
         assert_eq!(body["user"], json!({"id": user.id, "username": "alice", "email": user.email, "role": "user"}));
         let token = body["token"].as_str().unwrap();
         assert_eq!(app.get_with_bearer("/api/me", token).await.status(), 200);
@@ -33,13 +35,13 @@ both_backends! {
 
         assert_eq!(header["alg"], "HS256");
         assert_eq!(header["typ"], "at+jwt");
-        for claim in ["sub", "role", "iat", "nbf", "exp", "iss", "aud", "jti", "sid"] {
+        for claim in ["sub", "preferred_username", "name", "role", "pwc", "iat", "nbf", "exp", "iss", "aud", "jti", "sid"] {
             assert!(claims.get(claim).is_some(), "missing {claim}");
         }
         assert_eq!(claims["sub"], user.id.to_string());
         assert_eq!(claims["iss"], app.issuer);
         assert_eq!(claims["aud"], "portcullis");
-        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
     }
 
     async fn a_script_can_use_the_email_instead_of_the_username(app: TestApp) {

@@ -95,15 +95,35 @@ pub fn create_postgres_database() -> String {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    if std::env::var("TEST_LOG").is_ok() {
-        portcullis::telemetry::init();
-    }
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// A server whose settings a test adjusts (short session timeouts, say).
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
         Backend::Postgres => create_postgres_database(),
     };
     let jwt_secret = portcullis::auth::random::token_base64(48);
+    start_instance(database_url, jwt_secret, dir, adjust).await
+}
+
+/// Another instance on the same database with the same secret, as behind a load balancer.
+pub async fn spawn_second_instance(first: &TestApp) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    start_instance(first.database_url.clone(), first.jwt_secret.clone(), dir, |_| {}).await
+}
+
+async fn start_instance(
+    database_url: String,
+    jwt_secret: String,
+    dir: tempfile::TempDir,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        portcullis::telemetry::init();
+    }
     let env = [
         ("DATABASE_URL", database_url.clone()),
         ("PORTCULLIS_BIND", "127.0.0.1:0".to_owned()),
@@ -112,8 +132,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         ("PORTCULLIS_STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_owned()),
         ("PORTCULLIS_DB_POOL_SIZE", "4".to_owned()),
     ];
-    let settings = Settings::from_lookup(|key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
+    let mut settings = Settings::from_lookup(|key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
         .expect("test settings");
+    adjust(&mut settings);
     let pool = build_pool(&settings.database).expect("test pool");
     let application = Application::build(settings).await.expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
@@ -249,11 +270,57 @@ impl TestApp {
     }
 
     pub async fn api_token(&self, user: &TestUser) -> String {
+        self.api_login(user).await.access
+    }
+
+    /// `POST /api/token`: the access and refresh tokens of a new API session.
+    pub async fn api_login(&self, user: &TestUser) -> ApiTokens {
         let response = self
             .post_json("/api/token", &serde_json::json!({"username": user.username, "password": user.password}))
             .await;
         assert_eq!(response.status(), 200);
-        response.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+        ApiTokens::from_body(&response.json().await.unwrap())
+    }
+
+    /// `POST /api/token/refresh`: new tokens, or the refusal's status.
+    pub async fn api_refresh(&self, refresh_token: &str) -> Result<ApiTokens, u16> {
+        let response = self.post_json("/api/token/refresh", &serde_json::json!({"refresh_token": refresh_token})).await;
+        match response.status().as_u16() {
+            200 => Ok(ApiTokens::from_body(&response.json().await.unwrap())),
+            status => Err(status),
+        }
+    }
+
+    /// Replaces this browser's access cookie with the same token already expired (as if the
+    /// browser had kept it past its time), signed like the real one.
+    pub fn expire_access_cookie(&self) {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = self.cookie("portcullis").expect("an access cookie");
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        claims["iat"] = (now - 1000).into();
+        claims["nbf"] = (now - 1000).into();
+        claims["exp"] = (now - 60).into();
+        let input = format!("{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.jwt_secret.as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes()).as_ref());
+        self.set_cookie("portcullis", &format!("{input}.{signature}"));
+    }
+}
+
+pub struct ApiTokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl ApiTokens {
+    fn from_body(body: &serde_json::Value) -> Self {
+        Self {
+            access: body["token"].as_str().expect("token").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        }
     }
 }
 
@@ -437,3 +504,25 @@ pub fn unescape(html: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// Asks `probe` every 50 ms until it says yes; returns how long that took, or `None` if it
+/// never did within `limit`.
+pub async fn within<F, Fut>(limit: std::time::Duration, mut probe: F) -> Option<std::time::Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if probe().await {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// How long a change made elsewhere (the CLI, another instance) may take to be enforced.
+pub const REVOCATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);

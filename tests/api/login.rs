@@ -29,7 +29,7 @@ both_backends! {
         assert_eq!(response.status(), 303);
         assert_eq!(location(&response), "/dashboard");
         let cookie = set_cookies(&response).into_iter().find(|c| c.starts_with("portcullis=")).expect("session cookie");
-        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=3600"] {
+        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=900"] {
             assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
         }
         assert!(!cookie.contains("Secure"), "plain-http deployments cannot use Secure");
@@ -37,7 +37,7 @@ both_backends! {
         assert_eq!(dashboard.status(), 200);
         let html = dashboard.text().await.unwrap();
         assert!(html.contains("Welcome, alice"));
-        assert!(html.contains("Session expires"));
+        assert!(html.contains("Access token renews"));
         assert!(html.contains(">user</span>"));
     }
 

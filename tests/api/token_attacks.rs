@@ -26,7 +26,8 @@ const HEADER: &str = r#"{"typ":"at+jwt","alg":"HS256"}"#;
 
 fn claims(app: &TestApp, user: &TestUser, role: &str) -> Value {
     let now = chrono::Utc::now().timestamp();
-    json!({"sub": user.id.to_string(), "role": role, "sid": "sid-test", "jti": "jti-test",
+    json!({"sub": user.id.to_string(), "preferred_username": user.username, "name": user.username, "pwc": false,
+           "role": role, "sid": "sid-test", "jti": "jti-test",
            "iat": now, "nbf": now, "exp": now + 600, "iss": app.issuer, "aud": "portcullis"})
 }
 
@@ -76,9 +77,27 @@ fn forgeries(app: &TestApp, user: &TestUser) -> Vec<(&'static str, String)> {
         ("no aud", sign_raw(key, HEADER, &without(good.clone(), "aud"))),
         ("wrong iss", sign_raw(key, HEADER, &with(good.clone(), "iss", json!("https://evil.test")))),
         ("wrong aud", sign_raw(key, HEADER, &with(good.clone(), "aud", json!("someone-else")))),
-        ("sub of nobody", sign_raw(key, HEADER, &with(good.clone(), "sub", json!("999999")))),
+        // Without the key, changing a claim breaks the signature.
+        (
+            "sub changed, signature kept",
+            format!(
+                "{}.{}.{signature}",
+                b64(HEADER.as_bytes()),
+                b64(with(good.clone(), "sub", json!("999999")).to_string().as_bytes())
+            ),
+        ),
+        (
+            "role changed, signature kept",
+            format!(
+                "{}.{}.{signature}",
+                b64(HEADER.as_bytes()),
+                b64(with(good.clone(), "role", json!("admin")).to_string().as_bytes())
+            ),
+        ),
         ("sub not a number", sign_raw(key, HEADER, &with(good.clone(), "sub", json!("1 OR 1=1")))),
-        ("role claim says admin", sign_raw(key, HEADER, &with(good.clone(), "role", json!("admin")))),
+        ("role claim not a role", sign_raw(key, HEADER, &with(good.clone(), "role", json!("root")))),
+        ("pwc claim missing", sign_raw(key, HEADER, &without(good.clone(), "pwc"))),
+        ("pwc claim a string", sign_raw(key, HEADER, &with(good.clone(), "pwc", json!("false")))),
         ("no typ", sign_raw(key, r#"{"alg":"HS256"}"#, &good)),
         ("typ JWT", sign_raw(key, r#"{"typ":"JWT","alg":"HS256"}"#, &good)),
         ("embedded jwk", sign_raw(key, r#"{"typ":"at+jwt","alg":"HS256","jwk":{"kty":"oct","k":"AAAA"}}"#, &good)),
@@ -155,13 +174,17 @@ both_backends! {
         }
     }
 
-    async fn a_role_claim_cannot_open_the_admin_area(app: TestApp) {
+    async fn a_tampered_role_claim_cannot_open_the_admin_area(app: TestApp) {
+        use base64::Engine;
         let user = app.create_user("alice", Role::User).await;
-        let admin_claims = claims(&app, &user, "admin");
-        let token = sign_raw(app.jwt_secret.as_bytes(), HEADER, &admin_claims);
+        let token = app.api_token(&user).await;
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        claims["role"] = json!("admin");
+        let tampered = format!("{}.{}.{}", parts[0], b64(claims.to_string().as_bytes()), parts[2]);
 
-        assert_eq!(app.get_with_bearer(&format!("/api/users/{}", user.id), &token).await.status(), 401);
-        app.set_cookie("portcullis", &token);
+        assert_eq!(app.get_with_bearer(&format!("/api/users/{}", user.id), &tampered).await.status(), 401);
+        app.set_cookie("portcullis", &tampered);
         assert_eq!(app.get("/admin").await.status(), 303);
     }
 

@@ -8,16 +8,19 @@ use serde::Deserialize;
 use super::{format_time, parse_user_id};
 use crate::accounts::{self, AccountError, FieldErrors};
 use crate::auth::AdminUser;
+use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfForm, CsrfKey};
-use crate::db::audit::{self, Actor, AuditEvent, AuditFilter};
+use crate::auth::sessions::Sessions;
+use crate::db::audit::{self, AuditEvent, AuditFilter};
+use crate::db::sessions::Session;
 use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, DbPool};
 use crate::domain::{DisplayName, Email, Role, Username};
 use crate::error::PageError;
 use crate::web::flash::{Flash, redirect_with_flash};
 use crate::web::layout::{Layout, render};
-use crate::web::login::client_ip;
+use crate::web::sessions::{SessionRow, session_rows};
 
 const RECENT_EVENTS: i64 = 20;
 
@@ -68,27 +71,37 @@ struct UserPage<'a> {
     form: ProfileForm,
     errors: FieldErrors,
     events: Vec<EventRow>,
+    sessions: Vec<SessionRow>,
     is_self: bool,
 }
 
-async fn load_with_events(pool: &DbPool, id: i64) -> Result<(User, Vec<AuditEvent>), PageError> {
-    db::run(pool, move |conn| -> Result<_, PageError> {
+/// What the page shows besides the form: the user, their open sessions, their recent events.
+struct Loaded {
+    user: User,
+    sessions: Vec<Session>,
+    events: Vec<AuditEvent>,
+}
+
+async fn load(pool: &DbPool, sessions: &Sessions, id: i64) -> Result<Loaded, PageError> {
+    let (user, events) = db::run(pool, move |conn| -> Result<_, PageError> {
         let user = users::find_by_id(conn, id).map_err(anyhow::Error::from)?.ok_or(PageError::NotFound)?;
         let filter = AuditFilter { target_id: Some(id), ..Default::default() };
         let (events, _) = audit::page(conn, &filter, RECENT_EVENTS).map_err(anyhow::Error::from)?;
         Ok((user, events))
     })
-    .await
+    .await?;
+    let sessions = sessions.list(pool, id).await?;
+    Ok(Loaded { user, sessions, events })
 }
 
 fn page<'a>(
     admin: &AdminUser,
     csrf: &CsrfKey,
-    user: &'a User,
-    events: &[AuditEvent],
+    loaded: &'a Loaded,
     form: ProfileForm,
     errors: FieldErrors,
 ) -> UserPage<'a> {
+    let user = &loaded.user;
     UserPage {
         layout: Layout::for_user(admin, csrf),
         role: user.role().as_str(),
@@ -97,8 +110,13 @@ fn page<'a>(
         user,
         form,
         errors,
-        events: events.iter().map(EventRow::from).collect(),
-        is_self: admin.user.id == user.id,
+        events: loaded.events.iter().map(EventRow::from).collect(),
+        sessions: session_rows(
+            &loaded.sessions,
+            Some(&admin.session_id),
+            &format!("/admin/users/{}/sessions", user.id),
+        ),
+        is_self: admin.user_id == user.id,
     }
 }
 
@@ -107,21 +125,24 @@ pub async fn show(
     id: web::Path<String>,
     csrf: web::Data<CsrfKey>,
     pool: web::Data<DbPool>,
+    sessions: web::Data<Sessions>,
     flash: Flash,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_user_id(&id)?;
-    let (user, events) = load_with_events(&pool, id).await?;
+    let loaded = load(&pool, &sessions, id).await?;
+    let user = &loaded.user;
     let form = ProfileForm {
         username: user.username.clone(),
         email: user.email.clone(),
         display_name: user.display_name.clone(),
         role: user.role().as_str().to_owned(),
     };
-    let mut page = page(&admin, &csrf, &user, &events, form, FieldErrors::default());
+    let mut page = page(&admin, &csrf, &loaded, form, FieldErrors::default());
     page.layout = page.layout.with_flash(&flash);
     Ok(flash.finish(render(StatusCode::OK, &page)?))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     req: HttpRequest,
     admin: AdminUser,
@@ -130,6 +151,7 @@ pub async fn update(
     csrf: web::Data<CsrfKey>,
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
+    sessions: web::Data<Sessions>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_user_id(&id)?;
     let form = form.0;
@@ -140,9 +162,9 @@ pub async fn update(
     let role = errors.check("role", Role::parse(&form.role));
 
     let (Some(username), Some(email), Some(display_name), Some(role)) = (username, email, display_name, role) else {
-        return rerender(&admin, &csrf, &pool, id, form, errors).await;
+        return rerender(&admin, &csrf, &pool, &sessions, id, form, errors).await;
     };
-    let actor = Actor::user(&admin.user, Some(client_ip(&req)));
+    let actor = admin.actor(client_ip(&req));
     let result = db::run(&pool, move |conn| {
         let changes = ProfileChanges {
             username: Some(&username),
@@ -153,6 +175,7 @@ pub async fn update(
         accounts::update_profile(conn, &actor, id, &changes)
     })
     .await;
+    sessions.note_revocations(&pool).await;
     match result {
         Ok(user) => {
             Ok(redirect_with_flash(&cookies, &format!("/admin/users/{id}"), &format!("Saved {}.", user.username)))
@@ -160,25 +183,27 @@ pub async fn update(
         Err(AccountError::NotFound) => Err(PageError::NotFound),
         Err(AccountError::Field((field, message))) => {
             errors.add(field, message);
-            rerender(&admin, &csrf, &pool, id, form, errors).await
+            rerender(&admin, &csrf, &pool, &sessions, id, form, errors).await
         }
         Err(AccountError::Refused(message)) => {
             errors.add("role", message);
-            rerender(&admin, &csrf, &pool, id, form, errors).await
+            rerender(&admin, &csrf, &pool, &sessions, id, form, errors).await
         }
         Err(error) => Err(error.into()),
     }
 }
 
 /// The user page again with the submitted input kept and each message beside its field.
+#[allow(clippy::too_many_arguments)]
 async fn rerender(
     admin: &AdminUser,
     csrf: &CsrfKey,
     pool: &DbPool,
+    sessions: &Sessions,
     id: i64,
     form: ProfileForm,
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
-    let (user, events) = load_with_events(pool, id).await?;
-    render(StatusCode::UNPROCESSABLE_ENTITY, &page(admin, csrf, &user, &events, form, errors))
+    let loaded = load(pool, sessions, id).await?;
+    render(StatusCode::UNPROCESSABLE_ENTITY, &page(admin, csrf, &loaded, form, errors))
 }

@@ -8,15 +8,14 @@ use serde::Deserialize;
 
 use crate::accounts::{self, AccountError, AccountInput, FieldErrors, ValidAccount};
 use crate::auth::AdminUser;
+use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfForm, CsrfKey};
 use crate::auth::password::PasswordHasher;
-use crate::db::audit::Actor;
 use crate::db::{self, DbPool};
 use crate::error::PageError;
 use crate::web::flash::redirect_with_flash;
 use crate::web::layout::{Layout, render};
-use crate::web::login::client_ip;
 
 #[derive(Deserialize, Default)]
 pub struct NewUserForm {
@@ -99,7 +98,7 @@ pub async fn create(
         Err(errors) => return rerender(errors),
     };
     let hash = hasher.hash(&account.password).await?;
-    let actor = Actor::user(&admin.user, Some(client_ip(&req)));
+    let actor = admin.actor(client_ip(&req));
     let user = match db::run(&pool, move |conn| accounts::create(conn, &actor, &account, &hash, must_change)).await {
         Ok(user) => user,
         Err(AccountError::Field((field, message))) => {
@@ -109,7 +108,7 @@ pub async fn create(
         }
         Err(error) => return Err(error.into()),
     };
-    tracing::info!(event = "user_created", actor = %admin.user.username, username = %user.username, "user created");
+    tracing::info!(event = "user_created", actor = %admin.username, username = %user.username, "user created");
     if generate {
         let page = OneTimePasswordPage {
             layout: Layout::for_user(&admin, &csrf),

@@ -1,19 +1,26 @@
-//! `GET /api/me`: the caller, as JSON.
+//! `GET /api/me`: the caller, as their access token describes them. Answered without the
+//! database: the token is at most one access-token lifetime old, and anything that must
+//! take effect sooner (disable, delete, role change) revokes the session.
 use actix_web::HttpResponse;
 use serde::Serialize;
 
-use super::UserJson;
 use crate::auth::CurrentUser;
 
 #[derive(Serialize)]
-struct Me {
-    #[serde(flatten)]
-    user: UserJson,
+struct Me<'a> {
+    id: i64,
+    username: &'a str,
+    display_name: &'a str,
+    role: &'static str,
     token_expires_at: i64,
 }
 
 pub async fn show(caller: CurrentUser) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(Me { user: UserJson::from(&caller.user), token_expires_at: caller.claims.exp })
+    HttpResponse::Ok().insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(Me {
+        id: caller.user_id,
+        username: &caller.username,
+        display_name: &caller.display_name,
+        role: caller.role.as_str(),
+        token_expires_at: caller.token_expires_at,
+    })
 }

@@ -1,15 +1,18 @@
-//! `POST /api/token`: exchange a username (or email) and password for an access token.
+//! The token endpoints: `POST /api/token` (password → access + refresh token),
+//! `POST /api/token/refresh` (rotate) and `POST /api/logout` (end the session).
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::credentials::{LoginOutcome, new_session_id, record_outcome, verify_credentials};
+use crate::auth::CurrentUser;
+use crate::auth::client::{ClientInfo, client_ip};
+use crate::auth::credentials::{LoginOutcome, record_failure, verify_credentials};
 use crate::auth::password::PasswordHasher;
-use crate::auth::tokens::JwtKeys;
+use crate::auth::sessions::{Presenter, SessionTokens, Sessions};
 use crate::db::DbPool;
+use crate::db::sessions::Ending;
 use crate::error::ApiError;
-use crate::web::login::client_ip;
 
 #[derive(Deserialize)]
 pub struct TokenRequest {
@@ -18,12 +21,20 @@ pub struct TokenRequest {
     password: Option<String>,
 }
 
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: Option<String>,
+}
+
 #[derive(Serialize)]
 struct TokenResponse {
     token: String,
     token_type: &'static str,
     expires_in: u64,
-    user: TokenUser,
+    refresh_token: String,
+    refresh_expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<TokenUser>,
 }
 
 #[derive(Serialize)]
@@ -34,12 +45,25 @@ struct TokenUser {
     role: &'static str,
 }
 
+fn token_response(tokens: SessionTokens, user: Option<TokenUser>) -> Result<HttpResponse, ApiError> {
+    let refresh_token = tokens.refresh.ok_or_else(|| anyhow::anyhow!("an API refresh must rotate the token"))?;
+    let now = chrono::Utc::now().timestamp();
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(TokenResponse {
+        expires_in: u64::try_from(tokens.access.claims.exp - now).unwrap_or(0),
+        token: tokens.access.token,
+        token_type: "Bearer",
+        refresh_token,
+        refresh_expires_in: tokens.refresh_expires_in.as_secs(),
+        user,
+    }))
+}
+
 pub async fn issue(
     req: HttpRequest,
     body: web::Json<TokenRequest>,
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
-    keys: web::Data<JwtKeys>,
+    sessions: web::Data<Sessions>,
 ) -> Result<HttpResponse, ApiError> {
     let TokenRequest { username, email, password } = body.into_inner();
     let login = match (username, email) {
@@ -58,25 +82,60 @@ pub async fn issue(
     }
 
     let outcome = verify_credentials(&pool, &hasher, &login, SecretString::from(password)).await?;
-    record_outcome(&pool, &outcome, &login, client_ip(&req), "api").await?;
-    let LoginOutcome::Success(user) = outcome else {
-        tracing::info!(event = "login_failed", via = "api", username = %login.escape_debug(), client_ip = %client_ip(&req), "login failed");
-        return Err(ApiError::InvalidCredentials);
+    let user = match outcome {
+        LoginOutcome::Success(user) if user.must_change_password => {
+            let known_user = Some((user.id, user.username.clone()));
+            record_failure(&pool, known_user, &login, client_ip(&req), "via api; must choose a new password first")
+                .await?;
+            return Err(ApiError::PasswordChangeRequired);
+        }
+        LoginOutcome::Success(user) => user,
+        LoginOutcome::Failure { known_user } => {
+            record_failure(&pool, known_user, &login, client_ip(&req), "via api").await?;
+            tracing::info!(event = "login_failed", via = "api", username = %login.escape_debug(), client_ip = %client_ip(&req), "login failed");
+            return Err(ApiError::InvalidCredentials);
+        }
     };
-    if user.must_change_password {
-        return Err(ApiError::PasswordChangeRequired);
+    let token_user = TokenUser {
+        id: user.id,
+        username: user.username.clone(),
+        email: user.email.clone(),
+        role: user.role().as_str(),
+    };
+    let tokens = sessions.start(&pool, user, &ClientInfo::of(&req), "api").await?;
+    tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %client_ip(&req), "login succeeded");
+    token_response(tokens, Some(token_user))
+}
+
+pub async fn refresh(
+    req: HttpRequest,
+    body: web::Json<RefreshRequest>,
+    pool: web::Data<DbPool>,
+    sessions: web::Data<Sessions>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = body
+        .into_inner()
+        .refresh_token
+        .ok_or_else(|| ApiError::BadRequest("missing field: \"refresh_token\"".into()))?;
+    match sessions.refresh(&pool, &presented, &ClientInfo::of(&req), Presenter::ApiClient).await? {
+        Ok(tokens) => token_response(tokens, None),
+        Err(refusal) => {
+            tracing::info!(reason = ?refusal, client_ip = %client_ip(&req), "refresh token refused");
+            Err(ApiError::InvalidRefreshToken)
+        }
     }
-    let issued = keys.issue(&user, &new_session_id())?;
-    tracing::info!(event = "login_ok", via = "api", username = %user.username, client_ip = %client_ip(&req), "login succeeded");
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(TokenResponse {
-        token: issued.token,
-        token_type: "Bearer",
-        expires_in: keys.ttl().as_secs(),
-        user: TokenUser {
-            id: user.id,
-            username: user.username.clone(),
-            email: user.email.clone(),
-            role: user.role().as_str(),
-        },
-    }))
+}
+
+/// Ends the session of the Bearer token: its access and refresh tokens stop working.
+pub async fn logout(
+    req: HttpRequest,
+    caller: CurrentUser,
+    pool: web::Data<DbPool>,
+    sessions: web::Data<Sessions>,
+) -> Result<HttpResponse, ApiError> {
+    let ending = Ending::BySid(caller.session_id.clone());
+    let target = (caller.user_id, caller.username.clone());
+    sessions.end(&pool, ending, caller.actor(client_ip(&req)), target, "logout").await?;
+    tracing::info!(event = "logout", via = "api", username = %caller.username, client_ip = %client_ip(&req), "logged out");
+    Ok(HttpResponse::NoContent().finish())
 }

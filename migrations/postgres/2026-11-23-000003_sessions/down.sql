@@ -1,0 +1,3 @@
+DROP TABLE revoked_sessions;
+DROP TABLE refresh_tokens;
+DROP TABLE sessions;

@@ -1,0 +1,164 @@
+//! Which sessions have ended early, known to every instance without asking the database per
+//! request: each instance keeps the recently revoked session ids in memory and re-reads them
+//! from the shared `revoked_sessions` table every second.
+//!
+//! Two promises: a revoked session's access token is refused everywhere within
+//! `MAX_STALENESS`, and checking a request costs one hash-set lookup. When the list cannot be
+//! refreshed (database down), it goes stale and guarded requests fail closed with 503.
+use std::collections::HashMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::NaiveDateTime;
+
+use crate::db::users::now;
+use crate::db::{self, DbConnection, DbPool, sessions};
+
+/// How often each instance re-reads the list.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// A list older than this is not trusted: requests are refused until it is fresh again.
+pub const MAX_STALENESS: Duration = Duration::from_secs(2);
+/// Expired sessions and old revocations are deleted this often (by every instance; the
+/// deletes are idempotent).
+const PRUNE_EVERY: u32 = 60;
+/// Allowance for clocks that differ between instances.
+const CLOCK_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Revoked,
+    /// The list could not be refreshed recently; nobody can be let in safely.
+    Stale,
+}
+
+pub struct RevocationList {
+    revoked: RwLock<HashMap<String, NaiveDateTime>>,
+    /// When the last successful read *started*: it saw every revocation committed before then.
+    fresh_as_of: Mutex<Option<Instant>>,
+    /// How long a revoked id matters: the longest an access token issued before the
+    /// revocation can still be valid, plus margins.
+    remember_for: chrono::Duration,
+    idle_timeout: chrono::Duration,
+}
+
+impl RevocationList {
+    pub fn new(access_token_ttl: Duration, idle_timeout: Duration) -> Self {
+        let remember = access_token_ttl + crate::auth::tokens::LEEWAY + CLOCK_MARGIN;
+        Self {
+            revoked: RwLock::default(),
+            fresh_as_of: Mutex::default(),
+            remember_for: chrono::Duration::from_std(remember).unwrap_or(chrono::Duration::MAX),
+            idle_timeout: chrono::Duration::from_std(idle_timeout).unwrap_or(chrono::Duration::MAX),
+        }
+    }
+
+    /// The per-request check: no I/O.
+    pub fn check(&self, sid: &str) -> Result<(), Refusal> {
+        let fresh = self.fresh_as_of.lock().map(|at| at.is_some_and(|at| at.elapsed() <= MAX_STALENESS));
+        if !fresh.unwrap_or(false) {
+            return Err(Refusal::Stale);
+        }
+        match self.revoked.read() {
+            Ok(revoked) if revoked.contains_key(sid) => Err(Refusal::Revoked),
+            Ok(_) => Ok(()),
+            Err(_) => Err(Refusal::Stale),
+        }
+    }
+
+    /// Reads the revocations that still matter and merges them in. Merging (never replacing)
+    /// means a slow read finishing after a newer one cannot drop an entry.
+    pub fn sync(&self, conn: &mut DbConnection) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let cutoff = now() - self.remember_for;
+        let rows = sessions::revoked_since(conn, cutoff).context("could not read the revoked sessions")?;
+        {
+            let mut revoked = self.revoked.write().map_err(|_| anyhow::anyhow!("revocation list lock poisoned"))?;
+            revoked.extend(rows);
+            revoked.retain(|_, at| *at > cutoff);
+        }
+        let mut fresh_as_of = self.fresh_as_of.lock().map_err(|_| anyhow::anyhow!("revocation clock poisoned"))?;
+        if fresh_as_of.is_none_or(|at| at < started) {
+            *fresh_as_of = Some(started);
+        }
+        Ok(())
+    }
+
+    /// After this instance ended sessions: refuse them here at once, not at the next tick.
+    pub async fn sync_now(self: &Arc<Self>, pool: &DbPool) -> anyhow::Result<()> {
+        let list = Arc::clone(self);
+        db::run(pool, move |conn| list.sync(conn)).await
+    }
+
+    fn prune(&self, conn: &mut DbConnection) -> anyhow::Result<usize> {
+        let now = now();
+        Ok(sessions::prune(conn, now, now - self.idle_timeout, now - self.remember_for)?)
+    }
+
+    /// Refreshes the list every second on a thread of its own (so a busy async runtime can
+    /// never delay it), until the returned handle is dropped.
+    pub fn spawn_syncer(self: &Arc<Self>, pool: DbPool) -> std::io::Result<SyncerHandle> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let list = Arc::clone(self);
+        std::thread::Builder::new().name("revocation-sync".into()).spawn(move || {
+            let mut ticks: u32 = 0;
+            let mut failing = false;
+            loop {
+                match stopped.recv_timeout(SYNC_INTERVAL) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+                ticks = ticks.wrapping_add(1);
+                let result = pool.get().context("no database connection available").and_then(|mut conn| {
+                    list.sync(&mut conn)?;
+                    if ticks.is_multiple_of(PRUNE_EVERY) {
+                        let pruned = list.prune(&mut conn)?;
+                        if pruned > 0 {
+                            tracing::debug!(rows = pruned, "pruned ended sessions");
+                        }
+                    }
+                    Ok(())
+                });
+                match result {
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!("the revoked-session list is fresh again");
+                    }
+                    Ok(()) => {}
+                    Err(error) if !failing => {
+                        failing = true;
+                        tracing::error!(error = %format!("{error:#}"), "cannot refresh the revoked-session list; guarded requests fail until it is fresh");
+                    }
+                    Err(_) => {}
+                }
+            }
+        })?;
+        Ok(SyncerHandle { _stop: stop })
+    }
+}
+
+/// Stops the sync thread when dropped.
+pub struct SyncerHandle {
+    _stop: mpsc::Sender<()>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_that_was_never_read_refuses_everyone() {
+        let list = RevocationList::new(Duration::from_secs(900), Duration::from_secs(3600));
+        assert_eq!(list.check("any"), Err(Refusal::Stale));
+    }
+
+    #[test]
+    fn a_list_goes_stale_when_not_refreshed() {
+        let list = RevocationList::new(Duration::from_secs(900), Duration::from_secs(3600));
+        *list.fresh_as_of.lock().unwrap() = Some(Instant::now());
+        assert_eq!(list.check("any"), Ok(()));
+        *list.fresh_as_of.lock().unwrap() = Instant::now().checked_sub(MAX_STALENESS + Duration::from_millis(1));
+        assert_eq!(list.check("any"), Err(Refusal::Stale));
+    }
+}

@@ -1,0 +1,353 @@
+//! Login sessions: started by a login, kept alive by rotating refresh tokens, ended by logout
+//! or revocation. The per-request check (`authenticate`) needs no database: a signed access
+//! token plus the in-memory revoked list.
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use chrono::NaiveDateTime;
+
+use super::client::ClientInfo;
+use super::revocation::{Refusal, RevocationList};
+use super::tokens::{Claims, IssuedToken, JwtKeys, TokenError};
+use crate::config::SessionPolicy;
+use crate::db::audit::{self, Actor};
+use crate::db::sessions::{self, Ending, NewSession, Session};
+use crate::db::users::{self, User, now};
+use crate::db::{self, DbConnection, DbPool, write_transaction};
+use crate::domain::Role;
+
+/// 256 random bits.
+const REFRESH_TOKEN_BYTES: usize = 32;
+/// Longer than any token we issue; anything bigger is refused without a lookup.
+const MAX_REFRESH_TOKEN_CHARS: usize = 128;
+/// A browser can send the same refresh cookie twice at once (two tabs opened together after
+/// the access cookie ran out). A token retired this recently renews the access token
+/// without raising the reuse alarm — for the cookie only; API clients must not race.
+const BROWSER_REUSE_GRACE: chrono::Duration = chrono::Duration::seconds(10);
+
+/// A caller whose token checked out: everything the token says, no database needed.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user_id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub must_change_password: bool,
+    pub session_id: String,
+    /// Unix time.
+    pub token_expires_at: i64,
+}
+
+impl Authenticated {
+    fn from_claims(claims: Claims) -> Option<Self> {
+        Some(Self {
+            user_id: claims.user_id()?,
+            role: Role::parse(&claims.role).ok()?,
+            username: claims.preferred_username,
+            display_name: claims.name,
+            must_change_password: claims.pwc,
+            session_id: claims.sid,
+            token_expires_at: claims.exp,
+        })
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// For the audit trail.
+    pub fn actor(&self, client_ip: String) -> Actor {
+        Actor { user: Some((self.user_id, self.username.clone())), client_ip: Some(client_ip) }
+    }
+}
+
+#[derive(Debug)]
+pub enum AuthFailure {
+    Missing,
+    Expired,
+    Invalid,
+    Revoked,
+    /// Whether the session is still valid cannot be known now; callers fail closed (503).
+    Unavailable(anyhow::Error),
+}
+
+/// Tokens handed out at login or renewal.
+pub struct SessionTokens {
+    pub access: IssuedToken,
+    /// A new refresh token, unless this was a grace renewal (the browser keeps its cookie).
+    pub refresh: Option<String>,
+    /// How long the refresh token stays good if unused: the idle timeout, or less when the
+    /// session's lifetime ends sooner.
+    pub refresh_expires_in: Duration,
+    pub authenticated: Authenticated,
+}
+
+/// Why a refresh token was not accepted. Callers answer all three alike.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RefreshRefusal {
+    Unknown,
+    /// Idle too long, past its lifetime, or its user disabled.
+    Ended,
+    /// A retired token came back: someone holds a copy. The session is now revoked.
+    Reused,
+}
+
+/// Whether a retired token presented within `BROWSER_REUSE_GRACE` is forgiven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presenter {
+    Browser,
+    ApiClient,
+}
+
+/// The session machinery, one per instance, shared by its workers.
+pub struct Sessions {
+    keys: JwtKeys,
+    policy: SessionPolicy,
+    revocations: Arc<RevocationList>,
+}
+
+impl Sessions {
+    pub fn new(keys: JwtKeys, policy: SessionPolicy, revocations: Arc<RevocationList>) -> Self {
+        Self { keys, policy, revocations }
+    }
+
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// The per-request check: signature and claims, then the revoked list. No I/O.
+    pub fn authenticate(&self, token: &str) -> Result<Authenticated, AuthFailure> {
+        let claims = self.keys.verify(token).map_err(|error| match error {
+            TokenError::Expired => AuthFailure::Expired,
+            TokenError::Invalid => AuthFailure::Invalid,
+        })?;
+        match self.revocations.check(&claims.sid) {
+            Ok(()) => {}
+            Err(Refusal::Revoked) => return Err(AuthFailure::Revoked),
+            Err(Refusal::Stale) => {
+                return Err(AuthFailure::Unavailable(anyhow::anyhow!("the revoked-session list is out of date")));
+            }
+        }
+        Authenticated::from_claims(claims).ok_or(AuthFailure::Invalid)
+    }
+
+    /// After a successful password check: records the login and opens a session.
+    pub async fn start(
+        &self,
+        pool: &DbPool,
+        user: User,
+        client: &ClientInfo,
+        via: &'static str,
+    ) -> anyhow::Result<SessionTokens> {
+        let refresh = super::random::token_base64(REFRESH_TOKEN_BYTES);
+        let refresh_hash = hash_refresh_token(&refresh);
+        let created = now();
+        let expires = created + chrono::Duration::from_std(self.policy.lifetime)?;
+        let client = client.clone();
+        let login_user = user.clone();
+        let session = db::run(pool, move |conn| -> anyhow::Result<Session> {
+            write_transaction(conn, |conn| {
+                users::record_login(conn, login_user.id)?;
+                let actor = Actor {
+                    user: Some((login_user.id, login_user.username.clone())),
+                    client_ip: Some(client.ip.clone()),
+                };
+                let details = format!("via {via}; {}", client.software);
+                audit::record(conn, &actor, "login.ok", Some((login_user.id, &login_user.username)), &details)?;
+                let new = NewSession {
+                    sid: &super::random::token_base64(16),
+                    user_id: login_user.id,
+                    created_at: created,
+                    last_used_at: created,
+                    expires_at: expires,
+                    client_ip: &client.ip,
+                    user_agent: &client.software,
+                    via,
+                };
+                Ok(sessions::insert(conn, &new, &refresh_hash)?)
+            })
+        })
+        .await?;
+        self.tokens_for(&user, &session, Some(refresh), created)
+    }
+
+    /// Exchanges a refresh token for a new access token and (normally) a new refresh token.
+    /// A retired token revokes its session and records `session.refresh_reused`.
+    pub async fn refresh(
+        &self,
+        pool: &DbPool,
+        presented: &str,
+        client: &ClientInfo,
+        presenter: Presenter,
+    ) -> anyhow::Result<Result<SessionTokens, RefreshRefusal>> {
+        if presented.is_empty() || presented.len() > MAX_REFRESH_TOKEN_CHARS {
+            return Ok(Err(RefreshRefusal::Unknown));
+        }
+        let presented_hash = hash_refresh_token(presented);
+        let replacement = super::random::token_base64(REFRESH_TOKEN_BYTES);
+        let replacement_hash = hash_refresh_token(&replacement);
+        let policy = self.policy;
+        let client = client.clone();
+        let step = db::run(pool, move |conn| -> anyhow::Result<RefreshStep> {
+            write_transaction(conn, |conn| {
+                refresh_step(conn, &presented_hash, &replacement_hash, &policy, &client, presenter)
+            })
+        })
+        .await?;
+        let at = now();
+        match step {
+            RefreshStep::Rotated(session, user) => Ok(Ok(self.tokens_for(&user, &session, Some(replacement), at)?)),
+            RefreshStep::Forgiven(session, user) => Ok(Ok(self.tokens_for(&user, &session, None, at)?)),
+            RefreshStep::Refused(refusal) => {
+                if refusal == RefreshRefusal::Reused {
+                    self.revocations.sync_now(pool).await?;
+                }
+                Ok(Err(refusal))
+            }
+        }
+    }
+
+    /// A fresh access token for a session that is still open, reflecting the user as they
+    /// are now (after they changed their password or display name). `None`: session gone.
+    pub async fn reissue(&self, pool: &DbPool, session_id: &str) -> anyhow::Result<Option<IssuedToken>> {
+        let sid = session_id.to_owned();
+        let found = db::run(pool, move |conn| -> anyhow::Result<Option<(Session, User)>> {
+            let Some(session) = sessions::find_by_sid(conn, &sid)? else { return Ok(None) };
+            Ok(users::find_by_id(conn, session.user_id)?.map(|user| (session, user)))
+        })
+        .await?;
+        let Some((session, user)) = found else { return Ok(None) };
+        Ok(Some(self.keys.issue(&user, &session.sid, session.expires_at.and_utc().timestamp())?))
+    }
+
+    /// Ends sessions and records why (`action`, e.g. `logout`, `session.revoke`), then makes
+    /// this instance refuse them at once. Returns how many ended.
+    pub async fn end(
+        &self,
+        pool: &DbPool,
+        which: Ending,
+        actor: Actor,
+        target: (i64, String),
+        action: &'static str,
+    ) -> anyhow::Result<usize> {
+        let ended = db::run(pool, move |conn| -> anyhow::Result<usize> {
+            write_transaction(conn, |conn| {
+                let ended = sessions::revoke(conn, &which, now())?;
+                if !ended.is_empty() {
+                    audit::record(conn, &actor, action, Some((target.0, &target.1)), &describe(&ended))?;
+                }
+                Ok(ended.len())
+            })
+        })
+        .await?;
+        self.revocations.sync_now(pool).await?;
+        Ok(ended)
+    }
+
+    /// After an account change that ended sessions in its own transaction (disable, delete,
+    /// role change, password change): refuse them on this instance at once. If that read
+    /// fails, the background sync still catches up within a second, so it is only logged.
+    pub async fn note_revocations(&self, pool: &DbPool) {
+        if let Err(error) = self.revocations.sync_now(pool).await {
+            tracing::warn!(error = %format!("{error:#}"), "could not refresh the revoked-session list at once");
+        }
+    }
+
+    /// A user's open sessions, newest first.
+    pub async fn list(&self, pool: &DbPool, user_id: i64) -> anyhow::Result<Vec<Session>> {
+        let idle = chrono::Duration::from_std(self.policy.idle_timeout)?;
+        db::run(pool, move |conn| -> anyhow::Result<Vec<Session>> {
+            let now = now();
+            Ok(sessions::live_for_user(conn, user_id, now, now - idle)?)
+        })
+        .await
+    }
+
+    fn tokens_for(
+        &self,
+        user: &User,
+        session: &Session,
+        refresh: Option<String>,
+        at: NaiveDateTime,
+    ) -> anyhow::Result<SessionTokens> {
+        let access = self.keys.issue(user, &session.sid, session.expires_at.and_utc().timestamp())?;
+        let authenticated = Authenticated::from_claims(access.claims.clone())
+            .ok_or_else(|| anyhow::anyhow!("a token we just issued does not describe a user"))?;
+        let until_end = (session.expires_at - at).to_std().unwrap_or_default();
+        Ok(SessionTokens {
+            access,
+            refresh,
+            refresh_expires_in: until_end.min(self.policy.idle_timeout),
+            authenticated,
+        })
+    }
+}
+
+enum RefreshStep {
+    Rotated(Session, User),
+    Forgiven(Session, User),
+    Refused(RefreshRefusal),
+}
+
+/// The refresh decision, inside one write transaction (so concurrent refreshes of one token,
+/// on any instance, are serialised by the compare-and-set on its row).
+fn refresh_step(
+    conn: &mut DbConnection,
+    presented_hash: &str,
+    replacement_hash: &str,
+    policy: &SessionPolicy,
+    client: &ClientInfo,
+    presenter: Presenter,
+) -> anyhow::Result<RefreshStep> {
+    let Some((session, retired_at)) = sessions::find_by_refresh_hash(conn, presented_hash)? else {
+        return Ok(RefreshStep::Refused(RefreshRefusal::Unknown));
+    };
+    let at = now();
+    let idle_cutoff = at - chrono::Duration::from_std(policy.idle_timeout)?;
+    let user = users::find_by_id(conn, session.user_id)?.filter(|user| user.is_active);
+    let (Some(user), true) = (user, session.expires_at > at && session.last_used_at > idle_cutoff) else {
+        sessions::revoke(conn, &Ending::BySid(session.sid.clone()), at)?;
+        return Ok(RefreshStep::Refused(RefreshRefusal::Ended));
+    };
+    let current = retired_at.is_none() && sessions::retire_refresh_token(conn, presented_hash, at)?;
+    if current {
+        sessions::add_refresh_token(conn, session.id, replacement_hash, at)?;
+        sessions::touch(conn, session.id, at)?;
+        return Ok(RefreshStep::Rotated(session, user));
+    }
+    // Retired by an earlier refresh, or by a concurrent one just now.
+    let retired_at = retired_at.unwrap_or(at);
+    if presenter == Presenter::Browser && at - retired_at <= BROWSER_REUSE_GRACE {
+        return Ok(RefreshStep::Forgiven(session, user));
+    }
+    sessions::revoke(conn, &Ending::BySid(session.sid.clone()), at)?;
+    let actor = Actor::anonymous(Some(client.ip.clone()));
+    let details = format!(
+        "a retired refresh token was presented ({}); session {} from {} ({}) revoked",
+        client.software, session.id, session.client_ip, session.user_agent
+    );
+    audit::record(conn, &actor, "session.refresh_reused", Some((user.id, &user.username)), &details)?;
+    tracing::warn!(
+        event = "refresh_token_reused",
+        username = %user.username,
+        session = session.id,
+        client_ip = %client.ip,
+        "a retired refresh token was presented; the session is revoked"
+    );
+    Ok(RefreshStep::Refused(RefreshRefusal::Reused))
+}
+
+fn describe(ended: &[Session]) -> String {
+    ended
+        .iter()
+        .map(|session| format!("session {} ({}, {})", session.id, session.user_agent, session.client_ip))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Refresh tokens are 256 random bits, so a plain SHA-256 is enough to make a stolen table
+/// useless (no dictionary to try).
+fn hash_refresh_token(token: &str) -> String {
+    digest::digest(&digest::SHA256, token.as_bytes()).as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
+}
