@@ -70,15 +70,23 @@ fn random_hex() -> String {
 
 /// The PostgreSQL variant: skipped (loudly) on a machine without the variable, failed in CI.
 pub async fn spawn_postgres_app() -> Option<TestApp> {
+    if !postgres_available() {
+        return None;
+    }
+    Some(spawn_app(Backend::Postgres).await)
+}
+
+/// Whether PostgreSQL tests can run here; in CI they must (this panics if not).
+pub fn postgres_available() -> bool {
     if std::env::var(POSTGRES_URL_VAR).is_err() {
         assert!(
             std::env::var("CI").is_err(),
             "{POSTGRES_URL_VAR} must be set in CI: the PostgreSQL tests may not be skipped"
         );
         eprintln!("SKIPPED: set {POSTGRES_URL_VAR} to run this test on PostgreSQL");
-        return None;
+        return false;
     }
-    Some(spawn_app(Backend::Postgres).await)
+    true
 }
 
 /// A fresh PostgreSQL database on the test server; returns its URL.
