@@ -74,4 +74,13 @@ printf '|%s|%s|%s|%s|\n' "------------------------------" "------------" "------
 run "GET /healthz" "$url/healthz"
 run "GET /api/me (Bearer)" -H "Authorization: Bearer $token" "$url/api/me"
 run "GET /dashboard (cookie)" -H "Cookie: portcullis=$cookie" "$url/dashboard"
+# The revocation check with a big list: 100,000 sessions ended in the last minutes.
+revoked_sql="INSERT INTO revoked_sessions (sid, revoked_at) SELECT 'bench-' || n, CURRENT_TIMESTAMP FROM"
+if [ "$backend" = postgres ]; then
+  psql -q -d "$DATABASE_URL" -c "$revoked_sql generate_series(1, 100000) AS n"
+else
+  python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n<100000) $revoked_sql s\"); c.commit()" "$work/bench.db"
+fi
+sleep 2
+run "GET /api/me, 100k revoked" -H "Authorization: Bearer $token" "$url/api/me"
 if [ "$backend" = postgres ]; then kill "$server"; wait "$server" 2>/dev/null || true; psql -q -d "$base" -c "DROP DATABASE IF EXISTS $name"; fi

@@ -299,6 +299,8 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert!(!s.public_url.is_https());
         assert!(s.jwt_secret.is_none());
+        assert_eq!(s.sessions, SessionPolicy::default());
+        assert_eq!(s.sessions.access_token_ttl, Duration::from_secs(15 * 60));
     }
 
     #[test]
@@ -313,6 +315,10 @@ mod tests {
             (("PORTCULLIS_ACCESS_TOKEN_TTL", "forever"), "PORTCULLIS_ACCESS_TOKEN_TTL"),
             (("PORTCULLIS_ACCESS_TOKEN_TTL", "5s"), "between 1m and 24h"),
             (("PORTCULLIS_HASH_CONCURRENCY", "0"), "PORTCULLIS_HASH_CONCURRENCY"),
+            (("PORTCULLIS_SESSION_IDLE_TIMEOUT", "soon"), "PORTCULLIS_SESSION_IDLE_TIMEOUT must be a duration"),
+            (("PORTCULLIS_SESSION_IDLE_TIMEOUT", "10m"), "must be longer than PORTCULLIS_ACCESS_TOKEN_TTL"),
+            (("PORTCULLIS_SESSION_LIFETIME", "1h"), "must not be shorter than PORTCULLIS_SESSION_IDLE_TIMEOUT"),
+            (("PORTCULLIS_SESSION_LIFETIME", "2y"), "between 5m and 365d"),
         ];
         for ((key, value), expected) in cases {
             let error = settings(&[(key, value)]).unwrap_err().to_string();

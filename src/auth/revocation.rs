@@ -5,13 +5,13 @@
 //! Two promises: a revoked session's access token is refused everywhere within
 //! `MAX_STALENESS`, and checking a request costs one hash-set lookup. When the list cannot be
 //! refreshed (database down), it goes stale and guarded requests fail closed with 503.
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::NaiveDateTime;
 
 use crate::db::users::now;
 use crate::db::{self, DbConnection, DbPool, sessions};
@@ -34,9 +34,13 @@ pub enum Refusal {
 }
 
 pub struct RevocationList {
-    revoked: RwLock<HashMap<String, NaiveDateTime>>,
-    /// When the last successful read *started*: it saw every revocation committed before then.
-    fresh_as_of: Mutex<Option<Instant>>,
+    revoked: RwLock<HashSet<String>>,
+    /// When the last installed read *started* (it saw every revocation committed before then),
+    /// as nanoseconds since `epoch`; 0 = never. An atomic, so requests never take a lock for it.
+    fresh_as_of: AtomicU64,
+    epoch: Instant,
+    /// Serialises installing a new set.
+    installing: Mutex<()>,
     /// How long a revoked id matters: the longest an access token issued before the
     /// revocation can still be valid, plus margins.
     remember_for: chrono::Duration,
@@ -48,7 +52,9 @@ impl RevocationList {
         let remember = access_token_ttl + crate::auth::tokens::LEEWAY + CLOCK_MARGIN;
         Self {
             revoked: RwLock::default(),
-            fresh_as_of: Mutex::default(),
+            fresh_as_of: AtomicU64::new(0),
+            epoch: Instant::now(),
+            installing: Mutex::new(()),
             remember_for: chrono::Duration::from_std(remember).unwrap_or(chrono::Duration::MAX),
             idle_timeout: chrono::Duration::from_std(idle_timeout).unwrap_or(chrono::Duration::MAX),
         }
@@ -56,33 +62,49 @@ impl RevocationList {
 
     /// The per-request check: no I/O.
     pub fn check(&self, sid: &str) -> Result<(), Refusal> {
-        let fresh = self.fresh_as_of.lock().map(|at| at.is_some_and(|at| at.elapsed() <= MAX_STALENESS));
-        if !fresh.unwrap_or(false) {
+        self.check_at(sid, Instant::now())
+    }
+
+    fn check_at(&self, sid: &str, now: Instant) -> Result<(), Refusal> {
+        let fresh_as_of = self.fresh_as_of.load(Ordering::Acquire);
+        let age = self.nanos_since_epoch(now).saturating_sub(fresh_as_of);
+        if fresh_as_of == 0 || age > MAX_STALENESS.as_nanos() as u64 {
             return Err(Refusal::Stale);
         }
         match self.revoked.read() {
-            Ok(revoked) if revoked.contains_key(sid) => Err(Refusal::Revoked),
+            Ok(revoked) if revoked.contains(sid) => Err(Refusal::Revoked),
             Ok(_) => Ok(()),
             Err(_) => Err(Refusal::Stale),
         }
     }
 
-    /// Reads the revocations that still matter and merges them in. Merging (never replacing)
-    /// means a slow read finishing after a newer one cannot drop an entry.
+    /// Reads every revocation that still matters and swaps the new set in. The set is built
+    /// outside the lock (readers never wait for the database or for a big rebuild), and a read
+    /// that started before the one already installed is discarded, so a slow read can never
+    /// undo a newer one.
     pub fn sync(&self, conn: &mut DbConnection) -> anyhow::Result<()> {
         let started = Instant::now();
         let cutoff = now() - self.remember_for;
         let rows = sessions::revoked_since(conn, cutoff).context("could not read the revoked sessions")?;
-        {
+        let fresh: HashSet<String> = rows.into_iter().map(|(sid, _)| sid).collect();
+        let started = self.nanos_since_epoch(started);
+        let installing = self.installing.lock().map_err(|_| anyhow::anyhow!("revocation list lock poisoned"))?;
+        if self.fresh_as_of.load(Ordering::Acquire) >= started {
+            return Ok(());
+        }
+        let previous = {
             let mut revoked = self.revoked.write().map_err(|_| anyhow::anyhow!("revocation list lock poisoned"))?;
-            revoked.extend(rows);
-            revoked.retain(|_, at| *at > cutoff);
-        }
-        let mut fresh_as_of = self.fresh_as_of.lock().map_err(|_| anyhow::anyhow!("revocation clock poisoned"))?;
-        if fresh_as_of.is_none_or(|at| at < started) {
-            *fresh_as_of = Some(started);
-        }
+            std::mem::replace(&mut *revoked, fresh)
+        };
+        self.fresh_as_of.store(started, Ordering::Release);
+        drop(installing);
+        drop(previous);
         Ok(())
+    }
+
+    /// Never 0 (which means "never read").
+    fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX).max(1)
     }
 
     /// After this instance ended sessions: refuse them here at once, not at the next tick.
@@ -156,9 +178,9 @@ mod tests {
     #[test]
     fn a_list_goes_stale_when_not_refreshed() {
         let list = RevocationList::new(Duration::from_secs(900), Duration::from_secs(3600));
-        *list.fresh_as_of.lock().unwrap() = Some(Instant::now());
-        assert_eq!(list.check("any"), Ok(()));
-        *list.fresh_as_of.lock().unwrap() = Instant::now().checked_sub(MAX_STALENESS + Duration::from_millis(1));
-        assert_eq!(list.check("any"), Err(Refusal::Stale));
+        let read_at = Instant::now();
+        list.fresh_as_of.store(list.nanos_since_epoch(read_at), Ordering::Release);
+        assert_eq!(list.check_at("any", read_at + MAX_STALENESS), Ok(()));
+        assert_eq!(list.check_at("any", read_at + MAX_STALENESS + Duration::from_millis(1)), Err(Refusal::Stale));
     }
 }
