@@ -102,14 +102,14 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     )?;
     let policy = SessionPolicy::default();
     let secret = JwtSecret::parse(secret, "bench")?;
-    let keys = JwtKeys::new(&secret, "http://127.0.0.1", policy.access_token_ttl);
+    let keys = JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl);
     let token = keys.issue(&user, "bench-session", i64::MAX / 4)?.token;
     let list = Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));
     list.sync(&mut conn)?;
     // As in the server: a thread keeps the list fresh (a stale list refuses everyone).
     let _syncer = list.spawn_syncer(pool.clone())?;
     let sessions =
-        Sessions::new(JwtKeys::new(&secret, "http://127.0.0.1", policy.access_token_ttl), policy, list.clone());
+        Sessions::new(JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl), policy, list.clone());
 
     let verify_only = time_per_call(|| assert!(keys.verify(&token).is_ok()));
     let with_check_empty = time_per_call(|| assert!(sessions.authenticate(&token).is_ok()));

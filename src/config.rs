@@ -21,6 +21,9 @@ pub struct Settings {
     pub public_url: PublicUrl,
     /// `None` only on SQLite, where a secret is generated and kept beside the database.
     pub jwt_secret: Option<JwtSecret>,
+    /// The secret before the last rotation: tokens it signed are still accepted until they
+    /// expire; nothing new is signed with it.
+    pub jwt_secret_previous: Option<JwtSecret>,
     pub sessions: SessionPolicy,
     /// How many argon2 hashes may run at once (each takes 19 MiB and one core).
     pub hash_concurrency: usize,
@@ -168,6 +171,12 @@ impl Settings {
 
         let jwt_secret =
             get("PORTCULLIS_JWT_SECRET").map(|raw| JwtSecret::parse(&raw, "PORTCULLIS_JWT_SECRET")).transpose()?;
+        let jwt_secret_previous = get("PORTCULLIS_JWT_SECRET_PREVIOUS")
+            .map(|raw| JwtSecret::parse(&raw, "PORTCULLIS_JWT_SECRET_PREVIOUS"))
+            .transpose()?;
+        if jwt_secret_previous.is_some() && jwt_secret.is_none() {
+            bail!("PORTCULLIS_JWT_SECRET_PREVIOUS only makes sense with PORTCULLIS_JWT_SECRET set (the new secret)");
+        }
         if jwt_secret.is_none() && database.url.is_postgres() {
             bail!(
                 "PORTCULLIS_JWT_SECRET is required with PostgreSQL, because every instance must share it \
@@ -214,7 +223,7 @@ impl Settings {
 
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(crate::startup::default_static_dir, PathBuf::from);
 
-        Ok(Self { database, bind, public_url, jwt_secret, sessions, hash_concurrency, static_dir })
+        Ok(Self { database, bind, public_url, jwt_secret, jwt_secret_previous, sessions, hash_concurrency, static_dir })
     }
 }
 

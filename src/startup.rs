@@ -53,7 +53,8 @@ impl Application {
             }
         };
         let policy = settings.sessions;
-        let keys = JwtKeys::new(&secret, settings.public_url.origin(), policy.access_token_ttl);
+        let previous = settings.jwt_secret_previous.as_ref();
+        let keys = JwtKeys::new(&secret, previous, settings.public_url.origin(), policy.access_token_ttl);
         let revocations = std::sync::Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));
         let first_sync_pool = pool.clone();
         let first_sync_list = std::sync::Arc::clone(&revocations);
@@ -64,7 +65,7 @@ impl Application {
         .await??;
         let revocation_syncer = revocations.spawn_syncer(pool.clone())?;
         let sessions = web::Data::new(Sessions::new(keys, policy, revocations));
-        let csrf = web::Data::new(CsrfKey::derive(&secret));
+        let csrf = web::Data::new(CsrfKey::derive(&secret, previous));
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
         let static_dir = settings.static_dir.clone();

@@ -7,14 +7,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::config::JwtSecret;
 
-pub struct CsrfKey(hmac::Key);
+/// Signs with the key derived from the current secret; during a secret rotation, tokens from
+/// the previous secret (forms rendered before the restart) still verify.
+pub struct CsrfKey {
+    current: hmac::Key,
+    previous: Option<hmac::Key>,
+}
 
 impl CsrfKey {
     /// Derived from the signing secret with a separate label, so one secret serves both uses.
-    pub fn derive(secret: &JwtSecret) -> Self {
-        let master = hmac::Key::new(hmac::HMAC_SHA256, secret.expose());
-        let derived = hmac::sign(&master, b"portcullis csrf key v1");
-        Self(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
+    pub fn derive(secret: &JwtSecret, previous: Option<&JwtSecret>) -> Self {
+        let derive = |secret: &JwtSecret| {
+            let master = hmac::Key::new(hmac::HMAC_SHA256, secret.expose());
+            let derived = hmac::sign(&master, b"portcullis csrf key v1");
+            hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+        };
+        Self { current: derive(secret), previous: previous.map(derive) }
     }
 
     pub fn for_session(&self, session_id: &str) -> String {
@@ -34,14 +42,20 @@ impl CsrfKey {
     }
 
     fn sign(&self, purpose: &str, value: &str) -> String {
+        Self::sign_with(&self.current, purpose, value)
+    }
+
+    fn sign_with(key: &hmac::Key, purpose: &str, value: &str) -> String {
         let message = format!("{purpose}\0{value}");
-        URL_SAFE_NO_PAD.encode(hmac::sign(&self.0, message.as_bytes()).as_ref())
+        URL_SAFE_NO_PAD.encode(hmac::sign(key, message.as_bytes()).as_ref())
     }
 
     fn verify(&self, purpose: &str, value: &str, presented: &str) -> bool {
         !value.is_empty()
-            && constant_time::verify_slices_are_equal(self.sign(purpose, value).as_bytes(), presented.as_bytes())
-                .is_ok()
+            && std::iter::once(&self.current).chain(self.previous.as_ref()).any(|key| {
+                let expected = Self::sign_with(key, purpose, value);
+                constant_time::verify_slices_are_equal(expected.as_bytes(), presented.as_bytes()).is_ok()
+            })
     }
 }
 
@@ -134,7 +148,7 @@ mod tests {
     use super::*;
 
     fn key(seed: &str) -> CsrfKey {
-        CsrfKey::derive(&JwtSecret::parse(&format!("{seed}-0123456789abcdefghijklmnopqrstuvwxyz"), "t").unwrap())
+        CsrfKey::derive(&JwtSecret::parse(&format!("{seed}-0123456789abcdefghijklmnopqrstuvwxyz"), "t").unwrap(), None)
     }
 
     #[test]

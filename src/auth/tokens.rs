@@ -55,17 +55,26 @@ pub enum TokenError {
     Invalid,
 }
 
-/// Signing and checking keys, created once at start-up.
+/// A verification key and the `kid` that names it.
+struct VerificationKey {
+    kid: String,
+    decoding: DecodingKey,
+}
+
+/// Signing and checking keys, created once at start-up. Tokens are signed with the current
+/// secret; the previous one (during a rotation) is accepted for verification only. Every token
+/// names its key in `kid`, and a token naming any other key is refused.
 pub struct JwtKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    current_kid: String,
+    verification: Vec<VerificationKey>,
     validation: Validation,
     issuer: String,
     ttl: Duration,
 }
 
 impl JwtKeys {
-    pub fn new(secret: &JwtSecret, issuer: &str, ttl: Duration) -> Self {
+    pub fn new(secret: &JwtSecret, previous: Option<&JwtSecret>, issuer: &str, ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = LEEWAY.as_secs();
@@ -76,7 +85,14 @@ impl JwtKeys {
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret.expose()),
-            decoding: DecodingKey::from_secret(secret.expose()),
+            current_kid: key_id(secret),
+            verification: std::iter::once(secret)
+                .chain(previous)
+                .map(|secret| VerificationKey {
+                    kid: key_id(secret),
+                    decoding: DecodingKey::from_secret(secret.expose()),
+                })
+                .collect(),
             validation,
             issuer: issuer.to_owned(),
             ttl,
@@ -105,7 +121,11 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_owned(),
         };
-        let header = Header { typ: Some(ACCESS_TOKEN_TYPE.to_owned()), ..Header::new(Algorithm::HS256) };
+        let header = Header {
+            typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
+            kid: Some(self.current_kid.clone()),
+            ..Header::new(Algorithm::HS256)
+        };
         let token = encode(&header, &claims, &self.encoding)?;
         Ok(IssuedToken { token, claims })
     }
@@ -115,7 +135,12 @@ impl JwtKeys {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid);
         }
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| match error.kind() {
+        // The header is read before the signature is checked only to pick the key; a `kid` we
+        // did not issue (a path, SQL, a URL) matches nothing and is refused without further use.
+        let kid = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid;
+        let key =
+            self.verification.iter().find(|key| kid.as_deref() == Some(key.kid.as_str())).ok_or(TokenError::Invalid)?;
+        let data = decode::<Claims>(token, &key.decoding, &self.validation).map_err(|error| match error.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             _ => TokenError::Invalid,
         })?;
@@ -131,4 +156,13 @@ impl JwtKeys {
         }
         Ok(data.claims)
     }
+}
+
+/// A public name for a secret: 72 bits of a keyed hash of it, so the `kid` says which secret
+/// signed a token without revealing anything about the secret.
+fn key_id(secret: &JwtSecret) -> String {
+    use aws_lc_rs::hmac;
+    use base64::Engine;
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret.expose()), b"portcullis key id v1");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag.as_ref()[..9])
 }

@@ -123,6 +123,17 @@ pub async fn spawn_second_instance(first: &TestApp) -> TestApp {
     start_instance(first.database_url.clone(), first.jwt_secret.clone(), dir, |_| {}).await
 }
 
+/// The same deployment restarted with a new secret, the old one kept as
+/// `PORTCULLIS_JWT_SECRET_PREVIOUS` (the documented rotation).
+pub async fn spawn_rotated_instance(first: &TestApp) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let old = portcullis::config::JwtSecret::parse(&first.jwt_secret, "old").unwrap();
+    start_instance(first.database_url.clone(), portcullis::auth::random::token_base64(48), dir, move |settings| {
+        settings.jwt_secret_previous = Some(old);
+    })
+    .await
+}
+
 async fn start_instance(
     database_url: String,
     jwt_secret: String,
@@ -297,6 +308,14 @@ impl TestApp {
             200 => Ok(ApiTokens::from_body(&response.json().await.unwrap())),
             status => Err(status),
         }
+    }
+
+    /// The `kid` the server puts on tokens signed with its secret (a keyed hash of it).
+    pub fn kid(&self) -> String {
+        use base64::Engine;
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.jwt_secret.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, b"portcullis key id v1");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag.as_ref()[..9])
     }
 
     /// Replaces this browser's access cookie with the same token already expired (as if the

@@ -15,5 +15,6 @@ mod instances;
 mod login;
 mod logout;
 mod operations;
+mod secret_rotation;
 mod sessions;
 mod token_attacks;

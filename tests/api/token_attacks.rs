@@ -15,14 +15,23 @@ fn hs(key: &[u8], algorithm: hmac::Algorithm, input: &str) -> String {
     b64(hmac::sign(&hmac::Key::new(algorithm, key), input.as_bytes()).as_ref())
 }
 
-/// Signs any header and claims with HMAC-SHA256, exactly as given.
-fn sign_raw(key: &[u8], header: &str, claims: &Value) -> String {
-    let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.to_string().as_bytes()));
+/// Signs any header and claims with HMAC-SHA256, exactly as given (the server's `kid` is
+/// added to a header that names none, so each forgery fails for its own flaw).
+fn sign_raw(key: &[u8], kid: &str, header: &str, claims: &Value) -> String {
+    let input = format!("{}.{}", b64(with_kid(header, kid).as_bytes()), b64(claims.to_string().as_bytes()));
     let signature = hs(key, hmac::HMAC_SHA256, &input);
     format!("{input}.{signature}")
 }
 
 const HEADER: &str = r#"{"typ":"at+jwt","alg":"HS256"}"#;
+
+fn with_kid(header: &str, kid: &str) -> String {
+    if header.contains("\"kid\"") {
+        header.to_owned()
+    } else {
+        header.replacen('{', &format!(r#"{{"kid":"{kid}","#), 1)
+    }
+}
 
 fn claims(app: &TestApp, user: &TestUser, role: &str) -> Value {
     let now = chrono::Utc::now().timestamp();
@@ -44,20 +53,21 @@ fn without(mut value: Value, key: &str) -> Value {
 /// Every way a token can be wrong, with a name for the failure message.
 fn forgeries(app: &TestApp, user: &TestUser) -> Vec<(&'static str, String)> {
     let key = app.jwt_secret.as_bytes();
+    let kid = app.kid();
     let good = claims(app, user, "user");
-    let valid = sign_raw(key, HEADER, &good);
+    let valid = sign_raw(key, &kid, HEADER, &good);
     let (unsigned, signature) = valid.rsplit_once('.').unwrap();
     let now = chrono::Utc::now().timestamp();
     let encoded_claims = b64(good.to_string().as_bytes());
-    let with_header = |header: &str| format!("{}.{encoded_claims}", b64(header.as_bytes()));
+    let with_header = |header: &str| format!("{}.{encoded_claims}", b64(with_kid(header, &kid).as_bytes()));
 
     let mut cases = vec![
         ("empty signature", format!("{unsigned}.")),
         ("truncated signature", format!("{unsigned}.{}", &signature[..signature.len() - 4])),
-        ("signature from another key", sign_raw(b"another-secret-that-is-long-enough-0123456789", HEADER, &good)),
+        ("signature from another key", sign_raw(b"another-secret-that-is-long-enough-0123456789", &kid, HEADER, &good)),
         (
             "signature from another token",
-            format!("{}.{signature}", with_header(r#"{"typ":"at+jwt","alg":"HS256","kid":"x"}"#)),
+            format!("{}.{signature}", with_header(r#"{"typ":"at+jwt","alg":"HS256","cty":"x"}"#)),
         ),
         (
             "tampered role",
@@ -67,22 +77,25 @@ fn forgeries(app: &TestApp, user: &TestUser) -> Vec<(&'static str, String)> {
                 b64(with(good.clone(), "role", json!("admin")).to_string().as_bytes())
             ),
         ),
-        ("expired", sign_raw(key, HEADER, &with(with(good.clone(), "exp", json!(now - 120)), "iat", json!(now - 900)))),
-        ("not yet valid", sign_raw(key, HEADER, &with(good.clone(), "nbf", json!(now + 120)))),
-        ("exp as a string", sign_raw(key, HEADER, &with(good.clone(), "exp", json!((now + 600).to_string())))),
-        ("nbf as a string", sign_raw(key, HEADER, &with(good.clone(), "nbf", json!(now.to_string())))),
-        ("no exp", sign_raw(key, HEADER, &without(good.clone(), "exp"))),
-        ("no nbf", sign_raw(key, HEADER, &without(good.clone(), "nbf"))),
-        ("no iss", sign_raw(key, HEADER, &without(good.clone(), "iss"))),
-        ("no aud", sign_raw(key, HEADER, &without(good.clone(), "aud"))),
-        ("wrong iss", sign_raw(key, HEADER, &with(good.clone(), "iss", json!("https://evil.test")))),
-        ("wrong aud", sign_raw(key, HEADER, &with(good.clone(), "aud", json!("someone-else")))),
+        (
+            "expired",
+            sign_raw(key, &kid, HEADER, &with(with(good.clone(), "exp", json!(now - 120)), "iat", json!(now - 900))),
+        ),
+        ("not yet valid", sign_raw(key, &kid, HEADER, &with(good.clone(), "nbf", json!(now + 120)))),
+        ("exp as a string", sign_raw(key, &kid, HEADER, &with(good.clone(), "exp", json!((now + 600).to_string())))),
+        ("nbf as a string", sign_raw(key, &kid, HEADER, &with(good.clone(), "nbf", json!(now.to_string())))),
+        ("no exp", sign_raw(key, &kid, HEADER, &without(good.clone(), "exp"))),
+        ("no nbf", sign_raw(key, &kid, HEADER, &without(good.clone(), "nbf"))),
+        ("no iss", sign_raw(key, &kid, HEADER, &without(good.clone(), "iss"))),
+        ("no aud", sign_raw(key, &kid, HEADER, &without(good.clone(), "aud"))),
+        ("wrong iss", sign_raw(key, &kid, HEADER, &with(good.clone(), "iss", json!("https://evil.test")))),
+        ("wrong aud", sign_raw(key, &kid, HEADER, &with(good.clone(), "aud", json!("someone-else")))),
         // Without the key, changing a claim breaks the signature.
         (
             "sub changed, signature kept",
             format!(
                 "{}.{}.{signature}",
-                b64(HEADER.as_bytes()),
+                b64(with_kid(HEADER, &kid).as_bytes()),
                 b64(with(good.clone(), "sub", json!("999999")).to_string().as_bytes())
             ),
         ),
@@ -90,21 +103,45 @@ fn forgeries(app: &TestApp, user: &TestUser) -> Vec<(&'static str, String)> {
             "role changed, signature kept",
             format!(
                 "{}.{}.{signature}",
-                b64(HEADER.as_bytes()),
+                b64(with_kid(HEADER, &kid).as_bytes()),
                 b64(with(good.clone(), "role", json!("admin")).to_string().as_bytes())
             ),
         ),
-        ("sub not a number", sign_raw(key, HEADER, &with(good.clone(), "sub", json!("1 OR 1=1")))),
-        ("role claim not a role", sign_raw(key, HEADER, &with(good.clone(), "role", json!("root")))),
-        ("pwc claim missing", sign_raw(key, HEADER, &without(good.clone(), "pwc"))),
-        ("pwc claim a string", sign_raw(key, HEADER, &with(good.clone(), "pwc", json!("false")))),
-        ("no typ", sign_raw(key, r#"{"alg":"HS256"}"#, &good)),
-        ("typ JWT", sign_raw(key, r#"{"typ":"JWT","alg":"HS256"}"#, &good)),
-        ("embedded jwk", sign_raw(key, r#"{"typ":"at+jwt","alg":"HS256","jwk":{"kty":"oct","k":"AAAA"}}"#, &good)),
-        ("jku", sign_raw(key, r#"{"typ":"at+jwt","alg":"HS256","jku":"http://127.0.0.1:9/keys"}"#, &good)),
-        ("x5u", sign_raw(key, r#"{"typ":"at+jwt","alg":"HS256","x5u":"http://127.0.0.1:9/cert"}"#, &good)),
-        ("crit", sign_raw(key, r#"{"typ":"at+jwt","alg":"HS256","crit":["exp"]}"#, &good)),
-        ("duplicate alg keys", sign_raw(key, r#"{"typ":"at+jwt","alg":"none","alg":"HS256"}"#, &good)),
+        ("sub not a number", sign_raw(key, &kid, HEADER, &with(good.clone(), "sub", json!("1 OR 1=1")))),
+        ("role claim not a role", sign_raw(key, &kid, HEADER, &with(good.clone(), "role", json!("root")))),
+        ("pwc claim missing", sign_raw(key, &kid, HEADER, &without(good.clone(), "pwc"))),
+        ("pwc claim a string", sign_raw(key, &kid, HEADER, &with(good.clone(), "pwc", json!("false")))),
+        (
+            "no kid",
+            format!(
+                "{}.{}",
+                b64(HEADER.as_bytes()),
+                hs(key, hmac::HMAC_SHA256, &format!("{}.{}", b64(HEADER.as_bytes()), encoded_claims))
+            ),
+        ),
+        (
+            "kid the server did not issue",
+            sign_raw(key, &kid, r#"{"typ":"at+jwt","alg":"HS256","kid":"other-key"}"#, &good),
+        ),
+        (
+            "kid path traversal",
+            sign_raw(key, &kid, r#"{"typ":"at+jwt","alg":"HS256","kid":"../../../../dev/null"}"#, &good),
+        ),
+        (
+            "kid SQL injection",
+            sign_raw(key, &kid, r#"{"typ":"at+jwt","alg":"HS256","kid":"x' UNION SELECT 'secret"}"#, &good),
+        ),
+        ("kid not a string", sign_raw(key, &kid, r#"{"typ":"at+jwt","alg":"HS256","kid":1}"#, &good)),
+        ("no typ", sign_raw(key, &kid, r#"{"alg":"HS256"}"#, &good)),
+        ("typ JWT", sign_raw(key, &kid, r#"{"typ":"JWT","alg":"HS256"}"#, &good)),
+        (
+            "embedded jwk",
+            sign_raw(key, &kid, r#"{"typ":"at+jwt","alg":"HS256","jwk":{"kty":"oct","k":"AAAA"}}"#, &good),
+        ),
+        ("jku", sign_raw(key, &kid, r#"{"typ":"at+jwt","alg":"HS256","jku":"http://127.0.0.1:9/keys"}"#, &good)),
+        ("x5u", sign_raw(key, &kid, r#"{"typ":"at+jwt","alg":"HS256","x5u":"http://127.0.0.1:9/cert"}"#, &good)),
+        ("crit", sign_raw(key, &kid, r#"{"typ":"at+jwt","alg":"HS256","crit":["exp"]}"#, &good)),
+        ("duplicate alg keys", sign_raw(key, &kid, r#"{"typ":"at+jwt","alg":"none","alg":"HS256"}"#, &good)),
         ("garbage", "not-a-token".to_owned()),
         ("three dots of garbage", "a.b.c".to_owned()),
         ("16 KiB", format!("{}.{}.{}", "e".repeat(8192), "e".repeat(8192), "e".repeat(100))),
@@ -140,7 +177,7 @@ fn forgeries(app: &TestApp, user: &TestUser) -> Vec<(&'static str, String)> {
 both_backends! {
     async fn a_correctly_signed_token_is_accepted_so_the_forgeries_below_fail_for_their_flaw(app: TestApp) {
         let user = app.create_user("alice", Role::User).await;
-        let token = sign_raw(app.jwt_secret.as_bytes(), HEADER, &claims(&app, &user, "user"));
+        let token = sign_raw(app.jwt_secret.as_bytes(), &app.kid(), HEADER, &claims(&app, &user, "user"));
 
         assert_eq!(app.get_with_bearer("/api/me", &token).await.status(), 200);
         app.set_cookie("portcullis", &token);
