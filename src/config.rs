@@ -25,6 +25,9 @@ pub struct Settings {
     /// expire; nothing new is signed with it.
     pub jwt_secret_previous: Option<JwtSecret>,
     pub sessions: SessionPolicy,
+    pub throttle: ThrottlePolicy,
+    /// Proxies whose `X-Forwarded-For` is believed; everyone else is known by the socket peer.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How many argon2 hashes may run at once (each takes 19 MiB and one core).
     pub hash_concurrency: usize,
     /// CSS and images served under `/static`.
@@ -49,6 +52,32 @@ impl Default for SessionPolicy {
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
             lifetime: DEFAULT_SESSION_LIFETIME,
+        }
+    }
+}
+
+/// How failed sign-ins slow an attacker down: temporary pauses that double each time, never a
+/// permanent lock-out an attacker could use against the account's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Attempts per sign-in name (existing or not) within `window` before a pause.
+    pub account_attempts: u32,
+    /// Attempts per client address within `window` before a pause.
+    pub address_attempts: u32,
+    pub window: Duration,
+    /// The first pause; each further one within the window after it doubles, up to `max_pause`.
+    pub pause: Duration,
+    pub max_pause: Duration,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            account_attempts: 5,
+            address_attempts: 50,
+            window: Duration::from_secs(15 * 60),
+            pause: Duration::from_secs(60),
+            max_pause: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -217,13 +246,80 @@ impl Settings {
             bail!("PORTCULLIS_SESSION_LIFETIME must not be shorter than PORTCULLIS_SESSION_IDLE_TIMEOUT");
         }
 
+        let defaults = ThrottlePolicy::default();
+        let day = (Duration::from_secs(24 * 60 * 60), "24h");
+        let throttle = ThrottlePolicy {
+            account_attempts: parse_number(
+                get("PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS"),
+                "PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS",
+                defaults.account_attempts,
+                1..=1000,
+            )?,
+            address_attempts: parse_number(
+                get("PORTCULLIS_LOGIN_ADDRESS_ATTEMPTS"),
+                "PORTCULLIS_LOGIN_ADDRESS_ATTEMPTS",
+                defaults.address_attempts,
+                1..=100_000,
+            )?,
+            window: parse_duration(
+                get("PORTCULLIS_LOGIN_WINDOW"),
+                "PORTCULLIS_LOGIN_WINDOW",
+                defaults.window,
+                (Duration::from_secs(1), "1s"),
+                day,
+            )?,
+            pause: parse_duration(
+                get("PORTCULLIS_LOGIN_PAUSE"),
+                "PORTCULLIS_LOGIN_PAUSE",
+                defaults.pause,
+                (Duration::from_secs(1), "1s"),
+                day,
+            )?,
+            max_pause: parse_duration(
+                get("PORTCULLIS_LOGIN_MAX_PAUSE"),
+                "PORTCULLIS_LOGIN_MAX_PAUSE",
+                defaults.max_pause,
+                (Duration::from_secs(1), "1s"),
+                day,
+            )?,
+        };
+        if throttle.max_pause < throttle.pause {
+            bail!("PORTCULLIS_LOGIN_MAX_PAUSE must not be shorter than PORTCULLIS_LOGIN_PAUSE");
+        }
+        let trusted_proxies = match get("PORTCULLIS_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|part| !part.is_empty())
+                .map(|part| {
+                    part.parse().map_err(|_| {
+                        anyhow!(
+                            "PORTCULLIS_TRUSTED_PROXIES must be a comma-separated list of IP addresses (got {part:?})"
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        };
+
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let hash_concurrency =
             parse_number(get("PORTCULLIS_HASH_CONCURRENCY"), "PORTCULLIS_HASH_CONCURRENCY", cores, 1..=256)?;
 
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(crate::startup::default_static_dir, PathBuf::from);
 
-        Ok(Self { database, bind, public_url, jwt_secret, jwt_secret_previous, sessions, hash_concurrency, static_dir })
+        Ok(Self {
+            database,
+            bind,
+            public_url,
+            jwt_secret,
+            jwt_secret_previous,
+            sessions,
+            throttle,
+            trusted_proxies,
+            hash_concurrency,
+            static_dir,
+        })
     }
 }
 
@@ -328,6 +424,9 @@ mod tests {
             (("PORTCULLIS_SESSION_IDLE_TIMEOUT", "10m"), "must be longer than PORTCULLIS_ACCESS_TOKEN_TTL"),
             (("PORTCULLIS_SESSION_LIFETIME", "1h"), "must not be shorter than PORTCULLIS_SESSION_IDLE_TIMEOUT"),
             (("PORTCULLIS_SESSION_LIFETIME", "2y"), "between 5m and 365d"),
+            (("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.1, proxy.internal"), "PORTCULLIS_TRUSTED_PROXIES"),
+            (("PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS", "0"), "PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS"),
+            (("PORTCULLIS_LOGIN_PAUSE", "2d"), "PORTCULLIS_LOGIN_PAUSE must be between"),
         ];
         for ((key, value), expected) in cases {
             let error = settings(&[(key, value)]).unwrap_err().to_string();

@@ -119,6 +119,8 @@ pub enum ApiError {
     MissingToken,
     #[error("the access token is invalid or has expired")]
     InvalidToken,
+    #[error("too many sign-in attempts; try again in {} seconds", .0.as_secs())]
+    Throttled(std::time::Duration),
     #[error("the refresh token is not valid: it has expired, was revoked or was already used; sign in again")]
     InvalidRefreshToken,
     #[error("{0}")]
@@ -151,6 +153,7 @@ impl ApiError {
             Self::MissingToken => "missing_token",
             Self::InvalidToken => "invalid_token",
             Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::Throttled(_) => "too_many_attempts",
             Self::Forbidden(_) => "forbidden",
             Self::PasswordChangeRequired => "password_change_required",
             Self::NotFound => "not_found",
@@ -173,6 +176,7 @@ impl ResponseError for ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -203,6 +207,9 @@ impl ResponseError for ApiError {
                     "Bearer realm=\"portcullis\", error=\"invalid_token\", \
                      error_description=\"The access token is invalid or has expired\"",
                 ));
+            }
+            Self::Throttled(wait) => {
+                response.insert_header((header::RETRY_AFTER, wait.as_secs().to_string()));
             }
             _ => {}
         }

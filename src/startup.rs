@@ -8,6 +8,7 @@ use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
+use crate::auth::client::TrustedProxies;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfKey, refuse_cross_site_writes};
 use crate::auth::guard::{identify_page_visitor, require_bearer, require_page_session};
@@ -70,6 +71,8 @@ impl Application {
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
         let static_dir = settings.static_dir.clone();
         let hsts = settings.public_url.is_https();
+        let throttle = web::Data::new(settings.throttle);
+        let trusted_proxies = web::Data::new(TrustedProxies(settings.trusted_proxies.clone()));
         let counts_cache = web::Data::new(admin::overview::CountsCache::default());
 
         warn_if_no_admin(&pool);
@@ -89,6 +92,8 @@ impl Application {
                 .app_data(cookies.clone())
                 .app_data(hasher.clone())
                 .app_data(counts_cache.clone())
+                .app_data(throttle.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))
@@ -167,6 +172,7 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
                 .route("/users/{id}/reset-password", web::post().to(admin::user_actions::reset_password))
                 .route("/users/{id}/delete", web::get().to(admin::user_actions::confirm_delete))
                 .route("/users/{id}/delete", web::post().to(admin::user_actions::delete))
+                .route("/users/{id}/throttle/clear", web::post().to(admin::user_actions::clear_throttle))
                 .route("/users/{id}/sessions/revoke-all", web::post().to(admin::user_actions::revoke_all_sessions))
                 .route("/users/{id}/sessions/{session}/revoke", web::post().to(admin::user_actions::revoke_session))
                 .route("/audit", web::get().to(admin::audit::list))

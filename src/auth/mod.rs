@@ -10,6 +10,7 @@ pub mod password;
 pub mod random;
 pub mod revocation;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 
 pub use extractors::{AdminUser, CurrentUser, MaybeUser};

@@ -20,7 +20,7 @@ use crate::db::{self, DbConnection, DbPool, sessions};
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// A list older than this is not trusted: requests are refused until it is fresh again.
 pub const MAX_STALENESS: Duration = Duration::from_secs(2);
-/// Expired sessions and old revocations are deleted this often (by every instance; the
+/// Expired sessions, old revocations and idle sign-in counters are deleted this often (by every instance; the
 /// deletes are idempotent).
 const PRUNE_EVERY: u32 = 60;
 /// Allowance for clocks that differ between instances.
@@ -115,7 +115,10 @@ impl RevocationList {
 
     fn prune(&self, conn: &mut DbConnection) -> anyhow::Result<usize> {
         let now = now();
-        Ok(sessions::prune(conn, now, now - self.idle_timeout, now - self.remember_for)?)
+        let sessions = sessions::prune(conn, now, now - self.idle_timeout, now - self.remember_for)?;
+        // Sign-in counters long idle go too (nothing else sweeps them).
+        let throttles = crate::db::throttles::prune(conn, now - crate::auth::throttle::FORGET_AFTER)?;
+        Ok(sessions + throttles)
     }
 
     /// Refreshes the list every second on a thread of its own (so a busy async runtime can

@@ -4,6 +4,7 @@ pub mod audit;
 mod connection;
 pub mod schema;
 pub mod sessions;
+pub mod throttles;
 pub mod user_search;
 pub mod users;
 

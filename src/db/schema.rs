@@ -63,3 +63,13 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(users, sessions, refresh_tokens);
+
+diesel::table! {
+    login_throttles (throttle_key) {
+        throttle_key -> Text,
+        attempts -> Integer,
+        window_started_at -> Timestamp,
+        strikes -> Integer,
+        paused_until -> Nullable<Timestamp>,
+    }
+}

@@ -13,7 +13,9 @@ use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
 use crate::auth::{MaybeUser, random};
+use crate::config::ThrottlePolicy;
 use crate::db::DbPool;
+use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
 use crate::web::form::StrictForm;
@@ -100,6 +102,7 @@ pub async fn submit(
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
     sessions: web::Data<Sessions>,
+    throttle: web::Data<ThrottlePolicy>,
 ) -> Result<HttpResponse, PageError> {
     let LoginForm { username, password, csrf_token, next } = form.0;
     let nonce = req.cookie(cookies.login_csrf_name()).map(|cookie| cookie.value().to_owned()).unwrap_or_default();
@@ -122,9 +125,22 @@ pub async fn submit(
         return failed(StatusCode::BAD_REQUEST, "Enter your username or email and your password.");
     }
 
-    let outcome = verify_credentials(&pool, &hasher, &username, SecretString::from(password)).await?;
+    if password.len() > MAX_PASSWORD_BYTES {
+        return failed(StatusCode::BAD_REQUEST, &format!("Passwords are at most {MAX_PASSWORD_BYTES} bytes long."));
+    }
+
+    let ip = client_ip(&req);
+    let outcome = verify_credentials(&pool, &hasher, &throttle, &username, SecretString::from(password), &ip).await?;
     let user = match outcome {
         LoginOutcome::Success(user) => user,
+        LoginOutcome::Throttled { retry_after } => {
+            tracing::warn!(event = "login_throttled", username = %username.escape_debug(), client_ip = %ip, "login throttled");
+            let message = format!("Too many sign-in attempts. Wait {} and try again.", wait_phrase(retry_after));
+            let mut response = failed(StatusCode::TOO_MANY_REQUESTS, &message)?;
+            let retry_after = header::HeaderValue::from(retry_after.as_secs());
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+            return Ok(response);
+        }
         LoginOutcome::Failure { known_user } => {
             record_failure(&pool, known_user, &username, client_ip(&req), "via form").await?;
             tracing::info!(event = "login_failed", username = %username.escape_debug(), client_ip = %client_ip(&req), "login failed");
@@ -141,4 +157,14 @@ pub async fn submit(
         response.cookie(cookies.refresh(refresh, tokens.refresh_expires_in));
     }
     Ok(response.finish())
+}
+
+/// "45 seconds", "1 minute", "3 minutes" (rounded up).
+fn wait_phrase(wait: std::time::Duration) -> String {
+    match wait.as_secs() {
+        0..=1 => "a second".to_owned(),
+        seconds @ 2..=59 => format!("{seconds} seconds"),
+        60 => "1 minute".to_owned(),
+        seconds => format!("{} minutes", seconds.div_ceil(60)),
+    }
 }

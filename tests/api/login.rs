@@ -155,6 +155,11 @@ both_backends! {
 
         let response = app.post_form("/login", &[("username", &user.username), ("password", &long), ("csrf_token", &csrf)]).await;
 
-        assert_eq!(response.status(), 401);
+        assert_eq!(response.status(), 400);
+        assert!(response.text().await.unwrap().contains("at most 1024 bytes"));
+        let response = app.post_json("/api/token", &serde_json::json!({"username": user.username, "password": long})).await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
+        assert!(!app.audit_actions().await.contains(&"login.failed".to_owned()), "not counted as a guess");
     }
 }

@@ -17,4 +17,5 @@ mod logout;
 mod operations;
 mod secret_rotation;
 mod sessions;
+mod throttling;
 mod token_attacks;

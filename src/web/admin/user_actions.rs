@@ -13,9 +13,12 @@ use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfForm, CsrfKey, NoFields};
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
+use crate::auth::throttle;
+use crate::db::audit;
 use crate::db::sessions::Ending;
+use crate::db::throttles;
 use crate::db::users::{self, User};
-use crate::db::{self, DbPool};
+use crate::db::{self, DbPool, write_transaction};
 use crate::domain::NewPassword;
 use crate::error::PageError;
 use crate::web::flash::redirect_with_flash;
@@ -209,4 +212,29 @@ async fn load_user(pool: &DbPool, id: i64) -> Result<User, PageError> {
     db::run(pool, move |conn| -> anyhow::Result<_> { Ok(users::find_by_id(conn, id)?) })
         .await?
         .ok_or(PageError::NotFound)
+}
+
+/// Lets a paused account sign in again at once (the per-address counters stay).
+pub async fn clear_throttle(
+    req: HttpRequest,
+    admin: AdminUser,
+    id: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+    cookies: web::Data<CookiePolicy>,
+    pool: web::Data<DbPool>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_user_id(&id)?;
+    let user = load_user(&pool, id).await?;
+    let actor = admin.actor(client_ip(&req));
+    let target = (user.id, user.username.clone());
+    db::run(&pool, move |conn| -> anyhow::Result<()> {
+        write_transaction(conn, |conn| -> anyhow::Result<()> {
+            if throttles::clear(conn, &throttle::account_key(Some(target.0), ""))? {
+                audit::record(conn, &actor, "user.throttle_cleared", Some((target.0, &target.1)), "")?;
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(redirect_with_flash(&cookies, &format!("/admin/users/{id}"), &format!("{} can sign in again.", user.username)))
 }

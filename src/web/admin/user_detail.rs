@@ -12,6 +12,7 @@ use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfForm, CsrfKey};
 use crate::auth::sessions::Sessions;
+use crate::auth::throttle::{self, Standing};
 use crate::db::audit::{self, AuditEvent, AuditFilter};
 use crate::db::sessions::Session;
 use crate::db::users::{self, ProfileChanges, User};
@@ -72,6 +73,8 @@ struct UserPage<'a> {
     errors: FieldErrors,
     events: Vec<EventRow>,
     sessions: Vec<SessionRow>,
+    /// Failed sign-ins counting towards a pause, or the pause itself; `None` when clean.
+    throttle: Option<String>,
     is_self: bool,
 }
 
@@ -80,18 +83,20 @@ struct Loaded {
     user: User,
     sessions: Vec<Session>,
     events: Vec<AuditEvent>,
+    throttle: Option<Standing>,
 }
 
 async fn load(pool: &DbPool, sessions: &Sessions, id: i64) -> Result<Loaded, PageError> {
-    let (user, events) = db::run(pool, move |conn| -> Result<_, PageError> {
+    let (user, events, throttle) = db::run(pool, move |conn| -> Result<_, PageError> {
         let user = users::find_by_id(conn, id).map_err(anyhow::Error::from)?.ok_or(PageError::NotFound)?;
         let filter = AuditFilter { target_id: Some(id), ..Default::default() };
         let (events, _) = audit::page(conn, &filter, RECENT_EVENTS).map_err(anyhow::Error::from)?;
-        Ok((user, events))
+        let throttle = throttle::standing(conn, id, users::now()).map_err(anyhow::Error::from)?;
+        Ok((user, events, throttle))
     })
     .await?;
     let sessions = sessions.list(pool, id).await?;
-    Ok(Loaded { user, sessions, events })
+    Ok(Loaded { user, sessions, events, throttle })
 }
 
 fn page<'a>(
@@ -116,6 +121,7 @@ fn page<'a>(
             Some(&admin.session_id),
             &format!("/admin/users/{}/sessions", user.id),
         ),
+        throttle: loaded.throttle.as_ref().and_then(describe_throttle),
         is_self: admin.user_id == user.id,
     }
 }
@@ -206,4 +212,16 @@ async fn rerender(
 ) -> Result<HttpResponse, PageError> {
     let loaded = load(pool, sessions, id).await?;
     render(StatusCode::UNPROCESSABLE_ENTITY, &page(admin, csrf, &loaded, form, errors))
+}
+
+fn describe_throttle(standing: &Standing) -> Option<String> {
+    match (standing.paused_until, standing.recent_failures) {
+        (Some(until), _) => Some(format!(
+            "Sign-in is paused until {} UTC after repeated failed attempts.",
+            until.format("%Y-%m-%d %H:%M:%S")
+        )),
+        (None, 0) => None,
+        (None, 1) => Some("1 failed sign-in attempt recently.".to_owned()),
+        (None, failures) => Some(format!("{failures} failed sign-in attempts recently.")),
+    }
 }

@@ -10,8 +10,10 @@ use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::credentials::{LoginOutcome, record_failure, verify_credentials};
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::{Presenter, SessionTokens, Sessions};
+use crate::config::ThrottlePolicy;
 use crate::db::DbPool;
 use crate::db::sessions::Ending;
+use crate::domain::MAX_PASSWORD_BYTES;
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -64,6 +66,7 @@ pub async fn issue(
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
     sessions: web::Data<Sessions>,
+    throttle: web::Data<ThrottlePolicy>,
 ) -> Result<HttpResponse, ApiError> {
     let TokenRequest { username, email, password } = body.into_inner();
     let login = match (username, email) {
@@ -81,8 +84,17 @@ pub async fn issue(
         return Err(ApiError::BadRequest("\"username\"/\"email\" and \"password\" must not be empty".into()));
     }
 
-    let outcome = verify_credentials(&pool, &hasher, &login, SecretString::from(password)).await?;
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::BadRequest(format!("\"password\" is longer than {MAX_PASSWORD_BYTES} bytes")));
+    }
+
+    let ip = client_ip(&req);
+    let outcome = verify_credentials(&pool, &hasher, &throttle, &login, SecretString::from(password), &ip).await?;
     let user = match outcome {
+        LoginOutcome::Throttled { retry_after } => {
+            tracing::warn!(event = "login_throttled", via = "api", username = %login.escape_debug(), client_ip = %ip, "login throttled");
+            return Err(ApiError::Throttled(retry_after));
+        }
         LoginOutcome::Success(user) if user.must_change_password => {
             let known_user = Some((user.id, user.username.clone()));
             record_failure(&pool, known_user, &login, client_ip(&req), "via api; must choose a new password first")

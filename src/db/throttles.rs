@@ -1,0 +1,60 @@
+//! Queries on `login_throttles`: failed sign-in counters shared by every instance.
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::login_throttles;
+
+#[derive(Debug, Clone, Queryable, Insertable, AsChangeset)]
+#[diesel(table_name = login_throttles, treat_none_as_null = true)]
+pub struct Throttle {
+    pub throttle_key: String,
+    pub attempts: i32,
+    pub window_started_at: NaiveDateTime,
+    pub strikes: i32,
+    pub paused_until: Option<NaiveDateTime>,
+}
+
+/// Inside a write transaction: makes sure a row exists for every key, then locks them (on
+/// PostgreSQL the UPDATE holds the rows until commit, so concurrent attempts on one key are
+/// counted one after another; SQLite's write lock already serialises them). Returns the rows.
+pub fn lock(conn: &mut DbConnection, keys: &[String], now: NaiveDateTime) -> QueryResult<Vec<Throttle>> {
+    for key in keys {
+        let fresh =
+            Throttle { throttle_key: key.clone(), attempts: 0, window_started_at: now, strikes: 0, paused_until: None };
+        // `ON CONFLICT DO NOTHING` is not in MultiConnection's common subset; each backend has it.
+        let insert = diesel::insert_into(login_throttles::table).values(&fresh);
+        match conn {
+            DbConnection::Sqlite(sqlite) => insert.on_conflict_do_nothing().execute(sqlite)?,
+            DbConnection::Postgres(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+        };
+    }
+    diesel::update(login_throttles::table.filter(login_throttles::throttle_key.eq_any(keys)))
+        .set(login_throttles::attempts.eq(login_throttles::attempts))
+        .execute(conn)?;
+    login_throttles::table.filter(login_throttles::throttle_key.eq_any(keys)).load(conn)
+}
+
+pub fn save(conn: &mut DbConnection, throttle: &Throttle) -> QueryResult<()> {
+    diesel::update(login_throttles::table.find(&throttle.throttle_key)).set(throttle).execute(conn)?;
+    Ok(())
+}
+
+pub fn find(conn: &mut DbConnection, key: &str) -> QueryResult<Option<Throttle>> {
+    login_throttles::table.find(key).first(conn).optional()
+}
+
+/// Returns whether there was anything to clear.
+pub fn clear(conn: &mut DbConnection, key: &str) -> QueryResult<bool> {
+    Ok(diesel::delete(login_throttles::table.find(key)).execute(conn)? > 0)
+}
+
+/// Forgets counters nobody has touched for `idle` (their windows and pauses are long over).
+pub fn prune(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(
+        login_throttles::table
+            .filter(login_throttles::window_started_at.lt(cutoff))
+            .filter(login_throttles::paused_until.is_null().or(login_throttles::paused_until.lt(cutoff))),
+    )
+    .execute(conn)
+}

@@ -1,0 +1,229 @@
+//! Password guessing is slowed by temporary, escalating pauses per sign-in name and per client
+//! address, and no answer tells an attacker whether an account exists.
+use portcullis::config::Settings;
+use portcullis::domain::Role;
+use reqwest::Response;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const WRONG: &str = "not the password at all";
+
+async fn api_attempt(app: &TestApp, login: &str, password: &str) -> Response {
+    app.post_json("/api/token", &json!({"username": login, "password": password})).await
+}
+
+/// Status, headers (but `date`) and body: what must not differ between two refusals.
+async fn fingerprint(response: Response, typed_login: &str) -> (u16, Vec<(String, String)>, String) {
+    let status = response.status().as_u16();
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    let echoes_name = response.headers()["content-type"].to_str().unwrap().starts_with("text/html");
+    headers.sort();
+    let body = response.text().await.unwrap();
+    if !echoes_name {
+        return (status, headers, body);
+    }
+    // The form shows the typed name back in its field: the one allowed difference, and the
+    // length that follows from it.
+    for (name, value) in &mut headers {
+        if name == "content-length" {
+            *value = (value.parse::<usize>().unwrap() - typed_login.len()).to_string();
+        }
+    }
+    (status, headers, body.replace(&format!("value=\"{typed_login}\""), "value=\"\""))
+}
+
+async fn form_attempt(app: &TestApp, login: &str, password: &str) -> Response {
+    let csrf = app.login_form_token().await;
+    app.post_form("/login", &[("username", login), ("password", password), ("csrf_token", &csrf)]).await
+}
+
+both_backends! {
+    async fn after_five_wrong_passwords_the_account_is_paused_even_for_the_right_one(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        for attempt in 1..=5 {
+            assert_eq!(api_attempt(&app, "alice", WRONG).await.status(), 401, "attempt {attempt}");
+        }
+
+        let paused = api_attempt(&app, "alice", &user.password).await;
+
+        assert_eq!(paused.status(), 429);
+        let retry_after: u64 = paused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        let body: Value = paused.json().await.unwrap();
+        assert_eq!(body["error"], "too_many_attempts");
+        assert!(body.get("token").is_none());
+        let form = form_attempt(&app, "alice", &user.password).await;
+        assert_eq!(form.status(), 429, "one set of counters for the form and the API");
+        assert!(form.headers().contains_key("retry-after"));
+        assert!(form.text().await.unwrap().contains("Too many sign-in attempts"));
+        assert!(app.cookie("portcullis").is_none(), "no session while paused");
+    }
+
+    async fn the_username_and_the_email_share_one_budget(app: TestApp) {
+        app.create_user("alice", Role::User).await;
+        for login in ["alice", "alice@example.com", "ALICE", "Alice@Example.com", "alice"] {
+            assert_eq!(api_attempt(&app, login, WRONG).await.status(), 401);
+        }
+        assert_eq!(api_attempt(&app, "alice@example.com", WRONG).await.status(), 429);
+    }
+
+    async fn a_successful_sign_in_resets_the_accounts_count(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        for _ in 0..4 {
+            api_attempt(&app, "alice", WRONG).await;
+        }
+        assert_eq!(api_attempt(&app, "alice", &user.password).await.status(), 200);
+        for attempt in 1..=4 {
+            assert_eq!(api_attempt(&app, "alice", WRONG).await.status(), 401, "attempt {attempt} after the reset");
+        }
+    }
+
+    async fn unknown_wrong_and_disabled_get_identical_answers_on_both_paths(app: TestApp) {
+        app.create_user("alice", Role::User).await;
+        let disabled = app.create_user("dora", Role::User).await;
+        let id = disabled.id;
+        app.with_conn(move |conn| portcullis::db::users::set_active(conn, id, false).unwrap()).await;
+
+        let cases = [("nobody", WRONG), ("alice", WRONG), ("dora", disabled.password.as_str())];
+        let mut api = Vec::new();
+        let mut form = Vec::new();
+        for (login, password) in cases {
+            api.push(fingerprint(api_attempt(&app, login, password).await, login).await);
+            form.push(fingerprint(form_attempt(&app, login, password).await, login).await);
+        }
+        assert_eq!(api[0].0, 401);
+        assert!(api.iter().all(|answer| *answer == api[0]), "API answers differ: {api:#?}");
+        assert_eq!(form[0].0, 401);
+        assert!(form.iter().all(|answer| *answer == form[0]), "form answers differ");
+    }
+
+    async fn a_made_up_name_is_paused_exactly_like_a_real_account(app: TestApp) {
+        app.create_user("alice", Role::User).await;
+        for _ in 0..5 {
+            api_attempt(&app, "alice", WRONG).await;
+            api_attempt(&app, "nobody", WRONG).await;
+        }
+
+        let real = fingerprint(api_attempt(&app, "alice", WRONG).await, "alice").await;
+        let made_up = fingerprint(api_attempt(&app, "nobody", WRONG).await, "nobody").await;
+
+        assert_eq!(real.0, 429);
+        assert_eq!(real, made_up, "a pause must not reveal that an account exists");
+        let real = fingerprint(form_attempt(&app, "alice", WRONG).await, "alice").await;
+        let made_up = fingerprint(form_attempt(&app, "nobody", WRONG).await, "nobody").await;
+        assert_eq!(real.0, 429);
+        assert_eq!(real, made_up);
+    }
+
+    async fn an_admin_sees_a_paused_account_and_can_clear_it(app: TestApp) {
+        let admin = app.create_user("admin", Role::Admin).await;
+        let user = app.create_user("alice", Role::User).await;
+        for _ in 0..5 {
+            api_attempt(&app, "alice", WRONG).await;
+        }
+        assert_eq!(api_attempt(&app, "alice", &user.password).await.status(), 429);
+        app.login_as(&admin).await;
+
+        let html = app.get(&format!("/admin/users/{}", user.id)).await.text().await.unwrap();
+        assert!(html.contains("Sign-in is paused until"), "the admin sees it");
+        let csrf = hidden_field(&html, "csrf_token").unwrap();
+        let response = app.post_form(&format!("/admin/users/{}/throttle/clear", user.id), &[("csrf_token", &csrf)]).await;
+
+        assert_eq!(response.status(), 303);
+        assert_eq!(api_attempt(&app, "alice", &user.password).await.status(), 200);
+        assert!(app.audit_actions().await.contains(&"user.throttle_cleared".to_owned()));
+        let html = app.get(&format!("/admin/users/{}", user.id)).await.text().await.unwrap();
+        assert!(!html.contains("Sign-in is paused"));
+    }
+}
+
+fn three_per_address(settings: &mut Settings) {
+    settings.throttle.address_attempts = 3;
+}
+
+fn behind_a_proxy(settings: &mut Settings) {
+    settings.throttle.address_attempts = 3;
+    settings.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+}
+
+async fn with_app(backend: Backend, adjust: fn(&mut Settings), scenario: impl AsyncFnOnce(&TestApp)) {
+    if backend == Backend::Postgres && !postgres_available() {
+        return;
+    }
+    let app = spawn_app_with(backend, adjust).await;
+    scenario(&app).await;
+    app.server.stop(true).await;
+}
+
+async fn one_address_guessing_many_names_is_paused(app: &TestApp) {
+    for name in ["ann", "bob", "cat"] {
+        assert_eq!(api_attempt(app, name, WRONG).await.status(), 401);
+    }
+    assert_eq!(api_attempt(app, "dan", WRONG).await.status(), 429, "the fourth name from one address");
+    // A forged X-Forwarded-For from a client that is not a trusted proxy changes nothing.
+    let spoofed = app
+        .client
+        .post(app.url("/api/token"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({"username": "eve", "password": WRONG}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), 429);
+}
+
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count(app: &TestApp) {
+    let attempt = |client_ip: &'static str, name: &'static str| async move {
+        app.client
+            .post(app.url("/api/token"))
+            .header("x-forwarded-for", format!("198.51.100.200, {client_ip}"))
+            .json(&json!({"username": name, "password": WRONG}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    for name in ["ann", "bob", "cat"] {
+        assert_eq!(attempt("203.0.113.1", name).await, 401);
+    }
+    assert_eq!(attempt("203.0.113.1", "dan").await, 429);
+    assert_eq!(attempt("203.0.113.2", "dan").await, 401, "another client behind the same proxy");
+    let addresses: Vec<String> = app
+        .with_conn(|conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::audit_events;
+            audit_events::table.select(audit_events::client_ip).load::<Option<String>>(conn).unwrap()
+        })
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(addresses.contains(&"203.0.113.1".to_owned()), "the audit trail records the client: {addresses:?}");
+    assert!(!addresses.contains(&"198.51.100.200".to_owned()), "not an address the client wrote itself");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_guessing_many_names_is_paused_sqlite() {
+    with_app(Backend::Sqlite, three_per_address, one_address_guessing_many_names_is_paused).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_guessing_many_names_is_paused_postgres() {
+    with_app(Backend::Postgres, three_per_address, one_address_guessing_many_names_is_paused).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count_sqlite() {
+    with_app(Backend::Sqlite, behind_a_proxy, behind_a_trusted_proxy_each_forwarded_client_has_its_own_count).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count_postgres() {
+    with_app(Backend::Postgres, behind_a_proxy, behind_a_trusted_proxy_each_forwarded_client_has_its_own_count).await;
+}
