@@ -21,6 +21,11 @@ pub enum PageError {
     MethodNotAllowed,
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedEncoding(String),
+    /// 414 or 431.
+    #[error("{1}")]
+    HeadTooLarge(StatusCode, String),
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
@@ -44,6 +49,8 @@ impl ResponseError for PageError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::HeadTooLarge(status, _) => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -51,6 +58,8 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         let (title, message) = match self {
+            Self::UnsupportedEncoding(message) => ("Not accepted", message.as_str()),
+            Self::HeadTooLarge(_, message) => ("Request too large", message.as_str()),
             Self::BadRequest(message) => ("Bad request", message.as_str()),
             Self::CsrfRejected => (
                 "This form has expired",
@@ -133,6 +142,11 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    #[error("{0}")]
+    UnsupportedEncoding(String),
+    /// 414 or 431.
+    #[error("{1}")]
+    HeadTooLarge(StatusCode, String),
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
@@ -154,11 +168,12 @@ impl ApiError {
             Self::InvalidToken => "invalid_token",
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::Throttled(_) => "too_many_attempts",
+            Self::HeadTooLarge(..) => "request_too_large",
             Self::Forbidden(_) => "forbidden",
             Self::PasswordChangeRequired => "password_change_required",
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
             Self::Unexpected(_) => "internal_error",
         }
@@ -175,8 +190,9 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) | Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::HeadTooLarge(status, _) => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -1,6 +1,7 @@
 //! Building and running the server. The route table is `routes` below.
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use actix_files::Files;
 use actix_web::dev::Server;
@@ -18,10 +19,14 @@ use crate::auth::sessions::Sessions;
 use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
-use crate::web::{account, admin, api, dashboard, errors, health, home, login, logout, password_change, sessions};
+use crate::web::{
+    account, admin, api, dashboard, errors, health, home, limits, login, logout, password_change, sessions,
+};
 
 /// Forms and JSON bodies here are small; refuse more before reading it.
 const BODY_LIMIT_BYTES: usize = 16 * 1024;
+/// Slow clients (slowloris) are cut off if their request head is not in by then.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'none'; form-action 'self'";
 
@@ -84,6 +89,8 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(refuse_cross_site_writes))
+                .wrap(from_fn(limits::refuse_encoded_bodies))
+                .wrap(from_fn(limits::refuse_oversized_heads))
                 .wrap(security_headers(hsts))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .app_data(pool.clone())
@@ -100,6 +107,9 @@ impl Application {
                 .configure(|cfg| routes(cfg, &static_dir))
         })
         .shutdown_timeout(15)
+        // A client gets this long to send its request head, and to finish closing.
+        .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+        .client_disconnect_timeout(Duration::from_secs(1))
         .listen(listener)?
         .run();
         tracing::info!(address = %settings.bind.ip(), port, public_url = settings.public_url.origin(), "Portcullis is listening");

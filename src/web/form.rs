@@ -26,9 +26,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictForm<T> {
                 Some(PayloadError::Overflow) => PageError::PayloadTooLarge,
                 _ => PageError::BadRequest("The form data could not be read. Reload the page and try again.".into()),
             })?;
-            if !decodes_to_text(&body) {
+            if !decodes_to_clean_text(&body) {
                 return Err(PageError::BadRequest(
-                    "The form contains bytes that are not valid text (UTF-8). Check what you pasted and try again."
+                    "The form contains bytes that are not valid text (UTF-8) or a NUL character. Check what you \
+                     pasted and try again."
                         .into(),
                 )
                 .into());
@@ -42,8 +43,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictForm<T> {
 }
 
 /// Whether every percent-decoded key and value of `application/x-www-form-urlencoded` bytes
-/// is valid UTF-8.
-fn decodes_to_text(body: &[u8]) -> bool {
+/// is valid UTF-8 without NUL characters.
+fn decodes_to_clean_text(body: &[u8]) -> bool {
     body.split(|byte| *byte == b'&').flat_map(|pair| pair.splitn(2, |byte| *byte == b'=')).all(|part| {
         let mut decoded = Vec::with_capacity(part.len());
         let mut bytes = part.iter().copied();
@@ -63,20 +64,22 @@ fn decodes_to_text(body: &[u8]) -> bool {
                 other => decoded.push(other),
             }
         }
-        std::str::from_utf8(&decoded).is_ok()
+        !decoded.contains(&0) && std::str::from_utf8(&decoded).is_ok()
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::decodes_to_text;
+    use super::decodes_to_clean_text;
 
     #[test]
     fn only_bodies_that_decode_to_text_pass() {
-        assert!(decodes_to_text(b"name=Gr%C3%BC%C3%9Fe+aus&x=%F0%9D%84%9E&empty=&100%25=ok"));
-        assert!(!decodes_to_text(b"name=%FF%FE"));
-        assert!(!decodes_to_text(b"a=1&b=%C3"), "a truncated sequence");
-        assert!(!decodes_to_text(b"%FF=key"));
-        assert!(!decodes_to_text(b"raw=\xff"));
+        assert!(decodes_to_clean_text(b"name=Gr%C3%BC%C3%9Fe+aus&x=%F0%9D%84%9E&empty=&100%25=ok"));
+        assert!(!decodes_to_clean_text(b"name=%FF%FE"));
+        assert!(!decodes_to_clean_text(b"a=1&b=%C3"), "a truncated sequence");
+        assert!(!decodes_to_clean_text(b"%FF=key"));
+        assert!(!decodes_to_clean_text(b"raw=\xff"));
+        assert!(!decodes_to_clean_text(b"name=a%00b"), "a NUL character");
+        assert!(!decodes_to_clean_text(b"name=a\x00b"));
     }
 }

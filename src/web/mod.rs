@@ -9,6 +9,7 @@ pub mod form;
 pub mod health;
 pub mod home;
 pub mod layout;
+pub mod limits;
 pub mod login;
 pub mod logout;
 pub mod password_change;

@@ -134,12 +134,34 @@ pub async fn spawn_rotated_instance(first: &TestApp) -> TestApp {
     .await
 }
 
+/// Panics on the servers' threads (never a test's own assertion), counted for the whole run.
+static SERVER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn server_panics() -> usize {
+    SERVER_PANICS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn count_server_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current();
+            if thread.name().is_some_and(|name| name.starts_with("actix")) {
+                SERVER_PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            previous(info);
+        }));
+    });
+}
+
 async fn start_instance(
     database_url: String,
     jwt_secret: String,
     dir: tempfile::TempDir,
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    count_server_panics();
     if std::env::var("TEST_LOG").is_ok() {
         portcullis::telemetry::init();
     }

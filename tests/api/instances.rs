@@ -78,3 +78,18 @@ async fn the_same_refresh_token_sent_to_two_instances_at_once_rotates_only_once(
     assert_eq!(a.api_refresh(&winner.refresh).await.err(), Some(401));
     stop(a, b).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_on_one_instance_count_on_the_others() {
+    let Some((a, b)) = two_instances().await else { return };
+    let user = a.create_user("alice", Role::User).await;
+    for (n, app) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
+        assert_eq!(sign_in(app, "not the password at all").await, 401, "attempt {}", n + 1);
+    }
+    assert_eq!(sign_in(&b, &user.password).await, 429, "B knows about A's failures");
+    stop(a, b).await;
+}
+
+async fn sign_in(app: &TestApp, password: &str) -> u16 {
+    app.post_json("/api/token", &serde_json::json!({"username": "alice", "password": password})).await.status().as_u16()
+}

@@ -7,6 +7,7 @@ mod account;
 mod admin_area;
 mod admin_users;
 mod api_token;
+mod attacks;
 mod audit;
 mod cli;
 mod csrf;

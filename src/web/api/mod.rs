@@ -1,4 +1,5 @@
 //! The JSON API. Errors are `{"error": code, "message": text}` (see `crate::error::ApiError`).
+pub mod json;
 pub mod me;
 pub mod token;
 pub mod users;

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::json::StrictJson;
 use crate::auth::CurrentUser;
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::credentials::{LoginOutcome, record_failure, verify_credentials};
@@ -62,13 +63,13 @@ fn token_response(tokens: SessionTokens, user: Option<TokenUser>) -> Result<Http
 
 pub async fn issue(
     req: HttpRequest,
-    body: web::Json<TokenRequest>,
+    body: StrictJson<TokenRequest>,
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
     sessions: web::Data<Sessions>,
     throttle: web::Data<ThrottlePolicy>,
 ) -> Result<HttpResponse, ApiError> {
-    let TokenRequest { username, email, password } = body.into_inner();
+    let TokenRequest { username, email, password } = body.0;
     let login = match (username, email) {
         (Some(username), None) => username,
         (None, Some(email)) => email,
@@ -121,14 +122,12 @@ pub async fn issue(
 
 pub async fn refresh(
     req: HttpRequest,
-    body: web::Json<RefreshRequest>,
+    body: StrictJson<RefreshRequest>,
     pool: web::Data<DbPool>,
     sessions: web::Data<Sessions>,
 ) -> Result<HttpResponse, ApiError> {
-    let presented = body
-        .into_inner()
-        .refresh_token
-        .ok_or_else(|| ApiError::BadRequest("missing field: \"refresh_token\"".into()))?;
+    let presented =
+        body.0.refresh_token.ok_or_else(|| ApiError::BadRequest("missing field: \"refresh_token\"".into()))?;
     match sessions.refresh(&pool, &presented, &ClientInfo::of(&req), Presenter::ApiClient).await? {
         Ok(tokens) => token_response(tokens, None),
         Err(refusal) => {
