@@ -35,7 +35,10 @@ fn main() -> anyhow::Result<()> {
         let secret = portcullis::auth::random::token_base64(48);
         println!("backend: {backend}; {} cores", std::thread::available_parallelism().map_or(0, usize::from));
         let result = match check_cost(&database_url, &secret) {
-            Ok(()) => revocation_delay(&database_url, &secret).await,
+            Ok(()) => match revocation_delay(&database_url, &secret).await {
+                Ok(()) => login_timing(&database_url, &secret).await,
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         if let Some(base) = &postgres {
@@ -187,5 +190,52 @@ async fn revocation_delay(database_url: &str, secret: &str) -> anyhow::Result<()
     for handle in handles {
         handle.stop(true).await;
     }
+    Ok(())
+}
+
+/// Does a login's timing tell whether the name exists? Unknown names are checked against a
+/// dummy hash; this measures how close that comes (throttling raised out of the way).
+async fn login_timing(database_url: &str, secret: &str) -> anyhow::Result<()> {
+    const SAMPLES: usize = 30;
+    let mut settings = settings(database_url, secret)?;
+    settings.throttle.account_attempts = 10_000;
+    settings.throttle.address_attempts = 10_000;
+    let app = Application::build(settings).await?;
+    let url = format!("http://127.0.0.1:{}/api/token", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let time = |username: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let started = Instant::now();
+            let status = client
+                .post(&url)
+                .json(&serde_json::json!({"username": username, "password": "not the password"}))
+                .send()
+                .await?
+                .status();
+            anyhow::ensure!(status == 401, "expected 401, got {status}");
+            Ok::<_, anyhow::Error>(started.elapsed())
+        }
+    };
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    time("bench").await?; // warm-up
+    for _ in 0..SAMPLES {
+        unknown.push(time("nobody-at-all").await?);
+        wrong.push(time("bench").await?);
+    }
+    unknown.sort();
+    wrong.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (unknown_median, wrong_median) = (ms(unknown[SAMPLES / 2]), ms(wrong[SAMPLES / 2]));
+    println!();
+    println!(
+        "failed login, median of {SAMPLES} each (interleaved): unknown user {unknown_median:.1} ms, wrong password \
+         {wrong_median:.1} ms, difference {:+.1} ms ({:+.1} %)",
+        unknown_median - wrong_median,
+        (unknown_median - wrong_median) / wrong_median * 100.0
+    );
+    handle.stop(true).await;
     Ok(())
 }

@@ -44,11 +44,12 @@ impl ManageConnection for ConnectionManager {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-                // WAL lets readers run beside the writer; busy_timeout makes writers queue
-                // instead of failing with "database is locked".
+                // busy_timeout first: it makes everything after it (switching to WAL included)
+                // wait for another process's lock instead of failing with "database is locked".
+                // WAL lets readers run beside the writer.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON;",
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }

@@ -279,3 +279,25 @@ fn gzip_of_zeros(size: usize) -> Vec<u8> {
     writer.join().unwrap();
     output.stdout
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_responses_carry_hsts_and_cookies_are_secure_host_only() {
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.public_url = portcullis::config::PublicUrl::parse("https://login.example.com").unwrap();
+    })
+    .await;
+
+    let response = app.get("/login").await;
+
+    assert_eq!(response.headers()["strict-transport-security"], "max-age=31536000");
+    let cookie = set_cookies(&response).into_iter().next().expect("the login nonce cookie");
+    assert!(cookie.starts_with("__Host-portcullis-login="), "{cookie}");
+    for attribute in ["Secure", "HttpOnly", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    let plain = spawn_app(Backend::Sqlite).await;
+    assert!(plain.get("/login").await.headers().get("strict-transport-security").is_none(), "not over plain http");
+    app.server.stop(true).await;
+    plain.server.stop(true).await;
+}
