@@ -86,6 +86,9 @@ impl Default for ThrottlePolicy {
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
     pub pool_size: u32,
+    /// How long `serve` keeps retrying an unreachable PostgreSQL at start-up (instances often
+    /// start before their database). SQLite is opened once: a wrong path will not fix itself.
+    pub startup_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +189,13 @@ impl Settings {
         let database = DatabaseSettings {
             url: DatabaseUrl::parse(&database_url)?,
             pool_size: parse_number(get("PORTCULLIS_DB_POOL_SIZE"), "PORTCULLIS_DB_POOL_SIZE", 10, 1..=512)?,
+            startup_timeout: parse_duration(
+                get("PORTCULLIS_DB_STARTUP_TIMEOUT"),
+                "PORTCULLIS_DB_STARTUP_TIMEOUT",
+                Duration::from_secs(60),
+                (Duration::ZERO, "0s"),
+                (Duration::from_secs(60 * 60), "1h"),
+            )?,
         };
 
         let bind_raw = get("PORTCULLIS_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());

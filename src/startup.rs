@@ -17,7 +17,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{RevocationList, SyncerHandle};
 use crate::auth::sessions::Sessions;
 use crate::auth::tokens::JwtKeys;
-use crate::config::{DatabaseUrl, Settings, load_or_create_jwt_secret};
+use crate::config::{DatabaseSettings, DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
 use crate::web::{
     account, admin, api, dashboard, errors, health, home, limits, login, logout, password_change, sessions,
@@ -40,7 +40,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates and binds; `settings.bind` may use port 0 (tests).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = db::build_pool(&settings.database)?;
+        let pool = connect_with_retries(&settings.database).await?;
         let migration_pool = pool.clone();
         let applied = tokio::task::spawn_blocking(move || {
             let mut conn = migration_pool.get().context("no database connection available")?;
@@ -217,6 +217,27 @@ fn security_headers(hsts: bool) -> DefaultHeaders {
         .add(("Cache-Control", "no-store"));
     // Only when users reach us over https: browsers then refuse plain http for a year.
     if hsts { headers.add(("Strict-Transport-Security", "max-age=31536000")) } else { headers }
+}
+
+/// Opens the pool; an unreachable PostgreSQL is retried (1 s, 2 s, 4 s … at most 5 s apart)
+/// until `startup_timeout`, logging each failure, so instances may start before their database.
+async fn connect_with_retries(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let attempt = settings.clone();
+        let error = match tokio::task::spawn_blocking(move || db::build_pool(&attempt)).await? {
+            Ok(pool) => return Ok(pool),
+            Err(error) => error,
+        };
+        let waited = started.elapsed();
+        if !settings.url.is_postgres() || waited + pause > settings.startup_timeout {
+            return Err(error);
+        }
+        tracing::warn!(error = %format!("{error:#}"), retry_in = ?pause, "database not reachable yet; retrying (PORTCULLIS_DB_STARTUP_TIMEOUT)");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
 }
 
 fn warn_if_no_admin(pool: &DbPool) {

@@ -18,5 +18,6 @@ mod logout;
 mod operations;
 mod secret_rotation;
 mod sessions;
+mod startup;
 mod throttling;
 mod token_attacks;
