@@ -71,3 +71,49 @@ async fn a_sqlite_path_that_cannot_be_opened_fails_at_once() {
     assert!(outcome.is_err());
     assert!(started.elapsed() < Duration::from_secs(5), "no retries for SQLite");
 }
+
+/// The database becomes unreachable under a running server (connections refused and cut):
+/// signed-in requests fail closed with 503, never a 200 on stale data, and recover by
+/// themselves when it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgres_is_unreachable_signed_in_requests_fail_closed_then_recover() {
+    let Some(app) = spawn_postgres_app().await else { return };
+    let user = app.create_user("alice", portcullis::domain::Role::User).await;
+    let token = app.api_token(&user).await;
+    assert_eq!(app.get_with_bearer("/api/me", &token).await.status(), 200);
+    let name = app.database_url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    let set_reachable = |reachable: bool| {
+        let (base, name) = (std::env::var(POSTGRES_URL_VAR).unwrap(), name.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut admin = PgConnection::establish(&base).unwrap();
+            diesel::sql_query(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable}"))
+                .execute(&mut admin)
+                .unwrap();
+            if !reachable {
+                let cut = format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                );
+                diesel::sql_query(cut).execute(&mut admin).unwrap();
+            }
+        })
+    };
+
+    set_reachable(false).await.unwrap();
+    let refused = within(Duration::from_secs(8), || async {
+        let response = app.get_with_bearer("/api/me", &token).await;
+        assert!(response.status() == 200 || response.status() == 503, "{}", response.status());
+        response.status() == 503
+    })
+    .await;
+    let body: serde_json::Value = app.get_with_bearer("/api/me", &token).await.json().await.unwrap();
+    set_reachable(true).await.unwrap();
+
+    assert!(refused.is_some(), "requests were still let in 8 s after the database went away");
+    assert_eq!(body["error"], "unavailable");
+    let recovered =
+        within(Duration::from_secs(15), || async { app.get_with_bearer("/api/me", &token).await.status() == 200 })
+            .await;
+    assert!(recovered.is_some(), "no recovery 15 s after the database returned");
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.server.stop(true).await;
+}
