@@ -32,6 +32,8 @@ pub struct Settings {
     pub hash_concurrency: usize,
     /// CSS and images served under `/static`.
     pub static_dir: PathBuf,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics: bool,
 }
 
 /// How long the tokens of a login session live.
@@ -316,6 +318,12 @@ impl Settings {
         let hash_concurrency =
             parse_number(get("PORTCULLIS_HASH_CONCURRENCY"), "PORTCULLIS_HASH_CONCURRENCY", cores, 1..=256)?;
 
+        let metrics = match get("PORTCULLIS_METRICS").as_deref() {
+            None | Some("off" | "false" | "0") => false,
+            Some("on" | "true" | "1") => true,
+            Some(other) => bail!("PORTCULLIS_METRICS must be on or off (got {other:?})"),
+        };
+
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(crate::startup::default_static_dir, PathBuf::from);
 
         Ok(Self {
@@ -329,6 +337,7 @@ impl Settings {
             trusted_proxies,
             hash_concurrency,
             static_dir,
+            metrics,
         })
     }
 }
@@ -437,6 +446,7 @@ mod tests {
             (("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.1, proxy.internal"), "PORTCULLIS_TRUSTED_PROXIES"),
             (("PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS", "0"), "PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS"),
             (("PORTCULLIS_LOGIN_PAUSE", "2d"), "PORTCULLIS_LOGIN_PAUSE must be between"),
+            (("PORTCULLIS_METRICS", "yes please"), "PORTCULLIS_METRICS must be on or off"),
         ];
         for ((key, value), expected) in cases {
             let error = settings(&[(key, value)]).unwrap_err().to_string();

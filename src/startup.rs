@@ -19,6 +19,7 @@ use crate::auth::sessions::Sessions;
 use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
+use crate::metrics::{self, Metrics};
 use crate::web::{
     account, admin, api, dashboard, errors, health, home, limits, login, logout, password_change, sessions,
 };
@@ -78,6 +79,7 @@ impl Application {
         let hsts = settings.public_url.is_https();
         let throttle = web::Data::new(settings.throttle);
         let trusted_proxies = web::Data::new(TrustedProxies(settings.trusted_proxies.clone()));
+        let metrics = settings.metrics.then(|| web::Data::new(Metrics::default()));
         let counts_cache = web::Data::new(admin::overview::CountsCache::default());
 
         warn_if_no_admin(&pool);
@@ -87,12 +89,17 @@ impl Application {
             .with_context(|| format!("could not listen on {} (PORTCULLIS_BIND)", settings.bind))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(refuse_cross_site_writes))
+            let app = App::new();
+            let app = match &metrics {
+                Some(metrics) => app.app_data(metrics.clone()),
+                None => app,
+            };
+            app.wrap(from_fn(refuse_cross_site_writes))
                 .wrap(from_fn(limits::refuse_encoded_bodies))
                 .wrap(from_fn(limits::refuse_oversized_heads))
                 .wrap(security_headers(hsts))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .wrap(from_fn(metrics::record_requests))
                 .app_data(pool.clone())
                 .app_data(sessions.clone())
                 .app_data(csrf.clone())
@@ -104,7 +111,7 @@ impl Application {
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))
-                .configure(|cfg| routes(cfg, &static_dir))
+                .configure(|cfg| routes(cfg, &static_dir, metrics.is_some()))
         })
         .shutdown_timeout(15)
         // A client gets this long to send its request head, and to finish closing.
@@ -134,7 +141,10 @@ impl Application {
 }
 
 /// Every route, in one place. Private pages and the API each sit behind one guard.
-fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf) {
+fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: bool) {
+    if serve_metrics {
+        cfg.route("/metrics", web::get().to(metrics::show));
+    }
     cfg.service(web::resource("/").wrap(from_fn(identify_page_visitor)).route(web::get().to(home::redirect)))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))

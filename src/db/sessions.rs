@@ -103,6 +103,15 @@ pub fn live_for_user(
         .load(conn)
 }
 
+/// How many sessions are open (not ended, not timed out), all users.
+pub fn count_open(conn: &mut DbConnection, now: NaiveDateTime, idle_cutoff: NaiveDateTime) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::last_used_at.gt(idle_cutoff))
+        .count()
+        .get_result(conn)
+}
+
 /// Which sessions to end.
 #[derive(Debug, Clone)]
 pub enum Ending {

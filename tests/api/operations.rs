@@ -42,3 +42,52 @@ both_backends! {
         assert!(app.get("/static/../Cargo.toml").await.status().is_client_error());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_off_unless_turned_on() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    app.server.stop(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_sign_ins_by_outcome_and_open_sessions_sqlite() {
+    metrics_scenario(crate::helpers::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_sign_ins_by_outcome_and_open_sessions_postgres() {
+    if crate::helpers::postgres_available() {
+        metrics_scenario(crate::helpers::Backend::Postgres).await;
+    }
+}
+
+async fn metrics_scenario(backend: crate::helpers::Backend) {
+    use crate::helpers::*;
+    let app = spawn_app_with(backend, |settings| settings.metrics = true).await;
+    let user = app.create_user("alice", portcullis::domain::Role::User).await;
+    app.api_login(&user).await;
+    let wrong = serde_json::json!({"username": "alice", "password": "not the password at all"});
+    assert_eq!(app.post_json("/api/token", &wrong).await.status(), 401);
+    app.login_as(&user).await;
+    app.get("/admin/users/12345").await;
+    app.get("/healthz").await;
+
+    let response = app.get("/metrics").await;
+
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.unwrap();
+    for expected in [
+        r#"portcullis_http_requests_total{method="GET",route="/healthz",status="200"} 1"#,
+        r#"portcullis_http_requests_total{method="GET",route="/admin/users/{id}",status="403"} 1"#,
+        r#"portcullis_logins_total{via="api",outcome="success"} 1"#,
+        r#"portcullis_logins_total{via="api",outcome="failure"} 1"#,
+        r#"portcullis_logins_total{via="form",outcome="success"} 1"#,
+        r#"portcullis_http_request_duration_seconds_count{method="POST",route="/api/token"} 2"#,
+        "portcullis_sessions_open 2",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    app.server.stop(true).await;
+}
