@@ -153,9 +153,15 @@ pub enum ApiError {
     Unexpected(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct ApiErrorBody<'a> {
-    error: &'a str,
+/// Every API error: a stable machine-readable code and a sentence for people.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiErrorBody {
+    /// `invalid_request`, `invalid_credentials`, `missing_token`, `invalid_token`,
+    /// `invalid_refresh_token`, `too_many_attempts`, `forbidden`, `password_change_required`,
+    /// `not_found`, `payload_too_large`, `unsupported_media_type`, `request_too_large`,
+    /// `unavailable` or `internal_error`.
+    #[schema(example = "invalid_token")]
+    error: &'static str,
     message: String,
 }
 

@@ -202,6 +202,7 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
             web::scope("/api")
                 .route("/token", web::post().to(api::token::issue))
                 .route("/token/refresh", web::post().to(api::token::refresh))
+                .route("/openapi.json", web::get().to(api::openapi::document))
                 .service(
                     web::scope("")
                         .wrap(from_fn(require_bearer))

@@ -117,3 +117,68 @@ both_backends! {
         assert!(get_token.status().is_client_error(), "{}", get_token.status());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_endpoint_its_errors_and_the_bearer_scheme() {
+    let app = spawn_app(Backend::Sqlite).await;
+
+    let response = app.get("/api/openapi.json").await;
+
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/token", "post"),
+        ("/api/token/refresh", "post"),
+        ("/api/logout", "post"),
+        ("/api/me", "get"),
+        ("/api/users/{id}", "get"),
+    ] {
+        let operation = &paths[path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(responses.contains_key("401") || path == "/api/token/refresh" || path == "/api/token", "{path}");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(paths["/api/me"]["get"]["security"][0]["bearer"], json!([]));
+    for schema in ["ApiErrorBody", "TokenResponse", "TokenRequest", "RefreshRequest", "UserJson", "Me"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema} missing");
+    }
+    let token_fields = doc["components"]["schemas"]["TokenResponse"]["required"].as_array().unwrap();
+    for field in ["token", "token_type", "expires_in", "refresh_token", "refresh_expires_in"] {
+        assert!(token_fields.contains(&json!(field)), "{field}");
+    }
+    // Each operation, called for real, answers with a documented status and a body that has
+    // every field its schema requires: the document and the code agree.
+    let admin = app.create_user("admin", portcullis::domain::Role::Admin).await;
+    let login = app.post_json("/api/token", &json!({"username": "admin", "password": admin.password})).await;
+    let tokens: Value = check_against(&doc, "/api/token", "post", login).await.unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let refreshed = app.post_json("/api/token/refresh", &json!({"refresh_token": refresh_token})).await;
+    let tokens = check_against(&doc, "/api/token/refresh", "post", refreshed).await.unwrap();
+    let access = tokens["token"].as_str().unwrap().to_owned();
+    check_against(&doc, "/api/me", "get", app.get_with_bearer("/api/me", &access).await).await;
+    let user = app.get_with_bearer(&format!("/api/users/{}", admin.id), &access).await;
+    check_against(&doc, "/api/users/{id}", "get", user).await;
+    check_against(&doc, "/api/users/{id}", "get", app.get_with_bearer("/api/users/999999", &access).await).await;
+    check_against(&doc, "/api/me", "get", app.get("/api/me").await).await;
+    let logout = app.client.post(app.url("/api/logout")).bearer_auth(&access).send().await.unwrap();
+    check_against(&doc, "/api/logout", "post", logout).await;
+    app.server.stop(true).await;
+}
+
+/// Asserts the response's status is documented for the operation and its JSON body has every
+/// field the documented schema requires; returns the body.
+async fn check_against(doc: &Value, path: &str, method: &str, response: reqwest::Response) -> Option<Value> {
+    let status = response.status().as_u16().to_string();
+    let documented = &doc["paths"][path][method]["responses"][&status];
+    assert!(documented.is_object(), "{method} {path} answered {status}, which is not documented");
+    let reference = documented["content"]["application/json"]["schema"]["$ref"].as_str()?;
+    let schema = &doc["components"]["schemas"][reference.rsplit('/').next().unwrap()];
+    let body: Value = response.json().await.unwrap();
+    for field in schema["required"].as_array().into_iter().flatten() {
+        assert!(body.get(field.as_str().unwrap()).is_some(), "{method} {path} {status}: no {field} in {body}");
+    }
+    Some(body)
+}

@@ -5,9 +5,11 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 
 use crate::auth::CurrentUser;
+use crate::error::ApiErrorBody;
 
-#[derive(Serialize)]
-struct Me<'a> {
+/// The caller, as their access token describes them.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me<'a> {
     id: i64,
     username: &'a str,
     display_name: &'a str,
@@ -15,6 +17,17 @@ struct Me<'a> {
     token_expires_at: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "No valid Bearer token", body = ApiErrorBody),
+        (status = 403, description = "The account must choose a new password on the web first", body = ApiErrorBody),
+    )
+)]
 pub async fn show(caller: CurrentUser) -> HttpResponse {
     HttpResponse::Ok().insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(Me {
         id: caller.user_id,

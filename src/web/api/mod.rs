@@ -1,6 +1,7 @@
 //! The JSON API. Errors are `{"error": code, "message": text}` (see `crate::error::ApiError`).
 pub mod json;
 pub mod me;
+pub mod openapi;
 pub mod token;
 pub mod users;
 
@@ -9,7 +10,7 @@ use serde::Serialize;
 use crate::db::users::User;
 
 /// A user as the API shows it: never the password hash.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserJson {
     pub id: i64,
     pub username: String,

@@ -15,22 +15,24 @@ use crate::config::ThrottlePolicy;
 use crate::db::DbPool;
 use crate::db::sessions::Ending;
 use crate::domain::MAX_PASSWORD_BYTES;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorBody};
 
-#[derive(Deserialize)]
+/// Give `username` or `email` (not both) and `password`.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     refresh_token: Option<String>,
 }
 
-#[derive(Serialize)]
-struct TokenResponse {
+/// An access token (a JWT for `Authorization: Bearer`) and the refresh token that renews it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
     token: String,
     token_type: &'static str,
     expires_in: u64,
@@ -40,8 +42,8 @@ struct TokenResponse {
     user: Option<TokenUser>,
 }
 
-#[derive(Serialize)]
-struct TokenUser {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenUser {
     id: i64,
     username: String,
     email: String,
@@ -61,6 +63,22 @@ fn token_response(tokens: SessionTokens, user: Option<TokenUser>) -> Result<Http
     }))
 }
 
+/// Sign in: exchange a username (or email) and password for tokens, starting a session.
+#[utoipa::path(
+    post,
+    path = "/api/token",
+    tag = "tokens",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Missing or malformed fields", body = ApiErrorBody),
+        (status = 401, description = "Wrong name or password, or a disabled account", body = ApiErrorBody),
+        (status = 403, description = "The account must choose a new password on the web first", body = ApiErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
+        (status = 415, description = "Not JSON, or compressed", body = ApiErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ApiErrorBody),
+    )
+)]
 pub async fn issue(
     req: HttpRequest,
     body: StrictJson<TokenRequest>,
@@ -120,6 +138,20 @@ pub async fn issue(
     token_response(tokens, Some(token_user))
 }
 
+/// Rotate: a refresh token for new tokens. The old refresh token is retired; presenting it
+/// again ends the session.
+#[utoipa::path(
+    post,
+    path = "/api/token/refresh",
+    tag = "tokens",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New access and refresh tokens", body = TokenResponse),
+        (status = 400, description = "Missing or malformed fields", body = ApiErrorBody),
+        (status = 401, description = "Expired, revoked or already used", body = ApiErrorBody),
+        (status = 415, description = "Not JSON, or compressed", body = ApiErrorBody),
+    )
+)]
 pub async fn refresh(
     req: HttpRequest,
     body: StrictJson<RefreshRequest>,
@@ -138,6 +170,16 @@ pub async fn refresh(
 }
 
 /// Ends the session of the Bearer token: its access and refresh tokens stop working.
+#[utoipa::path(
+    post,
+    path = "/api/logout",
+    tag = "tokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "No valid Bearer token", body = ApiErrorBody),
+    )
+)]
 pub async fn logout(
     req: HttpRequest,
     caller: CurrentUser,

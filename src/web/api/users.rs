@@ -6,8 +6,22 @@ use super::UserJson;
 use crate::auth::AdminUser;
 use crate::db::DbPool;
 use crate::db::users::{self, User};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorBody};
 
+#[utoipa::path(
+    get,
+    path = "/api/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = UserJson),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 401, description = "No valid Bearer token", body = ApiErrorBody),
+        (status = 403, description = "The caller is not an administrator", body = ApiErrorBody),
+        (status = 404, description = "No such user", body = ApiErrorBody),
+    )
+)]
 pub async fn show(_admin: AdminUser, id: web::Path<String>, pool: web::Data<DbPool>) -> Result<HttpResponse, ApiError> {
     let id: i64 = id
         .parse()

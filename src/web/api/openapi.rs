@@ -1,0 +1,38 @@
+//! `GET /api/openapi.json`: the API's contract, generated from the handlers' annotations.
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{UserJson, me, token, users};
+use crate::error::ApiErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis",
+        description = "Sign-in, tokens and users. Access tokens are short-lived JWTs sent as \
+                       `Authorization: Bearer`; renew them with the refresh token. Errors are \
+                       `{\"error\", \"message\"}` JSON."
+    ),
+    paths(token::issue, token::refresh, token::logout, me::show, users::show),
+    components(schemas(ApiErrorBody, UserJson, token::TokenRequest, token::RefreshRequest, token::TokenResponse)),
+    modifiers(&BearerScheme),
+    tags((name = "tokens", description = "Sign in, renew, sign out"), (name = "users", description = "Who is who"))
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
