@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use super::flash::Flash;
 use super::layout::{Layout, render};
 use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfKey;
@@ -20,11 +21,11 @@ struct DashboardPage<'a> {
     expires_in: String,
 }
 
-pub async fn show(user: CurrentUser, csrf: web::Data<CsrfKey>) -> Result<HttpResponse, PageError> {
+pub async fn show(user: CurrentUser, csrf: web::Data<CsrfKey>, flash: Flash) -> Result<HttpResponse, PageError> {
     let expires = chrono::DateTime::from_timestamp(user.token_expires_at, 0).unwrap_or_default();
     let remaining = (expires - chrono::Utc::now()).num_minutes().max(0);
     let page = DashboardPage {
-        layout: Layout::for_user(&user, &csrf),
+        layout: Layout::for_user(&user, &csrf).with_flash(&flash),
         display_name: &user.display_name,
         username: &user.username,
         role: user.role.as_str(),
@@ -35,5 +36,5 @@ pub async fn show(user: CurrentUser, csrf: web::Data<CsrfKey>) -> Result<HttpRes
             minutes => format!("{minutes} minutes"),
         },
     };
-    render(StatusCode::OK, &page)
+    Ok(flash.finish(render(StatusCode::OK, &page)?))
 }

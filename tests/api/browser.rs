@@ -1,0 +1,86 @@
+//! In a real browser (headless Chromium): the journeys people take, with screenshots of each
+//! page saved under `target/screenshots/`.
+use portcullis::domain::Role;
+
+use crate::helpers::*;
+use crate::webdriver::Driver;
+
+const NEW_PASSWORD: &str = "lantern orchard quietly hums";
+
+async fn sign_in(browser: &crate::webdriver::Browser, username: &str, password: &str) {
+    browser.type_into("#username", username).await;
+    browser.type_into("#password", password).await;
+    browser.click(r#"form[action="/login"] button[type="submit"]"#).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_a_user_who_signs_in_chooses_a_password_and_is_signed_out_from_elsewhere() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.create_user("admin", Role::Admin).await;
+    let url = |path: &str| format!("{}{path}", app.address);
+
+    // An anonymous visit to a private page lands on the login form, and returns there after it.
+    let first = driver.browser().await;
+    first.go(&url("/admin/users/new")).await;
+    assert_eq!(first.path().await, "/login?next=%2Fadmin%2Fusers%2Fnew");
+    first.screenshot("01-login").await;
+    sign_in(&first, &admin.username, &admin.password).await;
+    assert_eq!(first.path().await, "/admin/users/new");
+
+    // The session lives only in HttpOnly cookies: nothing for a script to read or steal.
+    let cookies = first.script("return document.cookie").await;
+    assert!(!cookies.as_str().unwrap().contains("portcullis"), "scripts can read {cookies}");
+    let storage = first.script("return localStorage.length + sessionStorage.length").await;
+    assert_eq!(storage, 0);
+
+    // The admin adds a user with a one-time password.
+    first.type_into("#username", "newbie").await;
+    first.type_into("#email", "newbie@example.com").await;
+    first.type_into("#display_name", "New Bie").await;
+    first.click("#password_mode-generate").await;
+    first.screenshot("02-admin-add-user").await;
+    first.click(r#"form[action="/admin/users/new"] button[type="submit"]"#).await;
+    let one_time_password = first.text_of(".secret code").await;
+    assert_eq!(one_time_password.len(), 19, "{one_time_password}");
+    first.screenshot("03-one-time-password").await;
+    first.go(&url("/admin/users")).await;
+    first.screenshot("04-admin-users").await;
+    first.click("form.site-nav__logout button").await;
+    assert!(first.path().await.starts_with("/login"));
+
+    // The new user signs in with it and must choose their own password first.
+    sign_in(&first, "newbie", &one_time_password).await;
+    assert_eq!(first.path().await, "/password/change");
+    first.screenshot("05-choose-password").await;
+    first.type_into("#new_password", NEW_PASSWORD).await;
+    first.type_into("#confirm_password", NEW_PASSWORD).await;
+    first.click(r#"form[action="/password/change"] button[type="submit"]"#).await;
+    assert_eq!(first.path().await, "/dashboard");
+    let dashboard = first.source().await;
+    assert!(dashboard.contains("New Bie"));
+    assert!(dashboard.contains("Your new password is set"), "the confirmation shows where the user lands");
+    first.screenshot("06-dashboard").await;
+
+    // Signed in on a second browser too; the first signs it out from the sessions page.
+    let second = driver.browser().await;
+    second.go(&url("/login")).await;
+    sign_in(&second, "newbie", NEW_PASSWORD).await;
+    assert_eq!(second.path().await, "/dashboard");
+    first.go(&url("/account/sessions")).await;
+    assert_eq!(first.source().await.matches("This device").count(), 1);
+    first.screenshot("07-sessions").await;
+    first.click(r#"form[action="/account/sessions/revoke-others"] button"#).await;
+    assert_eq!(first.path().await, "/account/sessions");
+
+    second.click(r#"a[href="/account"]"#).await;
+    assert_eq!(second.path().await, "/login?next=%2Faccount", "the signed-out browser is sent to login");
+    assert_eq!(first.path().await, "/account/sessions");
+    first.go(&url("/account")).await;
+    assert_eq!(first.path().await, "/account", "the first browser is still signed in");
+    first.screenshot("08-account").await;
+
+    first.quit().await;
+    second.quit().await;
+    app.server.stop(true).await;
+}

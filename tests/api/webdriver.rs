@@ -1,0 +1,144 @@
+//! A minimal W3C WebDriver client over reqwest, driving Debian's chromium through
+//! chromedriver (headless). Enough for the browser tests: navigate, find, type, click, run a
+//! script, take screenshots.
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// The chromedriver process; killed when dropped.
+pub struct Driver {
+    process: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Driver {
+    /// Starts chromedriver, or returns `None` (loudly) when it is not installed outside CI.
+    /// In CI a missing browser fails the test: these tests may not be skipped there.
+    pub async fn start() -> Option<Driver> {
+        let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists());
+        let Some(binary) = binary else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "chromedriver must be installed in CI (apt-get install chromium-driver)"
+            );
+            eprintln!("SKIPPED: install chromium and chromium-driver to run the browser tests");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Driver { process, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let started = Instant::now();
+        while driver.http.get(format!("{}/status", driver.url)).send().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Some(driver)
+    }
+
+    /// A new browser with its own profile: its own cookies and storage.
+    pub async fn browser(&self) -> Browser {
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]
+            }
+        }}});
+        let answer = send(self.http.post(format!("{}/session", self.url)).json(&capabilities)).await;
+        let session = answer["sessionId"].as_str().expect("a WebDriver session").to_owned();
+        Browser { base: format!("{}/session/{session}", self.url), http: self.http.clone() }
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Value {
+    let response = request.send().await.expect("WebDriver answers");
+    let status = response.status();
+    let body: Value = response.json().await.expect("WebDriver JSON");
+    assert!(status.is_success(), "WebDriver error {status}: {body}");
+    body["value"].clone()
+}
+
+pub struct Browser {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Browser {
+    pub async fn go(&self, url: &str) {
+        send(self.http.post(format!("{}/url", self.base)).json(&json!({"url": url}))).await;
+    }
+
+    pub async fn url(&self) -> String {
+        send(self.http.get(format!("{}/url", self.base))).await.as_str().unwrap().to_owned()
+    }
+
+    pub async fn path(&self) -> String {
+        let url = self.url().await;
+        let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        after_scheme.find('/').map_or("/".to_owned(), |at| after_scheme[at..].to_owned())
+    }
+
+    pub async fn source(&self) -> String {
+        send(self.http.get(format!("{}/source", self.base))).await.as_str().unwrap().to_owned()
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let element = send(
+            self.http.post(format!("{}/element", self.base)).json(&json!({"using": "css selector", "value": css})),
+        )
+        .await;
+        element[ELEMENT_KEY].as_str().unwrap_or_else(|| panic!("no element {css}: {element}")).to_owned()
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        send(self.http.post(format!("{}/element/{element}/clear", self.base)).json(&json!({}))).await;
+        send(self.http.post(format!("{}/element/{element}/value", self.base)).json(&json!({"text": text}))).await;
+    }
+
+    pub async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        send(self.http.post(format!("{}/element/{element}/click", self.base)).json(&json!({}))).await;
+    }
+
+    pub async fn text_of(&self, css: &str) -> String {
+        let element = self.find(css).await;
+        send(self.http.get(format!("{}/element/{element}/text", self.base))).await.as_str().unwrap().to_owned()
+    }
+
+    pub async fn script(&self, script: &str) -> Value {
+        send(self.http.post(format!("{}/execute/sync", self.base)).json(&json!({"script": script, "args": []}))).await
+    }
+
+    /// Saves a PNG under `target/screenshots/`.
+    pub async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let png = send(self.http.get(format!("{}/screenshot", self.base))).await;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    pub async fn quit(self) {
+        send(self.http.delete(&self.base)).await;
+    }
+}
