@@ -138,6 +138,8 @@ pub enum ApiError {
     PasswordChangeRequired,
     #[error("not found")]
     NotFound,
+    #[error("this address does not accept that method")]
+    MethodNotAllowed,
     #[error("the request body is too large")]
     PayloadTooLarge,
     #[error("the request body must be JSON (Content-Type: application/json)")]
@@ -178,6 +180,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::PasswordChangeRequired => "password_change_required",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
@@ -195,6 +198,7 @@ impl ResponseError for ApiError {
             }
             Self::Forbidden(_) | Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,

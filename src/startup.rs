@@ -199,17 +199,22 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
                 .default_service(web::to(errors::not_found)),
         )
         .service(
+            // Each API address is its own resource, so a wrong method is a 405 before any
+            // token check; the Bearer guard wraps only the routes that need it.
             web::scope("/api")
-                .route("/token", web::post().to(api::token::issue))
-                .route("/token/refresh", web::post().to(api::token::refresh))
-                .route("/openapi.json", web::get().to(api::openapi::document))
+                .service(api_resource("/token", "POST").route(web::post().to(api::token::issue)))
+                .service(api_resource("/token/refresh", "POST").route(web::post().to(api::token::refresh)))
+                .service(api_resource("/openapi.json", "GET").route(web::get().to(api::openapi::document)))
                 .service(
-                    web::scope("")
-                        .wrap(from_fn(require_bearer))
-                        .route("/logout", web::post().to(api::token::logout))
-                        .route("/me", web::get().to(api::me::show))
-                        .route("/users/{id}", web::get().to(api::users::show)),
-                ),
+                    api_resource("/logout", "POST")
+                        .route(web::post().to(api::token::logout).wrap(from_fn(require_bearer))),
+                )
+                .service(api_resource("/me", "GET").route(web::get().to(api::me::show).wrap(from_fn(require_bearer))))
+                .service(
+                    api_resource("/users/{id}", "GET")
+                        .route(web::get().to(api::users::show).wrap(from_fn(require_bearer))),
+                )
+                .default_service(web::to(errors::not_found)),
         )
         .service(
             web::scope("/static")
@@ -217,6 +222,17 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
                 .service(Files::new("", static_dir)),
         )
         .default_service(web::to(errors::not_found));
+}
+
+/// An API address: other methods get a JSON 405 naming the allowed one (RFC 9110 `Allow`).
+fn api_resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: actix_web::HttpRequest| async move {
+        let mut response = errors::method_not_allowed(req).await;
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+        response
+    }))
 }
 
 fn security_headers(hsts: bool) -> DefaultHeaders {

@@ -10,9 +10,14 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     if is_api_path(req.path()) { ApiError::NotFound.error_response() } else { PageError::NotFound.error_response() }
 }
 
-/// A page address requested with the wrong method (e.g. `GET /logout`).
-pub async fn method_not_allowed() -> HttpResponse {
-    PageError::MethodNotAllowed.error_response()
+/// An address requested with the wrong method (e.g. `GET /logout`, `PUT /api/me`): 405, as a
+/// page or as JSON.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    if is_api_path(req.path()) {
+        ApiError::MethodNotAllowed.error_response()
+    } else {
+        PageError::MethodNotAllowed.error_response()
+    }
 }
 
 pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {

@@ -142,7 +142,7 @@ async fn the_openapi_document_describes_every_endpoint_its_errors_and_the_bearer
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert_eq!(paths["/api/me"]["get"]["security"][0]["bearer"], json!([]));
-    for schema in ["ApiErrorBody", "TokenResponse", "TokenRequest", "RefreshRequest", "UserJson", "Me"] {
+    for schema in ["ApiErrorBody", "TokenResponse", "SignIn", "RefreshRequest", "UserJson", "Me"] {
         assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema} missing");
     }
     let token_fields = doc["components"]["schemas"]["TokenResponse"]["required"].as_array().unwrap();
@@ -181,4 +181,26 @@ async fn check_against(doc: &Value, path: &str, method: &str, response: reqwest:
         assert!(body.get(field.as_str().unwrap()).is_some(), "{method} {path} {status}: no {field} in {body}");
     }
     Some(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_on_an_api_address_is_a_json_405_naming_the_right_one() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (method, path, allow) in
+        [("PUT", "/api/me", "GET"), ("GET", "/api/token", "POST"), ("DELETE", "/api/users/1", "GET")]
+    {
+        let response = app
+            .client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow);
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "method_not_allowed");
+    }
+    let unknown = app.get("/api/nothing-here").await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.json::<Value>().await.unwrap()["error"], "not_found");
+    app.server.stop(true).await;
 }

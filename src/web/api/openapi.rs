@@ -15,7 +15,7 @@ use crate::error::ApiErrorBody;
                        `{\"error\", \"message\"}` JSON."
     ),
     paths(token::issue, token::refresh, token::logout, me::show, users::show),
-    components(schemas(ApiErrorBody, UserJson, token::TokenRequest, token::RefreshRequest, token::TokenResponse)),
+    components(schemas(ApiErrorBody, UserJson, token::SignIn, token::SignInByUsername, token::SignInByEmail, token::RefreshRequest, token::TokenResponse)),
     modifiers(&BearerScheme),
     tags((name = "tokens", description = "Sign in, renew, sign out"), (name = "users", description = "Who is who"))
 )]

@@ -17,16 +17,48 @@ use crate::db::sessions::Ending;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::error::{ApiError, ApiErrorBody};
 
-/// Give `username` or `email` (not both) and `password`.
-#[derive(Deserialize, utoipa::ToSchema)]
+/// Give `username` or `email` (not both) and `password`. (Parsed leniently so that each
+/// mistake gets its own message; the contract is `SignIn`.)
+#[derive(Deserialize)]
 pub struct TokenRequest {
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
 }
 
+/// The contract of `POST /api/token`: a username or an email, and the password.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum SignIn {
+    ByUsername(SignInByUsername),
+    ByEmail(SignInByEmail),
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SignInByUsername {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00]+$")]
+    username: String,
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")]
+    password: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SignInByEmail {
+    #[schema(min_length = 1, max_length = 254, pattern = "^[^\\x00]+$")]
+    email: String,
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")]
+    password: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128, pattern = "^[^\\x00]+$")]
     refresh_token: Option<String>,
 }
 
@@ -68,7 +100,7 @@ fn token_response(tokens: SessionTokens, user: Option<TokenUser>) -> Result<Http
     post,
     path = "/api/token",
     tag = "tokens",
-    request_body = TokenRequest,
+    request_body = SignIn,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Missing or malformed fields", body = ApiErrorBody),
