@@ -143,7 +143,11 @@ impl Application {
 /// Every route, in one place. Private pages and the API each sit behind one guard.
 fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: bool) {
     if serve_metrics {
-        cfg.route("/metrics", web::get().to(metrics::show));
+        cfg.service(
+            web::resource("/metrics")
+                .route(web::get().to(metrics::show))
+                .default_service(web::to(errors::method_not_allowed)),
+        );
     }
     cfg.service(web::resource("/").wrap(from_fn(identify_page_visitor)).route(web::get().to(home::redirect)))
         .route("/healthz", web::get().to(health::live))

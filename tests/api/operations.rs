@@ -73,6 +73,7 @@ async fn metrics_scenario(backend: crate::helpers::Backend) {
     app.get("/admin/users/12345").await;
     app.get("/healthz").await;
 
+    assert_eq!(app.client.post(app.url("/metrics")).send().await.unwrap().status(), 405);
     let response = app.get("/metrics").await;
 
     assert_eq!(response.status(), 200);
