@@ -36,6 +36,26 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
+/// Times `samples` argon2id hashes with the server's parameters and prints the median and the
+/// sign-in rate it bounds (`PORTCULLIS_HASH_CONCURRENCY` hashes at a time).
+pub fn hash_speed(settings: &Settings, samples: u32) -> anyhow::Result<()> {
+    let mut timings: Vec<std::time::Duration> = (0..samples)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            hash_blocking("violet tractor sings loudly").map(|_| started.elapsed())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    timings.sort();
+    let median = timings[timings.len() / 2];
+    let per_second = settings.hash_concurrency as f64 / median.as_secs_f64();
+    println!("one argon2id hash: {:.1} ms (median of {samples})", median.as_secs_f64() * 1000.0);
+    println!(
+        "sign-ins per second at most: {per_second:.1} ({} at a time, PORTCULLIS_HASH_CONCURRENCY)",
+        settings.hash_concurrency
+    );
+    Ok(())
+}
+
 pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let mut conn = connect(settings)?;
     let applied = db::run_migrations(&mut conn)?;

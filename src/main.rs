@@ -21,6 +21,12 @@ enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// Time one password hash on this machine, and the sign-in rate that allows
+    HashSpeed {
+        /// How many hashes to time (the median is reported)
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        samples: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => commands::serve(settings),
         Command::Migrate => commands::migrate(&settings),
+        Command::HashSpeed { samples } => commands::hash_speed(&settings, samples),
         Command::User(UserCommand::Create {
             username,
             email,
