@@ -39,12 +39,7 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
 /// Times `samples` argon2id hashes with the server's parameters and prints the median and the
 /// sign-in rate it bounds (`PORTCULLIS_HASH_CONCURRENCY` hashes at a time).
 pub fn hash_speed(settings: &Settings, samples: u32) -> anyhow::Result<()> {
-    let mut timings: Vec<std::time::Duration> = (0..samples)
-        .map(|_| {
-            let started = std::time::Instant::now();
-            hash_blocking("violet tractor sings loudly").map(|_| started.elapsed())
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let mut timings = crate::auth::password::time_hashes(samples)?;
     timings.sort();
     let median = timings[timings.len() / 2];
     let per_second = settings.hash_concurrency as f64 / median.as_secs_f64();

@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod memory;
 pub mod metrics;
 pub mod startup;
 pub mod telemetry;

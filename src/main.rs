@@ -99,6 +99,7 @@ fn password_source(stdin: bool) -> PasswordSource {
 }
 
 fn main() -> ExitCode {
+    portcullis::memory::return_big_allocations_to_the_system();
     let cli = Cli::parse();
     if let Err(error) = dotenvy::dotenv()
         && !error.not_found()

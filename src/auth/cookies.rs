@@ -1,7 +1,22 @@
 //! The cookies we set, and their attributes, in one place.
+use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time};
+use actix_web::http::header;
 
 use crate::config::PublicUrl;
+
+/// The value of the first cookie called `name` in the request. Read as sent, without
+/// percent-decoding: every cookie Portcullis sets is base64url (with dots for tokens), so
+/// there is nothing to decode, and the guard, which reads cookies on every page, skips parsing
+/// and copying the whole header.
+pub fn read<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers().get_all(header::COOKIE).flat_map(|value| value.as_bytes().split(|&byte| byte == b';')).find_map(
+        |pair| {
+            let value = pair.trim_ascii().strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+            std::str::from_utf8(value).ok().map(|value| value.trim_matches('"'))
+        },
+    )
+}
 
 #[derive(Clone)]
 pub struct CookiePolicy {
@@ -110,5 +125,25 @@ impl CookiePolicy {
         let mut cookie = self.build(name, String::new(), SameSite::Lax, std::time::Duration::ZERO);
         cookie.make_removal();
         cookie
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn reads_the_first_cookie_with_exactly_that_name() {
+        let req = TestRequest::default()
+            .insert_header((header::COOKIE, "portcullis-refresh=r1; portcullis=a.b.c;portcullis=second"))
+            .append_header((header::COOKIE, "other=\"quoted\""))
+            .to_http_request();
+        assert_eq!(read(&req, "portcullis"), Some("a.b.c"));
+        assert_eq!(read(&req, "portcullis-refresh"), Some("r1"));
+        assert_eq!(read(&req, "other"), Some("quoted"));
+        assert_eq!(read(&req, "portcull"), None);
+        assert_eq!(read(&TestRequest::default().to_http_request(), "portcullis"), None);
     }
 }

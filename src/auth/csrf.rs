@@ -90,7 +90,7 @@ where
         Box::pin(async move {
             let session_id = req
                 .extensions()
-                .get::<std::rc::Rc<crate::auth::Authenticated>>()
+                .get::<std::sync::Arc<crate::auth::Authenticated>>()
                 .map(|auth| auth.session_id.clone())
                 .ok_or_else(|| {
                     crate::error::PageError::Unexpected(anyhow::anyhow!(

@@ -1,7 +1,7 @@
 //! How handlers learn who is calling: from what the guard stored, never by checking again.
 use std::future::{Ready, ready};
 use std::ops::Deref;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -10,7 +10,7 @@ use super::guard::{Authenticated, Visitor};
 use crate::error::{ApiError, PageError, is_api_path};
 
 /// The signed-in caller of a route behind a guard.
-pub struct CurrentUser(Rc<Authenticated>);
+pub struct CurrentUser(Arc<Authenticated>);
 
 impl Deref for CurrentUser {
     type Target = Authenticated;
@@ -24,7 +24,7 @@ impl FromRequest for CurrentUser {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = req.extensions().get::<Rc<Authenticated>>().cloned();
+        let found = req.extensions().get::<Arc<Authenticated>>().cloned();
         ready(found.map(CurrentUser).ok_or_else(|| {
             // A route wired without its guard is a bug; fail closed and loudly.
             let error = anyhow::anyhow!("route {} has no authentication guard", req.path());
@@ -70,7 +70,7 @@ impl FromRequest for AdminUser {
 
 /// For public pages that adapt to a signed-in visitor (`/`, `/login`), behind
 /// `identify_page_visitor`: `None` means anonymous.
-pub struct MaybeUser(pub Option<Rc<Authenticated>>);
+pub struct MaybeUser(pub Option<Arc<Authenticated>>);
 
 impl FromRequest for MaybeUser {
     type Error = actix_web::Error;

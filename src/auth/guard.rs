@@ -1,7 +1,7 @@
 //! The one token check (`Sessions::authenticate`), fed by the cookies (pages) or the Bearer
 //! header (API). Pages also renew an expired access cookie from the refresh cookie, so an
 //! active user is never bounced to the login page and never loses a submitted form.
-use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::Cookie;
@@ -30,24 +30,24 @@ const PASSWORD_CHANGE_PATHS: [&str; 2] = ["/password/change", "/logout"];
 /// The outcome of looking at a browser's cookies, and the cookies to set on the way out
 /// (a renewed access token, a rotated refresh token, or removals of dead ones).
 struct PageVisitor {
-    outcome: Result<Authenticated, AuthFailure>,
+    outcome: Result<Arc<Authenticated>, AuthFailure>,
     cookies: Vec<Cookie<'static>>,
 }
 
 /// For public pages that adapt to a signed-in visitor (`/`, `/login`).
 #[derive(Clone)]
-pub struct Visitor(pub Option<Rc<Authenticated>>);
+pub struct Visitor(pub Option<Arc<Authenticated>>);
 
 async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::Error> {
     let policy = app_data::<CookiePolicy>(req)?;
     let sessions = app_data::<Sessions>(req)?;
-    let access = req.cookie(policy.session_name());
-    let outcome = match &access {
+    let access = super::cookies::read(req, policy.session_name());
+    let outcome = match access {
         None => Err(AuthFailure::Missing),
-        Some(cookie) => sessions.authenticate(cookie.value()),
+        Some(token) => sessions.authenticate(token),
     };
     let renewable = matches!(outcome, Err(AuthFailure::Missing | AuthFailure::Expired | AuthFailure::Invalid));
-    let refresh = req.cookie(policy.refresh_name());
+    let refresh = super::cookies::read(req, policy.refresh_name());
     let refresh = match refresh {
         Some(refresh) if renewable => refresh,
         refresh => {
@@ -65,7 +65,7 @@ async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::
     };
 
     let pool = app_data::<DbPool>(req)?;
-    let renewed = sessions.refresh(&pool, refresh.value(), &ClientInfo::of(req), Presenter::Browser).await;
+    let renewed = sessions.refresh(&pool, refresh, &ClientInfo::of(req), Presenter::Browser).await;
     Ok(match renewed {
         Ok(Ok(tokens)) => {
             tracing::debug!(username = %tokens.authenticated.username, "access cookie renewed");
@@ -73,7 +73,7 @@ async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::
             if let Some(refresh) = tokens.refresh {
                 cookies.push(policy.refresh(refresh, tokens.refresh_expires_in));
             }
-            PageVisitor { outcome: Ok(tokens.authenticated), cookies }
+            PageVisitor { outcome: Ok(Arc::new(tokens.authenticated)), cookies }
         }
         Ok(Err(refusal)) => {
             tracing::info!(reason = ?refusal, "refresh cookie refused");
@@ -115,8 +115,7 @@ pub async fn require_page_session(
             Ok(req.into_response(response.finish()))
         }
         Ok(authenticated) => {
-            let authenticated = Rc::new(authenticated);
-            req.extensions_mut().insert(Visitor(Some(Rc::clone(&authenticated))));
+            req.extensions_mut().insert(Visitor(Some(Arc::clone(&authenticated))));
             req.extensions_mut().insert(authenticated);
             call_with_cookies(req, next, cookies).await
         }
@@ -141,7 +140,7 @@ pub async fn identify_page_visitor(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let PageVisitor { outcome, cookies } = resolve_page_visitor(req.request()).await.map_err(PageError::Unexpected)?;
-    req.extensions_mut().insert(Visitor(outcome.ok().map(Rc::new)));
+    req.extensions_mut().insert(Visitor(outcome.ok()));
     call_with_cookies(req, next, cookies).await
 }
 
@@ -168,7 +167,7 @@ pub async fn require_bearer(
     match outcome {
         Ok(authenticated) if authenticated.must_change_password => Err(ApiError::PasswordChangeRequired.into()),
         Ok(authenticated) => {
-            req.extensions_mut().insert(Rc::new(authenticated));
+            req.extensions_mut().insert(authenticated);
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         Err(AuthFailure::Missing) => Err(ApiError::MissingToken.into()),

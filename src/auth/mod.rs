@@ -12,6 +12,7 @@ pub mod revocation;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
+mod verified_tokens;
 
 pub use extractors::{AdminUser, CurrentUser, MaybeUser};
 pub use guard::Authenticated;

@@ -10,6 +10,7 @@ use chrono::NaiveDateTime;
 use super::client::ClientInfo;
 use super::revocation::{Refusal, RevocationList};
 use super::tokens::{Claims, IssuedToken, JwtKeys, TokenError};
+use super::verified_tokens::VerifiedTokens;
 use crate::config::SessionPolicy;
 use crate::db::audit::{self, Actor};
 use crate::db::sessions::{self, Ending, NewSession, Session};
@@ -105,11 +106,12 @@ pub struct Sessions {
     keys: JwtKeys,
     policy: SessionPolicy,
     revocations: Arc<RevocationList>,
+    verified: VerifiedTokens,
 }
 
 impl Sessions {
     pub fn new(keys: JwtKeys, policy: SessionPolicy, revocations: Arc<RevocationList>) -> Self {
-        Self { keys, policy, revocations }
+        Self { keys, policy, revocations, verified: VerifiedTokens::default() }
     }
 
     pub fn policy(&self) -> &SessionPolicy {
@@ -117,19 +119,29 @@ impl Sessions {
     }
 
     /// The per-request check: signature and claims, then the revoked list. No I/O.
-    pub fn authenticate(&self, token: &str) -> Result<Authenticated, AuthFailure> {
-        let claims = self.keys.verify(token).map_err(|error| match error {
-            TokenError::Expired => AuthFailure::Expired,
-            TokenError::Invalid => AuthFailure::Invalid,
-        })?;
-        match self.revocations.check(&claims.sid) {
-            Ok(()) => {}
-            Err(Refusal::Revoked) => return Err(AuthFailure::Revoked),
+    /// A token seen before is recognised from the memo of verified tokens (still checked for
+    /// expiry and against the revoked list).
+    pub fn authenticate(&self, token: &str) -> Result<Arc<Authenticated>, AuthFailure> {
+        let now = chrono::Utc::now().timestamp();
+        let authenticated = match self.verified.get(token, now) {
+            Some(authenticated) => authenticated,
+            None => {
+                let claims = self.keys.verify(token).map_err(|error| match error {
+                    TokenError::Expired => AuthFailure::Expired,
+                    TokenError::Invalid => AuthFailure::Invalid,
+                })?;
+                let authenticated = Arc::new(Authenticated::from_claims(claims).ok_or(AuthFailure::Invalid)?);
+                self.verified.remember(token, &authenticated, now);
+                authenticated
+            }
+        };
+        match self.revocations.check(&authenticated.session_id) {
+            Ok(()) => Ok(authenticated),
+            Err(Refusal::Revoked) => Err(AuthFailure::Revoked),
             Err(Refusal::Stale) => {
-                return Err(AuthFailure::Unavailable(anyhow::anyhow!("the revoked-session list is out of date")));
+                Err(AuthFailure::Unavailable(anyhow::anyhow!("the revoked-session list is out of date")))
             }
         }
-        Authenticated::from_claims(claims).ok_or(AuthFailure::Invalid)
     }
 
     /// After a successful password check: records the login and opens a session.

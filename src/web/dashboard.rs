@@ -29,7 +29,11 @@ pub async fn show(user: CurrentUser, csrf: web::Data<CsrfKey>, flash: Flash) -> 
         display_name: &user.display_name,
         username: &user.username,
         role: user.role.as_str(),
-        expires_at: expires.format("%Y-%m-%d %H:%M UTC").to_string(),
+        expires_at: {
+            use chrono::{Datelike, Timelike};
+            let (date, time) = (expires.date_naive(), expires.time());
+            format!("{}-{:02}-{:02} {:02}:{:02} UTC", date.year(), date.month(), date.day(), time.hour(), time.minute())
+        },
         expires_in: match remaining {
             0 => "less than a minute".to_owned(),
             1 => "1 minute".to_owned(),

@@ -41,11 +41,11 @@ impl FromRequest for Flash {
         let Ok(policy) = app_data::<CookiePolicy>(req) else {
             return ready(Ok(Flash { message: None, removal: None }));
         };
-        let flash = match req.cookie(policy.flash_name()) {
+        let flash = match crate::auth::cookies::read(req, policy.flash_name()) {
             None => Flash { message: None, removal: None },
             Some(cookie) => Flash {
                 message: URL_SAFE_NO_PAD
-                    .decode(cookie.value())
+                    .decode(cookie)
                     .ok()
                     .and_then(|bytes| String::from_utf8(bytes).ok())
                     .map(|text| text.chars().take(MAX_FLASH_CHARS).collect()),

@@ -105,7 +105,7 @@ pub async fn submit(
     throttle: web::Data<ThrottlePolicy>,
 ) -> Result<HttpResponse, PageError> {
     let LoginForm { username, password, csrf_token, next } = form.0;
-    let nonce = req.cookie(cookies.login_csrf_name()).map(|cookie| cookie.value().to_owned()).unwrap_or_default();
+    let nonce = crate::auth::cookies::read(&req, cookies.login_csrf_name()).unwrap_or_default();
     if !csrf.verify_login(&nonce, &csrf_token) {
         tracing::warn!(client_ip = %client_ip(&req), "login form refused: CSRF token missing or wrong");
         return Err(PageError::CsrfRejected);

@@ -1,0 +1,86 @@
+//! A bounded memo of access tokens that already passed the full check (signature, header,
+//! claims), so a client sending the same token again is recognised by one hash-map lookup
+//! instead of base64, JSON and HMAC work. Only an exact, byte-for-byte copy of a verified token
+//! hits; expiry is checked on every hit, and the revoked list is consulted by the caller each
+//! time, so the memo changes what is computed, never what is accepted.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::sessions::Authenticated;
+use super::tokens::LEEWAY;
+
+/// Enough for every active client of a busy instance; a full memo drops expired entries
+/// first, and everything if that is not enough (the next request re-verifies).
+const CAPACITY: usize = 4096;
+
+#[derive(Default)]
+pub struct VerifiedTokens {
+    entries: Mutex<HashMap<Box<str>, Arc<Authenticated>>>,
+}
+
+fn still_valid(authenticated: &Authenticated, now: i64) -> bool {
+    now < authenticated.token_expires_at.saturating_add(LEEWAY.as_secs() as i64)
+}
+
+impl VerifiedTokens {
+    /// The caller `token` was verified for, unless it was never verified or has expired since.
+    pub fn get(&self, token: &str, now: i64) -> Option<Arc<Authenticated>> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(token).filter(|found| still_valid(found, now)).cloned()
+    }
+
+    /// Records a token that has just passed the full check.
+    pub fn remember(&self, token: &str, authenticated: &Arc<Authenticated>, now: i64) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        if entries.len() >= CAPACITY {
+            entries.retain(|_, entry| still_valid(entry, now));
+            if entries.len() >= CAPACITY / 2 {
+                entries.clear();
+            }
+        }
+        entries.insert(token.into(), Arc::clone(authenticated));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+
+    fn caller(expires_at: i64) -> Arc<Authenticated> {
+        Arc::new(Authenticated {
+            user_id: 1,
+            username: "ada".into(),
+            display_name: "Ada".into(),
+            role: Role::User,
+            must_change_password: false,
+            session_id: "s1".into(),
+            token_expires_at: expires_at,
+        })
+    }
+
+    #[test]
+    fn only_the_exact_token_hits_and_only_until_it_expires() {
+        let memo = VerifiedTokens::default();
+        memo.remember("a.b.c", &caller(1_000), 900);
+        assert!(memo.get("a.b.c", 900).is_some());
+        assert!(memo.get("a.b.C", 900).is_none(), "one character off is a miss");
+        assert!(memo.get("a.b.c ", 900).is_none());
+        assert!(memo.get("a.b.c", 1_000 + LEEWAY.as_secs() as i64).is_none(), "expired: a miss");
+    }
+
+    #[test]
+    fn a_full_memo_forgets_expired_entries_first_and_stays_bounded() {
+        let memo = VerifiedTokens::default();
+        for n in 0..CAPACITY {
+            memo.remember(&format!("old{n}"), &caller(100), 50);
+        }
+        memo.remember("fresh", &caller(10_000), 5_000);
+        assert!(memo.get("fresh", 5_000).is_some());
+        assert_eq!(memo.entries.lock().unwrap().len(), 1, "expired entries were dropped");
+        for n in 0..CAPACITY * 2 {
+            memo.remember(&format!("live{n}"), &caller(10_000), 5_000);
+        }
+        assert!(memo.entries.lock().unwrap().len() <= CAPACITY);
+    }
+}
