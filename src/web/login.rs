@@ -106,7 +106,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, PageError> {
     let LoginForm { username, password, csrf_token, next } = form.0;
     let nonce = crate::auth::cookies::read(&req, cookies.login_csrf_name()).unwrap_or_default();
-    if !csrf.verify_login(&nonce, &csrf_token) {
+    if !csrf.verify_login(nonce, &csrf_token) {
         tracing::warn!(client_ip = %client_ip(&req), "login form refused: CSRF token missing or wrong");
         return Err(PageError::CsrfRejected);
     }
