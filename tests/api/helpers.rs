@@ -134,21 +134,26 @@ pub async fn spawn_rotated_instance(first: &TestApp) -> TestApp {
     .await
 }
 
-/// Panics on the servers' threads (never a test's own assertion), counted for the whole run.
-static SERVER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Panics on the servers' threads (never a test's own assertion), kept for the whole run
+/// so a test can say which thread panicked, where and why.
+static SERVER_PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
-pub fn server_panics() -> usize {
-    SERVER_PANICS.load(std::sync::atomic::Ordering::SeqCst)
+/// Fails the test, naming every panic any server thread has had so far in this run.
+pub fn assert_no_server_panics() {
+    let panics = SERVER_PANICS.lock().map(|panics| panics.clone()).unwrap_or_default();
+    assert!(panics.is_empty(), "server threads panicked:\n{}", panics.join("\n"));
 }
 
-fn count_server_panics() {
+fn record_server_panics() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let thread = std::thread::current();
-            if thread.name().is_some_and(|name| name.starts_with("actix")) {
-                SERVER_PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Some(name) = thread.name().filter(|name| name.starts_with("actix"))
+                && let Ok(mut panics) = SERVER_PANICS.lock()
+            {
+                panics.push(format!("[{name}] {info}"));
             }
             previous(info);
         }));
@@ -161,7 +166,7 @@ async fn start_instance(
     dir: tempfile::TempDir,
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    count_server_panics();
+    record_server_panics();
     if std::env::var("TEST_LOG").is_ok() {
         portcullis::telemetry::init();
     }
