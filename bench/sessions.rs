@@ -110,7 +110,7 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     let list = Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));
     list.sync(&mut conn)?;
     // As in the server: a thread keeps the list fresh (a stale list refuses everyone).
-    let _syncer = list.spawn_syncer(pool.clone())?;
+    let _syncer = list.spawn_syncer(pool.clone(), pool.clone())?;
     let sessions =
         Sessions::new(JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl), policy, list.clone());
 

@@ -70,7 +70,11 @@ impl Application {
             first_sync_list.sync(&mut conn)
         })
         .await??;
-        let revocation_syncer = revocations.spawn_syncer(pool.clone())?;
+        // The revoked list gets a connection of its own: a burst of sign-ins holding every
+        // pooled connection must not make it stale (guarded requests would fail closed).
+        let own = DatabaseSettings { pool_size: 1, ..settings.database.clone() };
+        let sync_pool = tokio::task::spawn_blocking(move || db::build_pool(&own)).await??;
+        let revocation_syncer = revocations.spawn_syncer(sync_pool, pool.clone())?;
         let sessions = web::Data::new(Sessions::new(keys, policy, revocations));
         let csrf = web::Data::new(CsrfKey::derive(&secret, previous));
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));

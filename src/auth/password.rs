@@ -5,7 +5,8 @@
 //! thread pool grows the process by 19 MiB for every thread that ever hashed. Here exactly
 //! `concurrency` threads hash, each keeps one buffer while it is busy: memory is bounded by
 //! `concurrency × 19 MiB`, a burst of sign-ins queues instead of starving other requests, and
-//! a thread that has had nothing to do for `RELEASE_AFTER` gives its buffer back.
+//! a thread that has had nothing to do for `RELEASE_AFTER` gives its buffer back. The threads run
+//! at a lower priority, so sign-ins wait for the CPU rather than every other request.
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ const ITERATIONS: u32 = 2;
 const LANES: u32 = 1;
 const SALT_BYTES: usize = 16;
 const OUTPUT_BYTES: usize = 32;
+/// Hashing threads yield the CPU to request handling: a burst of sign-ins must not slow down
+/// everyone else's requests (a nice value of 10 gets about a tenth of a contended core).
+const HASHING_NICENESS: i32 = 10;
 /// A hashing thread idle this long frees its working memory.
 const RELEASE_AFTER: Duration = Duration::from_secs(10);
 
@@ -132,6 +136,7 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("password-hash-{number}"))
                 .spawn(move || {
+                    crate::memory::lower_this_threads_priority(HASHING_NICENESS);
                     let mut scratch = Scratch::default();
                     let mut last_job = Instant::now();
                     loop {
