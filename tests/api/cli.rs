@@ -235,3 +235,22 @@ fn an_unreachable_database_is_a_clear_error() {
         text(&no_directory.stderr)
     );
 }
+
+#[test]
+fn an_operator_times_the_password_hash_to_size_the_sign_in_capacity() {
+    let output = portcullis_with_env(&[("PORTCULLIS_HASH_CONCURRENCY", "2")], &["hash-speed", "--samples", "3"], "");
+
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed = text(&output.stdout);
+    assert!(printed.contains("one argon2id hash: "), "{printed}");
+    assert!(printed.contains("with 2 hashing at once: "), "{printed}");
+    assert!(printed.contains("sign-ins per second at most: "), "{printed}");
+}
+
+#[test]
+fn a_hash_speed_without_samples_is_refused() {
+    let output = portcullis_with_env(&[], &["hash-speed", "--samples", "0"], "");
+
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("--samples"), "{}", text(&output.stderr));
+}
