@@ -1,5 +1,5 @@
 //! In a real browser (headless Chromium): the journeys people take, with screenshots of each
-//! page saved under `target/screenshots/`.
+//! page saved under `target/screenshots/` (or `PORTCULLIS_SCREENSHOTS_DIR`).
 use portcullis::domain::Role;
 
 use crate::helpers::*;
@@ -10,7 +10,7 @@ const NEW_PASSWORD: &str = "lantern orchard quietly hums";
 async fn sign_in(browser: &crate::webdriver::Browser, username: &str, password: &str) {
     browser.type_into("#username", username).await;
     browser.type_into("#password", password).await;
-    browser.click(r#"form[action="/login"] button[type="submit"]"#).await;
+    browser.click_and_wait(r#"form[action="/login"] button[type="submit"]"#).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,13 +40,18 @@ async fn an_admin_adds_a_user_who_signs_in_chooses_a_password_and_is_signed_out_
     first.type_into("#display_name", "New Bie").await;
     first.click("#password_mode-generate").await;
     first.screenshot("02-admin-add-user").await;
-    first.click(r#"form[action="/admin/users/new"] button[type="submit"]"#).await;
+    first.click_and_wait(r#"form[action="/admin/users/new"] button[type="submit"]"#).await;
     let one_time_password = first.text_of(".secret code").await;
     assert_eq!(one_time_password.len(), 19, "{one_time_password}");
     first.screenshot("03-one-time-password").await;
     first.go(&url("/admin/users")).await;
     first.screenshot("04-admin-users").await;
-    first.click("form.site-nav__logout button").await;
+    // On a phone's width the list still fits: nothing to scroll sideways.
+    first.resize(390, 844).await;
+    assert!(!first.scrolls_sideways().await, "the user list is wider than a phone");
+    first.screenshot("04-admin-users-phone").await;
+    first.resize(1280, 1000).await;
+    first.click_and_wait("form.site-nav__logout button").await;
     assert!(first.path().await.starts_with("/login"));
 
     // The new user signs in with it and must choose their own password first.
@@ -55,12 +60,16 @@ async fn an_admin_adds_a_user_who_signs_in_chooses_a_password_and_is_signed_out_
     first.screenshot("05-choose-password").await;
     first.type_into("#new_password", NEW_PASSWORD).await;
     first.type_into("#confirm_password", NEW_PASSWORD).await;
-    first.click(r#"form[action="/password/change"] button[type="submit"]"#).await;
+    first.click_and_wait(r#"form[action="/password/change"] button[type="submit"]"#).await;
     assert_eq!(first.path().await, "/dashboard");
     let dashboard = first.source().await;
     assert!(dashboard.contains("New Bie"));
     assert!(dashboard.contains("Your new password is set"), "the confirmation shows where the user lands");
     first.screenshot("06-dashboard").await;
+    first.resize(390, 844).await;
+    assert!(!first.scrolls_sideways().await, "the dashboard is wider than a phone");
+    first.screenshot("06-dashboard-phone").await;
+    first.resize(1280, 1000).await;
 
     // Signed in on a second browser too; the first signs it out from the sessions page.
     let second = driver.browser().await;
@@ -70,10 +79,10 @@ async fn an_admin_adds_a_user_who_signs_in_chooses_a_password_and_is_signed_out_
     first.go(&url("/account/sessions")).await;
     assert_eq!(first.source().await.matches("This device").count(), 1);
     first.screenshot("07-sessions").await;
-    first.click(r#"form[action="/account/sessions/revoke-others"] button"#).await;
+    first.click_and_wait(r#"form[action="/account/sessions/revoke-others"] button"#).await;
     assert_eq!(first.path().await, "/account/sessions");
 
-    second.click(r#"a[href="/account"]"#).await;
+    second.click_and_wait(r#"a[href="/account"]"#).await;
     assert_eq!(second.path().await, "/login?next=%2Faccount", "the signed-out browser is sent to login");
     assert_eq!(first.path().await, "/account/sessions");
     first.go(&url("/account")).await;

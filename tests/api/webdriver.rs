@@ -119,6 +119,19 @@ impl Browser {
         send(self.http.post(format!("{}/element/{element}/click", self.base)).json(&json!({}))).await;
     }
 
+    /// Clicks something that loads a new page (a link, a form's button) and waits until the new
+    /// page has loaded: a click returns before a slow answer (a sign-in hashes) arrives.
+    pub async fn click_and_wait(&self, css: &str) {
+        self.script("window.portcullisOldPage = true; return null").await;
+        self.click(css).await;
+        let started = Instant::now();
+        let new_page_loaded = "return window.portcullisOldPage === undefined && document.readyState === 'complete'";
+        while self.script(new_page_loaded).await != Value::Bool(true) {
+            assert!(started.elapsed() < Duration::from_secs(30), "clicking {css} loaded no new page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn text_of(&self, css: &str) -> String {
         let element = self.find(css).await;
         send(self.http.get(format!("{}/element/{element}/text", self.base))).await.as_str().unwrap().to_owned()
@@ -128,12 +141,28 @@ impl Browser {
         send(self.http.post(format!("{}/execute/sync", self.base)).json(&json!({"script": script, "args": []}))).await
     }
 
-    /// Saves a PNG under `target/screenshots/`.
+    /// Resizes the window, e.g. to a phone's width.
+    pub async fn resize(&self, width: u32, height: u32) {
+        send(self.http.post(format!("{}/window/rect", self.base)).json(&json!({"width": width, "height": height})))
+            .await;
+    }
+
+    /// Whether the page is wider than the window (a reader would have to scroll sideways).
+    pub async fn scrolls_sideways(&self) -> bool {
+        let wider = self.script("return document.documentElement.scrollWidth > window.innerWidth").await;
+        wider.as_bool().expect("a boolean")
+    }
+
+    /// Saves a PNG in `target/screenshots/`, or in `PORTCULLIS_SCREENSHOTS_DIR` (the README's
+    /// pictures live in `tests/screenshots/`).
     pub async fn screenshot(&self, name: &str) {
         use base64::Engine;
         let png = send(self.http.get(format!("{}/screenshot", self.base))).await;
         let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        let dir = std::env::var_os("PORTCULLIS_SCREENSHOTS_DIR").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"),
+            std::path::PathBuf::from,
+        );
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
     }
