@@ -227,6 +227,7 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .service(
             web::scope("/static")
                 .wrap(DefaultHeaders::new().add(("Cache-Control", "public, max-age=3600")))
+                .wrap(from_fn(errors::static_file_errors))
                 .service(Files::new("", static_dir)),
         )
         .default_service(web::to(errors::not_found));

@@ -41,6 +41,27 @@ both_backends! {
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
         assert!(app.get("/static/../Cargo.toml").await.status().is_client_error());
     }
+
+    async fn a_bad_file_address_gets_an_error_page_not_plain_text(app: TestApp) {
+        for (path, status) in [
+            ("/static/", 404),
+            ("/static/missing.css", 404),
+            ("/static/.env", 400),
+            ("/static/..%2f..%2fCargo.toml", 400),
+        ] {
+            let response = app.get(path).await;
+
+            assert_eq!(response.status(), status, "{path}");
+            assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+            assert!(response.headers().get("cache-control").is_none_or(|value| value != "public, max-age=3600"), "{path}");
+            let page = response.text().await.unwrap();
+            assert!(page.contains("<main") && page.contains("href=\"/\""), "{path}: not our error page:\n{page}");
+        }
+        let response = app.post_form("/static/portcullis.css", &[("a", "b")]).await;
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "GET, HEAD");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
