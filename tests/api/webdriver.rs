@@ -34,7 +34,7 @@ impl Driver {
                 std::env::var("CI").is_err(),
                 "chromedriver must be installed in CI (apt-get install chromium-driver)"
             );
-            eprintln!("SKIPPED: install chromium and chromium-driver to run the browser tests");
+            crate::helpers::announce_skip("the browser tests: install chromium and chromium-driver to run them");
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
