@@ -9,6 +9,7 @@ PostgreSQL drill the PostgreSQL server binaries (initdb, pg_ctl): it runs its ow
 cluster on port 55432 so it can stop and start it without touching any other database.
 DRILL_SECONDS (60) sets the length of the mixed-traffic and writers drills.
 """
+import base64
 import http.client
 import json
 import os
@@ -25,6 +26,9 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
+
+# One random signing secret for every server this run starts (restarts keep sessions valid).
+DRILL_SECRET = base64.urlsafe_b64encode(os.urandom(48)).decode()
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "portcullis"
@@ -58,7 +62,7 @@ class Server:
         self.env.update({
             "DATABASE_URL": database_url,
             "PORTCULLIS_BIND": f"127.0.0.1:{self.port}",
-            "PORTCULLIS_JWT_SECRET": "drill-secret-" + "k3Jq9xZt2LmVb7RwYp4N" * 2,
+            "PORTCULLIS_JWT_SECRET": DRILL_SECRET,
             # The drills sign in often from one address; the throttle has its own tests.
             "PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS": "1000",
             "PORTCULLIS_LOGIN_ADDRESS_ATTEMPTS": "100000",

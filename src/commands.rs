@@ -5,7 +5,7 @@ use anyhow::{Context, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::accounts::{self, AccountInput, ValidAccount};
-use crate::auth::password::hash_blocking;
+use crate::auth::password::{hash_blocking, hash_replacement_blocking};
 use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::db::audit::Actor;
@@ -110,7 +110,8 @@ pub fn set_password(settings: &Settings, login: &str, source: PasswordSource) ->
     let user = find(&mut conn, login)?;
     let password = NewPassword::parse(read_password(source)?, &[&user.username, &user.email, &user.display_name])
         .map_err(|error| anyhow!("the password was not changed: {error}"))?;
-    let hash = hash_blocking(password.expose())?;
+    let hash = hash_replacement_blocking(&password, &user.password_hash)?
+        .ok_or_else(|| anyhow!("the password was not changed: it is the password {:?} already has", user.username))?;
     accounts::set_password(&mut conn, &Actor::command_line(), user.id, &hash, false, "user.password_reset", None)?;
     println!("Changed the password of {:?}.", user.username);
     Ok(())

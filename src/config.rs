@@ -34,6 +34,8 @@ pub struct Settings {
     pub static_dir: PathBuf,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
+    /// How often ended sessions and spent sign-in counters are deleted.
+    pub housekeeping_interval: Duration,
 }
 
 /// How long the tokens of a login session live.
@@ -152,17 +154,38 @@ impl PublicUrl {
 #[derive(Clone)]
 pub struct JwtSecret(SecretString);
 
+/// Secrets of 32 bytes or more found in public code and tutorials (from a public list of JWT
+/// secrets seen in the wild, MIT-licensed, © 2020 Wallarm): anyone can try them offline.
+const KNOWN_WEAK_SECRETS: &str = include_str!("weak_jwt_secrets.txt");
+/// The estimated strength (see `estimated_bits`) a secret must have. Random base64 of 32
+/// characters or more is estimated at about 100, random hex of 32 at 84 or more; phrases of
+/// six or seven common words, keyboard and alphabet runs and repeats stay below.
+const MIN_SECRET_BITS: f64 = 75.0;
+const HOW_TO_GENERATE: &str = "generate one with `openssl rand -base64 48`";
+
 impl JwtSecret {
     pub fn parse(raw: &str, source: &str) -> anyhow::Result<Self> {
         if raw.len() < MIN_JWT_SECRET_BYTES {
             bail!(
                 "{source} is too short: it needs at least {MIN_JWT_SECRET_BYTES} bytes of random data \
-                 (for example the output of `openssl rand -base64 48`)"
+                 ({HOW_TO_GENERATE})"
             );
         }
         let distinct = raw.bytes().collect::<std::collections::HashSet<_>>().len();
         if distinct < 8 {
-            bail!("{source} is too repetitive to be a secret: use random data such as `openssl rand -base64 48`");
+            bail!("{source} is too repetitive to be a secret: use random data ({HOW_TO_GENERATE})");
+        }
+        if KNOWN_WEAK_SECRETS.lines().any(|known| known == raw || known.trim() == raw.trim()) {
+            bail!(
+                "{source} is a secret published in public code, which attackers try first: a token signed \
+                 with it can be forged by anyone ({HOW_TO_GENERATE})"
+            );
+        }
+        if estimated_bits(raw) < MIN_SECRET_BITS {
+            bail!(
+                "{source} is made of words or patterns that are far easier to guess than random data of \
+                 the same length ({HOW_TO_GENERATE})"
+            );
         }
         Ok(Self(SecretString::from(raw)))
     }
@@ -170,6 +193,22 @@ impl JwtSecret {
     pub fn expose(&self) -> &[u8] {
         self.0.expose_secret().as_bytes()
     }
+}
+
+/// How many bits of guessing `secret` is worth, read as an attacker would: each run of letters
+/// or digits (in pieces of at most 12, where the strength estimator's 64-bit count holds) is
+/// worth the guesses the estimator needs for it (words, names, keyboard runs, sequences, repeats
+/// and dates are cheap; random characters cost about 3.3 bits each), each separator 2 bits.
+fn estimated_bits(secret: &str) -> f64 {
+    let chars: Vec<char> = secret.chars().take(256).collect();
+    let runs = chars.split(|c| !c.is_alphanumeric()).filter(|run| !run.is_empty());
+    let separators = chars.iter().filter(|c| !c.is_alphanumeric()).count();
+    let words: f64 = runs
+        .flat_map(|run| run.chunks(12))
+        .map(|piece| zxcvbn::zxcvbn(&piece.iter().collect::<String>(), &[]).guesses_log10().max(0.0))
+        .sum::<f64>()
+        * std::f64::consts::LOG2_10;
+    words + 2.0 * separators as f64
 }
 
 impl std::fmt::Debug for JwtSecret {
@@ -324,6 +363,14 @@ impl Settings {
             Some(other) => bail!("PORTCULLIS_METRICS must be on or off (got {other:?})"),
         };
 
+        let housekeeping_interval = parse_duration(
+            get("PORTCULLIS_HOUSEKEEPING_INTERVAL"),
+            "PORTCULLIS_HOUSEKEEPING_INTERVAL",
+            Duration::from_secs(60),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_secs(60 * 60), "1h"),
+        )?;
+
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(crate::startup::default_static_dir, PathBuf::from);
 
         Ok(Self {
@@ -338,6 +385,7 @@ impl Settings {
             hash_concurrency,
             static_dir,
             metrics,
+            housekeeping_interval,
         })
     }
 }
@@ -452,6 +500,44 @@ mod tests {
             let error = settings(&[(key, value)]).unwrap_err().to_string();
             assert!(error.contains(expected), "{key}={value}: {error}");
         }
+    }
+
+    #[test]
+    fn secrets_from_public_lists_or_made_of_words_are_refused_with_how_to_make_one() {
+        for weak in [
+            "my_very_long_and_safe_secret_key",
+            "jwt-secret-key-for-my-app-2024",
+            "correct horse battery staple correct horse",
+            "qwertyuiopasdfghjklzxcvbnm1234567890",
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            "passwordpasswordpassword123456789",
+        ] {
+            let error = JwtSecret::parse(weak, "PORTCULLIS_JWT_SECRET").err();
+            let error = error.unwrap_or_else(|| panic!("{weak:?} was accepted")).to_string();
+            assert!(error.contains("openssl rand -base64 48"), "{weak}: {error}");
+        }
+        assert!(JwtSecret::parse("my_very_long_and_safe_secret_key", "X").unwrap_err().to_string().contains("public"));
+    }
+
+    #[test]
+    fn random_secrets_of_every_usual_shape_are_accepted() {
+        use base64::Engine;
+        let mut weakest = f64::MAX;
+        for _ in 0..300 {
+            let bytes = crate::auth::random::bytes::<32>();
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            for secret in [
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+                crate::auth::random::token_base64(24),
+                crate::auth::random::token_base64(48),
+                hex[..32].to_owned(),
+                hex,
+            ] {
+                weakest = weakest.min(estimated_bits(&secret));
+                assert!(JwtSecret::parse(&secret, "X").is_ok(), "{secret} refused");
+            }
+        }
+        assert!(weakest >= MIN_SECRET_BITS, "{weakest}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::auth::guard::{identify_page_visitor, require_bearer, require_page_ses
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{RevocationList, SyncerHandle};
 use crate::auth::sessions::Sessions;
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
@@ -74,14 +75,19 @@ impl Application {
         // pooled connection must not make it stale (guarded requests would fail closed).
         let own = DatabaseSettings { pool_size: 1, ..settings.database.clone() };
         let sync_pool = tokio::task::spawn_blocking(move || db::build_pool(&own)).await??;
-        let revocation_syncer = revocations.spawn_syncer(sync_pool, pool.clone())?;
+        let throttle = web::Data::new(LoginThrottle::new(settings.throttle, &secret, previous));
+        let revocation_syncer = revocations.spawn_syncer(
+            sync_pool,
+            pool.clone(),
+            throttle.clone().into_inner(),
+            settings.housekeeping_interval,
+        )?;
         let sessions = web::Data::new(Sessions::new(keys, policy, revocations));
         let csrf = web::Data::new(CsrfKey::derive(&secret, previous));
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
         let static_dir = settings.static_dir.clone();
         let hsts = settings.public_url.is_https();
-        let throttle = web::Data::new(settings.throttle);
         let trusted_proxies = web::Data::new(TrustedProxies(settings.trusted_proxies.clone()));
         let metrics = settings.metrics.then(|| web::Data::new(Metrics::default()));
         let counts_cache = web::Data::new(admin::overview::CountsCache::default());

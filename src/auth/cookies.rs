@@ -25,6 +25,7 @@ pub struct CookiePolicy {
     refresh_name: &'static str,
     login_csrf_name: &'static str,
     flash_name: &'static str,
+    device_name: &'static str,
 }
 
 impl CookiePolicy {
@@ -38,6 +39,7 @@ impl CookiePolicy {
                 refresh_name: "__Host-portcullis-refresh",
                 login_csrf_name: "__Host-portcullis-login",
                 flash_name: "__Host-portcullis-flash",
+                device_name: "__Host-portcullis-device",
             }
         } else {
             Self {
@@ -46,6 +48,7 @@ impl CookiePolicy {
                 refresh_name: "portcullis-refresh",
                 login_csrf_name: "portcullis-login",
                 flash_name: "portcullis-flash",
+                device_name: "portcullis-device",
             }
         }
     }
@@ -103,6 +106,17 @@ impl CookiePolicy {
 
     pub fn flash_removal(&self) -> Cookie<'static> {
         self.removal(self.flash_name)
+    }
+
+    pub fn device_name(&self) -> &'static str {
+        self.device_name
+    }
+
+    /// The device credentials of the accounts signed in on this browser (see `device.rs`):
+    /// `SameSite=Strict` (only our own forms send it), kept for the credentials' lifetime and
+    /// not removed on sign-out, which is the point.
+    pub fn device(&self, credentials: String) -> Cookie<'static> {
+        self.build(self.device_name, credentials, SameSite::Strict, super::device::LIFETIME)
     }
 
     fn build(

@@ -148,7 +148,7 @@ mod tests {
     use super::*;
 
     fn key(seed: &str) -> CsrfKey {
-        CsrfKey::derive(&JwtSecret::parse(&format!("{seed}-0123456789abcdefghijklmnopqrstuvwxyz"), "t").unwrap(), None)
+        CsrfKey::derive(&JwtSecret::parse(&format!("{seed}-Vq3xL9TzK2mWp8RbN4cYh7JdF6sGa1Ue"), "t").unwrap(), None)
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod client;
 pub mod cookies;
 pub mod credentials;
 pub mod csrf;
+pub mod device;
 mod extractors;
 pub mod guard;
 pub mod password;

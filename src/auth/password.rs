@@ -51,6 +51,13 @@ impl Scratch {
         argon2.hash_password_into_with_memory(password, salt, out, &mut self.0[..needed])
     }
 
+    fn replacement(&mut self, new: &str, current_hash: &str) -> anyhow::Result<Option<String>> {
+        if self.verify(new, current_hash) {
+            return Ok(None);
+        }
+        self.hash(new).map(Some)
+    }
+
     fn hash(&mut self, password: &str) -> anyhow::Result<String> {
         let params = params();
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
@@ -93,6 +100,13 @@ impl Scratch {
 /// One hash with fresh memory, for the command line.
 pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
     Scratch::default().hash(password)
+}
+
+/// A new password for an account that has `current_hash`: its hash, or `None` when it is the
+/// password the account already has (a one-time password must not become the permanent one).
+/// For the command line; the server uses [`PasswordHasher::hash_replacement`].
+pub fn hash_replacement_blocking(new: &NewPassword, current_hash: &str) -> anyhow::Result<Option<String>> {
+    Scratch::default().replacement(new.expose(), current_hash)
 }
 
 /// How long `samples` hashes take one after another on this thread, memory reused as on the
@@ -173,6 +187,13 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &NewPassword) -> anyhow::Result<String> {
         let password = SecretString::from(password.expose());
         self.run(move |scratch| scratch.hash(password.expose_secret())).await?
+    }
+
+    /// The hash of `new` as the replacement of `current_hash`, or `None` when `new` is the
+    /// password the account already has.
+    pub async fn hash_replacement(&self, new: &NewPassword, current_hash: String) -> anyhow::Result<Option<String>> {
+        let password = SecretString::from(new.expose());
+        self.run(move |scratch| scratch.replacement(password.expose_secret(), &current_hash)).await?
     }
 
     /// True only when `stored` exists and matches. `None` still costs one verification.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::throttle::LoginThrottle;
 use crate::db::users::now;
 use crate::db::{self, DbConnection, DbPool, sessions};
 
@@ -24,9 +25,6 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 const SLOW_SYNC: Duration = Duration::from_millis(250);
 /// A list older than this is not trusted: requests are refused until it is fresh again.
 pub const MAX_STALENESS: Duration = Duration::from_secs(2);
-/// Expired sessions, old revocations and idle sign-in counters are deleted this often (by every
-/// instance; the deletes are idempotent).
-const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// After reading at least this many revoked ids (a mass sign-out), the read's transient memory
 /// is handed back to the system at once.
 const LARGE_READ_ROWS: usize = 10_000;
@@ -136,11 +134,11 @@ impl RevocationList {
         db::run(pool, move |conn| list.sync(conn)).await
     }
 
-    fn prune(&self, conn: &mut DbConnection) -> anyhow::Result<usize> {
+    fn prune(&self, conn: &mut DbConnection, throttle: &LoginThrottle) -> anyhow::Result<usize> {
         let now = now();
         let sessions = sessions::prune(conn, now, now - self.idle_timeout, now - self.remember_for)?;
-        // Sign-in counters long idle go too (nothing else sweeps them).
-        let throttles = crate::db::throttles::prune(conn, now - crate::auth::throttle::FORGET_AFTER)?;
+        // Sign-in counters whose window and pause are over go too (nothing else sweeps them).
+        let throttles = throttle.prune(conn, now)?;
         Ok(sessions + throttles)
     }
 
@@ -149,7 +147,13 @@ impl RevocationList {
     /// Housekeeping (deleting ended sessions and idle sign-in counters) runs every minute on a
     /// second thread with `pool`: its deletes can wait on rows that busy sign-ins hold, and
     /// must never delay the refresh (a stale list fails every guarded request).
-    pub fn spawn_syncer(self: &Arc<Self>, sync_pool: DbPool, pool: DbPool) -> std::io::Result<SyncerHandle> {
+    pub fn spawn_syncer(
+        self: &Arc<Self>,
+        sync_pool: DbPool,
+        pool: DbPool,
+        throttle: Arc<LoginThrottle>,
+        housekeeping_interval: Duration,
+    ) -> std::io::Result<SyncerHandle> {
         let (stop_sync, sync_stopped) = mpsc::channel::<()>();
         let list = Arc::clone(self);
         std::thread::Builder::new().name("revocation-sync".into()).spawn(move || {
@@ -185,9 +189,12 @@ impl RevocationList {
         let (stop_pruning, pruning_stopped) = mpsc::channel::<()>();
         let list = Arc::clone(self);
         std::thread::Builder::new().name("session-pruner".into()).spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = pruning_stopped.recv_timeout(PRUNE_INTERVAL) {
-                match pool.get().context("no database connection available").and_then(|mut conn| list.prune(&mut conn))
-                {
+            while let Err(RecvTimeoutError::Timeout) = pruning_stopped.recv_timeout(housekeeping_interval) {
+                let pruned = pool
+                    .get()
+                    .context("no database connection available")
+                    .and_then(|mut conn| list.prune(&mut conn, &throttle));
+                match pruned {
                     Ok(0) => {}
                     Ok(rows) => tracing::debug!(rows, "pruned ended sessions and idle sign-in counters"),
                     Err(error) => tracing::warn!(error = %format!("{error:#}"), "could not prune ended sessions"),

@@ -1,98 +1,292 @@
-//! Throttling password attempts, per sign-in name and per client address, with counters in
-//! the database so every instance shares them. One set of counters serves the login form and
-//! `POST /api/token`.
+//! Throttling password checks (sign-in on the form and the API, the current-password check on
+//! the account page) and other probes, with counters in the database so every instance shares
+//! them.
 //!
-//! An attempt is counted *before* its password is checked, so a burst of parallel guesses is
-//! counted in full. When a key reaches its limit within the window it is paused; each pause
-//! lasts twice the one before (up to the maximum) until a whole window passes quietly. A
-//! paused key gets 429 whatever the password — an existing account and a made-up name alike,
-//! so the pause tells nothing about who exists.
+//! Which counters an attempt uses:
+//! - from a client that carries a device credential for the account (see `device.rs`): only
+//!   that device's own counter, so strangers guessing can never lock the owner out;
+//! - from any other client: the account's counter (or, for a name no account has, one of
+//!   65,536 buckets chosen by a keyed hash, so made-up names cannot grow the table) and the
+//!   client address's counter (IPv6 by its /64, which one subscriber usually holds).
+//!
+//! An attempt *reserves* one attempt on each of its counters before its password is checked,
+//! so a burst of parallel guesses is counted in full. A wrong password keeps the reservation
+//! and pauses a counter that has reached its limit; a right one gives the address's
+//! reservation back (legitimate sign-ins cost nothing) and clears the account's. Each pause
+//! lasts twice the one before (up to the maximum) until a whole window passes quietly. A paused
+//! counter refuses with 429 whatever the password, for an existing account and a made-up name
+//! alike, and a refused attempt writes nothing.
+use std::net::IpAddr;
 use std::time::Duration;
 
+use aws_lc_rs::hmac;
 use chrono::NaiveDateTime;
+use unicode_normalization::UnicodeNormalization;
 
-use crate::config::ThrottlePolicy;
+use super::device::DeviceKey;
+use crate::config::{JwtSecret, ThrottlePolicy};
 use crate::db::throttles::{self, Throttle};
 use crate::db::{DbConnection, write_transaction};
 
-/// Counter rows idle this long are deleted (longer than any window plus any pause allows).
-pub const FORGET_AFTER: chrono::Duration = chrono::Duration::days(2);
-const MAX_NAME_CHARS: usize = 64;
+/// Made-up names share this many counters (at most this many rows, whatever is typed).
+const NAME_BUCKETS: u32 = 1 << 16;
+const MAX_NAME_CHARS: usize = 254;
 
-/// The counter for a sign-in: the account when the name (or email) matches one, so both ways
-/// of naming it share one budget; otherwise the name as typed.
-pub fn account_key(user_id: Option<i64>, login: &str) -> String {
-    match user_id {
-        Some(id) => format!("user:{id}"),
-        None => format!("name:{}", login.trim().to_lowercase().chars().take(MAX_NAME_CHARS).collect::<String>()),
+/// What a right answer does to a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnSuccess {
+    /// The account's (or device's) counter starts over: its owner proved who they are.
+    Reset,
+    /// Only this attempt's reservation is given back (an address, a probe budget).
+    Refund,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Counter {
+    key: String,
+    limit: u32,
+    on_success: OnSuccess,
+}
+
+/// The counters one attempt is counted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    counters: Vec<Counter>,
+    known_device: bool,
+}
+
+impl Counters {
+    /// Whether the attempt came from a device that signed in to this account before.
+    pub fn known_device(&self) -> bool {
+        self.known_device
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.counters.iter().map(|counter| counter.key.clone()).collect()
+    }
+
+    fn get(&self, key: &str) -> Option<&Counter> {
+        self.counters.iter().find(|counter| counter.key == key)
     }
 }
 
+/// The throttling policy with its keys; one per application.
+pub struct LoginThrottle {
+    policy: ThrottlePolicy,
+    names: hmac::Key,
+    devices: DeviceKey,
+}
+
+impl LoginThrottle {
+    pub fn new(policy: ThrottlePolicy, secret: &JwtSecret, previous: Option<&JwtSecret>) -> Self {
+        let master = hmac::Key::new(hmac::HMAC_SHA256, secret.expose());
+        let names = hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&master, b"portcullis name buckets v1").as_ref());
+        Self { policy, names, devices: DeviceKey::derive(secret, previous) }
+    }
+
+    pub fn policy(&self) -> &ThrottlePolicy {
+        &self.policy
+    }
+
+    pub fn devices(&self) -> &DeviceKey {
+        &self.devices
+    }
+
+    /// The counters of a password check for `user_id` (or, when no account matched, the name as
+    /// typed) from `client_ip`, carrying the device credentials `device` (cookie or API field).
+    pub fn password_counters(
+        &self,
+        user_id: Option<i64>,
+        login: &str,
+        client_ip: &str,
+        device: Option<&str>,
+    ) -> Counters {
+        let now = chrono::Utc::now().timestamp();
+        let known_device =
+            user_id.zip(device).and_then(|(id, presented)| self.devices.verify_for(presented, id, now));
+        if let Some(nonce) = known_device {
+            let own = Counter {
+                key: format!("device:{nonce}"),
+                limit: self.policy.account_attempts,
+                on_success: OnSuccess::Reset,
+            };
+            return Counters { counters: vec![own], known_device: true };
+        }
+        let account = match user_id {
+            Some(id) => account_key(id),
+            None => self.name_bucket(login),
+        };
+        Counters {
+            counters: vec![
+                Counter { key: account, limit: self.policy.account_attempts, on_success: OnSuccess::Reset },
+                Counter {
+                    key: address_key(client_ip),
+                    limit: self.policy.address_attempts,
+                    on_success: OnSuccess::Refund,
+                },
+            ],
+            known_device: false,
+        }
+    }
+
+    /// The budget of a signed-in user's probes that can tell them about other accounts (an
+    /// e-mail change that finds the address taken).
+    pub fn email_change_counters(&self, user_id: i64) -> Counters {
+        let counter =
+            Counter { key: format!("email:{user_id}"), limit: self.policy.account_attempts, on_success: OnSuccess::Refund };
+        Counters { counters: vec![counter], known_device: false }
+    }
+
+    /// Reserves one attempt on every counter, or refuses with how long to wait. A refusal by
+    /// a pause already in force writes nothing.
+    pub fn begin(
+        &self,
+        conn: &mut DbConnection,
+        counters: &Counters,
+        now: NaiveDateTime,
+    ) -> diesel::QueryResult<Result<(), Duration>> {
+        let keys = counters.keys();
+        if let Some(wait) = longest_pause(&throttles::find_many(conn, &keys)?, now) {
+            return Ok(Err(wait));
+        }
+        write_transaction(conn, |conn| {
+            let mut rows = throttles::lock(conn, &keys, now)?;
+            if let Some(wait) = longest_pause(&rows, now) {
+                return Ok(Err(wait));
+            }
+            for row in &mut rows {
+                self.roll_window(row, now);
+                row.attempts = row.attempts.saturating_add(1);
+            }
+            // More attempts in flight than the budget: a burst of guesses. Pause, refuse.
+            let over: Vec<&mut Throttle> =
+                rows.iter_mut().filter(|row| exceeds(row.attempts, limit_of(counters, row), false)).collect();
+            if !over.is_empty() {
+                for row in over {
+                    row.attempts -= 1;
+                    self.pause(row, now);
+                    throttles::save(conn, row)?;
+                }
+                return Ok(Err(longest_pause(&rows, now).unwrap_or(Duration::from_secs(1))));
+            }
+            for row in &rows {
+                throttles::save(conn, row)?;
+            }
+            Ok(Ok(()))
+        })
+    }
+
+    /// The attempt was wrong: its reservation stays, and a counter at its limit is paused.
+    pub fn failed(&self, conn: &mut DbConnection, counters: &Counters, now: NaiveDateTime) -> diesel::QueryResult<()> {
+        write_transaction(conn, |conn| {
+            for mut row in throttles::lock(conn, &counters.keys(), now)? {
+                self.roll_window(&mut row, now);
+                row.attempts = row.attempts.max(1);
+                if exceeds(row.attempts, limit_of(counters, &row), true) {
+                    self.pause(&mut row, now);
+                }
+                throttles::save(conn, &row)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The attempt was right: the account's (or device's) counter starts over, the address's
+    /// reservation is given back.
+    pub fn succeeded(&self, conn: &mut DbConnection, counters: &Counters) -> diesel::QueryResult<()> {
+        write_transaction(conn, |conn| {
+            for counter in &counters.counters {
+                match counter.on_success {
+                    OnSuccess::Reset => throttles::clear(conn, &counter.key).map(drop)?,
+                    OnSuccess::Refund => throttles::refund(conn, &counter.key)?,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes counters whose window and pause are over (nothing in them counts any more).
+    pub fn prune(&self, conn: &mut DbConnection, now: NaiveDateTime) -> diesel::QueryResult<usize> {
+        throttles::prune(conn, now - self.window())
+    }
+
+    fn window(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.policy.window).unwrap_or(chrono::Duration::MAX)
+    }
+
+    fn name_bucket(&self, login: &str) -> String {
+        let name: String = login.trim().nfkc().flat_map(char::to_lowercase).take(MAX_NAME_CHARS).collect();
+        let tag = hmac::sign(&self.names, name.as_bytes());
+        let bucket = u32::from_be_bytes(tag.as_ref()[..4].try_into().unwrap_or_default()) % NAME_BUCKETS;
+        format!("name:{bucket:04x}")
+    }
+
+    /// A window over starts a new count; a whole window after the last pause ended, the
+    /// escalation starts over too.
+    fn roll_window(&self, row: &mut Throttle, now: NaiveDateTime) {
+        let window = self.window();
+        if now - row.window_started_at >= window {
+            row.attempts = 0;
+            row.window_started_at = now;
+        }
+        if row.paused_until.is_some_and(|until| now - until >= window) {
+            row.strikes = 0;
+            row.paused_until = None;
+        }
+    }
+
+    fn pause(&self, row: &mut Throttle, now: NaiveDateTime) {
+        row.paused_until = Some(now + pause_length(&self.policy, row.strikes));
+        row.strikes = row.strikes.saturating_add(1);
+        row.attempts = 0;
+        row.window_started_at = now;
+    }
+}
+
+fn limit_of(counters: &Counters, row: &Throttle) -> u32 {
+    counters.get(&row.throttle_key).map_or(1, |counter| counter.limit)
+}
+
+/// Failures pause at the limit; reservations in flight only beyond it.
+fn exceeds(attempts: i32, limit: u32, at_limit: bool) -> bool {
+    let attempts = u32::try_from(attempts).unwrap_or(0);
+    if at_limit { attempts >= limit } else { attempts > limit }
+}
+
+fn longest_pause(rows: &[Throttle], now: NaiveDateTime) -> Option<Duration> {
+    let until = rows.iter().filter_map(|row| row.paused_until).filter(|until| *until > now).max()?;
+    Some(round_up_to_seconds(until - now))
+}
+
+/// The counter of an account's sign-ins from clients it has not signed in on before.
+pub fn account_key(user_id: i64) -> String {
+    format!("user:{user_id}")
+}
+
+/// One counter per IPv4 address, and per IPv6 /64 (one subscriber's usual allocation).
 pub fn address_key(client_ip: &str) -> String {
-    format!("ip:{client_ip}")
-}
-
-/// Counts one attempt against both keys, or refuses it with how long to wait.
-pub fn begin_attempt(
-    conn: &mut DbConnection,
-    policy: &ThrottlePolicy,
-    account: &str,
-    address: &str,
-    now: NaiveDateTime,
-) -> diesel::QueryResult<Result<(), Duration>> {
-    write_transaction(conn, |conn| {
-        let keys = [account.to_owned(), address.to_owned()];
-        let rows = throttles::lock(conn, &keys, now)?;
-        let wait = rows.iter().filter_map(|row| row.paused_until).filter(|until| *until > now).max();
-        if let Some(until) = wait {
-            return Ok(Err(round_up_to_seconds(until - now)));
+    match client_ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let segments = v6.segments();
+            format!("ip:{:x}:{:x}:{:x}:{:x}::/64", segments[0], segments[1], segments[2], segments[3])
         }
-        for mut row in rows {
-            let limit = if row.throttle_key == account { policy.account_attempts } else { policy.address_attempts };
-            count(&mut row, policy, limit, now);
-            throttles::save(conn, &row)?;
-        }
-        Ok(Ok(()))
-    })
+        Ok(IpAddr::V6(v6)) => format!("ip:{}", v6.to_ipv4_mapped().map_or_else(|| v6.to_string(), |v4| v4.to_string())),
+        Ok(IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Err(_) => format!("ip:{}", client_ip.chars().take(64).collect::<String>()),
+    }
 }
 
-/// A correct password resets its account's counter (never the address's: an attacker must not
-/// reset their budget by signing in to an account of their own).
-pub fn succeeded(conn: &mut DbConnection, account: &str) -> diesel::QueryResult<()> {
-    throttles::clear(conn, account).map(|_| ())
-}
-
-/// How an account's counter stands, for its admin page.
+/// How an account's counter stands, for its admin page and its owner's account page.
 pub struct Standing {
     pub paused_until: Option<NaiveDateTime>,
     pub recent_failures: i32,
 }
 
 pub fn standing(conn: &mut DbConnection, user_id: i64, now: NaiveDateTime) -> diesel::QueryResult<Option<Standing>> {
-    Ok(throttles::find(conn, &account_key(Some(user_id), ""))?.map(|row| Standing {
+    Ok(throttles::find(conn, &account_key(user_id))?.map(|row| Standing {
         paused_until: row.paused_until.filter(|until| *until > now),
         recent_failures: row.attempts,
     }))
-}
-
-fn count(row: &mut Throttle, policy: &ThrottlePolicy, limit: u32, now: NaiveDateTime) {
-    let window = chrono::Duration::from_std(policy.window).unwrap_or(chrono::Duration::MAX);
-    if now - row.window_started_at >= window {
-        row.attempts = 0;
-        row.window_started_at = now;
-    }
-    // A whole window without a pause: the escalation starts over.
-    if row.paused_until.is_some_and(|until| now - until >= window) {
-        row.strikes = 0;
-        row.paused_until = None;
-    }
-    row.attempts += 1;
-    if u32::try_from(row.attempts).unwrap_or(u32::MAX) >= limit {
-        row.paused_until = Some(now + pause_length(policy, row.strikes));
-        row.strikes = row.strikes.saturating_add(1);
-        row.attempts = 0;
-        row.window_started_at = now;
-    }
 }
 
 fn pause_length(policy: &ThrottlePolicy, strikes: i32) -> chrono::Duration {
@@ -109,56 +303,95 @@ fn round_up_to_seconds(wait: chrono::Duration) -> Duration {
 mod tests {
     use super::*;
 
+    fn throttle() -> LoginThrottle {
+        let secret = JwtSecret::parse(&crate::auth::random::token_base64(48), "test").unwrap();
+        LoginThrottle::new(ThrottlePolicy::default(), &secret, None)
+    }
+
     fn row(now: NaiveDateTime) -> Throttle {
         Throttle { throttle_key: "k".into(), attempts: 0, window_started_at: now, strikes: 0, paused_until: None }
     }
 
-    #[test]
-    fn the_limit_th_attempt_pauses_and_each_pause_doubles_up_to_the_maximum() {
-        let policy = ThrottlePolicy::default();
-        let start = chrono::Utc::now().naive_utc();
-        let mut throttle = row(start);
-        for _ in 0..4 {
-            count(&mut throttle, &policy, 5, start);
-            assert!(throttle.paused_until.is_none());
+    /// One wrong attempt as `begin` + `failed` count it.
+    fn fail(throttle: &LoginThrottle, row: &mut Throttle, limit: u32, now: NaiveDateTime) {
+        throttle.roll_window(row, now);
+        row.attempts += 1;
+        if exceeds(row.attempts, limit, true) {
+            throttle.pause(row, now);
         }
-        count(&mut throttle, &policy, 5, start);
-        assert_eq!(throttle.paused_until, Some(start + chrono::Duration::minutes(1)));
+    }
+
+    #[test]
+    fn the_limit_th_failure_pauses_and_each_pause_doubles_up_to_the_maximum() {
+        let throttle = throttle();
+        let start = chrono::Utc::now().naive_utc();
+        let mut counter = row(start);
+        for _ in 0..4 {
+            fail(&throttle, &mut counter, 5, start);
+            assert!(counter.paused_until.is_none());
+        }
+        fail(&throttle, &mut counter, 5, start);
+        assert_eq!(counter.paused_until, Some(start + chrono::Duration::minutes(1)));
 
         let mut pauses = Vec::new();
         for _ in 0..6 {
-            let now = throttle.paused_until.unwrap();
+            let now = counter.paused_until.unwrap();
             for _ in 0..5 {
-                count(&mut throttle, &policy, 5, now);
+                fail(&throttle, &mut counter, 5, now);
             }
-            pauses.push((throttle.paused_until.unwrap() - now).num_minutes());
+            pauses.push((counter.paused_until.unwrap() - now).num_minutes());
         }
         assert_eq!(pauses, [2, 4, 8, 15, 15, 15]);
 
         // A quiet window later, the escalation starts over.
-        let later = throttle.paused_until.unwrap() + chrono::Duration::minutes(15);
+        let later = counter.paused_until.unwrap() + chrono::Duration::minutes(15);
         for _ in 0..5 {
-            count(&mut throttle, &policy, 5, later);
+            fail(&throttle, &mut counter, 5, later);
         }
-        assert_eq!(throttle.paused_until, Some(later + chrono::Duration::minutes(1)));
+        assert_eq!(counter.paused_until, Some(later + chrono::Duration::minutes(1)));
     }
 
     #[test]
     fn failures_spread_over_more_than_a_window_never_pause() {
-        let policy = ThrottlePolicy::default();
+        let throttle = throttle();
         let mut now = chrono::Utc::now().naive_utc();
-        let mut throttle = row(now);
+        let mut counter = row(now);
         for _ in 0..20 {
-            count(&mut throttle, &policy, 5, now);
+            fail(&throttle, &mut counter, 5, now);
             now += chrono::Duration::minutes(4);
         }
-        assert!(throttle.paused_until.is_none());
+        assert!(counter.paused_until.is_none());
     }
 
     #[test]
-    fn names_are_compared_as_typed_but_case_blind_and_bounded() {
-        assert_eq!(account_key(None, " Alice "), "name:alice");
-        assert_eq!(account_key(Some(7), "alice"), "user:7");
-        assert_eq!(account_key(None, &"x".repeat(500)).len(), "name:".len() + MAX_NAME_CHARS);
+    fn made_up_names_share_a_bounded_set_of_counters_case_and_width_blind() {
+        let throttle = throttle();
+        let bucket = |name: &str| throttle.password_counters(None, name, "192.0.2.1", None).counters[0].key.clone();
+        assert_eq!(bucket(" Nobody "), bucket("nobody"));
+        assert_eq!(bucket("ｎｏｂｏｄｙ"), bucket("nobody"), "fullwidth letters are the same name");
+        let distinct: std::collections::HashSet<String> = (0..5_000).map(|n| bucket(&format!("name{n}"))).collect();
+        assert!(distinct.iter().all(|key| key.len() == "name:".len() + 4), "{distinct:?}");
+        assert!(distinct.len() > 4_500, "buckets spread names out: {}", distinct.len());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_bit_prefix() {
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1"), address_key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(address_key("2001:db8:1:2::1"), address_key("2001:db8:1:3::1"));
+        assert_eq!(address_key("::ffff:192.0.2.7"), "ip:192.0.2.7");
+        assert_eq!(address_key("192.0.2.7"), "ip:192.0.2.7");
+    }
+
+    #[test]
+    fn a_known_device_is_counted_on_its_own_budget_only() {
+        let throttle = throttle();
+        let credential = throttle.devices().issue(7, chrono::Utc::now().timestamp());
+        let trusted = throttle.password_counters(Some(7), "alice", "192.0.2.1", Some(&credential));
+        assert!(trusted.known_device());
+        assert_eq!(trusted.counters.len(), 1);
+        assert!(trusted.counters[0].key.starts_with("device:"));
+        let elsewhere = throttle.password_counters(Some(8), "bob", "192.0.2.1", Some(&credential));
+        assert!(!elsewhere.known_device(), "a credential for another account counts for nothing");
+        assert_eq!(elsewhere.keys(), ["user:8", "ip:192.0.2.1"]);
     }
 }

@@ -40,8 +40,25 @@ pub fn save(conn: &mut DbConnection, throttle: &Throttle) -> QueryResult<()> {
     Ok(())
 }
 
+/// The rows of these keys that exist, read without locking or writing anything.
+pub fn find_many(conn: &mut DbConnection, keys: &[String]) -> QueryResult<Vec<Throttle>> {
+    login_throttles::table.filter(login_throttles::throttle_key.eq_any(keys)).load(conn)
+}
+
+pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
+    login_throttles::table.count().get_result(conn)
+}
+
 pub fn find(conn: &mut DbConnection, key: &str) -> QueryResult<Option<Throttle>> {
     login_throttles::table.find(key).first(conn).optional()
+}
+
+/// Gives back one attempt a key had reserved (a sign-in that turned out to be right).
+pub fn refund(conn: &mut DbConnection, key: &str) -> QueryResult<()> {
+    diesel::update(login_throttles::table.find(key).filter(login_throttles::attempts.gt(0)))
+        .set(login_throttles::attempts.eq(login_throttles::attempts - 1))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Returns whether there was anything to clear.
@@ -49,7 +66,8 @@ pub fn clear(conn: &mut DbConnection, key: &str) -> QueryResult<bool> {
     Ok(diesel::delete(login_throttles::table.find(key)).execute(conn)? > 0)
 }
 
-/// Forgets counters nobody has touched for `idle` (their windows and pauses are long over).
+/// Forgets counters whose window started before `cutoff` and whose pause (if any) ended
+/// before it: nothing they hold still counts.
 pub fn prune(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(
         login_throttles::table

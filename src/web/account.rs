@@ -6,14 +6,17 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::flash::{Flash, redirect_with_flash};
-use super::layout::{Layout, render};
+use super::layout::{Layout, render, wait_phrase};
 use crate::accounts::{self, AccountError, FieldErrors};
 use crate::auth::client::client_ip;
-use crate::auth::cookies::CookiePolicy;
+use crate::auth::cookies::{self, CookiePolicy};
+use crate::auth::credentials::{self, PasswordCheck, check_current_password};
 use crate::auth::csrf::{CsrfForm, CsrfKey};
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
+use crate::auth::throttle::{self, LoginThrottle, Standing};
 use crate::auth::{Authenticated, CurrentUser};
+use crate::db::audit;
 use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, DbPool};
 use crate::domain::{DisplayName, Email, NewPassword};
@@ -46,6 +49,8 @@ struct AccountPage<'a> {
     profile: ProfileForm,
     profile_errors: FieldErrors,
     password_errors: FieldErrors,
+    /// Strangers' failed sign-ins to this account, in words, or "".
+    guessing: String,
 }
 
 /// The signed-in user's row as it is now (the token only carries what the guard needs).
@@ -55,6 +60,29 @@ pub async fn load_account(pool: &DbPool, user_id: i64) -> Result<User, PageError
         .ok_or(PageError::NotFound)
 }
 
+/// How strangers' sign-in attempts stand against this account, for its owner.
+async fn guessing_notice(pool: &DbPool, user_id: i64) -> Result<String, PageError> {
+    let standing =
+        db::run(pool, move |conn| -> anyhow::Result<Option<Standing>> { Ok(throttle::standing(conn, user_id, users::now())?) })
+            .await?;
+    Ok(match standing {
+        Some(Standing { paused_until: Some(until), .. }) => format!(
+            "Someone has recently tried to sign in to your account with wrong passwords, so sign-in from \
+             browsers and apps you have not used here before is paused until {} UTC. Browsers and apps you \
+             have signed in with before are not affected. If this was not you, your password has held; \
+             consider changing it to a longer one.",
+            until.format("%Y-%m-%d %H:%M")
+        ),
+        Some(Standing { recent_failures: failures @ 1.., .. }) => format!(
+            "There {} {failures} failed sign-in attempt{} to your account recently from browsers or apps you \
+             have not used here before.",
+            if failures == 1 { "was" } else { "were" },
+            if failures == 1 { "" } else { "s" },
+        ),
+        _ => String::new(),
+    })
+}
+
 fn account_page<'a>(
     auth: &Authenticated,
     account: &'a User,
@@ -62,6 +90,7 @@ fn account_page<'a>(
     profile: Option<ProfileForm>,
 ) -> AccountPage<'a> {
     AccountPage {
+        guessing: String::new(),
         layout: Layout::for_user(auth, csrf),
         user: account,
         role: account.role().as_str(),
@@ -83,9 +112,11 @@ pub async fn show(
     let account = load_account(&pool, user.user_id).await?;
     let mut page = account_page(&user, &account, &csrf, None);
     page.layout = page.layout.with_flash(&flash);
+    page.guessing = guessing_notice(&pool, user.user_id).await?;
     Ok(flash.finish(render(StatusCode::OK, &page)?))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn update_profile(
     req: HttpRequest,
     user: CurrentUser,
@@ -94,6 +125,7 @@ pub async fn update_profile(
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
     sessions: web::Data<Sessions>,
+    throttle: web::Data<LoginThrottle>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let account = load_account(&pool, user.user_id).await?;
@@ -105,6 +137,20 @@ pub async fn update_profile(
         page.profile_errors = errors;
         return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
+    // A new address can be refused as taken, which tells a signed-in user that someone has
+    // it: such probes are counted (and audited) like password guesses.
+    let probe = (email.as_str() != account.email).then(|| throttle.email_change_counters(user.user_id));
+    if let Some(counters) = &probe
+        && let Err(retry_after) = credentials::begin(&pool, &throttle, counters).await?
+    {
+        errors.add(
+            "email",
+            format!("You have tried too many addresses that could not be used. Wait {} and try again.", wait_phrase(retry_after)),
+        );
+        let mut page = account_page(&user, &account, &csrf, Some(form));
+        page.profile_errors = errors;
+        return too_many(render(StatusCode::TOO_MANY_REQUESTS, &page)?, retry_after);
+    }
     let actor = user.actor(client_ip(&req));
     let id = user.user_id;
     let saved = db::run(&pool, move |conn| {
@@ -112,6 +158,18 @@ pub async fn update_profile(
         accounts::update_profile(conn, &actor, id, &changes)
     })
     .await;
+    if let Some(counters) = probe {
+        let refused_address = matches!(saved, Err(AccountError::Field(("email", _))));
+        credentials::settle(&pool, &throttle, counters, !refused_address).await?;
+        if refused_address {
+            let (actor, target, attempted) = (user.actor(client_ip(&req)), (user.user_id, user.username.clone()), form.email.clone());
+            db::run(&pool, move |conn| -> anyhow::Result<()> {
+                let details = format!("new address refused: {}", attempted.chars().take(254).collect::<String>());
+                Ok(audit::record(conn, &actor, "user.email_change_refused", Some((target.0, &target.1)), &details)?)
+            })
+            .await?;
+        }
+    }
     match saved {
         Ok(_) => {
             let mut response = redirect_with_flash(&cookies, "/account", "Your details were saved.");
@@ -155,22 +213,47 @@ pub async fn change_password(
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
     sessions: web::Data<Sessions>,
+    throttle: web::Data<LoginThrottle>,
 ) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let account = load_account(&pool, user.user_id).await?;
     let mut errors = FieldErrors::default();
-    let current_ok =
-        hasher.verify(SecretString::from(form.current_password.clone()), Some(account.password_hash.clone())).await?;
-    if !current_ok {
-        errors.add("current_password", "Your current password is not right");
+    let mut throttled = None;
+    if form.current_password.is_empty() {
+        errors.add("current_password", "Enter your current password");
+    } else {
+        // The same counters as signing in to this account from this browser: a stolen session
+        // cannot guess the password faster than a stranger at the login form.
+        let device = cookies::read(&req, cookies.device_name()).map(str::to_owned);
+        let current = SecretString::from(form.current_password.clone());
+        let actor = user.actor(client_ip(&req));
+        match check_current_password(&pool, &hasher, &throttle, &account, current, actor, device.as_deref()).await? {
+            PasswordCheck::Right => {}
+            PasswordCheck::Wrong => errors.add("current_password", "Your current password is not right"),
+            PasswordCheck::Throttled { retry_after } => {
+                let message =
+                    format!("Too many wrong passwords. Wait {} and try again.", wait_phrase(retry_after));
+                errors.add("current_password", message);
+                throttled = Some(retry_after);
+            }
+        }
     }
     let new_password = check_new_password(&account, &form.new_password, &form.confirm_password, &mut errors);
-    let Some(new_password) = new_password.filter(|_| errors.is_empty()) else {
+    let replacement = match new_password.filter(|_| errors.is_empty()) {
+        Some(new_password) => hasher.hash_replacement(&new_password, account.password_hash.clone()).await?,
+        None => None,
+    };
+    let Some(hash) = replacement.filter(|_| errors.is_empty()) else {
+        if errors.is_empty() {
+            errors.add("new_password", "Your new password must be different from your current one");
+        }
         let mut page = account_page(&user, &account, &csrf, None);
         page.password_errors = errors;
-        return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        return match throttled {
+            Some(retry_after) => too_many(render(StatusCode::TOO_MANY_REQUESTS, &page)?, retry_after),
+            None => render(StatusCode::UNPROCESSABLE_ENTITY, &page),
+        };
     };
-    let hash = hasher.hash(&new_password).await?;
     let actor = user.actor(client_ip(&req));
     let (id, keep) = (user.user_id, Some(user.session_id.clone()));
     db::run(&pool, move |conn| accounts::set_password(conn, &actor, id, &hash, false, "password.change", keep)).await?;
@@ -181,4 +264,11 @@ pub async fn change_password(
         "/account",
         "Your password was changed. You stay signed in here; your other sessions were signed out.",
     ))
+}
+
+/// A 429 page with its `Retry-After`.
+fn too_many(mut response: HttpResponse, retry_after: std::time::Duration) -> Result<HttpResponse, PageError> {
+    let value = actix_web::http::header::HeaderValue::from(retry_after.as_secs());
+    response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
+    Ok(response)
 }

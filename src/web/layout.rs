@@ -47,3 +47,13 @@ impl Layout {
 pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
     Ok(html_response(status, page.render()?))
 }
+
+/// "45 seconds", "1 minute", "3 minutes" (rounded up).
+pub fn wait_phrase(wait: std::time::Duration) -> String {
+    match wait.as_secs() {
+        0..=1 => "a second".to_owned(),
+        seconds @ 2..=59 => format!("{seconds} seconds"),
+        60 => "1 minute".to_owned(),
+        seconds => format!("{} minutes", seconds.div_ceil(60)),
+    }
+}

@@ -5,15 +5,15 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::layout::{Layout, render};
+use super::layout::{Layout, render, wait_phrase};
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::credentials::{LoginOutcome, record_failure, verify_credentials};
+use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
 use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
-use crate::auth::{MaybeUser, random};
-use crate::config::ThrottlePolicy;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::{MaybeUser, device, random};
 use crate::db::DbPool;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::SafeNextPath;
@@ -102,7 +102,7 @@ pub async fn submit(
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
     sessions: web::Data<Sessions>,
-    throttle: web::Data<ThrottlePolicy>,
+    throttle: web::Data<LoginThrottle>,
 ) -> Result<HttpResponse, PageError> {
     let LoginForm { username, password, csrf_token, next } = form.0;
     let nonce = crate::auth::cookies::read(&req, cookies.login_csrf_name()).unwrap_or_default();
@@ -130,9 +130,11 @@ pub async fn submit(
     }
 
     let ip = client_ip(&req);
-    let outcome = verify_credentials(&pool, &hasher, &throttle, &username, SecretString::from(password), &ip).await?;
-    let user = match outcome {
-        LoginOutcome::Success(user) => user,
+    let presented_device = crate::auth::cookies::read(&req, cookies.device_name()).unwrap_or_default().to_owned();
+    let attempt = SignInAttempt { login: &username, client_ip: &ip, device: Some(&presented_device) };
+    let outcome = verify_credentials(&pool, &hasher, &throttle, attempt, SecretString::from(password)).await?;
+    let (user, device_credential) = match outcome {
+        LoginOutcome::Success { user, device_credential } => (user, device_credential),
         LoginOutcome::Throttled { retry_after } => {
             tracing::warn!(event = "login_throttled", username = %username.escape_debug(), client_ip = %ip, "login throttled");
             let message = format!("Too many sign-in attempts. Wait {} and try again.", wait_phrase(retry_after));
@@ -147,24 +149,16 @@ pub async fn submit(
             return failed(StatusCode::UNAUTHORIZED, LOGIN_FAILED);
         }
     };
+    let user_id = user.id;
     let tokens = sessions.start(&pool, user, &ClientInfo::of(&req), "form").await?;
     tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %client_ip(&req), "login succeeded");
     let mut response = see_other(&landing(&next));
     response
         .cookie(cookies.session(tokens.access.token, sessions.policy().access_token_ttl))
-        .cookie(cookies.login_csrf_removal());
+        .cookie(cookies.login_csrf_removal())
+        .cookie(cookies.device(device::remember(&presented_device, user_id, device_credential)));
     if let Some(refresh) = tokens.refresh {
         response.cookie(cookies.refresh(refresh, tokens.refresh_expires_in));
     }
     Ok(response.finish())
-}
-
-/// "45 seconds", "1 minute", "3 minutes" (rounded up).
-fn wait_phrase(wait: std::time::Duration) -> String {
-    match wait.as_secs() {
-        0..=1 => "a second".to_owned(),
-        seconds @ 2..=59 => format!("{seconds} seconds"),
-        60 => "1 minute".to_owned(),
-        seconds => format!("{} minutes", seconds.div_ceil(60)),
-    }
 }

@@ -64,7 +64,17 @@ pub async fn submit(
             &ChoosePage { layout: Layout::for_user(&user, &csrf), errors },
         );
     };
-    let hash = hasher.hash(&new_password).await?;
+    // The hash on file is the one-time password's: it must not become the permanent one.
+    let Some(hash) = hasher.hash_replacement(&new_password, account.password_hash.clone()).await? else {
+        errors.add(
+            "new_password",
+            "That is the one-time password you were given. Choose a password of your own that nobody else knows.",
+        );
+        return render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &ChoosePage { layout: Layout::for_user(&user, &csrf), errors },
+        );
+    };
     let actor = user.actor(client_ip(&req));
     let (id, keep) = (user.user_id, Some(user.session_id.clone()));
     db::run(&pool, move |conn| accounts::set_password(conn, &actor, id, &hash, false, "password.forced_change", keep))

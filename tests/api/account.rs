@@ -33,7 +33,10 @@ both_backends! {
         let html = invalid.text().await.unwrap();
         assert!(html.contains("Enter a display name") && html.contains("Enter an email address like"));
         assert_eq!(forged.status(), 403);
-        assert_eq!(app.snapshot().await, before);
+        let after = app.snapshot().await;
+        assert_eq!(after.split("\naudit events").next(), before.split("\naudit events").next(), "no account changed");
+        let refused = app.audit_actions().await.into_iter().filter(|action| action == "user.email_change_refused");
+        assert_eq!(refused.count(), 1, "trying an address in use is audited (it tells the user someone has it)");
     }
 
     async fn changing_the_password_needs_the_current_one_and_refuses_weak_ones(app: TestApp) {

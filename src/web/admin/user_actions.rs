@@ -229,7 +229,7 @@ pub async fn clear_throttle(
     let target = (user.id, user.username.clone());
     db::run(&pool, move |conn| -> anyhow::Result<()> {
         write_transaction(conn, |conn| -> anyhow::Result<()> {
-            if throttles::clear(conn, &throttle::account_key(Some(target.0), ""))? {
+            if throttles::clear(conn, &throttle::account_key(target.0))? {
                 audit::record(conn, &actor, "user.throttle_cleared", Some((target.0, &target.1)), "")?;
             }
             Ok(())

@@ -217,7 +217,8 @@ async fn rerender(
 fn describe_throttle(standing: &Standing) -> Option<String> {
     match (standing.paused_until, standing.recent_failures) {
         (Some(until), _) => Some(format!(
-            "Sign-in is paused until {} UTC after repeated failed attempts.",
+            "Sign-in is paused until {} UTC after repeated failed attempts, for browsers and apps this user \
+             has not signed in with before; the user's own devices are not affected.",
             until.format("%Y-%m-%d %H:%M:%S")
         )),
         (None, 0) => None,

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::json::StrictJson;
 use crate::auth::CurrentUser;
 use crate::auth::client::{ClientInfo, client_ip};
-use crate::auth::credentials::{LoginOutcome, record_failure, verify_credentials};
+use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
+use crate::auth::device;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::{Presenter, SessionTokens, Sessions};
-use crate::config::ThrottlePolicy;
+use crate::auth::throttle::LoginThrottle;
 use crate::db::DbPool;
 use crate::db::sessions::Ending;
 use crate::domain::MAX_PASSWORD_BYTES;
@@ -24,6 +25,7 @@ pub struct TokenRequest {
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
+    device_token: Option<String>,
 }
 
 /// The contract of `POST /api/token`: a username or an email, and the password.
@@ -43,6 +45,10 @@ pub struct SignInByUsername {
     username: String,
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")]
     password: String,
+    /// The `device_token` of an earlier sign-in from this client: with it, sign-in keeps
+    /// working while strangers' guesses have paused the account for unknown clients.
+    #[schema(max_length = 1024, pattern = "^[^\\x00]*$")]
+    device_token: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -53,6 +59,10 @@ pub struct SignInByEmail {
     email: String,
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")]
     password: String,
+    /// The `device_token` of an earlier sign-in from this client: with it, sign-in keeps
+    /// working while strangers' guesses have paused the account for unknown clients.
+    #[schema(max_length = 1024, pattern = "^[^\\x00]*$")]
+    device_token: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -72,6 +82,9 @@ pub struct TokenResponse {
     refresh_expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<TokenUser>,
+    /// After a sign-in: keep it and send it as `device_token` on later sign-ins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -82,7 +95,11 @@ pub struct TokenUser {
     role: &'static str,
 }
 
-fn token_response(tokens: SessionTokens, user: Option<TokenUser>) -> Result<HttpResponse, ApiError> {
+fn token_response(
+    tokens: SessionTokens,
+    user: Option<TokenUser>,
+    device_token: Option<String>,
+) -> Result<HttpResponse, ApiError> {
     let refresh_token = tokens.refresh.ok_or_else(|| anyhow::anyhow!("an API refresh must rotate the token"))?;
     let now = chrono::Utc::now().timestamp();
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(TokenResponse {
@@ -92,6 +109,7 @@ fn token_response(tokens: SessionTokens, user: Option<TokenUser>) -> Result<Http
         refresh_token,
         refresh_expires_in: tokens.refresh_expires_in.as_secs(),
         user,
+        device_token,
     }))
 }
 
@@ -117,9 +135,9 @@ pub async fn issue(
     pool: web::Data<DbPool>,
     hasher: web::Data<PasswordHasher>,
     sessions: web::Data<Sessions>,
-    throttle: web::Data<ThrottlePolicy>,
+    throttle: web::Data<LoginThrottle>,
 ) -> Result<HttpResponse, ApiError> {
-    let TokenRequest { username, email, password } = body.0;
+    let TokenRequest { username, email, password, device_token } = body.0;
     let login = match (username, email) {
         (Some(username), None) => username,
         (None, Some(email)) => email,
@@ -139,20 +157,22 @@ pub async fn issue(
         return Err(ApiError::BadRequest(format!("\"password\" is longer than {MAX_PASSWORD_BYTES} bytes")));
     }
 
+    let presented_device = device_token.unwrap_or_default();
     let ip = client_ip(&req);
-    let outcome = verify_credentials(&pool, &hasher, &throttle, &login, SecretString::from(password), &ip).await?;
-    let user = match outcome {
+    let attempt = SignInAttempt { login: &login, client_ip: &ip, device: Some(&presented_device) };
+    let outcome = verify_credentials(&pool, &hasher, &throttle, attempt, SecretString::from(password)).await?;
+    let (user, device_credential) = match outcome {
         LoginOutcome::Throttled { retry_after } => {
             tracing::warn!(event = "login_throttled", via = "api", username = %login.escape_debug(), client_ip = %ip, "login throttled");
             return Err(ApiError::Throttled(retry_after));
         }
-        LoginOutcome::Success(user) if user.must_change_password => {
+        LoginOutcome::Success { user, .. } if user.must_change_password => {
             let known_user = Some((user.id, user.username.clone()));
             record_failure(&pool, known_user, &login, client_ip(&req), "via api; must choose a new password first")
                 .await?;
             return Err(ApiError::PasswordChangeRequired);
         }
-        LoginOutcome::Success(user) => user,
+        LoginOutcome::Success { user, device_credential } => (user, device_credential),
         LoginOutcome::Failure { known_user } => {
             record_failure(&pool, known_user, &login, client_ip(&req), "via api").await?;
             tracing::info!(event = "login_failed", via = "api", username = %login.escape_debug(), client_ip = %client_ip(&req), "login failed");
@@ -165,9 +185,10 @@ pub async fn issue(
         email: user.email.clone(),
         role: user.role().as_str(),
     };
+    let user_id = user.id;
     let tokens = sessions.start(&pool, user, &ClientInfo::of(&req), "api").await?;
     tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %client_ip(&req), "login succeeded");
-    token_response(tokens, Some(token_user))
+    token_response(tokens, Some(token_user), Some(device::remember(&presented_device, user_id, device_credential)))
 }
 
 /// Rotate: a refresh token for new tokens. The old refresh token is retired; presenting it
@@ -193,7 +214,7 @@ pub async fn refresh(
     let presented =
         body.0.refresh_token.ok_or_else(|| ApiError::BadRequest("missing field: \"refresh_token\"".into()))?;
     match sessions.refresh(&pool, &presented, &ClientInfo::of(&req), Presenter::ApiClient).await? {
-        Ok(tokens) => token_response(tokens, None),
+        Ok(tokens) => token_response(tokens, None, None),
         Err(refusal) => {
             tracing::info!(reason = ?refusal, client_ip = %client_ip(&req), "refresh token refused");
             Err(ApiError::InvalidRefreshToken)
