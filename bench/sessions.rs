@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use portcullis::auth::revocation::RevocationList;
 use portcullis::auth::sessions::Sessions;
+use portcullis::auth::throttle::LoginThrottle;
 use portcullis::auth::tokens::JwtKeys;
 use portcullis::config::{JwtSecret, SessionPolicy, Settings};
 use portcullis::db::schema::revoked_sessions;
@@ -110,7 +111,8 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     let list = Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));
     list.sync(&mut conn)?;
     // As in the server: a thread keeps the list fresh (a stale list refuses everyone).
-    let _syncer = list.spawn_syncer(pool.clone(), pool.clone())?;
+    let throttle = Arc::new(LoginThrottle::new(Default::default(), &secret, None));
+    let _syncer = list.spawn_syncer(pool.clone(), pool.clone(), throttle, Duration::from_secs(60))?;
     let sessions =
         Sessions::new(JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl), policy, list.clone());
 

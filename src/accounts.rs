@@ -270,6 +270,14 @@ pub fn set_password(
 ) -> Result<User, AccountError> {
     write_transaction(conn, |conn| {
         let user = load(conn, id)?;
+        if must_change_password && actor.user.as_ref().is_some_and(|(actor_id, _)| *actor_id == id) {
+            // A one-time password for yourself would sign you out of the choice of your own.
+            return Err(AccountError::Refused(
+                "You cannot reset your own password to a one-time password. Change it on your account page, \
+                 where your current password is asked for."
+                    .to_owned(),
+            ));
+        }
         users::set_password_hash(conn, id, password_hash, must_change_password)?;
         let ended = sessions::end_all_of_user(conn, id, keep_session)?;
         audit::record(conn, actor, action, Some((user.id, &user.username)), &ended)?;

@@ -119,10 +119,19 @@ pub async fn begin(
 }
 
 /// Counts the attempt's outcome on its counters: `right` gives back what it reserved.
-pub async fn settle(pool: &DbPool, throttle: &Arc<LoginThrottle>, counters: Counters, right: bool) -> anyhow::Result<()> {
+pub async fn settle(
+    pool: &DbPool,
+    throttle: &Arc<LoginThrottle>,
+    counters: Counters,
+    right: bool,
+) -> anyhow::Result<()> {
     let throttle = Arc::clone(throttle);
     db::run(pool, move |conn| -> anyhow::Result<()> {
-        if right { throttle.succeeded(conn, &counters)? } else { throttle.failed(conn, &counters, now())? }
+        if right {
+            throttle.succeeded(conn, &counters)?
+        } else {
+            throttle.failed(conn, &counters, now())?
+        }
         Ok(())
     })
     .await

@@ -51,7 +51,10 @@ impl DeviceKey {
         if presented.len() > MAX_PRESENTED_CHARS {
             return None;
         }
-        presented.split(SEPARATOR).take(MAX_CREDENTIALS).find_map(|credential| self.verify_one(credential, user_id, now))
+        presented
+            .split(SEPARATOR)
+            .take(MAX_CREDENTIALS)
+            .find_map(|credential| self.verify_one(credential, user_id, now))
     }
 
     fn verify_one(&self, credential: &str, user_id: i64, now: i64) -> Option<String> {

@@ -102,8 +102,7 @@ impl LoginThrottle {
         device: Option<&str>,
     ) -> Counters {
         let now = chrono::Utc::now().timestamp();
-        let known_device =
-            user_id.zip(device).and_then(|(id, presented)| self.devices.verify_for(presented, id, now));
+        let known_device = user_id.zip(device).and_then(|(id, presented)| self.devices.verify_for(presented, id, now));
         if let Some(nonce) = known_device {
             let own = Counter {
                 key: format!("device:{nonce}"),
@@ -132,8 +131,11 @@ impl LoginThrottle {
     /// The budget of a signed-in user's probes that can tell them about other accounts (an
     /// e-mail change that finds the address taken).
     pub fn email_change_counters(&self, user_id: i64) -> Counters {
-        let counter =
-            Counter { key: format!("email:{user_id}"), limit: self.policy.account_attempts, on_success: OnSuccess::Refund };
+        let counter = Counter {
+            key: format!("email:{user_id}"),
+            limit: self.policy.account_attempts,
+            on_success: OnSuccess::Refund,
+        };
         Counters { counters: vec![counter], known_device: false }
     }
 

@@ -62,9 +62,10 @@ pub async fn load_account(pool: &DbPool, user_id: i64) -> Result<User, PageError
 
 /// How strangers' sign-in attempts stand against this account, for its owner.
 async fn guessing_notice(pool: &DbPool, user_id: i64) -> Result<String, PageError> {
-    let standing =
-        db::run(pool, move |conn| -> anyhow::Result<Option<Standing>> { Ok(throttle::standing(conn, user_id, users::now())?) })
-            .await?;
+    let standing = db::run(pool, move |conn| -> anyhow::Result<Option<Standing>> {
+        Ok(throttle::standing(conn, user_id, users::now())?)
+    })
+    .await?;
     Ok(match standing {
         Some(Standing { paused_until: Some(until), .. }) => format!(
             "Someone has recently tried to sign in to your account with wrong passwords, so sign-in from \
@@ -145,7 +146,10 @@ pub async fn update_profile(
     {
         errors.add(
             "email",
-            format!("You have tried too many addresses that could not be used. Wait {} and try again.", wait_phrase(retry_after)),
+            format!(
+                "You have tried too many addresses that could not be used. Wait {} and try again.",
+                wait_phrase(retry_after)
+            ),
         );
         let mut page = account_page(&user, &account, &csrf, Some(form));
         page.profile_errors = errors;
@@ -162,7 +166,8 @@ pub async fn update_profile(
         let refused_address = matches!(saved, Err(AccountError::Field(("email", _))));
         credentials::settle(&pool, &throttle, counters, !refused_address).await?;
         if refused_address {
-            let (actor, target, attempted) = (user.actor(client_ip(&req)), (user.user_id, user.username.clone()), form.email.clone());
+            let (actor, target, attempted) =
+                (user.actor(client_ip(&req)), (user.user_id, user.username.clone()), form.email.clone());
             db::run(&pool, move |conn| -> anyhow::Result<()> {
                 let details = format!("new address refused: {}", attempted.chars().take(254).collect::<String>());
                 Ok(audit::record(conn, &actor, "user.email_change_refused", Some((target.0, &target.1)), &details)?)
@@ -231,8 +236,7 @@ pub async fn change_password(
             PasswordCheck::Right => {}
             PasswordCheck::Wrong => errors.add("current_password", "Your current password is not right"),
             PasswordCheck::Throttled { retry_after } => {
-                let message =
-                    format!("Too many wrong passwords. Wait {} and try again.", wait_phrase(retry_after));
+                let message = format!("Too many wrong passwords. Wait {} and try again.", wait_phrase(retry_after));
                 errors.add("current_password", message);
                 throttled = Some(retry_after);
             }

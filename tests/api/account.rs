@@ -70,6 +70,49 @@ both_backends! {
         assert!(!all.contains("saffron") && !all.contains("argon2") && !all.contains(PASSWORD), "no secrets in the audit trail");
     }
 
+    async fn a_new_password_must_differ_from_the_current_one(app: TestApp) {
+        let user = app.create_user("carol", Role::User).await;
+        app.login_as(&user).await;
+        let csrf = app.session_csrf_token().await;
+        let before = app.snapshot().await;
+
+        let same = app.post_form("/account/password", &[("csrf_token", &csrf), ("current_password", PASSWORD),
+            ("new_password", PASSWORD), ("confirm_password", PASSWORD)]).await;
+
+        assert_eq!(same.status(), 422);
+        assert!(same.text().await.unwrap().contains("must be different from your current one"));
+        assert_eq!(app.snapshot().await, before, "nothing changed, no session ended");
+    }
+
+    async fn probing_which_addresses_are_taken_is_throttled_and_audited(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        app.create_users_fast("member", 6).await;
+        app.login_as(&user).await;
+        let csrf = app.session_csrf_token().await;
+        let try_address = |email: String| {
+            let csrf = csrf.clone();
+            let app = &app;
+            async move { app.post_form("/account", &[("csrf_token", &csrf), ("display_name", "Alice"), ("email", &email)]).await }
+        };
+
+        for n in 0..5 {
+            assert_eq!(try_address(format!("member00{n}@example.com")).await.status(), 422, "probe {n}");
+        }
+        let paused = try_address("member005@example.com".to_owned()).await;
+
+        assert_eq!(paused.status(), 429);
+        assert!(paused.headers().contains_key("retry-after"));
+        let html = paused.text().await.unwrap();
+        assert!(html.contains("tried too many addresses") && !html.contains("already in use"), "the answer no longer tells");
+        assert_eq!(try_address("alice.new@example.com".to_owned()).await.status(), 429, "any new address waits");
+        let same_address = app.post_form("/account", &[("csrf_token", &csrf), ("display_name", "Alice A."), ("email", "alice@example.com")]).await;
+        assert_eq!(same_address.status(), 303, "saving other details still works");
+        let details = app.audit_details().await;
+        let probes: Vec<_> = details.iter().filter(|(action, ..)| action == "user.email_change_refused").collect();
+        assert_eq!(probes.len(), 5, "{details:?}");
+        assert!(probes[0].3.contains("member000@example.com"));
+    }
+
     async fn bytes_that_are_not_text_are_refused_not_mangled(app: TestApp) {
         let user = app.create_user("dora", Role::User).await;
         app.login_as(&user).await;

@@ -128,6 +128,28 @@ both_backends! {
         }
     }
 
+    async fn a_one_time_password_cannot_become_the_users_permanent_one(app: TestApp) {
+        signed_in_admin(&app).await;
+        let csrf = app.session_csrf_token().await;
+        let created = app.post_form("/admin/users/new", &[("csrf_token", &csrf), ("username", "newbie"),
+            ("email", "newbie@example.com"), ("display_name", ""), ("role", "user"), ("password_mode", "generate")]).await;
+        let html = created.text().await.unwrap();
+        let start = html.find("<code>").unwrap() + 6;
+        let one_time = html[start..start + 19].to_owned();
+        let newbie = app.browser();
+        assert_eq!(newbie.login("newbie", &one_time).await.status(), 303);
+        let csrf = newbie.csrf("/password/change").await;
+
+        let kept = newbie.post_form("/password/change", &[("csrf_token", &csrf), ("new_password", &one_time), ("confirm_password", &one_time)]).await;
+
+        assert_eq!(kept.status(), 422);
+        assert!(kept.text().await.unwrap().contains("That is the one-time password you were given"));
+        assert_eq!(location(&newbie.get("/dashboard").await), "/password/change", "still has to choose one");
+        let output = crate::cli::portcullis(&app, &["user", "set-password", "newbie", "--password-stdin"], &format!("{one_time}\n"));
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("the password \"newbie\" already has"), "{output:?}");
+    }
+
     async fn an_admin_adds_a_user_with_a_one_time_password_who_must_then_choose_their_own(app: TestApp) {
         signed_in_admin(&app).await;
         let csrf = app.session_csrf_token().await;
@@ -315,6 +337,12 @@ both_backends! {
         assert!(app.get(&location(&disable)).await.text().await.unwrap().contains("You cannot disable your own account"));
         let delete = app.post_form(&format!("/admin/users/{}/delete", root.id), &[("csrf_token", &csrf)]).await;
         assert!(app.get(&location(&delete)).await.text().await.unwrap().contains("You cannot delete your own account"));
+        let reset = app.post_form(&format!("/admin/users/{}/reset-password", root.id), &[("csrf_token", &csrf)]).await;
+        assert_eq!(reset.status(), 303, "no one-time password is shown");
+        let page = app.get(&location(&reset)).await.text().await.unwrap();
+        assert!(page.contains("You cannot reset your own password to a one-time password"), "{page}");
+        assert!(page.contains("href=\"/account\""), "the page points to the account page");
+        assert!(!page.contains("/reset-password\""), "and offers no reset button for oneself");
         assert_eq!(app.snapshot().await, before);
         assert_eq!(app.get("/admin").await.status(), 200);
     }

@@ -7,7 +7,8 @@ use portcullis::domain::Role;
 
 use crate::helpers::*;
 
-fn portcullis(app: &TestApp, args: &[&str], stdin: &str) -> Output {
+/// Runs the `portcullis` binary against `app`'s database.
+pub fn portcullis(app: &TestApp, args: &[&str], stdin: &str) -> Output {
     portcullis_with_env(&[("DATABASE_URL", &app.database_url), ("PORTCULLIS_JWT_SECRET", &app.jwt_secret)], args, stdin)
 }
 
@@ -196,8 +197,16 @@ fn every_command_has_help() {
 
 #[test]
 fn bad_settings_stop_start_up_with_one_readable_line() {
-    let cases: [(&[(&str, &str)], &str); 4] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (&[("PORTCULLIS_JWT_SECRET", "too-short")], "PORTCULLIS_JWT_SECRET is too short"),
+        (
+            &[("PORTCULLIS_JWT_SECRET", "my_very_long_and_safe_secret_key")],
+            "PORTCULLIS_JWT_SECRET is a secret published in public code",
+        ),
+        (
+            &[("PORTCULLIS_JWT_SECRET", "correct horse battery staple correct horse")],
+            "PORTCULLIS_JWT_SECRET is made of words or patterns",
+        ),
         (
             &[("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")],
             "PORTCULLIS_JWT_SECRET is required with PostgreSQL",

@@ -227,3 +227,172 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count_sqlite()
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count_postgres() {
     with_app(Backend::Postgres, behind_a_proxy, behind_a_trusted_proxy_each_forwarded_client_has_its_own_count).await;
 }
+
+async fn form_attempt_in(browser: &Browser, login: &str, password: &str) -> u16 {
+    browser.login(login, password).await.status().as_u16()
+}
+
+async fn api_attempt_with_device(app: &TestApp, login: &str, password: &str, device: &str) -> Response {
+    app.post_json("/api/token", &json!({"username": login, "password": password, "device_token": device})).await
+}
+
+/// A stranger's client making `count` wrong guesses at `login`.
+async fn strangers_guess(app: &TestApp, login: &str, count: usize) {
+    let stranger = app.browser();
+    for _ in 0..count {
+        stranger.login(login, WRONG).await;
+    }
+}
+
+both_backends! {
+    async fn strangers_guessing_cannot_keep_the_owner_out_of_a_browser_they_signed_in_with_before(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let own_browser = app.browser();
+        assert_eq!(form_attempt_in(&own_browser, "alice", &user.password).await, 303);
+        let csrf = own_browser.csrf("/dashboard").await;
+        own_browser.post_form("/logout", &[("csrf_token", &csrf)]).await;
+
+        strangers_guess(&app, "alice", 12).await;
+
+        assert_eq!(form_attempt_in(&app.browser(), "alice", &user.password).await, 429, "a new browser waits out the pause");
+        assert_eq!(api_attempt(&app, "alice", &user.password).await.status(), 429, "so does an unknown API client");
+        assert_eq!(form_attempt_in(&own_browser, "alice", &user.password).await, 303, "the owner's browser signs in");
+        assert_eq!(own_browser.get("/dashboard").await.status(), 200);
+        let html = own_browser.get("/account").await.text().await.unwrap();
+        assert!(html.contains("sign-in from browsers and apps you have not used here before is paused until"), "the owner is told");
+    }
+
+    async fn an_api_client_that_keeps_its_device_token_signs_in_during_an_attack(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let other = app.create_user("bob", Role::User).await;
+        let first = app.post_json("/api/token", &json!({"username": "alice", "password": user.password})).await;
+        let device: String = first.json::<Value>().await.unwrap()["device_token"].as_str().unwrap().to_owned();
+        let bobs = app.post_json("/api/token", &json!({"username": "bob", "password": other.password})).await;
+        let bobs_device: String = bobs.json::<Value>().await.unwrap()["device_token"].as_str().unwrap().to_owned();
+
+        strangers_guess(&app, "alice", 6).await;
+
+        let trusted = api_attempt_with_device(&app, "alice", &user.password, &device).await;
+        assert_eq!(trusted.status(), 200);
+        assert!(trusted.json::<Value>().await.unwrap()["device_token"].as_str().unwrap().starts_with(&format!("{}.", user.id)));
+        let tampered = format!("{}x", &device[..device.len() - 1]);
+        assert_eq!(api_attempt_with_device(&app, "alice", &user.password, &tampered).await.status(), 429, "a forged credential counts for nothing");
+        assert_eq!(api_attempt_with_device(&app, "alice", &user.password, &bobs_device).await.status(), 429, "another account's credential neither");
+        assert_eq!(api_attempt_with_device(&app, "alice", &user.password, &"a.".repeat(600)).await.status(), 429);
+    }
+
+    async fn a_known_browser_has_its_own_small_budget_and_its_mistakes_do_not_pause_the_account(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let own_browser = app.browser();
+        assert_eq!(form_attempt_in(&own_browser, "alice", &user.password).await, 303);
+        let csrf = own_browser.csrf("/dashboard").await;
+        own_browser.post_form("/logout", &[("csrf_token", &csrf)]).await;
+
+        for attempt in 1..=5 {
+            assert_eq!(form_attempt_in(&own_browser, "alice", WRONG).await, 401, "attempt {attempt}");
+        }
+
+        assert_eq!(form_attempt_in(&own_browser, "alice", &user.password).await, 429, "that browser is paused");
+        assert_eq!(form_attempt_in(&app.browser(), "alice", &user.password).await, 303, "the account is not");
+    }
+
+    async fn an_office_behind_one_address_can_sign_in_all_day(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        // The default budget is 50 attempts per address; 60 right sign-ins must not use it up.
+        for sign_in in 1..=60 {
+            assert_eq!(api_attempt(&app, "alice", &user.password).await.status(), 200, "sign-in {sign_in}");
+        }
+        for guess in 1..=4 {
+            assert_eq!(api_attempt(&app, &format!("nobody{guess}"), WRONG).await.status(), 401, "guess {guess}");
+        }
+    }
+
+    async fn a_stolen_session_cannot_guess_the_password_faster_than_a_stranger(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        app.login_as(&user).await;
+        // The thief copied the session cookie into a client of their own (no device credential).
+        let access = app.cookie("portcullis").unwrap();
+        let thief = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let page = thief.get(app.url("/account")).header("cookie", format!("portcullis={access}")).send().await.unwrap();
+        let csrf = hidden_field(&page.text().await.unwrap(), "csrf_token").unwrap();
+        let users_before = app.snapshot().await;
+        let guess = |current: String| {
+            let (thief, csrf, access) = (thief.clone(), csrf.clone(), access.clone());
+            let url = app.url("/account/password");
+            async move {
+                let body = serde_urlencoded::to_string([("csrf_token", csrf.as_str()), ("current_password", &current),
+                    ("new_password", "lantern quarry whistle"), ("confirm_password", "lantern quarry whistle")]).unwrap();
+                thief.post(url).header("cookie", format!("portcullis={access}"))
+                    .header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap()
+            }
+        };
+
+        for attempt in 1..=5 {
+            assert_eq!(guess(format!("guess number {attempt}")).await.status(), 422, "attempt {attempt}");
+        }
+        let paused = guess(user.password.clone()).await;
+
+        assert_eq!(paused.status(), 429, "even the right password waits");
+        assert!(paused.headers().contains_key("retry-after"));
+        assert!(paused.text().await.unwrap().contains("Too many wrong passwords"));
+        assert_eq!(form_attempt_in(&app.browser(), "alice", &user.password).await, 429, "one set of counters with sign-in");
+        let failures = app.audit_actions().await.into_iter().filter(|action| action == "password.check_failed").count();
+        assert_eq!(failures, 5, "every wrong current password is audited");
+        let users_now = app.snapshot().await;
+        assert_eq!(users_now.split("\naudit").next(), users_before.split("\naudit").next(), "the password did not change");
+    }
+}
+
+fn guessing_drill(settings: &mut Settings) {
+    settings.throttle.address_attempts = 3;
+    settings.throttle.window = std::time::Duration::from_secs(2);
+    settings.throttle.pause = std::time::Duration::from_secs(1);
+    settings.throttle.max_pause = std::time::Duration::from_secs(1);
+    settings.housekeeping_interval = std::time::Duration::from_secs(1);
+}
+
+async fn throttle_rows(app: &TestApp) -> i64 {
+    app.with_conn(|conn| portcullis::db::throttles::count(conn).unwrap()).await
+}
+
+async fn refused_attempts_write_nothing_and_the_counters_return_to_their_baseline(app: &TestApp) {
+    assert_eq!(throttle_rows(app).await, 0);
+    for name in ["ann", "bob", "cat"] {
+        assert_eq!(api_attempt(app, name, WRONG).await.status(), 401);
+    }
+    let after_guessing = throttle_rows(app).await;
+    assert!(after_guessing <= 4, "three name buckets and one address: {after_guessing}");
+
+    // 1,000 made-up names from the paused address, eight at a time.
+    let mut refused = 0;
+    for batch in 0..125 {
+        let mut attempts = tokio::task::JoinSet::new();
+        for n in 0..8 {
+            let (client, url) = (app.client.clone(), app.url("/api/token"));
+            let body = json!({"username": format!("made-up-{batch}-{n}"), "password": WRONG});
+            attempts.spawn(async move { client.post(url).json(&body).send().await.unwrap().status() });
+        }
+        refused += attempts.join_all().await.into_iter().filter(|status| *status == 429).count();
+    }
+
+    assert_eq!(refused, 1000, "the paused address is refused every time");
+    assert_eq!(throttle_rows(app).await, after_guessing, "and nothing was written");
+    let emptied = within(std::time::Duration::from_secs(15), || async { throttle_rows(app).await == 0 }).await;
+    assert!(emptied.is_some(), "spent counters are deleted once their window and pause are over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_attempts_write_nothing_and_the_counters_return_to_their_baseline_sqlite() {
+    with_app(Backend::Sqlite, guessing_drill, refused_attempts_write_nothing_and_the_counters_return_to_their_baseline)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_attempts_write_nothing_and_the_counters_return_to_their_baseline_postgres() {
+    with_app(
+        Backend::Postgres,
+        guessing_drill,
+        refused_attempts_write_nothing_and_the_counters_return_to_their_baseline,
+    )
+    .await;
+}

@@ -101,10 +101,9 @@ pub async fn reset_password(
         .map_err(|error| PageError::Unexpected(anyhow::anyhow!("a generated password was refused: {error}")))?;
     let hash = hasher.hash(&parsed).await?;
     let actor = admin.actor(client_ip(&req));
-    // Resetting your own password keeps you signed in here, like changing it.
-    let keep = (id == admin.user_id).then(|| admin.session_id.clone());
+    // Resetting your own is refused by `accounts::set_password` (the account page is the way).
     let result =
-        db::run(&pool, move |conn| accounts::set_password(conn, &actor, id, &hash, true, "user.password_reset", keep))
+        db::run(&pool, move |conn| accounts::set_password(conn, &actor, id, &hash, true, "user.password_reset", None))
             .await;
     sessions.note_revocations(&pool).await;
     match result {
