@@ -12,7 +12,7 @@ use anyhow::Context;
 use crate::auth::client::TrustedProxies;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::{CsrfKey, refuse_cross_site_writes};
-use crate::auth::guard::{identify_page_visitor, require_bearer, require_page_session};
+use crate::auth::guard::{identify_page_visitor, require_page_session};
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{RevocationList, SyncerHandle};
 use crate::auth::sessions::Sessions;
@@ -21,6 +21,7 @@ use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
 use crate::metrics::{self, Metrics};
+use crate::web::endpoint::{endpoint, get, head_as_get, post};
 use crate::web::{
     account, admin, api, dashboard, errors, health, home, limits, login, logout, password_change, sessions,
 };
@@ -104,7 +105,8 @@ impl Application {
                 Some(metrics) => app.app_data(metrics.clone()),
                 None => app,
             };
-            app.wrap(from_fn(refuse_cross_site_writes))
+            app.wrap(from_fn(head_as_get))
+                .wrap(from_fn(refuse_cross_site_writes))
                 .wrap(from_fn(limits::refuse_encoded_bodies))
                 .wrap(from_fn(limits::refuse_oversized_heads))
                 .wrap(security_headers(hsts))
@@ -150,84 +152,68 @@ impl Application {
     }
 }
 
-/// Every route, in one place. Private pages and the API each sit behind one guard.
+/// Every route, in one place. Private pages and the API each sit behind one guard. Each
+/// address is an `endpoint`: GET answers HEAD too, OPTIONS and wrong methods name the others.
 fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: bool) {
     if serve_metrics {
-        cfg.service(
-            web::resource("/metrics")
-                .route(web::get().to(metrics::show))
-                .default_service(web::to(errors::method_not_allowed)),
-        );
+        cfg.service(endpoint("/metrics", [get(metrics::show)]));
     }
-    cfg.service(web::resource("/").wrap(from_fn(identify_page_visitor)).route(web::get().to(home::redirect)))
-        .route("/healthz", web::get().to(health::live))
-        .route("/readyz", web::get().to(health::ready))
-        .service(
-            web::resource("/login")
-                .wrap(from_fn(identify_page_visitor))
-                .route(web::get().to(login::form))
-                .route(web::post().to(login::submit))
-                .default_service(web::to(errors::method_not_allowed)),
-        )
-        .service(web::resource("/dashboard").wrap(from_fn(require_page_session)).route(web::get().to(dashboard::show)))
-        .service(
-            web::resource("/logout")
-                .wrap(from_fn(require_page_session))
-                .route(web::post().to(logout::submit))
-                .default_service(web::to(errors::method_not_allowed)),
-        )
+    cfg.service(endpoint("/", [get(home::redirect)]).wrap(from_fn(identify_page_visitor)))
+        .service(endpoint("/healthz", [get(health::live)]))
+        .service(endpoint("/readyz", [get(health::ready)]))
+        .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
+        .service(endpoint("/dashboard", [get(dashboard::show)]).wrap(from_fn(require_page_session)))
+        .service(endpoint("/logout", [post(logout::submit)]).wrap(from_fn(require_page_session)))
         .service(
             web::scope("/account")
                 .wrap(from_fn(require_page_session))
-                .route("", web::get().to(account::show))
-                .route("", web::post().to(account::update_profile))
-                .route("/password", web::post().to(account::change_password))
-                .route("/sessions", web::get().to(sessions::list))
-                .route("/sessions/revoke-others", web::post().to(sessions::revoke_others))
-                .route("/sessions/{id}/revoke", web::post().to(sessions::revoke)),
+                .service(endpoint("", [get(account::show), post(account::update_profile)]))
+                .service(endpoint("/password", [post(account::change_password)]))
+                .service(endpoint("/sessions", [get(sessions::list)]))
+                .service(endpoint("/sessions/revoke-others", [post(sessions::revoke_others)]))
+                .service(endpoint("/sessions/{id}/revoke", [post(sessions::revoke)]))
+                .default_service(web::to(errors::not_found)),
         )
         .service(
-            web::resource("/password/change")
-                .wrap(from_fn(require_page_session))
-                .route(web::get().to(password_change::form))
-                .route(web::post().to(password_change::submit)),
+            endpoint("/password/change", [get(password_change::form), post(password_change::submit)])
+                .wrap(from_fn(require_page_session)),
         )
         .service(
             web::scope("/admin")
                 .wrap(from_fn(require_page_session))
-                .route("", web::get().to(admin::overview::overview))
-                .route("/users", web::get().to(admin::users::list))
-                .route("/users/new", web::get().to(admin::user_new::form))
-                .route("/users/new", web::post().to(admin::user_new::create))
-                .route("/users/{id}", web::get().to(admin::user_detail::show))
-                .route("/users/{id}", web::post().to(admin::user_detail::update))
-                .route("/users/{id}/disable", web::post().to(admin::user_actions::disable))
-                .route("/users/{id}/enable", web::post().to(admin::user_actions::enable))
-                .route("/users/{id}/reset-password", web::post().to(admin::user_actions::reset_password))
-                .route("/users/{id}/delete", web::get().to(admin::user_actions::confirm_delete))
-                .route("/users/{id}/delete", web::post().to(admin::user_actions::delete))
-                .route("/users/{id}/throttle/clear", web::post().to(admin::user_actions::clear_throttle))
-                .route("/users/{id}/sessions/revoke-all", web::post().to(admin::user_actions::revoke_all_sessions))
-                .route("/users/{id}/sessions/{session}/revoke", web::post().to(admin::user_actions::revoke_session))
-                .route("/audit", web::get().to(admin::audit::list))
+                .service(endpoint("", [get(admin::overview::overview)]))
+                .service(endpoint("/users", [get(admin::users::list)]))
+                .service(endpoint("/users/new", [get(admin::user_new::form), post(admin::user_new::create)]))
+                .service(endpoint("/users/{id}", [get(admin::user_detail::show), post(admin::user_detail::update)]))
+                .service(endpoint("/users/{id}/disable", [post(admin::user_actions::disable)]))
+                .service(endpoint("/users/{id}/enable", [post(admin::user_actions::enable)]))
+                .service(endpoint("/users/{id}/reset-password", [post(admin::user_actions::reset_password)]))
+                .service(endpoint(
+                    "/users/{id}/delete",
+                    [get(admin::user_actions::confirm_delete), post(admin::user_actions::delete)],
+                ))
+                .service(endpoint("/users/{id}/throttle/clear", [post(admin::user_actions::clear_throttle)]))
+                .service(endpoint(
+                    "/users/{id}/sessions/revoke-all",
+                    [post(admin::user_actions::revoke_all_sessions)],
+                ))
+                .service(endpoint(
+                    "/users/{id}/sessions/{session}/revoke",
+                    [post(admin::user_actions::revoke_session)],
+                ))
+                .service(endpoint("/audit", [get(admin::audit::list)]))
                 .default_service(web::to(errors::not_found)),
         )
         .service(
-            // Each API address is its own resource, so a wrong method is a 405 before any
-            // token check; the Bearer guard wraps only the routes that need it.
+            // The Bearer guard wraps only the routes that need it: a wrong method is a 405
+            // before any token check.
             web::scope("/api")
-                .service(api_resource("/token", "POST").route(web::post().to(api::token::issue)))
-                .service(api_resource("/token/refresh", "POST").route(web::post().to(api::token::refresh)))
-                .service(api_resource("/openapi.json", "GET").route(web::get().to(api::openapi::document)))
-                .service(
-                    api_resource("/logout", "POST")
-                        .route(web::post().to(api::token::logout).wrap(from_fn(require_bearer))),
-                )
-                .service(api_resource("/me", "GET").route(web::get().to(api::me::show).wrap(from_fn(require_bearer))))
-                .service(
-                    api_resource("/users/{id}", "GET")
-                        .route(web::get().to(api::users::show).wrap(from_fn(require_bearer))),
-                )
+                .service(endpoint("/token", [post(api::token::issue)]))
+                .service(endpoint("/token/refresh", [post(api::token::refresh)]))
+                .service(endpoint("/openapi.json", [get(api::openapi::document)]))
+                .service(endpoint("/logout", [post(api::token::logout).with_bearer_token()]))
+                .service(endpoint("/me", [get(api::me::show).with_bearer_token()]))
+                .service(endpoint("/users/{id}", [get(api::users::show).with_bearer_token()]))
                 .default_service(web::to(errors::not_found)),
         )
         .service(
@@ -239,23 +225,14 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .default_service(web::to(errors::not_found));
 }
 
-/// An API address: other methods get a JSON 405 naming the allowed one (RFC 9110 `Allow`).
-fn api_resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |req: actix_web::HttpRequest| async move {
-        let mut response = errors::method_not_allowed(req).await;
-        response
-            .headers_mut()
-            .insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
-        response
-    }))
-}
-
 fn security_headers(hsts: bool) -> DefaultHeaders {
     let headers = DefaultHeaders::new()
         .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
+        // No window we open (or that opens us) shares a browsing context group with another site.
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
         .add(("Cache-Control", "no-store"));
     // Only when users reach us over https: browsers then refuse plain http for a year.
     if hsts { headers.add(("Strict-Transport-Security", "max-age=31536000")) } else { headers }

@@ -123,7 +123,7 @@ pub async fn refuse_cross_site_writes(
     // The API takes only Bearer tokens, which a browser never attaches on its own.
     if !safe_method && !crate::error::is_api_path(req.path()) && is_cross_site(req.headers()) {
         tracing::warn!(path = req.path(), "cross-site write refused");
-        return Err(crate::error::PageError::CsrfRejected.into());
+        return Ok(req.error_response(crate::error::PageError::CsrfRejected));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
 }

@@ -104,7 +104,10 @@ pub async fn require_page_session(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let PageVisitor { outcome, cookies } = resolve_page_visitor(req.request()).await.map_err(PageError::Unexpected)?;
+    let PageVisitor { outcome, cookies } = match resolve_page_visitor(req.request()).await {
+        Ok(visitor) => visitor,
+        Err(error) => return Ok(req.error_response(PageError::Unexpected(error))),
+    };
     match outcome {
         Ok(authenticated) if authenticated.must_change_password && !PASSWORD_CHANGE_PATHS.contains(&req.path()) => {
             let mut response = HttpResponse::SeeOther();
@@ -119,7 +122,7 @@ pub async fn require_page_session(
             req.extensions_mut().insert(authenticated);
             call_with_cookies(req, next, cookies).await
         }
-        Err(AuthFailure::Unavailable(error)) => Err(PageError::Unavailable(error).into()),
+        Err(AuthFailure::Unavailable(error)) => Ok(req.error_response(PageError::Unavailable(error))),
         Err(failure) => {
             if !matches!(failure, AuthFailure::Missing) {
                 tracing::info!(reason = ?failure, path = req.path(), "session refused");
@@ -139,7 +142,10 @@ pub async fn identify_page_visitor(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let PageVisitor { outcome, cookies } = resolve_page_visitor(req.request()).await.map_err(PageError::Unexpected)?;
+    let PageVisitor { outcome, cookies } = match resolve_page_visitor(req.request()).await {
+        Ok(visitor) => visitor,
+        Err(error) => return Ok(req.error_response(PageError::Unexpected(error))),
+    };
     req.extensions_mut().insert(Visitor(outcome.ok()));
     call_with_cookies(req, next, cookies).await
 }
@@ -159,24 +165,30 @@ pub async fn require_bearer(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let sessions = app_data::<Sessions>(req.request()).map_err(ApiError::Unexpected)?;
+    let sessions = match app_data::<Sessions>(req.request()) {
+        Ok(sessions) => sessions,
+        Err(error) => return Ok(req.error_response(ApiError::Unexpected(error))),
+    };
     let outcome = match bearer_token(req.request()) {
         None => Err(AuthFailure::Missing),
         Some(token) => sessions.authenticate(token),
     };
-    match outcome {
-        Ok(authenticated) if authenticated.must_change_password => Err(ApiError::PasswordChangeRequired.into()),
+    // Refusals are answered here (not returned as errors) so that the security headers,
+    // which only see answers, are added to them too.
+    let refusal = match outcome {
+        Ok(authenticated) if authenticated.must_change_password => ApiError::PasswordChangeRequired,
         Ok(authenticated) => {
             req.extensions_mut().insert(authenticated);
-            Ok(next.call(req).await?.map_into_boxed_body())
+            return Ok(next.call(req).await?.map_into_boxed_body());
         }
-        Err(AuthFailure::Missing) => Err(ApiError::MissingToken.into()),
-        Err(AuthFailure::Unavailable(error)) => Err(ApiError::Unavailable(error).into()),
+        Err(AuthFailure::Missing) => ApiError::MissingToken,
+        Err(AuthFailure::Unavailable(error)) => ApiError::Unavailable(error),
         Err(failure) => {
             tracing::info!(reason = ?failure, path = req.path(), "bearer token refused");
-            Err(ApiError::InvalidToken.into())
+            ApiError::InvalidToken
         }
-    }
+    };
+    Ok(req.error_response(refusal))
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<&str> {

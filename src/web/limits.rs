@@ -30,11 +30,14 @@ pub async fn refuse_oversized_heads(
         None
     };
     match refusal {
-        Some((status, message)) => Err(if is_api_path(req.path()) {
-            ApiError::HeadTooLarge(status, message).into()
-        } else {
-            PageError::HeadTooLarge(status, message).into()
-        }),
+        Some((status, message)) => {
+            let refusal: actix_web::Error = if is_api_path(req.path()) {
+                ApiError::HeadTooLarge(status, message).into()
+            } else {
+                PageError::HeadTooLarge(status, message).into()
+            };
+            Ok(req.error_response(refusal))
+        }
         None => Ok(next.call(req).await?.map_into_boxed_body()),
     }
 }
@@ -52,11 +55,12 @@ pub async fn refuse_encoded_bodies(
         .any(|value| !value.to_str().is_ok_and(|value| value.trim().eq_ignore_ascii_case("identity")));
     if encoded {
         let message = "Compressed request bodies (Content-Encoding) are not accepted.";
-        return Err(if is_api_path(req.path()) {
+        let refusal: actix_web::Error = if is_api_path(req.path()) {
             ApiError::UnsupportedEncoding(message.to_owned()).into()
         } else {
             PageError::UnsupportedEncoding(message.to_owned()).into()
-        });
+        };
+        return Ok(req.error_response(refusal));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
 }

@@ -3,6 +3,7 @@ pub mod account;
 pub mod admin;
 pub mod api;
 pub mod dashboard;
+pub mod endpoint;
 pub mod errors;
 pub mod flash;
 pub mod form;

@@ -187,7 +187,7 @@ async fn check_against(doc: &Value, path: &str, method: &str, response: reqwest:
 async fn a_wrong_method_on_an_api_address_is_a_json_405_naming_the_right_one() {
     let app = spawn_app(Backend::Sqlite).await;
     for (method, path, allow) in
-        [("PUT", "/api/me", "GET"), ("GET", "/api/token", "POST"), ("DELETE", "/api/users/1", "GET")]
+        [("PUT", "/api/me", "GET, HEAD, OPTIONS"), ("GET", "/api/token", "POST, OPTIONS"), ("DELETE", "/api/users/1", "GET, HEAD, OPTIONS")]
     {
         let response = app
             .client

@@ -13,6 +13,7 @@ mod browser;
 mod cli;
 mod csrf;
 mod guard;
+mod http_semantics;
 mod instances;
 mod login;
 mod logout;
