@@ -52,6 +52,7 @@ impl ResponseError for PageError {
             Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::HeadTooLarge(status, _) => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(error) if is_temporary(error) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +77,10 @@ impl ResponseError for PageError {
                 tracing::error!(error = ?error, "service unavailable");
                 ("Service unavailable", "Portcullis cannot reach its database right now. Try again shortly.")
             }
+            Self::Unexpected(error) if is_temporary(error) => {
+                tracing::warn!(error = ?error, "database busy");
+                ("Busy right now", "Portcullis is busy right now and nothing was changed. Try again in a few seconds.")
+            }
             Self::Unexpected(error) => {
                 tracing::error!(error = ?error, "unexpected error");
                 ("Something went wrong", "The error has been logged. Try again, or contact your administrator.")
@@ -83,13 +88,15 @@ impl ResponseError for PageError {
         };
         let status = self.status_code();
         let page = ErrorPage { layout: Default::default(), status: status.as_u16(), title, message };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(html) => html_response(status, html),
             Err(error) => {
                 tracing::error!(error = ?error, "could not render the error page");
                 HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(title.to_owned())
             }
-        }
+        };
+        add_retry_after(&mut response);
+        response
     }
 }
 
@@ -184,6 +191,7 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
+            Self::Unexpected(error) if is_temporary(error) => "unavailable",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -204,6 +212,7 @@ impl ResponseError for ApiError {
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::HeadTooLarge(status, _) => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(error) if is_temporary(error) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -213,6 +222,10 @@ impl ResponseError for ApiError {
             Self::Unavailable(error) => {
                 tracing::error!(error = ?error, "service unavailable");
                 "the database is unreachable; try again shortly".to_owned()
+            }
+            Self::Unexpected(error) if is_temporary(error) => {
+                tracing::warn!(error = ?error, "database busy");
+                "the service is busy and nothing was changed; try again in a few seconds".to_owned()
             }
             Self::Unexpected(error) => {
                 tracing::error!(error = ?error, "unexpected error");
@@ -239,8 +252,42 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(ApiErrorBody { error: self.code(), message })
+        let mut response = response.json(ApiErrorBody { error: self.code(), message });
+        add_retry_after(&mut response);
+        response
     }
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_UNAVAILABLE_AFTER: &str = "5";
+
+fn add_retry_after(response: &mut HttpResponse) {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE_AFTER));
+    }
+}
+
+/// Whether an unexpected error is the database being busy for now, not broken: a SQLite file
+/// locked past its busy timeout, a PostgreSQL lock wait past `lock_timeout`, no free pooled
+/// connection, a dropped connection. Those are 503 with `Retry-After`, not 500: the request
+/// changed nothing (its transaction rolled back) and the same request will work shortly.
+pub fn is_temporary(error: &anyhow::Error) -> bool {
+    use diesel::result::Error as Diesel;
+    error.chain().any(|cause| {
+        if let Some(diesel) = cause.downcast_ref::<Diesel>() {
+            return match diesel {
+                Diesel::DatabaseError(kind, info) => {
+                    matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection | diesel::result::DatabaseErrorKind::SerializationFailure)
+                        || ["database is locked", "database table is locked", "database is busy", "lock timeout"]
+                            .iter()
+                            .any(|busy| info.message().contains(busy))
+                }
+                Diesel::BrokenTransactionManager => true,
+                _ => false,
+            };
+        }
+        cause.downcast_ref::<r2d2::Error>().is_some()
+    })
 }
 
 /// Requests under `/api/` get JSON errors; everything else gets pages.

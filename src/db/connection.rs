@@ -36,6 +36,10 @@ pub enum ConnectError {
     Query(#[from] diesel::result::Error),
 }
 
+/// How long a statement waits for a lock another connection holds (SQLite's busy timeout,
+/// PostgreSQL's lock_timeout) before failing as "busy" (answered with 503 and Retry-After).
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl ManageConnection for ConnectionManager {
     type Connection = DbConnection;
     type Error = ConnectError;
@@ -48,12 +52,21 @@ impl ManageConnection for ConnectionManager {
                 // wait for another process's lock instead of failing with "database is locked".
                 // WAL lets readers run beside the writer.
                 conn.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON;",
+                    &format!(
+                        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON;",
+                        LOCK_TIMEOUT.as_millis()
+                    ),
                 )?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgres(PgConnection::establish(url.expose_secret())?)),
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url.expose_secret())?;
+                // Like SQLite's busy_timeout: a request waits this long for a row or table
+                // another holds, then fails (a 503 asking to retry) instead of hanging.
+                conn.batch_execute(&format!("SET lock_timeout = '{}ms'", LOCK_TIMEOUT.as_millis()))?;
+                Ok(DbConnection::Postgres(conn))
+            }
         }
     }
 
@@ -133,12 +146,16 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
             .map(|versions| versions.iter().map(ToString::to_string).collect())
             .map_err(|error| anyhow!(error)),
         DbConnection::Postgres(conn) => {
-            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))?;
+            // Migrations may wait for busy tables as long as it takes (instances still serving).
+            conn.batch_execute(&format!("SET lock_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))?;
             let result = conn
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|versions| versions.iter().map(ToString::to_string).collect())
                 .map_err(|error| anyhow!(error));
-            conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))?;
+            conn.batch_execute(&format!(
+                "SELECT pg_advisory_unlock({MIGRATION_LOCK_ID}); SET lock_timeout = '{}ms'",
+                LOCK_TIMEOUT.as_millis()
+            ))?;
             result
         }
     };

@@ -1,4 +1,7 @@
+use portcullis::domain::Role;
 use serde_json::Value;
+
+use crate::helpers::*;
 
 both_backends! {
     async fn health_and_readiness_answer(app: TestApp) {
@@ -112,4 +115,47 @@ async fn metrics_scenario(backend: crate::helpers::Backend) {
         assert!(text.contains(expected), "missing {expected} in\n{text}");
     }
     app.server.stop(true).await;
+}
+
+/// Another process holding the database's write lock (a backup, a long admin script):
+/// SQLite's write lock, or on PostgreSQL a lock on the sign-in counters.
+fn hold_the_write_lock(app: &TestApp) -> Box<dyn std::any::Any> {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection, SqliteConnection};
+    match app.database_url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let mut holder = SqliteConnection::establish(path).unwrap();
+            holder.batch_execute("BEGIN IMMEDIATE").unwrap();
+            Box::new(holder)
+        }
+        None => {
+            let mut holder = PgConnection::establish(&app.database_url).unwrap();
+            holder.batch_execute("BEGIN; LOCK TABLE login_throttles IN EXCLUSIVE MODE").unwrap();
+            Box::new(holder)
+        }
+    }
+}
+
+both_backends! {
+    async fn a_sign_in_while_the_database_is_locked_is_a_503_to_retry_and_changes_nothing(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let csrf = app.login_form_token().await;
+        let before = app.snapshot().await;
+        let lock = hold_the_write_lock(&app);
+
+        let fields = [("username", "alice"), ("password", user.password.as_str()), ("csrf_token", csrf.as_str())];
+        let body = serde_json::json!({"username": "alice", "password": user.password});
+        let (form, api) = tokio::join!(app.post_form("/login", &fields), app.post_json("/api/token", &body));
+
+        assert_eq!(form.status(), 503);
+        assert_eq!(form.headers()["retry-after"], "5");
+        assert!(form.text().await.unwrap().contains("Try again in a few seconds"));
+        assert_eq!(api.status(), 503);
+        assert_eq!(api.headers()["retry-after"], "5");
+        assert_eq!(api.json::<serde_json::Value>().await.unwrap()["error"], "unavailable");
+        drop(lock);
+        assert_eq!(app.snapshot().await, before, "nothing was half-written");
+        assert_eq!(app.login(&user.username, &user.password).await.status(), 303, "the same sign-in works once it is free");
+        assert_no_server_panics();
+    }
 }
