@@ -118,7 +118,7 @@ impl From<InsertUserError> for AccountError {
     fn from(error: InsertUserError) -> Self {
         match error {
             InsertUserError::UsernameTaken => Self::Field(("username", error.to_string())),
-            InsertUserError::EmailTaken => Self::Field(("email", error.to_string())),
+            InsertUserError::EmailTaken | InsertUserError::EmailLookalike => Self::Field(("email", error.to_string())),
             InsertUserError::Database(error) => Self::Database(error),
         }
     }

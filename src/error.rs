@@ -277,10 +277,13 @@ pub fn is_temporary(error: &anyhow::Error) -> bool {
         if let Some(diesel) = cause.downcast_ref::<Diesel>() {
             return match diesel {
                 Diesel::DatabaseError(kind, info) => {
-                    matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection | diesel::result::DatabaseErrorKind::SerializationFailure)
-                        || ["database is locked", "database table is locked", "database is busy", "lock timeout"]
-                            .iter()
-                            .any(|busy| info.message().contains(busy))
+                    matches!(
+                        kind,
+                        diesel::result::DatabaseErrorKind::ClosedConnection
+                            | diesel::result::DatabaseErrorKind::SerializationFailure
+                    ) || ["database is locked", "database table is locked", "database is busy", "lock timeout"]
+                        .iter()
+                        .any(|busy| info.message().contains(busy))
                 }
                 Diesel::BrokenTransactionManager => true,
                 _ => false,

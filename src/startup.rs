@@ -193,14 +193,8 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
                     [get(admin::user_actions::confirm_delete), post(admin::user_actions::delete)],
                 ))
                 .service(endpoint("/users/{id}/throttle/clear", [post(admin::user_actions::clear_throttle)]))
-                .service(endpoint(
-                    "/users/{id}/sessions/revoke-all",
-                    [post(admin::user_actions::revoke_all_sessions)],
-                ))
-                .service(endpoint(
-                    "/users/{id}/sessions/{session}/revoke",
-                    [post(admin::user_actions::revoke_session)],
-                ))
+                .service(endpoint("/users/{id}/sessions/revoke-all", [post(admin::user_actions::revoke_all_sessions)]))
+                .service(endpoint("/users/{id}/sessions/{session}/revoke", [post(admin::user_actions::revoke_session)]))
                 .service(endpoint("/audit", [get(admin::audit::list)]))
                 .default_service(web::to(errors::not_found)),
         )

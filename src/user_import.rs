@@ -85,10 +85,11 @@ fn read_rows(input: impl std::io::Read) -> Result<Vec<Row>, ImportError> {
         {
             problems.push(format!("username {} is also on line {first}", name.as_str()));
         }
+        // Keyed by what the address looks like: a look-alike of an earlier row counts as it.
         if let Some(address) = &email
-            && let Some(first) = seen_emails.insert(address.as_str().to_owned(), line)
+            && let Some(first) = seen_emails.insert(address.skeleton(), line)
         {
-            problems.push(format!("email {} is also on line {first}", address.as_str()));
+            problems.push(format!("email {} is also on line {first} (or one that looks the same)", address.as_str()));
         }
         match (username, email, display_name, role) {
             (Some(username), Some(email), Some(display_name), Some(role)) if problems.is_empty() => {
@@ -111,8 +112,9 @@ pub fn import(
     let mut bad = Vec::new();
     for chunk in rows.chunks(CHUNK) {
         let names: Vec<&str> = chunk.iter().map(|row| row.username.as_str()).collect();
-        let mails: Vec<&str> = chunk.iter().map(|row| row.email.as_str()).collect();
-        let (taken_names, taken_mails) = users::taken(conn, &names, &mails)?;
+        let skeletons: Vec<String> = chunk.iter().map(|row| row.email.skeleton()).collect();
+        let looks: Vec<&str> = skeletons.iter().map(String::as_str).collect();
+        let (taken_names, taken_looks) = users::taken(conn, &names, &looks)?;
         for row in chunk {
             if taken_names.iter().any(|name| name == row.username.as_str()) {
                 bad.push(BadRow {
@@ -120,8 +122,11 @@ pub fn import(
                     message: format!("username {} already exists", row.username.as_str()),
                 });
             }
-            if taken_mails.iter().any(|mail| mail == row.email.as_str()) {
-                bad.push(BadRow { line: row.line, message: format!("email {} already exists", row.email.as_str()) });
+            if taken_looks.contains(&row.email.skeleton()) {
+                bad.push(BadRow {
+                    line: row.line,
+                    message: format!("email {} already exists (or one that looks the same)", row.email.as_str()),
+                });
             }
         }
     }

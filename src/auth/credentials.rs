@@ -15,7 +15,7 @@ use crate::db::{self, DbPool};
 pub enum LoginOutcome {
     /// Right password, active account. `device_credential` is a new credential for this
     /// account, for the client to keep (see `device.rs`).
-    Success { user: User, device_credential: String },
+    Success { user: Box<User>, device_credential: String },
     /// Unknown user, wrong password or disabled account: callers answer alike. The known
     /// user, if any, is only for the audit trail.
     Failure { known_user: Option<(i64, String)> },
@@ -63,7 +63,7 @@ pub async fn verify_credentials(
     Ok(match user {
         Some(user) if right => {
             let device_credential = throttle.devices().issue(user.id, chrono::Utc::now().timestamp());
-            LoginOutcome::Success { user, device_credential }
+            LoginOutcome::Success { user: Box::new(user), device_credential }
         }
         Some(user) => LoginOutcome::Failure { known_user: Some((user.id, user.username)) },
         None => LoginOutcome::Failure { known_user: None },

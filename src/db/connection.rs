@@ -51,13 +51,11 @@ impl ManageConnection for ConnectionManager {
                 // busy_timeout first: it makes everything after it (switching to WAL included)
                 // wait for another process's lock instead of failing with "database is locked".
                 // WAL lets readers run beside the writer.
-                conn.batch_execute(
-                    &format!(
-                        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                          PRAGMA foreign_keys = ON;",
-                        LOCK_TIMEOUT.as_millis()
-                    ),
-                )?;
+                    LOCK_TIMEOUT.as_millis()
+                ))?;
                 Ok(DbConnection::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => {
@@ -159,5 +157,8 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
             result
         }
     };
-    applied.context("could not apply database migrations")
+    let applied = applied.context("could not apply database migrations")?;
+    // The data half of a migration that needs Rust (Unicode tables): cheap when done.
+    super::users::backfill_email_skeletons(conn).context("could not record what e-mail addresses look like")?;
+    Ok(applied)
 }

@@ -13,6 +13,7 @@ diesel::table! {
         updated_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
         search_name -> Text,
+        email_skeleton -> Nullable<Text>,
     }
 }
 

@@ -22,6 +22,8 @@ pub struct User {
     pub last_login_at: Option<NaiveDateTime>,
     /// The display name lower-cased, for search.
     pub search_name: String,
+    /// What the address looks like (see `domain::email::skeleton`); unique.
+    pub email_skeleton: Option<String>,
 }
 
 impl User {
@@ -54,6 +56,7 @@ struct NewUserRow<'a> {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     search_name: String,
+    email_skeleton: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,8 @@ pub enum InsertUserError {
     UsernameTaken,
     #[error("That email address is already in use")]
     EmailTaken,
+    #[error("That email address looks the same as one already in use (it differs only in look-alike characters)")]
+    EmailLookalike,
     #[error(transparent)]
     Database(#[from] DieselError),
 }
@@ -77,9 +82,10 @@ pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>>
     users::table.find(id).first(conn).optional()
 }
 
-/// Finds a user by username or email. Both are stored lower-cased, so the input is too.
+/// Finds a user by username or email. Both are stored normalised and lower-cased, so the
+/// input is too.
 pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option<User>> {
-    let login = login.to_lowercase();
+    let login = crate::domain::email::normalize(login);
     if login.contains('@') {
         users::table.filter(users::email.eq(login)).first(conn).optional()
     } else {
@@ -100,6 +106,7 @@ impl<'a> NewUserRow<'a> {
             created_at: created,
             updated_at: created,
             search_name: new.display_name.as_str().to_lowercase(),
+            email_skeleton: new.email.skeleton(),
         }
     }
 }
@@ -107,7 +114,7 @@ impl<'a> NewUserRow<'a> {
 pub fn insert(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User, InsertUserError> {
     let row = NewUserRow::from_new(new, now());
     // Checked first for a precise message; the unique indexes still decide under races.
-    ensure_unique(conn, None, row.username, row.email)?;
+    ensure_unique(conn, None, row.username, Some(new.email))?;
     diesel::insert_into(users::table)
         .values(&row)
         .returning(users::all_columns)
@@ -126,28 +133,70 @@ pub fn insert_many(conn: &mut DbConnection, new_users: &[NewUser<'_>]) -> QueryR
     }
 }
 
-/// Which of these usernames and emails are already taken.
-pub fn taken(conn: &mut DbConnection, usernames: &[&str], emails: &[&str]) -> QueryResult<(Vec<String>, Vec<String>)> {
+/// Which of these usernames and e-mail skeletons are already taken.
+pub fn taken(
+    conn: &mut DbConnection,
+    usernames: &[&str],
+    skeletons: &[&str],
+) -> QueryResult<(Vec<String>, Vec<String>)> {
     let names = users::table.filter(users::username.eq_any(usernames)).select(users::username).load(conn)?;
-    let mails = users::table.filter(users::email.eq_any(emails)).select(users::email).load(conn)?;
-    Ok((names, mails))
+    let looks: Vec<Option<String>> =
+        users::table.filter(users::email_skeleton.eq_any(skeletons)).select(users::email_skeleton).load(conn)?;
+    Ok((names, looks.into_iter().flatten().collect()))
 }
 
-/// Refuses a username or email that another user (not `except`) already has.
+/// Fills in the skeleton of addresses stored before it existed (run after the migrations). An
+/// address whose skeleton another account already holds keeps none, and is reported.
+pub fn backfill_email_skeletons(conn: &mut DbConnection) -> QueryResult<usize> {
+    let mut filled = 0;
+    let mut after = 0i64;
+    loop {
+        let batch: Vec<(i64, String)> = users::table
+            .filter(users::email_skeleton.is_null())
+            .filter(users::id.gt(after))
+            .order(users::id)
+            .select((users::id, users::email))
+            .limit(1000)
+            .load(conn)?;
+        let Some((last, _)) = batch.last() else { return Ok(filled) };
+        after = *last;
+        for (id, email) in batch {
+            let skeleton = crate::domain::email::skeleton(&email);
+            let clash: i64 = users::table.filter(users::email_skeleton.eq(&skeleton)).count().get_result(conn)?;
+            if clash > 0 {
+                tracing::warn!(
+                    user_id = id,
+                    "this user's e-mail address looks the same as another account's; change one of them"
+                );
+                continue;
+            }
+            diesel::update(users::table.find(id)).set(users::email_skeleton.eq(skeleton)).execute(conn)?;
+            filled += 1;
+        }
+    }
+}
+
+/// Refuses a username, or an email (or one that looks the same), that another user (not
+/// `except`) already has.
 fn ensure_unique(
     conn: &mut DbConnection,
     except: Option<i64>,
     username: &str,
-    email: &str,
+    email: Option<&Email>,
 ) -> Result<(), InsertUserError> {
     let others = || users::table.filter(users::id.ne(except.unwrap_or(-1)));
     let username_taken: i64 = others().filter(users::username.eq(username)).count().get_result(conn)?;
     if username_taken > 0 {
         return Err(InsertUserError::UsernameTaken);
     }
-    let email_taken: i64 = others().filter(users::email.eq(email)).count().get_result(conn)?;
+    let Some(email) = email else { return Ok(()) };
+    let email_taken: i64 = others().filter(users::email.eq(email.as_str())).count().get_result(conn)?;
     if email_taken > 0 {
         return Err(InsertUserError::EmailTaken);
+    }
+    let look_alike: i64 = others().filter(users::email_skeleton.eq(email.skeleton())).count().get_result(conn)?;
+    if look_alike > 0 {
+        return Err(InsertUserError::EmailLookalike);
     }
     Ok(())
 }
@@ -155,7 +204,11 @@ fn ensure_unique(
 fn unique_violation(error: DieselError) -> InsertUserError {
     match error {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info) => {
-            if info.message().contains("email") || info.constraint_name().is_some_and(|c| c.contains("email")) {
+            let names =
+                |part: &str| info.message().contains(part) || info.constraint_name().is_some_and(|c| c.contains(part));
+            if names("skeleton") {
+                InsertUserError::EmailLookalike
+            } else if names("email") {
                 InsertUserError::EmailTaken
             } else {
                 InsertUserError::UsernameTaken
@@ -181,14 +234,20 @@ pub fn update_profile(
     changes: &ProfileChanges<'_>,
 ) -> Result<User, InsertUserError> {
     let username = changes.username.map_or(user.username.as_str(), Username::as_str);
-    let email = changes.email.map_or(user.email.as_str(), Email::as_str);
     let display_name = changes.display_name.map_or(user.display_name.as_str(), DisplayName::as_str);
     let role = changes.role.unwrap_or(user.role());
-    ensure_unique(conn, Some(user.id), username, email)?;
+    // Only a new address is checked (an old pair that clashes stays usable as it is).
+    let new_email = changes.email.filter(|email| email.as_str() != user.email);
+    ensure_unique(conn, Some(user.id), username, new_email)?;
+    let (email, email_skeleton) = match new_email {
+        Some(email) => (email.as_str(), Some(email.skeleton())),
+        None => (user.email.as_str(), user.email_skeleton.clone()),
+    };
     diesel::update(users::table.find(user.id))
         .set((
             users::username.eq(username),
             users::email.eq(email),
+            users::email_skeleton.eq(email_skeleton),
             users::display_name.eq(display_name),
             users::search_name.eq(display_name.to_lowercase()),
             users::role.eq(role.as_str()),

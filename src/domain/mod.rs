@@ -1,7 +1,7 @@
 //! Values parsed once at the edge. Each type's constructor is the only way in, so holding one
 //! is proof the input was checked ("parse, don't validate").
 mod display_name;
-mod email;
+pub mod email;
 mod next_path;
 mod password;
 mod role;

@@ -134,7 +134,7 @@ pub async fn submit(
     let attempt = SignInAttempt { login: &username, client_ip: &ip, device: Some(&presented_device) };
     let outcome = verify_credentials(&pool, &hasher, &throttle, attempt, SecretString::from(password)).await?;
     let (user, device_credential) = match outcome {
-        LoginOutcome::Success { user, device_credential } => (user, device_credential),
+        LoginOutcome::Success { user, device_credential } => (*user, device_credential),
         LoginOutcome::Throttled { retry_after } => {
             tracing::warn!(event = "login_throttled", username = %username.escape_debug(), client_ip = %ip, "login throttled");
             let message = format!("Too many sign-in attempts. Wait {} and try again.", wait_phrase(retry_after));

@@ -474,3 +474,44 @@ both_backends! {
         }
     }
 }
+
+both_backends! {
+    async fn an_address_that_only_looks_like_an_existing_one_is_refused_everywhere(app: TestApp) {
+        let alice = app.create_user("alice", Role::User).await;
+        signed_in_admin(&app).await;
+        let csrf = app.session_csrf_token().await;
+        let add = |email: &'static str| {
+            let csrf = csrf.clone();
+            let app = &app;
+            async move {
+                app.post_form("/admin/users/new", &[("csrf_token", &csrf), ("username", "mallory"), ("email", email),
+                    ("display_name", ""), ("role", "user"), ("password_mode", "generate")]).await
+            }
+        };
+        let before = app.snapshot().await;
+
+        let cyrillic = add("\u{430}lice@example.com").await;
+        let fullwidth = add("\u{ff41}lice@example.com").await;
+        let greek_o_domain = add("alice@example.c\u{3bf}m").await;
+
+        assert_eq!(cyrillic.status(), 422);
+        assert!(cyrillic.text().await.unwrap().contains("looks the same as one already in use"));
+        assert_eq!(fullwidth.status(), 422, "fullwidth letters are the same letters");
+        assert!(fullwidth.text().await.unwrap().contains("already in use"));
+        assert_eq!(greek_o_domain.status(), 422);
+        assert_eq!(app.snapshot().await, before, "no one was added");
+        let bob = app.create_user("bob", Role::User).await;
+        let bobs = app.browser();
+        assert_eq!(bobs.login("bob", &bob.password).await.status(), 303);
+        let csrf = bobs.csrf("/account").await;
+        let taken = bobs.post_form("/account", &[("csrf_token", &csrf), ("display_name", "Bob"), ("email", "\u{430}lice@example.com")]).await;
+        assert_eq!(taken.status(), 422, "nor can a user take it for themself");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "username,email,display_name,role\nmallory,\u{430}lice@example.com,,user\n").unwrap();
+        let import = crate::cli::portcullis(&app, &["user", "import", file.path().to_str().unwrap()], "");
+        assert!(!import.status.success(), "nor can an import");
+        assert!(String::from_utf8_lossy(&import.stderr).contains("looks the same"), "{import:?}");
+        let fullwidth_login = app.post_json("/api/token", &serde_json::json!({"email": "\u{ff21}LICE@example.com", "password": alice.password})).await;
+        assert_eq!(fullwidth_login.status(), 200, "the owner may type their address in fullwidth");
+    }
+}

@@ -186,9 +186,11 @@ async fn check_against(doc: &Value, path: &str, method: &str, response: reqwest:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_method_on_an_api_address_is_a_json_405_naming_the_right_one() {
     let app = spawn_app(Backend::Sqlite).await;
-    for (method, path, allow) in
-        [("PUT", "/api/me", "GET, HEAD, OPTIONS"), ("GET", "/api/token", "POST, OPTIONS"), ("DELETE", "/api/users/1", "GET, HEAD, OPTIONS")]
-    {
+    for (method, path, allow) in [
+        ("PUT", "/api/me", "GET, HEAD, OPTIONS"),
+        ("GET", "/api/token", "POST, OPTIONS"),
+        ("DELETE", "/api/users/1", "GET, HEAD, OPTIONS"),
+    ] {
         let response = app
             .client
             .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), app.url(path))

@@ -171,6 +171,30 @@ both_backends! {
         assert!(output.status.success(), "{}", text(&output.stderr));
         assert!(text(&output.stdout).contains("up to date"));
     }
+
+    async fn after_an_upgrade_existing_addresses_are_covered_by_the_look_alike_check(app: TestApp) {
+        app.create_user("alice", Role::User).await;
+        // As a database from before the check: no skeletons recorded.
+        app.with_conn(|conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::users;
+            diesel::update(users::table).set(users::email_skeleton.eq(None::<String>)).execute(conn).unwrap()
+        }).await;
+
+        let output = portcullis(&app, &["migrate"], "");
+
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let stored = app.with_conn(|conn| portcullis::db::users::find_by_login(conn, "alice").unwrap().unwrap()).await;
+        assert_eq!(stored.email_skeleton.as_deref(), Some("alice@exarnple.corn"), "TR39 reads 'm' as 'rn'");
+        let bob = app.create_user("bob", Role::User).await;
+        let id = bob.id;
+        let clash = app.with_conn(move |conn| {
+            use portcullis::db::{audit::Actor, users::ProfileChanges};
+            let email = portcullis::domain::Email::parse("\u{430}lice@example.com").unwrap();
+            portcullis::accounts::update_profile(conn, &Actor::command_line(), id, &ProfileChanges { email: Some(&email), ..Default::default() }).err()
+        }).await;
+        assert!(clash.is_some_and(|error| error.to_string().contains("looks the same")));
+    }
 }
 
 #[test]

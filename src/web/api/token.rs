@@ -172,7 +172,7 @@ pub async fn issue(
                 .await?;
             return Err(ApiError::PasswordChangeRequired);
         }
-        LoginOutcome::Success { user, device_credential } => (user, device_credential),
+        LoginOutcome::Success { user, device_credential } => (*user, device_credential),
         LoginOutcome::Failure { known_user } => {
             record_failure(&pool, known_user, &login, client_ip(&req), "via api").await?;
             tracing::info!(event = "login_failed", via = "api", username = %login.escape_debug(), client_ip = %client_ip(&req), "login failed");
