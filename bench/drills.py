@@ -518,7 +518,128 @@ def drill_sigterm(work):
     print("sigterm: 12 sign-ins in flight all answered 200, a new connection was refused, exit status 0")
 
 
+# 5 ---------------------------------------------------------------------------------------
+def throttle_rows(db):
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM login_throttles").fetchone()[0]
+
+
+def drill_guessing(work):
+    """Strangers guess continuously from the owner's own address (one office NAT); the owner's
+    browser, which signed in before, signs in as fast as without the attack; made-up names from
+    the paused address add no rows, and the counters return to none once their time is over."""
+    db = work / "guessing.db"
+    # The default throttle (5 per account, 50 per address) with a short window, so the drill
+    # can also watch the table empty itself.
+    server = Server(work, f"sqlite://{db}", PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS="5",
+                    PORTCULLIS_LOGIN_ADDRESS_ATTEMPTS="50", PORTCULLIS_LOGIN_WINDOW="20s",
+                    PORTCULLIS_LOGIN_PAUSE="20s", PORTCULLIS_LOGIN_MAX_PAUSE="20s",
+                    PORTCULLIS_HOUSEKEEPING_INTERVAL="1s")
+    server.run("migrate")
+    create_bench_user(server, role="user")
+    server.start()
+    try:
+        owner = Browser(server.port).sign_in()
+        expect(any(name.endswith("portcullis-device") for name in owner.cookies), "no device credential was set")
+
+        def owner_sign_ins(count):
+            timings = []
+            for _ in range(count):
+                owner.cookies = {k: v for k, v in owner.cookies.items() if k.endswith("device")}
+                token = owner.csrf("/login")
+                started = time.monotonic()
+                status, _, body = owner.send("POST", "/login", {"csrf_token": token, "username": "bench",
+                                                                 "password": PASSWORD})
+                timings.append(time.monotonic() - started)
+                expect(status == 303, f"the owner's sign-in answered {status}: {body[:200]}")
+            return sorted(timings)
+
+        quiet = owner_sign_ins(30)
+
+        stop = threading.Event()
+        attempts = {"refused": 0, "other": 0, "busy": 0}
+
+        def guess(path):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            n = 0
+            while not stop.is_set():
+                body = json.dumps({"username": "bench", "password": f"guess {n}"})
+                status, _, _ = request(server.port, "POST", path, body, {"Content-Type": "application/json"}, conn=conn)
+                if path == "/api/token":
+                    attempts["refused" if status == 429 else "other"] += 1
+                else:
+                    attempts["busy"] += 1
+                n += 1
+
+        def with_load(path, work):
+            stop.clear()
+            load = [threading.Thread(target=guess, args=(path,)) for _ in range(2)]
+            for thread in load:
+                thread.start()
+            time.sleep(1)
+            result = work()
+            stop.set()
+            for thread in load:
+                thread.join()
+            return result
+
+        # The same two clients at full speed on an address that costs nothing (a 404): what the
+        # machine's two cores allow while something else keeps them busy.
+        started = time.monotonic()
+        busy = with_load("/no-such-address", lambda: owner_sign_ins(30))
+        busy_rate = attempts["busy"] / (time.monotonic() - started)
+        stop.clear()
+        started = time.monotonic()
+        attackers = [threading.Thread(target=guess, args=("/api/token",)) for _ in range(2)]
+        for thread in attackers:
+            thread.start()
+        time.sleep(1)
+        under_attack = owner_sign_ins(30)
+        attack_rate = attempts["refused"] / (time.monotonic() - started)
+
+        # Made-up names until the address itself is paused (50 wrong answers), then 5,000 more.
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        for n in range(100):
+            body = json.dumps({"username": f"first-{n}", "password": "guess"})
+            if request(server.port, "POST", "/api/token", body, {"Content-Type": "application/json"}, conn=conn)[0] == 429:
+                break
+        before = throttle_rows(db)
+        made_up = [request(server.port, "POST", "/api/token",
+                           json.dumps({"username": f"made-up-{n}", "password": "guess"}),
+                           {"Content-Type": "application/json"}, conn=conn)[0] for n in range(5000)]
+        after = throttle_rows(db)
+        stop.set()
+        for thread in attackers:
+            thread.join()
+        expect(all(status == 429 for status in made_up), f"made-up names not all refused: {set(made_up)}")
+        expect(after == before, f"throttle rows grew from {before} to {after} on refused attempts")
+
+        def median(values):
+            return values[len(values) // 2] * 1000
+
+        def p95(values):
+            return values[int(len(values) * 0.95)] * 1000
+
+        print(f"guessing: 2 strangers on the owner's address: {attempts['refused'] + attempts['other']} guesses "
+              f"({attack_rate:.0f}/s), {attempts['refused']} refused with 429; the same 2 clients on a 404: "
+              f"{busy_rate:.0f} requests/s")
+        print(f"  owner's form sign-in with a device credential, median / p95: quiet {median(quiet):.1f} / "
+              f"{p95(quiet):.1f} ms; two clients busy on a 404 {median(busy):.1f} / {p95(busy):.1f} ms; "
+              f"two clients guessing the password {median(under_attack):.1f} / {p95(under_attack):.1f} ms "
+              f"({median(under_attack) / median(busy):.2f}x the busy run)")
+        print(f"  5,000 made-up names from the paused address: throttle rows {before} before, {after} after")
+        deadline = time.monotonic() + 90
+        while throttle_rows(db) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        expect(throttle_rows(db) == 0, f"{throttle_rows(db)} counters left after their window and pause")
+        print("  every counter deleted once its window and pause were over (baseline: 0 rows)")
+        expect("panicked" not in server.log_text(), "the server panicked")
+    finally:
+        server.stop()
+
+
 DRILLS = {
+    "guessing": drill_guessing,
     "mixed": drill_mixed,
     "postgres-outage": drill_postgres_outage,
     "sqlite-writers": drill_sqlite_writers,

@@ -42,6 +42,9 @@ pub async fn verify_credentials(
     attempt: SignInAttempt<'_>,
     password: SecretString,
 ) -> anyhow::Result<LoginOutcome> {
+    if let Some(retry_after) = throttle.remembered_pause(attempt.login, attempt.client_ip, attempt.device) {
+        return Ok(LoginOutcome::Throttled { retry_after });
+    }
     let login = attempt.login.to_owned();
     let ip = attempt.client_ip.to_owned();
     let device = attempt.device.map(str::to_owned);

@@ -57,6 +57,15 @@ impl DeviceKey {
             .find_map(|credential| self.verify_one(credential, user_id, now))
     }
 
+    /// Whether any of the presented credentials is valid, for whichever account it names.
+    pub fn verify_any(&self, presented: &str, now: i64) -> bool {
+        presented.len() <= MAX_PRESENTED_CHARS
+            && presented.split(SEPARATOR).take(MAX_CREDENTIALS).any(|credential| {
+                let user_id = credential.split('.').next().and_then(|id| id.parse().ok());
+                user_id.is_some_and(|id| self.verify_one(credential, id, now).is_some())
+            })
+    }
+
     fn verify_one(&self, credential: &str, user_id: i64, now: i64) -> Option<String> {
         let (body, mac) = credential.rsplit_once('.')?;
         let mut parts = body.split('.');

@@ -16,8 +16,10 @@
 //! lasts twice the one before (up to the maximum) until a whole window passes quietly. A paused
 //! counter refuses with 429 whatever the password, for an existing account and a made-up name
 //! alike, and a refused attempt writes nothing.
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::hmac;
 use chrono::NaiveDateTime;
@@ -53,6 +55,9 @@ struct Counter {
 pub struct Counters {
     counters: Vec<Counter>,
     known_device: bool,
+    /// The name as typed (normalised), under which this instance remembers a pause of the
+    /// account's counter for a moment.
+    login: Option<String>,
 }
 
 impl Counters {
@@ -75,13 +80,75 @@ pub struct LoginThrottle {
     policy: ThrottlePolicy,
     names: hmac::Key,
     devices: DeviceKey,
+    /// Pauses this instance read or set in the last second, by address and by typed name: a
+    /// flood of guesses from a paused client is refused without any database work.
+    recent_pauses: Mutex<HashMap<String, (NaiveDateTime, Instant)>>,
 }
+
+/// How long this instance trusts a pause it saw without reading it again (an admin's "clear"
+/// on another instance takes effect within this).
+const REMEMBER_PAUSES_FOR: Duration = Duration::from_secs(1);
+/// Remembered pauses kept at most (a flood from many addresses only costs database reads).
+const REMEMBERED_PAUSES: usize = 4096;
 
 impl LoginThrottle {
     pub fn new(policy: ThrottlePolicy, secret: &JwtSecret, previous: Option<&JwtSecret>) -> Self {
         let master = hmac::Key::new(hmac::HMAC_SHA256, secret.expose());
         let names = hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&master, b"portcullis name buckets v1").as_ref());
-        Self { policy, names, devices: DeviceKey::derive(secret, previous) }
+        Self { policy, names, devices: DeviceKey::derive(secret, previous), recent_pauses: Mutex::new(HashMap::new()) }
+    }
+
+    /// A pause this instance saw in the last second on this client's address or on this name,
+    /// answered without the database. `None` means the database decides. Never used for a
+    /// client carrying a valid device credential (its own counter is what counts).
+    pub fn remembered_pause(&self, login: &str, client_ip: &str, device: Option<&str>) -> Option<Duration> {
+        let now = chrono::Utc::now();
+        if device.is_some_and(|presented| self.devices.verify_any(presented, now.timestamp())) {
+            return None;
+        }
+        let recent = self.recent_pauses.lock().ok()?;
+        let now = now.naive_utc();
+        [address_key(client_ip), login_key(login)]
+            .iter()
+            .filter_map(|key| recent.get(key))
+            .filter(|(until, learned)| *until > now && learned.elapsed() < REMEMBER_PAUSES_FOR)
+            .map(|(until, _)| round_up_to_seconds(*until - now))
+            .max()
+    }
+
+    /// After an admin cleared a pause: from now on the database decides again.
+    pub fn forget_remembered_pauses(&self) {
+        if let Ok(mut recent) = self.recent_pauses.lock() {
+            recent.clear();
+        }
+    }
+
+    /// Remembers the pauses among `rows` under the keys `remembered_pause` looks up.
+    fn remember_pauses(&self, counters: &Counters, rows: &[Throttle], now: NaiveDateTime) {
+        let Ok(mut recent) = self.recent_pauses.lock() else { return };
+        if recent.len() >= REMEMBERED_PAUSES {
+            recent.clear();
+        }
+        for row in rows {
+            let Some(until) = row.paused_until.filter(|until| *until > now) else { continue };
+            let key = if row.throttle_key.starts_with("ip:") {
+                Some(row.throttle_key.clone())
+            } else if row.throttle_key.starts_with("user:") || row.throttle_key.starts_with("name:") {
+                counters.login.clone()
+            } else {
+                None
+            };
+            if let Some(key) = key {
+                recent.insert(key, (until, Instant::now()));
+            }
+        }
+    }
+
+    /// The longest pause in force among `rows`, remembered for the next attempts.
+    fn pause_in_force(&self, counters: &Counters, rows: &[Throttle], now: NaiveDateTime) -> Option<Duration> {
+        let wait = longest_pause(rows, now)?;
+        self.remember_pauses(counters, rows, now);
+        Some(wait)
     }
 
     pub fn policy(&self) -> &ThrottlePolicy {
@@ -109,7 +176,7 @@ impl LoginThrottle {
                 limit: self.policy.account_attempts,
                 on_success: OnSuccess::Reset,
             };
-            return Counters { counters: vec![own], known_device: true };
+            return Counters { counters: vec![own], known_device: true, login: None };
         }
         let account = match user_id {
             Some(id) => account_key(id),
@@ -125,6 +192,7 @@ impl LoginThrottle {
                 },
             ],
             known_device: false,
+            login: Some(login_key(login)),
         }
     }
 
@@ -136,7 +204,7 @@ impl LoginThrottle {
             limit: self.policy.account_attempts,
             on_success: OnSuccess::Refund,
         };
-        Counters { counters: vec![counter], known_device: false }
+        Counters { counters: vec![counter], known_device: false, login: None }
     }
 
     /// Reserves one attempt on every counter, or refuses with how long to wait. A refusal by
@@ -148,12 +216,12 @@ impl LoginThrottle {
         now: NaiveDateTime,
     ) -> diesel::QueryResult<Result<(), Duration>> {
         let keys = counters.keys();
-        if let Some(wait) = longest_pause(&throttles::find_many(conn, &keys)?, now) {
+        if let Some(wait) = self.pause_in_force(counters, &throttles::find_many(conn, &keys)?, now) {
             return Ok(Err(wait));
         }
         write_transaction(conn, |conn| {
             let mut rows = throttles::lock(conn, &keys, now)?;
-            if let Some(wait) = longest_pause(&rows, now) {
+            if let Some(wait) = self.pause_in_force(counters, &rows, now) {
                 return Ok(Err(wait));
             }
             for row in &mut rows {
@@ -169,7 +237,7 @@ impl LoginThrottle {
                     self.pause(row, now);
                     throttles::save(conn, row)?;
                 }
-                return Ok(Err(longest_pause(&rows, now).unwrap_or(Duration::from_secs(1))));
+                return Ok(Err(self.pause_in_force(counters, &rows, now).unwrap_or(Duration::from_secs(1))));
             }
             for row in &rows {
                 throttles::save(conn, row)?;
@@ -186,6 +254,7 @@ impl LoginThrottle {
                 row.attempts = row.attempts.max(1);
                 if exceeds(row.attempts, limit_of(counters, &row), true) {
                     self.pause(&mut row, now);
+                    self.remember_pauses(counters, std::slice::from_ref(&row), now);
                 }
                 throttles::save(conn, &row)?;
             }
@@ -217,7 +286,7 @@ impl LoginThrottle {
     }
 
     fn name_bucket(&self, login: &str) -> String {
-        let name: String = login.trim().nfkc().flat_map(char::to_lowercase).take(MAX_NAME_CHARS).collect();
+        let name = normalize_login(login);
         let tag = hmac::sign(&self.names, name.as_bytes());
         let bucket = u32::from_be_bytes(tag.as_ref()[..4].try_into().unwrap_or_default()) % NAME_BUCKETS;
         format!("name:{bucket:04x}")
@@ -238,11 +307,28 @@ impl LoginThrottle {
     }
 
     fn pause(&self, row: &mut Throttle, now: NaiveDateTime) {
-        row.paused_until = Some(now + pause_length(&self.policy, row.strikes));
+        let length = pause_length(&self.policy, row.strikes);
+        let counter = if row.throttle_key.starts_with("device:") { "device" } else { row.throttle_key.as_str() };
+        tracing::warn!(
+            event = "sign_in_paused",
+            counter,
+            seconds = length.num_seconds(),
+            strike = row.strikes + 1,
+            "too many wrong answers: sign-in paused"
+        );
+        row.paused_until = Some(now + length);
         row.strikes = row.strikes.saturating_add(1);
         row.attempts = 0;
         row.window_started_at = now;
     }
+}
+
+fn normalize_login(login: &str) -> String {
+    login.trim().nfkc().flat_map(char::to_lowercase).take(MAX_NAME_CHARS).collect()
+}
+
+fn login_key(login: &str) -> String {
+    format!("login:{}", normalize_login(login))
 }
 
 fn limit_of(counters: &Counters, row: &Throttle) -> u32 {
@@ -395,5 +481,30 @@ mod tests {
         let elsewhere = throttle.password_counters(Some(8), "bob", "192.0.2.1", Some(&credential));
         assert!(!elsewhere.known_device(), "a credential for another account counts for nothing");
         assert_eq!(elsewhere.keys(), ["user:8", "ip:192.0.2.1"]);
+    }
+
+    #[test]
+    fn a_pause_seen_here_refuses_the_next_attempts_for_a_second_without_the_database() {
+        let throttle = throttle();
+        let now = chrono::Utc::now().naive_utc();
+        let counters = throttle.password_counters(None, "Nobody", "192.0.2.1", None);
+        let mut paused = row(now);
+        paused.throttle_key = counters.counters[0].key.clone();
+        paused.paused_until = Some(now + chrono::Duration::seconds(30));
+        assert_eq!(throttle.remembered_pause("nobody", "192.0.2.9", None), None);
+
+        throttle.remember_pauses(&counters, &[paused], now);
+
+        let wait = throttle.remembered_pause(" NOBODY ", "192.0.2.9", None).expect("the name is remembered as paused");
+        assert!((29..=30).contains(&wait.as_secs()), "{wait:?}");
+        assert_eq!(throttle.remembered_pause("somebody", "192.0.2.9", None), None, "other names are asked about");
+        let device = throttle.devices().issue(7, chrono::Utc::now().timestamp());
+        assert_eq!(throttle.remembered_pause("nobody", "192.0.2.9", Some(&device)), None, "a known device always is");
+        std::thread::sleep(REMEMBER_PAUSES_FOR);
+        assert_eq!(
+            throttle.remembered_pause("nobody", "192.0.2.9", None),
+            None,
+            "after a second, the database decides"
+        );
     }
 }

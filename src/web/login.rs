@@ -136,7 +136,8 @@ pub async fn submit(
     let (user, device_credential) = match outcome {
         LoginOutcome::Success { user, device_credential } => (*user, device_credential),
         LoginOutcome::Throttled { retry_after } => {
-            tracing::warn!(event = "login_throttled", username = %username.escape_debug(), client_ip = %ip, "login throttled");
+            // Every refusal at debug only: a flood must not fill the logs (the pause itself is a warning).
+            tracing::debug!(event = "login_throttled", username = %username.escape_debug(), client_ip = %ip, "login throttled");
             let message = format!("Too many sign-in attempts. Wait {} and try again.", wait_phrase(retry_after));
             let mut response = failed(StatusCode::TOO_MANY_REQUESTS, &message)?;
             let retry_after = header::HeaderValue::from(retry_after.as_secs());

@@ -221,6 +221,7 @@ pub async fn clear_throttle(
     _form: CsrfForm<NoFields>,
     cookies: web::Data<CookiePolicy>,
     pool: web::Data<DbPool>,
+    login_throttle: web::Data<throttle::LoginThrottle>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_user_id(&id)?;
     let user = load_user(&pool, id).await?;
@@ -235,5 +236,7 @@ pub async fn clear_throttle(
         })
     })
     .await?;
+    // This instance forgets the pauses it remembers at once (others within a second).
+    login_throttle.forget_remembered_pauses();
     Ok(redirect_with_flash(&cookies, &format!("/admin/users/{id}"), &format!("{} can sign in again.", user.username)))
 }

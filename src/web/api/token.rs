@@ -163,7 +163,8 @@ pub async fn issue(
     let outcome = verify_credentials(&pool, &hasher, &throttle, attempt, SecretString::from(password)).await?;
     let (user, device_credential) = match outcome {
         LoginOutcome::Throttled { retry_after } => {
-            tracing::warn!(event = "login_throttled", via = "api", username = %login.escape_debug(), client_ip = %ip, "login throttled");
+            // Every refusal at debug only: a flood must not fill the logs (the pause itself is a warning).
+            tracing::debug!(event = "login_throttled", via = "api", username = %login.escape_debug(), client_ip = %ip, "login throttled");
             return Err(ApiError::Throttled(retry_after));
         }
         LoginOutcome::Success { user, .. } if user.must_change_password => {
