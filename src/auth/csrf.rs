@@ -1,28 +1,17 @@
 //! CSRF tokens: an HMAC over something the attacker's page cannot read or set.
 //! Signed-in forms bind to the login's session id (`sid`); the login form binds to a random
 //! nonce in its own cookie (login CSRF). Both are verified in constant time.
-use aws_lc_rs::{constant_time, hmac};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
+use super::keys::DerivedKey;
 use crate::config::JwtSecret;
 
 /// Signs with the key derived from the current secret; during a secret rotation, tokens from
 /// the previous secret (forms rendered before the restart) still verify.
-pub struct CsrfKey {
-    current: hmac::Key,
-    previous: Option<hmac::Key>,
-}
+pub struct CsrfKey(DerivedKey);
 
 impl CsrfKey {
     /// Derived from the signing secret with a separate label, so one secret serves both uses.
     pub fn derive(secret: &JwtSecret, previous: Option<&JwtSecret>) -> Self {
-        let derive = |secret: &JwtSecret| {
-            let master = hmac::Key::new(hmac::HMAC_SHA256, secret.expose());
-            let derived = hmac::sign(&master, b"portcullis csrf key v1");
-            hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
-        };
-        Self { current: derive(secret), previous: previous.map(derive) }
+        Self(DerivedKey::derive(secret, previous, b"portcullis csrf key v1"))
     }
 
     pub fn for_session(&self, session_id: &str) -> String {
@@ -42,20 +31,11 @@ impl CsrfKey {
     }
 
     fn sign(&self, purpose: &str, value: &str) -> String {
-        Self::sign_with(&self.current, purpose, value)
-    }
-
-    fn sign_with(key: &hmac::Key, purpose: &str, value: &str) -> String {
-        let message = format!("{purpose}\0{value}");
-        URL_SAFE_NO_PAD.encode(hmac::sign(key, message.as_bytes()).as_ref())
+        self.0.sign_base64(format!("{purpose}\0{value}").as_bytes())
     }
 
     fn verify(&self, purpose: &str, value: &str, presented: &str) -> bool {
-        !value.is_empty()
-            && std::iter::once(&self.current).chain(self.previous.as_ref()).any(|key| {
-                let expected = Self::sign_with(key, purpose, value);
-                constant_time::verify_slices_are_equal(expected.as_bytes(), presented.as_bytes()).is_ok()
-            })
+        !value.is_empty() && self.0.verify_base64(format!("{purpose}\0{value}").as_bytes(), presented)
     }
 }
 

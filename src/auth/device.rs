@@ -6,10 +6,7 @@
 //!
 //! Format: `<user id>.<issued, unix seconds>.<nonce>.<HMAC>`; one cookie holds up to
 //! [`MAX_CREDENTIALS`] of them (one per account signed in on that browser), joined by `~`.
-use aws_lc_rs::{constant_time, hmac};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
+use super::keys::DerivedKey;
 use super::random;
 use crate::config::JwtSecret;
 
@@ -23,26 +20,17 @@ const SEPARATOR: char = '~';
 
 /// Signs with a key derived from the current secret; credentials from the previous secret
 /// still verify during a rotation.
-pub struct DeviceKey {
-    current: hmac::Key,
-    previous: Option<hmac::Key>,
-}
+pub struct DeviceKey(DerivedKey);
 
 impl DeviceKey {
     pub fn derive(secret: &JwtSecret, previous: Option<&JwtSecret>) -> Self {
-        let derive = |secret: &JwtSecret| {
-            let master = hmac::Key::new(hmac::HMAC_SHA256, secret.expose());
-            let derived = hmac::sign(&master, b"portcullis device credential key v1");
-            hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
-        };
-        Self { current: derive(secret), previous: previous.map(derive) }
+        Self(DerivedKey::derive(secret, previous, b"portcullis device credential key v1"))
     }
 
     /// A new credential for `user_id`, issued at `now` (unix seconds).
     pub fn issue(&self, user_id: i64, now: i64) -> String {
         let body = format!("{user_id}.{now}.{}", random::token_base64(16));
-        let mac = URL_SAFE_NO_PAD.encode(hmac::sign(&self.current, body.as_bytes()).as_ref());
-        format!("{body}.{mac}")
+        format!("{body}.{}", self.0.sign_base64(body.as_bytes()))
     }
 
     /// The nonce of the first valid, unexpired credential for `user_id` among those presented
@@ -78,11 +66,7 @@ impl DeviceKey {
         if issued > now + 60 || now.saturating_sub(issued) > lifetime {
             return None;
         }
-        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
-        let valid = std::iter::once(&self.current)
-            .chain(self.previous.as_ref())
-            .any(|key| constant_time::verify_slices_are_equal(hmac::sign(key, body.as_bytes()).as_ref(), &mac).is_ok());
-        valid.then(|| nonce.to_owned())
+        self.0.verify_base64(body.as_bytes(), mac).then(|| nonce.to_owned())
     }
 }
 

@@ -7,6 +7,7 @@ pub mod csrf;
 pub mod device;
 mod extractors;
 pub mod guard;
+pub mod keys;
 pub mod password;
 pub mod random;
 pub mod revocation;

@@ -21,11 +21,11 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::hmac;
 use chrono::NaiveDateTime;
 use unicode_normalization::UnicodeNormalization;
 
 use super::device::DeviceKey;
+use super::keys::DerivedKey;
 use crate::config::{JwtSecret, ThrottlePolicy};
 use crate::db::throttles::{self, Throttle};
 use crate::db::{DbConnection, write_transaction};
@@ -78,7 +78,7 @@ impl Counters {
 /// The throttling policy with its keys; one per application.
 pub struct LoginThrottle {
     policy: ThrottlePolicy,
-    names: hmac::Key,
+    names: DerivedKey,
     devices: DeviceKey,
     /// Pauses this instance read or set in the last second, by address and by typed name: a
     /// flood of guesses from a paused client is refused without any database work.
@@ -93,9 +93,12 @@ const REMEMBERED_PAUSES: usize = 4096;
 
 impl LoginThrottle {
     pub fn new(policy: ThrottlePolicy, secret: &JwtSecret, previous: Option<&JwtSecret>) -> Self {
-        let master = hmac::Key::new(hmac::HMAC_SHA256, secret.expose());
-        let names = hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&master, b"portcullis name buckets v1").as_ref());
-        Self { policy, names, devices: DeviceKey::derive(secret, previous), recent_pauses: Mutex::new(HashMap::new()) }
+        Self {
+            policy,
+            names: DerivedKey::derive(secret, None, b"portcullis name buckets v1"),
+            devices: DeviceKey::derive(secret, previous),
+            recent_pauses: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A pause this instance saw in the last second on this client's address or on this name,
@@ -287,7 +290,7 @@ impl LoginThrottle {
 
     fn name_bucket(&self, login: &str) -> String {
         let name = normalize_login(login);
-        let tag = hmac::sign(&self.names, name.as_bytes());
+        let tag = self.names.sign(name.as_bytes());
         let bucket = u32::from_be_bytes(tag.as_ref()[..4].try_into().unwrap_or_default()) % NAME_BUCKETS;
         format!("name:{bucket:04x}")
     }
