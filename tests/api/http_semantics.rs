@@ -19,7 +19,7 @@ both_backends! {
     async fn every_get_address_answers_head_alike_without_a_body(app: TestApp) {
         let admin = app.create_user("root", Role::Admin).await;
         let anonymous = ["/", "/healthz", "/readyz", "/login", "/login?next=/account", "/dashboard", "/api/me",
-            "/api/openapi.json", "/static/style.css", "/no-such-page"];
+            "/api/openapi.json", "/static/portcullis.css", "/static/nothing.css", "/no-such-page"];
         let signed_in = ["/dashboard", "/account", "/account/sessions", "/admin", "/admin/users", "/admin/audit",
             &format!("/admin/users/{}", admin.id), &format!("/admin/users/{}/delete", admin.id)];
 
