@@ -27,6 +27,7 @@ macro_rules! both_backends {
                 server.stop(true).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
             async fn postgres() {
                 if let Some(app) = $crate::helpers::spawn_postgres_app().await {
                     let server = app.server.clone();

@@ -20,6 +20,7 @@ fn plain_client() -> reqwest::Client {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn a_login_on_one_instance_works_on_another_and_logout_there_is_enforced_within_two_seconds() {
     let Some((a, b)) = two_instances().await else { return };
     let user = a.create_user("alice", Role::User).await;
@@ -48,6 +49,7 @@ async fn a_login_on_one_instance_works_on_another_and_logout_there_is_enforced_w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn a_refresh_token_reused_on_another_instance_is_detected_and_ends_the_session() {
     let Some((a, b)) = two_instances().await else { return };
     let user = a.create_user("alice", Role::User).await;
@@ -65,6 +67,7 @@ async fn a_refresh_token_reused_on_another_instance_is_detected_and_ends_the_ses
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn the_same_refresh_token_sent_to_two_instances_at_once_rotates_only_once() {
     let Some((a, b)) = two_instances().await else { return };
     let user = a.create_user("alice", Role::User).await;
@@ -80,6 +83,7 @@ async fn the_same_refresh_token_sent_to_two_instances_at_once_rotates_only_once(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn failed_sign_ins_on_one_instance_count_on_the_others() {
     let Some((a, b)) = two_instances().await else { return };
     let user = a.create_user("alice", Role::User).await;

@@ -80,6 +80,7 @@ async fn metrics_count_requests_by_route_sign_ins_by_outcome_and_open_sessions_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn metrics_count_requests_by_route_sign_ins_by_outcome_and_open_sessions_postgres() {
     if crate::helpers::postgres_available() {
         metrics_scenario(crate::helpers::Backend::Postgres).await;

@@ -400,6 +400,7 @@ mod expiry {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
     async fn a_session_left_idle_past_the_idle_timeout_ends_postgres() {
         run(Backend::Postgres, short_idle, |app| Box::pin(scenario_idle(app))).await;
     }
@@ -410,6 +411,7 @@ mod expiry {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
     async fn a_session_ends_at_its_absolute_lifetime_however_active_postgres() {
         run(Backend::Postgres, short_lifetime, |app| Box::pin(scenario_absolute(app))).await;
     }

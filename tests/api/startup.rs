@@ -20,6 +20,7 @@ fn settings(database_url: &str, startup_timeout: Duration) -> Settings {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn portcullis_waits_for_a_postgres_database_that_appears_after_it_starts() {
     if !postgres_available() {
         return;
@@ -76,6 +77,7 @@ async fn a_sqlite_path_that_cannot_be_opened_fails_at_once() {
 /// signed-in requests fail closed with 503, never a 200 on stale data, and recover by
 /// themselves when it comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn while_postgres_is_unreachable_signed_in_requests_fail_closed_then_recover() {
     let Some(app) = spawn_postgres_app().await else { return };
     let user = app.create_user("alice", portcullis::domain::Role::User).await;

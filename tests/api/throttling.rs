@@ -214,6 +214,7 @@ async fn one_address_guessing_many_names_is_paused_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn one_address_guessing_many_names_is_paused_postgres() {
     with_app(Backend::Postgres, three_per_address, one_address_guessing_many_names_is_paused).await;
 }
@@ -224,6 +225,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count_sqlite()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count_postgres() {
     with_app(Backend::Postgres, behind_a_proxy, behind_a_trusted_proxy_each_forwarded_client_has_its_own_count).await;
 }
@@ -388,6 +390,7 @@ async fn refused_attempts_write_nothing_and_the_counters_return_to_their_baselin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn refused_attempts_write_nothing_and_the_counters_return_to_their_baseline_postgres() {
     with_app(
         Backend::Postgres,
