@@ -21,7 +21,7 @@ use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
 use crate::metrics::{self, Metrics};
-use crate::web::endpoint::{endpoint, get, head_as_get, post};
+use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, require_admin};
 use crate::web::{
     account, admin, api, dashboard, errors, health, home, limits, login, logout, password_change, sessions,
 };
@@ -152,64 +152,35 @@ impl Application {
     }
 }
 
-/// Every route, in one place. Private pages and the API each sit behind one guard. Each
-/// address is an `endpoint`: GET answers HEAD too, OPTIONS and wrong methods name the others.
+/// Every route, in one place. Private pages and the API each sit behind one guard, and the
+/// admin area behind one admin gate. Each address is an `endpoint`: GET answers HEAD too,
+/// OPTIONS and wrong methods name the others.
 fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: bool) {
     if serve_metrics {
         cfg.service(endpoint("/metrics", [get(metrics::show)]));
     }
+    let (account_area, _) = account_area().into_parts();
+    let (admin_area, _) = admin_area().into_parts();
+    let (api_area, _) = api_area().into_parts();
     cfg.service(endpoint("/", [get(home::redirect)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint("/healthz", [get(health::live)]))
         .service(endpoint("/readyz", [get(health::ready)]))
         .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint("/dashboard", [get(dashboard::show)]).wrap(from_fn(require_page_session)))
         .service(endpoint("/logout", [post(logout::submit)]).wrap(from_fn(require_page_session)))
-        .service(
-            web::scope("/account")
-                .wrap(from_fn(require_page_session))
-                .service(endpoint("", [get(account::show), post(account::update_profile)]))
-                .service(endpoint("/password", [post(account::change_password)]))
-                .service(endpoint("/sessions", [get(sessions::list)]))
-                .service(endpoint("/sessions/revoke-others", [post(sessions::revoke_others)]))
-                .service(endpoint("/sessions/{id}/revoke", [post(sessions::revoke)]))
-                .default_service(web::to(errors::not_found)),
-        )
+        .service(account_area.wrap(from_fn(require_page_session)).default_service(web::to(errors::not_found)))
         .service(
             endpoint("/password/change", [get(password_change::form), post(password_change::submit)])
                 .wrap(from_fn(require_page_session)),
         )
         .service(
-            web::scope("/admin")
+            // The last wrap runs first: the session guard, then the admin gate.
+            admin_area
+                .wrap(from_fn(require_admin))
                 .wrap(from_fn(require_page_session))
-                .service(endpoint("", [get(admin::overview::overview)]))
-                .service(endpoint("/users", [get(admin::users::list)]))
-                .service(endpoint("/users/new", [get(admin::user_new::form), post(admin::user_new::create)]))
-                .service(endpoint("/users/{id}", [get(admin::user_detail::show), post(admin::user_detail::update)]))
-                .service(endpoint("/users/{id}/disable", [post(admin::user_actions::disable)]))
-                .service(endpoint("/users/{id}/enable", [post(admin::user_actions::enable)]))
-                .service(endpoint("/users/{id}/reset-password", [post(admin::user_actions::reset_password)]))
-                .service(endpoint(
-                    "/users/{id}/delete",
-                    [get(admin::user_actions::confirm_delete), post(admin::user_actions::delete)],
-                ))
-                .service(endpoint("/users/{id}/throttle/clear", [post(admin::user_actions::clear_throttle)]))
-                .service(endpoint("/users/{id}/sessions/revoke-all", [post(admin::user_actions::revoke_all_sessions)]))
-                .service(endpoint("/users/{id}/sessions/{session}/revoke", [post(admin::user_actions::revoke_session)]))
-                .service(endpoint("/audit", [get(admin::audit::list)]))
                 .default_service(web::to(errors::not_found)),
         )
-        .service(
-            // The Bearer guard wraps only the routes that need it: a wrong method is a 405
-            // before any token check.
-            web::scope("/api")
-                .service(endpoint("/token", [post(api::token::issue)]))
-                .service(endpoint("/token/refresh", [post(api::token::refresh)]))
-                .service(endpoint("/openapi.json", [get(api::openapi::document)]))
-                .service(endpoint("/logout", [post(api::token::logout).with_bearer_token()]))
-                .service(endpoint("/me", [get(api::me::show).with_bearer_token()]))
-                .service(endpoint("/users/{id}", [get(api::users::show).with_bearer_token()]))
-                .default_service(web::to(errors::not_found)),
-        )
+        .service(api_area.default_service(web::to(errors::not_found)))
         .service(
             web::scope("/static")
                 .wrap(DefaultHeaders::new().add(("Cache-Control", "public, max-age=3600")))
@@ -217,6 +188,53 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
                 .service(Files::new("", static_dir)),
         )
         .default_service(web::to(errors::not_found));
+}
+
+fn account_area() -> Area {
+    Area::new("/account")
+        .at("", [get(account::show), post(account::update_profile)])
+        .at("/password", [post(account::change_password)])
+        .at("/sessions", [get(sessions::list)])
+        .at("/sessions/revoke-others", [post(sessions::revoke_others)])
+        .at("/sessions/{id}/revoke", [post(sessions::revoke)])
+}
+
+fn admin_area() -> Area {
+    Area::for_admins("/admin")
+        .at("", [get(admin::overview::overview)])
+        .at("/users", [get(admin::users::list)])
+        .at("/users/new", [get(admin::user_new::form), post(admin::user_new::create)])
+        .at("/users/{id}", [get(admin::user_detail::show), post(admin::user_detail::update)])
+        .at("/users/{id}/disable", [post(admin::user_actions::disable)])
+        .at("/users/{id}/enable", [post(admin::user_actions::enable)])
+        .at("/users/{id}/reset-password", [post(admin::user_actions::reset_password)])
+        .at("/users/{id}/delete", [get(admin::user_actions::confirm_delete), post(admin::user_actions::delete)])
+        .at("/users/{id}/throttle/clear", [post(admin::user_actions::clear_throttle)])
+        .at("/users/{id}/sessions/revoke-all", [post(admin::user_actions::revoke_all_sessions)])
+        .at("/users/{id}/sessions/{session}/revoke", [post(admin::user_actions::revoke_session)])
+        .at("/audit", [get(admin::audit::list)])
+}
+
+/// The Bearer guard wraps only the routes that need it: a wrong method is a 405 before any
+/// token check.
+fn api_area() -> Area {
+    Area::new("/api")
+        .at("/token", [post(api::token::issue)])
+        .at("/token/refresh", [post(api::token::refresh)])
+        .at("/openapi.json", [get(api::openapi::document)])
+        .at("/logout", [post(api::token::logout).with_bearer_token()])
+        .at("/me", [get(api::me::show).with_bearer_token()])
+        .at("/users/{id}", [get(api::users::show).with_admin_bearer_token()])
+}
+
+/// The addresses of the route table that only administrators may use (pages and API), with
+/// their methods: what the admin gate must refuse to everyone else.
+pub fn admin_routes() -> Vec<RouteInfo> {
+    [account_area(), admin_area(), api_area()]
+        .into_iter()
+        .flat_map(|area| area.into_parts().1)
+        .filter(|route| route.admins_only)
+        .collect()
 }
 
 fn security_headers(hsts: bool) -> DefaultHeaders {

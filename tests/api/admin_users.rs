@@ -404,12 +404,7 @@ both_backends! {
         let target = app.create_user("target", Role::User).await;
         let plain = app.create_user("plain", Role::User).await;
         let before = app.snapshot().await;
-        let id = target.id;
-        let gets = ["/admin".to_owned(), "/admin/users".into(), "/admin/users/new".into(), format!("/admin/users/{id}"),
-                    format!("/admin/users/{id}/delete"), "/admin/audit".into()];
-        let posts = ["/admin/users/new".to_owned(), format!("/admin/users/{id}"), format!("/admin/users/{id}/disable"),
-                     format!("/admin/users/{id}/enable"), format!("/admin/users/{id}/reset-password"),
-                     format!("/admin/users/{id}/delete")];
+        let token = app.api_token(&plain).await;
         let anonymous = app.browser();
         let user = app.browser();
         user.login(&plain.username, PASSWORD).await;
@@ -417,17 +412,39 @@ both_backends! {
         let snapshot_after_login = app.snapshot().await;
         let fields = [("csrf_token", csrf.as_str()), ("username", "hacked"), ("email", "hacked@example.com"),
                       ("display_name", "hacked"), ("role", "admin"), ("password_mode", "generate")];
-
-        for path in &gets {
-            assert_eq!(user.get(path).await.status(), 403, "GET {path} as a plain user");
-            let response = anonymous.get(path).await;
-            assert_eq!(response.status(), 303, "GET {path} anonymously");
-            assert!(location(&response).starts_with("/login?next="));
+        // Every admin route, from the app's own route table: a new one is covered by being mounted.
+        let routes = portcullis::startup::admin_routes();
+        let listed: Vec<&str> = routes.iter().map(|route| route.path.as_str()).collect();
+        for expected in ["/admin", "/admin/users/{id}/throttle/clear", "/admin/users/{id}/sessions/{session}/revoke", "/api/users/{id}"] {
+            assert!(listed.contains(&expected), "{expected} is not in the admin route table: {listed:?}");
         }
-        for path in &posts {
-            assert_eq!(user.post_form(path, &fields).await.status(), 403, "POST {path} as a plain user");
-            let response = anonymous.post_form(path, &fields).await;
-            assert_eq!(location(&response), "/login", "POST {path} anonymously");
+
+        for route in &routes {
+            let path = route.path.replace("{id}", &target.id.to_string()).replace("{session}", "1");
+            for method in &route.methods {
+                let what = format!("{method} {path}");
+                if path.starts_with("/api/") {
+                    let request = |token: Option<&str>| {
+                        let request = app.client.request(method.as_str().parse().unwrap(), app.url(&path));
+                        match token { Some(token) => request.bearer_auth(token), None => request }
+                    };
+                    let refused = request(Some(&token)).send().await.unwrap();
+                    assert_eq!(refused.status(), 403, "{what} with a plain user's token");
+                    assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["error"], "forbidden", "{what}");
+                    assert_eq!(request(None).send().await.unwrap().status(), 401, "{what} without a token");
+                } else if method.as_str() == "GET" {
+                    let refused = user.get(&path).await;
+                    assert_eq!(refused.status(), 403, "{what} as a plain user");
+                    assert!(refused.text().await.unwrap().contains("This area is for administrators."), "{what}");
+                    let response = anonymous.get(&path).await;
+                    assert_eq!(response.status(), 303, "{what} anonymously");
+                    assert!(location(&response).starts_with("/login?next="));
+                } else {
+                    assert_eq!(user.post_form(&path, &fields).await.status(), 403, "{what} as a plain user");
+                    let response = anonymous.post_form(&path, &fields).await;
+                    assert_eq!(location(&response), "/login", "{what} anonymously");
+                }
+            }
         }
         assert_eq!(app.snapshot().await, snapshot_after_login, "nothing changed");
         assert_ne!(before, snapshot_after_login, "(the login itself was recorded)");
