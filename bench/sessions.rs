@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
             None => format!("sqlite://{}", dir.path().join("bench.db").display()),
         };
         let backend = if postgres.is_some() { "PostgreSQL" } else { "SQLite" };
-        let secret = portcullis::auth::random::token_base64(48);
+        let secret = portcullis::random::token_base64(48);
         println!("backend: {backend}; {} cores", std::thread::available_parallelism().map_or(0, usize::from));
         let result = match check_cost(&database_url, &secret) {
             Ok(()) => match revocation_delay(&database_url, &secret).await {
@@ -167,7 +167,7 @@ async fn revocation_delay(database_url: &str, secret: &str) -> anyhow::Result<()
         let token = body["token"].as_str().ok_or_else(|| anyhow::anyhow!("login failed: {body}"))?.to_owned();
         anyhow::ensure!(client.get(format!("{b}/api/me")).bearer_auth(&token).send().await?.status() == 200);
         // Start at a random point of B's one-second sync cycle.
-        tokio::time::sleep(Duration::from_millis(u64::from(portcullis::auth::random::bytes::<1>()[0]) * 4)).await;
+        tokio::time::sleep(Duration::from_millis(u64::from(portcullis::random::bytes::<1>()[0]) * 4)).await;
         let status = client.post(format!("{a}/api/logout")).bearer_auth(&token).send().await?.status();
         anyhow::ensure!(status == 204, "logout answered {status}");
         let logged_out = Instant::now();

@@ -289,7 +289,7 @@ pub fn set_password(
 /// about 80 bits, in groups of four.
 pub fn generate_one_time_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-    let bytes = crate::auth::random::bytes::<16>();
+    let bytes = crate::random::bytes::<16>();
     let chars: Vec<char> = bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect();
     chars.chunks(4).map(|group| group.iter().collect::<String>()).collect::<Vec<_>>().join("-")
 }

@@ -371,7 +371,7 @@ impl Settings {
             (Duration::from_secs(60 * 60), "1h"),
         )?;
 
-        let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(crate::startup::default_static_dir, PathBuf::from);
+        let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
 
         Ok(Self {
             database,
@@ -388,6 +388,12 @@ impl Settings {
             housekeeping_interval,
         })
     }
+}
+
+/// The default folder of CSS and images: `./static`, else the one beside the sources.
+pub fn default_static_dir() -> PathBuf {
+    let local = PathBuf::from("static");
+    if local.is_dir() { local } else { PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")) }
 }
 
 fn parse_duration(
@@ -429,7 +435,7 @@ pub fn load_or_create_jwt_secret(database: &Path) -> anyhow::Result<(JwtSecret, 
             Ok((secret, path))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let secret = crate::auth::random::token_base64(48);
+            let secret = crate::random::token_base64(48);
             write_owner_only(&path, &secret)
                 .with_context(|| format!("could not write a new JWT secret to {}", path.display()))?;
             tracing::warn!(
@@ -524,12 +530,12 @@ mod tests {
         use base64::Engine;
         let mut weakest = f64::MAX;
         for _ in 0..300 {
-            let bytes = crate::auth::random::bytes::<32>();
+            let bytes = crate::random::bytes::<32>();
             let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
             for secret in [
                 base64::engine::general_purpose::STANDARD.encode(bytes),
-                crate::auth::random::token_base64(24),
-                crate::auth::random::token_base64(48),
+                crate::random::token_base64(24),
+                crate::random::token_base64(48),
                 hex[..32].to_owned(),
                 hex,
             ] {

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod memory;
 pub mod metrics;
+pub mod random;
 pub mod startup;
 pub mod telemetry;
 pub mod user_import;

@@ -280,9 +280,3 @@ fn warn_if_no_admin(pool: &DbPool) {
         );
     }
 }
-
-/// The default folder of CSS and images: `./static`, else the one beside the sources.
-pub fn default_static_dir() -> PathBuf {
-    let local = PathBuf::from("static");
-    if local.is_dir() { local } else { PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")) }
-}

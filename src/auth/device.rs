@@ -7,8 +7,8 @@
 //! Format: `<user id>.<issued, unix seconds>.<nonce>.<HMAC>`; one cookie holds up to
 //! [`MAX_CREDENTIALS`] of them (one per account signed in on that browser), joined by `~`.
 use super::keys::DerivedKey;
-use super::random;
 use crate::config::JwtSecret;
+use crate::random;
 
 /// How long a device stays known without a new successful sign-in.
 pub const LIFETIME: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 60 * 60);

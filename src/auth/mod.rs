@@ -9,7 +9,6 @@ mod extractors;
 pub mod guard;
 pub mod keys;
 pub mod password;
-pub mod random;
 pub mod revocation;
 pub mod sessions;
 pub mod throttle;

@@ -61,7 +61,7 @@ impl Scratch {
     fn hash(&mut self, password: &str) -> anyhow::Result<String> {
         let params = params();
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let salt = crate::auth::random::bytes::<SALT_BYTES>();
+        let salt = crate::random::bytes::<SALT_BYTES>();
         let mut out = [0u8; OUTPUT_BYTES];
         self.run(&argon2, password.as_bytes(), &salt, &mut out)
             .map_err(|error| anyhow!("could not hash a password: {error}"))?;
@@ -175,7 +175,7 @@ impl PasswordHasher {
                 .context("could not start a password hashing thread")?;
         }
         let mut hasher = Self { jobs, dummy_hash: Arc::from("") };
-        let dummy = SecretString::from(crate::auth::random::token_base64(24));
+        let dummy = SecretString::from(crate::random::token_base64(24));
         let (done, result) = mpsc::channel();
         hasher.submit(Box::new(move |scratch| {
             let _ = done.send(scratch.hash(dummy.expose_secret()));

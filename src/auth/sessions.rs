@@ -152,7 +152,7 @@ impl Sessions {
         client: &ClientInfo,
         via: &'static str,
     ) -> anyhow::Result<SessionTokens> {
-        let refresh = super::random::token_base64(REFRESH_TOKEN_BYTES);
+        let refresh = crate::random::token_base64(REFRESH_TOKEN_BYTES);
         let refresh_hash = hash_refresh_token(&refresh);
         let created = now();
         let expires = created + chrono::Duration::from_std(self.policy.lifetime)?;
@@ -168,7 +168,7 @@ impl Sessions {
                 let details = format!("via {via}; {}", client.software);
                 audit::record(conn, &actor, "login.ok", Some((login_user.id, &login_user.username)), &details)?;
                 let new = NewSession {
-                    sid: &super::random::token_base64(16),
+                    sid: &crate::random::token_base64(16),
                     user_id: login_user.id,
                     created_at: created,
                     last_used_at: created,
@@ -197,7 +197,7 @@ impl Sessions {
             return Ok(Err(RefreshRefusal::Unknown));
         }
         let presented_hash = hash_refresh_token(presented);
-        let replacement = super::random::token_base64(REFRESH_TOKEN_BYTES);
+        let replacement = crate::random::token_base64(REFRESH_TOKEN_BYTES);
         let replacement_hash = hash_refresh_token(&replacement);
         let policy = self.policy;
         let client = client.clone();

@@ -395,7 +395,7 @@ mod tests {
     use super::*;
 
     fn throttle() -> LoginThrottle {
-        let secret = JwtSecret::parse(&crate::auth::random::token_base64(48), "test").unwrap();
+        let secret = JwtSecret::parse(&crate::random::token_base64(48), "test").unwrap();
         LoginThrottle::new(ThrottlePolicy::default(), &secret, None)
     }
 

@@ -114,7 +114,7 @@ impl JwtKeys {
             role: user.role().as_str().to_owned(),
             pwc: user.must_change_password,
             sid: session_id.to_owned(),
-            jti: crate::auth::random::token_base64(16),
+            jti: crate::random::token_base64(16),
             iat: now,
             nbf: now,
             exp: (now + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2)).min(session_expires_at),

@@ -1,13 +1,17 @@
-//! Turning malformed requests into our error pages and JSON errors instead of actix's
-//! plain-text defaults.
+//! How errors are answered: `PageError` as an HTML page in the layout, `ApiError` as a JSON
+//! body (with the RFC 6750 challenge on 401s, `Retry-After` on 429 and 503), and actix's
+//! plain-text answers to malformed requests turned into those.
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::http::header::HeaderValue;
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+use serde::Serialize;
 
-use crate::error::{ApiError, PageError, is_api_path};
+use crate::error::{ApiError, PageError, is_api_path, is_temporary};
 
 /// The fallback for every unknown path.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
@@ -58,4 +62,177 @@ pub async fn static_file_errors(
         answer.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
     }
     Ok(ServiceResponse::new(req, answer))
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    layout: super::layout::Layout,
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::CsrfRejected | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::HeadTooLarge(status, _) => *status,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(error) if is_temporary(error) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (title, message) = match self {
+            Self::UnsupportedEncoding(message) => ("Not accepted", message.as_str()),
+            Self::HeadTooLarge(_, message) => ("Request too large", message.as_str()),
+            Self::BadRequest(message) => ("Bad request", message.as_str()),
+            Self::CsrfRejected => (
+                "This form has expired",
+                "The form was missing its security token or came from another page. \
+                 Go back, reload the page and try again.",
+            ),
+            Self::Forbidden(message) => ("You do not have access to this page", message.as_str()),
+            Self::NotFound => ("Page not found", "There is no page at this address."),
+            Self::MethodNotAllowed => {
+                ("Not possible here", "This address does not accept that kind of request. Use the buttons on the page.")
+            }
+            Self::PayloadTooLarge => ("Too much data", "The form sent more data than this page accepts."),
+            Self::Unavailable(error) => {
+                tracing::error!(error = ?error, "service unavailable");
+                ("Service unavailable", "Portcullis cannot reach its database right now. Try again shortly.")
+            }
+            Self::Unexpected(error) if is_temporary(error) => {
+                tracing::warn!(error = ?error, "database busy");
+                ("Busy right now", "Portcullis is busy right now and nothing was changed. Try again in a few seconds.")
+            }
+            Self::Unexpected(error) => {
+                tracing::error!(error = ?error, "unexpected error");
+                ("Something went wrong", "The error has been logged. Try again, or contact your administrator.")
+            }
+        };
+        let status = self.status_code();
+        let page = ErrorPage { layout: Default::default(), status: status.as_u16(), title, message };
+        let mut response = match page.render() {
+            Ok(html) => super::layout::html_response(status, html),
+            Err(error) => {
+                tracing::error!(error = ?error, "could not render the error page");
+                HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(title.to_owned())
+            }
+        };
+        add_retry_after(&mut response);
+        response
+    }
+}
+
+/// Every API error: a stable machine-readable code and a sentence for people.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiErrorBody {
+    /// `invalid_request`, `invalid_credentials`, `missing_token`, `invalid_token`,
+    /// `invalid_refresh_token`, `too_many_attempts`, `forbidden`, `password_change_required`,
+    /// `not_found`, `payload_too_large`, `unsupported_media_type`, `request_too_large`,
+    /// `unavailable` or `internal_error`.
+    #[schema(example = "invalid_token")]
+    error: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "invalid_request",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::Throttled(_) => "too_many_attempts",
+            Self::HeadTooLarge(..) => "request_too_large",
+            Self::Forbidden(_) => "forbidden",
+            Self::PasswordChangeRequired => "password_change_required",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => "unsupported_media_type",
+            Self::Unavailable(_) => "unavailable",
+            Self::Unexpected(error) if is_temporary(error) => "unavailable",
+            Self::Unexpected(_) => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidCredentials | Self::MissingToken | Self::InvalidToken | Self::InvalidRefreshToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden(_) | Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::HeadTooLarge(status, _) => *status,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(error) if is_temporary(error) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            Self::Unavailable(error) => {
+                tracing::error!(error = ?error, "service unavailable");
+                "the database is unreachable; try again shortly".to_owned()
+            }
+            Self::Unexpected(error) if is_temporary(error) => {
+                tracing::warn!(error = ?error, "database busy");
+                "the service is busy and nothing was changed; try again in a few seconds".to_owned()
+            }
+            Self::Unexpected(error) => {
+                tracing::error!(error = ?error, "unexpected error");
+                "an unexpected error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        // RFC 6750 §3: a challenge on every 401; an error code only when a token was sent.
+        match self {
+            Self::MissingToken => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"portcullis\""));
+            }
+            Self::InvalidToken => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"portcullis\", error=\"invalid_token\", \
+                     error_description=\"The access token is invalid or has expired\"",
+                ));
+            }
+            Self::Throttled(wait) => {
+                response.insert_header((header::RETRY_AFTER, wait.as_secs().to_string()));
+            }
+            _ => {}
+        }
+        let mut response = response.json(ApiErrorBody { error: self.code(), message });
+        add_retry_after(&mut response);
+        response
+    }
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_UNAVAILABLE_AFTER: &str = "5";
+
+fn add_retry_after(response: &mut HttpResponse) {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE_AFTER));
+    }
 }

@@ -1,11 +1,12 @@
 //! What every page's base layout needs: who is signed in, for the navigation.
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use askama::Template;
 
 use crate::auth::Authenticated;
 use crate::auth::csrf::CsrfKey;
-use crate::error::{PageError, html_response};
+use crate::error::PageError;
 
 #[derive(Default)]
 pub struct Layout {
@@ -56,4 +57,11 @@ pub fn wait_phrase(wait: std::time::Duration) -> String {
         60 => "1 minute".to_owned(),
         seconds => format!("{} minutes", seconds.div_ceil(60)),
     }
+}
+
+pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(html)
 }

@@ -13,11 +13,12 @@ use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
-use crate::auth::{MaybeUser, device, random};
+use crate::auth::{MaybeUser, device};
 use crate::db::DbPool;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
+use crate::random;
 use crate::web::form::StrictForm;
 
 const DEFAULT_LANDING: &str = "/dashboard";

@@ -251,7 +251,7 @@ fn bad_settings_stop_start_up_with_one_readable_line() {
 
 #[test]
 fn an_unreachable_database_is_a_clear_error() {
-    let secret = &portcullis::auth::random::token_base64(48);
+    let secret = &portcullis::random::token_base64(48);
     let unreachable = portcullis_with_env(
         &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/portcullis"), ("PORTCULLIS_JWT_SECRET", secret)],
         &["migrate"],

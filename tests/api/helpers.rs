@@ -66,7 +66,7 @@ pub struct TestUser {
 }
 
 fn random_hex() -> String {
-    portcullis::auth::random::bytes::<8>().iter().map(|b| format!("{b:02x}")).collect()
+    portcullis::random::bytes::<8>().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The PostgreSQL variant: skipped (loudly) on a machine without the variable, failed in CI.
@@ -126,7 +126,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
         Backend::Postgres => create_postgres_database(),
     };
-    let jwt_secret = portcullis::auth::random::token_base64(48);
+    let jwt_secret = portcullis::random::token_base64(48);
     start_instance(database_url, jwt_secret, dir, adjust).await
 }
 
@@ -141,7 +141,7 @@ pub async fn spawn_second_instance(first: &TestApp) -> TestApp {
 pub async fn spawn_rotated_instance(first: &TestApp) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let old = portcullis::config::JwtSecret::parse(&first.jwt_secret, "old").unwrap();
-    start_instance(first.database_url.clone(), portcullis::auth::random::token_base64(48), dir, move |settings| {
+    start_instance(first.database_url.clone(), portcullis::random::token_base64(48), dir, move |settings| {
         settings.jwt_secret_previous = Some(old);
     })
     .await

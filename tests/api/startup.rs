@@ -11,7 +11,7 @@ fn settings(database_url: &str, startup_timeout: Duration) -> Settings {
     let env = [
         ("DATABASE_URL", database_url.to_owned()),
         ("PORTCULLIS_BIND", "127.0.0.1:0".to_owned()),
-        ("PORTCULLIS_JWT_SECRET", portcullis::auth::random::token_base64(48)),
+        ("PORTCULLIS_JWT_SECRET", portcullis::random::token_base64(48)),
     ];
     let mut settings =
         Settings::from_lookup(|key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())).unwrap();
@@ -26,7 +26,7 @@ async fn portcullis_waits_for_a_postgres_database_that_appears_after_it_starts()
         return;
     }
     let base = std::env::var(POSTGRES_URL_VAR).unwrap();
-    let suffix: String = portcullis::auth::random::bytes::<6>().iter().map(|b| format!("{b:02x}")).collect();
+    let suffix: String = portcullis::random::bytes::<6>().iter().map(|b| format!("{b:02x}")).collect();
     let name = format!("portcullis_test_late_{suffix}");
     let (server, _) = base.split('?').next().unwrap().rsplit_once('/').unwrap();
     let url = format!("{server}/{name}");

@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 
 use crate::auth::CurrentUser;
-use crate::error::ApiErrorBody;
+use crate::web::errors::ApiErrorBody;
 
 /// The caller, as their access token describes them.
 #[derive(Serialize, utoipa::ToSchema)]

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{UserJson, me, token, users};
-use crate::error::ApiErrorBody;
+use crate::web::errors::ApiErrorBody;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -16,7 +16,8 @@ use crate::auth::throttle::LoginThrottle;
 use crate::db::DbPool;
 use crate::db::sessions::Ending;
 use crate::domain::MAX_PASSWORD_BYTES;
-use crate::error::{ApiError, ApiErrorBody};
+use crate::error::ApiError;
+use crate::web::errors::ApiErrorBody;
 
 /// Give `username` or `email` (not both) and `password`. (Parsed leniently so that each
 /// mistake gets its own message; the contract is `SignIn`.)

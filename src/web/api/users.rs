@@ -6,7 +6,8 @@ use super::UserJson;
 use crate::auth::AdminUser;
 use crate::db::DbPool;
 use crate::db::users::{self, User};
-use crate::error::{ApiError, ApiErrorBody};
+use crate::error::ApiError;
+use crate::web::errors::ApiErrorBody;
 
 #[utoipa::path(
     get,
