@@ -11,8 +11,7 @@ use anyhow::Context;
 
 use crate::auth::client::TrustedProxies;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfKey, refuse_cross_site_writes};
-use crate::auth::guard::{identify_page_visitor, require_page_session};
+use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{RevocationList, SyncerHandle};
 use crate::auth::sessions::Sessions;
@@ -21,7 +20,9 @@ use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
 use crate::metrics::{self, Metrics};
+use crate::web::cross_site::refuse_cross_site_writes;
 use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, require_admin};
+use crate::web::guard::{identify_page_visitor, require_page_session};
 use crate::web::{
     account, admin, api, dashboard, errors, health, home, limits, login, logout, password_change, sessions,
 };

@@ -1,12 +1,10 @@
-//! Authentication: who is calling, and may they. The guard and extractors are the only way
-//! handlers learn who the caller is.
+//! Authentication: passwords, tokens, sessions, throttling, keys. It answers with its own
+//! outcomes (`AuthFailure`, `LoginOutcome`, …); `web` turns them into pages and JSON.
 pub mod client;
 pub mod cookies;
 pub mod credentials;
 pub mod csrf;
 pub mod device;
-mod extractors;
-pub mod guard;
 pub mod keys;
 pub mod password;
 pub mod revocation;
@@ -15,5 +13,4 @@ pub mod throttle;
 pub mod tokens;
 mod verified_tokens;
 
-pub use extractors::{AdminUser, CurrentUser, MaybeUser};
-pub use guard::Authenticated;
+pub use sessions::Authenticated;

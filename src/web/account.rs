@@ -8,19 +8,21 @@ use serde::Deserialize;
 use super::flash::{Flash, redirect_with_flash};
 use super::layout::{Layout, render, wait_phrase};
 use crate::accounts::{self, AccountError, FieldErrors};
+use crate::auth::Authenticated;
 use crate::auth::client::client_ip;
 use crate::auth::cookies::{self, CookiePolicy};
 use crate::auth::credentials::{self, PasswordCheck, check_current_password};
-use crate::auth::csrf::{CsrfForm, CsrfKey};
+use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::{self, LoginThrottle, Standing};
-use crate::auth::{Authenticated, CurrentUser};
 use crate::db::audit;
 use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, DbPool};
 use crate::domain::{DisplayName, Email, NewPassword};
 use crate::error::PageError;
+use crate::web::extractors::CurrentUser;
+use crate::web::form::CsrfForm;
 
 #[derive(Deserialize, Default)]
 pub struct ProfileForm {

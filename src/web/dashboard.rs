@@ -6,9 +6,9 @@ use askama::Template;
 
 use super::flash::Flash;
 use super::layout::{Layout, render};
-use crate::auth::CurrentUser;
 use crate::auth::csrf::CsrfKey;
 use crate::error::PageError;
+use crate::web::extractors::CurrentUser;
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]

@@ -9,8 +9,8 @@ use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Respo
 
 use super::errors;
 use crate::auth::Authenticated;
-use crate::auth::guard::require_bearer;
 use crate::error::{ApiError, PageError, is_api_path};
+use crate::web::guard::require_bearer;
 
 /// A method, the route that answers it, and whether it is for administrators only.
 pub struct MethodRoute(Method, Route, bool);

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::guard::app_data;
+use crate::web::guard::app_data;
 
 const MAX_FLASH_CHARS: usize = 300;
 

@@ -7,6 +7,7 @@ use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use serde::de::DeserializeOwned;
 
+use crate::auth::csrf::CsrfKey;
 use crate::error::PageError;
 
 pub struct StrictForm<T>(pub T);
@@ -81,5 +82,55 @@ mod tests {
         assert!(!decodes_to_clean_text(b"raw=\xff"));
         assert!(!decodes_to_clean_text(b"name=a%00b"), "a NUL character");
         assert!(!decodes_to_clean_text(b"name=a\x00b"));
+    }
+}
+
+/// A form posted by a signed-in user. Extracting it verifies the form's `csrf_token` field
+/// against the session, so a handler that takes a `CsrfForm<T>` cannot forget the check and
+/// `T` declares only its own fields. A missing token reads as empty and is refused.
+pub struct CsrfForm<T>(pub T);
+
+#[derive(serde::Deserialize)]
+struct CsrfEnvelope<T> {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(flatten)]
+    fields: T,
+}
+
+/// For buttons whose form carries nothing but the CSRF token.
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
+impl<T> actix_web::FromRequest for CsrfForm<T>
+where
+    T: serde::de::DeserializeOwned + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_web::HttpMessage;
+        let form = StrictForm::<CsrfEnvelope<T>>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let session_id = req
+                .extensions()
+                .get::<std::sync::Arc<crate::auth::Authenticated>>()
+                .map(|auth| auth.session_id.clone())
+                .ok_or_else(|| {
+                    PageError::Unexpected(anyhow::anyhow!(
+                        "route {} takes a CsrfForm but has no session guard",
+                        req.path()
+                    ))
+                })?;
+            let key = super::guard::app_data::<CsrfKey>(&req).map_err(PageError::Unexpected)?;
+            let envelope = form.await?.0;
+            if !key.verify_session(&session_id, &envelope.csrf_token) {
+                tracing::warn!(path = req.path(), "CSRF token refused");
+                return Err(PageError::CsrfRejected.into());
+            }
+            Ok(CsrfForm(envelope.fields))
+        })
     }
 }

@@ -1,7 +1,7 @@
 use actix_web::HttpResponse;
 use actix_web::http::header;
 
-use crate::auth::MaybeUser;
+use crate::web::extractors::MaybeUser;
 
 /// `GET /`: signed-in visitors to their dashboard, everyone else to the login form.
 pub async fn redirect(visitor: MaybeUser) -> HttpResponse {

@@ -10,15 +10,16 @@ use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
 use crate::auth::csrf::CsrfKey;
+use crate::auth::device;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
-use crate::auth::{MaybeUser, device};
 use crate::db::DbPool;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
 use crate::random;
+use crate::web::extractors::MaybeUser;
 use crate::web::form::StrictForm;
 
 const DEFAULT_LANDING: &str = "/dashboard";

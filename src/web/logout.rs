@@ -2,14 +2,14 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::CurrentUser;
 use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, NoFields};
 use crate::auth::sessions::Sessions;
 use crate::db::DbPool;
 use crate::db::sessions::Ending;
 use crate::error::PageError;
+use crate::web::extractors::CurrentUser;
+use crate::web::form::{CsrfForm, NoFields};
 
 pub async fn submit(
     req: HttpRequest,

@@ -2,11 +2,14 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod cross_site;
 pub mod dashboard;
 pub mod endpoint;
 pub mod errors;
+pub mod extractors;
 pub mod flash;
 pub mod form;
+pub mod guard;
 pub mod health;
 pub mod home;
 pub mod layout;

@@ -10,14 +10,15 @@ use super::account::load_account;
 use super::flash::redirect_with_flash;
 use super::layout::{Layout, render};
 use crate::accounts::{self, FieldErrors};
-use crate::auth::CurrentUser;
 use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, CsrfKey};
+use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
 use crate::db::{self, DbPool};
 use crate::error::PageError;
+use crate::web::extractors::CurrentUser;
+use crate::web::form::CsrfForm;
 
 #[derive(Deserialize)]
 pub struct ChooseForm {

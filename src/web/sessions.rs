@@ -7,14 +7,15 @@ use askama::Template;
 use super::admin::format_time;
 use super::flash::{Flash, redirect_with_flash};
 use super::layout::{Layout, render};
-use crate::auth::CurrentUser;
 use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, CsrfKey, NoFields};
+use crate::auth::csrf::CsrfKey;
 use crate::auth::sessions::Sessions;
 use crate::db::DbPool;
 use crate::db::sessions::{Ending, Session};
 use crate::error::PageError;
+use crate::web::extractors::CurrentUser;
+use crate::web::form::{CsrfForm, NoFields};
 
 /// One line of a sessions table.
 pub struct SessionRow {

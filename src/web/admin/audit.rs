@@ -5,12 +5,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::user_detail::EventRow;
-use crate::auth::AdminUser;
 use crate::auth::csrf::CsrfKey;
 use crate::db::audit::{self, AuditFilter};
 use crate::db::users;
 use crate::db::{self, DbConnection, DbPool};
 use crate::error::PageError;
+use crate::web::extractors::AdminUser;
 use crate::web::layout::{Layout, render};
 
 const PAGE_SIZE: i64 = 50;

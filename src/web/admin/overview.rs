@@ -7,11 +7,11 @@ use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use askama::Template;
 
-use crate::auth::AdminUser;
 use crate::auth::csrf::CsrfKey;
 use crate::db::users::{self, UserCounts};
 use crate::db::{self, DbPool};
 use crate::error::PageError;
+use crate::web::extractors::AdminUser;
 use crate::web::layout::{Layout, render};
 
 /// Exact counts scan every row (60–90 ms at a million users), so each instance reuses them

@@ -7,10 +7,9 @@ use serde::Deserialize;
 
 use super::{format_time, parse_user_id};
 use crate::accounts::{self, AccountError, FieldErrors};
-use crate::auth::AdminUser;
 use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, CsrfKey};
+use crate::auth::csrf::CsrfKey;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::{self, Standing};
 use crate::db::audit::{self, AuditEvent, AuditFilter};
@@ -19,7 +18,9 @@ use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, DbPool};
 use crate::domain::{DisplayName, Email, Role, Username};
 use crate::error::PageError;
+use crate::web::extractors::AdminUser;
 use crate::web::flash::{Flash, redirect_with_flash};
+use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render};
 use crate::web::sessions::{SessionRow, session_rows};
 

@@ -7,14 +7,15 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::accounts::{self, AccountError, AccountInput, FieldErrors, ValidAccount};
-use crate::auth::AdminUser;
 use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::{CsrfForm, CsrfKey};
+use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
 use crate::db::{self, DbPool};
 use crate::error::PageError;
+use crate::web::extractors::AdminUser;
 use crate::web::flash::redirect_with_flash;
+use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render};
 
 #[derive(Deserialize, Default)]

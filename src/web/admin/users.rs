@@ -7,13 +7,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 use super::format_time;
-use crate::auth::AdminUser;
 use crate::auth::csrf::CsrfKey;
 use crate::db::user_search::{self, Cursor, Filters, PageRequest, SortKey};
 use crate::db::users::User;
 use crate::db::{self, DbPool};
 use crate::domain::Role;
 use crate::error::PageError;
+use crate::web::extractors::AdminUser;
 use crate::web::flash::Flash;
 use crate::web::layout::{Layout, render};
 

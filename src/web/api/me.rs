@@ -4,8 +4,8 @@
 use actix_web::HttpResponse;
 use serde::Serialize;
 
-use crate::auth::CurrentUser;
 use crate::web::errors::ApiErrorBody;
+use crate::web::extractors::CurrentUser;
 
 /// The caller, as their access token describes them.
 #[derive(Serialize, utoipa::ToSchema)]

@@ -6,7 +6,6 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::json::StrictJson;
-use crate::auth::CurrentUser;
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
 use crate::auth::device;
@@ -18,6 +17,7 @@ use crate::db::sessions::Ending;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::error::ApiError;
 use crate::web::errors::ApiErrorBody;
+use crate::web::extractors::CurrentUser;
 
 /// Give `username` or `email` (not both) and `password`. (Parsed leniently so that each
 /// mistake gets its own message; the contract is `SignIn`.)

@@ -3,11 +3,11 @@ use actix_web::{HttpResponse, web};
 use anyhow::Context;
 
 use super::UserJson;
-use crate::auth::AdminUser;
 use crate::db::DbPool;
 use crate::db::users::{self, User};
 use crate::error::ApiError;
 use crate::web::errors::ApiErrorBody;
+use crate::web::extractors::AdminUser;
 
 #[utoipa::path(
     get,

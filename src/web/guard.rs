@@ -11,10 +11,10 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use anyhow::anyhow;
 
-use super::client::ClientInfo;
-use super::cookies::CookiePolicy;
-pub use super::sessions::{AuthFailure, Authenticated};
-use super::sessions::{Presenter, RefreshRefusal, Sessions};
+use crate::auth::client::ClientInfo;
+use crate::auth::cookies::CookiePolicy;
+pub use crate::auth::sessions::{AuthFailure, Authenticated};
+use crate::auth::sessions::{Presenter, RefreshRefusal, Sessions};
 use crate::db::DbPool;
 use crate::error::{ApiError, PageError};
 
@@ -41,13 +41,13 @@ pub struct Visitor(pub Option<Arc<Authenticated>>);
 async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::Error> {
     let policy = app_data::<CookiePolicy>(req)?;
     let sessions = app_data::<Sessions>(req)?;
-    let access = super::cookies::read(req, policy.session_name());
+    let access = crate::auth::cookies::read(req, policy.session_name());
     let outcome = match access {
         None => Err(AuthFailure::Missing),
         Some(token) => sessions.authenticate(token),
     };
     let renewable = matches!(outcome, Err(AuthFailure::Missing | AuthFailure::Expired | AuthFailure::Invalid));
-    let refresh = super::cookies::read(req, policy.refresh_name());
+    let refresh = crate::auth::cookies::read(req, policy.refresh_name());
     let refresh = match refresh {
         Some(refresh) if renewable => refresh,
         refresh => {
