@@ -34,6 +34,7 @@ impl From<crate::accounts::AccountError> for PageError {
         match error {
             AccountError::NotFound => Self::NotFound,
             AccountError::Refused(message) | AccountError::Field((_, message)) => Self::BadRequest(message),
+            AccountError::Throttled(_) => Self::BadRequest(error.to_string()),
             AccountError::Database(error) => Self::Unexpected(error.into()),
             AccountError::Unexpected(error) => Self::Unexpected(error),
         }
@@ -81,6 +82,19 @@ pub enum ApiError {
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(error: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError;
+        match error {
+            AccountError::NotFound => Self::NotFound,
+            AccountError::Refused(message) | AccountError::Field((_, message)) => Self::BadRequest(message),
+            AccountError::Throttled(wait) => Self::Throttled(wait),
+            AccountError::Database(error) => Self::Unexpected(error.into()),
+            AccountError::Unexpected(error) => Self::Unexpected(error),
+        }
+    }
+}
+
 /// Whether an unexpected error is the database being busy for now, not broken: a SQLite file
 /// locked past its busy timeout, a PostgreSQL lock wait past `lock_timeout`, no free pooled
 /// connection, a dropped connection. Those are 503 with `Retry-After`, not 500: the request

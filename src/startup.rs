@@ -20,12 +20,11 @@ use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
 use crate::metrics::{self, Metrics};
+use crate::web::admin::users;
 use crate::web::cross_site::refuse_cross_site_writes;
 use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, require_admin};
 use crate::web::guard::{identify_page_visitor, require_page_session};
-use crate::web::{
-    account, admin, api, dashboard, errors, health, home, limits, login, logout, password_change, sessions,
-};
+use crate::web::{account, admin, api, dashboard, errors, health, home, limits, login, logout, password_change};
 
 /// Forms and JSON bodies here are small; refuse more before reading it.
 const BODY_LIMIT_BYTES: usize = 16 * 1024;
@@ -193,26 +192,26 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
 
 fn account_area() -> Area {
     Area::new("/account")
-        .at("", [get(account::show), post(account::update_profile)])
-        .at("/password", [post(account::change_password)])
-        .at("/sessions", [get(sessions::list)])
-        .at("/sessions/revoke-others", [post(sessions::revoke_others)])
-        .at("/sessions/{id}/revoke", [post(sessions::revoke)])
+        .at("", [get(account::profile::show), post(account::profile::update)])
+        .at("/password", [post(account::password::change)])
+        .at("/sessions", [get(account::sessions::list)])
+        .at("/sessions/revoke-others", [post(account::sessions::revoke_others)])
+        .at("/sessions/{session}/revoke", [post(account::sessions::revoke)])
 }
 
 fn admin_area() -> Area {
     Area::for_admins("/admin")
         .at("", [get(admin::overview::overview)])
-        .at("/users", [get(admin::users::list)])
-        .at("/users/new", [get(admin::user_new::form), post(admin::user_new::create)])
-        .at("/users/{id}", [get(admin::user_detail::show), post(admin::user_detail::update)])
-        .at("/users/{id}/disable", [post(admin::user_actions::disable)])
-        .at("/users/{id}/enable", [post(admin::user_actions::enable)])
-        .at("/users/{id}/reset-password", [post(admin::user_actions::reset_password)])
-        .at("/users/{id}/delete", [get(admin::user_actions::confirm_delete), post(admin::user_actions::delete)])
-        .at("/users/{id}/throttle/clear", [post(admin::user_actions::clear_throttle)])
-        .at("/users/{id}/sessions/revoke-all", [post(admin::user_actions::revoke_all_sessions)])
-        .at("/users/{id}/sessions/{session}/revoke", [post(admin::user_actions::revoke_session)])
+        .at("/users", [get(users::list::list)])
+        .at("/users/new", [get(users::new::form), post(users::new::create)])
+        .at("/users/{id}", [get(users::detail::show), post(users::detail::update)])
+        .at("/users/{id}/disable", [post(users::actions::disable)])
+        .at("/users/{id}/enable", [post(users::actions::enable)])
+        .at("/users/{id}/reset-password", [post(users::actions::reset_password)])
+        .at("/users/{id}/delete", [get(users::actions::confirm_delete), post(users::actions::delete)])
+        .at("/users/{id}/throttle/clear", [post(users::actions::clear_throttle)])
+        .at("/users/{id}/sessions/revoke-all", [post(users::actions::revoke_all_sessions)])
+        .at("/users/{id}/sessions/{session}/revoke", [post(users::actions::revoke_session)])
         .at("/audit", [get(admin::audit::list)])
 }
 

@@ -37,37 +37,6 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// The signed-in caller, who must be an admin: anyone else gets 403 (page or JSON).
-pub struct AdminUser(CurrentUser);
-
-impl Deref for AdminUser {
-    type Target = Authenticated;
-    fn deref(&self) -> &Authenticated {
-        &self.0
-    }
-}
-
-impl FromRequest for AdminUser {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = match CurrentUser::from_request(req, payload).into_inner() {
-            Ok(user) => user,
-            Err(error) => return ready(Err(error)),
-        };
-        if user.is_admin() {
-            return ready(Ok(AdminUser(user)));
-        }
-        let message = "This area is for administrators.".to_owned();
-        ready(Err(if is_api_path(req.path()) {
-            ApiError::Forbidden(message).into()
-        } else {
-            PageError::Forbidden(message).into()
-        }))
-    }
-}
-
 /// For public pages that adapt to a signed-in visitor (`/`, `/login`), behind
 /// `identify_page_visitor`: `None` means anonymous.
 pub struct MaybeUser(pub Option<Arc<Authenticated>>);

@@ -49,16 +49,6 @@ pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, 
     Ok(html_response(status, page.render()?))
 }
 
-/// "45 seconds", "1 minute", "3 minutes" (rounded up).
-pub fn wait_phrase(wait: std::time::Duration) -> String {
-    match wait.as_secs() {
-        0..=1 => "a second".to_owned(),
-        seconds @ 2..=59 => format!("{seconds} seconds"),
-        60 => "1 minute".to_owned(),
-        seconds => format!("{} minutes", seconds.div_ceil(60)),
-    }
-}
-
 pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")

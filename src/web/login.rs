@@ -5,20 +5,18 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::layout::{Layout, render, wait_phrase};
+use super::layout::{Layout, render};
+use super::view::wait_phrase;
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
 use crate::auth::csrf::CsrfKey;
 use crate::auth::device;
-use crate::auth::password::PasswordHasher;
-use crate::auth::sessions::Sessions;
-use crate::auth::throttle::LoginThrottle;
-use crate::db::DbPool;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
 use crate::random;
+use crate::web::context::Services;
 use crate::web::extractors::MaybeUser;
 use crate::web::form::StrictForm;
 
@@ -39,7 +37,8 @@ struct LoginPage<'a> {
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
-    next: Option<String>,
+    #[serde(default, deserialize_with = "safe_next")]
+    next: Option<SafeNextPath>,
 }
 
 #[derive(Deserialize)]
@@ -50,12 +49,18 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     csrf_token: String,
-    #[serde(default)]
-    next: String,
+    #[serde(default, deserialize_with = "safe_next")]
+    next: Option<SafeNextPath>,
 }
 
-fn landing(next: &str) -> String {
-    SafeNextPath::parse(next).map_or_else(|| DEFAULT_LANDING.to_owned(), |path| path.as_str().to_owned())
+/// `next` parsed once where it arrives: a same-site path, or nothing (never an error: a bad
+/// `next` only means the default landing page).
+fn safe_next<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<SafeNextPath>, D::Error> {
+    Ok(Option::<String>::deserialize(input)?.as_deref().and_then(SafeNextPath::parse))
+}
+
+fn landing(next: Option<&SafeNextPath>) -> &str {
+    next.map_or(DEFAULT_LANDING, SafeNextPath::as_str)
 }
 
 fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
@@ -71,21 +76,20 @@ pub async fn form(
     csrf: web::Data<CsrfKey>,
     cookies: web::Data<CookiePolicy>,
 ) -> Result<HttpResponse, PageError> {
-    let next = query.next.as_deref().unwrap_or_default();
+    let next = query.into_inner().next;
     if visitor.0.is_some() {
-        return Ok(see_other(&landing(next)).finish());
+        return Ok(see_other(landing(next.as_ref())).finish());
     }
     let existing = req
         .cookie(cookies.login_csrf_name())
         .map(|cookie| cookie.value().to_owned())
         .filter(|nonce| !nonce.is_empty() && nonce.len() <= MAX_NONCE_CHARS);
     let nonce = existing.clone().unwrap_or_else(|| random::token_base64(32));
-    let next = SafeNextPath::parse(next).map(|path| path.as_str().to_owned()).unwrap_or_default();
     let page = LoginPage {
         layout: Layout::default(),
         csrf_token: csrf.for_login(&nonce),
         username: "",
-        next: &next,
+        next: next.as_ref().map_or("", SafeNextPath::as_str),
         error: None,
     };
     let mut response = render(StatusCode::OK, &page)?;
@@ -95,30 +99,20 @@ pub async fn form(
     Ok(response)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn submit(
-    req: HttpRequest,
-    form: StrictForm<LoginForm>,
-    csrf: web::Data<CsrfKey>,
-    cookies: web::Data<CookiePolicy>,
-    pool: web::Data<DbPool>,
-    hasher: web::Data<PasswordHasher>,
-    sessions: web::Data<Sessions>,
-    throttle: web::Data<LoginThrottle>,
-) -> Result<HttpResponse, PageError> {
+pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services) -> Result<HttpResponse, PageError> {
+    let Services { pool, sessions, cookies, csrf, throttle, hasher } = &app;
     let LoginForm { username, password, csrf_token, next } = form.0;
     let nonce = crate::auth::cookies::read(&req, cookies.login_csrf_name()).unwrap_or_default();
     if !csrf.verify_login(nonce, &csrf_token) {
         tracing::warn!(client_ip = %client_ip(&req), "login form refused: CSRF token missing or wrong");
         return Err(PageError::CsrfRejected);
     }
-    let next = SafeNextPath::parse(&next).map(|path| path.as_str().to_owned()).unwrap_or_default();
     let failed = |status: StatusCode, message: &str| {
         let page = LoginPage {
             layout: Layout::default(),
             csrf_token: csrf_token.clone(),
             username: &username,
-            next: &next,
+            next: next.as_ref().map_or("", SafeNextPath::as_str),
             error: Some(message),
         };
         render(status, &page)
@@ -134,7 +128,7 @@ pub async fn submit(
     let ip = client_ip(&req);
     let presented_device = crate::auth::cookies::read(&req, cookies.device_name()).unwrap_or_default().to_owned();
     let attempt = SignInAttempt { login: &username, client_ip: &ip, device: Some(&presented_device) };
-    let outcome = verify_credentials(&pool, &hasher, &throttle, attempt, SecretString::from(password)).await?;
+    let outcome = verify_credentials(pool, hasher, throttle, attempt, SecretString::from(password)).await?;
     let (user, device_credential) = match outcome {
         LoginOutcome::Success { user, device_credential } => (*user, device_credential),
         LoginOutcome::Throttled { retry_after } => {
@@ -147,15 +141,15 @@ pub async fn submit(
             return Ok(response);
         }
         LoginOutcome::Failure { known_user } => {
-            record_failure(&pool, known_user, &username, client_ip(&req), "via form").await?;
+            record_failure(pool, known_user, &username, client_ip(&req), "via form").await?;
             tracing::info!(event = "login_failed", username = %username.escape_debug(), client_ip = %client_ip(&req), "login failed");
             return failed(StatusCode::UNAUTHORIZED, LOGIN_FAILED);
         }
     };
     let user_id = user.id;
-    let tokens = sessions.start(&pool, user, &ClientInfo::of(&req), "form").await?;
+    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "form").await?;
     tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %client_ip(&req), "login succeeded");
-    let mut response = see_other(&landing(&next));
+    let mut response = see_other(landing(next.as_ref()));
     response
         .cookie(cookies.session(tokens.access.token, sessions.policy().access_token_ttl))
         .cookie(cookies.login_csrf_removal())

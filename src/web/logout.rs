@@ -1,31 +1,20 @@
 //! `POST /logout`: ends the browser's session everywhere it could be used.
+use actix_web::HttpResponse;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::client::client_ip;
-use crate::auth::cookies::CookiePolicy;
-use crate::auth::sessions::Sessions;
-use crate::db::DbPool;
+use super::context::Page;
+use super::form::{CsrfForm, NoFields};
 use crate::db::sessions::Ending;
 use crate::error::PageError;
-use crate::web::extractors::CurrentUser;
-use crate::web::form::{CsrfForm, NoFields};
 
-pub async fn submit(
-    req: HttpRequest,
-    user: CurrentUser,
-    _form: CsrfForm<NoFields>,
-    cookies: web::Data<CookiePolicy>,
-    pool: web::Data<DbPool>,
-    sessions: web::Data<Sessions>,
-) -> Result<HttpResponse, PageError> {
-    let ending = Ending::BySid(user.session_id.clone());
-    let target = (user.user_id, user.username.clone());
-    sessions.end(&pool, ending, user.actor(client_ip(&req)), target, "logout").await?;
-    tracing::info!(event = "logout", username = %user.username, client_ip = %client_ip(&req), "logged out");
+pub async fn submit(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    let ending = Ending::BySid(page.user.session_id.clone());
+    let target = (page.user.user_id, page.user.username.clone());
+    page.accounts().end_sessions(page.actor(), ending, target, "logout").await?;
+    tracing::info!(event = "logout", username = %page.user.username, client_ip = %page.client.ip, "logged out");
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/login"))
-        .cookie(cookies.session_removal())
-        .cookie(cookies.refresh_removal())
+        .cookie(page.cookies.session_removal())
+        .cookie(page.cookies.refresh_removal())
         .finish())
 }

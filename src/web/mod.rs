@@ -2,6 +2,7 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod context;
 pub mod cross_site;
 pub mod dashboard;
 pub mod endpoint;
@@ -16,5 +17,6 @@ pub mod layout;
 pub mod limits;
 pub mod login;
 pub mod logout;
+pub mod params;
 pub mod password_change;
-pub mod sessions;
+pub mod view;

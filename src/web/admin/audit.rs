@@ -4,14 +4,13 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::user_detail::EventRow;
-use crate::auth::csrf::CsrfKey;
 use crate::db::audit::{self, AuditFilter};
 use crate::db::users;
-use crate::db::{self, DbConnection, DbPool};
+use crate::db::{self, DbConnection};
 use crate::error::PageError;
-use crate::web::extractors::AdminUser;
+use crate::web::context::Page;
 use crate::web::layout::{Layout, render};
+use crate::web::view::EventRow;
 
 const PAGE_SIZE: i64 = 50;
 
@@ -49,19 +48,14 @@ fn resolve(conn: &mut DbConnection, raw: &str) -> anyhow::Result<Result<Option<i
     Ok(users::find_by_login(conn, raw)?.map(|user| Some(user.id)).ok_or_else(|| raw.to_owned()))
 }
 
-pub async fn list(
-    admin: AdminUser,
-    query: web::Query<AuditQuery>,
-    csrf: web::Data<CsrfKey>,
-    pool: web::Data<DbPool>,
-) -> Result<HttpResponse, PageError> {
+pub async fn list(page: Page, query: web::Query<AuditQuery>) -> Result<HttpResponse, PageError> {
     let query = query.into_inner();
     let before_id = match query.before.as_str() {
         "" => None,
         raw => Some(raw.parse::<i64>().map_err(|_| PageError::BadRequest("The page link is damaged.".into()))?),
     };
     let (actor_raw, target_raw) = (query.actor.clone(), query.target.clone());
-    let (events, more, unknown) = db::run(&pool, move |conn| -> anyhow::Result<_> {
+    let (events, more, unknown) = db::run(&page.pool, move |conn| -> anyhow::Result<_> {
         let actor = resolve(conn, &actor_raw)?;
         let target = resolve(conn, &target_raw)?;
         let unknown: Vec<String> = [&actor, &target].into_iter().filter_map(|r| r.as_ref().err().cloned()).collect();
@@ -81,7 +75,7 @@ pub async fn list(
         format!("/admin/audit?{}", serde_urlencoded::to_string(&kept).unwrap_or_default())
     });
     let page = AuditPage {
-        layout: Layout::for_user(&admin, &csrf),
+        layout: page.layout(),
         actor: query.actor,
         target: query.target,
         events: events.iter().map(EventRow::from).collect(),

@@ -7,11 +7,10 @@ use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use askama::Template;
 
-use crate::auth::csrf::CsrfKey;
+use crate::db;
 use crate::db::users::{self, UserCounts};
-use crate::db::{self, DbPool};
 use crate::error::PageError;
-use crate::web::extractors::AdminUser;
+use crate::web::context::Page;
 use crate::web::layout::{Layout, render};
 
 /// Exact counts scan every row (60–90 ms at a million users), so each instance reuses them
@@ -30,17 +29,12 @@ struct OverviewPage {
     counted_at: String,
 }
 
-pub async fn overview(
-    admin: AdminUser,
-    csrf: web::Data<CsrfKey>,
-    pool: web::Data<DbPool>,
-    cache: web::Data<CountsCache>,
-) -> Result<HttpResponse, PageError> {
+pub async fn overview(page: Page, cache: web::Data<CountsCache>) -> Result<HttpResponse, PageError> {
     let cached = cache.0.lock().ok().and_then(|guard| guard.clone());
     let (counts, counted_at) = match cached {
         Some((taken, at, counts)) if taken.elapsed() < COUNTS_MAX_AGE => (counts, at),
         _ => {
-            let counts = db::run(&pool, |conn| -> anyhow::Result<UserCounts> {
+            let counts = db::run(&page.pool, |conn| -> anyhow::Result<UserCounts> {
                 users::counts(conn).context("could not count users")
             })
             .await?;
@@ -51,10 +45,7 @@ pub async fn overview(
             (counts, at)
         }
     };
-    let page = OverviewPage {
-        layout: Layout::for_user(&admin, &csrf),
-        counts,
-        counted_at: counted_at.format("%H:%M:%S UTC").to_string(),
-    };
-    render(StatusCode::OK, &page)
+    let view =
+        OverviewPage { layout: page.layout(), counts, counted_at: counted_at.format("%H:%M:%S UTC").to_string() };
+    render(StatusCode::OK, &view)
 }

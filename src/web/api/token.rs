@@ -9,13 +9,12 @@ use super::json::StrictJson;
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
 use crate::auth::device;
-use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::{Presenter, SessionTokens, Sessions};
-use crate::auth::throttle::LoginThrottle;
 use crate::db::DbPool;
 use crate::db::sessions::Ending;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::error::ApiError;
+use crate::web::context::Services;
 use crate::web::errors::ApiErrorBody;
 use crate::web::extractors::CurrentUser;
 
@@ -130,14 +129,8 @@ fn token_response(
         (status = 429, description = "Too many attempts; see Retry-After", body = ApiErrorBody),
     )
 )]
-pub async fn issue(
-    req: HttpRequest,
-    body: StrictJson<TokenRequest>,
-    pool: web::Data<DbPool>,
-    hasher: web::Data<PasswordHasher>,
-    sessions: web::Data<Sessions>,
-    throttle: web::Data<LoginThrottle>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Services) -> Result<HttpResponse, ApiError> {
+    let Services { pool, sessions, throttle, hasher, .. } = &app;
     let TokenRequest { username, email, password, device_token } = body.0;
     let login = match (username, email) {
         (Some(username), None) => username,
@@ -161,7 +154,7 @@ pub async fn issue(
     let presented_device = device_token.unwrap_or_default();
     let ip = client_ip(&req);
     let attempt = SignInAttempt { login: &login, client_ip: &ip, device: Some(&presented_device) };
-    let outcome = verify_credentials(&pool, &hasher, &throttle, attempt, SecretString::from(password)).await?;
+    let outcome = verify_credentials(pool, hasher, throttle, attempt, SecretString::from(password)).await?;
     let (user, device_credential) = match outcome {
         LoginOutcome::Throttled { retry_after } => {
             // Every refusal at debug only: a flood must not fill the logs (the pause itself is a warning).
@@ -170,13 +163,13 @@ pub async fn issue(
         }
         LoginOutcome::Success { user, .. } if user.must_change_password => {
             let known_user = Some((user.id, user.username.clone()));
-            record_failure(&pool, known_user, &login, client_ip(&req), "via api; must choose a new password first")
+            record_failure(pool, known_user, &login, client_ip(&req), "via api; must choose a new password first")
                 .await?;
             return Err(ApiError::PasswordChangeRequired);
         }
         LoginOutcome::Success { user, device_credential } => (*user, device_credential),
         LoginOutcome::Failure { known_user } => {
-            record_failure(&pool, known_user, &login, client_ip(&req), "via api").await?;
+            record_failure(pool, known_user, &login, client_ip(&req), "via api").await?;
             tracing::info!(event = "login_failed", via = "api", username = %login.escape_debug(), client_ip = %client_ip(&req), "login failed");
             return Err(ApiError::InvalidCredentials);
         }
@@ -188,7 +181,7 @@ pub async fn issue(
         role: user.role().as_str(),
     };
     let user_id = user.id;
-    let tokens = sessions.start(&pool, user, &ClientInfo::of(&req), "api").await?;
+    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "api").await?;
     tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %client_ip(&req), "login succeeded");
     token_response(tokens, Some(token_user), Some(device::remember(&presented_device, user_id, device_credential)))
 }
@@ -235,15 +228,10 @@ pub async fn refresh(
         (status = 401, description = "No valid Bearer token", body = ApiErrorBody),
     )
 )]
-pub async fn logout(
-    req: HttpRequest,
-    caller: CurrentUser,
-    pool: web::Data<DbPool>,
-    sessions: web::Data<Sessions>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn logout(req: HttpRequest, caller: CurrentUser, app: Services) -> Result<HttpResponse, ApiError> {
     let ending = Ending::BySid(caller.session_id.clone());
     let target = (caller.user_id, caller.username.clone());
-    sessions.end(&pool, ending, caller.actor(client_ip(&req)), target, "logout").await?;
+    app.accounts().end_sessions(caller.actor(client_ip(&req)), ending, target, "logout").await?;
     tracing::info!(event = "logout", via = "api", username = %caller.username, client_ip = %client_ip(&req), "logged out");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,16 +6,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use super::format_time;
-use crate::auth::csrf::CsrfKey;
+use crate::db;
 use crate::db::user_search::{self, Cursor, Filters, PageRequest, SortKey};
 use crate::db::users::User;
-use crate::db::{self, DbPool};
 use crate::domain::Role;
 use crate::error::PageError;
-use crate::web::extractors::AdminUser;
+use crate::web::context::Page;
 use crate::web::flash::Flash;
 use crate::web::layout::{Layout, render};
+use crate::web::view::format_time;
 
 pub const PAGE_SIZE: i64 = 50;
 const MAX_SEARCH_CHARS: usize = 100;
@@ -135,13 +134,7 @@ fn row(user: &User) -> Row {
     }
 }
 
-pub async fn list(
-    admin: AdminUser,
-    query: web::Query<ListQuery>,
-    csrf: web::Data<CsrfKey>,
-    pool: web::Data<DbPool>,
-    flash: Flash,
-) -> Result<HttpResponse, PageError> {
+pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Result<HttpResponse, PageError> {
     let query = query.into_inner();
     let (sort, descending) = parse_sort(&query.sort);
     let search: String = query.q.trim().chars().take(MAX_SEARCH_CHARS).collect::<String>().to_lowercase();
@@ -161,7 +154,8 @@ pub async fn list(
     };
     let had_cursor = cursor.is_some();
     let request = PageRequest { filters: filters.clone(), sort, descending, cursor, backwards, size: PAGE_SIZE };
-    let page = db::run(&pool, move |conn| -> anyhow::Result<_> { Ok(user_search::page(conn, &request)?) }).await?;
+    let found =
+        db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(user_search::page(conn, &request)?) }).await?;
 
     let sort_param = format!("{}{}", if descending { "-" } else { "" }, sort_name(sort));
     let link = |extra: (&str, String)| {
@@ -175,14 +169,14 @@ pub async fn list(
         params.push(extra);
         format!("/admin/users?{}", serde_urlencoded::to_string(&params).unwrap_or_default())
     };
-    let (has_previous, has_next) = if backwards { (page.more, true) } else { (had_cursor, page.more) };
-    let previous = page
+    let (has_previous, has_next) = if backwards { (found.more, true) } else { (had_cursor, found.more) };
+    let previous = found
         .users
         .first()
         .filter(|_| has_previous)
         .map(|user| link(("before", encode_cursor(&Cursor::after(user, sort)))));
     let next =
-        page.users.last().filter(|_| has_next).map(|user| link(("after", encode_cursor(&Cursor::after(user, sort)))));
+        found.users.last().filter(|_| has_next).map(|user| link(("after", encode_cursor(&Cursor::after(user, sort)))));
 
     let headers = [("Username", SortKey::Username), ("Created", SortKey::Created), ("Last login", SortKey::LastLogin)]
         .into_iter()
@@ -209,19 +203,19 @@ pub async fn list(
         })
         .collect();
 
-    let page = UsersPage {
-        layout: Layout::for_user(&admin, &csrf).with_flash(&flash),
+    let view = UsersPage {
+        layout: page.layout().with_flash(&flash),
         filtered: filters.search.is_some() || filters.role.is_some() || filters.active.is_some(),
         q: query.q.clone(),
         role: query.role.clone(),
         status: query.status.clone(),
         sort: sort_param,
         headers,
-        rows: page.users.iter().map(row).collect(),
+        rows: found.users.iter().map(row).collect(),
         previous,
         next,
     };
-    Ok(flash.finish(render(StatusCode::OK, &page)?))
+    Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 
 #[cfg(test)]

@@ -1,28 +1,25 @@
 //! `GET /admin/users/{id}`: one user — profile form, status, password reset, delete, and
 //! their audit trail. `POST /admin/users/{id}` saves the profile.
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{format_time, parse_user_id};
-use crate::accounts::{self, AccountError, FieldErrors};
-use crate::auth::client::client_ip;
-use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::CsrfKey;
+use crate::accounts::{AccountError, FieldErrors, ProfileUpdate};
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::{self, Standing};
 use crate::db::audit::{self, AuditEvent, AuditFilter};
 use crate::db::sessions::Session;
-use crate::db::users::{self, ProfileChanges, User};
+use crate::db::users::{self, User};
 use crate::db::{self, DbPool};
 use crate::domain::{DisplayName, Email, Role, Username};
 use crate::error::PageError;
-use crate::web::extractors::AdminUser;
-use crate::web::flash::{Flash, redirect_with_flash};
+use crate::web::context::Page;
+use crate::web::flash::Flash;
 use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render};
-use crate::web::sessions::{SessionRow, session_rows};
+use crate::web::params::UserId;
+use crate::web::view::{EventRow, SessionRow, format_time, session_rows};
 
 const RECENT_EVENTS: i64 = 20;
 
@@ -36,30 +33,6 @@ pub struct ProfileForm {
     pub display_name: String,
     #[serde(default)]
     pub role: String,
-}
-
-pub struct EventRow {
-    pub at: String,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub target_id: Option<i64>,
-    pub client_ip: String,
-    pub details: String,
-}
-
-impl From<&AuditEvent> for EventRow {
-    fn from(event: &AuditEvent) -> Self {
-        Self {
-            at: event.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            actor: event.actor_username.clone().unwrap_or_else(|| "—".to_owned()),
-            action: event.action.clone(),
-            target: event.target_username.clone().unwrap_or_else(|| "—".to_owned()),
-            target_id: event.target_id,
-            client_ip: event.client_ip.clone().unwrap_or_default(),
-            details: event.details.clone(),
-        }
-    }
 }
 
 #[derive(Template)]
@@ -87,7 +60,7 @@ struct Loaded {
     throttle: Option<Standing>,
 }
 
-async fn load(pool: &DbPool, sessions: &Sessions, id: i64) -> Result<Loaded, PageError> {
+async fn load(pool: &DbPool, sessions: &Sessions, UserId(id): UserId) -> Result<Loaded, PageError> {
     let (user, events, throttle) = db::run(pool, move |conn| -> Result<_, PageError> {
         let user = users::find_by_id(conn, id).map_err(anyhow::Error::from)?.ok_or(PageError::NotFound)?;
         let filter = AuditFilter { target_id: Some(id), ..Default::default() };
@@ -100,16 +73,10 @@ async fn load(pool: &DbPool, sessions: &Sessions, id: i64) -> Result<Loaded, Pag
     Ok(Loaded { user, sessions, events, throttle })
 }
 
-fn page<'a>(
-    admin: &AdminUser,
-    csrf: &CsrfKey,
-    loaded: &'a Loaded,
-    form: ProfileForm,
-    errors: FieldErrors,
-) -> UserPage<'a> {
+fn view<'a>(page: &Page, loaded: &'a Loaded, form: ProfileForm, errors: FieldErrors) -> UserPage<'a> {
     let user = &loaded.user;
     UserPage {
-        layout: Layout::for_user(admin, csrf),
+        layout: page.layout(),
         role: user.role().as_str(),
         created: format_time(user.created_at),
         last_login: user.last_login_at.map_or_else(|| "never".to_owned(), format_time),
@@ -119,24 +86,16 @@ fn page<'a>(
         events: loaded.events.iter().map(EventRow::from).collect(),
         sessions: session_rows(
             &loaded.sessions,
-            Some(&admin.session_id),
+            Some(&page.user.session_id),
             &format!("/admin/users/{}/sessions", user.id),
         ),
         throttle: loaded.throttle.as_ref().and_then(describe_throttle),
-        is_self: admin.user_id == user.id,
+        is_self: page.user.user_id == user.id,
     }
 }
 
-pub async fn show(
-    admin: AdminUser,
-    id: web::Path<String>,
-    csrf: web::Data<CsrfKey>,
-    pool: web::Data<DbPool>,
-    sessions: web::Data<Sessions>,
-    flash: Flash,
-) -> Result<HttpResponse, PageError> {
-    let id = parse_user_id(&id)?;
-    let loaded = load(&pool, &sessions, id).await?;
+pub async fn show(page: Page, id: UserId, flash: Flash) -> Result<HttpResponse, PageError> {
+    let loaded = load(&page.pool, &page.sessions, id).await?;
     let user = &loaded.user;
     let form = ProfileForm {
         username: user.username.clone(),
@@ -144,23 +103,12 @@ pub async fn show(
         display_name: user.display_name.clone(),
         role: user.role().as_str().to_owned(),
     };
-    let mut page = page(&admin, &csrf, &loaded, form, FieldErrors::default());
-    page.layout = page.layout.with_flash(&flash);
-    Ok(flash.finish(render(StatusCode::OK, &page)?))
+    let mut view = view(&page, &loaded, form, FieldErrors::default());
+    view.layout = view.layout.with_flash(&flash);
+    Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn update(
-    req: HttpRequest,
-    admin: AdminUser,
-    id: web::Path<String>,
-    form: CsrfForm<ProfileForm>,
-    csrf: web::Data<CsrfKey>,
-    cookies: web::Data<CookiePolicy>,
-    pool: web::Data<DbPool>,
-    sessions: web::Data<Sessions>,
-) -> Result<HttpResponse, PageError> {
-    let id = parse_user_id(&id)?;
+pub async fn update(page: Page, id: UserId, form: CsrfForm<ProfileForm>) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let mut errors = FieldErrors::default();
     let username = errors.check("username", Username::parse(&form.username));
@@ -169,50 +117,33 @@ pub async fn update(
     let role = errors.check("role", Role::parse(&form.role));
 
     let (Some(username), Some(email), Some(display_name), Some(role)) = (username, email, display_name, role) else {
-        return rerender(&admin, &csrf, &pool, &sessions, id, form, errors).await;
+        return rerender(&page, id, form, errors).await;
     };
-    let actor = admin.actor(client_ip(&req));
-    let result = db::run(&pool, move |conn| {
-        let changes = ProfileChanges {
-            username: Some(&username),
-            email: Some(&email),
-            display_name: Some(&display_name),
-            role: Some(role),
-        };
-        accounts::update_profile(conn, &actor, id, &changes)
-    })
-    .await;
-    sessions.note_revocations(&pool).await;
-    match result {
-        Ok(user) => {
-            Ok(redirect_with_flash(&cookies, &format!("/admin/users/{id}"), &format!("Saved {}.", user.username)))
-        }
+    let update = ProfileUpdate {
+        username: Some(username),
+        email: Some(email),
+        display_name: Some(display_name),
+        role: Some(role),
+    };
+    match page.accounts().update_profile(page.actor(), id.0, update).await {
+        Ok(user) => Ok(page.redirect(&format!("/admin/users/{}", id.0), &format!("Saved {}.", user.username))),
         Err(AccountError::NotFound) => Err(PageError::NotFound),
         Err(AccountError::Field((field, message))) => {
             errors.add(field, message);
-            rerender(&admin, &csrf, &pool, &sessions, id, form, errors).await
+            rerender(&page, id, form, errors).await
         }
         Err(AccountError::Refused(message)) => {
             errors.add("role", message);
-            rerender(&admin, &csrf, &pool, &sessions, id, form, errors).await
+            rerender(&page, id, form, errors).await
         }
         Err(error) => Err(error.into()),
     }
 }
 
 /// The user page again with the submitted input kept and each message beside its field.
-#[allow(clippy::too_many_arguments)]
-async fn rerender(
-    admin: &AdminUser,
-    csrf: &CsrfKey,
-    pool: &DbPool,
-    sessions: &Sessions,
-    id: i64,
-    form: ProfileForm,
-    errors: FieldErrors,
-) -> Result<HttpResponse, PageError> {
-    let loaded = load(pool, sessions, id).await?;
-    render(StatusCode::UNPROCESSABLE_ENTITY, &page(admin, csrf, &loaded, form, errors))
+async fn rerender(page: &Page, id: UserId, form: ProfileForm, errors: FieldErrors) -> Result<HttpResponse, PageError> {
+    let loaded = load(&page.pool, &page.sessions, id).await?;
+    render(StatusCode::UNPROCESSABLE_ENTITY, &view(page, &loaded, form, errors))
 }
 
 fn describe_throttle(standing: &Standing) -> Option<String> {

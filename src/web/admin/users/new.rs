@@ -1,20 +1,15 @@
 //! `GET /admin/users/new` and `POST /admin/users/new`: add a user with a password the admin
 //! types or a one-time password shown once.
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::one_time_password::OneTimePasswordPage;
 use crate::accounts::{self, AccountError, AccountInput, FieldErrors, ValidAccount};
-use crate::auth::client::client_ip;
-use crate::auth::cookies::CookiePolicy;
-use crate::auth::csrf::CsrfKey;
-use crate::auth::password::PasswordHasher;
-use crate::db::{self, DbPool};
 use crate::error::PageError;
-use crate::web::extractors::AdminUser;
-use crate::web::flash::redirect_with_flash;
+use crate::web::context::Page;
 use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render};
 
@@ -47,46 +42,26 @@ struct NewUserPage<'a> {
     errors: FieldErrors,
 }
 
-/// Shown once, right after the password was made; never stored anywhere readable.
-#[derive(Template)]
-#[template(path = "admin/one_time_password.html")]
-pub struct OneTimePasswordPage<'a> {
-    pub layout: Layout,
-    pub heading: &'a str,
-    pub user_id: i64,
-    pub username: &'a str,
-    pub password: &'a str,
-}
-
-pub async fn form(admin: AdminUser, csrf: web::Data<CsrfKey>) -> Result<HttpResponse, PageError> {
+pub async fn form(page: Page) -> Result<HttpResponse, PageError> {
     let form = NewUserForm { role: "user".into(), password_mode: "generate".into(), ..Default::default() };
-    let page = NewUserPage {
-        layout: Layout::for_user(&admin, &csrf),
+    let view = NewUserPage {
+        layout: page.layout(),
         form: &form,
         generate: true,
         must_change: true,
         errors: FieldErrors::default(),
     };
-    render(StatusCode::OK, &page)
+    render(StatusCode::OK, &view)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn create(
-    req: HttpRequest,
-    admin: AdminUser,
-    form: CsrfForm<NewUserForm>,
-    csrf: web::Data<CsrfKey>,
-    cookies: web::Data<CookiePolicy>,
-    pool: web::Data<DbPool>,
-    hasher: web::Data<PasswordHasher>,
-) -> Result<HttpResponse, PageError> {
+pub async fn create(page: Page, form: CsrfForm<NewUserForm>) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let generate = form.password_mode != "set";
     let must_change = generate || form.must_change.is_some();
     let password = if generate { accounts::generate_one_time_password() } else { form.password.clone() };
     let rerender = |errors: FieldErrors| {
-        let page = NewUserPage { layout: Layout::for_user(&admin, &csrf), form: &form, generate, must_change, errors };
-        render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        let view = NewUserPage { layout: page.layout(), form: &form, generate, must_change, errors };
+        render(StatusCode::UNPROCESSABLE_ENTITY, &view)
     };
     let account = match ValidAccount::parse(AccountInput {
         username: &form.username,
@@ -98,9 +73,8 @@ pub async fn create(
         Ok(account) => account,
         Err(errors) => return rerender(errors),
     };
-    let hash = hasher.hash(&account.password).await?;
-    let actor = admin.actor(client_ip(&req));
-    let user = match db::run(&pool, move |conn| accounts::create(conn, &actor, &account, &hash, must_change)).await {
+    let hash = page.hasher.hash(&account.password).await?;
+    let user = match page.accounts().create(page.actor(), account, hash, must_change).await {
         Ok(user) => user,
         Err(AccountError::Field((field, message))) => {
             let mut errors = FieldErrors::default();
@@ -109,16 +83,16 @@ pub async fn create(
         }
         Err(error) => return Err(error.into()),
     };
-    tracing::info!(event = "user_created", actor = %admin.username, username = %user.username, "user created");
+    tracing::info!(event = "user_created", actor = %page.user.username, username = %user.username, "user created");
     if generate {
-        let page = OneTimePasswordPage {
-            layout: Layout::for_user(&admin, &csrf),
+        let view = OneTimePasswordPage {
+            layout: page.layout(),
             heading: "User created",
             user_id: user.id,
             username: &user.username,
             password: &password,
         };
-        return render(StatusCode::OK, &page);
+        return render(StatusCode::OK, &view);
     }
-    Ok(redirect_with_flash(&cookies, &format!("/admin/users/{}", user.id), &format!("User {} created.", user.username)))
+    Ok(page.redirect(&format!("/admin/users/{}", user.id), &format!("User {} created.", user.username)))
 }

@@ -1,0 +1,90 @@
+//! The account page (`account.html`), shared by its two forms: the profile form
+//! (`profile.rs`) and the password form (`password.rs`) render it again with their errors.
+use askama::Template;
+use serde::Deserialize;
+
+use crate::accounts::FieldErrors;
+use crate::auth::throttle::{self, Standing};
+use crate::db::users::{self, User};
+use crate::db::{self, DbPool};
+use crate::error::PageError;
+use crate::web::context::Page;
+use crate::web::layout::Layout;
+use crate::web::params::UserId;
+use crate::web::view::load_user;
+
+#[derive(Deserialize, Default)]
+pub struct ProfileForm {
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub email: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub layout: Layout,
+    pub user: &'a User,
+    pub role: &'static str,
+    pub profile: ProfileForm,
+    pub profile_errors: FieldErrors,
+    pub password_errors: FieldErrors,
+    /// Strangers' failed sign-ins to this account, in words, or "".
+    pub guessing: String,
+}
+
+/// The signed-in user's row as it is now (the token only carries what the guard needs).
+pub async fn load_account(page: &Page) -> Result<User, PageError> {
+    load_user(&page.pool, UserId(page.user.user_id)).await
+}
+
+/// The page with the profile form showing `profile` (or the stored values) and no errors.
+pub fn account_page<'a>(page: &Page, account: &'a User, profile: Option<ProfileForm>) -> AccountPage<'a> {
+    AccountPage {
+        guessing: String::new(),
+        layout: page.layout(),
+        user: account,
+        role: account.role().as_str(),
+        profile: profile.unwrap_or_else(|| ProfileForm {
+            display_name: account.display_name.clone(),
+            email: account.email.clone(),
+        }),
+        profile_errors: FieldErrors::default(),
+        password_errors: FieldErrors::default(),
+    }
+}
+
+/// How strangers' sign-in attempts stand against this account, for its owner.
+pub async fn guessing_notice(pool: &DbPool, user_id: i64) -> Result<String, PageError> {
+    let standing = db::run(pool, move |conn| -> anyhow::Result<Option<Standing>> {
+        Ok(throttle::standing(conn, user_id, users::now())?)
+    })
+    .await?;
+    Ok(match standing {
+        Some(Standing { paused_until: Some(until), .. }) => format!(
+            "Someone has recently tried to sign in to your account with wrong passwords, so sign-in from \
+             browsers and apps you have not used here before is paused until {} UTC. Browsers and apps you \
+             have signed in with before are not affected. If this was not you, your password has held; \
+             consider changing it to a longer one.",
+            until.format("%Y-%m-%d %H:%M")
+        ),
+        Some(Standing { recent_failures: failures @ 1.., .. }) => format!(
+            "There {} {failures} failed sign-in attempt{} to your account recently from browsers or apps you \
+             have not used here before.",
+            if failures == 1 { "was" } else { "were" },
+            if failures == 1 { "" } else { "s" },
+        ),
+        _ => String::new(),
+    })
+}
+
+/// A 429 page with its `Retry-After`.
+pub fn too_many(
+    mut response: actix_web::HttpResponse,
+    retry_after: std::time::Duration,
+) -> Result<actix_web::HttpResponse, PageError> {
+    let value = actix_web::http::header::HeaderValue::from(retry_after.as_secs());
+    response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
+    Ok(response)
+}

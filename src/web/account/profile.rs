@@ -1,0 +1,62 @@
+//! `GET /account` and `POST /account`: the user's own details.
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+
+use super::page::{ProfileForm, account_page, guessing_notice, load_account, too_many};
+use crate::accounts::{AccountError, FieldErrors};
+use crate::domain::{DisplayName, Email};
+use crate::error::PageError;
+use crate::web::context::Page;
+use crate::web::flash::Flash;
+use crate::web::form::CsrfForm;
+use crate::web::layout::render;
+use crate::web::view::wait_phrase;
+
+pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
+    let account = load_account(&page).await?;
+    let mut view = account_page(&page, &account, None);
+    view.layout = view.layout.with_flash(&flash);
+    view.guessing = guessing_notice(&page.pool, page.user.user_id).await?;
+    Ok(flash.finish(render(StatusCode::OK, &view)?))
+}
+
+pub async fn update(page: Page, form: CsrfForm<ProfileForm>) -> Result<HttpResponse, PageError> {
+    let form = form.0;
+    let account = load_account(&page).await?;
+    let mut errors = FieldErrors::default();
+    let display_name = errors.check("display_name", DisplayName::parse(&form.display_name));
+    let email = errors.check("email", Email::parse(&form.email));
+    let (Some(display_name), Some(email)) = (display_name, email) else {
+        let mut view = account_page(&page, &account, Some(form));
+        view.profile_errors = errors;
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &view);
+    };
+    match page.accounts().update_own_profile(page.actor(), &account, display_name, email).await {
+        Ok(_) => {
+            let mut response = page.redirect("/account", "Your details were saved.");
+            // The page header shows the display name from the token: issue one that has the new name.
+            if let Some(access) = page.sessions.reissue(&page.pool, &page.user.session_id).await? {
+                let cookie = page.cookies.session(access.token, page.sessions.policy().access_token_ttl);
+                response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
+            }
+            Ok(response)
+        }
+        Err(AccountError::Throttled(retry_after)) => {
+            let message = format!(
+                "You have tried too many addresses that could not be used. Wait {} and try again.",
+                wait_phrase(retry_after)
+            );
+            errors.add("email", message);
+            let mut view = account_page(&page, &account, Some(form));
+            view.profile_errors = errors;
+            too_many(render(StatusCode::TOO_MANY_REQUESTS, &view)?, retry_after)
+        }
+        Err(AccountError::Field((field, message))) => {
+            errors.add(field, message);
+            let mut view = account_page(&page, &account, Some(form));
+            view.profile_errors = errors;
+            render(StatusCode::UNPROCESSABLE_ENTITY, &view)
+        }
+        Err(error) => Err(error.into()),
+    }
+}

@@ -1,0 +1,121 @@
+//! The buttons on a user's page (`/admin/users/{id}/…`): disable, enable, reset password,
+//! delete (with confirmation), clear a sign-in pause, sign out one or all sessions.
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use askama::Template;
+use secrecy::SecretString;
+
+use super::one_time_password::OneTimePasswordPage;
+use crate::accounts::{self, AccountError, PasswordChange};
+use crate::db::sessions::Ending;
+use crate::db::users::User;
+use crate::domain::NewPassword;
+use crate::error::PageError;
+use crate::web::context::Page;
+use crate::web::form::{CsrfForm, NoFields};
+use crate::web::layout::{Layout, render};
+use crate::web::params::{SessionId, UserId};
+use crate::web::view::load_user;
+
+fn user_page(UserId(id): UserId) -> String {
+    format!("/admin/users/{id}")
+}
+
+/// Ends every action: back to the user's page with what happened, or why it was refused.
+fn outcome(page: &Page, id: UserId, result: Result<String, AccountError>) -> Result<HttpResponse, PageError> {
+    match result {
+        Ok(message) | Err(AccountError::Refused(message)) => Ok(page.redirect(&user_page(id), &message)),
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub async fn disable(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    let result = page.accounts().set_active(page.actor(), id.0, false).await;
+    outcome(&page, id, result.map(|user| format!("{} is disabled and signed out everywhere.", user.username)))
+}
+
+pub async fn enable(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    let result = page.accounts().set_active(page.actor(), id.0, true).await;
+    outcome(&page, id, result.map(|user| format!("{} can sign in again.", user.username)))
+}
+
+pub async fn reset_password(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    let password = accounts::generate_one_time_password();
+    let parsed = NewPassword::parse(SecretString::from(password.clone()), &[])
+        .map_err(|error| PageError::Unexpected(anyhow::anyhow!("a generated password was refused: {error}")))?;
+    let hash = page.hasher.hash(&parsed).await?;
+    // Resetting your own is refused by `accounts::set_password` (the account page is the way).
+    match page.accounts().set_password(page.actor(), id.0, hash, PasswordChange::AdminReset, None).await {
+        Ok(user) => {
+            let view = OneTimePasswordPage {
+                layout: page.layout(),
+                heading: "Password reset",
+                user_id: user.id,
+                username: &user.username,
+                password: &password,
+            };
+            render(StatusCode::OK, &view)
+        }
+        Err(error) => outcome(&page, id, Err(error)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/user_delete.html")]
+struct DeletePage<'a> {
+    layout: Layout,
+    user: &'a User,
+}
+
+pub async fn confirm_delete(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
+    let user = load_user(&page.pool, id).await?;
+    render(StatusCode::OK, &DeletePage { layout: page.layout(), user: &user })
+}
+
+pub async fn delete(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    match page.accounts().delete(page.actor(), id.0).await {
+        Ok(user) => Ok(page.redirect("/admin/users", &format!("{} was deleted.", user.username))),
+        Err(error) => outcome(&page, id, Err(error)),
+    }
+}
+
+/// Signs out one of the user's sessions.
+pub async fn revoke_session(
+    page: Page,
+    id: UserId,
+    SessionId(session): SessionId,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    let user = load_user(&page.pool, id).await?;
+    let ending = Ending::One { user_id: user.id, id: session };
+    let target = (user.id, user.username.clone());
+    let ended = page.accounts().end_sessions(page.actor(), ending, target, "session.revoke").await?;
+    let message = if ended == 0 {
+        "That session had already ended.".to_owned()
+    } else {
+        format!("One session of {} was signed out.", user.username)
+    };
+    Ok(page.redirect(&user_page(id), &message))
+}
+
+/// Signs the user out everywhere (they can sign in again; disable the account to stop that).
+pub async fn revoke_all_sessions(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    let user = load_user(&page.pool, id).await?;
+    let target = (user.id, user.username.clone());
+    // An admin signing themself out everywhere keeps the session they are using.
+    let except_sid = (user.id == page.user.user_id).then(|| page.user.session_id.clone());
+    let ending = Ending::AllOfUser { user_id: user.id, except_sid };
+    let ended = page.accounts().end_sessions(page.actor(), ending, target, "session.revoke_all").await?;
+    let message = match ended {
+        0 => format!("{} had no sessions to sign out.", user.username),
+        1 => format!("{} was signed out of 1 session.", user.username),
+        n => format!("{} was signed out of {n} sessions.", user.username),
+    };
+    Ok(page.redirect(&user_page(id), &message))
+}
+
+/// Lets a paused account sign in again at once (the per-address counters stay).
+pub async fn clear_throttle(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    let (user, _) = page.accounts().clear_throttle(page.actor(), id.0).await?;
+    Ok(page.redirect(&user_page(id), &format!("{} can sign in again.", user.username)))
+}

@@ -1,0 +1,6 @@
+//! `/admin/users/**`: the list, adding a user, a user's page and the buttons on it.
+pub mod actions;
+pub mod detail;
+pub mod list;
+pub mod new;
+pub mod one_time_password;

@@ -1,0 +1,110 @@
+//! `Page`: what every signed-in page handler needs, taken from the request once — who is
+//! calling, the pool, sessions, cookie policy, CSRF key, throttle, password hasher and the
+//! client's address.
+use std::future::{Ready, ready};
+use std::ops::Deref;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+
+use super::extractors::CurrentUser;
+use super::flash::redirect_with_flash;
+use super::guard::app_data;
+use super::layout::Layout;
+use crate::accounts::Accounts;
+use crate::auth::client::ClientInfo;
+use crate::auth::cookies::CookiePolicy;
+use crate::auth::csrf::CsrfKey;
+use crate::auth::password::PasswordHasher;
+use crate::auth::sessions::Sessions;
+use crate::auth::throttle::LoginThrottle;
+use crate::db::DbPool;
+use crate::db::audit::Actor;
+use crate::error::{ApiError, PageError, is_api_path};
+
+/// The application's shared parts, for any handler (public pages and the API too).
+pub struct Services {
+    pub pool: web::Data<DbPool>,
+    pub sessions: web::Data<Sessions>,
+    pub cookies: web::Data<CookiePolicy>,
+    pub csrf: web::Data<CsrfKey>,
+    pub throttle: web::Data<LoginThrottle>,
+    pub hasher: web::Data<PasswordHasher>,
+}
+
+impl Services {
+    /// Every change to a user or a session goes through here.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts::new(&self.pool, &self.sessions, &self.throttle)
+    }
+
+    fn of(req: &HttpRequest) -> anyhow::Result<Self> {
+        Ok(Services {
+            pool: app_data(req)?,
+            sessions: app_data(req)?,
+            cookies: app_data(req)?,
+            csrf: app_data(req)?,
+            throttle: app_data(req)?,
+            hasher: app_data(req)?,
+        })
+    }
+}
+
+impl FromRequest for Services {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Services::of(req).map_err(|error| {
+            if is_api_path(req.path()) {
+                ApiError::Unexpected(error).into()
+            } else {
+                PageError::Unexpected(error).into()
+            }
+        }))
+    }
+}
+
+/// A signed-in page's request: who is calling, from where, and the application's parts.
+pub struct Page {
+    pub user: CurrentUser,
+    pub client: ClientInfo,
+    app: Services,
+}
+
+impl Deref for Page {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.app
+    }
+}
+
+impl Page {
+    /// The signed-in user acting from this client, for the audit trail.
+    pub fn actor(&self) -> Actor {
+        self.user.actor(self.client.ip.clone())
+    }
+
+    pub fn layout(&self) -> Layout {
+        Layout::for_user(&self.user, &self.csrf)
+    }
+
+    /// 303 to `location` with a message shown there once.
+    pub fn redirect(&self, location: &str, message: &str) -> HttpResponse {
+        redirect_with_flash(&self.cookies, location, message)
+    }
+}
+
+impl FromRequest for Page {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = match CurrentUser::from_request(req, payload).into_inner() {
+            Ok(user) => user,
+            Err(error) => return ready(Err(error)),
+        };
+        let page = Services::of(req).map(|app| Page { user, client: ClientInfo::of(req), app });
+        ready(page.map_err(|error| PageError::Unexpected(error).into()))
+    }
+}

@@ -1,0 +1,46 @@
+//! Typed path parameters: a handler takes `UserId` or `SessionId` and never parses an id by
+//! hand. A malformed id is a 400 that says so (a page, or JSON under `/api/`).
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+
+use crate::error::{ApiError, PageError, is_api_path};
+
+/// `{id}` in `/admin/users/{id}/…` and `/api/users/{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserId(pub i64);
+
+/// `{session}` in `/account/sessions/{session}/revoke` and `/admin/users/{id}/sessions/{session}/revoke`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionId(pub i64);
+
+fn parse(req: &HttpRequest, name: &str, what: &str) -> Result<i64, actix_web::Error> {
+    let raw = req.match_info().get(name).unwrap_or_default();
+    raw.parse().map_err(|_| {
+        let shown: String = raw.chars().take(40).collect();
+        if is_api_path(req.path()) {
+            ApiError::BadRequest(format!("{what} id must be a whole number (got {shown:?})")).into()
+        } else {
+            PageError::BadRequest(format!("“{shown}” is not a {what} id.")).into()
+        }
+    })
+}
+
+impl FromRequest for UserId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse(req, "id", "user").map(UserId))
+    }
+}
+
+impl FromRequest for SessionId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse(req, "session", "session").map(SessionId))
+    }
+}

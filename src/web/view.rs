@@ -1,0 +1,83 @@
+//! View helpers shared by pages: times and waits in words, the sessions table, loading the
+//! user a page is about.
+use super::params::UserId;
+use crate::db::audit::AuditEvent;
+use crate::db::sessions::Session;
+use crate::db::users::{self, User};
+use crate::db::{self, DbPool};
+use crate::error::PageError;
+
+pub fn format_time(at: chrono::NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// "45 seconds", "1 minute", "3 minutes" (rounded up).
+pub fn wait_phrase(wait: std::time::Duration) -> String {
+    match wait.as_secs() {
+        0..=1 => "a second".to_owned(),
+        seconds @ 2..=59 => format!("{seconds} seconds"),
+        60 => "1 minute".to_owned(),
+        seconds => format!("{} minutes", seconds.div_ceil(60)),
+    }
+}
+
+/// The user a page is about, as stored now; 404 when there is none.
+pub async fn load_user(pool: &DbPool, UserId(id): UserId) -> Result<User, PageError> {
+    db::run(pool, move |conn| -> anyhow::Result<Option<User>> { Ok(users::find_by_id(conn, id)?) })
+        .await?
+        .ok_or(PageError::NotFound)
+}
+
+/// One line of a sessions table (`_sessions_table.html`).
+pub struct SessionRow {
+    pub id: i64,
+    pub device: String,
+    pub client_ip: String,
+    pub via: String,
+    pub created: String,
+    pub last_used: String,
+    pub is_current: bool,
+    /// Where its "Sign out" button posts.
+    pub revoke_action: String,
+}
+
+pub fn session_rows(sessions: &[Session], current_sid: Option<&str>, revoke_prefix: &str) -> Vec<SessionRow> {
+    sessions
+        .iter()
+        .map(|session| SessionRow {
+            id: session.id,
+            device: session.user_agent.clone(),
+            client_ip: session.client_ip.clone(),
+            via: if session.via == "api" { "API".to_owned() } else { "Web".to_owned() },
+            created: format_time(session.created_at),
+            last_used: format_time(session.last_used_at),
+            is_current: current_sid == Some(session.sid.as_str()),
+            revoke_action: format!("{revoke_prefix}/{}/revoke", session.id),
+        })
+        .collect()
+}
+
+/// One line of an audit table (`admin/_events_table.html`).
+pub struct EventRow {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub target_id: Option<i64>,
+    pub client_ip: String,
+    pub details: String,
+}
+
+impl From<&AuditEvent> for EventRow {
+    fn from(event: &AuditEvent) -> Self {
+        Self {
+            at: event.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            actor: event.actor_username.clone().unwrap_or_else(|| "—".to_owned()),
+            action: event.action.clone(),
+            target: event.target_username.clone().unwrap_or_else(|| "—".to_owned()),
+            target_id: event.target_id,
+            client_ip: event.client_ip.clone().unwrap_or_default(),
+            details: event.details.clone(),
+        }
+    }
+}
