@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use crate::auth::credentials;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::{self, LoginThrottle};
-use crate::db::audit::{self, Actor};
+use crate::db::audit::{self, Action, Actor};
 use crate::db::sessions::{self, Ending};
 use crate::db::users::{self, InsertUserError, NewUser, ProfileChanges, User};
 use crate::db::{self as database, DbConnection, DbPool, lock_active_admins, throttles, write_transaction};
@@ -140,7 +140,7 @@ fn load(conn: &mut DbConnection, id: i64) -> Result<User, AccountError> {
 
 /// Refuses to remove the last active administrator (demote, disable or delete).
 fn ensure_admins_remain(conn: &mut DbConnection, target: &User, doing: &str) -> Result<(), AccountError> {
-    if target.role() != Role::Admin || !target.is_active {
+    if target.role != Role::Admin || !target.is_active {
         return Ok(());
     }
     lock_active_admins(conn)?;
@@ -182,11 +182,11 @@ pub fn create(
         )?;
         let details = format!(
             "role: {}; email: {}{}",
-            user.role(),
+            user.role,
             user.email,
             if must_change_password { "; must choose a new password" } else { "" }
         );
-        audit::record(conn, actor, "user.create", Some((user.id, &user.username)), &details)?;
+        audit::record(conn, actor, Action::UserCreate, Some((user.id, &user.username)), &details)?;
         Ok(user)
     })
 }
@@ -201,12 +201,12 @@ pub fn update_profile(
 ) -> Result<User, AccountError> {
     write_transaction(conn, |conn| {
         let before = load(conn, id)?;
-        if changes.role.is_some_and(|role| role != before.role()) {
+        if changes.role.is_some_and(|role| role != before.role) {
             ensure_not_self(actor, &before, "change the role of")?;
             ensure_admins_remain(conn, &before, "demoted")?;
         }
         let after = users::update_profile(conn, &before, changes)?;
-        let role_changed = before.role() != after.role();
+        let role_changed = before.role != after.role;
         // Tokens carry the role: a new role takes effect through a new login.
         let ended = if role_changed { sessions::end_all_of_user(conn, id, None)? } else { String::new() };
         let mut changed = Vec::new();
@@ -220,13 +220,13 @@ pub fn update_profile(
             }
         }
         if role_changed {
-            changed.push(format!("role: {} → {}", before.role(), after.role()));
+            changed.push(format!("role: {} → {}", before.role, after.role));
         }
         if !ended.is_empty() {
             changed.push(ended);
         }
         if !changed.is_empty() {
-            audit::record(conn, actor, "user.update", Some((after.id, &after.username)), &changed.join("; "))?;
+            audit::record(conn, actor, Action::UserUpdate, Some((after.id, &after.username)), &changed.join("; "))?;
         }
         Ok(after)
     })
@@ -241,7 +241,7 @@ pub fn set_active(conn: &mut DbConnection, actor: &Actor, id: i64, active: bool)
         }
         users::set_active(conn, id, active)?;
         let ended = if active { String::new() } else { sessions::end_all_of_user(conn, id, None)? };
-        let action = if active { "user.enable" } else { "user.disable" };
+        let action = if active { Action::UserEnable } else { Action::UserDisable };
         audit::record(conn, actor, action, Some((user.id, &user.username)), &ended)?;
         load(conn, id)
     })
@@ -258,7 +258,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, A
         audit::record(
             conn,
             actor,
-            "user.delete",
+            Action::UserDelete,
             Some((user.id, &user.username)),
             &details.collect::<Vec<_>>().join("; "),
         )?;
@@ -275,7 +275,7 @@ pub fn set_password(
     id: i64,
     password_hash: &str,
     must_change_password: bool,
-    action: &str,
+    action: Action,
     keep_session: Option<String>,
 ) -> Result<User, AccountError> {
     write_transaction(conn, |conn| {
@@ -302,7 +302,7 @@ pub fn clear_throttle(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result
         let user = load(conn, id)?;
         let cleared = throttles::clear(conn, &throttle::account_key(id))?;
         if cleared {
-            audit::record(conn, actor, "user.throttle_cleared", Some((user.id, &user.username)), "")?;
+            audit::record(conn, actor, Action::UserThrottleCleared, Some((user.id, &user.username)), "")?;
         }
         Ok((user, cleared))
     })
@@ -391,7 +391,7 @@ impl<'a> Accounts<'a> {
                 database::run(self.pool, move |conn| -> anyhow::Result<()> {
                     let details = format!("new address refused: {attempted}");
                     let target = Some((target.0, target.1.as_str()));
-                    Ok(audit::record(conn, &audit_actor, "user.email_change_refused", target, &details)?)
+                    Ok(audit::record(conn, &audit_actor, Action::UserEmailChangeRefused, target, &details)?)
                 })
                 .await?;
             }
@@ -416,9 +416,9 @@ impl<'a> Accounts<'a> {
         keep_session: Option<String>,
     ) -> Result<User, AccountError> {
         let (must_change, action) = match change {
-            PasswordChange::OwnChoice => (false, "password.change"),
-            PasswordChange::AfterOneTime => (false, "password.forced_change"),
-            PasswordChange::AdminReset => (true, "user.password_reset"),
+            PasswordChange::OwnChoice => (false, Action::PasswordChange),
+            PasswordChange::AfterOneTime => (false, Action::PasswordForcedChange),
+            PasswordChange::AdminReset => (true, Action::UserPasswordReset),
         };
         self.change(move |conn| set_password(conn, &actor, id, &password_hash, must_change, action, keep_session)).await
     }
@@ -429,7 +429,7 @@ impl<'a> Accounts<'a> {
         actor: Actor,
         which: Ending,
         target: (i64, String),
-        action: &'static str,
+        action: Action,
     ) -> Result<usize, AccountError> {
         Ok(self.sessions.end(self.pool, which, actor, target, action).await?)
     }

@@ -8,7 +8,7 @@ use crate::accounts::{self, AccountInput, ValidAccount};
 use crate::auth::password::{hash_blocking, hash_replacement_blocking};
 use crate::config::Settings;
 use crate::db::DbConnection;
-use crate::db::audit::Actor;
+use crate::db::audit::{Action, Actor};
 use crate::db::user_search::{self, Filters, PageRequest, SortKey};
 use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, ConnectionManager};
@@ -101,7 +101,7 @@ pub fn create_user(settings: &Settings, request: CreateUser) -> anyhow::Result<(
     let mut conn = connect(settings)?;
     let user = accounts::create(&mut conn, &Actor::command_line(), &account, &hash, request.must_change_password)
         .map_err(|error| anyhow!("the user was not created: {error}"))?;
-    println!("Created {} user {:?} (id {}).", user.role(), user.username, user.id);
+    println!("Created {} user {:?} (id {}).", user.role, user.username, user.id);
     Ok(())
 }
 
@@ -112,7 +112,8 @@ pub fn set_password(settings: &Settings, login: &str, source: PasswordSource) ->
         .map_err(|error| anyhow!("the password was not changed: {error}"))?;
     let hash = hash_replacement_blocking(&password, &user.password_hash)?
         .ok_or_else(|| anyhow!("the password was not changed: it is the password {:?} already has", user.username))?;
-    accounts::set_password(&mut conn, &Actor::command_line(), user.id, &hash, false, "user.password_reset", None)?;
+    let actor = Actor::command_line();
+    accounts::set_password(&mut conn, &actor, user.id, &hash, false, Action::UserPasswordReset, None)?;
     println!("Changed the password of {:?}.", user.username);
     Ok(())
 }
@@ -139,7 +140,7 @@ pub fn list_users(settings: &Settings, search: Option<&str>, limit: i64) -> anyh
             user.id,
             user.username,
             user.email,
-            user.role().as_str(),
+            user.role.as_str(),
             if user.is_active { "active" } else { "disabled" },
             user.last_login_at.map_or_else(|| "never".to_owned(), |at| at.format("%Y-%m-%d %H:%M").to_string())
         );
@@ -172,7 +173,7 @@ pub fn set_role(settings: &Settings, login: &str, role: &str) -> anyhow::Result<
     let user = find(&mut conn, login)?;
     let changes = ProfileChanges { role: Some(role), ..Default::default() };
     let user = accounts::update_profile(&mut conn, &Actor::command_line(), user.id, &changes)?;
-    println!("{} is now {}.", user.username, user.role());
+    println!("{} is now {}.", user.username, user.role);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::auth::password::{NO_PASSWORD, is_argon2_phc};
-use crate::db::audit::{self, Actor};
+use crate::db::audit::{self, Action, Actor};
 use crate::db::users::{self, NewUser};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::{DisplayName, Email, Role, Username};
@@ -152,7 +152,13 @@ pub fn import(
             written += users::insert_many(conn, &new_users)?;
             progress(written as u64);
         }
-        audit::record(conn, &Actor::command_line(), "user.import", None, &format!("{written} users from {source}"))?;
+        audit::record(
+            conn,
+            &Actor::command_line(),
+            Action::UserImport,
+            None,
+            &format!("{written} users from {source}"),
+        )?;
         Ok(written)
     })
 }

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use super::password::PasswordHasher;
 use super::throttle::{Counters, LoginThrottle};
-use crate::db::audit::{self, Actor};
+use crate::db::audit::{self, Action, Actor};
 use crate::db::users::{self, User, now};
 use crate::db::{self, DbPool};
 
@@ -105,7 +105,7 @@ pub async fn check_current_password(
     let target = (user.id, user.username.clone());
     db::run(pool, move |conn| -> anyhow::Result<()> {
         let details = "the current password given was wrong";
-        Ok(audit::record(conn, &actor, "password.check_failed", Some((target.0, &target.1)), details)?)
+        Ok(audit::record(conn, &actor, Action::PasswordCheckFailed, Some((target.0, &target.1)), details)?)
     })
     .await?;
     Ok(PasswordCheck::Wrong)
@@ -152,7 +152,7 @@ pub async fn record_failure(
     db::run(pool, move |conn| -> anyhow::Result<()> {
         let target = known_user.as_ref().map(|(id, name)| (*id, name.as_str()));
         let details = format!("{reason}; login: {attempted}");
-        Ok(audit::record(conn, &Actor::anonymous(Some(client_ip)), "login.failed", target, &details)?)
+        Ok(audit::record(conn, &Actor::anonymous(Some(client_ip)), Action::LoginFailed, target, &details)?)
     })
     .await
 }

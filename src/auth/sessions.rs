@@ -12,7 +12,7 @@ use super::revocation::{Refusal, RevocationList};
 use super::tokens::{Claims, IssuedToken, JwtKeys, TokenError};
 use super::verified_tokens::VerifiedTokens;
 use crate::config::SessionPolicy;
-use crate::db::audit::{self, Actor};
+use crate::db::audit::{self, Action, Actor};
 use crate::db::sessions::{self, Ending, NewSession, Session};
 use crate::db::users::{self, User, now};
 use crate::db::{self, DbConnection, DbPool, write_transaction};
@@ -44,7 +44,7 @@ impl Authenticated {
     fn from_claims(claims: Claims) -> Option<Self> {
         Some(Self {
             user_id: claims.user_id()?,
-            role: Role::parse(&claims.role).ok()?,
+            role: claims.role,
             username: claims.preferred_username,
             display_name: claims.name,
             must_change_password: claims.pwc,
@@ -166,7 +166,7 @@ impl Sessions {
                     client_ip: Some(client.ip.clone()),
                 };
                 let details = format!("via {via}; {}", client.software);
-                audit::record(conn, &actor, "login.ok", Some((login_user.id, &login_user.username)), &details)?;
+                audit::record(conn, &actor, Action::LoginOk, Some((login_user.id, &login_user.username)), &details)?;
                 let new = NewSession {
                     sid: &crate::random::token_base64(16),
                     user_id: login_user.id,
@@ -241,7 +241,7 @@ impl Sessions {
         which: Ending,
         actor: Actor,
         target: (i64, String),
-        action: &'static str,
+        action: Action,
     ) -> anyhow::Result<usize> {
         let ended = db::run(pool, move |conn| -> anyhow::Result<usize> {
             write_transaction(conn, |conn| {
@@ -339,7 +339,7 @@ fn refresh_step(
         "a retired refresh token was presented ({}); session {} from {} ({}) revoked",
         client.software, session.id, session.client_ip, session.user_agent
     );
-    audit::record(conn, &actor, "session.refresh_reused", Some((user.id, &user.username)), &details)?;
+    audit::record(conn, &actor, Action::SessionRefreshReused, Some((user.id, &user.username)), &details)?;
     tracing::warn!(
         event = "refresh_token_reused",
         username = %user.username,

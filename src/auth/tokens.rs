@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::JwtSecret;
 use crate::db::users::User;
+use crate::domain::Role;
 
 /// RFC 9068's media type for access tokens, so no other kind of token we sign can pass as one.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -22,7 +23,7 @@ pub struct Claims {
     /// The username and display name when the token was issued (refreshed on renewal).
     pub preferred_username: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     /// Set while the user must choose a new password: the guard then allows nothing else.
     pub pwc: bool,
     /// The login session this token belongs to: checked against the revoked list, kept
@@ -111,7 +112,7 @@ impl JwtKeys {
             sub: user.id.to_string(),
             preferred_username: user.username.clone(),
             name: user.display_name.clone(),
-            role: user.role().as_str().to_owned(),
+            role: user.role,
             pwc: user.must_change_password,
             sid: session_id.to_owned(),
             jti: crate::random::token_base64(16),

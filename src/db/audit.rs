@@ -41,6 +41,92 @@ impl Actor {
     }
 }
 
+/// What an audit event records. Stored as its code (`user.delete`); admins read it in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    LoginOk,
+    LoginFailed,
+    Logout,
+    SessionRevoke,
+    SessionRevokeAll,
+    SessionRevokeOthers,
+    SessionRefreshReused,
+    PasswordChange,
+    PasswordForcedChange,
+    PasswordCheckFailed,
+    UserCreate,
+    UserUpdate,
+    UserEnable,
+    UserDisable,
+    UserDelete,
+    UserPasswordReset,
+    UserThrottleCleared,
+    UserEmailChangeRefused,
+    UserImport,
+}
+
+impl Action {
+    pub const ALL: [Action; 19] = [
+        Self::LoginOk,
+        Self::LoginFailed,
+        Self::Logout,
+        Self::SessionRevoke,
+        Self::SessionRevokeAll,
+        Self::SessionRevokeOthers,
+        Self::SessionRefreshReused,
+        Self::PasswordChange,
+        Self::PasswordForcedChange,
+        Self::PasswordCheckFailed,
+        Self::UserCreate,
+        Self::UserUpdate,
+        Self::UserEnable,
+        Self::UserDisable,
+        Self::UserDelete,
+        Self::UserPasswordReset,
+        Self::UserThrottleCleared,
+        Self::UserEmailChangeRefused,
+        Self::UserImport,
+    ];
+
+    /// The stored code (stable: filters, exports and old rows use it).
+    pub fn code(self) -> &'static str {
+        self.entry().0
+    }
+
+    /// What it means, for people.
+    pub fn describe(self) -> &'static str {
+        self.entry().1
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.code() == code)
+    }
+
+    fn entry(self) -> (&'static str, &'static str) {
+        match self {
+            Self::LoginOk => ("login.ok", "Signed in"),
+            Self::LoginFailed => ("login.failed", "Sign-in refused"),
+            Self::Logout => ("logout", "Signed out"),
+            Self::SessionRevoke => ("session.revoke", "Signed out a session"),
+            Self::SessionRevokeAll => ("session.revoke_all", "Signed out everywhere"),
+            Self::SessionRevokeOthers => ("session.revoke_others", "Signed out the other sessions"),
+            Self::SessionRefreshReused => ("session.refresh_reused", "Stolen refresh token detected; session ended"),
+            Self::PasswordChange => ("password.change", "Changed their password"),
+            Self::PasswordForcedChange => ("password.forced_change", "Chose a password after a one-time one"),
+            Self::PasswordCheckFailed => ("password.check_failed", "Wrong current password"),
+            Self::UserCreate => ("user.create", "Added a user"),
+            Self::UserUpdate => ("user.update", "Changed a user's details"),
+            Self::UserEnable => ("user.enable", "Enabled a user"),
+            Self::UserDisable => ("user.disable", "Disabled a user"),
+            Self::UserDelete => ("user.delete", "Deleted a user"),
+            Self::UserPasswordReset => ("user.password_reset", "Reset a password"),
+            Self::UserThrottleCleared => ("user.throttle_cleared", "Cleared a sign-in pause"),
+            Self::UserEmailChangeRefused => ("user.email_change_refused", "Tried an e-mail address in use"),
+            Self::UserImport => ("user.import", "Imported users"),
+        }
+    }
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = audit_events)]
 struct NewAuditEvent<'a> {
@@ -58,7 +144,7 @@ struct NewAuditEvent<'a> {
 pub fn record(
     conn: &mut DbConnection,
     actor: &Actor,
-    action: &str,
+    action: Action,
     target: Option<(i64, &str)>,
     details: &str,
 ) -> QueryResult<()> {
@@ -67,7 +153,7 @@ pub fn record(
             occurred_at: now(),
             actor_id: actor.user.as_ref().map(|(id, _)| *id),
             actor_username: actor.user.as_ref().map(|(_, name)| name.as_str()),
-            action,
+            action: action.code(),
             target_id: target.map(|(id, _)| id),
             target_username: target.map(|(_, name)| name),
             client_ip: actor.client_ip.as_deref(),
@@ -101,4 +187,20 @@ pub fn page(conn: &mut DbConnection, filter: &AuditFilter, size: i64) -> QueryRe
     let more = events.len() as i64 > size;
     events.truncate(usize::try_from(size).unwrap_or(0));
     Ok((events, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_its_own_code_and_words_and_reads_back() {
+        let codes: std::collections::HashSet<&str> = Action::ALL.iter().map(|action| action.code()).collect();
+        assert_eq!(codes.len(), Action::ALL.len(), "codes are unique");
+        for action in Action::ALL {
+            assert_eq!(Action::from_code(action.code()), Some(action));
+            assert!(!action.describe().is_empty());
+        }
+        assert_eq!(Action::from_code("no.such"), None);
+    }
 }

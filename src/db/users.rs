@@ -14,7 +14,8 @@ pub struct User {
     pub email: String,
     pub display_name: String,
     pub password_hash: String,
-    role: String,
+    #[diesel(deserialize_as = String)]
+    pub role: Role,
     pub is_active: bool,
     pub must_change_password: bool,
     pub created_at: NaiveDateTime,
@@ -26,11 +27,11 @@ pub struct User {
     pub email_skeleton: Option<String>,
 }
 
-impl User {
-    /// A CHECK constraint keeps the column to the two roles; anything else reads as the
-    /// least privileged one.
-    pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::User)
+/// The stored role. A CHECK constraint keeps the column to the two roles; anything else
+/// reads as the least privileged one.
+impl From<String> for Role {
+    fn from(stored: String) -> Self {
+        Role::parse(&stored).unwrap_or(Role::User)
     }
 }
 
@@ -235,7 +236,7 @@ pub fn update_profile(
 ) -> Result<User, InsertUserError> {
     let username = changes.username.map_or(user.username.as_str(), Username::as_str);
     let display_name = changes.display_name.map_or(user.display_name.as_str(), DisplayName::as_str);
-    let role = changes.role.unwrap_or(user.role());
+    let role = changes.role.unwrap_or(user.role);
     // Only a new address is checked (an old pair that clashes stays usable as it is).
     let new_email = changes.email.filter(|email| email.as_str() != user.email);
     ensure_unique(conn, Some(user.id), username, new_email)?;

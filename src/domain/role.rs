@@ -1,6 +1,8 @@
 use super::ValidationError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// In tokens and JSON as `"admin"` / `"user"`; anything else does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
     User,

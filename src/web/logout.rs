@@ -4,13 +4,14 @@ use actix_web::http::header;
 
 use super::context::Page;
 use super::form::{CsrfForm, NoFields};
+use crate::db::audit::Action;
 use crate::db::sessions::Ending;
 use crate::error::PageError;
 
 pub async fn submit(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let ending = Ending::BySid(page.user.session_id.clone());
     let target = (page.user.user_id, page.user.username.clone());
-    page.accounts().end_sessions(page.actor(), ending, target, "logout").await?;
+    page.accounts().end_sessions(page.actor(), ending, target, Action::Logout).await?;
     tracing::info!(event = "logout", username = %page.user.username, client_ip = %page.client.ip, "logged out");
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/login"))

@@ -1,7 +1,7 @@
 //! View helpers shared by pages: times and waits in words, the sessions table, loading the
 //! user a page is about.
 use super::params::UserId;
-use crate::db::audit::AuditEvent;
+use crate::db::audit::{Action, AuditEvent};
 use crate::db::sessions::Session;
 use crate::db::users::{self, User};
 use crate::db::{self, DbPool};
@@ -61,7 +61,9 @@ pub fn session_rows(sessions: &[Session], current_sid: Option<&str>, revoke_pref
 pub struct EventRow {
     pub at: String,
     pub actor: String,
+    /// The stored code (`user.delete`) and what it means in words.
     pub action: String,
+    pub action_words: &'static str,
     pub target: String,
     pub target_id: Option<i64>,
     pub client_ip: String,
@@ -74,6 +76,7 @@ impl From<&AuditEvent> for EventRow {
             at: event.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             actor: event.actor_username.clone().unwrap_or_else(|| "—".to_owned()),
             action: event.action.clone(),
+            action_words: Action::from_code(&event.action).map_or("", Action::describe),
             target: event.target_username.clone().unwrap_or_else(|| "—".to_owned()),
             target_id: event.target_id,
             client_ip: event.client_ip.clone().unwrap_or_default(),

@@ -40,9 +40,9 @@ both_backends! {
             use portcullis::db::audit::{self, Actor};
             let root = Actor { user: Some((ids.0, "root".into())), client_ip: Some("10.0.0.1".into()) };
             for n in 0..60 {
-                audit::record(conn, &root, "user.update", Some((ids.1, "bob")), &format!("change {n}")).unwrap();
+                audit::record(conn, &root, audit::Action::UserUpdate, Some((ids.1, "bob")), &format!("change {n}")).unwrap();
             }
-            audit::record(conn, &Actor::command_line(), "user.disable", Some((ids.0, "root")), "").unwrap();
+            audit::record(conn, &Actor::command_line(), audit::Action::UserDisable, Some((ids.0, "root")), "").unwrap();
         }).await;
         app.login_as(&admin).await;
 

@@ -22,7 +22,7 @@ pub struct ProfileForm {
 }
 
 #[derive(Template)]
-#[template(path = "account.html")]
+#[template(path = "account/page.html")]
 pub struct AccountPage<'a> {
     pub layout: Layout,
     pub user: &'a User,
@@ -45,7 +45,7 @@ pub fn account_page<'a>(page: &Page, account: &'a User, profile: Option<ProfileF
         guessing: String::new(),
         layout: page.layout(),
         user: account,
-        role: account.role().as_str(),
+        role: account.role.as_str(),
         profile: profile.unwrap_or_else(|| ProfileForm {
             display_name: account.display_name.clone(),
             email: account.email.clone(),

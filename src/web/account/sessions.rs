@@ -4,6 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
 use askama::Template;
 
+use crate::db::audit::Action;
 use crate::db::sessions::Ending;
 use crate::error::PageError;
 use crate::web::context::Page;
@@ -14,7 +15,7 @@ use crate::web::params::SessionId;
 use crate::web::view::{SessionRow, session_rows};
 
 #[derive(Template)]
-#[template(path = "sessions.html")]
+#[template(path = "account/sessions.html")]
 struct SessionsPage {
     layout: Layout,
     sessions: Vec<SessionRow>,
@@ -38,7 +39,7 @@ pub async fn revoke(
     let is_current = open.iter().any(|session| session.id == id && session.sid == page.user.session_id);
     let ending = Ending::One { user_id: page.user.user_id, id };
     let target = (page.user.user_id, page.user.username.clone());
-    let ended = page.accounts().end_sessions(page.actor(), ending, target, "session.revoke").await?;
+    let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevoke).await?;
     if is_current {
         // Signing this device out is a logout.
         return Ok(HttpResponse::SeeOther()
@@ -54,7 +55,7 @@ pub async fn revoke(
 pub async fn revoke_others(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let ending = Ending::AllOfUser { user_id: page.user.user_id, except_sid: Some(page.user.session_id.clone()) };
     let target = (page.user.user_id, page.user.username.clone());
-    let ended = page.accounts().end_sessions(page.actor(), ending, target, "session.revoke_others").await?;
+    let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevokeOthers).await?;
     let message = match ended {
         0 => "There were no other sessions.".to_owned(),
         1 => "1 other session was signed out.".to_owned(),

@@ -30,7 +30,7 @@ impl From<&User> for UserJson {
             username: user.username.clone(),
             email: user.email.clone(),
             display_name: user.display_name.clone(),
-            role: user.role().as_str(),
+            role: user.role.as_str(),
             is_active: user.is_active,
             created_at: rfc3339(user.created_at),
             last_login_at: user.last_login_at.map(rfc3339),

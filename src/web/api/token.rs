@@ -11,6 +11,7 @@ use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, veri
 use crate::auth::device;
 use crate::auth::sessions::{Presenter, SessionTokens, Sessions};
 use crate::db::DbPool;
+use crate::db::audit::Action;
 use crate::db::sessions::Ending;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::error::ApiError;
@@ -174,12 +175,8 @@ pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Servic
             return Err(ApiError::InvalidCredentials);
         }
     };
-    let token_user = TokenUser {
-        id: user.id,
-        username: user.username.clone(),
-        email: user.email.clone(),
-        role: user.role().as_str(),
-    };
+    let token_user =
+        TokenUser { id: user.id, username: user.username.clone(), email: user.email.clone(), role: user.role.as_str() };
     let user_id = user.id;
     let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "api").await?;
     tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %client_ip(&req), "login succeeded");
@@ -231,7 +228,7 @@ pub async fn refresh(
 pub async fn logout(req: HttpRequest, caller: CurrentUser, app: Services) -> Result<HttpResponse, ApiError> {
     let ending = Ending::BySid(caller.session_id.clone());
     let target = (caller.user_id, caller.username.clone());
-    app.accounts().end_sessions(caller.actor(client_ip(&req)), ending, target, "logout").await?;
+    app.accounts().end_sessions(caller.actor(client_ip(&req)), ending, target, Action::Logout).await?;
     tracing::info!(event = "logout", via = "api", username = %caller.username, client_ip = %client_ip(&req), "logged out");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,6 +7,7 @@ use secrecy::SecretString;
 
 use super::one_time_password::OneTimePasswordPage;
 use crate::accounts::{self, AccountError, PasswordChange};
+use crate::db::audit::Action;
 use crate::db::sessions::Ending;
 use crate::db::users::User;
 use crate::domain::NewPassword;
@@ -61,7 +62,7 @@ pub async fn reset_password(page: Page, id: UserId, _form: CsrfForm<NoFields>) -
 }
 
 #[derive(Template)]
-#[template(path = "admin/user_delete.html")]
+#[template(path = "admin/users/delete.html")]
 struct DeletePage<'a> {
     layout: Layout,
     user: &'a User,
@@ -89,7 +90,7 @@ pub async fn revoke_session(
     let user = load_user(&page.pool, id).await?;
     let ending = Ending::One { user_id: user.id, id: session };
     let target = (user.id, user.username.clone());
-    let ended = page.accounts().end_sessions(page.actor(), ending, target, "session.revoke").await?;
+    let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevoke).await?;
     let message = if ended == 0 {
         "That session had already ended.".to_owned()
     } else {
@@ -105,7 +106,7 @@ pub async fn revoke_all_sessions(page: Page, id: UserId, _form: CsrfForm<NoField
     // An admin signing themself out everywhere keeps the session they are using.
     let except_sid = (user.id == page.user.user_id).then(|| page.user.session_id.clone());
     let ending = Ending::AllOfUser { user_id: user.id, except_sid };
-    let ended = page.accounts().end_sessions(page.actor(), ending, target, "session.revoke_all").await?;
+    let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevokeAll).await?;
     let message = match ended {
         0 => format!("{} had no sessions to sign out.", user.username),
         1 => format!("{} was signed out of 1 session.", user.username),

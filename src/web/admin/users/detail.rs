@@ -36,7 +36,7 @@ pub struct ProfileForm {
 }
 
 #[derive(Template)]
-#[template(path = "admin/user.html")]
+#[template(path = "admin/users/detail.html")]
 struct UserPage<'a> {
     layout: Layout,
     user: &'a User,
@@ -77,7 +77,7 @@ fn view<'a>(page: &Page, loaded: &'a Loaded, form: ProfileForm, errors: FieldErr
     let user = &loaded.user;
     UserPage {
         layout: page.layout(),
-        role: user.role().as_str(),
+        role: user.role.as_str(),
         created: format_time(user.created_at),
         last_login: user.last_login_at.map_or_else(|| "never".to_owned(), format_time),
         user,
@@ -101,7 +101,7 @@ pub async fn show(page: Page, id: UserId, flash: Flash) -> Result<HttpResponse, 
         username: user.username.clone(),
         email: user.email.clone(),
         display_name: user.display_name.clone(),
-        role: user.role().as_str().to_owned(),
+        role: user.role.as_str().to_owned(),
     };
     let mut view = view(&page, &loaded, form, FieldErrors::default());
     view.layout = view.layout.with_flash(&flash);

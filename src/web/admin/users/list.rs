@@ -54,7 +54,7 @@ pub struct SortHeader {
 }
 
 #[derive(Template)]
-#[template(path = "admin/users.html")]
+#[template(path = "admin/users/list.html")]
 struct UsersPage {
     layout: Layout,
     q: String,
@@ -127,7 +127,7 @@ fn row(user: &User) -> Row {
         username: user.username.clone(),
         display_name: user.display_name.clone(),
         email: user.email.clone(),
-        role: user.role().as_str(),
+        role: user.role.as_str(),
         active: user.is_active,
         created: format_time(user.created_at),
         last_login: user.last_login_at.map_or_else(|| "never".to_owned(), format_time),

@@ -33,7 +33,7 @@ pub struct NewUserForm {
 }
 
 #[derive(Template)]
-#[template(path = "admin/user_new.html")]
+#[template(path = "admin/users/new.html")]
 struct NewUserPage<'a> {
     layout: Layout,
     form: &'a NewUserForm,
