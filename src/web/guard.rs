@@ -110,12 +110,7 @@ pub async fn require_page_session(
     };
     match outcome {
         Ok(authenticated) if authenticated.must_change_password && !PASSWORD_CHANGE_PATHS.contains(&req.path()) => {
-            let mut response = HttpResponse::SeeOther();
-            response.insert_header((header::LOCATION, PASSWORD_CHANGE_PATHS[0]));
-            for cookie in cookies {
-                response.cookie(cookie);
-            }
-            Ok(req.into_response(response.finish()))
+            Ok(req.into_response(see_other(PASSWORD_CHANGE_PATHS[0], cookies)))
         }
         Ok(authenticated) => {
             req.extensions_mut().insert(Visitor(Some(Arc::clone(&authenticated))));
@@ -127,14 +122,19 @@ pub async fn require_page_session(
             if !matches!(failure, AuthFailure::Missing) {
                 tracing::info!(reason = ?failure, path = req.path(), "session refused");
             }
-            let mut response = HttpResponse::SeeOther();
-            response.insert_header((header::LOCATION, login_location(&req)));
-            for cookie in cookies {
-                response.cookie(cookie);
-            }
-            Ok(req.into_response(response.finish()))
+            let location = login_location(&req);
+            Ok(req.into_response(see_other(&location, cookies)))
         }
     }
+}
+
+fn see_other(location: &str, cookies: Vec<Cookie<'static>>) -> HttpResponse {
+    let mut response = HttpResponse::SeeOther();
+    response.insert_header((header::LOCATION, location));
+    for cookie in cookies {
+        response.cookie(cookie);
+    }
+    response.finish()
 }
 
 /// For public pages: learns who is visiting (renewing like the guard) but lets everyone in.
