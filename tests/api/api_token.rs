@@ -206,3 +206,86 @@ async fn a_wrong_method_on_an_api_address_is_a_json_405_naming_the_right_one() {
     assert_eq!(unknown.json::<Value>().await.unwrap()["error"], "not_found");
     app.server.stop(true).await;
 }
+
+/// `POST /api/logout` with a Bearer token: the status.
+async fn api_logout(app: &TestApp, access: &str) -> u16 {
+    app.client.post(app.url("/api/logout")).bearer_auth(access).send().await.unwrap().status().as_u16()
+}
+
+// `POST /api/token/refresh` and `POST /api/logout`: rotation, reuse detection, ending a session.
+both_backends! {
+    async fn a_refresh_rotates_the_refresh_token_and_issues_a_new_access_token(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let first = app.api_login(&user).await;
+
+        let response = app.post_json("/api/token/refresh", &json!({"refresh_token": first.refresh})).await;
+
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 900);
+        assert_eq!(body["refresh_expires_in"], 8 * 3600);
+        let second = body["refresh_token"].as_str().unwrap();
+        assert_ne!(second, first.refresh, "rotated");
+        assert_ne!(body["token"].as_str().unwrap(), first.access);
+        assert_eq!(app.get_with_bearer("/api/me", body["token"].as_str().unwrap()).await.status(), 200);
+        assert!(app.api_refresh(second).await.is_ok(), "the new refresh token works once");
+    }
+
+    async fn reusing_a_retired_refresh_token_ends_the_session_and_is_recorded(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let stolen = app.api_login(&user).await;
+        let legitimate = app.api_refresh(&stolen.refresh).await.expect("first refresh");
+
+        assert_eq!(app.api_refresh(&stolen.refresh).await.err(), Some(401), "the retired token is refused");
+
+        assert_eq!(app.api_refresh(&legitimate.refresh).await.err(), Some(401), "the whole session is revoked");
+        assert_eq!(app.get_with_bearer("/api/me", &legitimate.access).await.status(), 401);
+        assert_eq!(app.get_with_bearer("/api/me", &stolen.access).await.status(), 401);
+        let reuse = app.audit_details().await.into_iter().find(|(action, ..)| action == "session.refresh_reused");
+        let (_, _, target, details) = reuse.expect("a security event in the audit trail");
+        assert_eq!(target.as_deref(), Some("alice"));
+        assert!(details.contains("revoked"), "{details}");
+        // A fresh login still works: reuse ends the session, it does not lock the account.
+        assert!(!app.api_login(&user).await.access.is_empty());
+    }
+
+    async fn the_refresh_endpoint_answers_bad_input_with_json_errors(app: TestApp) {
+        let response = app.post_json("/api/token/refresh", &json!({})).await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_request");
+
+        for token in ["", "garbage", &"x".repeat(5000), "' OR 1=1 --"] {
+            let response = app.post_json("/api/token/refresh", &json!({"refresh_token": token})).await;
+            assert_eq!(response.status(), 401, "{token:.20}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_refresh_token");
+            assert!(body.get("token").is_none());
+        }
+        let response = app.post_raw("/api/token/refresh", "application/json", "{not json").await;
+        assert_eq!(response.status(), 400);
+    }
+
+    async fn an_access_token_is_not_a_refresh_token_nor_the_reverse(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let tokens = app.api_login(&user).await;
+
+        assert_eq!(app.api_refresh(&tokens.access).await.err(), Some(401));
+        assert_eq!(app.get_with_bearer("/api/me", &tokens.refresh).await.status(), 401);
+        assert!(app.api_refresh(&tokens.refresh).await.is_ok(), "and neither mistake harmed the session");
+    }
+
+    async fn api_logout_ends_the_session_for_its_access_and_refresh_tokens(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let tokens = app.api_login(&user).await;
+        let other = app.api_login(&user).await;
+
+        assert_eq!(api_logout(&app, &tokens.access).await, 204);
+
+        assert_eq!(app.get_with_bearer("/api/me", &tokens.access).await.status(), 401);
+        assert_eq!(app.api_refresh(&tokens.refresh).await.err(), Some(401));
+        assert_eq!(app.get_with_bearer("/api/me", &other.access).await.status(), 200, "other sessions go on");
+        assert_eq!(api_logout(&app, &tokens.access).await, 401, "twice is refused, not an error");
+    }
+}
