@@ -15,6 +15,7 @@ mod csrf;
 mod guard;
 mod http_semantics;
 mod instances;
+mod layers;
 mod login;
 mod logout;
 mod operations;
