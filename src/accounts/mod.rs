@@ -1,0 +1,45 @@
+//! Account operations shared by the admin pages, the account pages, the API and the CLI: one
+//! validation path for new users (`validation`), and the rules every change obeys — the last
+//! active admin stays, admins cannot lock themselves out, usernames and emails stay unique —
+//! each change recorded in the audit trail in its own transaction (`operations`). Request
+//! handlers use them through [`Accounts`] (`service`), which also makes this instance refuse
+//! the sessions a change ended at once; the command line calls the operations directly
+//! (instances notice within a second).
+mod operations;
+mod service;
+mod validation;
+
+pub use operations::{clear_throttle, create, delete, set_active, set_password, update_profile};
+pub use service::{Accounts, PasswordChange, ProfileUpdate};
+pub use validation::{AccountInput, FieldErrors, ValidAccount, check_new_password, generate_one_time_password};
+
+use crate::db::users::InsertUserError;
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("There is no such user")]
+    NotFound,
+    /// A rule that protects the system (last admin, self-lockout); the message says which.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{}", .0.1)]
+    Field((&'static str, String)),
+    /// Too many refused attempts of this kind lately; try again after the wait.
+    #[error("too many attempts; try again in {} seconds", .0.as_secs())]
+    Throttled(std::time::Duration),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<InsertUserError> for AccountError {
+    fn from(error: InsertUserError) -> Self {
+        match error {
+            InsertUserError::UsernameTaken => Self::Field(("username", error.to_string())),
+            InsertUserError::EmailTaken | InsertUserError::EmailLookalike => Self::Field(("email", error.to_string())),
+            InsertUserError::Database(error) => Self::Database(error),
+        }
+    }
+}

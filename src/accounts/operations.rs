@@ -1,0 +1,183 @@
+//! The changes themselves, each in one transaction with its audit row: what the command line
+//! calls on a connection and [`super::Accounts`] runs for requests.
+use super::{AccountError, ValidAccount};
+use crate::auth::throttle;
+use crate::db::audit::{self, Action, Actor};
+use crate::db::sessions;
+use crate::db::users::{self, NewUser, ProfileChanges, User};
+use crate::db::{DbConnection, lock_active_admins, throttles, write_transaction};
+use crate::domain::Role;
+
+fn load(conn: &mut DbConnection, id: i64) -> Result<User, AccountError> {
+    users::find_by_id(conn, id)?.ok_or(AccountError::NotFound)
+}
+
+/// Refuses to remove the last active administrator (demote, disable or delete).
+fn ensure_admins_remain(conn: &mut DbConnection, target: &User, doing: &str) -> Result<(), AccountError> {
+    if target.role != Role::Admin || !target.is_active {
+        return Ok(());
+    }
+    lock_active_admins(conn)?;
+    if users::count_active_admins(conn)? <= 1 {
+        return Err(AccountError::Refused(format!(
+            "{} is the last active administrator and cannot be {doing}. Make someone else an administrator first.",
+            target.username
+        )));
+    }
+    Ok(())
+}
+
+/// Admins may not disable, demote or delete themselves: one wrong click would lock them out.
+fn ensure_not_self(actor: &Actor, target: &User, doing: &str) -> Result<(), AccountError> {
+    if actor.user.as_ref().is_some_and(|(id, _)| *id == target.id) {
+        return Err(AccountError::Refused(format!("You cannot {doing} your own account. Ask another administrator.")));
+    }
+    Ok(())
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    account: &ValidAccount,
+    password_hash: &str,
+    must_change_password: bool,
+) -> Result<User, AccountError> {
+    write_transaction(conn, |conn| {
+        let user = users::insert(
+            conn,
+            &NewUser {
+                username: &account.username,
+                email: &account.email,
+                display_name: &account.display_name,
+                password_hash,
+                role: account.role,
+                must_change_password,
+            },
+        )?;
+        let details = format!(
+            "role: {}; email: {}{}",
+            user.role,
+            user.email,
+            if must_change_password { "; must choose a new password" } else { "" }
+        );
+        audit::record(conn, actor, Action::UserCreate, Some((user.id, &user.username)), &details)?;
+        Ok(user)
+    })
+}
+
+/// Applies profile changes (an admin editing a user, or a user editing themself) and records
+/// which fields changed.
+pub fn update_profile(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    changes: &ProfileChanges<'_>,
+) -> Result<User, AccountError> {
+    write_transaction(conn, |conn| {
+        let before = load(conn, id)?;
+        if changes.role.is_some_and(|role| role != before.role) {
+            ensure_not_self(actor, &before, "change the role of")?;
+            ensure_admins_remain(conn, &before, "demoted")?;
+        }
+        let after = users::update_profile(conn, &before, changes)?;
+        let role_changed = before.role != after.role;
+        // Tokens carry the role: a new role takes effect through a new login.
+        let ended = if role_changed { sessions::end_all_of_user(conn, id, None)? } else { String::new() };
+        let mut changed = Vec::new();
+        for (field, old, new) in [
+            ("username", &before.username, &after.username),
+            ("email", &before.email, &after.email),
+            ("display name", &before.display_name, &after.display_name),
+        ] {
+            if old != new {
+                changed.push(format!("{field}: {old} → {new}"));
+            }
+        }
+        if role_changed {
+            changed.push(format!("role: {} → {}", before.role, after.role));
+        }
+        if !ended.is_empty() {
+            changed.push(ended);
+        }
+        if !changed.is_empty() {
+            audit::record(conn, actor, Action::UserUpdate, Some((after.id, &after.username)), &changed.join("; "))?;
+        }
+        Ok(after)
+    })
+}
+
+pub fn set_active(conn: &mut DbConnection, actor: &Actor, id: i64, active: bool) -> Result<User, AccountError> {
+    write_transaction(conn, |conn| {
+        let user = load(conn, id)?;
+        if !active {
+            ensure_not_self(actor, &user, "disable")?;
+            ensure_admins_remain(conn, &user, "disabled")?;
+        }
+        users::set_active(conn, id, active)?;
+        let ended = if active { String::new() } else { sessions::end_all_of_user(conn, id, None)? };
+        let action = if active { Action::UserEnable } else { Action::UserDisable };
+        audit::record(conn, actor, action, Some((user.id, &user.username)), &ended)?;
+        load(conn, id)
+    })
+}
+
+pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, AccountError> {
+    write_transaction(conn, |conn| {
+        let user = load(conn, id)?;
+        ensure_not_self(actor, &user, "delete")?;
+        ensure_admins_remain(conn, &user, "deleted")?;
+        let ended = sessions::end_all_of_user(conn, id, None)?;
+        users::delete(conn, id)?;
+        let details = [format!("email: {}", user.email), ended].into_iter().filter(|part| !part.is_empty());
+        audit::record(
+            conn,
+            actor,
+            Action::UserDelete,
+            Some((user.id, &user.username)),
+            &details.collect::<Vec<_>>().join("; "),
+        )?;
+        Ok(user)
+    })
+}
+
+/// Stores a new password hash and ends the user's sessions, all but `keep_session` (the one
+/// the user changed it from). `action` names the event: an admin's reset, the user's own
+/// change, or the forced change after a one-time password.
+pub fn set_password(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    password_hash: &str,
+    must_change_password: bool,
+    action: Action,
+    keep_session: Option<String>,
+) -> Result<User, AccountError> {
+    write_transaction(conn, |conn| {
+        let user = load(conn, id)?;
+        if must_change_password && actor.user.as_ref().is_some_and(|(actor_id, _)| *actor_id == id) {
+            // A one-time password for yourself would sign you out of the choice of your own.
+            return Err(AccountError::Refused(
+                "You cannot reset your own password to a one-time password. Change it on your account page, \
+                 where your current password is asked for."
+                    .to_owned(),
+            ));
+        }
+        users::set_password_hash(conn, id, password_hash, must_change_password)?;
+        let ended = sessions::end_all_of_user(conn, id, keep_session)?;
+        audit::record(conn, actor, action, Some((user.id, &user.username)), &ended)?;
+        load(conn, id)
+    })
+}
+
+/// Lets a paused account sign in again from anywhere at once (the address counters stay).
+/// Returns whether there was a pause to clear.
+pub fn clear_throttle(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<(User, bool), AccountError> {
+    write_transaction(conn, |conn| {
+        let user = load(conn, id)?;
+        let cleared = throttles::clear(conn, &throttle::account_key(id))?;
+        if cleared {
+            audit::record(conn, actor, Action::UserThrottleCleared, Some((user.id, &user.username)), "")?;
+        }
+        Ok((user, cleared))
+    })
+}

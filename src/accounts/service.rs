@@ -1,0 +1,161 @@
+//! [`Accounts`]: the async face of the operations for request handlers.
+use std::sync::Arc;
+
+use super::{AccountError, ValidAccount, operations};
+use crate::auth::credentials;
+use crate::auth::sessions::Sessions;
+use crate::auth::throttle::LoginThrottle;
+use crate::db::audit::{self, Action, Actor};
+use crate::db::sessions::Ending;
+use crate::db::users::{ProfileChanges, User};
+use crate::db::{self as database, DbConnection, DbPool};
+use crate::domain::{DisplayName, Email, Role, Username};
+
+/// The profile fields a handler changes, owned (see [`ProfileChanges`]).
+#[derive(Default)]
+pub struct ProfileUpdate {
+    pub username: Option<Username>,
+    pub email: Option<Email>,
+    pub display_name: Option<DisplayName>,
+    pub role: Option<Role>,
+}
+
+/// Every change a request makes to a user or a session: the operation in one transaction with
+/// its audit row, then the ended sessions refused on this instance at once.
+pub struct Accounts<'a> {
+    pool: &'a DbPool,
+    sessions: &'a Sessions,
+    throttle: &'a Arc<LoginThrottle>,
+}
+
+impl<'a> Accounts<'a> {
+    pub fn new(pool: &'a DbPool, sessions: &'a Sessions, throttle: &'a Arc<LoginThrottle>) -> Self {
+        Self { pool, sessions, throttle }
+    }
+
+    /// Runs `work` on the blocking pool; afterwards (whatever it answered) this instance
+    /// re-reads the ended sessions, so their tokens stop working here at once.
+    async fn change<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, AccountError> + Send + 'static,
+    ) -> Result<T, AccountError> {
+        let result = database::run(self.pool, work).await;
+        self.sessions.note_revocations(self.pool).await;
+        result
+    }
+
+    pub async fn create(
+        &self,
+        actor: Actor,
+        account: ValidAccount,
+        password_hash: String,
+        must_change_password: bool,
+    ) -> Result<User, AccountError> {
+        database::run(self.pool, move |conn| {
+            operations::create(conn, &actor, &account, &password_hash, must_change_password)
+        })
+        .await
+    }
+
+    pub async fn update_profile(&self, actor: Actor, id: i64, update: ProfileUpdate) -> Result<User, AccountError> {
+        self.change(move |conn| {
+            let changes = ProfileChanges {
+                username: update.username.as_ref(),
+                email: update.email.as_ref(),
+                display_name: update.display_name.as_ref(),
+                role: update.role,
+            };
+            operations::update_profile(conn, &actor, id, &changes)
+        })
+        .await
+    }
+
+    /// A user changing their own display name and e-mail. A new address that is refused as
+    /// taken tells them someone has it, so such refusals are audited and counted like password
+    /// guesses (`AccountError::Throttled` once over the budget).
+    pub async fn update_own_profile(
+        &self,
+        actor: Actor,
+        user: &User,
+        display_name: DisplayName,
+        email: Email,
+    ) -> Result<User, AccountError> {
+        let probe = (email.as_str() != user.email).then(|| self.throttle.email_change_counters(user.id));
+        if let Some(counters) = &probe
+            && let Err(retry_after) = credentials::begin(self.pool, self.throttle, counters).await?
+        {
+            return Err(AccountError::Throttled(retry_after));
+        }
+        let attempted = email.as_str().to_owned();
+        let (audit_actor, target) = (actor.clone(), (user.id, user.username.clone()));
+        let update = ProfileUpdate { email: Some(email), display_name: Some(display_name), ..Default::default() };
+        let saved = self.update_profile(actor, user.id, update).await;
+        if let Some(counters) = probe {
+            let refused_address = matches!(saved, Err(AccountError::Field(("email", _))));
+            credentials::settle(self.pool, self.throttle, counters, !refused_address).await?;
+            if refused_address {
+                database::run(self.pool, move |conn| -> anyhow::Result<()> {
+                    let details = format!("new address refused: {attempted}");
+                    let target = Some((target.0, target.1.as_str()));
+                    Ok(audit::record(conn, &audit_actor, Action::UserEmailChangeRefused, target, &details)?)
+                })
+                .await?;
+            }
+        }
+        saved
+    }
+
+    pub async fn set_active(&self, actor: Actor, id: i64, active: bool) -> Result<User, AccountError> {
+        self.change(move |conn| operations::set_active(conn, &actor, id, active)).await
+    }
+
+    pub async fn delete(&self, actor: Actor, id: i64) -> Result<User, AccountError> {
+        self.change(move |conn| operations::delete(conn, &actor, id)).await
+    }
+
+    pub async fn set_password(
+        &self,
+        actor: Actor,
+        id: i64,
+        password_hash: String,
+        change: PasswordChange,
+        keep_session: Option<String>,
+    ) -> Result<User, AccountError> {
+        let (must_change, action) = match change {
+            PasswordChange::OwnChoice => (false, Action::PasswordChange),
+            PasswordChange::AfterOneTime => (false, Action::PasswordForcedChange),
+            PasswordChange::AdminReset => (true, Action::UserPasswordReset),
+        };
+        self.change(move |conn| {
+            operations::set_password(conn, &actor, id, &password_hash, must_change, action, keep_session)
+        })
+        .await
+    }
+
+    /// Ends sessions (`action` says why, e.g. `logout`, `session.revoke`); how many ended.
+    pub async fn end_sessions(
+        &self,
+        actor: Actor,
+        which: Ending,
+        target: (i64, String),
+        action: Action,
+    ) -> Result<usize, AccountError> {
+        Ok(self.sessions.end(self.pool, which, actor, target, action).await?)
+    }
+
+    pub async fn clear_throttle(&self, actor: Actor, id: i64) -> Result<(User, bool), AccountError> {
+        let cleared = database::run(self.pool, move |conn| operations::clear_throttle(conn, &actor, id)).await;
+        // This instance forgets the pauses it remembers at once (others within a second).
+        self.throttle.forget_remembered_pauses();
+        cleared
+    }
+}
+
+/// Why a password is being set: the user's own choice on the account page, the forced choice
+/// after a one-time password, or an administrator's reset to a one-time password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordChange {
+    OwnChoice,
+    AfterOneTime,
+    AdminReset,
+}
