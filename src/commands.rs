@@ -101,7 +101,7 @@ pub fn create_user(settings: &Settings, request: CreateUser) -> anyhow::Result<(
     let mut conn = connect(settings)?;
     let user = accounts::create(&mut conn, &Actor::command_line(), &account, &hash, request.must_change_password)
         .map_err(|error| anyhow!("the user was not created: {error}"))?;
-    println!("Created {} user {:?} (id {}).", user.role, user.username, user.id);
+    println!("Created {} user {:?} (id {}).", user.role, user.username.as_str(), user.id);
     Ok(())
 }
 
@@ -111,10 +111,10 @@ pub fn set_password(settings: &Settings, login: &str, source: PasswordSource) ->
     let password = NewPassword::parse(read_password(source)?, &[&user.username, &user.email, &user.display_name])
         .map_err(|error| anyhow!("the password was not changed: {error}"))?;
     let hash = hash_replacement_blocking(&password, &user.password_hash)?
-        .ok_or_else(|| anyhow!("the password was not changed: it is the password {:?} already has", user.username))?;
+        .ok_or_else(|| anyhow!("the password was not changed: it is the password {:?} already has", user.username.as_str()))?;
     let actor = Actor::command_line();
     accounts::set_password(&mut conn, &actor, user.id, &hash, false, Action::UserPasswordReset, None)?;
-    println!("Changed the password of {:?}.", user.username);
+    println!("Changed the password of {:?}.", user.username.as_str());
     Ok(())
 }
 

@@ -85,9 +85,9 @@ pub fn update_profile(
         let ended = if role_changed { sessions::end_all_of_user(conn, id, None)? } else { String::new() };
         let mut changed = Vec::new();
         for (field, old, new) in [
-            ("username", &before.username, &after.username),
-            ("email", &before.email, &after.email),
-            ("display name", &before.display_name, &after.display_name),
+            ("username", before.username.as_str(), after.username.as_str()),
+            ("email", before.email.as_str(), after.email.as_str()),
+            ("display name", before.display_name.as_str(), after.display_name.as_str()),
         ] {
             if old != new {
                 changed.push(format!("{field}: {old} → {new}"));

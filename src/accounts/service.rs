@@ -80,14 +80,14 @@ impl<'a> Accounts<'a> {
         display_name: DisplayName,
         email: Email,
     ) -> Result<User, AccountError> {
-        let probe = (email.as_str() != user.email).then(|| self.throttle.email_change_counters(user.id));
+        let probe = (email != user.email).then(|| self.throttle.email_change_counters(user.id));
         if let Some(counters) = &probe
             && let Err(retry_after) = credentials::begin(self.pool, self.throttle, counters).await?
         {
             return Err(AccountError::Throttled(retry_after));
         }
         let attempted = email.as_str().to_owned();
-        let (audit_actor, target) = (actor.clone(), (user.id, user.username.clone()));
+        let (audit_actor, target) = (actor.clone(), (user.id, user.username.to_string()));
         let update = ProfileUpdate { email: Some(email), display_name: Some(display_name), ..Default::default() };
         let saved = self.update_profile(actor, user.id, update).await;
         if let Some(counters) = probe {

@@ -68,7 +68,7 @@ pub async fn verify_credentials(
             let device_credential = throttle.devices().issue(user.id, chrono::Utc::now().timestamp());
             LoginOutcome::Success { user: Box::new(user), device_credential }
         }
-        Some(user) => LoginOutcome::Failure { known_user: Some((user.id, user.username)) },
+        Some(user) => LoginOutcome::Failure { known_user: Some((user.id, user.username.to_string())) },
         None => LoginOutcome::Failure { known_user: None },
     })
 }
@@ -102,7 +102,7 @@ pub async fn check_current_password(
     if right {
         return Ok(PasswordCheck::Right);
     }
-    let target = (user.id, user.username.clone());
+    let target = (user.id, user.username.to_string());
     db::run(pool, move |conn| -> anyhow::Result<()> {
         let details = "the current password given was wrong";
         Ok(audit::record(conn, &actor, Action::PasswordCheckFailed, Some((target.0, &target.1)), details)?)

@@ -59,7 +59,7 @@ impl Authenticated {
 
     /// For the audit trail.
     pub fn actor(&self, client_ip: String) -> Actor {
-        Actor { user: Some((self.user_id, self.username.clone())), client_ip: Some(client_ip) }
+        Actor { user: Some((self.user_id, self.username.to_string())), client_ip: Some(client_ip) }
     }
 }
 
@@ -162,7 +162,7 @@ impl Sessions {
             write_transaction(conn, |conn| {
                 users::record_login(conn, login_user.id)?;
                 let actor = Actor {
-                    user: Some((login_user.id, login_user.username.clone())),
+                    user: Some((login_user.id, login_user.username.to_string())),
                     client_ip: Some(client.ip.clone()),
                 };
                 let details = format!("via {via}; {}", client.software);

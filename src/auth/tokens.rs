@@ -110,7 +110,7 @@ impl JwtKeys {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user.id.to_string(),
-            preferred_username: user.username.clone(),
+            preferred_username: user.username.to_string(),
             name: user.display_name.clone(),
             role: user.role,
             pwc: user.must_change_password,

@@ -28,7 +28,7 @@ pub struct Actor {
 
 impl Actor {
     pub fn user(user: &User, client_ip: Option<String>) -> Self {
-        Self { user: Some((user.id, user.username.clone())), client_ip }
+        Self { user: Some((user.id, user.username.to_string())), client_ip }
     }
 
     pub fn anonymous(client_ip: Option<String>) -> Self {

@@ -36,7 +36,7 @@ pub enum Cursor {
 impl Cursor {
     pub fn after(user: &User, sort: SortKey) -> Self {
         match sort {
-            SortKey::Username => Self::Username(user.username.clone()),
+            SortKey::Username => Self::Username(user.username.to_string()),
             SortKey::Created => Self::Created(user.created_at, user.id),
             SortKey::LastLogin => Self::LastLogin(user.last_login_at, user.id),
         }

@@ -10,8 +10,10 @@ use crate::domain::{DisplayName, Email, Role, Username};
 #[derive(Debug, Clone, Queryable)]
 pub struct User {
     pub id: i64,
-    pub username: String,
-    pub email: String,
+    #[diesel(deserialize_as = String)]
+    pub username: Username,
+    #[diesel(deserialize_as = String)]
+    pub email: Email,
     pub display_name: String,
     pub password_hash: String,
     #[diesel(deserialize_as = String)]
@@ -29,6 +31,18 @@ pub struct User {
 
 /// The stored role. A CHECK constraint keeps the column to the two roles; anything else
 /// reads as the least privileged one.
+impl From<String> for Username {
+    fn from(stored: String) -> Self {
+        Username::from_stored(stored)
+    }
+}
+
+impl From<String> for Email {
+    fn from(stored: String) -> Self {
+        Email::from_stored(stored)
+    }
+}
+
 impl From<String> for Role {
     fn from(stored: String) -> Self {
         Role::parse(&stored).unwrap_or(Role::User)
@@ -238,7 +252,7 @@ pub fn update_profile(
     let display_name = changes.display_name.map_or(user.display_name.as_str(), DisplayName::as_str);
     let role = changes.role.unwrap_or(user.role);
     // Only a new address is checked (an old pair that clashes stays usable as it is).
-    let new_email = changes.email.filter(|email| email.as_str() != user.email);
+    let new_email = changes.email.filter(|email| **email != user.email);
     ensure_unique(conn, Some(user.id), username, new_email)?;
     let (email, email_skeleton) = match new_email {
         Some(email) => (email.as_str(), Some(email.skeleton())),

@@ -10,7 +10,7 @@ use crate::error::PageError;
 
 pub async fn submit(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let ending = Ending::BySid(page.user.session_id.clone());
-    let target = (page.user.user_id, page.user.username.clone());
+    let target = (page.user.user_id, page.user.username.to_string());
     page.accounts().end_sessions(page.actor(), ending, target, Action::Logout).await?;
     tracing::info!(event = "logout", username = %page.user.username, client_ip = %page.client.ip, "logged out");
     Ok(HttpResponse::SeeOther()

@@ -287,7 +287,12 @@ impl TestApp {
                 },
             )
             .expect("insert user");
-            TestUser { id: user.id, username: user.username, email: user.email, password: PASSWORD.to_owned() }
+            TestUser {
+                id: user.id,
+                username: user.username.to_string(),
+                email: user.email.to_string(),
+                password: PASSWORD.to_owned(),
+            }
         })
         .await
         .unwrap()

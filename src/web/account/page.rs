@@ -48,7 +48,7 @@ pub fn account_page<'a>(page: &Page, account: &'a User, profile: Option<ProfileF
         role: account.role.as_str(),
         profile: profile.unwrap_or_else(|| ProfileForm {
             display_name: account.display_name.clone(),
-            email: account.email.clone(),
+            email: account.email.to_string(),
         }),
         profile_errors: FieldErrors::default(),
         password_errors: FieldErrors::default(),

@@ -38,7 +38,7 @@ pub async fn revoke(
     let open = page.sessions.list(&page.pool, page.user.user_id).await?;
     let is_current = open.iter().any(|session| session.id == id && session.sid == page.user.session_id);
     let ending = Ending::One { user_id: page.user.user_id, id };
-    let target = (page.user.user_id, page.user.username.clone());
+    let target = (page.user.user_id, page.user.username.to_string());
     let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevoke).await?;
     if is_current {
         // Signing this device out is a logout.
@@ -54,7 +54,7 @@ pub async fn revoke(
 
 pub async fn revoke_others(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let ending = Ending::AllOfUser { user_id: page.user.user_id, except_sid: Some(page.user.session_id.clone()) };
-    let target = (page.user.user_id, page.user.username.clone());
+    let target = (page.user.user_id, page.user.username.to_string());
     let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevokeOthers).await?;
     let message = match ended {
         0 => "There were no other sessions.".to_owned(),

@@ -27,8 +27,8 @@ impl From<&User> for UserJson {
         let rfc3339 = |at: chrono::NaiveDateTime| at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         Self {
             id: user.id,
-            username: user.username.clone(),
-            email: user.email.clone(),
+            username: user.username.to_string(),
+            email: user.email.to_string(),
             display_name: user.display_name.clone(),
             role: user.role.as_str(),
             is_active: user.is_active,

@@ -163,7 +163,7 @@ pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Servic
             return Err(ApiError::Throttled(retry_after));
         }
         LoginOutcome::Success { user, .. } if user.must_change_password => {
-            let known_user = Some((user.id, user.username.clone()));
+            let known_user = Some((user.id, user.username.to_string()));
             record_failure(pool, known_user, &login, client_ip(&req), "via api; must choose a new password first")
                 .await?;
             return Err(ApiError::PasswordChangeRequired);
@@ -175,8 +175,12 @@ pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Servic
             return Err(ApiError::InvalidCredentials);
         }
     };
-    let token_user =
-        TokenUser { id: user.id, username: user.username.clone(), email: user.email.clone(), role: user.role.as_str() };
+    let token_user = TokenUser {
+        id: user.id,
+        username: user.username.to_string(),
+        email: user.email.to_string(),
+        role: user.role.as_str(),
+    };
     let user_id = user.id;
     let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "api").await?;
     tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %client_ip(&req), "login succeeded");
@@ -227,7 +231,7 @@ pub async fn refresh(
 )]
 pub async fn logout(req: HttpRequest, caller: CurrentUser, app: Services) -> Result<HttpResponse, ApiError> {
     let ending = Ending::BySid(caller.session_id.clone());
-    let target = (caller.user_id, caller.username.clone());
+    let target = (caller.user_id, caller.username.to_string());
     app.accounts().end_sessions(caller.actor(client_ip(&req)), ending, target, Action::Logout).await?;
     tracing::info!(event = "logout", via = "api", username = %caller.username, client_ip = %client_ip(&req), "logged out");
     Ok(HttpResponse::NoContent().finish())

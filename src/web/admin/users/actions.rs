@@ -89,7 +89,7 @@ pub async fn revoke_session(
 ) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
     let ending = Ending::One { user_id: user.id, id: session };
-    let target = (user.id, user.username.clone());
+    let target = (user.id, user.username.to_string());
     let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevoke).await?;
     let message = if ended == 0 {
         "That session had already ended.".to_owned()
@@ -102,7 +102,7 @@ pub async fn revoke_session(
 /// Signs the user out everywhere (they can sign in again; disable the account to stop that).
 pub async fn revoke_all_sessions(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
-    let target = (user.id, user.username.clone());
+    let target = (user.id, user.username.to_string());
     // An admin signing themself out everywhere keeps the session they are using.
     let except_sid = (user.id == page.user.user_id).then(|| page.user.session_id.clone());
     let ending = Ending::AllOfUser { user_id: user.id, except_sid };

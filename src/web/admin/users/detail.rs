@@ -98,8 +98,8 @@ pub async fn show(page: Page, id: UserId, flash: Flash) -> Result<HttpResponse, 
     let loaded = load(&page.pool, &page.sessions, id).await?;
     let user = &loaded.user;
     let form = ProfileForm {
-        username: user.username.clone(),
-        email: user.email.clone(),
+        username: user.username.to_string(),
+        email: user.email.to_string(),
         display_name: user.display_name.clone(),
         role: user.role.as_str().to_owned(),
     };

@@ -124,9 +124,9 @@ fn decode_cursor(raw: &str, sort: SortKey) -> Result<Cursor, PageError> {
 fn row(user: &User) -> Row {
     Row {
         id: user.id,
-        username: user.username.clone(),
+        username: user.username.to_string(),
         display_name: user.display_name.clone(),
-        email: user.email.clone(),
+        email: user.email.to_string(),
         role: user.role.as_str(),
         active: user.is_active,
         created: format_time(user.created_at),
