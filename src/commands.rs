@@ -110,8 +110,9 @@ pub fn set_password(settings: &Settings, login: &str, source: PasswordSource) ->
     let user = find(&mut conn, login)?;
     let password = NewPassword::parse(read_password(source)?, &[&user.username, &user.email, &user.display_name])
         .map_err(|error| anyhow!("the password was not changed: {error}"))?;
-    let hash = hash_replacement_blocking(&password, &user.password_hash)?
-        .ok_or_else(|| anyhow!("the password was not changed: it is the password {:?} already has", user.username.as_str()))?;
+    let hash = hash_replacement_blocking(&password, &user.password_hash)?.ok_or_else(|| {
+        anyhow!("the password was not changed: it is the password {:?} already has", user.username.as_str())
+    })?;
     let actor = Actor::command_line();
     accounts::set_password(&mut conn, &actor, user.id, &hash, false, Action::UserPasswordReset, None)?;
     println!("Changed the password of {:?}.", user.username.as_str());
