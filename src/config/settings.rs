@@ -1,13 +1,13 @@
-//! Typed settings from the environment (and an optional `.env`, loaded by `main`).
-//! Every problem is reported as one readable line naming the variable.
+//! `Settings` from the environment, one readable line naming the variable for any problem.
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
-use secrecy::{ExposeSecret, SecretString};
+use anyhow::{anyhow, bail};
+use secrecy::SecretString;
 
-pub const MIN_JWT_SECRET_BYTES: usize = 32;
+use super::secret::JwtSecret;
+
 const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -147,73 +147,6 @@ impl PublicUrl {
 
     pub fn origin(&self) -> &str {
         &self.origin
-    }
-}
-
-/// An HMAC key for signing tokens; never printed.
-#[derive(Clone)]
-pub struct JwtSecret(SecretString);
-
-/// Secrets of 32 bytes or more found in public code and tutorials (from a public list of JWT
-/// secrets seen in the wild, MIT-licensed, © 2020 Wallarm): anyone can try them offline.
-const KNOWN_WEAK_SECRETS: &str = include_str!("weak_jwt_secrets.txt");
-/// The estimated strength (see `estimated_bits`) a secret must have. Random base64 of 32
-/// characters or more is estimated at about 100, random hex of 32 at 84 or more; phrases of
-/// six or seven common words, keyboard and alphabet runs and repeats stay below.
-const MIN_SECRET_BITS: f64 = 75.0;
-const HOW_TO_GENERATE: &str = "generate one with `openssl rand -base64 48`";
-
-impl JwtSecret {
-    pub fn parse(raw: &str, source: &str) -> anyhow::Result<Self> {
-        if raw.len() < MIN_JWT_SECRET_BYTES {
-            bail!(
-                "{source} is too short: it needs at least {MIN_JWT_SECRET_BYTES} bytes of random data \
-                 ({HOW_TO_GENERATE})"
-            );
-        }
-        let distinct = raw.bytes().collect::<std::collections::HashSet<_>>().len();
-        if distinct < 8 {
-            bail!("{source} is too repetitive to be a secret: use random data ({HOW_TO_GENERATE})");
-        }
-        if KNOWN_WEAK_SECRETS.lines().any(|known| known == raw || known.trim() == raw.trim()) {
-            bail!(
-                "{source} is a secret published in public code, which attackers try first: a token signed \
-                 with it can be forged by anyone ({HOW_TO_GENERATE})"
-            );
-        }
-        if estimated_bits(raw) < MIN_SECRET_BITS {
-            bail!(
-                "{source} is made of words or patterns that are far easier to guess than random data of \
-                 the same length ({HOW_TO_GENERATE})"
-            );
-        }
-        Ok(Self(SecretString::from(raw)))
-    }
-
-    pub fn expose(&self) -> &[u8] {
-        self.0.expose_secret().as_bytes()
-    }
-}
-
-/// How many bits of guessing `secret` is worth, read as an attacker would: each run of letters
-/// or digits (in pieces of at most 12, where the strength estimator's 64-bit count holds) is
-/// worth the guesses the estimator needs for it (words, names, keyboard runs, sequences, repeats
-/// and dates are cheap; random characters cost about 3.3 bits each), each separator 2 bits.
-fn estimated_bits(secret: &str) -> f64 {
-    let chars: Vec<char> = secret.chars().take(256).collect();
-    let runs = chars.split(|c| !c.is_alphanumeric()).filter(|run| !run.is_empty());
-    let separators = chars.iter().filter(|c| !c.is_alphanumeric()).count();
-    let words: f64 = runs
-        .flat_map(|run| run.chunks(12))
-        .map(|piece| zxcvbn::zxcvbn(&piece.iter().collect::<String>(), &[]).guesses_log10().max(0.0))
-        .sum::<f64>()
-        * std::f64::consts::LOG2_10;
-    words + 2.0 * separators as f64
-}
-
-impl std::fmt::Debug for JwtSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JwtSecret([redacted])")
     }
 }
 
@@ -423,43 +356,6 @@ where
     }
 }
 
-/// The SQLite deployment's own secret: read from `<database>.jwt-secret`, or created there
-/// with owner-only permissions on first start. Returns the secret and whether it is new.
-pub fn load_or_create_jwt_secret(database: &Path) -> anyhow::Result<(JwtSecret, PathBuf)> {
-    let mut file_name = database.file_name().unwrap_or_default().to_os_string();
-    file_name.push(".jwt-secret");
-    let path = database.with_file_name(file_name);
-    match std::fs::read_to_string(&path) {
-        Ok(contents) => {
-            let secret = JwtSecret::parse(contents.trim_end(), &format!("the secret in {}", path.display()))?;
-            Ok((secret, path))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let secret = crate::random::token_base64(48);
-            write_owner_only(&path, &secret)
-                .with_context(|| format!("could not write a new JWT secret to {}", path.display()))?;
-            tracing::warn!(
-                path = %path.display(),
-                "generated a new JWT signing secret and saved it with owner-only permissions; \
-                 back it up with the database, or set PORTCULLIS_JWT_SECRET"
-            );
-            Ok((JwtSecret::parse(&secret, "the generated secret")?, path))
-        }
-        Err(error) => Err(error).with_context(|| format!("could not read the JWT secret at {}", path.display())),
-    }
-}
-
-fn write_owner_only(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,7 +369,7 @@ mod tests {
     #[test]
     fn with_nothing_set_it_serves_sqlite_on_localhost() {
         let s = settings(&[]).unwrap();
-        assert!(matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p == Path::new("portcullis.db")));
+        assert!(matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p == std::path::Path::new("portcullis.db")));
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert!(!s.public_url.is_https());
         assert!(s.jwt_secret.is_none());
@@ -509,44 +405,6 @@ mod tests {
     }
 
     #[test]
-    fn secrets_from_public_lists_or_made_of_words_are_refused_with_how_to_make_one() {
-        for weak in [
-            "my_very_long_and_safe_secret_key",
-            "jwt-secret-key-for-my-app-2024",
-            "correct horse battery staple correct horse",
-            "qwertyuiopasdfghjklzxcvbnm1234567890",
-            "abcdefghijklmnopqrstuvwxyz0123456789",
-            "passwordpasswordpassword123456789",
-        ] {
-            let error = JwtSecret::parse(weak, "PORTCULLIS_JWT_SECRET").err();
-            let error = error.unwrap_or_else(|| panic!("{weak:?} was accepted")).to_string();
-            assert!(error.contains("openssl rand -base64 48"), "{weak}: {error}");
-        }
-        assert!(JwtSecret::parse("my_very_long_and_safe_secret_key", "X").unwrap_err().to_string().contains("public"));
-    }
-
-    #[test]
-    fn random_secrets_of_every_usual_shape_are_accepted() {
-        use base64::Engine;
-        let mut weakest = f64::MAX;
-        for _ in 0..300 {
-            let bytes = crate::random::bytes::<32>();
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            for secret in [
-                base64::engine::general_purpose::STANDARD.encode(bytes),
-                crate::random::token_base64(24),
-                crate::random::token_base64(48),
-                hex[..32].to_owned(),
-                hex,
-            ] {
-                weakest = weakest.min(estimated_bits(&secret));
-                assert!(JwtSecret::parse(&secret, "X").is_ok(), "{secret} refused");
-            }
-        }
-        assert!(weakest >= MIN_SECRET_BITS, "{weakest}");
-    }
-
-    #[test]
     fn postgres_requires_a_shared_secret() {
         let error = settings(&[("DATABASE_URL", "postgres://u:p@db/portcullis")]).unwrap_err();
         assert!(error.to_string().contains("required with PostgreSQL"));
@@ -557,19 +415,5 @@ mod tests {
         let s = settings(&[("PORTCULLIS_PUBLIC_URL", "https://login.example.com/")]).unwrap();
         assert!(s.public_url.is_https());
         assert_eq!(s.public_url.origin(), "https://login.example.com");
-    }
-
-    #[test]
-    fn the_generated_secret_is_owner_only_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("app.db");
-        let (first, path) = load_or_create_jwt_secret(&db).unwrap();
-        let (second, _) = load_or_create_jwt_secret(&db).unwrap();
-        assert_eq!(first.expose(), second.expose());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600);
-        }
     }
 }

@@ -1,0 +1,9 @@
+//! Typed settings from the environment (and an optional `.env`, loaded by `main`); the
+//! signing secret. Every problem is reported as one readable line naming the variable.
+mod secret;
+mod settings;
+
+pub use secret::{JwtSecret, MIN_JWT_SECRET_BYTES, load_or_create_jwt_secret};
+pub use settings::{
+    DatabaseSettings, DatabaseUrl, PublicUrl, SessionPolicy, Settings, ThrottlePolicy, default_static_dir,
+};
