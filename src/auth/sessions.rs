@@ -20,6 +20,9 @@ use crate::domain::Role;
 
 /// 256 random bits.
 const REFRESH_TOKEN_BYTES: usize = 32;
+/// Sessions one user may hold; signing in once more ends the least recently used, so nobody
+/// can grow the session table without bound by signing in again and again.
+pub const MAX_SESSIONS_PER_USER: i64 = 100;
 /// Longer than any token we issue; anything bigger is refused without a lookup.
 const MAX_REFRESH_TOKEN_CHARS: usize = 128;
 /// A browser can send the same refresh cookie twice at once (two tabs opened together after
@@ -158,15 +161,13 @@ impl Sessions {
         let expires = created + chrono::Duration::from_std(self.policy.lifetime)?;
         let client = client.clone();
         let login_user = user.clone();
-        let session = db::run(pool, move |conn| -> anyhow::Result<Session> {
+        let session = db::run(pool, move |conn| -> anyhow::Result<(Session, usize)> {
             write_transaction(conn, |conn| {
                 users::record_login(conn, login_user.id)?;
                 let actor = Actor {
                     user: Some((login_user.id, login_user.username.to_string())),
                     client_ip: Some(client.ip.clone()),
                 };
-                let details = format!("via {via}; {}", client.software);
-                audit::record(conn, &actor, Action::LoginOk, Some((login_user.id, &login_user.username)), &details)?;
                 let new = NewSession {
                     sid: &crate::random::token_base64(16),
                     user_id: login_user.id,
@@ -177,10 +178,26 @@ impl Sessions {
                     user_agent: &client.software,
                     via,
                 };
-                Ok(sessions::insert(conn, &new, &refresh_hash)?)
+                let session = sessions::insert(conn, &new, &refresh_hash)?;
+                let mut ended = 0;
+                for id in sessions::beyond_newest(conn, login_user.id, MAX_SESSIONS_PER_USER)? {
+                    ended += sessions::revoke(conn, &Ending::One { user_id: login_user.id, id }, created)?.len();
+                }
+                let mut details = format!("via {via}; {}", client.software);
+                if ended > 0 {
+                    details.push_str(&format!(
+                        "; {ended} least recently used session(s) ended (at most {MAX_SESSIONS_PER_USER} per user)"
+                    ));
+                }
+                audit::record(conn, &actor, Action::LoginOk, Some((login_user.id, &login_user.username)), &details)?;
+                Ok((session, ended))
             })
         })
         .await?;
+        let (session, ended) = session;
+        if ended > 0 {
+            self.revocations.sync_now(pool).await?;
+        }
         self.tokens_for(&user, &session, Some(refresh), created)
     }
 

@@ -103,6 +103,16 @@ pub fn live_for_user(
         .load(conn)
 }
 
+/// The ids of a user's sessions beyond the `keep` most recently used (oldest first).
+pub fn beyond_newest(conn: &mut DbConnection, user_id: i64, keep: i64) -> QueryResult<Vec<i64>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .order((sessions::last_used_at.desc(), sessions::id.desc()))
+        .offset(keep)
+        .select(sessions::id)
+        .load(conn)
+}
+
 /// How many sessions are open (not ended, not timed out), all users.
 pub fn count_open(conn: &mut DbConnection, now: NaiveDateTime, idle_cutoff: NaiveDateTime) -> QueryResult<i64> {
     sessions::table

@@ -209,6 +209,33 @@ both_backends! {
         assert_eq!(app.get("/dashboard").await.status(), 200, "this browser is not");
     }
 
+    async fn signing_in_past_the_limit_ends_the_least_recently_used_session_so_rows_stay_bounded(app: TestApp) {
+        use portcullis::auth::sessions::MAX_SESSIONS_PER_USER;
+        let user = app.create_user("alice", Role::User).await;
+        let oldest = app.api_login(&user).await;
+        let recent = app.api_login(&user).await;
+
+        for _ in 0..MAX_SESSIONS_PER_USER - 1 {
+            app.api_login(&user).await;
+        }
+
+        assert_eq!(app.api_refresh(&oldest.refresh).await.err(), Some(401), "the oldest session ended");
+        let refused = within(REVOCATION_LIMIT, || async {
+            app.get_with_bearer("/api/me", &oldest.access).await.status() == 401
+        }).await;
+        assert!(refused.is_some(), "its access token stops working");
+        assert_eq!(app.get_with_bearer("/api/me", &recent.access).await.status(), 200, "the others go on");
+        let id = user.id;
+        let rows = app.with_conn(move |conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::sessions;
+            sessions::table.filter(sessions::user_id.eq(id)).count().get_result::<i64>(conn).unwrap()
+        }).await;
+        assert_eq!(rows, MAX_SESSIONS_PER_USER);
+        let details = app.audit_details().await;
+        assert!(details.iter().any(|(action, .., d)| action == "login.ok" && d.contains("least recently used session")));
+    }
+
     async fn a_session_id_of_someone_else_cannot_be_revoked_from_your_page(app: TestApp) {
         let victim = app.create_user("victim", Role::User).await;
         let tokens = app.api_login(&victim).await;
