@@ -34,20 +34,32 @@ use crate::db::{DbConnection, write_transaction};
 const NAME_BUCKETS: u32 = 1 << 16;
 const MAX_NAME_CHARS: usize = 254;
 
-/// What a right answer does to a counter.
+/// What a counter counts; its budget, what a right answer does to it and whether this instance
+/// remembers its pauses all follow from this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OnSuccess {
-    /// The account's (or device's) counter starts over: its owner proved who they are.
-    Reset,
-    /// Only this attempt's reservation is given back (an address, a probe budget).
-    Refund,
+enum Kind {
+    /// A client's own budget for an account it signed in to before.
+    Device,
+    /// An account (or a made-up name's bucket), from clients it does not know.
+    Account,
+    /// A client address.
+    Address,
+    /// A signed-in user's probes that can tell them about other accounts.
+    Probe,
+}
+
+impl Kind {
+    /// A right answer: the account's (or device's) counter starts over, its owner proved who
+    /// they are; an address or probe budget only gets this attempt's reservation back.
+    fn resets_on_success(self) -> bool {
+        matches!(self, Self::Device | Self::Account)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Counter {
     key: String,
-    limit: u32,
-    on_success: OnSuccess,
+    kind: Kind,
 }
 
 /// The counters one attempt is counted on.
@@ -70,8 +82,8 @@ impl Counters {
         self.counters.iter().map(|counter| counter.key.clone()).collect()
     }
 
-    fn get(&self, key: &str) -> Option<&Counter> {
-        self.counters.iter().find(|counter| counter.key == key)
+    fn kind_of(&self, row: &Throttle) -> Option<Kind> {
+        self.counters.iter().find(|counter| counter.key == row.throttle_key).map(|counter| counter.kind)
     }
 }
 
@@ -134,12 +146,10 @@ impl LoginThrottle {
         }
         for row in rows {
             let Some(until) = row.paused_until.filter(|until| *until > now) else { continue };
-            let key = if row.throttle_key.starts_with("ip:") {
-                Some(row.throttle_key.clone())
-            } else if row.throttle_key.starts_with("user:") || row.throttle_key.starts_with("name:") {
-                counters.login.clone()
-            } else {
-                None
+            let key = match counters.kind_of(row) {
+                Some(Kind::Address) => Some(row.throttle_key.clone()),
+                Some(Kind::Account) => counters.login.clone(),
+                _ => None,
             };
             if let Some(key) = key {
                 recent.insert(key, (until, Instant::now()));
@@ -174,11 +184,7 @@ impl LoginThrottle {
         let now = chrono::Utc::now().timestamp();
         let known_device = user_id.zip(device).and_then(|(id, presented)| self.devices.verify_for(presented, id, now));
         if let Some(nonce) = known_device {
-            let own = Counter {
-                key: format!("device:{nonce}"),
-                limit: self.policy.account_attempts,
-                on_success: OnSuccess::Reset,
-            };
+            let own = Counter { key: format!("device:{nonce}"), kind: Kind::Device };
             return Counters { counters: vec![own], known_device: true, login: None };
         }
         let account = match user_id {
@@ -187,12 +193,8 @@ impl LoginThrottle {
         };
         Counters {
             counters: vec![
-                Counter { key: account, limit: self.policy.account_attempts, on_success: OnSuccess::Reset },
-                Counter {
-                    key: address_key(client_ip),
-                    limit: self.policy.address_attempts,
-                    on_success: OnSuccess::Refund,
-                },
+                Counter { key: account, kind: Kind::Account },
+                Counter { key: address_key(client_ip), kind: Kind::Address },
             ],
             known_device: false,
             login: Some(login_key(login)),
@@ -202,11 +204,7 @@ impl LoginThrottle {
     /// The budget of a signed-in user's probes that can tell them about other accounts (an
     /// e-mail change that finds the address taken).
     pub fn email_change_counters(&self, user_id: i64) -> Counters {
-        let counter = Counter {
-            key: format!("email:{user_id}"),
-            limit: self.policy.account_attempts,
-            on_success: OnSuccess::Refund,
-        };
+        let counter = Counter { key: format!("email:{user_id}"), kind: Kind::Probe };
         Counters { counters: vec![counter], known_device: false, login: None }
     }
 
@@ -233,11 +231,11 @@ impl LoginThrottle {
             }
             // More attempts in flight than the budget: a burst of guesses. Pause, refuse.
             let over: Vec<&mut Throttle> =
-                rows.iter_mut().filter(|row| exceeds(row.attempts, limit_of(counters, row), false)).collect();
+                rows.iter_mut().filter(|row| exceeds(row.attempts, self.limit_of(counters, row), false)).collect();
             if !over.is_empty() {
                 for row in over {
                     row.attempts -= 1;
-                    self.pause(row, now);
+                    self.pause(row, counters, now);
                     throttles::save(conn, row)?;
                 }
                 return Ok(Err(self.pause_in_force(counters, &rows, now).unwrap_or(Duration::from_secs(1))));
@@ -255,8 +253,8 @@ impl LoginThrottle {
             for mut row in throttles::lock(conn, &counters.keys(), now)? {
                 self.roll_window(&mut row, now);
                 row.attempts = row.attempts.max(1);
-                if exceeds(row.attempts, limit_of(counters, &row), true) {
-                    self.pause(&mut row, now);
+                if exceeds(row.attempts, self.limit_of(counters, &row), true) {
+                    self.pause(&mut row, counters, now);
                     self.remember_pauses(counters, std::slice::from_ref(&row), now);
                 }
                 throttles::save(conn, &row)?;
@@ -270,9 +268,10 @@ impl LoginThrottle {
     pub fn succeeded(&self, conn: &mut DbConnection, counters: &Counters) -> diesel::QueryResult<()> {
         write_transaction(conn, |conn| {
             for counter in &counters.counters {
-                match counter.on_success {
-                    OnSuccess::Reset => throttles::clear(conn, &counter.key).map(drop)?,
-                    OnSuccess::Refund => throttles::refund(conn, &counter.key)?,
+                if counter.kind.resets_on_success() {
+                    throttles::clear(conn, &counter.key)?;
+                } else {
+                    throttles::refund(conn, &counter.key)?;
                 }
             }
             Ok(())
@@ -309,9 +308,19 @@ impl LoginThrottle {
         }
     }
 
-    fn pause(&self, row: &mut Throttle, now: NaiveDateTime) {
+    /// A counter's budget within one window.
+    fn limit_of(&self, counters: &Counters, row: &Throttle) -> u32 {
+        match counters.kind_of(row) {
+            Some(Kind::Address) => self.policy.address_attempts,
+            Some(Kind::Device | Kind::Account | Kind::Probe) => self.policy.account_attempts,
+            None => 1,
+        }
+    }
+
+    fn pause(&self, row: &mut Throttle, counters: &Counters, now: NaiveDateTime) {
         let length = pause_length(&self.policy, row.strikes);
-        let counter = if row.throttle_key.starts_with("device:") { "device" } else { row.throttle_key.as_str() };
+        // A device's nonce is half of its credential: the log names only the kind.
+        let counter = if counters.kind_of(row) == Some(Kind::Device) { "device" } else { row.throttle_key.as_str() };
         tracing::warn!(
             event = "sign_in_paused",
             counter,
@@ -332,10 +341,6 @@ fn normalize_login(login: &str) -> String {
 
 fn login_key(login: &str) -> String {
     format!("login:{}", normalize_login(login))
-}
-
-fn limit_of(counters: &Counters, row: &Throttle) -> u32 {
-    counters.get(&row.throttle_key).map_or(1, |counter| counter.limit)
 }
 
 /// Failures pause at the limit; reservations in flight only beyond it.
@@ -408,7 +413,8 @@ mod tests {
         throttle.roll_window(row, now);
         row.attempts += 1;
         if exceeds(row.attempts, limit, true) {
-            throttle.pause(row, now);
+            let counters = Counters { counters: Vec::new(), known_device: false, login: None };
+            throttle.pause(row, &counters, now);
         }
     }
 
