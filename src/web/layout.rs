@@ -55,3 +55,9 @@ pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .body(html)
 }
+
+/// A 429 answer: `response` with `Retry-After` in whole seconds.
+pub fn with_retry_after(mut response: HttpResponse, wait: std::time::Duration) -> HttpResponse {
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+    response
+}

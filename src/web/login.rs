@@ -5,7 +5,7 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::layout::{Layout, render};
+use super::layout::{Layout, render, with_retry_after};
 use super::view::wait_phrase;
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::cookies::CookiePolicy;
@@ -135,10 +135,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
             // Every refusal at debug only: a flood must not fill the logs (the pause itself is a warning).
             tracing::debug!(event = "login_throttled", username = %username.escape_debug(), client_ip = %ip, "login throttled");
             let message = format!("Too many sign-in attempts. Wait {} and try again.", wait_phrase(retry_after));
-            let mut response = failed(StatusCode::TOO_MANY_REQUESTS, &message)?;
-            let retry_after = header::HeaderValue::from(retry_after.as_secs());
-            response.headers_mut().insert(header::RETRY_AFTER, retry_after);
-            return Ok(response);
+            return Ok(with_retry_after(failed(StatusCode::TOO_MANY_REQUESTS, &message)?, retry_after));
         }
         LoginOutcome::Failure { known_user } => {
             record_failure(pool, known_user, &username, client_ip(&req), "via form").await?;

@@ -78,13 +78,3 @@ pub async fn guessing_notice(pool: &DbPool, user_id: i64) -> Result<String, Page
         _ => String::new(),
     })
 }
-
-/// A 429 page with its `Retry-After`.
-pub fn too_many(
-    mut response: actix_web::HttpResponse,
-    retry_after: std::time::Duration,
-) -> Result<actix_web::HttpResponse, PageError> {
-    let value = actix_web::http::header::HeaderValue::from(retry_after.as_secs());
-    response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
-    Ok(response)
-}

@@ -5,14 +5,14 @@ use actix_web::{HttpRequest, HttpResponse};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::page::{account_page, load_account, too_many};
+use super::page::{account_page, load_account};
 use crate::accounts::{FieldErrors, PasswordChange, check_new_password};
 use crate::auth::cookies;
 use crate::auth::credentials::{PasswordCheck, check_current_password};
 use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::form::CsrfForm;
-use crate::web::layout::render;
+use crate::web::layout::{render, with_retry_after};
 use crate::web::view::wait_phrase;
 
 #[derive(Deserialize)]
@@ -68,7 +68,7 @@ pub async fn change(req: HttpRequest, page: Page, form: CsrfForm<PasswordForm>) 
         let mut view = account_page(&page, &account, None);
         view.password_errors = errors;
         return match throttled {
-            Some(retry_after) => too_many(render(StatusCode::TOO_MANY_REQUESTS, &view)?, retry_after),
+            Some(retry_after) => Ok(with_retry_after(render(StatusCode::TOO_MANY_REQUESTS, &view)?, retry_after)),
             None => render(StatusCode::UNPROCESSABLE_ENTITY, &view),
         };
     };

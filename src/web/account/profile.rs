@@ -2,14 +2,14 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
-use super::page::{ProfileForm, account_page, guessing_notice, load_account, too_many};
+use super::page::{ProfileForm, account_page, guessing_notice, load_account};
 use crate::accounts::{AccountError, FieldErrors};
 use crate::domain::{DisplayName, Email};
 use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::flash::Flash;
 use crate::web::form::CsrfForm;
-use crate::web::layout::render;
+use crate::web::layout::{render, with_retry_after};
 use crate::web::view::wait_phrase;
 
 pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
@@ -49,7 +49,7 @@ pub async fn update(page: Page, form: CsrfForm<ProfileForm>) -> Result<HttpRespo
             errors.add("email", message);
             let mut view = account_page(&page, &account, Some(form));
             view.profile_errors = errors;
-            too_many(render(StatusCode::TOO_MANY_REQUESTS, &view)?, retry_after)
+            Ok(with_retry_after(render(StatusCode::TOO_MANY_REQUESTS, &view)?, retry_after))
         }
         Err(AccountError::Field((field, message))) => {
             errors.add(field, message);
