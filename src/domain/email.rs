@@ -56,37 +56,7 @@ impl Email {
     }
 }
 
-impl Email {
-    /// A value read back from the database, which only ever stores parsed ones.
-    pub(crate) fn from_stored(stored: String) -> Self {
-        Self(stored)
-    }
-}
-
-impl std::ops::Deref for Email {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Email {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(&self.0)
-    }
-}
-
-impl PartialEq<str> for Email {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for Email {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
+text_value!(Email);
 
 impl AsRef<str> for Email {
     fn as_ref(&self) -> &str {

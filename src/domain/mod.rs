@@ -1,5 +1,31 @@
 //! Values parsed once at the edge. Each type's constructor is the only way in, so holding one
 //! is proof the input was checked ("parse, don't validate").
+
+/// For a parsed value that is text underneath: read as `&str`, shown (and padded) like it, and
+/// rebuilt from what the database stored, which only ever stores parsed values.
+macro_rules! text_value {
+    ($type:ident) => {
+        impl $type {
+            pub(crate) fn from_stored(stored: String) -> Self {
+                Self(stored)
+            }
+        }
+
+        impl std::ops::Deref for $type {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(&self.0)
+            }
+        }
+    };
+}
+
 mod display_name;
 pub mod email;
 mod next_path;

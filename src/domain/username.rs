@@ -33,37 +33,7 @@ impl Username {
     }
 }
 
-impl Username {
-    /// A value read back from the database, which only ever stores parsed ones.
-    pub(crate) fn from_stored(stored: String) -> Self {
-        Self(stored)
-    }
-}
-
-impl std::ops::Deref for Username {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Username {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(&self.0)
-    }
-}
-
-impl PartialEq<str> for Username {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for Username {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
+text_value!(Username);
 
 impl AsRef<str> for Username {
     fn as_ref(&self) -> &str {
