@@ -66,7 +66,6 @@ struct Counter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counters {
     counters: Vec<Counter>,
-    known_device: bool,
     /// The name as typed (normalised), under which this instance remembers a pause of the
     /// account's counter for a moment.
     login: Option<String>,
@@ -75,7 +74,7 @@ pub struct Counters {
 impl Counters {
     /// Whether the attempt came from a device that signed in to this account before.
     pub fn known_device(&self) -> bool {
-        self.known_device
+        self.counters.iter().any(|counter| counter.kind == Kind::Device)
     }
 
     fn keys(&self) -> Vec<String> {
@@ -185,7 +184,7 @@ impl LoginThrottle {
         let known_device = user_id.zip(device).and_then(|(id, presented)| self.devices.verify_for(presented, id, now));
         if let Some(nonce) = known_device {
             let own = Counter { key: format!("device:{nonce}"), kind: Kind::Device };
-            return Counters { counters: vec![own], known_device: true, login: None };
+            return Counters { counters: vec![own], login: None };
         }
         let account = match user_id {
             Some(id) => account_key(id),
@@ -196,7 +195,6 @@ impl LoginThrottle {
                 Counter { key: account, kind: Kind::Account },
                 Counter { key: address_key(client_ip), kind: Kind::Address },
             ],
-            known_device: false,
             login: Some(login_key(login)),
         }
     }
@@ -205,7 +203,7 @@ impl LoginThrottle {
     /// e-mail change that finds the address taken).
     pub fn email_change_counters(&self, user_id: i64) -> Counters {
         let counter = Counter { key: format!("email:{user_id}"), kind: Kind::Probe };
-        Counters { counters: vec![counter], known_device: false, login: None }
+        Counters { counters: vec![counter], login: None }
     }
 
     /// Reserves one attempt on every counter, or refuses with how long to wait. A refusal by
@@ -413,7 +411,7 @@ mod tests {
         throttle.roll_window(row, now);
         row.attempts += 1;
         if exceeds(row.attempts, limit, true) {
-            let counters = Counters { counters: Vec::new(), known_device: false, login: None };
+            let counters = Counters { counters: Vec::new(), login: None };
             throttle.pause(row, &counters, now);
         }
     }
