@@ -10,8 +10,8 @@ use diesel::prelude::*;
 use portcullis::auth::revocation::RevocationList;
 use portcullis::auth::sessions::Sessions;
 use portcullis::auth::throttle::LoginThrottle;
-use portcullis::auth::tokens::JwtKeys;
-use portcullis::config::{JwtSecret, SessionPolicy, Settings};
+use portcullis::auth::tokens::{Grant, JwtKeys};
+use portcullis::config::{JwtSecret, MfaPolicy, SessionPolicy, Settings};
 use portcullis::db::schema::revoked_sessions;
 use portcullis::db::users::{self, NewUser};
 use portcullis::db::{build_pool, run_migrations};
@@ -107,14 +107,15 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     let policy = SessionPolicy::default();
     let secret = JwtSecret::parse(secret, "bench")?;
     let keys = JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl);
-    let token = keys.issue(&user, "bench-session", i64::MAX / 4)?.token;
+    let grant = Grant { session_id: "bench-session", session_expires_at: i64::MAX / 4, amr: "pwd", must_enrol: false };
+    let token = keys.issue(&user, &grant)?.token;
     let list = Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));
     list.sync(&mut conn)?;
     // As in the server: a thread keeps the list fresh (a stale list refuses everyone).
     let throttle = Arc::new(LoginThrottle::new(Default::default(), &secret, None));
     let _syncer = list.spawn_syncer(pool.clone(), pool.clone(), throttle, Duration::from_secs(60))?;
     let sessions =
-        Sessions::new(JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl), policy, list.clone());
+        Sessions::new(JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl), policy, MfaPolicy::Off, list.clone());
 
     time_per_call(|| assert!(sessions.authenticate(&token).is_ok())); // warm-up, not reported
     let verify_only = time_per_call(|| assert!(keys.verify(&token).is_ok()));

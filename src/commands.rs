@@ -168,6 +168,19 @@ pub fn delete_user(settings: &Settings, login: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn reset_mfa(settings: &Settings, login: &str) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let user = find(&mut conn, login)?;
+    let user = accounts::reset_second_factor(&mut conn, &Actor::command_line(), user.id)?;
+    let then = if settings.mfa_required.covers(user.role == Role::Admin) {
+        "they must set it up again when they next sign in"
+    } else {
+        "they can set it up again from their Security page"
+    };
+    println!("Two-step sign-in of {} was reset and their sessions ended; {then}.", user.username);
+    Ok(())
+}
+
 pub fn set_role(settings: &Settings, login: &str, role: &str) -> anyhow::Result<()> {
     let role = Role::parse(role)?;
     let mut conn = connect(settings)?;

@@ -80,6 +80,13 @@ enum UserCommand {
         /// Username or email
         username: String,
     },
+    /// Reset a user's two-step sign-in (lost phone and recovery codes): removes their
+    /// authenticator app and recovery codes and ends their sessions. If the policy requires
+    /// it, they set it up again at their next sign-in.
+    ResetMfa {
+        /// Username or email
+        username: String,
+    },
     /// Make a user an administrator, or a plain user
     SetRole {
         /// Username or email
@@ -144,6 +151,7 @@ fn main() -> ExitCode {
         Command::User(UserCommand::Disable { username }) => commands::set_active(&settings, &username, false),
         Command::User(UserCommand::Enable { username }) => commands::set_active(&settings, &username, true),
         Command::User(UserCommand::Delete { username }) => commands::delete_user(&settings, &username),
+        Command::User(UserCommand::ResetMfa { username }) => commands::reset_mfa(&settings, &username),
         Command::User(UserCommand::SetRole { username, role }) => commands::set_role(&settings, &username, &role),
         Command::User(UserCommand::Import { file }) => commands::import_users(&settings, &file),
     };

@@ -14,6 +14,7 @@ use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{RevocationList, SyncerHandle};
+use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
@@ -83,7 +84,26 @@ impl Application {
             throttle.clone().into_inner(),
             settings.housekeeping_interval,
         )?;
-        let sessions = web::Data::new(Sessions::new(keys, policy, revocations));
+        let sessions = web::Data::new(Sessions::new(keys, policy, settings.mfa_required, revocations));
+        let factors = web::Data::new(SecondFactors::new(
+            &secret,
+            previous,
+            settings.mfa_required,
+            settings.public_url.host_name(),
+        ));
+        if previous.is_some() {
+            // Authenticator secrets sealed under the previous secret move to the new one now,
+            // so the previous secret can be retired after this start.
+            let (reseal_pool, resealing) = (pool.clone(), factors.clone());
+            let resealed = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+                let mut conn = reseal_pool.get().context("no database connection available")?;
+                db::write_transaction(&mut conn, |conn| resealing.reseal_all(conn))
+            })
+            .await??;
+            if resealed > 0 {
+                tracing::info!(resealed, "authenticator secrets resealed under the new signing secret");
+            }
+        }
         let csrf = web::Data::new(CsrfKey::derive(&secret, previous));
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
@@ -119,6 +139,7 @@ impl Application {
                 .app_data(hasher.clone())
                 .app_data(counts_cache.clone())
                 .app_data(throttle.clone())
+                .app_data(factors.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
@@ -166,6 +187,7 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .service(endpoint("/healthz", [get(health::live)]))
         .service(endpoint("/readyz", [get(health::ready)]))
         .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
+        .service(endpoint(login::second_step::PATH, [get(login::second_step::form), post(login::second_step::submit)]))
         .service(endpoint("/dashboard", [get(dashboard::show)]).wrap(from_fn(require_page_session)))
         .service(endpoint("/logout", [post(logout::submit)]).wrap(from_fn(require_page_session)))
         .service(account_area.wrap(from_fn(require_page_session)).default_service(web::to(errors::not_found)))
@@ -197,6 +219,14 @@ fn account_area() -> Area {
         .at("/sessions", [get(account::sessions::list)])
         .at("/sessions/revoke-others", [post(account::sessions::revoke_others)])
         .at("/sessions/{session}/revoke", [post(account::sessions::revoke)])
+        .at("/security", [get(account::security::show)])
+        .at(
+            "/security/authenticator",
+            [get(account::security::authenticator::show), post(account::security::authenticator::start)],
+        )
+        .at("/security/authenticator/confirm", [post(account::security::authenticator::confirm)])
+        .at("/security/authenticator/remove", [post(account::security::authenticator::remove)])
+        .at("/security/recovery-codes", [post(account::security::recovery_codes::regenerate)])
 }
 
 fn admin_area() -> Area {
@@ -208,6 +238,7 @@ fn admin_area() -> Area {
         .at("/users/{id}/disable", [post(users::actions::disable)])
         .at("/users/{id}/enable", [post(users::actions::enable)])
         .at("/users/{id}/reset-password", [post(users::actions::reset_password)])
+        .at("/users/{id}/reset-mfa", [get(users::actions::confirm_reset_mfa), post(users::actions::reset_mfa)])
         .at("/users/{id}/delete", [get(users::actions::confirm_delete), post(users::actions::delete)])
         .at("/users/{id}/throttle/clear", [post(users::actions::clear_throttle)])
         .at("/users/{id}/sessions/revoke-all", [post(users::actions::revoke_all_sessions)])
@@ -220,6 +251,7 @@ fn admin_area() -> Area {
 fn api_area() -> Area {
     Area::new("/api")
         .at("/token", [post(api::token::issue)])
+        .at("/token/mfa", [post(api::token::second_step)])
         .at("/token/refresh", [post(api::token::refresh)])
         .at("/openapi.json", [get(api::openapi::document)])
         .at("/logout", [post(api::token::logout).with_bearer_token()])

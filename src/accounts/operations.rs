@@ -3,7 +3,7 @@
 use super::{AccountError, ValidAccount};
 use crate::auth::throttle;
 use crate::db::audit::{self, Action, Actor};
-use crate::db::sessions;
+use crate::db::{challenges, second_factors, sessions};
 use crate::db::users::{self, NewUser, ProfileChanges, User};
 use crate::db::{DbConnection, lock_active_admins, throttles, write_transaction};
 use crate::domain::Role;
@@ -179,5 +179,28 @@ pub fn clear_throttle(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result
             audit::record(conn, actor, Action::UserThrottleCleared, Some((user.id, &user.username)), "")?;
         }
         Ok((user, cleared))
+    })
+}
+
+/// For a user who lost their second factor: removes their authenticator app, recovery codes
+/// and pending sign-ins, and ends their sessions. If the policy covers them they must enrol
+/// again at their next sign-in.
+pub fn reset_second_factor(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, AccountError> {
+    write_transaction(conn, |conn| {
+        let user = load(conn, id)?;
+        let had_app = second_factors::delete_totp(conn, id)?;
+        let codes = second_factors::delete_recovery_codes(conn, id)?;
+        challenges::delete_all_of_user(conn, id)?;
+        second_factors::set_enabled(conn, id, false)?;
+        let ended = sessions::end_all_of_user(conn, id, None)?;
+        let mut details = vec![format!(
+            "authenticator app {}; {codes} recovery code(s) removed",
+            if had_app { "removed" } else { "none" }
+        )];
+        if !ended.is_empty() {
+            details.push(ended);
+        }
+        audit::record(conn, actor, Action::UserMfaReset, Some((user.id, &user.username)), &details.join("; "))?;
+        load(conn, id)
     })
 }

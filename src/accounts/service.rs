@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use super::{AccountError, ValidAccount, operations};
 use crate::auth::credentials;
+use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
 use crate::db::audit::{self, Action, Actor};
@@ -23,19 +24,25 @@ pub struct ProfileUpdate {
 /// Every change a request makes to a user or a session: the operation in one transaction with
 /// its audit row, then the ended sessions refused on this instance at once.
 pub struct Accounts<'a> {
-    pool: &'a DbPool,
-    sessions: &'a Sessions,
+    pub(super) pool: &'a DbPool,
+    pub(super) sessions: &'a Sessions,
     throttle: &'a Arc<LoginThrottle>,
+    pub(super) factors: &'a Arc<SecondFactors>,
 }
 
 impl<'a> Accounts<'a> {
-    pub fn new(pool: &'a DbPool, sessions: &'a Sessions, throttle: &'a Arc<LoginThrottle>) -> Self {
-        Self { pool, sessions, throttle }
+    pub fn new(
+        pool: &'a DbPool,
+        sessions: &'a Sessions,
+        throttle: &'a Arc<LoginThrottle>,
+        factors: &'a Arc<SecondFactors>,
+    ) -> Self {
+        Self { pool, sessions, throttle, factors }
     }
 
     /// Runs `work` on the blocking pool; afterwards (whatever it answered) this instance
     /// re-reads the ended sessions, so their tokens stop working here at once.
-    async fn change<T: Send + 'static>(
+    pub(super) async fn change<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, AccountError> + Send + 'static,
     ) -> Result<T, AccountError> {

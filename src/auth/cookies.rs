@@ -26,6 +26,7 @@ pub struct CookiePolicy {
     login_csrf_name: &'static str,
     flash_name: &'static str,
     device_name: &'static str,
+    second_step_name: &'static str,
 }
 
 impl CookiePolicy {
@@ -40,6 +41,7 @@ impl CookiePolicy {
                 login_csrf_name: "__Host-portcullis-login",
                 flash_name: "__Host-portcullis-flash",
                 device_name: "__Host-portcullis-device",
+                second_step_name: "__Host-portcullis-second-step",
             }
         } else {
             Self {
@@ -49,6 +51,7 @@ impl CookiePolicy {
                 login_csrf_name: "portcullis-login",
                 flash_name: "portcullis-flash",
                 device_name: "portcullis-device",
+                second_step_name: "portcullis-second-step",
             }
         }
     }
@@ -117,6 +120,20 @@ impl CookiePolicy {
     /// not removed on sign-out, which is the point.
     pub fn device(&self, credentials: String) -> Cookie<'static> {
         self.build(self.device_name, credentials, SameSite::Strict, super::device::LIFETIME)
+    }
+
+    pub fn second_step_name(&self) -> &'static str {
+        self.second_step_name
+    }
+
+    /// The token of a sign-in waiting for its second step: this browser's alone (HttpOnly,
+    /// `SameSite=Strict`), for the five minutes the step may take. It opens no page.
+    pub fn second_step(&self, token: String) -> Cookie<'static> {
+        self.build(self.second_step_name, token, SameSite::Strict, super::second_factor::CHALLENGE_TTL)
+    }
+
+    pub fn second_step_removal(&self) -> Cookie<'static> {
+        self.removal(self.second_step_name)
     }
 
     fn build(

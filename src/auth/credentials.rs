@@ -16,6 +16,9 @@ pub enum LoginOutcome {
     /// Right password, active account. `device_credential` is a new credential for this
     /// account, for the client to keep (see `device.rs`).
     Success { user: Box<User>, device_credential: String },
+    /// Right password, active account with a second factor: the sign-in continues with a
+    /// code. This attempt stays counted on the throttle until the code is right.
+    SecondFactorNeeded { user: Box<User> },
     /// Unknown user, wrong password or disabled account: callers answer alike. The known
     /// user, if any, is only for the audit trail.
     Failure { known_user: Option<(i64, String)> },
@@ -62,6 +65,11 @@ pub async fn verify_credentials(
     let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
     let password_matches = hasher.verify(password, stored_hash).await?;
     let right = password_matches && user.as_ref().is_some_and(|user| user.is_active);
+    if let Some(user) = user.as_ref().filter(|user| right && user.mfa_enabled) {
+        // Not settled: a right password alone must not give back the account's tries, or
+        // someone who knows it could guess codes without end.
+        return Ok(LoginOutcome::SecondFactorNeeded { user: Box::new(user.clone()) });
+    }
     settle(pool, throttle, counters, right).await?;
     Ok(match user {
         Some(user) if right => {

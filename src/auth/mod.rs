@@ -8,9 +8,12 @@ pub mod device;
 pub mod keys;
 pub mod password;
 pub mod revocation;
+pub mod sealed;
+pub mod second_factor;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
+pub mod totp;
 mod verified_tokens;
 
 pub use sessions::Authenticated;

@@ -139,7 +139,9 @@ impl RevocationList {
         let sessions = sessions::prune(conn, now, now - self.idle_timeout, now - self.remember_for)?;
         // Sign-in counters whose window and pause are over go too (nothing else sweeps them).
         let throttles = throttle.prune(conn, now)?;
-        Ok(sessions + throttles)
+        // And sign-ins whose second step was never completed.
+        let challenges = crate::db::challenges::prune(conn, now)?;
+        Ok(sessions + throttles + challenges)
     }
 
     /// Refreshes the list every second on a thread of its own (so a busy async runtime can

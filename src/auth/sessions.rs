@@ -9,14 +9,33 @@ use chrono::NaiveDateTime;
 
 use super::client::ClientInfo;
 use super::revocation::{Refusal, RevocationList};
-use super::tokens::{Claims, IssuedToken, JwtKeys, TokenError};
+use super::tokens::{Claims, Grant, IssuedToken, JwtKeys, TokenError};
 use super::verified_tokens::VerifiedTokens;
-use crate::config::SessionPolicy;
+use crate::config::{MfaPolicy, SessionPolicy};
 use crate::db::audit::{self, Action, Actor};
 use crate::db::sessions::{self, Ending, NewSession, Session};
 use crate::db::users::{self, User, now};
 use crate::db::{self, DbConnection, DbPool, write_transaction};
 use crate::domain::Role;
+
+/// RFC 8176 `amr` of a session signed in with a password only.
+pub const AMR_PASSWORD: &str = "pwd";
+/// With a password and a one-time code (authenticator app or recovery code).
+pub const AMR_SECOND_FACTOR: &str = "pwd otp mfa";
+
+/// In words, for people: "password", "password and one-time code".
+pub fn describe_amr(amr: &str) -> String {
+    let words: Vec<&str> = amr
+        .split_whitespace()
+        .filter_map(|value| match value {
+            "pwd" => Some("password"),
+            "otp" => Some("one-time code"),
+            "hwk" | "swk" => Some("passkey"),
+            _ => None,
+        })
+        .collect();
+    if words.is_empty() { "password".to_owned() } else { words.join(" and ") }
+}
 
 /// 256 random bits.
 const REFRESH_TOKEN_BYTES: usize = 32;
@@ -38,6 +57,10 @@ pub struct Authenticated {
     pub display_name: String,
     pub role: Role,
     pub must_change_password: bool,
+    /// Covered by the second-factor policy without a second factor: may only enrol one.
+    pub must_enrol: bool,
+    /// How the user signed in (RFC 8176 values).
+    pub amr: Vec<String>,
     pub session_id: String,
     /// Unix time.
     pub token_expires_at: i64,
@@ -51,6 +74,8 @@ impl Authenticated {
             username: claims.preferred_username,
             display_name: claims.name,
             must_change_password: claims.pwc,
+            must_enrol: claims.mfe,
+            amr: claims.amr,
             session_id: claims.sid,
             token_expires_at: claims.exp,
         })
@@ -108,13 +133,14 @@ pub enum Presenter {
 pub struct Sessions {
     keys: JwtKeys,
     policy: SessionPolicy,
+    mfa: MfaPolicy,
     revocations: Arc<RevocationList>,
     verified: VerifiedTokens,
 }
 
 impl Sessions {
-    pub fn new(keys: JwtKeys, policy: SessionPolicy, revocations: Arc<RevocationList>) -> Self {
-        Self { keys, policy, revocations, verified: VerifiedTokens::default() }
+    pub fn new(keys: JwtKeys, policy: SessionPolicy, mfa: MfaPolicy, revocations: Arc<RevocationList>) -> Self {
+        Self { keys, policy, mfa, revocations, verified: VerifiedTokens::default() }
     }
 
     pub fn policy(&self) -> &SessionPolicy {
@@ -147,13 +173,15 @@ impl Sessions {
         }
     }
 
-    /// After a successful password check: records the login and opens a session.
+    /// After a successful sign-in (`amr` says how: `AMR_PASSWORD`, `AMR_SECOND_FACTOR`):
+    /// records the login and opens a session.
     pub async fn start(
         &self,
         pool: &DbPool,
         user: User,
         client: &ClientInfo,
         via: &'static str,
+        amr: &'static str,
     ) -> anyhow::Result<SessionTokens> {
         let refresh = crate::random::token_base64(REFRESH_TOKEN_BYTES);
         let refresh_hash = hash_refresh_token(&refresh);
@@ -177,13 +205,14 @@ impl Sessions {
                     client_ip: &client.ip,
                     user_agent: &client.software,
                     via,
+                    amr,
                 };
                 let session = sessions::insert(conn, &new, &refresh_hash)?;
                 let mut ended = 0;
                 for id in sessions::beyond_newest(conn, login_user.id, MAX_SESSIONS_PER_USER)? {
                     ended += sessions::revoke(conn, &Ending::One { user_id: login_user.id, id }, created)?.len();
                 }
-                let mut details = format!("via {via}; {}", client.software);
+                let mut details = format!("via {via} ({}); {}", describe_amr(amr), client.software);
                 if ended > 0 {
                     details.push_str(&format!(
                         "; {ended} least recently used session(s) ended (at most {MAX_SESSIONS_PER_USER} per user)"
@@ -247,7 +276,7 @@ impl Sessions {
         })
         .await?;
         let Some((session, user)) = found else { return Ok(None) };
-        Ok(Some(self.keys.issue(&user, &session.sid, session.expires_at.and_utc().timestamp())?))
+        Ok(Some(self.keys.issue(&user, &self.grant(&user, &session))?))
     }
 
     /// Ends sessions and records why (`action`, e.g. `logout`, `session.revoke`), then makes
@@ -293,6 +322,23 @@ impl Sessions {
         .await
     }
 
+    fn grant<'s>(&self, user: &User, session: &'s Session) -> Grant<'s> {
+        Grant {
+            session_id: &session.sid,
+            session_expires_at: session.expires_at.and_utc().timestamp(),
+            amr: &session.amr,
+            must_enrol: self.mfa.covers(user.role == Role::Admin) && !user.mfa_enabled,
+        }
+    }
+
+    /// After the user enrolled a second factor in this session (proving it with a code):
+    /// the session counts as signed in with both.
+    pub async fn upgrade_to_second_factor(&self, pool: &DbPool, session_id: &str) -> anyhow::Result<()> {
+        let sid = session_id.to_owned();
+        db::run(pool, move |conn| -> anyhow::Result<()> { Ok(sessions::set_amr(conn, &sid, AMR_SECOND_FACTOR)?) })
+            .await
+    }
+
     fn tokens_for(
         &self,
         user: &User,
@@ -300,7 +346,7 @@ impl Sessions {
         refresh: Option<String>,
         at: NaiveDateTime,
     ) -> anyhow::Result<SessionTokens> {
-        let access = self.keys.issue(user, &session.sid, session.expires_at.and_utc().timestamp())?;
+        let access = self.keys.issue(user, &self.grant(user, session))?;
         let authenticated = Authenticated::from_claims(access.claims.clone())
             .ok_or_else(|| anyhow::anyhow!("a token we just issued does not describe a user"))?;
         let until_end = (session.expires_at - at).to_std().unwrap_or_default();

@@ -26,6 +26,13 @@ pub struct Claims {
     pub role: Role,
     /// Set while the user must choose a new password: the guard then allows nothing else.
     pub pwc: bool,
+    /// Set while the second-factor policy covers the user and they have none: the guard then
+    /// allows nothing but enrolling one. (Absent in tokens from before second factors.)
+    #[serde(default)]
+    pub mfe: bool,
+    /// How the user signed in (RFC 8176): `pwd`, then `otp` and `mfa` after a second factor.
+    #[serde(default)]
+    pub amr: Vec<String>,
     /// The login session this token belongs to: checked against the revoked list, kept
     /// across renewals, anchors the CSRF token.
     pub sid: String,
@@ -41,6 +48,17 @@ impl Claims {
     pub fn user_id(&self) -> Option<i64> {
         self.sub.parse().ok()
     }
+}
+
+/// What a token says about its session, beside the user.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant<'a> {
+    pub session_id: &'a str,
+    /// Unix time.
+    pub session_expires_at: i64,
+    /// Space-separated RFC 8176 values, as the session keeps them.
+    pub amr: &'a str,
+    pub must_enrol: bool,
 }
 
 pub struct IssuedToken {
@@ -104,9 +122,10 @@ impl JwtKeys {
         self.ttl
     }
 
-    /// An access token for `user` in session `session_id`, valid for the configured lifetime
-    /// but never past `session_expires_at` (a Unix time).
-    pub fn issue(&self, user: &User, session_id: &str, session_expires_at: i64) -> anyhow::Result<IssuedToken> {
+    /// An access token for `user` in a session, valid for the configured lifetime but never
+    /// past the session's end.
+    pub fn issue(&self, user: &User, grant: &Grant<'_>) -> anyhow::Result<IssuedToken> {
+        let Grant { session_id, session_expires_at, amr, must_enrol } = *grant;
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user.id.to_string(),
@@ -114,6 +133,8 @@ impl JwtKeys {
             name: user.display_name.clone(),
             role: user.role,
             pwc: user.must_change_password,
+            mfe: must_enrol,
+            amr: amr.split_whitespace().map(str::to_owned).collect(),
             sid: session_id.to_owned(),
             jti: crate::random::token_base64(16),
             iat: now,

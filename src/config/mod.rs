@@ -5,5 +5,5 @@ mod settings;
 
 pub use secret::{JwtSecret, MIN_JWT_SECRET_BYTES, load_or_create_jwt_secret};
 pub use settings::{
-    DatabaseSettings, DatabaseUrl, PublicUrl, SessionPolicy, Settings, ThrottlePolicy, default_static_dir,
+    DatabaseSettings, DatabaseUrl, MfaPolicy, PublicUrl, SessionPolicy, Settings, ThrottlePolicy, default_static_dir,
 };

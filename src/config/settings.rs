@@ -36,6 +36,38 @@ pub struct Settings {
     pub metrics: bool,
     /// How often ended sessions and spent sign-in counters are deleted.
     pub housekeeping_interval: Duration,
+    /// Who must have a second factor.
+    pub mfa_required: MfaPolicy,
+}
+
+/// Who must sign in with a second factor (`PORTCULLIS_MFA_REQUIRED`). A user it covers who
+/// has none can sign in, but reaches nothing except enrolling one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MfaPolicy {
+    #[default]
+    Admins,
+    All,
+    Off,
+}
+
+impl MfaPolicy {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        match raw {
+            "admins" => Ok(Self::Admins),
+            "all" => Ok(Self::All),
+            "off" => Ok(Self::Off),
+            other => bail!("PORTCULLIS_MFA_REQUIRED must be admins, all or off (got {other:?})"),
+        }
+    }
+
+    /// Whether someone in this role must have a second factor.
+    pub fn covers(self, is_admin: bool) -> bool {
+        match self {
+            Self::Admins => is_admin,
+            Self::All => true,
+            Self::Off => false,
+        }
+    }
 }
 
 /// How long the tokens of a login session live.
@@ -147,6 +179,15 @@ impl PublicUrl {
 
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The host without scheme or port (`login.example.com`), e.g. for authenticator apps.
+    pub fn host_name(&self) -> &str {
+        let rest = self.origin.split_once("://").map_or(self.origin.as_str(), |(_, rest)| rest);
+        if let Some(bracketed) = rest.strip_prefix('[') {
+            return bracketed.split(']').next().unwrap_or(rest);
+        }
+        rest.split(':').next().unwrap_or(rest)
     }
 }
 
@@ -304,6 +345,8 @@ impl Settings {
             (Duration::from_secs(60 * 60), "1h"),
         )?;
 
+        let mfa_required = get("PORTCULLIS_MFA_REQUIRED").map_or(Ok(MfaPolicy::default()), |raw| MfaPolicy::parse(&raw))?;
+
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
 
         Ok(Self {
@@ -319,6 +362,7 @@ impl Settings {
             static_dir,
             metrics,
             housekeeping_interval,
+            mfa_required,
         })
     }
 }

@@ -63,10 +63,16 @@ pub enum Action {
     UserThrottleCleared,
     UserEmailChangeRefused,
     UserImport,
+    LoginSecondStepFailed,
+    RecoveryCodeUsed,
+    MfaEnabled,
+    MfaDisabled,
+    RecoveryCodesRegenerated,
+    UserMfaReset,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 25] = [
         Self::LoginOk,
         Self::LoginFailed,
         Self::Logout,
@@ -86,6 +92,12 @@ impl Action {
         Self::UserThrottleCleared,
         Self::UserEmailChangeRefused,
         Self::UserImport,
+        Self::LoginSecondStepFailed,
+        Self::RecoveryCodeUsed,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::RecoveryCodesRegenerated,
+        Self::UserMfaReset,
     ];
 
     /// The stored code (stable: filters, exports and old rows use it).
@@ -123,6 +135,12 @@ impl Action {
             Self::UserThrottleCleared => ("user.throttle_cleared", "Cleared a sign-in pause"),
             Self::UserEmailChangeRefused => ("user.email_change_refused", "Tried an e-mail address in use"),
             Self::UserImport => ("user.import", "Imported users"),
+            Self::LoginSecondStepFailed => ("login.second_step_failed", "Wrong code at the second sign-in step"),
+            Self::RecoveryCodeUsed => ("mfa.recovery_code_used", "Signed in with a recovery code"),
+            Self::MfaEnabled => ("mfa.enable", "Turned on two-step sign-in"),
+            Self::MfaDisabled => ("mfa.disable", "Turned off two-step sign-in"),
+            Self::RecoveryCodesRegenerated => ("mfa.recovery_codes_regenerated", "Made new recovery codes"),
+            Self::UserMfaReset => ("user.mfa_reset", "Reset a user's two-step sign-in"),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Everything that speaks SQL. One `MultiConnection` over SQLite and PostgreSQL; the
 //! backend-specific parts live in `connection.rs` and nowhere else.
 pub mod audit;
+pub mod challenges;
 mod connection;
 pub mod schema;
+pub mod second_factors;
 pub mod sessions;
 pub mod throttles;
 pub mod user_search;

@@ -14,6 +14,7 @@ diesel::table! {
         last_login_at -> Nullable<Timestamp>,
         search_name -> Text,
         email_skeleton -> Nullable<Text>,
+        mfa_enabled -> Bool,
     }
 }
 
@@ -42,6 +43,7 @@ diesel::table! {
         client_ip -> Text,
         user_agent -> Text,
         via -> Text,
+        amr -> Text,
     }
 }
 
@@ -72,5 +74,36 @@ diesel::table! {
         window_started_at -> Timestamp,
         strikes -> Integer,
         paused_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    totp_factors (user_id) {
+        user_id -> BigInt,
+        sealed_secret -> Text,
+        created_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        last_used_step -> BigInt,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sign_in_challenges (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        failures -> Integer,
+        via -> Text,
+        next_path -> Text,
     }
 }

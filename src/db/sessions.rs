@@ -20,6 +20,8 @@ pub struct Session {
     pub user_agent: String,
     /// `form` or `api`.
     pub via: String,
+    /// How the user proved who they are: RFC 8176 `amr` values, space-separated.
+    pub amr: String,
 }
 
 #[derive(Insertable)]
@@ -33,6 +35,7 @@ pub struct NewSession<'a> {
     pub client_ip: &'a str,
     pub user_agent: &'a str,
     pub via: &'a str,
+    pub amr: &'a str,
 }
 
 /// Inserts the session and its first refresh token.
@@ -76,6 +79,11 @@ pub fn retire_refresh_token(conn: &mut DbConnection, hash: &str, at: NaiveDateTi
     .set(refresh_tokens::retired_at.eq(at))
     .execute(conn)?;
     Ok(updated == 1)
+}
+
+pub fn set_amr(conn: &mut DbConnection, sid: &str, amr: &str) -> QueryResult<()> {
+    diesel::update(sessions::table.filter(sessions::sid.eq(sid))).set(sessions::amr.eq(amr)).execute(conn)?;
+    Ok(())
 }
 
 pub fn touch(conn: &mut DbConnection, session_id: i64, at: NaiveDateTime) -> QueryResult<()> {

@@ -22,6 +22,8 @@ pub struct Filters {
     pub search: Option<String>,
     pub role: Option<Role>,
     pub active: Option<bool>,
+    /// With (or without) two-step sign-in.
+    pub mfa: Option<bool>,
 }
 
 /// The position just past a row, in the current sort order.
@@ -90,6 +92,11 @@ fn filtered(filters: &Filters) -> BoxedUsers<'static> {
     query = match filters.active {
         Some(false) => query.filter(users::is_active.eq(false)),
         Some(true) => query.filter(users::is_active.ne(false)),
+        None => query,
+    };
+    query = match filters.mfa {
+        Some(true) => query.filter(users::mfa_enabled.eq(true)),
+        Some(false) => query.filter(users::mfa_enabled.ne(true)),
         None => query,
     };
     query

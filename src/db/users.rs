@@ -27,6 +27,8 @@ pub struct User {
     pub search_name: String,
     /// What the address looks like (see `domain::email::skeleton`); unique.
     pub email_skeleton: Option<String>,
+    /// Has a second factor to sign in with (kept by every change to their factors).
+    pub mfa_enabled: bool,
 }
 
 /// The stored role. A CHECK constraint keeps the column to the two roles; anything else

@@ -16,6 +16,7 @@ use crate::auth::client::ClientInfo;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::CsrfKey;
 use crate::auth::password::PasswordHasher;
+use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
 use crate::db::DbPool;
@@ -30,12 +31,13 @@ pub struct Services {
     pub csrf: web::Data<CsrfKey>,
     pub throttle: web::Data<LoginThrottle>,
     pub hasher: web::Data<PasswordHasher>,
+    pub factors: web::Data<SecondFactors>,
 }
 
 impl Services {
     /// Every change to a user or a session goes through here.
     pub fn accounts(&self) -> Accounts<'_> {
-        Accounts::new(&self.pool, &self.sessions, &self.throttle)
+        Accounts::new(&self.pool, &self.sessions, &self.throttle, &self.factors)
     }
 
     fn of(req: &HttpRequest) -> anyhow::Result<Self> {
@@ -46,6 +48,7 @@ impl Services {
             csrf: app_data(req)?,
             throttle: app_data(req)?,
             hasher: app_data(req)?,
+            factors: app_data(req)?,
         })
     }
 }

@@ -138,10 +138,17 @@ pub struct ApiErrorBody {
     /// `invalid_request`, `invalid_credentials`, `missing_token`, `invalid_token`,
     /// `invalid_refresh_token`, `too_many_attempts`, `forbidden`, `password_change_required`,
     /// `not_found`, `payload_too_large`, `unsupported_media_type`, `request_too_large`,
+    /// `mfa_required`, `mfa_enrolment_required`, `invalid_code`, `invalid_mfa_token`,
     /// `unavailable` or `internal_error`.
     #[schema(example = "invalid_token")]
     error: &'static str,
     message: String,
+    /// With `mfa_required`: send it with a code to `POST /api/token/mfa`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_token: Option<String>,
+    /// With `mfa_required`: the kinds of code accepted (`totp`, `recovery_code`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    methods: Option<Vec<&'static str>>,
 }
 
 impl ApiError {
@@ -156,6 +163,10 @@ impl ApiError {
             Self::HeadTooLarge(..) => "request_too_large",
             Self::Forbidden(_) => "forbidden",
             Self::PasswordChangeRequired => "password_change_required",
+            Self::MfaRequired { .. } => "mfa_required",
+            Self::MfaEnrolmentRequired => "mfa_enrolment_required",
+            Self::InvalidCode(_) => "invalid_code",
+            Self::InvalidMfaToken => "invalid_mfa_token",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -171,10 +182,14 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::InvalidCredentials | Self::MissingToken | Self::InvalidToken | Self::InvalidRefreshToken => {
-                StatusCode::UNAUTHORIZED
-            }
-            Self::Forbidden(_) | Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
+            Self::InvalidCredentials
+            | Self::MissingToken
+            | Self::InvalidToken
+            | Self::InvalidRefreshToken
+            | Self::MfaRequired { .. }
+            | Self::InvalidCode(_)
+            | Self::InvalidMfaToken => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::PasswordChangeRequired | Self::MfaEnrolmentRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -222,7 +237,11 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        let mut response = response.json(ApiErrorBody { error: self.code(), message });
+        let (mfa_token, methods) = match self {
+            Self::MfaRequired { mfa_token, methods } => (Some(mfa_token.clone()), Some(methods.clone())),
+            _ => (None, None),
+        };
+        let mut response = response.json(ApiErrorBody { error: self.code(), message, mfa_token, methods });
         add_retry_after(&mut response);
         response
     }

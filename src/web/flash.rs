@@ -58,8 +58,10 @@ impl FromRequest for Flash {
 
 /// 303 See Other to `location`, with a message for the page there.
 pub fn redirect_with_flash(cookies: &CookiePolicy, location: &str, message: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .cookie(cookies.flash(URL_SAFE_NO_PAD.encode(message)))
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).cookie(flash_cookie(cookies, message)).finish()
+}
+
+/// The cookie that carries `message` to the next page.
+pub fn flash_cookie(cookies: &CookiePolicy, message: &str) -> Cookie<'static> {
+    cookies.flash(URL_SAFE_NO_PAD.encode(message))
 }

@@ -26,6 +26,12 @@ pub fn app_data<T: 'static>(req: &HttpRequest) -> anyhow::Result<web::Data<T>> {
 
 /// While a user must choose a new password, these are the only pages they can reach.
 const PASSWORD_CHANGE_PATHS: [&str; 2] = ["/password/change", "/logout"];
+/// While a user must set up a second factor, these are the only pages they can reach.
+const ENROLMENT_PAGE: &str = "/account/security";
+
+fn enrolment_allows(path: &str) -> bool {
+    path == "/logout" || path == ENROLMENT_PAGE || path.starts_with("/account/security/")
+}
 
 /// The outcome of looking at a browser's cookies, and the cookies to set on the way out
 /// (a renewed access token, a rotated refresh token, or removals of dead ones).
@@ -112,6 +118,11 @@ pub async fn require_page_session(
         Ok(authenticated) if authenticated.must_change_password && !PASSWORD_CHANGE_PATHS.contains(&req.path()) => {
             Ok(req.into_response(see_other(PASSWORD_CHANGE_PATHS[0], cookies)))
         }
+        Ok(authenticated)
+            if authenticated.must_enrol && !authenticated.must_change_password && !enrolment_allows(req.path()) =>
+        {
+            Ok(req.into_response(see_other(ENROLMENT_PAGE, cookies)))
+        }
         Ok(authenticated) => {
             req.extensions_mut().insert(Visitor(Some(Arc::clone(&authenticated))));
             req.extensions_mut().insert(authenticated);
@@ -177,6 +188,7 @@ pub async fn require_bearer(
     // which only see answers, are added to them too.
     let refusal = match outcome {
         Ok(authenticated) if authenticated.must_change_password => ApiError::PasswordChangeRequired,
+        Ok(authenticated) if authenticated.must_enrol => ApiError::MfaEnrolmentRequired,
         Ok(authenticated) => {
             req.extensions_mut().insert(authenticated);
             return Ok(next.call(req).await?.map_into_boxed_body());

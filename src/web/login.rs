@@ -1,4 +1,7 @@
-//! `GET /login` and `POST /login`: the sign-in form, protected against login CSRF.
+//! `GET /login` and `POST /login`: the sign-in form, protected against login CSRF. A user
+//! with a second factor continues at `/login/second-step` (`second_step`).
+pub mod second_step;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -12,6 +15,8 @@ use crate::auth::cookies::CookiePolicy;
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
 use crate::auth::csrf::CsrfKey;
 use crate::auth::device;
+use crate::auth::second_factor;
+use crate::auth::sessions::AMR_PASSWORD;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
@@ -63,6 +68,18 @@ fn landing(next: Option<&SafeNextPath>) -> &str {
     next.map_or(DEFAULT_LANDING, SafeNextPath::as_str)
 }
 
+/// The nonce the login CSRF tokens are bound to: the browser's, or a new one to set.
+fn login_nonce(req: &HttpRequest, cookies: &CookiePolicy) -> (String, bool) {
+    let existing = req
+        .cookie(cookies.login_csrf_name())
+        .map(|cookie| cookie.value().to_owned())
+        .filter(|nonce| !nonce.is_empty() && nonce.len() <= MAX_NONCE_CHARS);
+    match existing {
+        Some(nonce) => (nonce, false),
+        None => (random::token_base64(32), true),
+    }
+}
+
 fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::SeeOther();
     response.insert_header((header::LOCATION, location));
@@ -80,11 +97,7 @@ pub async fn form(
     if visitor.0.is_some() {
         return Ok(see_other(landing(next.as_ref())).finish());
     }
-    let existing = req
-        .cookie(cookies.login_csrf_name())
-        .map(|cookie| cookie.value().to_owned())
-        .filter(|nonce| !nonce.is_empty() && nonce.len() <= MAX_NONCE_CHARS);
-    let nonce = existing.clone().unwrap_or_else(|| random::token_base64(32));
+    let (nonce, new_nonce) = login_nonce(&req, &cookies);
     let page = LoginPage {
         layout: Layout::default(),
         csrf_token: csrf.for_login(&nonce),
@@ -93,19 +106,24 @@ pub async fn form(
         error: None,
     };
     let mut response = render(StatusCode::OK, &page)?;
-    if existing.is_none() {
+    if new_nonce {
         response.add_cookie(&cookies.login_csrf(nonce)).map_err(|error| PageError::Unexpected(error.into()))?;
     }
     Ok(response)
 }
 
 pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services) -> Result<HttpResponse, PageError> {
-    let Services { pool, sessions, cookies, csrf, throttle, hasher } = &app;
+    let Services { pool, sessions, cookies, csrf, throttle, hasher, .. } = &app;
     let LoginForm { username, password, csrf_token, next } = form.0;
     let nonce = crate::auth::cookies::read(&req, cookies.login_csrf_name()).unwrap_or_default();
     if !csrf.verify_login(nonce, &csrf_token) {
         tracing::warn!(client_ip = %client_ip(&req), "login form refused: CSRF token missing or wrong");
         return Err(PageError::CsrfRejected);
+    }
+    // A new password attempt starts over: a second step this browser had pending is dropped.
+    let pending_step = crate::auth::cookies::read(&req, cookies.second_step_name()).filter(|token| !token.is_empty());
+    if let Some(token) = pending_step {
+        second_factor::abandon_challenge(pool, token).await?;
     }
     let failed = |status: StatusCode, message: &str| {
         let page = LoginPage {
@@ -115,7 +133,11 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
             next: next.as_ref().map_or("", SafeNextPath::as_str),
             error: Some(message),
         };
-        render(status, &page)
+        let mut response = render(status, &page)?;
+        if pending_step.is_some() {
+            response.add_cookie(&cookies.second_step_removal()).map_err(|error| PageError::Unexpected(error.into()))?;
+        }
+        Ok::<_, PageError>(response)
     };
     if username.trim().is_empty() || password.is_empty() {
         return failed(StatusCode::BAD_REQUEST, "Enter your username or email and your password.");
@@ -131,6 +153,12 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
     let outcome = verify_credentials(pool, hasher, throttle, attempt, SecretString::from(password)).await?;
     let (user, device_credential) = match outcome {
         LoginOutcome::Success { user, device_credential } => (*user, device_credential),
+        LoginOutcome::SecondFactorNeeded { user } => {
+            let next_path = next.as_ref().map_or("", SafeNextPath::as_str);
+            let token = second_factor::begin_challenge(pool, user.id, "form", next_path, None).await?;
+            tracing::info!(event = "login_second_step", username = %user.username, client_ip = %ip, "password right; second step pending");
+            return Ok(see_other(second_step::PATH).cookie(cookies.second_step(token)).finish());
+        }
         LoginOutcome::Throttled { retry_after } => {
             // Every refusal at debug only: a flood must not fill the logs (the pause itself is a warning).
             tracing::debug!(event = "login_throttled", username = %username.escape_debug(), client_ip = %ip, "login throttled");
@@ -144,15 +172,31 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
         }
     };
     let user_id = user.id;
-    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "form").await?;
+    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "form", AMR_PASSWORD).await?;
     tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %client_ip(&req), "login succeeded");
-    let mut response = see_other(landing(next.as_ref()));
+    let mut response = signed_in(&app, tokens, landing(next.as_ref()), (&presented_device, user_id, device_credential));
+    if pending_step.is_some() {
+        response.cookie(cookies.second_step_removal());
+    }
+    Ok(response.finish())
+}
+
+/// The redirect after a complete sign-in: the session's cookies, the device credential, and
+/// the login form's nonce removed.
+fn signed_in(
+    app: &Services,
+    tokens: crate::auth::sessions::SessionTokens,
+    location: &str,
+    (presented_device, user_id, device_credential): (&str, i64, String),
+) -> actix_web::HttpResponseBuilder {
+    let cookies = &app.cookies;
+    let mut response = see_other(location);
     response
-        .cookie(cookies.session(tokens.access.token, sessions.policy().access_token_ttl))
+        .cookie(cookies.session(tokens.access.token, app.sessions.policy().access_token_ttl))
         .cookie(cookies.login_csrf_removal())
-        .cookie(cookies.device(device::remember(&presented_device, user_id, device_credential)));
+        .cookie(cookies.device(device::remember(presented_device, user_id, device_credential)));
     if let Some(refresh) = tokens.refresh {
         response.cookie(cookies.refresh(refresh, tokens.refresh_expires_in));
     }
-    Ok(response.finish())
+    response
 }

@@ -34,6 +34,8 @@ pub struct SessionRow {
     pub device: String,
     pub client_ip: String,
     pub via: String,
+    /// How the user signed in, in words ("password and one-time code").
+    pub signed_in_with: String,
     pub created: String,
     pub last_used: String,
     pub is_current: bool,
@@ -49,6 +51,7 @@ pub fn session_rows(sessions: &[Session], current_sid: Option<&str>, revoke_pref
             device: session.user_agent.clone(),
             client_ip: session.client_ip.clone(),
             via: if session.via == "api" { "API".to_owned() } else { "Web".to_owned() },
+            signed_in_with: crate::auth::sessions::describe_amr(&session.amr),
             created: format_time(session.created_at),
             last_used: format_time(session.last_used_at),
             is_current: current_sid == Some(session.sid.as_str()),

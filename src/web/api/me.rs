@@ -14,6 +14,8 @@ pub struct Me<'a> {
     username: &'a str,
     display_name: &'a str,
     role: &'static str,
+    /// How the user signed in (RFC 8176): `pwd`, plus `otp` and `mfa` after a second factor.
+    amr: &'a [String],
     token_expires_at: i64,
 }
 
@@ -25,7 +27,8 @@ pub struct Me<'a> {
     responses(
         (status = 200, description = "The caller", body = Me),
         (status = 401, description = "No valid Bearer token", body = ApiErrorBody),
-        (status = 403, description = "The account must choose a new password on the web first", body = ApiErrorBody),
+        (status = 403, description = "The account must choose a new password (`password_change_required`) or set up \
+                                      two-step sign-in (`mfa_enrolment_required`) on the web first", body = ApiErrorBody),
     )
 )]
 pub async fn show(caller: CurrentUser) -> HttpResponse {
@@ -34,6 +37,7 @@ pub async fn show(caller: CurrentUser) -> HttpResponse {
         username: &caller.username,
         display_name: &caller.display_name,
         role: caller.role.as_str(),
+        amr: &caller.amr,
         token_expires_at: caller.token_expires_at,
     })
 }

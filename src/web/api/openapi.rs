@@ -14,8 +14,8 @@ use crate::web::errors::ApiErrorBody;
                        `Authorization: Bearer`; renew them with the refresh token. Errors are \
                        `{\"error\", \"message\"}` JSON."
     ),
-    paths(token::issue, token::refresh, token::logout, me::show, users::show),
-    components(schemas(ApiErrorBody, UserJson, token::SignIn, token::SignInByUsername, token::SignInByEmail, token::RefreshRequest, token::TokenResponse)),
+    paths(token::issue, token::second_step, token::refresh, token::logout, me::show, users::show),
+    components(schemas(ApiErrorBody, UserJson, token::SignIn, token::SignInByUsername, token::SignInByEmail, token::SecondStepRequest, token::RefreshRequest, token::TokenResponse)),
     modifiers(&BearerScheme),
     tags((name = "tokens", description = "Sign in, renew, sign out"), (name = "users", description = "Who is who"))
 )]

@@ -1,5 +1,6 @@
-//! The token endpoints: `POST /api/token` (password → access + refresh token),
-//! `POST /api/token/refresh` (rotate) and `POST /api/logout` (end the session).
+//! The token endpoints: `POST /api/token` (password → access + refresh token, or a second
+//! step), `POST /api/token/mfa` (the second step), `POST /api/token/refresh` (rotate) and
+//! `POST /api/logout` (end the session).
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
@@ -9,10 +10,12 @@ use super::json::StrictJson;
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
 use crate::auth::device;
-use crate::auth::sessions::{Presenter, SessionTokens, Sessions};
+use crate::auth::second_factor::{self, Code, CodeCheck, Method, SecondStep, SecondStepAttempt};
+use crate::auth::sessions::{AMR_PASSWORD, AMR_SECOND_FACTOR, Presenter, SessionTokens, Sessions};
 use crate::db::DbPool;
 use crate::db::audit::Action;
 use crate::db::sessions::Ending;
+use crate::db::users::User;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::error::ApiError;
 use crate::web::context::Services;
@@ -66,6 +69,20 @@ pub struct SignInByEmail {
     device_token: Option<String>,
 }
 
+/// The second step of a sign-in: the `mfa_token` of the `mfa_required` answer and a code.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondStepRequest {
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 64, pattern = "^[^\\x00]+$")]
+    mfa_token: Option<String>,
+    /// A 6-digit code from the authenticator app, or a recovery code (`xxxx-xxxx-xxxx-xxxx`).
+    #[schema(required = true, value_type = String, min_length = 6, max_length = 64, pattern = "^[^\\x00]+$")]
+    code: Option<String>,
+    /// As for `POST /api/token`.
+    #[schema(max_length = 1024, pattern = "^[^\\x00]*$")]
+    device_token: Option<String>,
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
@@ -96,6 +113,12 @@ pub struct TokenUser {
     role: &'static str,
 }
 
+impl TokenUser {
+    fn of(user: &User) -> Self {
+        Self { id: user.id, username: user.username.to_string(), email: user.email.to_string(), role: user.role.as_str() }
+    }
+}
+
 fn token_response(
     tokens: SessionTokens,
     user: Option<TokenUser>,
@@ -123,15 +146,18 @@ fn token_response(
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Missing or malformed fields", body = ApiErrorBody),
-        (status = 401, description = "Wrong name or password, or a disabled account", body = ApiErrorBody),
-        (status = 403, description = "The account must choose a new password on the web first", body = ApiErrorBody),
+        (status = 401, description = "Wrong name or password, or a disabled account (`invalid_credentials`); or the \
+                                      password was right and the account has a second factor (`mfa_required`, with \
+                                      `mfa_token` and `methods`: continue at POST /api/token/mfa)", body = ApiErrorBody),
+        (status = 403, description = "The account must choose a new password (`password_change_required`) or set up \
+                                      two-step sign-in (`mfa_enrolment_required`) on the web first", body = ApiErrorBody),
         (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
         (status = 415, description = "Not JSON, or compressed", body = ApiErrorBody),
         (status = 429, description = "Too many attempts; see Retry-After", body = ApiErrorBody),
     )
 )]
 pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Services) -> Result<HttpResponse, ApiError> {
-    let Services { pool, sessions, throttle, hasher, .. } = &app;
+    let Services { pool, sessions, throttle, hasher, factors, .. } = &app;
     let TokenRequest { username, email, password, device_token } = body.0;
     let login = match (username, email) {
         (Some(username), None) => username,
@@ -168,6 +194,18 @@ pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Servic
                 .await?;
             return Err(ApiError::PasswordChangeRequired);
         }
+        LoginOutcome::SecondFactorNeeded { user } => {
+            let mfa_token = second_factor::begin_challenge(pool, user.id, "api", "", None).await?;
+            tracing::info!(event = "login_second_step", via = "api", username = %user.username, client_ip = %ip, "password right; second step pending");
+            let methods = vec![Method::Totp.as_str(), Method::RecoveryCode.as_str()];
+            return Err(ApiError::MfaRequired { mfa_token, methods });
+        }
+        LoginOutcome::Success { user, .. } if factors.must_enrol(&user) => {
+            let known_user = Some((user.id, user.username.to_string()));
+            record_failure(pool, known_user, &login, client_ip(&req), "via api; must set up two-step sign-in first")
+                .await?;
+            return Err(ApiError::MfaEnrolmentRequired);
+        }
         LoginOutcome::Success { user, device_credential } => (*user, device_credential),
         LoginOutcome::Failure { known_user } => {
             record_failure(pool, known_user, &login, client_ip(&req), "via api").await?;
@@ -175,16 +213,66 @@ pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Servic
             return Err(ApiError::InvalidCredentials);
         }
     };
-    let token_user = TokenUser {
-        id: user.id,
-        username: user.username.to_string(),
-        email: user.email.to_string(),
-        role: user.role.as_str(),
-    };
+    let token_user = TokenUser::of(&user);
     let user_id = user.id;
-    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "api").await?;
+    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "api", AMR_PASSWORD).await?;
     tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %client_ip(&req), "login succeeded");
     token_response(tokens, Some(token_user), Some(device::remember(&presented_device, user_id, device_credential)))
+}
+
+/// The second step: the `mfa_token` from `POST /api/token` and a code, for the usual tokens.
+/// Wrong codes count on the same throttle as wrong passwords; five wrong codes void the
+/// `mfa_token`.
+#[utoipa::path(
+    post,
+    path = "/api/token/mfa",
+    tag = "tokens",
+    request_body = SecondStepRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Missing or malformed fields (a code is 6 digits, or a 16-character recovery code)", body = ApiErrorBody),
+        (status = 401, description = "A wrong or already used code (`invalid_code`), or an expired, used or unknown \
+                                      `mfa_token` (`invalid_mfa_token`)", body = ApiErrorBody),
+        (status = 403, description = "The account must choose a new password on the web first", body = ApiErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
+        (status = 415, description = "Not JSON, or compressed", body = ApiErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ApiErrorBody),
+    )
+)]
+pub async fn second_step(
+    req: HttpRequest,
+    body: StrictJson<SecondStepRequest>,
+    app: Services,
+) -> Result<HttpResponse, ApiError> {
+    let SecondStepRequest { mfa_token, code, device_token } = body.0;
+    let mfa_token = mfa_token.ok_or_else(|| ApiError::BadRequest("missing field: \"mfa_token\"".into()))?;
+    let code = code.ok_or_else(|| ApiError::BadRequest("missing field: \"code\"".into()))?;
+    let code = Code::parse_any(&code).map_err(|message| ApiError::BadRequest(message.to_owned()))?;
+    let ip = client_ip(&req);
+    let device = device_token.unwrap_or_default();
+    let attempt = SecondStepAttempt { token: &mfa_token, client_ip: &ip, device: Some(&device) };
+    let method = code.method();
+    match second_factor::complete_challenge(&app.pool, &app.throttle, &app.factors, attempt, code).await? {
+        SecondStep::Passed { user, device_credential, .. } => {
+            if user.must_change_password {
+                return Err(ApiError::PasswordChangeRequired);
+            }
+            let token_user = TokenUser::of(&user);
+            let user_id = user.id;
+            let tokens = app.sessions.start(&app.pool, *user, &ClientInfo::of(&req), "api", AMR_SECOND_FACTOR).await?;
+            tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %ip, method = method.as_str(), "login succeeded");
+            token_response(tokens, Some(token_user), Some(device::remember(&device, user_id, device_credential)))
+        }
+        SecondStep::Refused { starts_over: true, .. } | SecondStep::Expired => Err(ApiError::InvalidMfaToken),
+        SecondStep::Refused { check: CodeCheck::Replayed, .. } => Err(ApiError::InvalidCode(
+            "that code was already used; wait for the authenticator app's next code".to_owned(),
+        )),
+        SecondStep::Refused { .. } => Err(ApiError::InvalidCode(format!(
+            "the code is wrong (a sign-in allows {} tries)",
+            second_factor::MAX_CHALLENGE_FAILURES
+        ))),
+        SecondStep::Throttled { retry_after } => Err(ApiError::Throttled(retry_after)),
+    }
 }
 
 /// Rotate: a refresh token for new tokens. The old refresh token is retired; presenting it

@@ -1,5 +1,6 @@
 //! The buttons on a user's page (`/admin/users/{id}/…`): disable, enable, reset password,
-//! delete (with confirmation), clear a sign-in pause, sign out one or all sessions.
+//! delete and reset two-step sign-in (each with confirmation), clear a sign-in pause, sign out
+//! one or all sessions.
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use askama::Template;
@@ -119,4 +120,30 @@ pub async fn revoke_all_sessions(page: Page, id: UserId, _form: CsrfForm<NoField
 pub async fn clear_throttle(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let (user, _) = page.accounts().clear_throttle(page.actor(), id.0).await?;
     Ok(page.redirect(&user_page(id), &format!("{} can sign in again.", user.username)))
+}
+
+#[derive(Template)]
+#[template(path = "admin/users/reset_mfa.html")]
+struct ResetMfaPage<'a> {
+    layout: Layout,
+    user: &'a User,
+    /// The policy will make them set up a new factor at their next sign-in.
+    must_enrol_again: bool,
+}
+
+pub async fn confirm_reset_mfa(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
+    let user = load_user(&page.pool, id).await?;
+    let must_enrol_again = page.factors.required_for(user.role);
+    render(StatusCode::OK, &ResetMfaPage { layout: page.layout(), user: &user, must_enrol_again })
+}
+
+pub async fn reset_mfa(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    let result = page.accounts().reset_second_factor(page.actor(), id.0).await;
+    outcome(
+        &page,
+        id,
+        result.map(|user| {
+            format!("Two-step sign-in of {} was reset and they were signed out everywhere.", user.username)
+        }),
+    )
 }

@@ -27,6 +27,9 @@ pub struct ListQuery {
     role: String,
     #[serde(default)]
     status: String,
+    /// `on` or `off`: users with or without two-step sign-in.
+    #[serde(default)]
+    mfa: String,
     #[serde(default)]
     sort: String,
     #[serde(default)]
@@ -42,6 +45,7 @@ pub struct Row {
     pub email: String,
     pub role: &'static str,
     pub active: bool,
+    pub mfa: bool,
     pub created: String,
     pub last_login: String,
 }
@@ -60,6 +64,7 @@ struct UsersPage {
     q: String,
     role: String,
     status: String,
+    mfa: String,
     sort: String,
     headers: Vec<SortHeader>,
     rows: Vec<Row>,
@@ -121,6 +126,15 @@ fn decode_cursor(raw: &str, sort: SortKey) -> Result<Cursor, PageError> {
     }
 }
 
+/// The search and filters of the current list, for links that keep them.
+fn filter_params(query: &ListQuery) -> Vec<(&'static str, String)> {
+    [("q", &query.q), ("role", &query.role), ("status", &query.status), ("mfa", &query.mfa)]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| (key, value.clone()))
+        .collect()
+}
+
 fn row(user: &User) -> Row {
     Row {
         id: user.id,
@@ -129,6 +143,7 @@ fn row(user: &User) -> Row {
         email: user.email.to_string(),
         role: user.role.as_str(),
         active: user.is_active,
+        mfa: user.mfa_enabled,
         created: format_time(user.created_at),
         last_login: user.last_login_at.map_or_else(|| "never".to_owned(), format_time),
     }
@@ -146,6 +161,11 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
             "disabled" => Some(false),
             _ => None,
         },
+        mfa: match query.mfa.as_str() {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        },
     };
     let (cursor, backwards) = match (query.after.is_empty(), query.before.is_empty()) {
         (false, _) => (Some(decode_cursor(&query.after, sort)?), false),
@@ -159,12 +179,7 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
 
     let sort_param = format!("{}{}", if descending { "-" } else { "" }, sort_name(sort));
     let link = |extra: (&str, String)| {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        for (key, value) in [("q", &query.q), ("role", &query.role), ("status", &query.status)] {
-            if !value.is_empty() {
-                params.push((key, value.clone()));
-            }
-        }
+        let mut params = filter_params(&query);
         params.push(("sort", sort_param.clone()));
         params.push(extra);
         format!("/admin/users?{}", serde_urlencoded::to_string(&params).unwrap_or_default())
@@ -184,12 +199,7 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
             let current = key == sort;
             // Clicking the current column flips it; another column starts in its natural order.
             let next_descending = if current { !descending } else { key != SortKey::Username };
-            let mut params: Vec<(&str, String)> = Vec::new();
-            for (name, value) in [("q", &query.q), ("role", &query.role), ("status", &query.status)] {
-                if !value.is_empty() {
-                    params.push((name, value.clone()));
-                }
-            }
+            let mut params = filter_params(&query);
             params.push(("sort", format!("{}{}", if next_descending { "-" } else { "" }, sort_name(key))));
             SortHeader {
                 label,
@@ -205,10 +215,14 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
 
     let view = UsersPage {
         layout: page.layout().with_flash(&flash),
-        filtered: filters.search.is_some() || filters.role.is_some() || filters.active.is_some(),
+        filtered: filters.search.is_some()
+            || filters.role.is_some()
+            || filters.active.is_some()
+            || filters.mfa.is_some(),
         q: query.q.clone(),
         role: query.role.clone(),
         status: query.status.clone(),
+        mfa: query.mfa.clone(),
         sort: sort_param,
         headers,
         rows: found.users.iter().map(row).collect(),

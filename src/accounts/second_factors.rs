@@ -1,0 +1,145 @@
+//! Enrolling and removing second factors: changes to an account, each in one transaction with
+//! its audit row (the secret itself is never logged or audited).
+use super::{AccountError, Accounts, operations};
+use crate::auth::second_factor::{self, SecondFactors};
+use crate::auth::totp::{self, TotpSecret};
+use crate::db::audit::{self, Action, Actor};
+use crate::db::second_factors;
+use crate::db::users::{self, User, now};
+use crate::db::{self as database, write_transaction};
+
+const WRONG_CODE: &str = "That code is not right. Enter the code your app shows now (it changes every 30 seconds); \
+                          if it keeps failing, check that your phone's clock is set automatically.";
+
+impl Accounts<'_> {
+    /// Starts (or restarts) setting up an authenticator app: a new secret, waiting for its
+    /// first code. Refused while one is already on.
+    pub async fn start_totp_enrolment(&self, user_id: i64) -> Result<(), AccountError> {
+        let secret = TotpSecret::generate();
+        let sealed = self.factors.seal(user_id, &secret);
+        let started = database::run(self.pool, move |conn| -> Result<bool, AccountError> {
+            Ok(write_transaction(conn, |conn| second_factors::put_pending_totp(conn, user_id, &sealed, now()))?)
+        })
+        .await?;
+        if !started {
+            return Err(AccountError::Refused(
+                "Your authenticator app is already set up. Turn it off first to set up another one.".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The secret of an enrolment waiting for its first code, if any.
+    pub async fn pending_totp(&self, user_id: i64) -> Result<Option<TotpSecret>, AccountError> {
+        let factor = database::run(self.pool, move |conn| -> Result<_, AccountError> {
+            Ok(second_factors::find_totp(conn, user_id)?)
+        })
+        .await?;
+        Ok(factor
+            .filter(|factor| factor.confirmed_at.is_none())
+            .and_then(|factor| self.factors.open(user_id, &factor.sealed_secret))
+            .map(|(secret, _)| secret))
+    }
+
+    /// Turns the pending authenticator app on once `code` proves the user's app has the secret;
+    /// returns the new recovery codes (shown once). The session it happened in now counts as
+    /// signed in with both factors.
+    pub async fn confirm_totp(&self, actor: Actor, user_id: i64, code: &str, session_id: &str) -> Result<Vec<String>, AccountError> {
+        let code = totp::parse_code(code).ok_or_else(|| field(second_factor::TOTP_SHAPE))?;
+        let secret = self
+            .pending_totp(user_id)
+            .await?
+            .ok_or_else(|| AccountError::Refused("Start setting up your authenticator app again: that setup has ended.".to_owned()))?;
+        let at = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        let step = secret.matching_step(&code, at).ok_or_else(|| field(WRONG_CODE))?;
+        let (shown, hashes) = second_factor::new_recovery_codes();
+        database::run(self.pool, move |conn| -> Result<(), AccountError> {
+            write_transaction(conn, |conn| {
+                let user = load(conn, user_id)?;
+                if !second_factors::confirm_totp(conn, user_id, i64::try_from(step).unwrap_or(i64::MAX), now())? {
+                    return Err(AccountError::Refused("Your authenticator app is already set up.".to_owned()));
+                }
+                SecondFactors::store_recovery_codes(conn, user_id, &hashes)?;
+                second_factors::set_enabled(conn, user_id, true)?;
+                let details = format!("authenticator app; {} recovery codes made", hashes.len());
+                audit::record(conn, &actor, Action::MfaEnabled, Some((user.id, &user.username)), &details)?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.sessions.upgrade_to_second_factor(self.pool, session_id).await?;
+        Ok(shown)
+    }
+
+    /// Turns two-step sign-in off for oneself (the caller has checked the password). Refused
+    /// while the policy requires a second factor of this user.
+    pub async fn remove_second_factor(&self, actor: Actor, user: &User) -> Result<(), AccountError> {
+        if self.factors.required_for(user.role) {
+            return Err(AccountError::Refused(
+                "Two-step sign-in is required for your account, so it cannot be turned off. You can make new \
+                 recovery codes, or ask an administrator to reset it if you change phones."
+                    .to_owned(),
+            ));
+        }
+        let user_id = user.id;
+        database::run(self.pool, move |conn| -> Result<(), AccountError> {
+            write_transaction(conn, |conn| {
+                let user = load(conn, user_id)?;
+                second_factors::delete_totp(conn, user_id)?;
+                second_factors::delete_recovery_codes(conn, user_id)?;
+                second_factors::set_enabled(conn, user_id, false)?;
+                audit::record(conn, &actor, Action::MfaDisabled, Some((user.id, &user.username)), "authenticator app removed")?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// A new set of recovery codes, voiding the old one; returned to be shown once.
+    pub async fn regenerate_recovery_codes(&self, actor: Actor, user_id: i64) -> Result<Vec<String>, AccountError> {
+        let (shown, hashes) = second_factor::new_recovery_codes();
+        database::run(self.pool, move |conn| -> Result<(), AccountError> {
+            write_transaction(conn, |conn| {
+                let user = load(conn, user_id)?;
+                if !user.mfa_enabled {
+                    return Err(AccountError::Refused("Set up an authenticator app first.".to_owned()));
+                }
+                SecondFactors::store_recovery_codes(conn, user_id, &hashes)?;
+                let details = format!("{} new codes; the old ones no longer work", hashes.len());
+                audit::record(conn, &actor, Action::RecoveryCodesRegenerated, Some((user.id, &user.username)), &details)?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(shown)
+    }
+
+    /// When the user's authenticator app was turned on, if it is.
+    pub async fn totp_enabled_since(&self, user_id: i64) -> Result<Option<chrono::NaiveDateTime>, AccountError> {
+        database::run(self.pool, move |conn| -> Result<_, AccountError> {
+            Ok(second_factors::find_totp(conn, user_id)?.and_then(|factor| factor.confirmed_at))
+        })
+        .await
+    }
+
+    /// How many unused recovery codes the user has.
+    pub async fn recovery_codes_left(&self, user_id: i64) -> Result<i64, AccountError> {
+        database::run(self.pool, move |conn| -> Result<i64, AccountError> {
+            Ok(second_factors::recovery_codes_left(conn, user_id)?)
+        })
+        .await
+    }
+
+    /// An administrator's reset for a user who lost their second factor.
+    pub async fn reset_second_factor(&self, actor: Actor, id: i64) -> Result<User, AccountError> {
+        self.change(move |conn| operations::reset_second_factor(conn, &actor, id)).await
+    }
+}
+
+fn field(message: &str) -> AccountError {
+    AccountError::Field(("code", message.to_owned()))
+}
+
+fn load(conn: &mut crate::db::DbConnection, id: i64) -> Result<User, AccountError> {
+    users::find_by_id(conn, id)?.ok_or(AccountError::NotFound)
+}

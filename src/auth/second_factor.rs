@@ -1,0 +1,430 @@
+//! Second factors at sign-in: the pending state between a right password and a right code
+//! (a *challenge*), and the check of a code against the user's authenticator app or recovery
+//! codes. Enrolling and removing factors are account changes (`accounts`); they use the
+//! primitives here.
+//!
+//! A challenge is found by the SHA-256 of a 256-bit token that only its browser (in an
+//! HttpOnly cookie) or API client holds; it names its user, lives five minutes, is deleted by
+//! the request that completes it, by five wrong codes, or by a new password attempt from the
+//! same browser. Codes are checked on the same throttle counters as passwords.
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use chrono::NaiveDateTime;
+
+use super::credentials;
+use super::sealed::SealingKey;
+use super::throttle::LoginThrottle;
+use super::totp::{self, TotpSecret};
+use crate::config::{JwtSecret, MfaPolicy};
+use crate::db::audit::{self, Action, Actor};
+use crate::db::challenges::{self, NewChallenge};
+use crate::db::second_factors;
+use crate::db::users::{self, User, now};
+use crate::db::{self, DbConnection, DbPool, write_transaction};
+use crate::domain::Role;
+
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Wrong codes one challenge takes before the sign-in must start over (the throttle's
+/// counters limit guessing across challenges).
+pub const MAX_CHALLENGE_FAILURES: i32 = 5;
+/// Pending sign-ins one user may have; older ones are dropped.
+const MAX_CHALLENGES_PER_USER: i64 = 5;
+pub const RECOVERY_CODES: usize = 10;
+/// 16 characters of 5 bits: 80 random bits, so a plain SHA-256 of a code cannot be reversed
+/// by trying them all.
+const RECOVERY_CODE_CHARS: usize = 16;
+/// Crockford's base32: no i, l, o or u to misread.
+const RECOVERY_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// A second factor a user can sign in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Totp,
+    RecoveryCode,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::RecoveryCode => "recovery_code",
+        }
+    }
+}
+
+/// A code as the user gave it, checked for shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    Totp(String),
+    /// Normalised: lower case, no separators.
+    Recovery(String),
+}
+
+pub const TOTP_SHAPE: &str = "Enter the 6-digit code from your authenticator app (digits only).";
+pub const RECOVERY_SHAPE: &str =
+    "Enter one of your recovery codes: 16 letters and digits, like 7kq2-m9xd-4hbt-wc3e.";
+
+impl Code {
+    /// What the form's field holds, for the method it asked for.
+    pub fn parse(raw: &str, method: Method) -> Result<Self, &'static str> {
+        match method {
+            Method::Totp => totp::parse_code(raw).map(Self::Totp).ok_or(TOTP_SHAPE),
+            Method::RecoveryCode => parse_recovery_code(raw).map(Self::Recovery).ok_or(RECOVERY_SHAPE),
+        }
+    }
+
+    /// Either kind, told apart by shape (the API's single `code` field).
+    pub fn parse_any(raw: &str) -> Result<Self, &'static str> {
+        Self::parse(raw, Method::Totp).or_else(|_| {
+            Self::parse(raw, Method::RecoveryCode)
+                .map_err(|_| "\"code\" must be a 6-digit authenticator code or a 16-character recovery code")
+        })
+    }
+
+    pub fn method(&self) -> Method {
+        match self {
+            Self::Totp(_) => Method::Totp,
+            Self::Recovery(_) => Method::RecoveryCode,
+        }
+    }
+}
+
+fn parse_recovery_code(raw: &str) -> Option<String> {
+    if raw.len() > 64 {
+        return None;
+    }
+    let code: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c.to_ascii_lowercase() {
+            'i' | 'l' => '1',
+            'o' => '0',
+            other => other,
+        })
+        .collect();
+    (code.len() == RECOVERY_CODE_CHARS && code.bytes().all(|byte| RECOVERY_ALPHABET.contains(&byte))).then_some(code)
+}
+
+/// A new set of recovery codes: as shown to the user (`abcd-efgh-jkmn-pqrs`), and as stored.
+pub fn new_recovery_codes() -> (Vec<String>, Vec<String>) {
+    (0..RECOVERY_CODES)
+        .map(|_| {
+            let raw = crate::random::bytes::<RECOVERY_CODE_CHARS>();
+            let code: String = raw.iter().map(|byte| RECOVERY_ALPHABET[usize::from(byte % 32)] as char).collect();
+            let shown = code.as_bytes().chunks(4).map(|part| String::from_utf8_lossy(part)).collect::<Vec<_>>().join("-");
+            (shown, hash_recovery_code(&code))
+        })
+        .unzip()
+}
+
+fn hash_recovery_code(normalised: &str) -> String {
+    let digest = digest::digest(&digest::SHA256, format!("portcullis recovery code v1:{normalised}").as_bytes());
+    digest.as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn hash_token(token: &str) -> String {
+    let digest = digest::digest(&digest::SHA256, token.as_bytes());
+    digest.as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// What checking a code found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Right, and now used up. `recovery_codes_left` after a recovery code.
+    Right { method: Method, recovery_codes_left: Option<i64> },
+    Wrong,
+    /// A code (or an older one) that was already used.
+    Replayed,
+}
+
+/// The keys and policy for second factors; one per application.
+pub struct SecondFactors {
+    sealing: SealingKey,
+    policy: MfaPolicy,
+    issuer: String,
+}
+
+impl SecondFactors {
+    /// `issuer` is what authenticator apps show next to the account (the site's host name).
+    pub fn new(secret: &JwtSecret, previous: Option<&JwtSecret>, policy: MfaPolicy, issuer: &str) -> Self {
+        Self {
+            sealing: SealingKey::derive(secret, previous, "portcullis totp secret v1"),
+            policy,
+            issuer: issuer.to_owned(),
+        }
+    }
+
+    pub fn policy(&self) -> MfaPolicy {
+        self.policy
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Whether the policy covers a user in this role.
+    pub fn required_for(&self, role: Role) -> bool {
+        self.policy.covers(role == Role::Admin)
+    }
+
+    /// Covered by the policy but without a second factor: may only enrol.
+    pub fn must_enrol(&self, user: &User) -> bool {
+        self.required_for(user.role) && !user.mfa_enabled
+    }
+
+    pub fn seal(&self, user_id: i64, secret: &TotpSecret) -> String {
+        self.sealing.seal(user_id, secret.as_bytes())
+    }
+
+    /// The secret of a stored factor, and whether it should be resealed under the current key.
+    pub fn open(&self, user_id: i64, sealed: &str) -> Option<(TotpSecret, bool)> {
+        let opened = self.sealing.open(user_id, sealed)?;
+        Some((TotpSecret::from_bytes(opened.plaintext), opened.stale))
+    }
+
+    /// Checks `code` against the user's factors and, if right, uses it up (a compare-and-set,
+    /// so it works once across every instance). Call inside a write transaction.
+    pub fn check_code(&self, conn: &mut DbConnection, user_id: i64, code: &Code) -> anyhow::Result<CodeCheck> {
+        match code {
+            Code::Totp(digits) => {
+                let Some(factor) = second_factors::find_totp(conn, user_id)?.filter(|f| f.confirmed_at.is_some())
+                else {
+                    return Ok(CodeCheck::Wrong);
+                };
+                let (secret, stale) = self.open(user_id, &factor.sealed_secret).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the authenticator secret of user {user_id} cannot be opened with the configured signing \
+                         secret (was PORTCULLIS_JWT_SECRET changed without PORTCULLIS_JWT_SECRET_PREVIOUS?)"
+                    )
+                })?;
+                let Some(step) = secret.matching_step(digits, unix_now()) else { return Ok(CodeCheck::Wrong) };
+                let step = i64::try_from(step)?;
+                if step <= factor.last_used_step || !second_factors::advance_step(conn, user_id, step)? {
+                    return Ok(CodeCheck::Replayed);
+                }
+                if stale {
+                    second_factors::reseal_totp(conn, user_id, &self.seal(user_id, &secret))?;
+                }
+                Ok(CodeCheck::Right { method: Method::Totp, recovery_codes_left: None })
+            }
+            Code::Recovery(normalised) => {
+                let hash = hash_recovery_code(normalised);
+                if second_factors::use_recovery_code(conn, user_id, &hash, now())? {
+                    let left = second_factors::recovery_codes_left(conn, user_id)?;
+                    return Ok(CodeCheck::Right { method: Method::RecoveryCode, recovery_codes_left: Some(left) });
+                }
+                Ok(CodeCheck::Wrong)
+            }
+        }
+    }
+
+    /// After a rotation of the signing secret: reseals every stored secret under the new key,
+    /// so the previous secret can be retired. Returns how many were resealed.
+    pub fn reseal_all(&self, conn: &mut DbConnection) -> anyhow::Result<usize> {
+        let mut resealed = 0;
+        for factor in second_factors::all_totp(conn)? {
+            if let Some((secret, true)) = self.open(factor.user_id, &factor.sealed_secret) {
+                second_factors::reseal_totp(conn, factor.user_id, &self.seal(factor.user_id, &secret))?;
+                resealed += 1;
+            }
+        }
+        Ok(resealed)
+    }
+
+    /// Stores the recovery-code hashes of a new set (voiding the old one).
+    pub fn store_recovery_codes(conn: &mut DbConnection, user_id: i64, hashes: &[String]) -> diesel::QueryResult<()> {
+        second_factors::replace_recovery_codes(conn, user_id, hashes)
+    }
+}
+
+fn unix_now() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
+}
+
+/// After a right password for a user with a second factor: a pending sign-in. Returns the
+/// token its client must present with the code. `replacing` is the token this client held
+/// before, if any (a new password attempt starts over).
+pub async fn begin_challenge(
+    pool: &DbPool,
+    user_id: i64,
+    via: &'static str,
+    next_path: &str,
+    replacing: Option<&str>,
+) -> anyhow::Result<String> {
+    let token = crate::random::token_base64(32);
+    let hash = hash_token(&token);
+    let replaced = replacing.map(hash_token);
+    let next_path = next_path.to_owned();
+    db::run(pool, move |conn| -> anyhow::Result<()> {
+        write_transaction(conn, |conn| {
+            if let Some(replaced) = &replaced {
+                challenges::delete(conn, replaced)?;
+            }
+            let created = now();
+            let new = NewChallenge {
+                token_hash: &hash,
+                user_id,
+                created_at: created,
+                expires_at: created + chrono::Duration::from_std(CHALLENGE_TTL)?,
+                via,
+                next_path: &next_path,
+            };
+            challenges::insert(conn, &new)?;
+            challenges::keep_newest(conn, user_id, MAX_CHALLENGES_PER_USER)?;
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(token)
+}
+
+/// Drops a pending sign-in (its client started over).
+pub async fn abandon_challenge(pool: &DbPool, token: &str) -> anyhow::Result<()> {
+    let hash = hash_token(token);
+    db::run(pool, move |conn| -> anyhow::Result<()> {
+        challenges::delete(conn, &hash)?;
+        Ok(())
+    })
+    .await
+}
+
+/// A live pending sign-in: its user and where the browser goes afterwards.
+pub struct Pending {
+    pub user: User,
+    pub next_path: String,
+    pub via: String,
+}
+
+/// The pending sign-in `token` names, if it is still live and its user still active.
+pub async fn pending(pool: &DbPool, token: &str) -> anyhow::Result<Option<Pending>> {
+    if token.is_empty() || token.len() > 64 {
+        return Ok(None);
+    }
+    let hash = hash_token(token);
+    db::run(pool, move |conn| -> anyhow::Result<Option<Pending>> { find_pending(conn, &hash, now()) }).await
+}
+
+fn find_pending(conn: &mut DbConnection, hash: &str, at: NaiveDateTime) -> anyhow::Result<Option<Pending>> {
+    let Some(challenge) = challenges::find_live(conn, hash, at)? else { return Ok(None) };
+    let user = users::find_by_id(conn, challenge.user_id)?.filter(|user| user.is_active && user.mfa_enabled);
+    Ok(user.map(|user| Pending { user, next_path: challenge.next_path, via: challenge.via }))
+}
+
+/// The client completing a second step.
+pub struct SecondStepAttempt<'a> {
+    pub token: &'a str,
+    pub client_ip: &'a str,
+    /// The device credentials the client carries, if any (see `device.rs`).
+    pub device: Option<&'a str>,
+}
+
+pub enum SecondStep {
+    /// Both steps passed: the challenge is used up. Start the session.
+    Passed { user: Box<User>, method: Method, recovery_codes_left: Option<i64>, next_path: String, device_credential: String },
+    /// The code was wrong (or already used); `starts_over` when that was the last try this
+    /// pending sign-in allowed.
+    Refused { check: CodeCheck, starts_over: bool, next_path: String },
+    /// No such pending sign-in: expired, used, or never was.
+    Expired,
+    Throttled { retry_after: Duration },
+}
+
+/// Checks the code of a pending sign-in, on the same throttle counters as the password.
+pub async fn complete_challenge(
+    pool: &DbPool,
+    throttle: &Arc<LoginThrottle>,
+    factors: &Arc<SecondFactors>,
+    attempt: SecondStepAttempt<'_>,
+    code: Code,
+) -> anyhow::Result<SecondStep> {
+    if attempt.token.is_empty() || attempt.token.len() > 64 {
+        return Ok(SecondStep::Expired);
+    }
+    let hash = hash_token(attempt.token);
+    let lookup = hash.clone();
+    let Some(pending) = db::run(pool, move |conn| find_pending(conn, &lookup, now())).await? else {
+        return Ok(SecondStep::Expired);
+    };
+    let user = pending.user;
+    let counters = throttle.password_counters(Some(user.id), &user.username, attempt.client_ip, attempt.device);
+    if let Err(retry_after) = credentials::begin(pool, throttle, &counters).await? {
+        return Ok(SecondStep::Throttled { retry_after });
+    }
+    let factors = Arc::clone(factors);
+    let (user_id, username, via) = (user.id, user.username.to_string(), pending.via.clone());
+    let actor = Actor { user: None, client_ip: Some(attempt.client_ip.to_owned()) };
+    let outcome = db::run(pool, move |conn| -> anyhow::Result<Option<(CodeCheck, bool)>> {
+        write_transaction(conn, |conn| {
+            let check = factors.check_code(conn, user_id, &code)?;
+            let target = Some((user_id, username.as_str()));
+            if let CodeCheck::Right { method, recovery_codes_left } = check {
+                if !challenges::delete(conn, &hash)? {
+                    // Completed a moment ago by a concurrent request.
+                    return Ok(None);
+                }
+                if method == Method::RecoveryCode {
+                    let left = recovery_codes_left.unwrap_or(0);
+                    let details = format!("via {via}; {left} recovery code(s) left");
+                    let actor = Actor { user: target.map(|(id, name)| (id, name.to_owned())), ..actor.clone() };
+                    audit::record(conn, &actor, Action::RecoveryCodeUsed, target, &details)?;
+                }
+                return Ok(Some((check, false)));
+            }
+            let failures = challenges::add_failure(conn, &hash)?;
+            let starts_over = failures >= MAX_CHALLENGE_FAILURES;
+            if starts_over {
+                challenges::delete(conn, &hash)?;
+            }
+            let what = if check == CodeCheck::Replayed { "a code already used" } else { "a wrong code" };
+            let details = format!("via {via}; {what} ({}); try {failures} of {MAX_CHALLENGE_FAILURES}", code.method().as_str());
+            audit::record(conn, &actor, Action::LoginSecondStepFailed, target, &details)?;
+            Ok(Some((check, starts_over)))
+        })
+    })
+    .await?;
+    let Some((check, starts_over)) = outcome else {
+        credentials::settle(pool, throttle, counters, true).await?;
+        return Ok(SecondStep::Expired);
+    };
+    let right = matches!(check, CodeCheck::Right { .. });
+    if right {
+        // Both steps passed: the password step's reservation is given back too.
+        credentials::settle(pool, throttle, counters.clone(), true).await?;
+    }
+    credentials::settle(pool, throttle, counters, right).await?;
+    Ok(match check {
+        CodeCheck::Right { method, recovery_codes_left } => SecondStep::Passed {
+            device_credential: throttle.devices().issue(user.id, chrono::Utc::now().timestamp()),
+            user: Box::new(user),
+            method,
+            recovery_codes_left,
+            next_path: pending.next_path,
+        },
+        check => SecondStep::Refused { check, starts_over, next_path: pending.next_path },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_are_80_bits_and_forgive_case_dashes_and_lookalikes() {
+        let (shown, hashes) = new_recovery_codes();
+        assert_eq!(shown.len(), RECOVERY_CODES);
+        assert_eq!(hashes.len(), RECOVERY_CODES);
+        for (code, hash) in shown.iter().zip(&hashes) {
+            assert_eq!(code.len(), 19, "{code}");
+            let typed = code.to_uppercase().replace('-', " ");
+            let Ok(Code::Recovery(normalised)) = Code::parse(&typed, Method::RecoveryCode) else { panic!("{typed}") };
+            assert_eq!(&hash_recovery_code(&normalised), hash);
+        }
+        assert_eq!(parse_recovery_code("ILO0-1111-2222-3333"), Some("1100111122223333".to_owned()));
+        assert_eq!(parse_recovery_code("abcd-efgh-jkmn-pqr"), None);
+        assert_eq!(parse_recovery_code("abcd-efgh-jkmn-pqru"), None, "u is not in the alphabet");
+        assert_eq!(Code::parse_any("123456"), Ok(Code::Totp("123456".to_owned())));
+        assert!(Code::parse_any("1234567").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! `GET /account/security`: two-step sign-in — whether it is on, how many recovery codes are
+//! left, and the forms to set it up, make new codes or turn it off. Setting up lives in
+//! `security/authenticator.rs`, new codes in `security/recovery_codes.rs`.
+pub mod authenticator;
+pub mod recovery_codes;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::page::load_account;
+use crate::accounts::FieldErrors;
+use crate::auth::cookies;
+use crate::auth::credentials::{PasswordCheck, check_current_password};
+use crate::config::MfaPolicy;
+use crate::db::users::User;
+use crate::error::PageError;
+use crate::web::context::Page;
+use crate::web::flash::Flash;
+use crate::web::layout::{Layout, render, with_retry_after};
+use crate::web::view::{format_time, wait_phrase};
+
+pub const PATH: &str = "/account/security";
+
+#[derive(Template)]
+#[template(path = "account/security.html")]
+pub struct SecurityPage<'a> {
+    pub layout: Layout,
+    pub user: &'a User,
+    /// Covered by the policy without a second factor: nothing else opens until one is set up.
+    pub must_enrol: bool,
+    /// The policy requires a second factor of this user (so it cannot be turned off).
+    pub required: bool,
+    /// Who the policy covers, in words ("administrators", "everyone").
+    pub required_of: &'static str,
+    pub enabled_since: String,
+    pub codes_left: i64,
+    pub errors: FieldErrors,
+}
+
+/// A form that only asks for the current password (new recovery codes, turning off).
+#[derive(Deserialize)]
+pub struct PasswordOnly {
+    #[serde(default)]
+    pub current_password: String,
+}
+
+pub async fn security_page<'a>(page: &Page, account: &'a User) -> Result<SecurityPage<'a>, PageError> {
+    let factor_since = if account.mfa_enabled { page.accounts().totp_enabled_since(account.id).await? } else { None };
+    let codes_left = if account.mfa_enabled { page.accounts().recovery_codes_left(account.id).await? } else { 0 };
+    Ok(SecurityPage {
+        layout: page.layout(),
+        user: account,
+        must_enrol: page.factors.must_enrol(account),
+        required: page.factors.required_for(account.role),
+        required_of: match page.factors.policy() {
+            MfaPolicy::All => "every account",
+            _ => "administrators",
+        },
+        enabled_since: factor_since.map(format_time).unwrap_or_default(),
+        codes_left,
+        errors: FieldErrors::default(),
+    })
+}
+
+pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
+    let account = load_account(&page).await?;
+    let mut view = security_page(&page, &account).await?;
+    view.layout = view.layout.with_flash(&flash);
+    Ok(flash.finish(render(StatusCode::OK, &view)?))
+}
+
+/// Checks the current password given in `field` (on the sign-in counters); on failure,
+/// the security page again with the error.
+pub async fn confirm_password(
+    req: &HttpRequest,
+    page: &Page,
+    account: &User,
+    password: &str,
+    field: &'static str,
+) -> Result<Option<HttpResponse>, PageError> {
+    let mut errors = FieldErrors::default();
+    let mut throttled = None;
+    if password.is_empty() {
+        errors.add(field, "Enter your current password");
+    } else {
+        let device = cookies::read(req, page.cookies.device_name()).map(str::to_owned);
+        let checked = check_current_password(
+            &page.pool,
+            &page.hasher,
+            &page.throttle,
+            account,
+            SecretString::from(password.to_owned()),
+            page.actor(),
+            device.as_deref(),
+        )
+        .await?;
+        match checked {
+            PasswordCheck::Right => return Ok(None),
+            PasswordCheck::Wrong => errors.add(field, "Your current password is not right"),
+            PasswordCheck::Throttled { retry_after } => {
+                errors.add(field, format!("Too many wrong passwords. Wait {} and try again.", wait_phrase(retry_after)));
+                throttled = Some(retry_after);
+            }
+        }
+    }
+    let mut view = security_page(page, account).await?;
+    view.errors = errors;
+    Ok(Some(match throttled {
+        Some(retry_after) => with_retry_after(render(StatusCode::TOO_MANY_REQUESTS, &view)?, retry_after),
+        None => render(StatusCode::UNPROCESSABLE_ENTITY, &view)?,
+    }))
+}

@@ -1,0 +1,163 @@
+//! `GET /login/second-step` and `POST /login/second-step`: the code from an authenticator app
+//! (or a recovery code) after a right password. Until it is right there is no session: the
+//! browser holds only the pending sign-in's token (see `auth::second_factor`).
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{DEFAULT_LANDING, login_nonce, signed_in};
+use crate::auth::client::{ClientInfo, client_ip};
+use crate::auth::second_factor::{self, Code, CodeCheck, MAX_CHALLENGE_FAILURES, Method, SecondStep, SecondStepAttempt};
+use crate::auth::sessions::AMR_SECOND_FACTOR;
+use crate::domain::SafeNextPath;
+use crate::error::PageError;
+use crate::web::context::Services;
+use crate::web::flash::flash_cookie;
+use crate::web::form::StrictForm;
+use crate::web::layout::{Layout, render, with_retry_after};
+use crate::web::view::wait_phrase;
+
+pub const PATH: &str = "/login/second-step";
+
+const EXPIRED: &str = "This sign-in has expired: the code must follow the password within 5 minutes, and each \
+                       sign-in can be completed once. Sign in again.";
+const TOO_MANY: &str = "That was the last try for this sign-in: too many wrong codes. Sign in again.";
+
+#[derive(Template)]
+#[template(path = "login/second_step.html")]
+struct SecondStepPage<'a> {
+    layout: Layout,
+    csrf_token: String,
+    /// `totp` or `recovery_code`.
+    method: &'static str,
+    issuer: &'a str,
+    error: Option<&'a str>,
+    /// No pending sign-in: only the way back to the login form is shown.
+    expired: bool,
+}
+
+#[derive(Deserialize)]
+pub struct StepQuery {
+    #[serde(default)]
+    method: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct StepForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+fn method_of(raw: &str) -> Method {
+    if raw == Method::RecoveryCode.as_str() { Method::RecoveryCode } else { Method::Totp }
+}
+
+fn page(app: &Services, csrf_token: String, method: Method, error: Option<&str>, status: StatusCode) -> Result<HttpResponse, PageError> {
+    render(
+        status,
+        &SecondStepPage {
+            layout: Layout::default(),
+            csrf_token,
+            method: method.as_str(),
+            issuer: app.factors.issuer(),
+            error,
+            expired: false,
+        },
+    )
+}
+
+/// The way back to the login form, and the pending sign-in's cookie removed.
+fn expired(app: &Services, message: &str) -> Result<HttpResponse, PageError> {
+    let page = SecondStepPage {
+        layout: Layout::default(),
+        csrf_token: String::new(),
+        method: Method::Totp.as_str(),
+        issuer: app.factors.issuer(),
+        error: Some(message),
+        expired: true,
+    };
+    let mut response = render(StatusCode::UNAUTHORIZED, &page)?;
+    response.add_cookie(&app.cookies.second_step_removal()).map_err(|error| PageError::Unexpected(error.into()))?;
+    Ok(response)
+}
+
+pub async fn form(req: HttpRequest, query: web::Query<StepQuery>, app: Services) -> Result<HttpResponse, PageError> {
+    let token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
+    if second_factor::pending(&app.pool, token).await?.is_none() {
+        return expired(&app, EXPIRED);
+    }
+    let (nonce, new_nonce) = login_nonce(&req, &app.cookies);
+    let method = method_of(query.method.as_deref().unwrap_or_default());
+    let mut response = page(&app, app.csrf.for_login(&nonce), method, None, StatusCode::OK)?;
+    if new_nonce {
+        response.add_cookie(&app.cookies.login_csrf(nonce)).map_err(|error| PageError::Unexpected(error.into()))?;
+    }
+    Ok(response)
+}
+
+pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services) -> Result<HttpResponse, PageError> {
+    let StepForm { code, method, csrf_token } = form.0;
+    let nonce = crate::auth::cookies::read(&req, app.cookies.login_csrf_name()).unwrap_or_default();
+    if !app.csrf.verify_login(nonce, &csrf_token) {
+        tracing::warn!(client_ip = %client_ip(&req), "second step refused: CSRF token missing or wrong");
+        return Err(PageError::CsrfRejected);
+    }
+    let method = method_of(&method);
+    let code = match Code::parse(&code, method) {
+        Ok(code) => code,
+        Err(message) => return page(&app, csrf_token, method, Some(message), StatusCode::BAD_REQUEST),
+    };
+    let token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
+    let ip = client_ip(&req);
+    let device = crate::auth::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
+    let attempt = SecondStepAttempt { token, client_ip: &ip, device: Some(&device) };
+    let outcome = second_factor::complete_challenge(&app.pool, &app.throttle, &app.factors, attempt, code).await?;
+    match outcome {
+        SecondStep::Passed { user, method, recovery_codes_left, next_path, device_credential } => {
+            let user_id = user.id;
+            let tokens = app.sessions.start(&app.pool, *user, &ClientInfo::of(&req), "form", AMR_SECOND_FACTOR).await?;
+            tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %ip, method = method.as_str(), "login succeeded");
+            let next = SafeNextPath::parse(&next_path);
+            let landing = next.as_ref().map_or(DEFAULT_LANDING, SafeNextPath::as_str);
+            let mut response = signed_in(&app, tokens, landing, (&device, user_id, device_credential));
+            response.cookie(app.cookies.second_step_removal());
+            if let Some(left) = recovery_codes_left {
+                let message = format!(
+                    "You signed in with a recovery code; it no longer works. {left} recovery code{} left — \
+                     make a new set on your Security page if you are running low.",
+                    if left == 1 { " is" } else { "s are" }
+                );
+                response.cookie(flash_cookie(&app.cookies, &message));
+            }
+            Ok(response.finish())
+        }
+        SecondStep::Refused { starts_over: true, .. } => expired(&app, TOO_MANY),
+        SecondStep::Refused { check, .. } => {
+            let message = match (check, method) {
+                (CodeCheck::Replayed, _) => {
+                    "That code was already used. Wait for your app to show the next code, then enter it.".to_owned()
+                }
+                (_, Method::RecoveryCode) => format!(
+                    "That recovery code is not right, or it was used before. (A sign-in allows {MAX_CHALLENGE_FAILURES} tries.)"
+                ),
+                _ => format!(
+                    "That code is not right. Enter the code your app shows now; if it keeps failing, check that your \
+                     phone's clock is set automatically. (A sign-in allows {MAX_CHALLENGE_FAILURES} tries.)"
+                ),
+            };
+            page(&app, csrf_token, method, Some(&message), StatusCode::UNAUTHORIZED)
+        }
+        SecondStep::Expired => expired(&app, EXPIRED),
+        SecondStep::Throttled { retry_after } => {
+            tracing::debug!(event = "login_throttled", step = "second", client_ip = %ip, "second step throttled");
+            let message = format!("Too many sign-in attempts. Wait {} and try again.", wait_phrase(retry_after));
+            Ok(with_retry_after(page(&app, csrf_token, method, Some(&message), StatusCode::TOO_MANY_REQUESTS)?, retry_after))
+        }
+    }
+}
+
