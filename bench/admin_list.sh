@@ -16,6 +16,7 @@ trap 'kill "${server:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 export PORTCULLIS_BIND="127.0.0.1:$port" PORTCULLIS_LOG=warn
 export PORTCULLIS_JWT_SECRET="bench-secret-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')"
+export PORTCULLIS_MFA_REQUIRED=off  # bench admins sign in with a password alone
 if [ "$backend" = postgres ]; then
   base="${BENCH_POSTGRES_URL:?set BENCH_POSTGRES_URL}"
   name="portcullis_bench_list"

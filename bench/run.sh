@@ -67,6 +67,7 @@ bench_backend() {
   local backend=$1
   export PORTCULLIS_BIND="127.0.0.1:$port" PORTCULLIS_LOG="${PORTCULLIS_LOG:-info}"
   export PORTCULLIS_JWT_SECRET="bench-secret-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')"
+  export PORTCULLIS_MFA_REQUIRED=off  # bench admins sign in with a password alone
   # The load signs in thousands of times from one address; the throttle would (rightly) stop it.
   export PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS=1000 PORTCULLIS_LOGIN_ADDRESS_ATTEMPTS=100000
   if [ "$backend" = postgres ]; then

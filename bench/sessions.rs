@@ -114,8 +114,12 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     // As in the server: a thread keeps the list fresh (a stale list refuses everyone).
     let throttle = Arc::new(LoginThrottle::new(Default::default(), &secret, None));
     let _syncer = list.spawn_syncer(pool.clone(), pool.clone(), throttle, Duration::from_secs(60))?;
-    let sessions =
-        Sessions::new(JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl), policy, MfaPolicy::Off, list.clone());
+    let sessions = Sessions::new(
+        JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl),
+        policy,
+        MfaPolicy::Off,
+        list.clone(),
+    );
 
     time_per_call(|| assert!(sessions.authenticate(&token).is_ok())); // warm-up, not reported
     let verify_only = time_per_call(|| assert!(keys.verify(&token).is_ok()));

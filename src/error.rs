@@ -65,15 +65,19 @@ pub enum ApiError {
     #[error("this account must choose a new password before using the API; sign in on the web to choose one")]
     PasswordChangeRequired,
     /// The password was right; the sign-in continues at `POST /api/token/mfa` with this token.
-    #[error("this account signs in with a second factor: send a code from the authenticator app (or a recovery \
-             code) with this mfa_token to POST /api/token/mfa within 5 minutes")]
+    #[error(
+        "this account signs in with a second factor: send a code from the authenticator app (or a recovery \
+             code) with this mfa_token to POST /api/token/mfa within 5 minutes"
+    )]
     MfaRequired { mfa_token: String, methods: Vec<&'static str> },
     #[error("this account must set up two-step sign-in before using the API; sign in on the web to set it up")]
     MfaEnrolmentRequired,
     /// A wrong or already used second-factor code; the message says which.
     #[error("{0}")]
     InvalidCode(String),
-    #[error("the mfa_token is not valid: it expired (5 minutes), was used, or took too many wrong codes; sign in again")]
+    #[error(
+        "the mfa_token is not valid: it expired (5 minutes), was used, or took too many wrong codes; sign in again"
+    )]
     InvalidMfaToken,
     #[error("not found")]
     NotFound,

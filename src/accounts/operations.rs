@@ -3,9 +3,9 @@
 use super::{AccountError, ValidAccount};
 use crate::auth::throttle;
 use crate::db::audit::{self, Action, Actor};
-use crate::db::{challenges, second_factors, sessions};
 use crate::db::users::{self, NewUser, ProfileChanges, User};
 use crate::db::{DbConnection, lock_active_admins, throttles, write_transaction};
+use crate::db::{challenges, second_factors, sessions};
 use crate::domain::Role;
 
 fn load(conn: &mut DbConnection, id: i64) -> Result<User, AccountError> {

@@ -44,12 +44,17 @@ impl Accounts<'_> {
     /// Turns the pending authenticator app on once `code` proves the user's app has the secret;
     /// returns the new recovery codes (shown once). The session it happened in now counts as
     /// signed in with both factors.
-    pub async fn confirm_totp(&self, actor: Actor, user_id: i64, code: &str, session_id: &str) -> Result<Vec<String>, AccountError> {
+    pub async fn confirm_totp(
+        &self,
+        actor: Actor,
+        user_id: i64,
+        code: &str,
+        session_id: &str,
+    ) -> Result<Vec<String>, AccountError> {
         let code = totp::parse_code(code).ok_or_else(|| field(second_factor::TOTP_SHAPE))?;
-        let secret = self
-            .pending_totp(user_id)
-            .await?
-            .ok_or_else(|| AccountError::Refused("Start setting up your authenticator app again: that setup has ended.".to_owned()))?;
+        let secret = self.pending_totp(user_id).await?.ok_or_else(|| {
+            AccountError::Refused("Start setting up your authenticator app again: that setup has ended.".to_owned())
+        })?;
         let at = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
         let step = secret.matching_step(&code, at).ok_or_else(|| field(WRONG_CODE))?;
         let (shown, hashes) = second_factor::new_recovery_codes();
@@ -88,7 +93,13 @@ impl Accounts<'_> {
                 second_factors::delete_totp(conn, user_id)?;
                 second_factors::delete_recovery_codes(conn, user_id)?;
                 second_factors::set_enabled(conn, user_id, false)?;
-                audit::record(conn, &actor, Action::MfaDisabled, Some((user.id, &user.username)), "authenticator app removed")?;
+                audit::record(
+                    conn,
+                    &actor,
+                    Action::MfaDisabled,
+                    Some((user.id, &user.username)),
+                    "authenticator app removed",
+                )?;
                 Ok(())
             })
         })
@@ -106,7 +117,13 @@ impl Accounts<'_> {
                 }
                 SecondFactors::store_recovery_codes(conn, user_id, &hashes)?;
                 let details = format!("{} new codes; the old ones no longer work", hashes.len());
-                audit::record(conn, &actor, Action::RecoveryCodesRegenerated, Some((user.id, &user.username)), &details)?;
+                audit::record(
+                    conn,
+                    &actor,
+                    Action::RecoveryCodesRegenerated,
+                    Some((user.id, &user.username)),
+                    &details,
+                )?;
                 Ok(())
             })
         })

@@ -58,7 +58,11 @@ impl SealingKey {
         let mut sealed = plaintext.to_vec();
         self.current
             .aead
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(self.aad(owner)), &mut sealed)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(self.aad(owner)),
+                &mut sealed,
+            )
             .expect("AES-GCM seals any short message");
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&sealed);

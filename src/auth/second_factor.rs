@@ -63,8 +63,7 @@ pub enum Code {
 }
 
 pub const TOTP_SHAPE: &str = "Enter the 6-digit code from your authenticator app (digits only).";
-pub const RECOVERY_SHAPE: &str =
-    "Enter one of your recovery codes: 16 letters and digits, like 7kq2-m9xd-4hbt-wc3e.";
+pub const RECOVERY_SHAPE: &str = "Enter one of your recovery codes: 16 letters and digits, like 7kq2-m9xd-4hbt-wc3e.";
 
 impl Code {
     /// What the form's field holds, for the method it asked for.
@@ -113,7 +112,8 @@ pub fn new_recovery_codes() -> (Vec<String>, Vec<String>) {
         .map(|_| {
             let raw = crate::random::bytes::<RECOVERY_CODE_CHARS>();
             let code: String = raw.iter().map(|byte| RECOVERY_ALPHABET[usize::from(byte % 32)] as char).collect();
-            let shown = code.as_bytes().chunks(4).map(|part| String::from_utf8_lossy(part)).collect::<Vec<_>>().join("-");
+            let shown =
+                code.as_bytes().chunks(4).map(|part| String::from_utf8_lossy(part)).collect::<Vec<_>>().join("-");
             (shown, hash_recovery_code(&code))
         })
         .unzip()
@@ -133,7 +133,10 @@ fn hash_token(token: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeCheck {
     /// Right, and now used up. `recovery_codes_left` after a recovery code.
-    Right { method: Method, recovery_codes_left: Option<i64> },
+    Right {
+        method: Method,
+        recovery_codes_left: Option<i64>,
+    },
     Wrong,
     /// A code (or an older one) that was already used.
     Replayed,
@@ -322,13 +325,25 @@ pub struct SecondStepAttempt<'a> {
 
 pub enum SecondStep {
     /// Both steps passed: the challenge is used up. Start the session.
-    Passed { user: Box<User>, method: Method, recovery_codes_left: Option<i64>, next_path: String, device_credential: String },
+    Passed {
+        user: Box<User>,
+        method: Method,
+        recovery_codes_left: Option<i64>,
+        next_path: String,
+        device_credential: String,
+    },
     /// The code was wrong (or already used); `starts_over` when that was the last try this
     /// pending sign-in allowed.
-    Refused { check: CodeCheck, starts_over: bool, next_path: String },
+    Refused {
+        check: CodeCheck,
+        starts_over: bool,
+        next_path: String,
+    },
     /// No such pending sign-in: expired, used, or never was.
     Expired,
-    Throttled { retry_after: Duration },
+    Throttled {
+        retry_after: Duration,
+    },
 }
 
 /// Checks the code of a pending sign-in, on the same throttle counters as the password.
@@ -378,7 +393,8 @@ pub async fn complete_challenge(
                 challenges::delete(conn, &hash)?;
             }
             let what = if check == CodeCheck::Replayed { "a code already used" } else { "a wrong code" };
-            let details = format!("via {via}; {what} ({}); try {failures} of {MAX_CHALLENGE_FAILURES}", code.method().as_str());
+            let details =
+                format!("via {via}; {what} ({}); try {failures} of {MAX_CHALLENGE_FAILURES}", code.method().as_str());
             audit::record(conn, &actor, Action::LoginSecondStepFailed, target, &details)?;
             Ok(Some((check, starts_over)))
         })

@@ -335,8 +335,7 @@ impl Sessions {
     /// the session counts as signed in with both.
     pub async fn upgrade_to_second_factor(&self, pool: &DbPool, session_id: &str) -> anyhow::Result<()> {
         let sid = session_id.to_owned();
-        db::run(pool, move |conn| -> anyhow::Result<()> { Ok(sessions::set_amr(conn, &sid, AMR_SECOND_FACTOR)?) })
-            .await
+        db::run(pool, move |conn| -> anyhow::Result<()> { Ok(sessions::set_amr(conn, &sid, AMR_SECOND_FACTOR)?) }).await
     }
 
     fn tokens_for(

@@ -33,7 +33,12 @@ impl TotpSecret {
     /// The key in groups of four, for typing it into an app by hand.
     pub fn grouped(&self) -> String {
         let plain = self.base32();
-        plain.as_bytes().chunks(4).map(|chunk| String::from_utf8_lossy(chunk).into_owned()).collect::<Vec<_>>().join(" ")
+        plain
+            .as_bytes()
+            .chunks(4)
+            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The `otpauth://` link the QR code carries (Key Uri Format).

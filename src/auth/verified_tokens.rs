@@ -54,6 +54,8 @@ mod tests {
             display_name: "Ada".into(),
             role: Role::User,
             must_change_password: false,
+            must_enrol: false,
+            amr: vec!["pwd".to_owned()],
             session_id: "s1".into(),
             token_expires_at: expires_at,
         })

@@ -345,7 +345,8 @@ impl Settings {
             (Duration::from_secs(60 * 60), "1h"),
         )?;
 
-        let mfa_required = get("PORTCULLIS_MFA_REQUIRED").map_or(Ok(MfaPolicy::default()), |raw| MfaPolicy::parse(&raw))?;
+        let mfa_required =
+            get("PORTCULLIS_MFA_REQUIRED").map_or(Ok(MfaPolicy::default()), |raw| MfaPolicy::parse(&raw))?;
 
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
 

@@ -14,14 +14,21 @@ pub const PASSWORD: &str = "violet tractor sings loudly";
 
 /// Runs each scenario once per backend: `name::sqlite` and `name::postgres`.
 macro_rules! both_backends {
-    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+        both_backends_with! { $crate::helpers::default_settings; $(async fn $name($app: TestApp) $body)* }
+    };
+}
+
+/// `both_backends!` on servers whose settings `$adjust` changes first (a `fn(&mut Settings)`).
+macro_rules! both_backends_with {
+    ($adjust:path; $(async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             async fn scenario($app: $crate::helpers::TestApp) $body
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                let app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, $adjust).await;
                 let server = app.server.clone();
                 scenario(app).await;
                 server.stop(true).await;
@@ -29,7 +36,8 @@ macro_rules! both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             #[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
             async fn postgres() {
-                if let Some(app) = $crate::helpers::spawn_postgres_app().await {
+                if $crate::helpers::postgres_available() {
+                    let app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Postgres, $adjust).await;
                     let server = app.server.clone();
                     scenario(app).await;
                     // Workers close their connections before the process exits.
@@ -39,6 +47,9 @@ macro_rules! both_backends {
         }
     )*};
 }
+
+/// The test servers' settings as they are (see `start_instance`).
+pub fn default_settings(_: &mut Settings) {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -55,7 +66,7 @@ pub struct TestApp {
     pub jwt_secret: String,
     pub issuer: String,
     pub database_url: String,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 pub struct TestUser {
@@ -136,6 +147,12 @@ pub async fn spawn_second_instance(first: &TestApp) -> TestApp {
     start_instance(first.database_url.clone(), first.jwt_secret.clone(), dir, |_| {}).await
 }
 
+/// The same deployment restarted with another secret and no previous one.
+pub async fn spawn_instance_with_secret(first: &TestApp, secret: &str) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    start_instance(first.database_url.clone(), secret.to_owned(), dir, |_| {}).await
+}
+
 /// The same deployment restarted with a new secret, the old one kept as
 /// `PORTCULLIS_JWT_SECRET_PREVIOUS` (the documented rotation).
 pub async fn spawn_rotated_instance(first: &TestApp) -> TestApp {
@@ -190,6 +207,9 @@ async fn start_instance(
         ("PORTCULLIS_PUBLIC_URL", "http://portcullis.test".to_owned()),
         ("PORTCULLIS_STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_owned()),
         ("PORTCULLIS_DB_POOL_SIZE", "4".to_owned()),
+        // Most scenarios sign admins in with a password alone; the second-factor scenarios
+        // (`second_factor.rs`) set the real default, `admins`, themselves.
+        ("PORTCULLIS_MFA_REQUIRED", "off".to_owned()),
     ];
     let mut settings = Settings::from_lookup(|key| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
         .expect("test settings");
@@ -210,11 +230,27 @@ async fn start_instance(
         jwt_secret,
         issuer: "http://portcullis.test".to_owned(),
         database_url,
-        _dir: dir,
+        _dir: Arc::new(dir),
     }
 }
 
 impl TestApp {
+    /// The same server from another browser: its own cookie jar.
+    pub fn in_new_browser(&self) -> TestApp {
+        let (client, cookies) = browser_client();
+        TestApp {
+            address: self.address.clone(),
+            server: self.server.clone(),
+            client,
+            cookies,
+            pool: self.pool.clone(),
+            jwt_secret: self.jwt_secret.clone(),
+            issuer: self.issuer.clone(),
+            database_url: self.database_url.clone(),
+            _dir: Arc::clone(&self._dir),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -40,10 +40,11 @@ pub struct SecurityPage<'a> {
     pub errors: FieldErrors,
 }
 
-/// A form that only asks for the current password (new recovery codes, turning off).
+/// A form that only asks for the current password (new recovery codes, turning off). The
+/// page holds both forms, so each names its field after itself.
 #[derive(Deserialize)]
 pub struct PasswordOnly {
-    #[serde(default)]
+    #[serde(default, alias = "codes_password", alias = "remove_password")]
     pub current_password: String,
 }
 
@@ -101,7 +102,8 @@ pub async fn confirm_password(
             PasswordCheck::Right => return Ok(None),
             PasswordCheck::Wrong => errors.add(field, "Your current password is not right"),
             PasswordCheck::Throttled { retry_after } => {
-                errors.add(field, format!("Too many wrong passwords. Wait {} and try again.", wait_phrase(retry_after)));
+                errors
+                    .add(field, format!("Too many wrong passwords. Wait {} and try again.", wait_phrase(retry_after)));
                 throttled = Some(retry_after);
             }
         }

@@ -115,7 +115,12 @@ pub struct TokenUser {
 
 impl TokenUser {
     fn of(user: &User) -> Self {
-        Self { id: user.id, username: user.username.to_string(), email: user.email.to_string(), role: user.role.as_str() }
+        Self {
+            id: user.id,
+            username: user.username.to_string(),
+            email: user.email.to_string(),
+            role: user.role.as_str(),
+        }
     }
 }
 

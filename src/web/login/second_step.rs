@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use super::{DEFAULT_LANDING, login_nonce, signed_in};
 use crate::auth::client::{ClientInfo, client_ip};
-use crate::auth::second_factor::{self, Code, CodeCheck, MAX_CHALLENGE_FAILURES, Method, SecondStep, SecondStepAttempt};
+use crate::auth::second_factor::{
+    self, Code, CodeCheck, MAX_CHALLENGE_FAILURES, Method, SecondStep, SecondStepAttempt,
+};
 use crate::auth::sessions::AMR_SECOND_FACTOR;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
@@ -57,7 +59,13 @@ fn method_of(raw: &str) -> Method {
     if raw == Method::RecoveryCode.as_str() { Method::RecoveryCode } else { Method::Totp }
 }
 
-fn page(app: &Services, csrf_token: String, method: Method, error: Option<&str>, status: StatusCode) -> Result<HttpResponse, PageError> {
+fn page(
+    app: &Services,
+    csrf_token: String,
+    method: Method,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
     render(
         status,
         &SecondStepPage {
@@ -156,8 +164,10 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
         SecondStep::Throttled { retry_after } => {
             tracing::debug!(event = "login_throttled", step = "second", client_ip = %ip, "second step throttled");
             let message = format!("Too many sign-in attempts. Wait {} and try again.", wait_phrase(retry_after));
-            Ok(with_retry_after(page(&app, csrf_token, method, Some(&message), StatusCode::TOO_MANY_REQUESTS)?, retry_after))
+            Ok(with_retry_after(
+                page(&app, csrf_token, method, Some(&message), StatusCode::TOO_MANY_REQUESTS)?,
+                retry_after,
+            ))
         }
     }
 }
-

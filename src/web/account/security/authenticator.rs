@@ -52,7 +52,12 @@ pub async fn show(page: Page) -> Result<HttpResponse, PageError> {
     setup_page(&page, &secret, FieldErrors::default(), StatusCode::OK)
 }
 
-fn setup_page(page: &Page, secret: &TotpSecret, errors: FieldErrors, status: StatusCode) -> Result<HttpResponse, PageError> {
+fn setup_page(
+    page: &Page,
+    secret: &TotpSecret,
+    errors: FieldErrors,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
     let issuer = page.factors.issuer();
     let url = secret.otpauth_url(issuer, &page.user.username);
     render(
@@ -70,10 +75,15 @@ fn setup_page(page: &Page, secret: &TotpSecret, errors: FieldErrors, status: Sta
 
 /// The QR code as an `<svg>` element (no XML prologue), labelled for screen readers.
 fn qr_svg(data: &str) -> Result<String, PageError> {
-    let code = qrcode::QrCode::new(data.as_bytes()).map_err(|error| PageError::Unexpected(anyhow::anyhow!("QR code: {error}")))?;
+    let code = qrcode::QrCode::new(data.as_bytes())
+        .map_err(|error| PageError::Unexpected(anyhow::anyhow!("QR code: {error}")))?;
     let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
     let start = svg.find("<svg").unwrap_or(0);
-    Ok(svg[start..].replacen("<svg", "<svg class=\"qr\" role=\"img\" aria-label=\"QR code of your authenticator key\"", 1))
+    Ok(svg[start..].replacen(
+        "<svg",
+        "<svg class=\"qr\" role=\"img\" aria-label=\"QR code of your authenticator key\"",
+        1,
+    ))
 }
 
 /// `POST …/confirm`: the first code turns the app on and shows the recovery codes, once.
