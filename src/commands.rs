@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::accounts::{self, AccountInput, ValidAccount};
 use crate::auth::password::{hash_blocking, hash_replacement_blocking};
+use crate::auth::second_factor::SecondFactors;
 use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::db::audit::{Action, Actor};
@@ -165,6 +166,24 @@ pub fn delete_user(settings: &Settings, login: &str) -> anyhow::Result<()> {
     let user = find(&mut conn, login)?;
     let user = accounts::delete(&mut conn, &Actor::command_line(), user.id)?;
     println!("Deleted {} ({}).", user.username, user.email);
+    Ok(())
+}
+
+pub fn reseal_keys(settings: &Settings) -> anyhow::Result<()> {
+    let secret = crate::startup::signing_secret(settings)?;
+    let factors = SecondFactors::new(&secret, settings.jwt_secret_previous.as_ref(), settings.mfa_required, "");
+    let mut conn = connect(settings)?;
+    let resealed = db::write_transaction(&mut conn, |conn| factors.reseal_all(conn))?;
+    let (stale, unreadable) = factors.key_standing(&mut conn)?;
+    println!("{resealed} authenticator key(s) resealed under the current signing secret.");
+    if stale + unreadable > 0 {
+        bail!(
+            "{unreadable} key(s) are sealed under a secret neither PORTCULLIS_JWT_SECRET nor PORTCULLIS_JWT_SECRET_PREVIOUS opens"
+        );
+    }
+    if settings.jwt_secret_previous.is_some() {
+        println!("No key needs PORTCULLIS_JWT_SECRET_PREVIOUS any more.");
+    }
     Ok(())
 }
 

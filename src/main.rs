@@ -21,6 +21,10 @@ enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// After a rotation of the signing secret, once every instance runs with the new one:
+    /// reseal the authenticator keys under it (run with PORTCULLIS_JWT_SECRET and
+    /// PORTCULLIS_JWT_SECRET_PREVIOUS set), so the previous secret can be retired
+    ResealKeys,
     /// Time one password hash on this machine, and the sign-in rate that allows
     HashSpeed {
         /// How many hashes to time (the median is reported)
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Serve => commands::serve(settings),
         Command::Migrate => commands::migrate(&settings),
         Command::HashSpeed { samples } => commands::hash_speed(&settings, samples),
+        Command::ResealKeys => commands::reseal_keys(&settings),
         Command::User(UserCommand::Create {
             username,
             email,

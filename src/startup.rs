@@ -18,7 +18,7 @@ use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
-use crate::config::{DatabaseSettings, DatabaseUrl, Settings, load_or_create_jwt_secret};
+use crate::config::{DatabaseSettings, DatabaseUrl, JwtSecret, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
 use crate::metrics::{self, Metrics};
 use crate::web::admin::users;
@@ -55,13 +55,7 @@ impl Application {
             tracing::info!(migrations = ?applied, "applied database migrations");
         }
 
-        let secret = match (&settings.jwt_secret, &settings.database.url) {
-            (Some(secret), _) => secret.clone(),
-            (None, DatabaseUrl::Sqlite(path)) => load_or_create_jwt_secret(path)?.0,
-            (None, DatabaseUrl::Postgres(_)) => {
-                anyhow::bail!("PORTCULLIS_JWT_SECRET is required with PostgreSQL")
-            }
-        };
+        let secret = signing_secret(&settings)?;
         let policy = settings.sessions;
         let previous = settings.jwt_secret_previous.as_ref();
         let keys = JwtKeys::new(&secret, previous, settings.public_url.origin(), policy.access_token_ttl);
@@ -91,19 +85,7 @@ impl Application {
             settings.mfa_required,
             settings.public_url.host_name(),
         ));
-        if previous.is_some() {
-            // Authenticator secrets sealed under the previous secret move to the new one now,
-            // so the previous secret can be retired after this start.
-            let (reseal_pool, resealing) = (pool.clone(), factors.clone());
-            let resealed = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-                let mut conn = reseal_pool.get().context("no database connection available")?;
-                db::write_transaction(&mut conn, |conn| resealing.reseal_all(conn))
-            })
-            .await??;
-            if resealed > 0 {
-                tracing::info!(resealed, "authenticator secrets resealed under the new signing secret");
-            }
-        }
+        check_authenticator_keys(&pool, &factors, &settings.database.url).await?;
         let csrf = web::Data::new(CsrfKey::derive(&secret, previous));
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
@@ -280,6 +262,55 @@ fn security_headers(hsts: bool) -> DefaultHeaders {
         .add(("Cache-Control", "no-store"));
     // Only when users reach us over https: browsers then refuse plain http for a year.
     if hsts { headers.add(("Strict-Transport-Security", "max-age=31536000")) } else { headers }
+}
+
+/// The signing secret: configured, or (SQLite only) the one kept beside the database.
+pub fn signing_secret(settings: &Settings) -> anyhow::Result<JwtSecret> {
+    match (&settings.jwt_secret, &settings.database.url) {
+        (Some(secret), _) => Ok(secret.clone()),
+        (None, DatabaseUrl::Sqlite(path)) => Ok(load_or_create_jwt_secret(path)?.0),
+        (None, DatabaseUrl::Postgres(_)) => anyhow::bail!("PORTCULLIS_JWT_SECRET is required with PostgreSQL"),
+    }
+}
+
+/// Authenticator keys are sealed under the signing secret (see `auth::sealed`). After a
+/// rotation, a single SQLite instance reseals them under the new secret at once; with several
+/// instances that waits for `portcullis reseal-keys`, run once every instance has the new
+/// secret (an instance still on the old one could not read them). Keys that neither secret
+/// opens would lock their users out: start-up stops and says how to recover.
+async fn check_authenticator_keys(
+    pool: &DbPool,
+    factors: &web::Data<SecondFactors>,
+    url: &DatabaseUrl,
+) -> anyhow::Result<()> {
+    let (pool, factors, single_instance) = (pool.clone(), factors.clone(), !url.is_postgres());
+    let (resealed, stale, unreadable) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut conn = pool.get().context("no database connection available")?;
+        let resealed =
+            if single_instance { db::write_transaction(&mut conn, |conn| factors.reseal_all(conn))? } else { 0 };
+        let (stale, unreadable) = factors.key_standing(&mut conn)?;
+        Ok((resealed, stale, unreadable))
+    })
+    .await??;
+    if resealed > 0 {
+        tracing::info!(resealed, "authenticator keys resealed under the new signing secret");
+    }
+    if stale > 0 {
+        tracing::info!(
+            stale,
+            "authenticator keys are sealed under PORTCULLIS_JWT_SECRET_PREVIOUS: once every instance runs with the \
+             new secret, run `portcullis reseal-keys`, then PORTCULLIS_JWT_SECRET_PREVIOUS can go"
+        );
+    }
+    if unreadable > 0 {
+        anyhow::bail!(
+            "{unreadable} authenticator key(s) are sealed under a signing secret this instance does not have, so \
+             their users could not sign in: start with the secret they were sealed under as \
+             PORTCULLIS_JWT_SECRET_PREVIOUS (and run `portcullis reseal-keys`), or reset those users' two-step \
+             sign-in with `portcullis user reset-mfa`"
+        );
+    }
+    Ok(())
 }
 
 /// Opens the pool; an unreachable PostgreSQL is retried (1 s, 2 s, 4 s … at most 5 s apart)

@@ -196,7 +196,10 @@ impl SecondFactors {
                 else {
                     return Ok(CodeCheck::Wrong);
                 };
-                let (secret, stale) = self.open(user_id, &factor.sealed_secret).ok_or_else(|| {
+                // A key still sealed under the previous secret is used as it is: resealing it
+                // here would lock it away from instances not yet restarted with the new secret
+                // (see `reseal_all`).
+                let (secret, _) = self.open(user_id, &factor.sealed_secret).ok_or_else(|| {
                     anyhow::anyhow!(
                         "the authenticator secret of user {user_id} cannot be opened with the configured signing \
                          secret (was PORTCULLIS_JWT_SECRET changed without PORTCULLIS_JWT_SECRET_PREVIOUS?)"
@@ -206,9 +209,6 @@ impl SecondFactors {
                 let step = i64::try_from(step)?;
                 if step <= factor.last_used_step || !second_factors::advance_step(conn, user_id, step)? {
                     return Ok(CodeCheck::Replayed);
-                }
-                if stale {
-                    second_factors::reseal_totp(conn, user_id, &self.seal(user_id, &secret))?;
                 }
                 Ok(CodeCheck::Right { method: Method::Totp, recovery_codes_left: None })
             }
@@ -223,8 +223,9 @@ impl SecondFactors {
         }
     }
 
-    /// After a rotation of the signing secret: reseals every stored secret under the new key,
-    /// so the previous secret can be retired. Returns how many were resealed.
+    /// After a rotation of the signing secret, once every instance has the new secret:
+    /// reseals every stored key under it, so the previous secret can be retired. Returns how
+    /// many were resealed.
     pub fn reseal_all(&self, conn: &mut DbConnection) -> anyhow::Result<usize> {
         let mut resealed = 0;
         for factor in second_factors::all_totp(conn)? {
@@ -234,6 +235,20 @@ impl SecondFactors {
             }
         }
         Ok(resealed)
+    }
+
+    /// How the stored keys stand against the configured secrets: (sealed under the previous
+    /// secret, sealed under neither). Keys of the second kind cannot produce codes here.
+    pub fn key_standing(&self, conn: &mut DbConnection) -> anyhow::Result<(usize, usize)> {
+        let (mut stale, mut unreadable) = (0, 0);
+        for factor in second_factors::all_totp(conn)? {
+            match self.open(factor.user_id, &factor.sealed_secret) {
+                Some((_, true)) => stale += 1,
+                Some((_, false)) => {}
+                None => unreadable += 1,
+            }
+        }
+        Ok((stale, unreadable))
     }
 
     /// Stores the recovery-code hashes of a new set (voiding the old one).

@@ -27,7 +27,8 @@ impl Layout {
         Self {
             nav: Some(NavUser {
                 display_name: auth.display_name.clone(),
-                is_admin: auth.is_admin(),
+                // Until a required second factor is set up, admin pages only lead back to its setup.
+                is_admin: auth.is_admin() && !auth.must_enrol,
                 csrf_token: csrf.for_session(&auth.session_id),
             }),
             flash: None,

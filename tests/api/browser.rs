@@ -93,3 +93,64 @@ async fn an_admin_adds_a_user_who_signs_in_chooses_a_password_and_is_signed_out_
     second.quit().await;
     app.server.stop(true).await;
 }
+
+/// The code an authenticator app shows for `step` (30-second steps since 1970).
+fn authenticator_code(key: &str, step: u64) -> String {
+    let secret =
+        base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &key.replace(' ', "")).expect("base32 key");
+    totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, secret).generate(step * 30)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_admin_sets_up_an_authenticator_app_and_signs_in_with_its_code() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.mfa_required = portcullis::config::MfaPolicy::Admins;
+    })
+    .await;
+    let admin = app.create_user("ops", Role::Admin).await;
+    let url = |path: &str| format!("{}{path}", app.address);
+    let browser = driver.browser().await;
+
+    // The policy requires a second factor of admins: after the password, only its setup opens.
+    browser.go(&url("/admin")).await;
+    sign_in(&browser, &admin.username, &admin.password).await;
+    assert_eq!(browser.path().await, "/account/security");
+    assert!(browser.source().await.contains("Set up two-step sign-in to continue"));
+    browser.screenshot("09-security-setup-required").await;
+    browser.click_and_wait(r#"form[action="/account/security/authenticator"] button"#).await;
+    assert_eq!(browser.path().await, "/account/security/authenticator");
+    assert!(browser.source().await.contains("<svg class=\"qr\""));
+    browser.screenshot("10-authenticator-setup").await;
+    browser.resize(390, 844).await;
+    assert!(!browser.scrolls_sideways().await, "the setup page is wider than a phone");
+    browser.screenshot("10-authenticator-setup-phone").await;
+    browser.resize(1280, 1000).await;
+
+    // The person types the key into their app (here: computes its code) and confirms.
+    let key = browser.text_of("#totp-key").await;
+    let step = u64::try_from(chrono::Utc::now().timestamp()).unwrap() / 30;
+    browser.type_into("#code", &authenticator_code(&key, step)).await;
+    browser.click_and_wait(r#"form[action="/account/security/authenticator/confirm"] button"#).await;
+    assert!(browser.source().await.contains("Two-step sign-in is on"));
+    let codes = browser.script("return document.querySelectorAll('#recovery-codes code').length").await;
+    assert_eq!(codes, 10);
+    browser.screenshot("11-recovery-codes").await;
+    browser.go(&url("/admin")).await;
+    assert_eq!(browser.path().await, "/admin", "set up: the admin pages open");
+
+    // Signing in again takes the app's next code after the password.
+    browser.click_and_wait("form.site-nav__logout button").await;
+    browser.go(&url("/login?next=%2Fadmin%2Fusers")).await;
+    sign_in(&browser, &admin.username, &admin.password).await;
+    assert_eq!(browser.path().await, "/login/second-step");
+    browser.screenshot("12-second-step").await;
+    browser.type_into("#code", &authenticator_code(&key, step + 1)).await;
+    browser.click_and_wait(r#"form[action="/login/second-step"] button[type="submit"]"#).await;
+    assert_eq!(browser.path().await, "/admin/users", "`next` survives both steps");
+    browser.go(&url("/account/sessions")).await;
+    assert!(browser.source().await.contains("password and one-time code"));
+
+    browser.quit().await;
+    app.server.stop(true).await;
+}

@@ -8,7 +8,7 @@ use portcullis::domain::Role;
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::cli::portcullis;
+use crate::cli::{portcullis, portcullis_with_env};
 use crate::helpers::*;
 
 /// The real default: administrators must have a second factor.
@@ -537,12 +537,32 @@ both_backends! {
         }).await;
         let key = base32::encode(base32::Alphabet::Rfc4648 { padding: false }, &enrolled.app.secret);
         assert!(!stored.contains(&key), "kept sealed, not as the key");
-        // Restart with a new secret and the old one as the previous: keys are resealed at start.
+        // Restart with a new secret and the old one as the previous; once every instance has
+        // the new secret, the keys are resealed under it.
         let rotated = spawn_rotated_instance(&app).await;
         app.server.stop(true).await;
-        // Then the previous secret is retired: a start with the new secret alone.
         let new_secret = rotated.jwt_secret.clone();
+        let both = [
+            ("DATABASE_URL", app.database_url.as_str()),
+            ("PORTCULLIS_JWT_SECRET", new_secret.as_str()),
+            ("PORTCULLIS_JWT_SECRET_PREVIOUS", app.jwt_secret.as_str()),
+        ];
+        let output = portcullis_with_env(&both, &["reseal-keys"], "");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stdout).contains("No key needs PORTCULLIS_JWT_SECRET_PREVIOUS any more"));
         rotated.server.stop(true).await;
+        // A start with a secret that never sealed them stops, saying how to recover.
+        let stranger = portcullis::random::token_base64(48);
+        let wrong = [
+            ("DATABASE_URL", app.database_url.as_str()),
+            ("PORTCULLIS_JWT_SECRET", stranger.as_str()),
+            ("PORTCULLIS_BIND", "127.0.0.1:0"),
+        ];
+        let refused = portcullis_with_env(&wrong, &["serve"], "");
+        assert!(!refused.status.success());
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(said.contains("1 authenticator key(s) are sealed under a signing secret this instance does not have"), "{said}");
+        // Then the previous secret is retired: a start with the new secret alone.
         let retired = spawn_instance_with_secret(&app, &new_secret).await;
         let browser = retired.in_new_browser();
         password_step(&browser, &user).await;
