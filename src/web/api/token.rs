@@ -76,7 +76,14 @@ pub struct SecondStepRequest {
     #[schema(required = true, value_type = String, min_length = 1, max_length = 64, pattern = "^[^\\x00]+$")]
     mfa_token: Option<String>,
     /// A 6-digit code from the authenticator app, or a recovery code (`xxxx-xxxx-xxxx-xxxx`).
-    #[schema(required = true, value_type = String, min_length = 6, max_length = 64, pattern = "^[^\\x00]+$")]
+    /// (Spaces inside either, and upper case, are accepted too.)
+    #[schema(
+        required = true,
+        value_type = String,
+        min_length = 6,
+        max_length = 19,
+        pattern = "^([0-9]{6}|[0-9a-hjkmnp-tv-zA-HJKMNP-TV-Z]{4}-?[0-9a-hjkmnp-tv-zA-HJKMNP-TV-Z]{4}-?[0-9a-hjkmnp-tv-zA-HJKMNP-TV-Z]{4}-?[0-9a-hjkmnp-tv-zA-HJKMNP-TV-Z]{4})$"
+    )]
     code: Option<String>,
     /// As for `POST /api/token`.
     #[schema(max_length = 1024, pattern = "^[^\\x00]*$")]
