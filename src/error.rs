@@ -79,6 +79,9 @@ pub enum ApiError {
         "the mfa_token is not valid: it expired (5 minutes), was used, or took too many wrong codes; sign in again"
     )]
     InvalidMfaToken,
+    /// A passkey's answer that was not accepted; the message says why.
+    #[error("{0}")]
+    InvalidPasskey(String),
     #[error("not found")]
     NotFound,
     #[error("this address does not accept that method")]
@@ -106,6 +109,17 @@ impl From<crate::accounts::AccountError> for ApiError {
             AccountError::Throttled(wait) => Self::Throttled(wait),
             AccountError::Database(error) => Self::Unexpected(error.into()),
             AccountError::Unexpected(error) => Self::Unexpected(error),
+        }
+    }
+}
+
+impl From<crate::auth::passkeys::PasskeyError> for ApiError {
+    fn from(error: crate::auth::passkeys::PasskeyError) -> Self {
+        use crate::auth::passkeys::PasskeyError;
+        match error {
+            PasskeyError::Unexpected(error) => Self::Unexpected(error),
+            PasskeyError::Unavailable(message) => Self::Forbidden(message.to_owned()),
+            other => Self::InvalidPasskey(other.to_string()),
         }
     }
 }

@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::auth::client::TrustedProxies;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::CsrfKey;
+use crate::auth::passkeys::Passkeys;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{RevocationList, SyncerHandle};
 use crate::auth::second_factor::SecondFactors;
@@ -86,6 +87,7 @@ impl Application {
             settings.public_url.host_name(),
         ));
         check_authenticator_keys(&pool, &factors, &settings.database.url).await?;
+        let passkeys = web::Data::new(Passkeys::new(&settings.public_url, &secret, previous)?);
         let csrf = web::Data::new(CsrfKey::derive(&secret, previous));
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
@@ -122,6 +124,7 @@ impl Application {
                 .app_data(counts_cache.clone())
                 .app_data(throttle.clone())
                 .app_data(factors.clone())
+                .app_data(passkeys.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
@@ -170,6 +173,10 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .service(endpoint("/readyz", [get(health::ready)]))
         .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint(login::second_step::PATH, [get(login::second_step::form), post(login::second_step::submit)]))
+        .service(endpoint("/login/passkey/options", [post(login::passkey::sign_in_options)]))
+        .service(endpoint("/login/passkey", [post(login::passkey::sign_in)]))
+        .service(endpoint("/login/second-step/passkey/options", [post(login::passkey::second_step_options)]))
+        .service(endpoint("/login/second-step/passkey", [post(login::passkey::second_step)]))
         .service(endpoint("/dashboard", [get(dashboard::show)]).wrap(from_fn(require_page_session)))
         .service(endpoint("/logout", [post(logout::submit)]).wrap(from_fn(require_page_session)))
         .service(account_area.wrap(from_fn(require_page_session)).default_service(web::to(errors::not_found)))
@@ -209,6 +216,10 @@ fn account_area() -> Area {
         .at("/security/authenticator/confirm", [post(account::security::authenticator::confirm)])
         .at("/security/authenticator/remove", [post(account::security::authenticator::remove)])
         .at("/security/recovery-codes", [post(account::security::recovery_codes::regenerate)])
+        .at("/security/passkeys", [post(account::security::passkeys::register)])
+        .at("/security/passkeys/options", [post(account::security::passkeys::options)])
+        .at("/security/passkeys/{passkey}/rename", [post(account::security::passkeys::rename)])
+        .at("/security/passkeys/{passkey}/remove", [post(account::security::passkeys::remove)])
 }
 
 fn admin_area() -> Area {

@@ -5,7 +5,7 @@ use crate::auth::throttle;
 use crate::db::audit::{self, Action, Actor};
 use crate::db::users::{self, NewUser, ProfileChanges, User};
 use crate::db::{DbConnection, lock_active_admins, throttles, write_transaction};
-use crate::db::{challenges, second_factors, sessions};
+use crate::db::{challenges, passkeys, second_factors, sessions};
 use crate::domain::Role;
 
 fn load(conn: &mut DbConnection, id: i64) -> Result<User, AccountError> {
@@ -190,11 +190,12 @@ pub fn reset_second_factor(conn: &mut DbConnection, actor: &Actor, id: i64) -> R
         let user = load(conn, id)?;
         let had_app = second_factors::delete_totp(conn, id)?;
         let codes = second_factors::delete_recovery_codes(conn, id)?;
+        let keys = passkeys::delete_all_of_user(conn, id)?;
         challenges::delete_all_of_user(conn, id)?;
         second_factors::set_enabled(conn, id, false)?;
         let ended = sessions::end_all_of_user(conn, id, None)?;
         let mut details = vec![format!(
-            "authenticator app {}; {codes} recovery code(s) removed",
+            "authenticator app {}; {codes} recovery code(s) and {keys} passkey(s) removed",
             if had_app { "removed" } else { "none" }
         )];
         if !ended.is_empty() {

@@ -1,12 +1,14 @@
 //! Enrolling and removing second factors: changes to an account, each in one transaction with
 //! its audit row (the secret itself is never logged or audited).
 use super::{AccountError, Accounts, operations};
+use crate::auth::passkeys::NewCredential;
 use crate::auth::second_factor::{self, SecondFactors};
 use crate::auth::totp::{self, TotpSecret};
 use crate::db::audit::{self, Action, Actor};
+use crate::db::passkeys::{self, NewPasskey, PasskeyRow};
 use crate::db::second_factors;
 use crate::db::users::{self, User, now};
-use crate::db::{self as database, write_transaction};
+use crate::db::{self as database, DbConnection, write_transaction};
 
 const WRONG_CODE: &str = "That code is not right. Enter the code your app shows now (it changes every 30 seconds); \
                           if it keeps failing, check that your phone's clock is set automatically.";
@@ -76,10 +78,15 @@ impl Accounts<'_> {
         Ok(shown)
     }
 
-    /// Turns two-step sign-in off for oneself (the caller has checked the password). Refused
-    /// while the policy requires a second factor of this user.
+    /// Removes one's authenticator app (the caller has checked the password). Refused while
+    /// the policy requires a second factor of this user and it is their last one.
     pub async fn remove_second_factor(&self, actor: Actor, user: &User) -> Result<(), AccountError> {
-        if self.factors.required_for(user.role) {
+        let user_id = user.id;
+        let passkeys_left = database::run(self.pool, move |conn| -> Result<i64, AccountError> {
+            Ok(passkeys::count_of_user(conn, user_id)?)
+        })
+        .await?;
+        if self.factors.required_for(user.role) && passkeys_left == 0 {
             return Err(AccountError::Refused(
                 "Two-step sign-in is required for your account, so it cannot be turned off. You can make new \
                  recovery codes, or ask an administrator to reset it if you change phones."
@@ -153,10 +160,133 @@ impl Accounts<'_> {
     }
 }
 
+/// Keeps `users.mfa_enabled` true exactly while the user has a confirmed authenticator app or
+/// a passkey; returns it.
+fn sync_mfa_enabled(conn: &mut DbConnection, user_id: i64) -> Result<bool, AccountError> {
+    let has_app = second_factors::find_totp(conn, user_id)?.is_some_and(|factor| factor.confirmed_at.is_some());
+    let enabled = has_app || passkeys::count_of_user(conn, user_id)? > 0;
+    second_factors::set_enabled(conn, user_id, enabled)?;
+    Ok(enabled)
+}
+
+/// A passkey's name as the user typed it: 1 to 64 characters, no control characters.
+fn passkey_name(raw: &str) -> Result<String, AccountError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(AccountError::Field((
+            "name",
+            "Give the passkey a name, such as “Laptop” or “YubiKey”.".to_owned(),
+        )));
+    }
+    if name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(AccountError::Field((
+            "name",
+            "A passkey's name is at most 64 characters, without line breaks or control characters.".to_owned(),
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+impl Accounts<'_> {
+    /// The user's passkeys, oldest first.
+    pub async fn passkeys_of(&self, user_id: i64) -> Result<Vec<PasskeyRow>, AccountError> {
+        database::run(self.pool, move |conn| -> Result<_, AccountError> { Ok(passkeys::of_user(conn, user_id)?) }).await
+    }
+
+    /// Stores a verified registration under the name the user chose.
+    pub async fn add_passkey(
+        &self,
+        actor: Actor,
+        user_id: i64,
+        name: &str,
+        credential: NewCredential,
+    ) -> Result<(), AccountError> {
+        let name = passkey_name(name)?;
+        database::run(self.pool, move |conn| -> Result<(), AccountError> {
+            write_transaction(conn, |conn| {
+                let user = load(conn, user_id)?;
+                let new = NewPasskey {
+                    user_id,
+                    credential_id: &credential.credential_id,
+                    user_handle: &credential.user_handle,
+                    name: &name,
+                    passkey: &credential.passkey_json,
+                    created_at: now(),
+                };
+                if !passkeys::insert(conn, &new)? {
+                    return Err(AccountError::Refused("That passkey is registered already.".to_owned()));
+                }
+                sync_mfa_enabled(conn, user_id)?;
+                audit::record(
+                    conn,
+                    &actor,
+                    Action::PasskeyAdded,
+                    Some((user.id, &user.username)),
+                    &format!("passkey \"{name}\""),
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub async fn rename_passkey(&self, actor: Actor, user_id: i64, id: i64, name: &str) -> Result<(), AccountError> {
+        let name = passkey_name(name)?;
+        database::run(self.pool, move |conn| -> Result<(), AccountError> {
+            write_transaction(conn, |conn| {
+                let user = load(conn, user_id)?;
+                if !passkeys::rename(conn, user_id, id, &name)? {
+                    return Err(AccountError::NotFound);
+                }
+                audit::record(
+                    conn,
+                    &actor,
+                    Action::PasskeyRenamed,
+                    Some((user.id, &user.username)),
+                    &format!("now \"{name}\""),
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Removes one of the user's passkeys; it stops working at once. Refused when the policy
+    /// requires a second factor of the user and this is their last one.
+    pub async fn remove_passkey(&self, actor: Actor, user: &User, id: i64) -> Result<String, AccountError> {
+        let (user_id, required) = (user.id, self.factors.required_for(user.role));
+        database::run(self.pool, move |conn| -> Result<String, AccountError> {
+            write_transaction(conn, |conn| {
+                let user = load(conn, user_id)?;
+                let name = passkeys::delete(conn, user_id, id)?.ok_or(AccountError::NotFound)?;
+                if !sync_mfa_enabled(conn, user_id)? {
+                    if required {
+                        return Err(AccountError::Refused(
+                            "This is your last second factor, and your account must have one: add another passkey or \
+                             an authenticator app first."
+                                .to_owned(),
+                        ));
+                    }
+                    second_factors::delete_recovery_codes(conn, user_id)?;
+                }
+                audit::record(
+                    conn,
+                    &actor,
+                    Action::PasskeyRemoved,
+                    Some((user.id, &user.username)),
+                    &format!("passkey \"{name}\""),
+                )?;
+                Ok(name)
+            })
+        })
+        .await
+    }
+}
+
 fn field(message: &str) -> AccountError {
     AccountError::Field(("code", message.to_owned()))
 }
 
-fn load(conn: &mut crate::db::DbConnection, id: i64) -> Result<User, AccountError> {
+fn load(conn: &mut DbConnection, id: i64) -> Result<User, AccountError> {
     users::find_by_id(conn, id)?.ok_or(AccountError::NotFound)
 }

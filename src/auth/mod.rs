@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod csrf;
 pub mod device;
 pub mod keys;
+pub mod passkeys;
 pub mod password;
 pub mod revocation;
 pub mod sealed;

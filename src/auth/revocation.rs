@@ -140,7 +140,7 @@ impl RevocationList {
         // Sign-in counters whose window and pause are over go too (nothing else sweeps them).
         let throttles = throttle.prune(conn, now)?;
         // And sign-ins whose second step was never completed.
-        let challenges = crate::db::challenges::prune(conn, now)?;
+        let challenges = crate::db::challenges::prune(conn, now)? + crate::db::passkeys::prune_ceremonies(conn, now)?;
         Ok(sessions + throttles + challenges)
     }
 

@@ -13,7 +13,10 @@ use std::time::Duration;
 use aws_lc_rs::digest;
 use chrono::NaiveDateTime;
 
+use webauthn_rs::prelude::PublicKeyCredential;
+
 use super::credentials;
+use super::passkeys::{PasskeyError, Passkeys, Purpose};
 use super::sealed::SealingKey;
 use super::throttle::LoginThrottle;
 use super::totp::{self, TotpSecret};
@@ -43,6 +46,8 @@ const RECOVERY_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 pub enum Method {
     Totp,
     RecoveryCode,
+    /// With its RFC 8176 kind: `hwk` or `swk`.
+    Passkey(&'static str),
 }
 
 impl Method {
@@ -50,6 +55,16 @@ impl Method {
         match self {
             Self::Totp => "totp",
             Self::RecoveryCode => "recovery_code",
+            Self::Passkey(_) => "passkey",
+        }
+    }
+
+    /// The session's `amr` after a password and this second factor.
+    pub fn amr_after_password(self) -> &'static str {
+        match self {
+            Self::Totp | Self::RecoveryCode => super::sessions::AMR_SECOND_FACTOR,
+            Self::Passkey("swk") => "pwd swk mfa",
+            Self::Passkey(_) => "pwd hwk mfa",
         }
     }
 }
@@ -69,7 +84,7 @@ impl Code {
     /// What the form's field holds, for the method it asked for.
     pub fn parse(raw: &str, method: Method) -> Result<Self, &'static str> {
         match method {
-            Method::Totp => totp::parse_code(raw).map(Self::Totp).ok_or(TOTP_SHAPE),
+            Method::Totp | Method::Passkey(_) => totp::parse_code(raw).map(Self::Totp).ok_or(TOTP_SHAPE),
             Method::RecoveryCode => parse_recovery_code(raw).map(Self::Recovery).ok_or(RECOVERY_SHAPE),
         }
     }
@@ -435,6 +450,80 @@ pub async fn complete_challenge(
         },
         check => SecondStep::Refused { check, starts_over, next_path: pending.next_path },
     })
+}
+
+/// The second step with a passkey instead of a code: `ceremony` is the token of the options
+/// this pending sign-in asked for. Counted on the same throttle as codes and passwords.
+pub async fn complete_with_passkey(
+    pool: &DbPool,
+    throttle: &Arc<LoginThrottle>,
+    passkeys: &Passkeys,
+    attempt: SecondStepAttempt<'_>,
+    ceremony: &str,
+    credential: &PublicKeyCredential,
+) -> anyhow::Result<(SecondStep, Option<PasskeyError>)> {
+    if attempt.token.is_empty() || attempt.token.len() > 64 {
+        return Ok((SecondStep::Expired, None));
+    }
+    let hash = hash_token(attempt.token);
+    let lookup = hash.clone();
+    let Some(pending) = db::run(pool, move |conn| find_pending(conn, &lookup, now())).await? else {
+        return Ok((SecondStep::Expired, None));
+    };
+    let user = pending.user;
+    let counters = throttle.password_counters(Some(user.id), &user.username, attempt.client_ip, attempt.device);
+    if let Err(retry_after) = credentials::begin(pool, throttle, &counters).await? {
+        return Ok((SecondStep::Throttled { retry_after }, None));
+    }
+    let verified = passkeys
+        .finish_authentication(pool, ceremony, Purpose::SecondStep, attempt.token, credential, attempt.client_ip)
+        .await;
+    let (user_id, username, via) = (user.id, user.username.to_string(), pending.via.clone());
+    let ip = attempt.client_ip.to_owned();
+    match verified {
+        Ok(used) if used.user.id == user.id => {
+            let consumed =
+                db::run(pool, move |conn| -> anyhow::Result<bool> { Ok(challenges::delete(conn, &hash)?) }).await?;
+            credentials::settle(pool, throttle, counters.clone(), true).await?;
+            credentials::settle(pool, throttle, counters, true).await?;
+            if !consumed {
+                return Ok((SecondStep::Expired, None));
+            }
+            Ok((
+                SecondStep::Passed {
+                    device_credential: throttle.devices().issue(user.id, chrono::Utc::now().timestamp()),
+                    user: Box::new(used.user),
+                    method: Method::Passkey(used.key_kind),
+                    recovery_codes_left: None,
+                    next_path: pending.next_path,
+                },
+                None,
+            ))
+        }
+        outcome => {
+            let error = outcome.err().unwrap_or(PasskeyError::Unknown);
+            credentials::settle(pool, throttle, counters, false).await?;
+            let reason = error.to_string();
+            let starts_over = db::run(pool, move |conn| -> anyhow::Result<bool> {
+                write_transaction(conn, |conn| {
+                    let failures = challenges::add_failure(conn, &hash).unwrap_or(MAX_CHALLENGE_FAILURES);
+                    let starts_over = failures >= MAX_CHALLENGE_FAILURES;
+                    if starts_over {
+                        challenges::delete(conn, &hash)?;
+                    }
+                    let details = format!("via {via}; passkey refused: {reason}");
+                    let actor = Actor::anonymous(Some(ip));
+                    audit::record(conn, &actor, Action::LoginSecondStepFailed, Some((user_id, &username)), &details)?;
+                    Ok(starts_over)
+                })
+            })
+            .await?;
+            Ok((
+                SecondStep::Refused { check: CodeCheck::Wrong, starts_over, next_path: pending.next_path },
+                Some(error),
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

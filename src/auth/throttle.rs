@@ -199,6 +199,12 @@ impl LoginThrottle {
         }
     }
 
+    /// The counter of a sign-in that names no account up front (a passkey): the client address.
+    pub fn address_counters(&self, client_ip: &str) -> Counters {
+        let counter = Counter { key: address_key(client_ip), kind: Kind::Address };
+        Counters { counters: vec![counter], login: None }
+    }
+
     /// The budget of a signed-in user's probes that can tell them about other accounts (an
     /// e-mail change that finds the address taken).
     pub fn email_change_counters(&self, user_id: i64) -> Counters {

@@ -69,10 +69,15 @@ pub enum Action {
     MfaDisabled,
     RecoveryCodesRegenerated,
     UserMfaReset,
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
+    PasskeyCloneWarning,
+    PasskeyFailed,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 30] = [
         Self::LoginOk,
         Self::LoginFailed,
         Self::Logout,
@@ -98,6 +103,11 @@ impl Action {
         Self::MfaDisabled,
         Self::RecoveryCodesRegenerated,
         Self::UserMfaReset,
+        Self::PasskeyAdded,
+        Self::PasskeyRenamed,
+        Self::PasskeyRemoved,
+        Self::PasskeyCloneWarning,
+        Self::PasskeyFailed,
     ];
 
     /// The stored code (stable: filters, exports and old rows use it).
@@ -141,6 +151,11 @@ impl Action {
             Self::MfaDisabled => ("mfa.disable", "Turned off two-step sign-in"),
             Self::RecoveryCodesRegenerated => ("mfa.recovery_codes_regenerated", "Made new recovery codes"),
             Self::UserMfaReset => ("user.mfa_reset", "Reset a user's two-step sign-in"),
+            Self::PasskeyAdded => ("passkey.add", "Added a passkey"),
+            Self::PasskeyRenamed => ("passkey.rename", "Renamed a passkey"),
+            Self::PasskeyRemoved => ("passkey.remove", "Removed a passkey"),
+            Self::PasskeyCloneWarning => ("passkey.clone_warning", "A passkey that may have been copied was refused"),
+            Self::PasskeyFailed => ("login.passkey_failed", "Sign-in with a passkey refused"),
         }
     }
 }

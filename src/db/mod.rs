@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod challenges;
 mod connection;
+pub mod passkeys;
 pub mod schema;
 pub mod second_factors;
 pub mod sessions;

@@ -107,3 +107,23 @@ diesel::table! {
         next_path -> Text,
     }
 }
+
+diesel::table! {
+    passkeys (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        credential_id -> Text,
+        user_handle -> Text,
+        name -> Text,
+        passkey -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    passkey_ceremonies_used (token_hash) {
+        token_hash -> Text,
+        expires_at -> Timestamp,
+    }
+}

@@ -15,6 +15,7 @@ use crate::accounts::Accounts;
 use crate::auth::client::ClientInfo;
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::CsrfKey;
+use crate::auth::passkeys::Passkeys;
 use crate::auth::password::PasswordHasher;
 use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
@@ -32,6 +33,7 @@ pub struct Services {
     pub throttle: web::Data<LoginThrottle>,
     pub hasher: web::Data<PasswordHasher>,
     pub factors: web::Data<SecondFactors>,
+    pub passkeys: web::Data<Passkeys>,
 }
 
 impl Services {
@@ -49,6 +51,7 @@ impl Services {
             throttle: app_data(req)?,
             hasher: app_data(req)?,
             factors: app_data(req)?,
+            passkeys: app_data(req)?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /login` and `POST /login`: the sign-in form, protected against login CSRF. A user
 //! with a second factor continues at `/login/second-step` (`second_step`).
+pub mod passkey;
 pub mod second_step;
 
 use actix_web::http::{StatusCode, header};
@@ -38,6 +39,8 @@ struct LoginPage<'a> {
     username: &'a str,
     next: &'a str,
     error: Option<&'a str>,
+    /// Offer "Sign in with a passkey" (when passkeys work here).
+    passkeys: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +95,7 @@ pub async fn form(
     visitor: MaybeUser,
     csrf: web::Data<CsrfKey>,
     cookies: web::Data<CookiePolicy>,
+    passkeys: web::Data<crate::auth::passkeys::Passkeys>,
 ) -> Result<HttpResponse, PageError> {
     let next = query.into_inner().next;
     if visitor.0.is_some() {
@@ -104,6 +108,7 @@ pub async fn form(
         username: "",
         next: next.as_ref().map_or("", SafeNextPath::as_str),
         error: None,
+        passkeys: passkeys.available(),
     };
     let mut response = render(StatusCode::OK, &page)?;
     if new_nonce {
@@ -132,6 +137,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
             username: &username,
             next: next.as_ref().map_or("", SafeNextPath::as_str),
             error: Some(message),
+            passkeys: app.passkeys.available(),
         };
         let mut response = render(status, &page)?;
         if pending_step.is_some() {
@@ -187,16 +193,29 @@ fn signed_in(
     app: &Services,
     tokens: crate::auth::sessions::SessionTokens,
     location: &str,
-    (presented_device, user_id, device_credential): (&str, i64, String),
+    device: (&str, i64, String),
 ) -> actix_web::HttpResponseBuilder {
-    let cookies = &app.cookies;
     let mut response = see_other(location);
-    response
-        .cookie(cookies.session(tokens.access.token, app.sessions.policy().access_token_ttl))
-        .cookie(cookies.login_csrf_removal())
-        .cookie(cookies.device(device::remember(presented_device, user_id, device_credential)));
-    if let Some(refresh) = tokens.refresh {
-        response.cookie(cookies.refresh(refresh, tokens.refresh_expires_in));
+    for cookie in session_cookies(app, tokens, device) {
+        response.cookie(cookie);
     }
     response
+}
+
+/// The cookies of a complete sign-in (see `signed_in`), for any kind of answer.
+fn session_cookies(
+    app: &Services,
+    tokens: crate::auth::sessions::SessionTokens,
+    (presented_device, user_id, device_credential): (&str, i64, String),
+) -> Vec<actix_web::cookie::Cookie<'static>> {
+    let cookies = &app.cookies;
+    let mut set = vec![
+        cookies.session(tokens.access.token, app.sessions.policy().access_token_ttl),
+        cookies.login_csrf_removal(),
+        cookies.device(device::remember(presented_device, user_id, device_credential)),
+    ];
+    if let Some(refresh) = tokens.refresh {
+        set.push(cookies.refresh(refresh, tokens.refresh_expires_in));
+    }
+    set
 }

@@ -15,6 +15,19 @@ pub struct UserId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionId(pub i64);
 
+/// `{passkey}` in `/account/security/passkeys/{passkey}/…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasskeyId(pub i64);
+
+impl FromRequest for PasskeyId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse(req, "passkey", "passkey").map(PasskeyId))
+    }
+}
+
 fn parse(req: &HttpRequest, name: &str, what: &str) -> Result<i64, actix_web::Error> {
     let raw = req.match_info().get(name).unwrap_or_default();
     raw.parse().map_err(|_| {

@@ -19,6 +19,7 @@ mod layers;
 mod login;
 mod logout;
 mod operations;
+mod passkeys;
 mod second_factor;
 mod secret_rotation;
 mod sessions;

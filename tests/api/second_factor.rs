@@ -522,7 +522,9 @@ both_backends! {
 
         let mut statuses = [first.status().as_u16(), other.status().as_u16()];
         statuses.sort();
-        assert_eq!(statuses, [303, 401], "exactly one sign-in");
+        let bodies = [first.text().await.unwrap(), other.text().await.unwrap()];
+        let said: Vec<&str> = bodies.iter().filter_map(|body| between(body, "class=\"error-summary__list\"><li><a href=\"#code\">", "<")).collect();
+        assert_eq!(statuses, [303, 401], "exactly one sign-in: {said:?}");
         second.server.stop(true).await;
     }
 

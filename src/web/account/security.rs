@@ -2,6 +2,7 @@
 //! left, and the forms to set it up, make new codes or turn it off. Setting up lives in
 //! `security/authenticator.rs`, new codes in `security/recovery_codes.rs`.
 pub mod authenticator;
+pub mod passkeys;
 pub mod recovery_codes;
 
 use actix_web::http::StatusCode;
@@ -37,20 +38,43 @@ pub struct SecurityPage<'a> {
     pub required_of: &'static str,
     pub enabled_since: String,
     pub codes_left: i64,
+    pub passkeys: Vec<PasskeyView>,
+    /// Empty when passkeys work here; otherwise why not.
+    pub passkeys_off: &'static str,
     pub errors: FieldErrors,
+}
+
+/// One of the user's passkeys, as the page lists it.
+pub struct PasskeyView {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
 }
 
 /// A form that only asks for the current password (new recovery codes, turning off). The
 /// page holds both forms, so each names its field after itself.
 #[derive(Deserialize)]
 pub struct PasswordOnly {
-    #[serde(default, alias = "codes_password", alias = "remove_password")]
+    #[serde(default, alias = "codes_password", alias = "remove_password", alias = "remove_passkey_password")]
     pub current_password: String,
 }
 
 pub async fn security_page<'a>(page: &Page, account: &'a User) -> Result<SecurityPage<'a>, PageError> {
     let factor_since = if account.mfa_enabled { page.accounts().totp_enabled_since(account.id).await? } else { None };
     let codes_left = if account.mfa_enabled { page.accounts().recovery_codes_left(account.id).await? } else { 0 };
+    let passkeys = page
+        .accounts()
+        .passkeys_of(account.id)
+        .await?
+        .into_iter()
+        .map(|row| PasskeyView {
+            id: row.id,
+            name: row.name,
+            created: format_time(row.created_at),
+            last_used: row.last_used_at.map_or_else(|| "never".to_owned(), format_time),
+        })
+        .collect();
     Ok(SecurityPage {
         layout: page.layout(),
         user: account,
@@ -62,6 +86,8 @@ pub async fn security_page<'a>(page: &Page, account: &'a User) -> Result<Securit
         },
         enabled_since: factor_since.map(format_time).unwrap_or_default(),
         codes_left,
+        passkeys,
+        passkeys_off: if page.passkeys.available() { "" } else { crate::auth::passkeys::NEEDS_A_DOMAIN },
         errors: FieldErrors::default(),
     })
 }

@@ -11,7 +11,6 @@ use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::second_factor::{
     self, Code, CodeCheck, MAX_CHALLENGE_FAILURES, Method, SecondStep, SecondStepAttempt,
 };
-use crate::auth::sessions::AMR_SECOND_FACTOR;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
 use crate::web::context::Services;
@@ -37,6 +36,9 @@ struct SecondStepPage<'a> {
     error: Option<&'a str>,
     /// No pending sign-in: only the way back to the login form is shown.
     expired: bool,
+    /// Which second factors the pending sign-in's user has.
+    has_app: bool,
+    has_passkeys: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,13 +61,28 @@ fn method_of(raw: &str) -> Method {
     if raw == Method::RecoveryCode.as_str() { Method::RecoveryCode } else { Method::Totp }
 }
 
-fn page(
+/// Which second factors the user of the pending sign-in `token` has: (app, passkeys).
+async fn factors_of(app: &Services, token: &str) -> Result<(bool, bool), PageError> {
+    let Some(pending) = second_factor::pending(&app.pool, token).await? else { return Ok((true, false)) };
+    let user_id = pending.user.id;
+    Ok(crate::db::run(&app.pool, move |conn| -> anyhow::Result<(bool, bool)> {
+        let app = crate::db::second_factors::find_totp(conn, user_id)?.is_some_and(|f| f.confirmed_at.is_some());
+        Ok((app, crate::db::passkeys::count_of_user(conn, user_id)? > 0))
+    })
+    .await?)
+}
+
+async fn page(
     app: &Services,
+    req: &HttpRequest,
     csrf_token: String,
     method: Method,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
+    let token = crate::auth::cookies::read(req, app.cookies.second_step_name()).unwrap_or_default();
+    let (has_app, has_passkeys) = factors_of(app, token).await?;
+    let has_passkeys = has_passkeys && app.passkeys.available();
     render(
         status,
         &SecondStepPage {
@@ -75,6 +92,8 @@ fn page(
             issuer: app.factors.issuer(),
             error,
             expired: false,
+            has_app,
+            has_passkeys,
         },
     )
 }
@@ -88,6 +107,8 @@ fn expired(app: &Services, message: &str) -> Result<HttpResponse, PageError> {
         issuer: app.factors.issuer(),
         error: Some(message),
         expired: true,
+        has_app: false,
+        has_passkeys: false,
     };
     let mut response = render(StatusCode::UNAUTHORIZED, &page)?;
     response.add_cookie(&app.cookies.second_step_removal()).map_err(|error| PageError::Unexpected(error.into()))?;
@@ -101,7 +122,7 @@ pub async fn form(req: HttpRequest, query: web::Query<StepQuery>, app: Services)
     }
     let (nonce, new_nonce) = login_nonce(&req, &app.cookies);
     let method = method_of(query.method.as_deref().unwrap_or_default());
-    let mut response = page(&app, app.csrf.for_login(&nonce), method, None, StatusCode::OK)?;
+    let mut response = page(&app, &req, app.csrf.for_login(&nonce), method, None, StatusCode::OK).await?;
     if new_nonce {
         response.add_cookie(&app.cookies.login_csrf(nonce)).map_err(|error| PageError::Unexpected(error.into()))?;
     }
@@ -118,7 +139,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
     let method = method_of(&method);
     let code = match Code::parse(&code, method) {
         Ok(code) => code,
-        Err(message) => return page(&app, csrf_token, method, Some(message), StatusCode::BAD_REQUEST),
+        Err(message) => return page(&app, &req, csrf_token, method, Some(message), StatusCode::BAD_REQUEST).await,
     };
     let token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
     let ip = client_ip(&req);
@@ -128,7 +149,10 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
     match outcome {
         SecondStep::Passed { user, method, recovery_codes_left, next_path, device_credential } => {
             let user_id = user.id;
-            let tokens = app.sessions.start(&app.pool, *user, &ClientInfo::of(&req), "form", AMR_SECOND_FACTOR).await?;
+            let tokens = app
+                .sessions
+                .start(&app.pool, *user, &ClientInfo::of(&req), "form", method.amr_after_password())
+                .await?;
             tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %ip, method = method.as_str(), "login succeeded");
             let next = SafeNextPath::parse(&next_path);
             let landing = next.as_ref().map_or(DEFAULT_LANDING, SafeNextPath::as_str);
@@ -158,16 +182,14 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
                      phone's clock is set automatically. (A sign-in allows {MAX_CHALLENGE_FAILURES} tries.)"
                 ),
             };
-            page(&app, csrf_token, method, Some(&message), StatusCode::UNAUTHORIZED)
+            page(&app, &req, csrf_token, method, Some(&message), StatusCode::UNAUTHORIZED).await
         }
         SecondStep::Expired => expired(&app, EXPIRED),
         SecondStep::Throttled { retry_after } => {
             tracing::debug!(event = "login_throttled", step = "second", client_ip = %ip, "second step throttled");
             let message = format!("Too many sign-in attempts. Wait {} and try again.", wait_phrase(retry_after));
-            Ok(with_retry_after(
-                page(&app, csrf_token, method, Some(&message), StatusCode::TOO_MANY_REQUESTS)?,
-                retry_after,
-            ))
+            let answer = page(&app, &req, csrf_token, method, Some(&message), StatusCode::TOO_MANY_REQUESTS).await?;
+            Ok(with_retry_after(answer, retry_after))
         }
     }
 }

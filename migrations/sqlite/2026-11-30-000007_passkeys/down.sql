@@ -1,0 +1,2 @@
+DROP TABLE passkey_ceremonies_used;
+DROP TABLE passkeys;

@@ -1,0 +1,168 @@
+//! The JSON endpoints behind `static/passkeys.js` on the login pages: signing in with a passkey
+//! instead of a password (`/login/passkey/…`), and a passkey as the second step
+//! (`/login/second-step/passkey/…`). Both are bound to the login form's nonce cookie (login
+//! CSRF); the second step also to the pending sign-in's cookie. Answers and errors are JSON.
+use actix_web::{HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use webauthn_rs::prelude::PublicKeyCredential;
+
+use super::{DEFAULT_LANDING, session_cookies};
+use crate::auth::client::{ClientInfo, client_ip};
+use crate::auth::credentials;
+use crate::auth::passkeys::{PasskeyError, Purpose};
+use crate::auth::second_factor::{self, SecondStep, SecondStepAttempt};
+use crate::db::audit::{self, Action, Actor};
+use crate::domain::SafeNextPath;
+use crate::error::ApiError;
+use crate::web::api::json::StrictJson;
+use crate::web::context::Services;
+
+#[derive(Deserialize)]
+pub struct OptionsRequest {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Options for `navigator.credentials.get` / `create`, and the ceremony's token to send back.
+#[derive(Serialize)]
+pub struct OptionsResponse {
+    pub token: String,
+    pub options: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+pub struct AssertionRequest {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    token: String,
+    credential: Option<PublicKeyCredential>,
+    #[serde(default)]
+    next: String,
+}
+
+/// Where the browser goes now that it is signed in.
+#[derive(Serialize)]
+struct SignedIn {
+    redirect: String,
+}
+
+/// The login form's nonce, if the request's CSRF token is bound to it.
+fn verified_nonce<'r>(req: &'r HttpRequest, app: &Services, csrf_token: &str) -> Result<&'r str, ApiError> {
+    let nonce = crate::auth::cookies::read(req, app.cookies.login_csrf_name()).unwrap_or_default();
+    if nonce.is_empty() || !app.csrf.verify_login(nonce, csrf_token) {
+        return Err(ApiError::Forbidden("this page has expired: reload it and try again".into()));
+    }
+    Ok(nonce)
+}
+
+fn refusal(error: PasskeyError) -> ApiError {
+    ApiError::from(error)
+}
+
+/// `POST /login/passkey/options`: a challenge any of this site's passkeys can answer.
+pub async fn sign_in_options(
+    req: HttpRequest,
+    body: StrictJson<OptionsRequest>,
+    app: Services,
+) -> Result<HttpResponse, ApiError> {
+    let nonce = verified_nonce(&req, &app, &body.0.csrf_token)?;
+    let (token, options) = app.passkeys.start_sign_in(nonce)?;
+    Ok(HttpResponse::Ok().json(OptionsResponse { token, options }))
+}
+
+/// `POST /login/passkey`: the browser's answer; a session when it verifies. Counted on the
+/// client address's sign-in budget, failures audited.
+pub async fn sign_in(
+    req: HttpRequest,
+    body: StrictJson<AssertionRequest>,
+    app: Services,
+) -> Result<HttpResponse, ApiError> {
+    let AssertionRequest { csrf_token, token, credential, next } = body.0;
+    let nonce = verified_nonce(&req, &app, &csrf_token)?.to_owned();
+    let credential = credential.ok_or_else(|| ApiError::BadRequest("missing field: \"credential\"".into()))?;
+    let ip = client_ip(&req);
+    let counters = app.throttle.address_counters(&ip);
+    if let Err(retry_after) = credentials::begin(&app.pool, &app.throttle, &counters).await? {
+        return Err(ApiError::Throttled(retry_after));
+    }
+    let verified =
+        app.passkeys.finish_authentication(&app.pool, &token, Purpose::SignIn, &nonce, &credential, &ip).await;
+    credentials::settle(&app.pool, &app.throttle, counters, verified.is_ok()).await?;
+    let used = match verified {
+        Ok(used) => used,
+        Err(error) => {
+            let (details, actor) = (format!("passkey refused: {error}"), Actor::anonymous(Some(ip.clone())));
+            crate::db::run(&app.pool, move |conn| -> anyhow::Result<()> {
+                Ok(audit::record(conn, &actor, Action::PasskeyFailed, None, &details)?)
+            })
+            .await?;
+            tracing::info!(event = "login_failed", method = "passkey", client_ip = %ip, reason = %error, "passkey sign-in refused");
+            return Err(refusal(error));
+        }
+    };
+    let amr = if used.key_kind == "swk" { "swk mfa" } else { "hwk mfa" };
+    let user_id = used.user.id;
+    let tokens = app.sessions.start(&app.pool, used.user, &ClientInfo::of(&req), "form", amr).await?;
+    tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %ip, "login succeeded");
+    let device = crate::auth::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
+    let credential = app.throttle.devices().issue(user_id, chrono::Utc::now().timestamp());
+    let landing = SafeNextPath::parse(&next);
+    let redirect = landing.as_ref().map_or(DEFAULT_LANDING, SafeNextPath::as_str).to_owned();
+    let mut response = HttpResponse::Ok();
+    for cookie in session_cookies(&app, tokens, (&device, user_id, credential)) {
+        response.cookie(cookie);
+    }
+    Ok(response.json(SignedIn { redirect }))
+}
+
+/// `POST /login/second-step/passkey/options`: a challenge for the pending sign-in's passkeys.
+pub async fn second_step_options(
+    req: HttpRequest,
+    body: StrictJson<OptionsRequest>,
+    app: Services,
+) -> Result<HttpResponse, ApiError> {
+    verified_nonce(&req, &app, &body.0.csrf_token)?;
+    let pending_token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
+    let pending = second_factor::pending(&app.pool, pending_token).await?.ok_or(ApiError::InvalidMfaToken)?;
+    let (token, options) =
+        app.passkeys.start_second_step(&app.pool, &pending.user, pending_token).await.map_err(refusal)?;
+    Ok(HttpResponse::Ok().json(OptionsResponse { token, options }))
+}
+
+/// `POST /login/second-step/passkey`: the pending sign-in completed with a passkey.
+pub async fn second_step(
+    req: HttpRequest,
+    body: StrictJson<AssertionRequest>,
+    app: Services,
+) -> Result<HttpResponse, ApiError> {
+    let AssertionRequest { csrf_token, token, credential, .. } = body.0;
+    verified_nonce(&req, &app, &csrf_token)?;
+    let credential = credential.ok_or_else(|| ApiError::BadRequest("missing field: \"credential\"".into()))?;
+    let pending_token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
+    let ip = client_ip(&req);
+    let device = crate::auth::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
+    let attempt = SecondStepAttempt { token: pending_token, client_ip: &ip, device: Some(&device) };
+    let (outcome, error) =
+        second_factor::complete_with_passkey(&app.pool, &app.throttle, &app.passkeys, attempt, &token, &credential)
+            .await?;
+    match outcome {
+        SecondStep::Passed { user, method, next_path, device_credential, .. } => {
+            let user_id = user.id;
+            let amr = method.amr_after_password();
+            let tokens = app.sessions.start(&app.pool, *user, &ClientInfo::of(&req), "form", amr).await?;
+            tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %ip, "login succeeded");
+            let landing = SafeNextPath::parse(&next_path);
+            let redirect = landing.as_ref().map_or(DEFAULT_LANDING, SafeNextPath::as_str).to_owned();
+            let mut response = HttpResponse::Ok();
+            for cookie in session_cookies(&app, tokens, (&device, user_id, device_credential)) {
+                response.cookie(cookie);
+            }
+            response.cookie(app.cookies.second_step_removal());
+            Ok(response.json(SignedIn { redirect }))
+        }
+        SecondStep::Refused { starts_over: true, .. } | SecondStep::Expired => Err(ApiError::InvalidMfaToken),
+        SecondStep::Refused { .. } => Err(refusal(error.unwrap_or(PasskeyError::Unknown))),
+        SecondStep::Throttled { retry_after } => Err(ApiError::Throttled(retry_after)),
+    }
+}
