@@ -154,3 +154,66 @@ async fn a_new_admin_sets_up_an_authenticator_app_and_signs_in_with_its_code() {
     browser.quit().await;
     app.server.stop(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_adds_a_passkey_and_signs_in_with_it_with_and_without_a_password() {
+    let Some(driver) = Driver::start().await else { return };
+    // WebAuthn needs a domain name: the server is reached as localhost, on a port chosen first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let origin = format!("http://localhost:{port}");
+    let public_url = origin.clone();
+    let app = spawn_app_with(Backend::Sqlite, move |settings| {
+        settings.bind = format!("127.0.0.1:{port}").parse().unwrap();
+        settings.public_url = portcullis::config::PublicUrl::parse(&public_url).unwrap();
+    })
+    .await;
+    let user = app.create_user("pat", Role::User).await;
+    let url = |path: &str| format!("{origin}{path}");
+    let browser = driver.browser().await;
+    let authenticator = browser.add_virtual_authenticator().await;
+
+    browser.go(&url("/login")).await;
+    sign_in(&browser, &user.username, &user.password).await;
+    assert_eq!(browser.path().await, "/dashboard");
+    browser.go(&url("/account/security")).await;
+    browser.type_into("#passkey-name", "Laptop").await;
+    browser.click(r#"#add-passkey button[type="submit"]"#).await;
+    browser.wait_for_path("/account/security").await;
+    let started = std::time::Instant::now();
+    while !browser.source().await.contains("<strong>Laptop</strong>") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the passkey was not added");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(browser.virtual_credentials(&authenticator).await.len(), 1);
+    browser.screenshot("13-passkeys").await;
+
+    // Signed out, the passkey alone signs in: the login page asks the browser for a passkey
+    // quietly (autofill); the virtual device, like a person picking it, answers at once.
+    let started = std::time::Instant::now();
+    browser.click("form.site-nav__logout button").await;
+    browser.wait_for_path("/dashboard").await;
+    eprintln!("passkey sign-in in Chromium, sign-out click to signed-in dashboard: {:?}", started.elapsed());
+    browser.go(&url("/account/sessions")).await;
+    assert!(browser.source().await.contains("<td data-label=\"Signed in with\">passkey</td>"));
+
+    // Away from the device, the login page offers the password and the passkey button.
+    let credentials = browser.virtual_credentials(&authenticator).await;
+    browser.remove_virtual_authenticator(&authenticator).await;
+    browser.click_and_wait("form.site-nav__logout button").await;
+    assert!(browser.path().await.starts_with("/login"));
+    assert!(browser.script("return !document.querySelector('[data-passkey-sign-in]').hidden").await == true);
+    browser.screenshot("14-login-with-passkey").await;
+
+    // With a passkey, the password is followed by a second step the passkey completes.
+    sign_in(&browser, &user.username, &user.password).await;
+    assert_eq!(browser.path().await, "/login/second-step");
+    browser.screenshot("15-second-step-passkey").await;
+    browser.restore_virtual_authenticator(&credentials).await;
+    browser.click("[data-passkey-second-step] button").await;
+    browser.wait_for_path("/dashboard").await;
+    browser.go(&url("/account/sessions")).await;
+    assert!(browser.source().await.contains("password and passkey"));
+
+    browser.quit().await;
+    app.server.stop(true).await;
+}

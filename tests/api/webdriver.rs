@@ -167,6 +167,50 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
     }
 
+    /// A virtual passkey device (WebDriver's WebAuthn extension): CTAP2, built in, keeps
+    /// discoverable credentials, verifies its user, and always consents.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let options = json!({
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserConsenting": true, "isUserVerified": true,
+        });
+        let id = send(self.http.post(format!("{}/webauthn/authenticator", self.base)).json(&options)).await;
+        id.as_str().expect("an authenticator id").to_owned()
+    }
+
+    /// The credentials a virtual authenticator holds.
+    pub async fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let url = format!("{}/webauthn/authenticator/{authenticator}/credentials", self.base);
+        send(self.http.get(url)).await.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Takes a virtual authenticator away (the user walks off with their phone).
+    pub async fn remove_virtual_authenticator(&self, authenticator: &str) {
+        send(self.http.delete(format!("{}/webauthn/authenticator/{authenticator}", self.base))).await;
+    }
+
+    /// A new virtual authenticator holding `credentials` (as `virtual_credentials` returned them).
+    pub async fn restore_virtual_authenticator(&self, credentials: &[Value]) -> String {
+        let authenticator = self.add_virtual_authenticator().await;
+        for credential in credentials {
+            let url = format!("{}/webauthn/authenticator/{authenticator}/credential", self.base);
+            send(self.http.post(url).json(credential)).await;
+        }
+        authenticator
+    }
+
+    /// Waits until a script has taken the browser to `path` (fetch, then `location.assign`).
+    pub async fn wait_for_path(&self, path: &str) {
+        let started = Instant::now();
+        while self.path().await != path {
+            assert!(started.elapsed() < Duration::from_secs(20), "never reached {path}; at {}", self.path().await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while self.script("return document.readyState").await != json!("complete") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn quit(self) {
         send(self.http.delete(&self.base)).await;
     }
