@@ -79,6 +79,9 @@ pub enum ApiError {
         "the mfa_token is not valid: it expired (5 minutes), was used, or took too many wrong codes; sign in again"
     )]
     InvalidMfaToken,
+    /// A page's script called a JSON endpoint without a live session.
+    #[error("you are not signed in, or your session has ended: reload the page and sign in")]
+    SignedOut,
     /// A passkey's answer that was not accepted; the message says why.
     #[error("{0}")]
     InvalidPasskey(String),

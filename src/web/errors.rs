@@ -138,7 +138,7 @@ pub struct ApiErrorBody {
     /// `invalid_request`, `invalid_credentials`, `missing_token`, `invalid_token`,
     /// `invalid_refresh_token`, `too_many_attempts`, `forbidden`, `password_change_required`,
     /// `not_found`, `payload_too_large`, `unsupported_media_type`, `request_too_large`,
-    /// `mfa_required`, `mfa_enrolment_required`, `invalid_code`, `invalid_mfa_token`, `invalid_passkey`,
+    /// `mfa_required`, `mfa_enrolment_required`, `invalid_code`, `invalid_mfa_token`, `invalid_passkey`, `signed_out`,
     /// `unavailable` or `internal_error`.
     #[schema(example = "invalid_token")]
     error: &'static str,
@@ -167,6 +167,7 @@ impl ApiError {
             Self::MfaEnrolmentRequired => "mfa_enrolment_required",
             Self::InvalidCode(_) => "invalid_code",
             Self::InvalidPasskey(_) => "invalid_passkey",
+            Self::SignedOut => "signed_out",
             Self::InvalidMfaToken => "invalid_mfa_token",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -190,6 +191,7 @@ impl ResponseError for ApiError {
             | Self::MfaRequired { .. }
             | Self::InvalidCode(_)
             | Self::InvalidPasskey(_)
+            | Self::SignedOut
             | Self::InvalidMfaToken => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::PasswordChangeRequired | Self::MfaEnrolmentRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,

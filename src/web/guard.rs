@@ -133,10 +133,31 @@ pub async fn require_page_session(
             if !matches!(failure, AuthFailure::Missing) {
                 tracing::info!(reason = ?failure, path = req.path(), "session refused");
             }
+            // A page's script calling a JSON endpoint gets JSON it can act on, not a login page.
+            if is_json(&req) {
+                let mut response = req.error_response(ApiError::SignedOut);
+                for cookie in &cookies {
+                    response.response_mut().add_cookie(cookie)?;
+                }
+                return Ok(response);
+            }
             let location = login_location(&req);
             Ok(req.into_response(see_other(&location, cookies)))
         }
     }
+}
+
+/// Not a page's form or a navigation: a script's JSON call (a write that is not a form post).
+fn is_json(req: &ServiceRequest) -> bool {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim_start().to_ascii_lowercase())
+        .unwrap_or_default();
+    let reads = req.method() == Method::GET || req.method() == Method::HEAD;
+    content_type.starts_with("application/json")
+        || (!reads && !content_type.starts_with("application/x-www-form-urlencoded"))
 }
 
 fn see_other(location: &str, cookies: Vec<Cookie<'static>>) -> HttpResponse {

@@ -140,6 +140,22 @@ async fn the_openapi_document_describes_every_endpoint_its_errors_and_the_bearer
         let responses = operation["responses"].as_object().unwrap();
         assert!(responses.contains_key("401") || path == "/api/token/refresh" || path == "/api/token", "{path}");
     }
+    // The passkey script's JSON calls, with the same error contract.
+    for path in [
+        "/api/token/mfa",
+        "/login/passkey/options",
+        "/login/passkey",
+        "/login/second-step/passkey/options",
+        "/login/second-step/passkey",
+        "/account/security/passkeys/options",
+        "/account/security/passkeys",
+    ] {
+        let responses = paths[path]["post"]["responses"].as_object().unwrap_or_else(|| panic!("{path} undocumented"));
+        assert_eq!(
+            responses["400"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ApiErrorBody"
+        );
+    }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert_eq!(paths["/api/me"]["get"]["security"][0]["bearer"], json!([]));
     for schema in ["ApiErrorBody", "TokenResponse", "SignIn", "RefreshRequest", "UserJson", "Me"] {

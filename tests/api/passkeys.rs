@@ -405,3 +405,35 @@ both_backends_with! {
         assert_eq!(left, 0);
     }
 }
+
+both_backends! {
+    async fn a_script_without_a_session_gets_json_it_can_act_on(app: TestApp) {
+        let response = app.post_json("/account/security/passkeys/options", &json!({"csrf_token": "x"})).await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "signed_out");
+        // A page's form post still goes to the login page.
+        let form = app.post_form("/account/security/passkeys/1/rename", &[("name", "x")]).await;
+        assert_eq!(form.status(), 303);
+        assert_eq!(location(&form), "/login");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installation_reached_by_an_ip_address_explains_that_passkeys_need_a_domain_name() {
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.public_url = portcullis::config::PublicUrl::parse("http://127.0.0.1:8080").unwrap();
+    })
+    .await;
+    let login = app.get("/login").await.text().await.unwrap();
+    assert!(!login.contains("data-passkey-sign-in"), "no passkey button where passkeys cannot work");
+    let csrf = hidden_field(&login, "csrf_token").unwrap();
+    let refused = app.post_json("/login/passkey/options", &json!({"csrf_token": csrf})).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("domain name"));
+    let user = app.create_user("ivan", Role::User).await;
+    app.login_as(&user).await;
+    let security = app.get("/account/security").await.text().await.unwrap();
+    assert!(security.contains("Passkeys need Portcullis to be reached by a domain name"));
+    assert!(!security.contains("data-passkey-register"));
+    app.server.stop(true).await;
+}

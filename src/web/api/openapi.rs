@@ -1,10 +1,12 @@
 //! `GET /api/openapi.json`: the API's contract, generated from the handlers' annotations.
 use actix_web::HttpResponse;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{UserJson, me, token, users};
+use crate::web::account::security::passkeys;
 use crate::web::errors::ApiErrorBody;
+use crate::web::login::passkey;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,10 +16,27 @@ use crate::web::errors::ApiErrorBody;
                        `Authorization: Bearer`; renew them with the refresh token. Errors are \
                        `{\"error\", \"message\"}` JSON."
     ),
-    paths(token::issue, token::second_step, token::refresh, token::logout, me::show, users::show),
-    components(schemas(ApiErrorBody, UserJson, token::SignIn, token::SignInByUsername, token::SignInByEmail, token::SecondStepRequest, token::RefreshRequest, token::TokenResponse)),
+    paths(
+        token::issue,
+        token::second_step,
+        token::refresh,
+        token::logout,
+        me::show,
+        users::show,
+        passkey::sign_in_options,
+        passkey::sign_in,
+        passkey::second_step_options,
+        passkey::second_step,
+        passkeys::options,
+        passkeys::register
+    ),
+    components(schemas(ApiErrorBody, UserJson, token::SignIn, token::SignInByUsername, token::SignInByEmail, token::SecondStepRequest, token::RefreshRequest, token::TokenResponse, passkey::OptionsRequest, passkey::OptionsResponse, passkey::AssertionRequest, passkey::AssertionCredential, passkey::AssertionResponse, passkey::NoExtensions, passkey::SignedIn, passkeys::RegisterRequest, passkeys::AttestationCredential, passkeys::AttestationResponse, passkeys::Added)),
     modifiers(&BearerScheme),
-    tags((name = "tokens", description = "Sign in, renew, sign out"), (name = "users", description = "Who is who"))
+    tags(
+        (name = "tokens", description = "Sign in, renew, sign out"),
+        (name = "users", description = "Who is who"),
+        (name = "passkeys", description = "The JSON calls of the pages' passkey script (cookies and CSRF tokens, not Bearer tokens)")
+    )
 )]
 pub struct ApiDoc;
 
@@ -29,6 +48,10 @@ impl Modify for BearerScheme {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("portcullis"))),
         );
     }
 }

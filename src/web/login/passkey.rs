@@ -16,34 +16,105 @@ use crate::domain::SafeNextPath;
 use crate::error::ApiError;
 use crate::web::api::json::StrictJson;
 use crate::web::context::Services;
+use crate::web::errors::ApiErrorBody;
 
-#[derive(Deserialize)]
+/// The page's CSRF token (the login form's, or the session's on the Security page).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OptionsRequest {
     #[serde(default)]
-    csrf_token: String,
+    #[schema(max_length = 256, pattern = "^[^\\x00]*$")]
+    pub csrf_token: String,
+}
+
+/// No client extension results are needed.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoExtensions {}
+
+/// What `navigator.credentials.get` answered (binary fields base64url), as the page sends it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AssertionCredential {
+    #[schema(max_length = 1024, pattern = "^[^\\x00]*$")]
+    id: String,
+    #[serde(rename = "rawId")]
+    #[schema(
+        max_length = 1024,
+        pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    raw_id: String,
+    #[serde(rename = "type")]
+    #[schema(max_length = 64, pattern = "^[^\\x00]*$")]
+    type_: String,
+    response: AssertionResponse,
+    #[serde(default)]
+    extensions: NoExtensions,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AssertionResponse {
+    #[serde(rename = "authenticatorData")]
+    #[schema(
+        max_length = 2048,
+        pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    authenticator_data: String,
+    #[serde(rename = "clientDataJSON")]
+    #[schema(
+        max_length = 4096,
+        pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    client_data_json: String,
+    #[schema(
+        max_length = 1024,
+        pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    signature: String,
+    #[serde(rename = "userHandle")]
+    #[schema(
+        max_length = 256,
+        pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    user_handle: Option<String>,
 }
 
 /// Options for `navigator.credentials.get` / `create`, and the ceremony's token to send back.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OptionsResponse {
     pub token: String,
+    /// WebAuthn `PublicKeyCredentialCreationOptions` or `…RequestOptions` under `publicKey`,
+    /// binary fields as base64url.
+    #[schema(value_type = Object)]
     pub options: serde_json::Value,
 }
 
-#[derive(Deserialize)]
+/// The browser's answer to a sign-in challenge.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AssertionRequest {
     #[serde(default)]
+    #[schema(max_length = 256, pattern = "^[^\\x00]*$")]
     csrf_token: String,
+    /// The `token` of the options answered.
     #[serde(default)]
+    #[schema(max_length = 8192, pattern = "^[^\\x00]*$")]
     token: String,
+    /// The `PublicKeyCredential` from `navigator.credentials.get`.
+    #[schema(value_type = AssertionCredential)]
     credential: Option<PublicKeyCredential>,
+    /// Where to go afterwards (a same-site path).
     #[serde(default)]
+    #[schema(max_length = 2048, pattern = "^[^\\x00]*$")]
     next: String,
 }
 
 /// Where the browser goes now that it is signed in.
-#[derive(Serialize)]
-struct SignedIn {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SignedIn {
     redirect: String,
 }
 
@@ -61,6 +132,19 @@ fn refusal(error: PasskeyError) -> ApiError {
 }
 
 /// `POST /login/passkey/options`: a challenge any of this site's passkeys can answer.
+#[utoipa::path(
+    post,
+    path = "/login/passkey/options",
+    tag = "passkeys",
+    request_body = OptionsRequest,
+    responses(
+        (status = 200, description = "Options for `navigator.credentials.get`", body = OptionsResponse),
+        (status = 400, description = "Malformed body", body = ApiErrorBody),
+        (status = 403, description = "No login form nonce cookie, or a CSRF token not bound to it; or passkeys are off here", body = ApiErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+    )
+)]
 pub async fn sign_in_options(
     req: HttpRequest,
     body: StrictJson<OptionsRequest>,
@@ -73,6 +157,21 @@ pub async fn sign_in_options(
 
 /// `POST /login/passkey`: the browser's answer; a session when it verifies. Counted on the
 /// client address's sign-in budget, failures audited.
+#[utoipa::path(
+    post,
+    path = "/login/passkey",
+    tag = "passkeys",
+    request_body = AssertionRequest,
+    responses(
+        (status = 200, description = "Signed in: the session cookies are set; go to `redirect`", body = SignedIn),
+        (status = 400, description = "Missing or malformed fields", body = ApiErrorBody),
+        (status = 401, description = "Not accepted (`invalid_passkey`): expired or used challenge, unknown or removed passkey, wrong origin or site, no user verification, a counter that went back", body = ApiErrorBody),
+        (status = 403, description = "No login form nonce cookie, or a CSRF token not bound to it; or passkeys are off here", body = ApiErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+        (status = 429, description = "Too many attempts from this address; see Retry-After", body = ApiErrorBody),
+    )
+)]
 pub async fn sign_in(
     req: HttpRequest,
     body: StrictJson<AssertionRequest>,
@@ -117,6 +216,20 @@ pub async fn sign_in(
 }
 
 /// `POST /login/second-step/passkey/options`: a challenge for the pending sign-in's passkeys.
+#[utoipa::path(
+    post,
+    path = "/login/second-step/passkey/options",
+    tag = "passkeys",
+    request_body = OptionsRequest,
+    responses(
+        (status = 200, description = "Options for `navigator.credentials.get`", body = OptionsResponse),
+        (status = 400, description = "Malformed body", body = ApiErrorBody),
+        (status = 401, description = "No pending sign-in (`invalid_mfa_token`), or the user has no passkey (`invalid_passkey`)", body = ApiErrorBody),
+        (status = 403, description = "No login form nonce cookie, or a CSRF token not bound to it; or passkeys are off here", body = ApiErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+    )
+)]
 pub async fn second_step_options(
     req: HttpRequest,
     body: StrictJson<OptionsRequest>,
@@ -131,6 +244,21 @@ pub async fn second_step_options(
 }
 
 /// `POST /login/second-step/passkey`: the pending sign-in completed with a passkey.
+#[utoipa::path(
+    post,
+    path = "/login/second-step/passkey",
+    tag = "passkeys",
+    request_body = AssertionRequest,
+    responses(
+        (status = 200, description = "Signed in: the session cookies are set; go to `redirect`", body = SignedIn),
+        (status = 400, description = "Missing or malformed fields", body = ApiErrorBody),
+        (status = 401, description = "Not accepted (`invalid_passkey`: another user's passkey, expired challenge …), or no pending sign-in (`invalid_mfa_token`)", body = ApiErrorBody),
+        (status = 403, description = "No login form nonce cookie, or a CSRF token not bound to it; or passkeys are off here", body = ApiErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ApiErrorBody),
+    )
+)]
 pub async fn second_step(
     req: HttpRequest,
     body: StrictJson<AssertionRequest>,

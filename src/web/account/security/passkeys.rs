@@ -13,30 +13,75 @@ use crate::error::{ApiError, PageError};
 use crate::web::account::page::load_account;
 use crate::web::api::json::StrictJson;
 use crate::web::context::{Page, Services};
+use crate::web::errors::ApiErrorBody;
 use crate::web::extractors::CurrentUser;
 use crate::web::form::CsrfForm;
-use crate::web::login::passkey::OptionsResponse;
+use crate::web::login::passkey::{OptionsRequest, OptionsResponse};
 use crate::web::params::PasskeyId;
 
-#[derive(Deserialize)]
-pub struct OptionsRequest {
-    #[serde(default)]
-    csrf_token: String,
-}
-
-#[derive(Deserialize)]
+/// A new passkey: the options' `token`, the name the user chose, the browser's credential.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     #[serde(default)]
+    #[schema(max_length = 256, pattern = "^[^\\x00]*$")]
     csrf_token: String,
     #[serde(default)]
+    #[schema(max_length = 8192, pattern = "^[^\\x00]*$")]
     token: String,
+    /// 1 to 64 characters, no control characters.
     #[serde(default)]
+    #[schema(
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
+    /// The `PublicKeyCredential` from `navigator.credentials.create`.
+    #[schema(value_type = AttestationCredential)]
     credential: Option<RegisterPublicKeyCredential>,
 }
 
-#[derive(Serialize)]
-struct Added {
+/// What `navigator.credentials.create` answered (binary fields base64url), as the page sends it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AttestationCredential {
+    #[schema(max_length = 1024, pattern = "^[^\\x00]*$")]
+    id: String,
+    #[serde(rename = "rawId")]
+    #[schema(
+        max_length = 1024,
+        pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    raw_id: String,
+    #[serde(rename = "type")]
+    #[schema(max_length = 64, pattern = "^[^\\x00]*$")]
+    type_: String,
+    response: AttestationResponse,
+    #[serde(default)]
+    extensions: crate::web::login::passkey::NoExtensions,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AttestationResponse {
+    #[serde(rename = "attestationObject")]
+    #[schema(
+        max_length = 8192,
+        pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    attestation_object: String,
+    #[serde(rename = "clientDataJSON")]
+    #[schema(
+        max_length = 4096,
+        pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    client_data_json: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Added {
     message: String,
 }
 
@@ -54,7 +99,22 @@ fn verify_csrf(app: &Services, user: &CurrentUser, token: &str) -> Result<(), Ap
     }
 }
 
-/// `POST …/options`: registration options for the signed-in user.
+/// `POST /account/security/passkeys/options`: registration options for the signed-in user.
+#[utoipa::path(
+    post,
+    path = "/account/security/passkeys/options",
+    tag = "passkeys",
+    request_body = OptionsRequest,
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Options for `navigator.credentials.create`", body = OptionsResponse),
+        (status = 401, description = "Not signed in, or the session ended (`signed_out`)", body = ApiErrorBody),
+        (status = 400, description = "Malformed body", body = ApiErrorBody),
+        (status = 403, description = "A CSRF token not bound to this session; or passkeys are off here", body = ApiErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+    )
+)]
 pub async fn options(
     user: CurrentUser,
     body: StrictJson<OptionsRequest>,
@@ -70,6 +130,21 @@ pub async fn options(
 }
 
 /// `POST /account/security/passkeys`: the browser's new credential, verified and stored.
+#[utoipa::path(
+    post,
+    path = "/account/security/passkeys",
+    tag = "passkeys",
+    request_body = RegisterRequest,
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Added", body = Added),
+        (status = 401, description = "Not signed in, or the session ended (`signed_out`)", body = ApiErrorBody),
+        (status = 400, description = "Missing fields, a bad name, or a credential not accepted (expired or used options, wrong origin or site, no user verification, registered already)", body = ApiErrorBody),
+        (status = 403, description = "A CSRF token not bound to this session; or passkeys are off here", body = ApiErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+    )
+)]
 pub async fn register(
     req: HttpRequest,
     user: CurrentUser,
