@@ -186,6 +186,9 @@ async fn a_user_adds_a_passkey_and_signs_in_with_it_with_and_without_a_password(
     }
     assert_eq!(browser.virtual_credentials(&authenticator).await.len(), 1);
     browser.screenshot("13-passkeys").await;
+    browser.resize(390, 844).await;
+    assert!(!browser.scrolls_sideways().await, "the Security page is wider than a phone");
+    browser.resize(1280, 1000).await;
 
     // Signed out, the passkey alone signs in: the login page asks the browser for a passkey
     // quietly (autofill); the virtual device, like a person picking it, answers at once.
