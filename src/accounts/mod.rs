@@ -11,6 +11,7 @@ mod service;
 mod validation;
 
 pub use operations::{clear_throttle, create, delete, reset_second_factor, set_active, set_password, update_profile};
+pub use second_factors::MAX_PASSKEYS_PER_USER;
 pub use service::{Accounts, PasswordChange, ProfileUpdate};
 pub use validation::{AccountInput, FieldErrors, ValidAccount, check_new_password, generate_one_time_password};
 

@@ -10,6 +10,9 @@ use crate::db::second_factors;
 use crate::db::users::{self, User, now};
 use crate::db::{self as database, DbConnection, write_transaction};
 
+/// Passkeys one account may hold (each is a row, and the list travels in every registration).
+pub const MAX_PASSKEYS_PER_USER: i64 = 20;
+
 const WRONG_CODE: &str = "That code is not right. Enter the code your app shows now (it changes every 30 seconds); \
                           if it keeps failing, check that your phone's clock is set automatically.";
 
@@ -205,6 +208,11 @@ impl Accounts<'_> {
         database::run(self.pool, move |conn| -> Result<(), AccountError> {
             write_transaction(conn, |conn| {
                 let user = load(conn, user_id)?;
+                if passkeys::count_of_user(conn, user_id)? >= MAX_PASSKEYS_PER_USER {
+                    return Err(AccountError::Refused(format!(
+                        "An account can have at most {MAX_PASSKEYS_PER_USER} passkeys: remove one you no longer use first."
+                    )));
+                }
                 let new = NewPasskey {
                     user_id,
                     credential_id: &credential.credential_id,

@@ -361,6 +361,15 @@ both_backends_with! {
         assert!(refused.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("not registered here"));
         // Without a second factor left, the password alone signs in again.
         assert_eq!(location(&app.login(&user.username, &user.password).await), "/dashboard");
+
+        // An account holds at most 20 passkeys.
+        for n in 0..20 {
+            add_passkey(&app, &mut device(true), &format!("Key {n}")).await;
+        }
+        let csrf = security_csrf(&app).await;
+        let refused = app.post_json("/account/security/passkeys/options", &json!({"csrf_token": csrf})).await;
+        assert_eq!(refused.status(), 400);
+        assert!(refused.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("at most 20 passkeys"));
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use super::{PATH, PasswordOnly, confirm_password};
-use crate::accounts::AccountError;
+use crate::accounts::{AccountError, MAX_PASSKEYS_PER_USER};
 use crate::auth::passkeys::PasskeyError;
 use crate::db::users;
 use crate::error::{ApiError, PageError};
@@ -125,6 +125,12 @@ pub async fn options(
     let account = crate::db::run(&app.pool, move |conn| -> anyhow::Result<_> { Ok(users::find_by_id(conn, user_id)?) })
         .await?
         .ok_or(ApiError::NotFound)?;
+    if app.accounts().passkeys_of(user_id).await?.len() >= usize::try_from(MAX_PASSKEYS_PER_USER).unwrap_or(usize::MAX)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "An account can have at most {MAX_PASSKEYS_PER_USER} passkeys: remove one you no longer use first."
+        )));
+    }
     let (token, options) = app.passkeys.start_registration(&app.pool, &account, &user.session_id).await?;
     Ok(HttpResponse::Ok().json(OptionsResponse { token, options }))
 }
