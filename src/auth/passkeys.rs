@@ -56,6 +56,13 @@ struct Sealed {
     state: State,
 }
 
+impl Sealed {
+    /// Whether this ceremony may complete `purpose` for `bound_to` at Unix time `now`.
+    fn serves(&self, purpose: Purpose, bound_to: &str, now: i64) -> bool {
+        self.purpose == purpose && self.bound_to == bound_to && now < self.expires_at
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
     #[error("this passkey request has expired or was already used; start again")]
@@ -161,8 +168,7 @@ impl Passkeys {
         }
         let opened = self.sealing.open(0, token).ok_or(PasskeyError::Expired)?;
         let sealed: Sealed = serde_json::from_slice(&opened.plaintext).map_err(|_| PasskeyError::Expired)?;
-        let now = chrono::Utc::now().timestamp();
-        if sealed.purpose != purpose || sealed.bound_to != bound_to || sealed.expires_at <= now {
+        if !sealed.serves(purpose, bound_to, chrono::Utc::now().timestamp()) {
             return Err(PasskeyError::Expired);
         }
         let hash = token_hash(token);
@@ -355,5 +361,40 @@ impl Passkeys {
         .ok_or(PasskeyError::Unknown)?;
         let key_kind = if result.backup_eligible() { "swk" } else { "hwk" };
         Ok(PasskeyUse { user, passkey_name: row.name, key_kind })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passkeys() -> Passkeys {
+        let secret = JwtSecret::parse(&crate::random::token_base64(48), "test").unwrap();
+        Passkeys::new(&PublicUrl::parse("https://login.example.com").unwrap(), &secret, None).unwrap()
+    }
+
+    #[test]
+    fn a_ceremony_serves_only_its_purpose_its_binding_and_its_five_minutes() {
+        let keys = passkeys();
+        let (token, options) = keys.start_sign_in("nonce").unwrap();
+        assert_eq!(options["publicKey"]["rpId"], "login.example.com");
+        assert!(options.get("mediation").is_none(), "the page chooses how to ask");
+        let sealed: Sealed = serde_json::from_slice(&keys.sealing.open(0, &token).unwrap().plaintext).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let bound = token_hash("nonce");
+        assert!(sealed.serves(Purpose::SignIn, &bound, now));
+        assert!(sealed.serves(Purpose::SignIn, &bound, now + 299));
+        assert!(!sealed.serves(Purpose::SignIn, &bound, now + 301), "expired after 5 minutes");
+        assert!(!sealed.serves(Purpose::SecondStep, &bound, now), "another purpose");
+        assert!(!sealed.serves(Purpose::SignIn, &token_hash("another nonce"), now), "another login form");
+        assert!(!token.contains("challenge"), "the state is sealed, not readable");
+    }
+
+    #[test]
+    fn an_installation_reached_by_an_ip_address_has_no_relying_party() {
+        let secret = JwtSecret::parse(&crate::random::token_base64(48), "test").unwrap();
+        let keys = Passkeys::new(&PublicUrl::parse("http://127.0.0.1:8080").unwrap(), &secret, None).unwrap();
+        assert!(!keys.available());
+        assert!(matches!(keys.start_sign_in("n"), Err(PasskeyError::Unavailable(_))));
     }
 }

@@ -313,6 +313,23 @@ pub async fn begin_challenge(
     Ok(token)
 }
 
+/// The kinds of code a user can complete a second step with over the API (`totp` when they
+/// have an authenticator app, `recovery_code` when they have unused codes); passkeys need the
+/// browser.
+pub async fn api_methods(pool: &DbPool, user_id: i64) -> anyhow::Result<Vec<&'static str>> {
+    db::run(pool, move |conn| -> anyhow::Result<Vec<&'static str>> {
+        let mut methods = Vec::new();
+        if second_factors::find_totp(conn, user_id)?.is_some_and(|factor| factor.confirmed_at.is_some()) {
+            methods.push(Method::Totp.as_str());
+        }
+        if second_factors::recovery_codes_left(conn, user_id)? > 0 {
+            methods.push(Method::RecoveryCode.as_str());
+        }
+        Ok(methods)
+    })
+    .await
+}
+
 /// Drops a pending sign-in (its client started over).
 pub async fn abandon_challenge(pool: &DbPool, token: &str) -> anyhow::Result<()> {
     let hash = hash_token(token);

@@ -196,6 +196,12 @@ both_backends_with! {
         let mut key = device(true);
         add_passkey(&app, &mut key, "YubiKey").await;
         sign_out(&app).await;
+        // Over the API only codes complete a second step; this account has none yet.
+        let api = app.post_json("/api/token", &json!({"username": "bob", "password": user.password})).await;
+        assert_eq!(api.status(), 401);
+        let body: Value = api.json().await.unwrap();
+        assert_eq!(body["error"], "mfa_required");
+        assert_eq!(body["methods"], json!([]));
 
         let response = app.login_with_next(&user.username, &user.password, "/account").await;
         assert_eq!(location(&response), "/login/second-step");

@@ -10,7 +10,7 @@ use super::json::StrictJson;
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
 use crate::auth::device;
-use crate::auth::second_factor::{self, Code, CodeCheck, Method, SecondStep, SecondStepAttempt};
+use crate::auth::second_factor::{self, Code, CodeCheck, SecondStep, SecondStepAttempt};
 use crate::auth::sessions::{AMR_PASSWORD, AMR_SECOND_FACTOR, Presenter, SessionTokens, Sessions};
 use crate::db::DbPool;
 use crate::db::audit::Action;
@@ -209,7 +209,7 @@ pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Servic
         LoginOutcome::SecondFactorNeeded { user } => {
             let mfa_token = second_factor::begin_challenge(pool, user.id, "api", "", None).await?;
             tracing::info!(event = "login_second_step", via = "api", username = %user.username, client_ip = %ip, "password right; second step pending");
-            let methods = vec![Method::Totp.as_str(), Method::RecoveryCode.as_str()];
+            let methods = second_factor::api_methods(pool, user.id).await?;
             return Err(ApiError::MfaRequired { mfa_token, methods });
         }
         LoginOutcome::Success { user, .. } if factors.must_enrol(&user) => {
