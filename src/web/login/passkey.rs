@@ -201,17 +201,32 @@ pub async fn sign_in(
         }
     };
     let amr = if used.key_kind == "swk" { "swk mfa" } else { "hwk mfa" };
-    let user_id = used.user.id;
-    let tokens = app.sessions.start(&app.pool, used.user, &ClientInfo::of(&req), "form", amr).await?;
-    tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %ip, "login succeeded");
-    let device = crate::auth::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
-    let credential = app.throttle.devices().issue(user_id, chrono::Utc::now().timestamp());
-    let landing = SafeNextPath::parse(&next);
+    let device_credential = app.throttle.devices().issue(used.user.id, chrono::Utc::now().timestamp());
+    let response = signed_in(&req, &app, used.user, amr, &next, device_credential).await?;
+    Ok(response)
+}
+
+/// A session for `user`, answered as JSON: its cookies, and where the page goes next.
+async fn signed_in(
+    req: &HttpRequest,
+    app: &Services,
+    user: crate::db::users::User,
+    amr: &'static str,
+    next: &str,
+    device_credential: String,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = user.id;
+    let tokens = app.sessions.start(&app.pool, user, &ClientInfo::of(req), "form", amr).await?;
+    tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %client_ip(req), "login succeeded");
+    let device = crate::auth::cookies::read(req, app.cookies.device_name()).unwrap_or_default();
+    let landing = SafeNextPath::parse(next);
     let redirect = landing.as_ref().map_or(DEFAULT_LANDING, SafeNextPath::as_str).to_owned();
     let mut response = HttpResponse::Ok();
-    for cookie in session_cookies(&app, tokens, (&device, user_id, credential)) {
+    for cookie in session_cookies(app, tokens, (device, user_id, device_credential)) {
         response.cookie(cookie);
     }
+    // A pending second step, if any, is over.
+    response.cookie(app.cookies.second_step_removal());
     Ok(response.json(SignedIn { redirect }))
 }
 
@@ -276,18 +291,7 @@ pub async fn second_step(
             .await?;
     match outcome {
         SecondStep::Passed { user, method, next_path, device_credential, .. } => {
-            let user_id = user.id;
-            let amr = method.amr_after_password();
-            let tokens = app.sessions.start(&app.pool, *user, &ClientInfo::of(&req), "form", amr).await?;
-            tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %ip, "login succeeded");
-            let landing = SafeNextPath::parse(&next_path);
-            let redirect = landing.as_ref().map_or(DEFAULT_LANDING, SafeNextPath::as_str).to_owned();
-            let mut response = HttpResponse::Ok();
-            for cookie in session_cookies(&app, tokens, (&device, user_id, device_credential)) {
-                response.cookie(cookie);
-            }
-            response.cookie(app.cookies.second_step_removal());
-            Ok(response.json(SignedIn { redirect }))
+            signed_in(&req, &app, *user, method.amr_after_password(), &next_path, device_credential).await
         }
         SecondStep::Refused { starts_over: true, .. } | SecondStep::Expired => Err(ApiError::InvalidMfaToken),
         SecondStep::Refused { .. } => Err(refusal(error.unwrap_or(PasskeyError::Unknown))),
