@@ -74,6 +74,34 @@
     element.focus && element.focus();
   };
 
+  // A first second factor comes with recovery codes: shown once, here, with a download.
+  const showRecoveryCodes = (replaced, codes) => {
+    const element = (tag, text, attributes = {}) => {
+      const node = document.createElement(tag);
+      if (text) node.textContent = text;
+      Object.entries(attributes).forEach(([key, value]) => node.setAttribute(key, value));
+      return node;
+    };
+    const section = element("section", "", { id: "new-recovery-codes", class: "notice", tabindex: "-1" });
+    section.append(element("h3", "Your passkey is added. Now save your recovery codes."));
+    section.append(element("p", "If you lose your passkeys, each of these codes signs you in once instead. "
+      + "Keep them somewhere safe now: they are not shown again."));
+    const list = element("ol", "", { class: "codes", id: "recovery-codes" });
+    codes.forEach((code) => { const item = element("li"); item.append(element("code", code)); list.append(item); });
+    section.append(list);
+    const text = `Recovery codes for ${location.host}\nEach code signs you in once when you cannot use your passkeys.\n\n${codes.join("\n")}\n`;
+    const download = element("p");
+    download.append(element("a", "Download as text", {
+      class: "button button--quiet", download: "portcullis-recovery-codes.txt",
+      href: `data:text/plain;charset=utf-8,${encodeURIComponent(text)}`,
+    }));
+    const done = element("p");
+    done.append(element("a", "I have saved them", { class: "button", href: "/account/security" }));
+    section.append(download, done);
+    replaced.replaceWith(section);
+    section.focus();
+  };
+
   // Account → Security: add a passkey.
   const register = document.querySelector("[data-passkey-register]");
   if (register && supported) {
@@ -88,8 +116,11 @@
         const csrf = register.dataset.csrf;
         const { token, options } = await post("/account/security/passkeys/options", { csrf_token: csrf });
         const credential = await navigator.credentials.create(creationOptions(options));
-        await post("/account/security/passkeys", { csrf_token: csrf, token, name, credential: newCredential(credential) });
-        window.location.assign("/account/security");
+        const added = await post("/account/security/passkeys", {
+          csrf_token: csrf, token, name, credential: newCredential(credential),
+        });
+        if (added.recovery_codes) showRecoveryCodes(register, added.recovery_codes);
+        else window.location.assign("/account/security");
       } catch (failure) {
         show(error, explain(failure));
       }

@@ -178,12 +178,16 @@ async fn a_user_adds_a_passkey_and_signs_in_with_it_with_and_without_a_password(
     browser.go(&url("/account/security")).await;
     browser.type_into("#passkey-name", "Laptop").await;
     browser.click(r#"#add-passkey button[type="submit"]"#).await;
-    browser.wait_for_path("/account/security").await;
+    // The first second factor comes with recovery codes, shown once on the same page.
     let started = std::time::Instant::now();
-    while !browser.source().await.contains("<strong>Laptop</strong>") {
+    while browser.script("return document.querySelectorAll('#new-recovery-codes code').length").await != 10 {
         assert!(started.elapsed() < std::time::Duration::from_secs(20), "the passkey was not added");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    browser.screenshot("13-passkey-recovery-codes").await;
+    browser.click_and_wait("#new-recovery-codes a.button:not([download])").await;
+    assert!(browser.source().await.contains("<strong>Laptop</strong>"));
+    assert!(browser.source().await.contains("10 of 10 recovery codes left"));
     assert_eq!(browser.virtual_credentials(&authenticator).await.len(), 1);
     browser.screenshot("13-passkeys").await;
     browser.resize(390, 844).await;

@@ -160,11 +160,17 @@ both_backends_with! {
         let user = app.create_user("alice", Role::User).await;
         app.login_as(&user).await;
         let mut laptop = device(true);
-        add_passkey(&app, &mut laptop, "Laptop").await;
+        let first = add_passkey_from(&app, &mut laptop, "Laptop", ORIGIN).await;
+        assert_eq!(first.status(), 200);
+        let answer: Value = first.json().await.unwrap();
+        assert_eq!(answer["recovery_codes"].as_array().map(Vec::len), Some(10), "a first factor brings recovery codes");
+        let (credential_id, handle) = stored_passkey(&app, user.id).await;
+        let second = add_passkey_from(&app, &mut device(true), "Phone", ORIGIN).await;
+        assert!(second.json::<Value>().await.unwrap().get("recovery_codes").is_none(), "only once");
         let page = app.get("/account/security").await.text().await.unwrap();
         assert!(page.contains("<strong>Laptop</strong>"), "{page}");
+        assert!(page.contains("10 of 10 recovery codes left"));
         assert!(page.contains("src=\"/static/passkeys.js\""));
-        let (credential_id, handle) = stored_passkey(&app, user.id).await;
         sign_out(&app).await;
 
         let started = std::time::Instant::now();
@@ -196,12 +202,12 @@ both_backends_with! {
         let mut key = device(true);
         add_passkey(&app, &mut key, "YubiKey").await;
         sign_out(&app).await;
-        // Over the API only codes complete a second step; this account has none yet.
+        // Over the API only codes complete a second step: the recovery codes the passkey came with.
         let api = app.post_json("/api/token", &json!({"username": "bob", "password": user.password})).await;
         assert_eq!(api.status(), 401);
         let body: Value = api.json().await.unwrap();
         assert_eq!(body["error"], "mfa_required");
-        assert_eq!(body["methods"], json!([]));
+        assert_eq!(body["methods"], json!(["recovery_code"]));
 
         let response = app.login_with_next(&user.username, &user.password, "/account").await;
         assert_eq!(location(&response), "/login/second-step");

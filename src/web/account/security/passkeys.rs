@@ -83,6 +83,10 @@ pub struct AttestationResponse {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Added {
     message: String,
+    /// When this passkey is the account's first second factor: its 10 recovery codes, shown
+    /// once (the page lists them with a download).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_codes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -167,14 +171,20 @@ pub async fn register(
         other => ApiError::BadRequest(other.to_string()),
     })?;
     let actor = user.actor(crate::auth::client::client_ip(&req));
-    app.accounts().add_passkey(actor, user.user_id, &name, new).await?;
+    app.accounts().add_passkey(actor.clone(), user.user_id, &name, new).await?;
     tracing::info!(event = "passkey_added", username = %user.username, "passkey added");
+    // A first second factor comes with recovery codes, so losing the device is not the end.
+    let recovery_codes = if app.accounts().recovery_codes_left(user.user_id).await? == 0 {
+        Some(app.accounts().regenerate_recovery_codes(actor, user.user_id).await?)
+    } else {
+        None
+    };
     let mut response = HttpResponse::Ok();
     // A user who had to set up a second factor now has one: the token must say so at once.
     if let Some(access) = app.sessions.reissue(&app.pool, &user.session_id).await? {
         response.cookie(app.cookies.session(access.token, app.sessions.policy().access_token_ttl));
     }
-    Ok(response.json(Added { message: format!("Passkey “{}” added.", name.trim()) }))
+    Ok(response.json(Added { message: format!("Passkey “{}” added.", name.trim()), recovery_codes }))
 }
 
 /// `POST …/{passkey}/rename`.
