@@ -166,8 +166,7 @@ impl Accounts<'_> {
 /// Keeps `users.mfa_enabled` true exactly while the user has a confirmed authenticator app or
 /// a passkey; returns it.
 fn sync_mfa_enabled(conn: &mut DbConnection, user_id: i64) -> Result<bool, AccountError> {
-    let has_app = second_factors::find_totp(conn, user_id)?.is_some_and(|factor| factor.confirmed_at.is_some());
-    let enabled = has_app || passkeys::count_of_user(conn, user_id)? > 0;
+    let enabled = second_factors::inventory(conn, user_id)?.any();
     second_factors::set_enabled(conn, user_id, enabled)?;
     Ok(enabled)
 }

@@ -18,7 +18,7 @@ use webauthn_rs::prelude::PublicKeyCredential;
 use super::credentials;
 use super::passkeys::{PasskeyError, Passkeys, Purpose};
 use super::sealed::SealingKey;
-use super::throttle::LoginThrottle;
+use super::throttle::{Counters, LoginThrottle};
 use super::totp::{self, TotpSecret};
 use crate::config::{JwtSecret, MfaPolicy};
 use crate::db::audit::{self, Action, Actor};
@@ -318,14 +318,9 @@ pub async fn begin_challenge(
 /// browser.
 pub async fn api_methods(pool: &DbPool, user_id: i64) -> anyhow::Result<Vec<&'static str>> {
     db::run(pool, move |conn| -> anyhow::Result<Vec<&'static str>> {
-        let mut methods = Vec::new();
-        if second_factors::find_totp(conn, user_id)?.is_some_and(|factor| factor.confirmed_at.is_some()) {
-            methods.push(Method::Totp.as_str());
-        }
-        if second_factors::recovery_codes_left(conn, user_id)? > 0 {
-            methods.push(Method::RecoveryCode.as_str());
-        }
-        Ok(methods)
+        let has = second_factors::inventory(conn, user_id)?;
+        let methods = [(has.app, Method::Totp), (has.recovery_codes_left > 0, Method::RecoveryCode)];
+        Ok(methods.into_iter().filter(|(has, _)| *has).map(|(_, method)| method.as_str()).collect())
     })
     .await
 }
@@ -393,6 +388,110 @@ pub enum SecondStep {
     },
 }
 
+/// What checking the factor of a pending sign-in found.
+enum Verdict {
+    /// Right, and used up.
+    Right { method: Method, recovery_codes_left: Option<i64> },
+    /// Wrong: how (for the page), and in words for the audit trail.
+    Wrong { check: CodeCheck, what: String },
+}
+
+/// A live pending sign-in whose attempt is reserved on the throttle: ready for its check.
+struct Started {
+    pending: Pending,
+    hash: String,
+    counters: Counters,
+}
+
+/// Finds the pending sign-in and reserves this attempt on the password's throttle counters;
+/// or the answer when there is nothing to check (expired, throttled).
+async fn start_second_step(
+    pool: &DbPool,
+    throttle: &Arc<LoginThrottle>,
+    attempt: &SecondStepAttempt<'_>,
+) -> anyhow::Result<Result<Started, SecondStep>> {
+    if attempt.token.is_empty() || attempt.token.len() > 64 {
+        return Ok(Err(SecondStep::Expired));
+    }
+    let hash = hash_token(attempt.token);
+    let lookup = hash.clone();
+    let Some(pending) = db::run(pool, move |conn| find_pending(conn, &lookup, now())).await? else {
+        return Ok(Err(SecondStep::Expired));
+    };
+    let user = &pending.user;
+    let counters = throttle.password_counters(Some(user.id), &user.username, attempt.client_ip, attempt.device);
+    if let Err(retry_after) = credentials::begin(pool, throttle, &counters).await? {
+        return Ok(Err(SecondStep::Throttled { retry_after }));
+    }
+    Ok(Ok(Started { pending, hash, counters }))
+}
+
+/// Records a checked second step: a right one uses up the pending sign-in (once, whoever
+/// races it) and gives back both steps' reservations; a wrong one counts on the throttle and
+/// on the pending sign-in (the fifth ends it) and is audited.
+async fn finish_second_step(
+    pool: &DbPool,
+    throttle: &Arc<LoginThrottle>,
+    started: Started,
+    verdict: Verdict,
+    client_ip: &str,
+) -> anyhow::Result<SecondStep> {
+    let Started { pending, hash, counters } = started;
+    let (user_id, username, via) = (pending.user.id, pending.user.username.to_string(), pending.via.clone());
+    let actor = Actor::anonymous(Some(client_ip.to_owned()));
+    match verdict {
+        Verdict::Right { method, recovery_codes_left } => {
+            let completed = db::run(pool, move |conn| -> anyhow::Result<bool> {
+                write_transaction(conn, |conn| {
+                    if !challenges::delete(conn, &hash)? {
+                        // Completed a moment ago by a concurrent request.
+                        return Ok(false);
+                    }
+                    if method == Method::RecoveryCode {
+                        let details = format!("via {via}; {} recovery code(s) left", recovery_codes_left.unwrap_or(0));
+                        let actor = Actor { user: Some((user_id, username.clone())), ..actor };
+                        audit::record(conn, &actor, Action::RecoveryCodeUsed, Some((user_id, &username)), &details)?;
+                    }
+                    Ok(true)
+                })
+            })
+            .await?;
+            if !completed {
+                credentials::settle(pool, throttle, counters, true).await?;
+                return Ok(SecondStep::Expired);
+            }
+            // Both steps passed: the password step's reservation is given back too.
+            credentials::settle(pool, throttle, counters.clone(), true).await?;
+            credentials::settle(pool, throttle, counters, true).await?;
+            Ok(SecondStep::Passed {
+                device_credential: throttle.devices().issue(user_id, chrono::Utc::now().timestamp()),
+                user: Box::new(pending.user),
+                method,
+                recovery_codes_left,
+                next_path: pending.next_path,
+            })
+        }
+        Verdict::Wrong { check, what } => {
+            credentials::settle(pool, throttle, counters, false).await?;
+            let starts_over = db::run(pool, move |conn| -> anyhow::Result<bool> {
+                write_transaction(conn, |conn| {
+                    // No row: ended meanwhile (its fifth wrong answer, or a new password attempt).
+                    let failures = challenges::add_failure(conn, &hash)?.unwrap_or(MAX_CHALLENGE_FAILURES);
+                    let starts_over = failures >= MAX_CHALLENGE_FAILURES;
+                    if starts_over {
+                        challenges::delete(conn, &hash)?;
+                    }
+                    let details = format!("via {via}; {what}; try {failures} of {MAX_CHALLENGE_FAILURES}");
+                    audit::record(conn, &actor, Action::LoginSecondStepFailed, Some((user_id, &username)), &details)?;
+                    Ok(starts_over)
+                })
+            })
+            .await?;
+            Ok(SecondStep::Refused { check, starts_over, next_path: pending.next_path })
+        }
+    }
+}
+
 /// Checks the code of a pending sign-in, on the same throttle counters as the password.
 pub async fn complete_challenge(
     pool: &DbPool,
@@ -401,72 +500,21 @@ pub async fn complete_challenge(
     attempt: SecondStepAttempt<'_>,
     code: Code,
 ) -> anyhow::Result<SecondStep> {
-    if attempt.token.is_empty() || attempt.token.len() > 64 {
-        return Ok(SecondStep::Expired);
-    }
-    let hash = hash_token(attempt.token);
-    let lookup = hash.clone();
-    let Some(pending) = db::run(pool, move |conn| find_pending(conn, &lookup, now())).await? else {
-        return Ok(SecondStep::Expired);
+    let started = match start_second_step(pool, throttle, &attempt).await? {
+        Ok(started) => started,
+        Err(answer) => return Ok(answer),
     };
-    let user = pending.user;
-    let counters = throttle.password_counters(Some(user.id), &user.username, attempt.client_ip, attempt.device);
-    if let Err(retry_after) = credentials::begin(pool, throttle, &counters).await? {
-        return Ok(SecondStep::Throttled { retry_after });
-    }
-    let factors = Arc::clone(factors);
-    let (user_id, username, via) = (user.id, user.username.to_string(), pending.via.clone());
-    let actor = Actor { user: None, client_ip: Some(attempt.client_ip.to_owned()) };
-    let outcome = db::run(pool, move |conn| -> anyhow::Result<Option<(CodeCheck, bool)>> {
-        write_transaction(conn, |conn| {
-            let check = factors.check_code(conn, user_id, &code)?;
-            let target = Some((user_id, username.as_str()));
-            if let CodeCheck::Right { method, recovery_codes_left } = check {
-                if !challenges::delete(conn, &hash)? {
-                    // Completed a moment ago by a concurrent request.
-                    return Ok(None);
-                }
-                if method == Method::RecoveryCode {
-                    let left = recovery_codes_left.unwrap_or(0);
-                    let details = format!("via {via}; {left} recovery code(s) left");
-                    let actor = Actor { user: target.map(|(id, name)| (id, name.to_owned())), ..actor.clone() };
-                    audit::record(conn, &actor, Action::RecoveryCodeUsed, target, &details)?;
-                }
-                return Ok(Some((check, false)));
-            }
-            let failures = challenges::add_failure(conn, &hash)?;
-            let starts_over = failures >= MAX_CHALLENGE_FAILURES;
-            if starts_over {
-                challenges::delete(conn, &hash)?;
-            }
-            let what = if check == CodeCheck::Replayed { "a code already used" } else { "a wrong code" };
-            let details =
-                format!("via {via}; {what} ({}); try {failures} of {MAX_CHALLENGE_FAILURES}", code.method().as_str());
-            audit::record(conn, &actor, Action::LoginSecondStepFailed, target, &details)?;
-            Ok(Some((check, starts_over)))
-        })
+    let (factors, user_id, kind) = (Arc::clone(factors), started.pending.user.id, code.method().as_str());
+    let check = db::run(pool, move |conn| -> anyhow::Result<CodeCheck> {
+        write_transaction(conn, |conn| factors.check_code(conn, user_id, &code))
     })
     .await?;
-    let Some((check, starts_over)) = outcome else {
-        credentials::settle(pool, throttle, counters, true).await?;
-        return Ok(SecondStep::Expired);
+    let verdict = match check {
+        CodeCheck::Right { method, recovery_codes_left } => Verdict::Right { method, recovery_codes_left },
+        CodeCheck::Replayed => Verdict::Wrong { check, what: format!("a code already used ({kind})") },
+        CodeCheck::Wrong => Verdict::Wrong { check, what: format!("a wrong code ({kind})") },
     };
-    let right = matches!(check, CodeCheck::Right { .. });
-    if right {
-        // Both steps passed: the password step's reservation is given back too.
-        credentials::settle(pool, throttle, counters.clone(), true).await?;
-    }
-    credentials::settle(pool, throttle, counters, right).await?;
-    Ok(match check {
-        CodeCheck::Right { method, recovery_codes_left } => SecondStep::Passed {
-            device_credential: throttle.devices().issue(user.id, chrono::Utc::now().timestamp()),
-            user: Box::new(user),
-            method,
-            recovery_codes_left,
-            next_path: pending.next_path,
-        },
-        check => SecondStep::Refused { check, starts_over, next_path: pending.next_path },
-    })
+    finish_second_step(pool, throttle, started, verdict, attempt.client_ip).await
 }
 
 /// The second step with a passkey instead of a code: `ceremony` is the token of the options
@@ -479,68 +527,23 @@ pub async fn complete_with_passkey(
     ceremony: &str,
     credential: &PublicKeyCredential,
 ) -> anyhow::Result<(SecondStep, Option<PasskeyError>)> {
-    if attempt.token.is_empty() || attempt.token.len() > 64 {
-        return Ok((SecondStep::Expired, None));
-    }
-    let hash = hash_token(attempt.token);
-    let lookup = hash.clone();
-    let Some(pending) = db::run(pool, move |conn| find_pending(conn, &lookup, now())).await? else {
-        return Ok((SecondStep::Expired, None));
+    let started = match start_second_step(pool, throttle, &attempt).await? {
+        Ok(started) => started,
+        Err(answer) => return Ok((answer, None)),
     };
-    let user = pending.user;
-    let counters = throttle.password_counters(Some(user.id), &user.username, attempt.client_ip, attempt.device);
-    if let Err(retry_after) = credentials::begin(pool, throttle, &counters).await? {
-        return Ok((SecondStep::Throttled { retry_after }, None));
-    }
     let verified = passkeys
         .finish_authentication(pool, ceremony, Purpose::SecondStep, attempt.token, credential, attempt.client_ip)
         .await;
-    let (user_id, username, via) = (user.id, user.username.to_string(), pending.via.clone());
-    let ip = attempt.client_ip.to_owned();
-    match verified {
-        Ok(used) if used.user.id == user.id => {
-            let consumed =
-                db::run(pool, move |conn| -> anyhow::Result<bool> { Ok(challenges::delete(conn, &hash)?) }).await?;
-            credentials::settle(pool, throttle, counters.clone(), true).await?;
-            credentials::settle(pool, throttle, counters, true).await?;
-            if !consumed {
-                return Ok((SecondStep::Expired, None));
-            }
-            Ok((
-                SecondStep::Passed {
-                    device_credential: throttle.devices().issue(user.id, chrono::Utc::now().timestamp()),
-                    user: Box::new(used.user),
-                    method: Method::Passkey(used.key_kind),
-                    recovery_codes_left: None,
-                    next_path: pending.next_path,
-                },
-                None,
-            ))
+    let (verdict, error) = match verified {
+        Ok(used) if used.user.id == started.pending.user.id => {
+            (Verdict::Right { method: Method::Passkey(used.key_kind), recovery_codes_left: None }, None)
         }
         outcome => {
             let error = outcome.err().unwrap_or(PasskeyError::Unknown);
-            credentials::settle(pool, throttle, counters, false).await?;
-            let reason = error.to_string();
-            let starts_over = db::run(pool, move |conn| -> anyhow::Result<bool> {
-                write_transaction(conn, |conn| {
-                    let failures = challenges::add_failure(conn, &hash).unwrap_or(MAX_CHALLENGE_FAILURES);
-                    let starts_over = failures >= MAX_CHALLENGE_FAILURES;
-                    if starts_over {
-                        challenges::delete(conn, &hash)?;
-                    }
-                    let details = format!("via {via}; passkey refused: {reason}");
-                    let actor = Actor::anonymous(Some(ip));
-                    audit::record(conn, &actor, Action::LoginSecondStepFailed, Some((user_id, &username)), &details)?;
-                    Ok(starts_over)
-                })
-            })
-            .await?;
-            Ok((
-                SecondStep::Refused { check: CodeCheck::Wrong, starts_over, next_path: pending.next_path },
-                Some(error),
-            ))
+            (Verdict::Wrong { check: CodeCheck::Wrong, what: format!("passkey refused: {error}") }, Some(error))
         }
-    }
+    };
+    Ok((finish_second_step(pool, throttle, started, verdict, attempt.client_ip).await?, error))
 }
 
 #[cfg(test)]

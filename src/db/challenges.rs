@@ -52,12 +52,13 @@ pub fn delete(conn: &mut DbConnection, token_hash: &str) -> QueryResult<bool> {
     Ok(diesel::delete(sign_in_challenges::table.find(token_hash)).execute(conn)? == 1)
 }
 
-/// Counts a wrong code; returns the new count.
-pub fn add_failure(conn: &mut DbConnection, token_hash: &str) -> QueryResult<i32> {
+/// Counts a wrong answer; returns the new count, or `None` if the challenge is gone.
+pub fn add_failure(conn: &mut DbConnection, token_hash: &str) -> QueryResult<Option<i32>> {
     diesel::update(sign_in_challenges::table.find(token_hash))
         .set(sign_in_challenges::failures.eq(sign_in_challenges::failures + 1))
         .returning(sign_in_challenges::failures)
         .get_result(conn)
+        .optional()
 }
 
 /// Deletes all but the user's `keep` newest challenges.

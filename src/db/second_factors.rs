@@ -113,6 +113,30 @@ pub fn delete_recovery_codes(conn: &mut DbConnection, user_id: i64) -> QueryResu
     diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)
 }
 
+/// What second factors a user has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inventory {
+    /// A confirmed authenticator app.
+    pub app: bool,
+    pub passkeys: i64,
+    pub recovery_codes_left: i64,
+}
+
+impl Inventory {
+    /// Something to sign in with as a second factor (recovery codes only back these up).
+    pub fn any(&self) -> bool {
+        self.app || self.passkeys > 0
+    }
+}
+
+pub fn inventory(conn: &mut DbConnection, user_id: i64) -> QueryResult<Inventory> {
+    Ok(Inventory {
+        app: find_totp(conn, user_id)?.is_some_and(|factor| factor.confirmed_at.is_some()),
+        passkeys: super::passkeys::count_of_user(conn, user_id)?,
+        recovery_codes_left: recovery_codes_left(conn, user_id)?,
+    })
+}
+
 /// Keeps `users.mfa_enabled` in step with the user's factors.
 pub fn set_enabled(conn: &mut DbConnection, user_id: i64, enabled: bool) -> QueryResult<()> {
     diesel::update(users::table.find(user_id)).set(users::mfa_enabled.eq(enabled)).execute(conn)?;

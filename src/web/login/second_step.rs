@@ -11,6 +11,7 @@ use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::second_factor::{
     self, Code, CodeCheck, MAX_CHALLENGE_FAILURES, Method, SecondStep, SecondStepAttempt,
 };
+use crate::db::second_factors::{Inventory, inventory};
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
 use crate::web::context::Services;
@@ -61,28 +62,33 @@ fn method_of(raw: &str) -> Method {
     if raw == Method::RecoveryCode.as_str() { Method::RecoveryCode } else { Method::Totp }
 }
 
-/// Which second factors the user of the pending sign-in `token` has: (app, passkeys).
-async fn factors_of(app: &Services, token: &str) -> Result<(bool, bool), PageError> {
-    let Some(pending) = second_factor::pending(&app.pool, token).await? else { return Ok((true, false)) };
+/// The second factors of the user of this browser's pending sign-in; `None` when it has none
+/// (expired, used, or never was).
+async fn pending_factors(app: &Services, req: &HttpRequest) -> Result<Option<Inventory>, PageError> {
+    let token = crate::auth::cookies::read(req, app.cookies.second_step_name()).unwrap_or_default();
+    let Some(pending) = second_factor::pending(&app.pool, token).await? else { return Ok(None) };
     let user_id = pending.user.id;
-    Ok(crate::db::run(&app.pool, move |conn| -> anyhow::Result<(bool, bool)> {
-        let app = crate::db::second_factors::find_totp(conn, user_id)?.is_some_and(|f| f.confirmed_at.is_some());
-        Ok((app, crate::db::passkeys::count_of_user(conn, user_id)? > 0))
-    })
-    .await?)
+    Ok(Some(
+        crate::db::run(&app.pool, move |conn| -> anyhow::Result<Inventory> { Ok(inventory(conn, user_id)?) }).await?,
+    ))
 }
 
+/// The second-step form; `known` is the pending user's factors when the caller has read them.
 async fn page(
     app: &Services,
     req: &HttpRequest,
+    known: Option<Inventory>,
     csrf_token: String,
     method: Method,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let token = crate::auth::cookies::read(req, app.cookies.second_step_name()).unwrap_or_default();
-    let (has_app, has_passkeys) = factors_of(app, token).await?;
-    let has_passkeys = has_passkeys && app.passkeys.available();
+    // Without a pending sign-in (it ended meanwhile) the code form is offered as before.
+    let has = match known {
+        Some(has) => Some(has),
+        None => pending_factors(app, req).await?,
+    };
+    let has = has.unwrap_or(Inventory { app: true, passkeys: 0, recovery_codes_left: 0 });
     render(
         status,
         &SecondStepPage {
@@ -92,8 +98,8 @@ async fn page(
             issuer: app.factors.issuer(),
             error,
             expired: false,
-            has_app,
-            has_passkeys,
+            has_app: has.app,
+            has_passkeys: has.passkeys > 0 && app.passkeys.available(),
         },
     )
 }
@@ -116,13 +122,10 @@ fn expired(app: &Services, message: &str) -> Result<HttpResponse, PageError> {
 }
 
 pub async fn form(req: HttpRequest, query: web::Query<StepQuery>, app: Services) -> Result<HttpResponse, PageError> {
-    let token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
-    if second_factor::pending(&app.pool, token).await?.is_none() {
-        return expired(&app, EXPIRED);
-    }
+    let Some(has) = pending_factors(&app, &req).await? else { return expired(&app, EXPIRED) };
     let (nonce, new_nonce) = login_nonce(&req, &app.cookies);
     let method = method_of(query.method.as_deref().unwrap_or_default());
-    let mut response = page(&app, &req, app.csrf.for_login(&nonce), method, None, StatusCode::OK).await?;
+    let mut response = page(&app, &req, Some(has), app.csrf.for_login(&nonce), method, None, StatusCode::OK).await?;
     if new_nonce {
         response.add_cookie(&app.cookies.login_csrf(nonce)).map_err(|error| PageError::Unexpected(error.into()))?;
     }
@@ -139,7 +142,9 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
     let method = method_of(&method);
     let code = match Code::parse(&code, method) {
         Ok(code) => code,
-        Err(message) => return page(&app, &req, csrf_token, method, Some(message), StatusCode::BAD_REQUEST).await,
+        Err(message) => {
+            return page(&app, &req, None, csrf_token, method, Some(message), StatusCode::BAD_REQUEST).await;
+        }
     };
     let token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
     let ip = client_ip(&req);
@@ -182,13 +187,14 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
                      phone's clock is set automatically. (A sign-in allows {MAX_CHALLENGE_FAILURES} tries.)"
                 ),
             };
-            page(&app, &req, csrf_token, method, Some(&message), StatusCode::UNAUTHORIZED).await
+            page(&app, &req, None, csrf_token, method, Some(&message), StatusCode::UNAUTHORIZED).await
         }
         SecondStep::Expired => expired(&app, EXPIRED),
         SecondStep::Throttled { retry_after } => {
             tracing::debug!(event = "login_throttled", step = "second", client_ip = %ip, "second step throttled");
             let message = format!("Too many sign-in attempts. Wait {} and try again.", wait_phrase(retry_after));
-            let answer = page(&app, &req, csrf_token, method, Some(&message), StatusCode::TOO_MANY_REQUESTS).await?;
+            let answer =
+                page(&app, &req, None, csrf_token, method, Some(&message), StatusCode::TOO_MANY_REQUESTS).await?;
             Ok(with_retry_after(answer, retry_after))
         }
     }
