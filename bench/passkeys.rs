@@ -109,37 +109,25 @@ async fn run() -> anyhow::Result<()> {
 
     let hash = portcullis::auth::password::hash_blocking(PASSWORD)?;
     let mut holders = Vec::new();
+    let add_user = |username: &str| -> anyhow::Result<()> {
+        let new = NewUser {
+            username: &Username::parse(username)?,
+            email: &Email::parse(&format!("{username}@example.com"))?,
+            display_name: &DisplayName::parse(username)?,
+            password_hash: &hash,
+            role: Role::User,
+            must_change_password: false,
+        };
+        users::insert(&mut *pool.get()?, &new)?;
+        Ok(())
+    };
     // Users who sign in with a password only (a passkey makes it a second factor).
     for n in 0..USERS {
-        let username = format!("pw{n:02}");
-        let mut conn = pool.get()?;
-        users::insert(
-            &mut conn,
-            &NewUser {
-                username: &Username::parse(&username)?,
-                email: &Email::parse(&format!("{username}@example.com"))?,
-                display_name: &DisplayName::parse(&username)?,
-                password_hash: &hash,
-                role: Role::User,
-                must_change_password: false,
-            },
-        )?;
+        add_user(&format!("pw{n:02}"))?;
     }
     for n in 0..USERS {
         let username = format!("user{n:02}");
-        let mut conn = pool.get()?;
-        users::insert(
-            &mut conn,
-            &NewUser {
-                username: &Username::parse(&username)?,
-                email: &Email::parse(&format!("{username}@example.com"))?,
-                display_name: &DisplayName::parse(&username)?,
-                password_hash: &hash,
-                role: Role::User,
-                must_change_password: false,
-            },
-        )?;
-        drop(conn);
+        add_user(&username)?;
         // Signed in with the password once, the user adds a passkey from the Security page.
         let http = client();
         let page = http.get(format!("{base}/login")).send().await?.text().await?;

@@ -97,8 +97,14 @@ async fn call_with_cookies(
     next: Next<impl MessageBody + 'static>,
     cookies: Vec<Cookie<'static>>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let mut response = next.call(req).await?.map_into_boxed_body();
-    for cookie in &cookies {
+    with_cookies(next.call(req).await?.map_into_boxed_body(), &cookies)
+}
+
+fn with_cookies(
+    mut response: ServiceResponse<BoxBody>,
+    cookies: &[Cookie<'static>],
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    for cookie in cookies {
         response.response_mut().add_cookie(cookie)?;
     }
     Ok(response)
@@ -135,11 +141,7 @@ pub async fn require_page_session(
             }
             // A page's script calling a JSON endpoint gets JSON it can act on, not a login page.
             if is_json(&req) {
-                let mut response = req.error_response(ApiError::SignedOut);
-                for cookie in &cookies {
-                    response.response_mut().add_cookie(cookie)?;
-                }
-                return Ok(response);
+                return with_cookies(req.error_response(ApiError::SignedOut), &cookies);
             }
             let location = login_location(&req);
             Ok(req.into_response(see_other(&location, cookies)))
