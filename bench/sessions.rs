@@ -16,6 +16,7 @@ use portcullis::db::schema::revoked_sessions;
 use portcullis::db::users::{self, NewUser};
 use portcullis::db::{build_pool, run_migrations};
 use portcullis::domain::{DisplayName, Email, Role, Username};
+use portcullis::mail::Outbox;
 use portcullis::startup::Application;
 
 const PASSWORD: &str = "violet tractor sings loudly";
@@ -112,13 +113,15 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     let list = Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));
     list.sync(&mut conn)?;
     // As in the server: a thread keeps the list fresh (a stale list refuses everyone).
-    let throttle = Arc::new(LoginThrottle::new(Default::default(), &secret, None));
+    let outbox = Arc::new(Outbox::off(&secret));
+    let throttle = Arc::new(LoginThrottle::new(Default::default(), &secret, None, Arc::clone(&outbox)));
     let _syncer = list.spawn_syncer(pool.clone(), pool.clone(), throttle, Duration::from_secs(60))?;
     let sessions = Sessions::new(
         JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl),
         policy,
         MfaPolicy::Off,
         list.clone(),
+        outbox,
     );
 
     time_per_call(|| assert!(sessions.authenticate(&token).is_ok())); // warm-up, not reported

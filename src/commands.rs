@@ -15,11 +15,14 @@ use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, ConnectionManager};
 use crate::domain::NewPassword;
 use crate::domain::Role;
+use crate::mail::Outbox;
+use crate::mail::transport::Mailer;
 use crate::startup::Application;
 use crate::user_import::{self, ImportError};
 use diesel::r2d2::PooledConnection;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Where a new password comes from.
 #[derive(Clone, Copy)]
@@ -115,9 +118,78 @@ pub fn set_password(settings: &Settings, login: &str, source: PasswordSource) ->
         anyhow!("the password was not changed: it is the password {:?} already has", user.username.as_str())
     })?;
     let actor = Actor::command_line();
-    accounts::set_password(&mut conn, &actor, user.id, &hash, false, Action::UserPasswordReset, None)?;
+    let outbox = outbox(settings)?;
+    accounts::set_password(&mut conn, &outbox, &actor, user.id, &hash, false, Action::UserPasswordReset, None)?;
     println!("Changed the password of {:?}.", user.username.as_str());
     Ok(())
+}
+
+/// Adds a user who chooses their password through an e-mailed link (valid 7 days).
+pub fn invite_user(settings: &Settings, request: InviteUser) -> anyhow::Result<()> {
+    let outbox = outbox(settings)?;
+    if !outbox.enabled() {
+        bail!("e-mail is not set up (PORTCULLIS_SMTP_URL and PORTCULLIS_MAIL_FROM), so no invitation can be sent");
+    }
+    // A random password nobody knows until the invitation is accepted.
+    let unknown = SecretString::from(crate::random::token_base64(32));
+    let account = ValidAccount::parse(AccountInput {
+        username: &request.username,
+        email: &request.email,
+        display_name: request.display_name.as_deref().unwrap_or_default(),
+        role: &request.role,
+        password: unknown,
+    })
+    .map_err(|errors| anyhow!("the user was not invited: {errors}"))?;
+    let hash = hash_blocking(account.password.expose())?;
+    let mut conn = connect(settings)?;
+    let user = accounts::invite(&mut conn, &outbox, &Actor::command_line(), &account, &hash)
+        .map_err(|error| anyhow!("the user was not invited: {error}"))?;
+    println!(
+        "Invited {} ({}, id {}): the invitation is in the outbox; a running Portcullis delivers it. The link works for 7 days.",
+        user.username, user.email, user.id
+    );
+    Ok(())
+}
+
+pub struct InviteUser {
+    pub username: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub role: String,
+}
+
+/// Sends one test message straight to the SMTP server (not through the outbox) and prints
+/// the server's answer.
+pub fn mail_test(settings: &Settings, address: &str) -> anyhow::Result<()> {
+    let Some(smtp) = &settings.mail.smtp else {
+        bail!("e-mail is not set up: set PORTCULLIS_SMTP_URL and PORTCULLIS_MAIL_FROM");
+    };
+    let to = crate::domain::Email::parse(address).map_err(|error| anyhow!("{address:?} is not an address: {error}"))?;
+    let mailer = Mailer::new(smtp, settings.mail.from.as_deref().unwrap_or_default())?;
+    let rendered =
+        crate::mail::message::render(&crate::mail::Mail::Test, to.as_str(), settings.public_url.host_name())?;
+    let message_id = format!("test.{}", crate::random::token_base64(12));
+    let message = mailer
+        .message((to.as_str(), to.as_str()), &rendered, &message_id, std::time::SystemTime::now())
+        .map_err(|error| anyhow!(error.message))?;
+    println!("Sending a test message to {to} through {} …", smtp.describe());
+    match mailer.send(&message) {
+        Ok(answer) => {
+            println!("The server accepted it: {answer}");
+            Ok(())
+        }
+        Err(error) => bail!(
+            "the server did not accept it ({}): {}",
+            if error.permanent { "refused for good" } else { "try again later" },
+            error.message
+        ),
+    }
+}
+
+/// The outbox the CLI's changes queue their mail in (a running server delivers it).
+fn outbox(settings: &Settings) -> anyhow::Result<Outbox> {
+    let secret = crate::startup::signing_secret(settings)?;
+    Ok(Outbox::new(&settings.mail, &settings.public_url, &secret, settings.jwt_secret_previous.as_ref()))
 }
 
 fn find(conn: &mut DbConnection, login: &str) -> anyhow::Result<User> {
@@ -171,7 +243,8 @@ pub fn delete_user(settings: &Settings, login: &str) -> anyhow::Result<()> {
 
 pub fn reseal_keys(settings: &Settings) -> anyhow::Result<()> {
     let secret = crate::startup::signing_secret(settings)?;
-    let factors = SecondFactors::new(&secret, settings.jwt_secret_previous.as_ref(), settings.mfa_required, "");
+    let previous = settings.jwt_secret_previous.as_ref();
+    let factors = SecondFactors::new(&secret, previous, settings.mfa_required, "", Arc::new(Outbox::off(&secret)));
     let mut conn = connect(settings)?;
     let resealed = db::write_transaction(&mut conn, |conn| factors.reseal_all(conn))?;
     let (stale, unreadable) = factors.key_standing(&mut conn)?;
@@ -190,7 +263,7 @@ pub fn reseal_keys(settings: &Settings) -> anyhow::Result<()> {
 pub fn reset_mfa(settings: &Settings, login: &str) -> anyhow::Result<()> {
     let mut conn = connect(settings)?;
     let user = find(&mut conn, login)?;
-    let user = accounts::reset_second_factor(&mut conn, &Actor::command_line(), user.id)?;
+    let user = accounts::reset_second_factor(&mut conn, &outbox(settings)?, &Actor::command_line(), user.id)?;
     let then = if settings.mfa_required.covers(user.role == Role::Admin) {
         "they must set it up again when they next sign in"
     } else {
@@ -205,7 +278,7 @@ pub fn set_role(settings: &Settings, login: &str, role: &str) -> anyhow::Result<
     let mut conn = connect(settings)?;
     let user = find(&mut conn, login)?;
     let changes = ProfileChanges { role: Some(role), ..Default::default() };
-    let user = accounts::update_profile(&mut conn, &Actor::command_line(), user.id, &changes)?;
+    let user = accounts::update_profile(&mut conn, &outbox(settings)?, &Actor::command_line(), user.id, &changes)?;
     println!("{} is now {}.", user.username, user.role);
     Ok(())
 }

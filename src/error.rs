@@ -34,7 +34,7 @@ impl From<crate::accounts::AccountError> for PageError {
         match error {
             AccountError::NotFound => Self::NotFound,
             AccountError::Refused(message) | AccountError::Field((_, message)) => Self::BadRequest(message),
-            AccountError::Throttled(_) => Self::BadRequest(error.to_string()),
+            AccountError::Throttled(_) | AccountError::Link(_) => Self::BadRequest(error.to_string()),
             AccountError::Database(error) => Self::Unexpected(error.into()),
             AccountError::Unexpected(error) => Self::Unexpected(error),
         }
@@ -110,6 +110,7 @@ impl From<crate::accounts::AccountError> for ApiError {
             AccountError::NotFound => Self::NotFound,
             AccountError::Refused(message) | AccountError::Field((_, message)) => Self::BadRequest(message),
             AccountError::Throttled(wait) => Self::Throttled(wait),
+            AccountError::Link(_) => Self::BadRequest(error.to_string()),
             AccountError::Database(error) => Self::Unexpected(error.into()),
             AccountError::Unexpected(error) => Self::Unexpected(error),
         }

@@ -25,12 +25,22 @@ enum Command {
     /// reseal the authenticator keys under it (run with PORTCULLIS_JWT_SECRET and
     /// PORTCULLIS_JWT_SECRET_PREVIOUS set), so the previous secret can be retired
     ResealKeys,
+    /// E-mail: check the SMTP settings
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Time one password hash on this machine, and the sign-in rate that allows
     HashSpeed {
         /// How many hashes to time (the median is reported)
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         samples: u32,
     },
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Send a test message to ADDRESS straight through PORTCULLIS_SMTP_URL and print the
+    /// server's answer
+    Test { address: String },
 }
 
 #[derive(Subcommand)]
@@ -52,6 +62,19 @@ enum UserCommand {
         /// Make the user choose a new password at first login
         #[arg(long)]
         must_change_password: bool,
+    },
+    /// Invite a user by e-mail: they choose their password through a link valid for 7 days
+    /// (needs PORTCULLIS_SMTP_URL; a running server delivers the message)
+    Invite {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Defaults to the username
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, default_value = "user", value_parser = ["admin", "user"])]
+        role: String,
     },
     /// Set a user's password
     SetPassword {
@@ -131,6 +154,10 @@ fn main() -> ExitCode {
         Command::Migrate => commands::migrate(&settings),
         Command::HashSpeed { samples } => commands::hash_speed(&settings, samples),
         Command::ResealKeys => commands::reseal_keys(&settings),
+        Command::Mail(MailCommand::Test { address }) => commands::mail_test(&settings, &address),
+        Command::User(UserCommand::Invite { username, email, display_name, role }) => {
+            commands::invite_user(&settings, commands::InviteUser { username, email, display_name, role })
+        }
         Command::User(UserCommand::Create {
             username,
             email,

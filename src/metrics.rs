@@ -13,6 +13,8 @@ use actix_web::{HttpResponse, web};
 use crate::auth::sessions::Sessions;
 use crate::db::{self, DbPool};
 use crate::error::ApiError;
+use crate::mail::sender::SenderStats;
+use std::sync::atomic::Ordering;
 
 /// Histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -159,14 +161,32 @@ pub async fn show(
     metrics: web::Data<Metrics>,
     pool: web::Data<DbPool>,
     sessions: web::Data<Sessions>,
+    mail: web::Data<SenderStats>,
 ) -> Result<HttpResponse, ApiError> {
     let idle = chrono::Duration::from_std(sessions.policy().idle_timeout).map_err(anyhow::Error::from)?;
-    let open = db::run(&pool, move |conn| -> anyhow::Result<i64> {
+    let (open, (waiting, failing)) = db::run(&pool, move |conn| -> anyhow::Result<_> {
         let now = db::users::now();
-        Ok(db::sessions::count_open(conn, now, now - idle)?)
+        Ok((db::sessions::count_open(conn, now, now - idle)?, db::outbox::backlog(conn)?))
     })
     .await?;
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render(open)))
+    let mut text = metrics.render(open);
+    let _ = write!(
+        text,
+        "# HELP portcullis_mail_sent_total Messages this instance delivered.\n\
+         # TYPE portcullis_mail_sent_total counter\nportcullis_mail_sent_total {}\n\
+         # HELP portcullis_mail_send_failures_total Delivery attempts that failed and will be retried.\n\
+         # TYPE portcullis_mail_send_failures_total counter\nportcullis_mail_send_failures_total {}\n\
+         # HELP portcullis_mail_given_up_total Messages given up (refused for good, or undeliverable for 2 days).\n\
+         # TYPE portcullis_mail_given_up_total counter\nportcullis_mail_given_up_total {}\n\
+         # HELP portcullis_mail_outbox_waiting Messages waiting in the outbox (all instances).\n\
+         # TYPE portcullis_mail_outbox_waiting gauge\nportcullis_mail_outbox_waiting {waiting}\n\
+         # HELP portcullis_mail_outbox_failing Waiting messages that failed at least once.\n\
+         # TYPE portcullis_mail_outbox_failing gauge\nportcullis_mail_outbox_failing {failing}\n",
+        mail.sent.load(Ordering::Relaxed),
+        mail.failed_attempts.load(Ordering::Relaxed),
+        mail.given_up.load(Ordering::Relaxed),
+    );
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }
 
 #[cfg(test)]

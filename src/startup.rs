@@ -1,6 +1,7 @@
 //! Building and running the server. The route table is `routes` below.
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_files::Files;
@@ -21,12 +22,18 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, JwtSecret, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
+use crate::mail::Outbox;
+use crate::mail::sender::{self, SenderHandle, SenderStats};
+use crate::mail::transport::Mailer;
 use crate::metrics::{self, Metrics};
 use crate::web::admin::users;
 use crate::web::cross_site::refuse_cross_site_writes;
 use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, require_admin};
 use crate::web::guard::{identify_page_visitor, require_page_session};
-use crate::web::{account, admin, api, dashboard, errors, health, home, limits, login, logout, password_change};
+use crate::web::{
+    account, admin, api, dashboard, email_confirm, errors, health, home, invitation, limits, login, logout,
+    password_change, password_reset,
+};
 
 /// Forms and JSON bodies here are small; refuse more before reading it.
 const BODY_LIMIT_BYTES: usize = 16 * 1024;
@@ -40,6 +47,8 @@ pub struct Application {
     server: Server,
     /// Keeps the revoked-session list fresh while the server runs.
     revocation_syncer: SyncerHandle,
+    /// Delivers the outbox, when mail is configured.
+    mail_sender: Option<SenderHandle>,
 }
 
 impl Application {
@@ -72,20 +81,27 @@ impl Application {
         // pooled connection must not make it stale (guarded requests would fail closed).
         let own = DatabaseSettings { pool_size: 1, ..settings.database.clone() };
         let sync_pool = tokio::task::spawn_blocking(move || db::build_pool(&own)).await??;
-        let throttle = web::Data::new(LoginThrottle::new(settings.throttle, &secret, previous));
+        let outbox = Arc::new(Outbox::new(&settings.mail, &settings.public_url, &secret, previous));
+        let sender_stats = Arc::new(SenderStats::default());
+        let mail_sender = start_mail_sender(&settings, &outbox, &sender_stats).await?;
+        let throttle = web::Data::new(LoginThrottle::new(settings.throttle, &secret, previous, Arc::clone(&outbox)));
         let revocation_syncer = revocations.spawn_syncer(
             sync_pool,
             pool.clone(),
             throttle.clone().into_inner(),
             settings.housekeeping_interval,
         )?;
-        let sessions = web::Data::new(Sessions::new(keys, policy, settings.mfa_required, revocations));
+        let sessions =
+            web::Data::new(Sessions::new(keys, policy, settings.mfa_required, revocations, Arc::clone(&outbox)));
         let factors = web::Data::new(SecondFactors::new(
             &secret,
             previous,
             settings.mfa_required,
             settings.public_url.host_name(),
+            Arc::clone(&outbox),
         ));
+        let outbox = web::Data::from(outbox);
+        let sender_stats = web::Data::from(sender_stats);
         check_authenticator_keys(&pool, &factors, &settings.database.url).await?;
         let passkeys = web::Data::new(Passkeys::new(&settings.public_url, &secret, previous)?);
         let csrf = web::Data::new(CsrfKey::derive(&secret, previous));
@@ -114,7 +130,11 @@ impl Application {
                 .wrap(from_fn(limits::refuse_encoded_bodies))
                 .wrap(from_fn(limits::refuse_oversized_heads))
                 .wrap(security_headers(hsts))
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                // Paths without their query: a mailed link's token must not reach the logs.
+                .wrap(
+                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
                 .wrap(from_fn(metrics::record_requests))
                 .app_data(pool.clone())
                 .app_data(sessions.clone())
@@ -125,6 +145,8 @@ impl Application {
                 .app_data(throttle.clone())
                 .app_data(factors.clone())
                 .app_data(passkeys.clone())
+                .app_data(outbox.clone())
+                .app_data(sender_stats.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
@@ -138,7 +160,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(address = %settings.bind.ip(), port, public_url = settings.public_url.origin(), "Portcullis is listening");
-        Ok(Self { port, server, revocation_syncer })
+        Ok(Self { port, server, revocation_syncer, mail_sender })
     }
 
     pub fn port(&self) -> u16 {
@@ -154,6 +176,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         drop(self.revocation_syncer);
+        drop(self.mail_sender);
         result
     }
 }
@@ -172,6 +195,10 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .service(endpoint("/healthz", [get(health::live)]))
         .service(endpoint("/readyz", [get(health::ready)]))
         .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
+        .service(endpoint("/login/forgot", [get(login::forgot::form), post(login::forgot::submit)]))
+        .service(endpoint(password_reset::PATH, [get(password_reset::form), post(password_reset::submit)]))
+        .service(endpoint(invitation::PATH, [get(invitation::form), post(invitation::submit)]))
+        .service(endpoint("/email/confirm", [get(email_confirm::form), post(email_confirm::submit)]))
         .service(endpoint(login::second_step::PATH, [get(login::second_step::form), post(login::second_step::submit)]))
         .service(endpoint("/login/passkey/options", [post(login::passkey::sign_in_options)]))
         .service(endpoint("/login/passkey", [post(login::passkey::sign_in)]))
@@ -236,7 +263,10 @@ fn admin_area() -> Area {
         .at("/users/{id}/throttle/clear", [post(users::actions::clear_throttle)])
         .at("/users/{id}/sessions/revoke-all", [post(users::actions::revoke_all_sessions)])
         .at("/users/{id}/sessions/{session}/revoke", [post(users::actions::revoke_session)])
+        .at("/users/{id}/invitation/resend", [post(users::actions::resend_invitation)])
+        .at("/users/{id}/invitation/revoke", [post(users::actions::revoke_invitation)])
         .at("/audit", [get(admin::audit::list)])
+        .at("/outbox", [get(admin::outbox::list)])
 }
 
 /// The Bearer guard wraps only the routes that need it: a wrong method is a 405 before any
@@ -273,6 +303,25 @@ fn security_headers(hsts: bool) -> DefaultHeaders {
         .add(("Cache-Control", "no-store"));
     // Only when users reach us over https: browsers then refuse plain http for a year.
     if hsts { headers.add(("Strict-Transport-Security", "max-age=31536000")) } else { headers }
+}
+
+/// With SMTP configured: checks the sender address and starts the sender thread, on a
+/// connection of its own (a burst of requests must not hold up the mail).
+async fn start_mail_sender(
+    settings: &Settings,
+    outbox: &Arc<Outbox>,
+    stats: &Arc<SenderStats>,
+) -> anyhow::Result<Option<SenderHandle>> {
+    let Some(smtp) = &settings.mail.smtp else { return Ok(None) };
+    let mailer = Mailer::new(smtp, settings.mail.from.as_deref().unwrap_or_default())?;
+    let own = DatabaseSettings { pool_size: 1, ..settings.database.clone() };
+    let pool = tokio::task::spawn_blocking(move || db::build_pool(&own)).await??;
+    let single_instance = !settings.database.url.is_postgres();
+    let (outbox, stats) = (Arc::clone(outbox), Arc::clone(stats));
+    let handle =
+        tokio::task::spawn_blocking(move || sender::spawn(pool, outbox, mailer, stats, single_instance)).await??;
+    tracing::info!(server = %smtp.describe(), "mail is on: the outbox is delivered by this instance too");
+    Ok(Some(handle))
 }
 
 /// The signing secret: configured, or (SQLite only) the one kept beside the database.

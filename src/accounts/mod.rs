@@ -5,14 +5,16 @@
 //! handlers use them through [`Accounts`] (`service`), which also makes this instance refuse
 //! the sessions a change ended at once; the command line calls the operations directly
 //! (instances notice within a second).
+mod email;
 mod operations;
 mod second_factors;
 mod service;
 mod validation;
 
+pub use email::{Invitation, invite};
 pub use operations::{clear_throttle, create, delete, reset_second_factor, set_active, set_password, update_profile};
 pub use second_factors::MAX_PASSKEYS_PER_USER;
-pub use service::{Accounts, PasswordChange, ProfileUpdate};
+pub use service::{Accounts, OwnProfileSaved, PasswordChange, ProfileUpdate};
 pub use validation::{AccountInput, FieldErrors, ValidAccount, check_new_password, generate_one_time_password};
 
 use crate::db::users::InsertUserError;
@@ -28,6 +30,9 @@ pub enum AccountError {
     #[error("{}", .0.1)]
     Field((&'static str, String)),
     /// Too many refused attempts of this kind lately; try again after the wait.
+    /// A mailed link that is used, expired, replaced or unknown.
+    #[error("{}", .0.problem())]
+    Link(crate::mail::links::LinkState),
     #[error("too many attempts; try again in {} seconds", .0.as_secs())]
     Throttled(std::time::Duration),
     #[error(transparent)]

@@ -2,13 +2,21 @@
 //! calls on a connection and [`super::Accounts`] runs for requests.
 use super::{AccountError, ValidAccount};
 use crate::auth::throttle;
+use crate::config::NoticeKind;
 use crate::db::audit::{self, Action, Actor};
 use crate::db::users::{self, NewUser, ProfileChanges, User};
 use crate::db::{DbConnection, lock_active_admins, throttles, write_transaction};
-use crate::db::{challenges, passkeys, second_factors, sessions};
+use crate::db::{challenges, email_links, passkeys, second_factors, sessions};
 use crate::domain::Role;
+use crate::mail::links::Purpose;
+use crate::mail::{Notice, Outbox, Recipient};
 
-fn load(conn: &mut DbConnection, id: i64) -> Result<User, AccountError> {
+/// Where a user's mail goes.
+pub(super) fn recipient(user: &User) -> Recipient<'_> {
+    Recipient::of(user)
+}
+
+pub(super) fn load(conn: &mut DbConnection, id: i64) -> Result<User, AccountError> {
     users::find_by_id(conn, id)?.ok_or(AccountError::NotFound)
 }
 
@@ -69,6 +77,7 @@ pub fn create(
 /// which fields changed.
 pub fn update_profile(
     conn: &mut DbConnection,
+    outbox: &Outbox,
     actor: &Actor,
     id: i64,
     changes: &ProfileChanges<'_>,
@@ -101,6 +110,19 @@ pub fn update_profile(
         }
         if !changed.is_empty() {
             audit::record(conn, actor, Action::UserUpdate, Some((after.id, &after.username)), &changed.join("; "))?;
+        }
+        if before.email != after.email {
+            // The old address hears of it; after an administrator's change, the new one too.
+            let by_admin = actor.user.as_ref().is_none_or(|(actor_id, _)| *actor_id != id);
+            let notice = || Notice::EmailChanged {
+                old_address: before.email.to_string(),
+                new_address: after.email.to_string(),
+                by_admin,
+            };
+            outbox.queue(conn, recipient(&before), &crate::mail::Mail::Notice(notice()))?;
+            if by_admin {
+                outbox.queue(conn, recipient(&after), &crate::mail::Mail::Notice(notice()))?;
+            }
         }
         Ok(after)
     })
@@ -145,6 +167,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, A
 /// change, or the forced change after a one-time password.
 pub fn set_password(
     conn: &mut DbConnection,
+    outbox: &Outbox,
     actor: &Actor,
     id: i64,
     password_hash: &str,
@@ -162,11 +185,34 @@ pub fn set_password(
                     .to_owned(),
             ));
         }
-        users::set_password_hash(conn, id, password_hash, must_change_password)?;
-        let ended = sessions::end_all_of_user(conn, id, keep_session)?;
-        audit::record(conn, actor, action, Some((user.id, &user.username)), &ended)?;
+        store_password(conn, outbox, actor, &user, (password_hash, must_change_password), action, keep_session)?;
         load(conn, id)
     })
+}
+
+/// Inside a transaction: the new hash, the user's sessions ended (but `keep_session`), reset
+/// links voided, the audit row, and the notice.
+pub(super) fn store_password(
+    conn: &mut DbConnection,
+    outbox: &Outbox,
+    actor: &Actor,
+    user: &User,
+    (password_hash, must_change_password): (&str, bool),
+    action: Action,
+    keep_session: Option<String>,
+) -> Result<(), AccountError> {
+    users::set_password_hash(conn, user.id, password_hash, must_change_password)?;
+    let ended = sessions::end_all_of_user(conn, user.id, keep_session)?;
+    email_links::void_all(conn, user.id, Purpose::PasswordReset.as_str(), users::now())?;
+    audit::record(conn, actor, action, Some((user.id, &user.username)), &ended)?;
+    let how = match action {
+        Action::UserPasswordReset => "an administrator reset it to a one-time password",
+        Action::PasswordResetByLink => "with a reset link sent to this address",
+        Action::PasswordForcedChange => "you chose it after a one-time password",
+        _ => "on your account page",
+    };
+    outbox.notify(conn, recipient(user), NoticeKind::Password, Notice::PasswordChanged { how })?;
+    Ok(())
 }
 
 /// Lets a paused account sign in again from anywhere at once (the address counters stay).
@@ -185,7 +231,12 @@ pub fn clear_throttle(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result
 /// For a user who lost their second factor: removes their authenticator app, recovery codes
 /// and pending sign-ins, and ends their sessions. If the policy covers them they must enrol
 /// again at their next sign-in.
-pub fn reset_second_factor(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, AccountError> {
+pub fn reset_second_factor(
+    conn: &mut DbConnection,
+    outbox: &Outbox,
+    actor: &Actor,
+    id: i64,
+) -> Result<User, AccountError> {
     write_transaction(conn, |conn| {
         let user = load(conn, id)?;
         let had_app = second_factors::delete_totp(conn, id)?;
@@ -202,6 +253,8 @@ pub fn reset_second_factor(conn: &mut DbConnection, actor: &Actor, id: i64) -> R
             details.push(ended);
         }
         audit::record(conn, actor, Action::UserMfaReset, Some((user.id, &user.username)), &details.join("; "))?;
+        let what = "Every method (authenticator app, recovery codes and passkeys), by an administrator,".to_owned();
+        outbox.notify(conn, recipient(&user), NoticeKind::SecondFactor, Notice::SecondFactorRemoved { what })?;
         load(conn, id)
     })
 }

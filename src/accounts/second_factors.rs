@@ -1,14 +1,18 @@
 //! Enrolling and removing second factors: changes to an account, each in one transaction with
 //! its audit row (the secret itself is never logged or audited).
+use std::sync::Arc;
+
 use super::{AccountError, Accounts, operations};
 use crate::auth::passkeys::NewCredential;
 use crate::auth::second_factor::{self, SecondFactors};
 use crate::auth::totp::{self, TotpSecret};
+use crate::config::NoticeKind;
 use crate::db::audit::{self, Action, Actor};
 use crate::db::passkeys::{self, NewPasskey, PasskeyRow};
 use crate::db::second_factors;
 use crate::db::users::{self, User, now};
 use crate::db::{self as database, DbConnection, write_transaction};
+use crate::mail::{Notice, Outbox};
 
 /// Passkeys one account may hold (each is a row, and the list travels in every registration).
 pub const MAX_PASSKEYS_PER_USER: i64 = 20;
@@ -63,6 +67,7 @@ impl Accounts<'_> {
         let at = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
         let step = secret.matching_step(&code, at).ok_or_else(|| field(WRONG_CODE))?;
         let (shown, hashes) = second_factor::new_recovery_codes();
+        let outbox = Arc::clone(self.outbox);
         database::run(self.pool, move |conn| -> Result<(), AccountError> {
             write_transaction(conn, |conn| {
                 let user = load(conn, user_id)?;
@@ -73,7 +78,7 @@ impl Accounts<'_> {
                 second_factors::set_enabled(conn, user_id, true)?;
                 let details = format!("authenticator app; {} recovery codes made", hashes.len());
                 audit::record(conn, &actor, Action::MfaEnabled, Some((user.id, &user.username)), &details)?;
-                Ok(())
+                notify_factor(conn, &outbox, &user, Change::Added("An authenticator app".to_owned()))
             })
         })
         .await?;
@@ -96,7 +101,7 @@ impl Accounts<'_> {
                     .to_owned(),
             ));
         }
-        let user_id = user.id;
+        let (user_id, outbox) = (user.id, Arc::clone(self.outbox));
         database::run(self.pool, move |conn| -> Result<(), AccountError> {
             write_transaction(conn, |conn| {
                 let user = load(conn, user_id)?;
@@ -110,7 +115,7 @@ impl Accounts<'_> {
                     Some((user.id, &user.username)),
                     "authenticator app removed",
                 )?;
-                Ok(())
+                notify_factor(conn, &outbox, &user, Change::Removed("Your authenticator app".to_owned()))
             })
         })
         .await
@@ -159,7 +164,8 @@ impl Accounts<'_> {
 
     /// An administrator's reset for a user who lost their second factor.
     pub async fn reset_second_factor(&self, actor: Actor, id: i64) -> Result<User, AccountError> {
-        self.change(move |conn| operations::reset_second_factor(conn, &actor, id)).await
+        let outbox = std::sync::Arc::clone(self.outbox);
+        self.change(move |conn| operations::reset_second_factor(conn, &outbox, &actor, id)).await
     }
 }
 
@@ -204,6 +210,7 @@ impl Accounts<'_> {
         credential: NewCredential,
     ) -> Result<(), AccountError> {
         let name = passkey_name(name)?;
+        let outbox = Arc::clone(self.outbox);
         database::run(self.pool, move |conn| -> Result<(), AccountError> {
             write_transaction(conn, |conn| {
                 let user = load(conn, user_id)?;
@@ -231,7 +238,7 @@ impl Accounts<'_> {
                     Some((user.id, &user.username)),
                     &format!("passkey \"{name}\""),
                 )?;
-                Ok(())
+                notify_factor(conn, &outbox, &user, Change::Added(format!("A passkey named “{name}”")))
             })
         })
         .await
@@ -262,6 +269,7 @@ impl Accounts<'_> {
     /// requires a second factor of the user and this is their last one.
     pub async fn remove_passkey(&self, actor: Actor, user: &User, id: i64) -> Result<String, AccountError> {
         let (user_id, required) = (user.id, self.factors.required_for(user.role));
+        let outbox = Arc::clone(self.outbox);
         database::run(self.pool, move |conn| -> Result<String, AccountError> {
             write_transaction(conn, |conn| {
                 let user = load(conn, user_id)?;
@@ -283,11 +291,27 @@ impl Accounts<'_> {
                     Some((user.id, &user.username)),
                     &format!("passkey \"{name}\""),
                 )?;
+                notify_factor(conn, &outbox, &user, Change::Removed(format!("The passkey “{name}”")))?;
                 Ok(name)
             })
         })
         .await
     }
+}
+
+enum Change {
+    Added(String),
+    Removed(String),
+}
+
+/// The notice of a second factor added or removed (when notices of that kind are on).
+fn notify_factor(conn: &mut DbConnection, outbox: &Outbox, user: &User, change: Change) -> Result<(), AccountError> {
+    let notice = match change {
+        Change::Added(what) => Notice::SecondFactorAdded { what },
+        Change::Removed(what) => Notice::SecondFactorRemoved { what },
+    };
+    outbox.notify(conn, operations::recipient(user), NoticeKind::SecondFactor, notice)?;
+    Ok(())
 }
 
 fn field(message: &str) -> AccountError {

@@ -11,6 +11,7 @@ use crate::db::sessions::Ending;
 use crate::db::users::{ProfileChanges, User};
 use crate::db::{self as database, DbConnection, DbPool};
 use crate::domain::{DisplayName, Email, Role, Username};
+use crate::mail::Outbox;
 
 /// The profile fields a handler changes, owned (see [`ProfileChanges`]).
 #[derive(Default)]
@@ -21,6 +22,12 @@ pub struct ProfileUpdate {
     pub role: Option<Role>,
 }
 
+/// A user's own profile, saved; a new address is confirmed through a link sent there first.
+pub struct OwnProfileSaved {
+    pub user: User,
+    pub confirmation_sent_to: Option<Email>,
+}
+
 /// Every change a request makes to a user or a session: the operation in one transaction with
 /// its audit row, then the ended sessions refused on this instance at once.
 pub struct Accounts<'a> {
@@ -28,6 +35,7 @@ pub struct Accounts<'a> {
     pub(super) sessions: &'a Sessions,
     throttle: &'a Arc<LoginThrottle>,
     pub(super) factors: &'a Arc<SecondFactors>,
+    pub(super) outbox: &'a Arc<Outbox>,
 }
 
 impl<'a> Accounts<'a> {
@@ -36,8 +44,9 @@ impl<'a> Accounts<'a> {
         sessions: &'a Sessions,
         throttle: &'a Arc<LoginThrottle>,
         factors: &'a Arc<SecondFactors>,
+        outbox: &'a Arc<Outbox>,
     ) -> Self {
-        Self { pool, sessions, throttle, factors }
+        Self { pool, sessions, throttle, factors, outbox }
     }
 
     /// Runs `work` on the blocking pool; afterwards (whatever it answered) this instance
@@ -65,6 +74,7 @@ impl<'a> Accounts<'a> {
     }
 
     pub async fn update_profile(&self, actor: Actor, id: i64, update: ProfileUpdate) -> Result<User, AccountError> {
+        let outbox = Arc::clone(self.outbox);
         self.change(move |conn| {
             let changes = ProfileChanges {
                 username: update.username.as_ref(),
@@ -72,12 +82,13 @@ impl<'a> Accounts<'a> {
                 display_name: update.display_name.as_ref(),
                 role: update.role,
             };
-            operations::update_profile(conn, &actor, id, &changes)
+            operations::update_profile(conn, &outbox, &actor, id, &changes)
         })
         .await
     }
 
-    /// A user changing their own display name and e-mail. A new address that is refused as
+    /// A user changing their own display name and e-mail (with mail on, the address changes
+    /// when they follow the link sent to it). A new address that is refused as
     /// taken tells them someone has it, so such refusals are audited and counted like password
     /// guesses (`AccountError::Throttled` once over the budget).
     pub async fn update_own_profile(
@@ -86,7 +97,7 @@ impl<'a> Accounts<'a> {
         user: &User,
         display_name: DisplayName,
         email: Email,
-    ) -> Result<User, AccountError> {
+    ) -> Result<OwnProfileSaved, AccountError> {
         let probe = (email != user.email).then(|| self.throttle.email_change_counters(user.id));
         if let Some(counters) = &probe
             && let Err(retry_after) = credentials::begin(self.pool, self.throttle, counters).await?
@@ -95,8 +106,25 @@ impl<'a> Accounts<'a> {
         }
         let attempted = email.as_str().to_owned();
         let (audit_actor, target) = (actor.clone(), (user.id, user.username.to_string()));
-        let update = ProfileUpdate { email: Some(email), display_name: Some(display_name), ..Default::default() };
-        let saved = self.update_profile(actor, user.id, update).await;
+        // With mail, a new address waits for its confirmation link; the name changes now.
+        let confirm = self.outbox.enabled() && email != user.email;
+        let saved = if confirm {
+            let confirming = email.clone();
+            match self.request_email_change(actor.clone(), user, email).await {
+                Ok(()) => {
+                    let update = ProfileUpdate { display_name: Some(display_name), ..Default::default() };
+                    self.update_profile(actor, user.id, update)
+                        .await
+                        .map(|user| OwnProfileSaved { user, confirmation_sent_to: Some(confirming) })
+                }
+                Err(error) => Err(error),
+            }
+        } else {
+            let update = ProfileUpdate { email: Some(email), display_name: Some(display_name), ..Default::default() };
+            self.update_profile(actor, user.id, update)
+                .await
+                .map(|user| OwnProfileSaved { user, confirmation_sent_to: None })
+        };
         if let Some(counters) = probe {
             let refused_address = matches!(saved, Err(AccountError::Field(("email", _))));
             credentials::settle(self.pool, self.throttle, counters, !refused_address).await?;
@@ -133,8 +161,9 @@ impl<'a> Accounts<'a> {
             PasswordChange::AfterOneTime => (false, Action::PasswordForcedChange),
             PasswordChange::AdminReset => (true, Action::UserPasswordReset),
         };
+        let outbox = Arc::clone(self.outbox);
         self.change(move |conn| {
-            operations::set_password(conn, &actor, id, &password_hash, must_change, action, keep_session)
+            operations::set_password(conn, &outbox, &actor, id, &password_hash, must_change, action, keep_session)
         })
         .await
     }

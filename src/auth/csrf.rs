@@ -1,8 +1,8 @@
 //! CSRF tokens: an HMAC over something the attacker's page cannot read or set.
 //! Signed-in forms bind to the login's session id (`sid`); the login form binds to a random
 //! nonce in its own cookie (login CSRF). Both are verified in constant time.
-use super::keys::DerivedKey;
 use crate::config::JwtSecret;
+use crate::crypto::keys::DerivedKey;
 
 /// Signs with the key derived from the current secret; during a secret rotation, tokens from
 /// the previous secret (forms rendered before the restart) still verify.

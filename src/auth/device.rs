@@ -6,8 +6,8 @@
 //!
 //! Format: `<user id>.<issued, unix seconds>.<nonce>.<HMAC>`; one cookie holds up to
 //! [`MAX_CREDENTIALS`] of them (one per account signed in on that browser), joined by `~`.
-use super::keys::DerivedKey;
 use crate::config::JwtSecret;
+use crate::crypto::keys::DerivedKey;
 use crate::random;
 
 /// How long a device stays known without a new successful sign-in.
@@ -46,6 +46,12 @@ impl DeviceKey {
     }
 
     /// Whether any of the presented credentials is valid, for whichever account it names.
+    /// Whether the browser's device cookie (`presented`, possibly several credentials) holds
+    /// a valid one for `user_id`: it signed in to this account before.
+    pub fn recognises(&self, presented: &str, user_id: i64, now: i64) -> bool {
+        presented.split(SEPARATOR).any(|credential| self.verify_for(credential, user_id, now).is_some())
+    }
+
     pub fn verify_any(&self, presented: &str, now: i64) -> bool {
         presented.len() <= MAX_PRESENTED_CHARS
             && presented.split(SEPARATOR).take(MAX_CREDENTIALS).any(|credential| {

@@ -18,8 +18,8 @@ use webauthn_rs::prelude::{
     PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
-use super::sealed::SealingKey;
 use crate::config::{JwtSecret, PublicUrl};
+use crate::crypto::sealed::SealingKey;
 use crate::db::audit::{self, Action, Actor};
 use crate::db::passkeys::{self, PasskeyRow};
 use crate::db::users::{self, User, now};

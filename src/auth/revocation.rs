@@ -141,7 +141,10 @@ impl RevocationList {
         let throttles = throttle.prune(conn, now)?;
         // And sign-ins whose second step was never completed.
         let challenges = crate::db::challenges::prune(conn, now)? + crate::db::passkeys::prune_ceremonies(conn, now)?;
-        Ok(sessions + throttles + challenges)
+        // Mailed links a day after they expired, and delivered (or abandoned) mail after 30 days.
+        let mail = crate::db::email_links::prune(conn, now - chrono::Duration::days(1))?
+            + crate::db::outbox::prune(conn, now - chrono::Duration::days(30))?;
+        Ok(sessions + throttles + challenges + mail)
     }
 
     /// Refreshes the list every second on a thread of its own (so a busy async runtime can

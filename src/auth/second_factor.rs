@@ -17,16 +17,17 @@ use webauthn_rs::prelude::PublicKeyCredential;
 
 use super::credentials;
 use super::passkeys::{PasskeyError, Passkeys, Purpose};
-use super::sealed::SealingKey;
 use super::throttle::{Counters, LoginThrottle};
 use super::totp::{self, TotpSecret};
-use crate::config::{JwtSecret, MfaPolicy};
+use crate::config::{JwtSecret, MfaPolicy, NoticeKind};
+use crate::crypto::sealed::SealingKey;
 use crate::db::audit::{self, Action, Actor};
 use crate::db::challenges::{self, NewChallenge};
 use crate::db::second_factors;
 use crate::db::users::{self, User, now};
 use crate::db::{self, DbConnection, DbPool, write_transaction};
 use crate::domain::Role;
+use crate::mail::{Notice, Outbox, Recipient};
 
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(5 * 60);
 /// Wrong codes one challenge takes before the sign-in must start over (the throttle's
@@ -162,15 +163,23 @@ pub struct SecondFactors {
     sealing: SealingKey,
     policy: MfaPolicy,
     issuer: String,
+    outbox: Arc<Outbox>,
 }
 
 impl SecondFactors {
     /// `issuer` is what authenticator apps show next to the account (the site's host name).
-    pub fn new(secret: &JwtSecret, previous: Option<&JwtSecret>, policy: MfaPolicy, issuer: &str) -> Self {
+    pub fn new(
+        secret: &JwtSecret,
+        previous: Option<&JwtSecret>,
+        policy: MfaPolicy,
+        issuer: &str,
+        outbox: Arc<Outbox>,
+    ) -> Self {
         Self {
             sealing: SealingKey::derive(secret, previous, "portcullis totp secret v1"),
             policy,
             issuer: issuer.to_owned(),
+            outbox,
         }
     }
 
@@ -231,6 +240,10 @@ impl SecondFactors {
                 let hash = hash_recovery_code(normalised);
                 if second_factors::use_recovery_code(conn, user_id, &hash, now())? {
                     let left = second_factors::recovery_codes_left(conn, user_id)?;
+                    if let Some(user) = users::find_by_id(conn, user_id)? {
+                        let notice = Notice::RecoveryCodeUsed { left };
+                        self.outbox.notify(conn, Recipient::of(&user), NoticeKind::RecoveryCode, notice)?;
+                    }
                     return Ok(CodeCheck::Right { method: Method::RecoveryCode, recovery_codes_left: Some(left) });
                 }
                 Ok(CodeCheck::Wrong)

@@ -11,12 +11,13 @@ use super::client::ClientInfo;
 use super::revocation::{Refusal, RevocationList};
 use super::tokens::{Claims, Grant, IssuedToken, JwtKeys, TokenError};
 use super::verified_tokens::VerifiedTokens;
-use crate::config::{MfaPolicy, SessionPolicy};
+use crate::config::{MfaPolicy, NoticeKind, SessionPolicy};
 use crate::db::audit::{self, Action, Actor};
 use crate::db::sessions::{self, Ending, NewSession, Session};
 use crate::db::users::{self, User, now};
 use crate::db::{self, DbConnection, DbPool, write_transaction};
 use crate::domain::Role;
+use crate::mail::{Notice, Outbox, Recipient};
 
 /// RFC 8176 `amr` of a session signed in with a password only.
 pub const AMR_PASSWORD: &str = "pwd";
@@ -129,6 +130,15 @@ pub enum Presenter {
     ApiClient,
 }
 
+/// Where a sign-in came from, for the new-device notice: a browser whose device cookie shows
+/// it signed in to this account before, a browser that did not, or an API client (no cookie).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Known,
+    New,
+    ApiClient,
+}
+
 /// The session machinery, one per instance, shared by its workers.
 pub struct Sessions {
     keys: JwtKeys,
@@ -136,11 +146,18 @@ pub struct Sessions {
     mfa: MfaPolicy,
     revocations: Arc<RevocationList>,
     verified: VerifiedTokens,
+    outbox: Arc<Outbox>,
 }
 
 impl Sessions {
-    pub fn new(keys: JwtKeys, policy: SessionPolicy, mfa: MfaPolicy, revocations: Arc<RevocationList>) -> Self {
-        Self { keys, policy, mfa, revocations, verified: VerifiedTokens::default() }
+    pub fn new(
+        keys: JwtKeys,
+        policy: SessionPolicy,
+        mfa: MfaPolicy,
+        revocations: Arc<RevocationList>,
+        outbox: Arc<Outbox>,
+    ) -> Self {
+        Self { keys, policy, mfa, revocations, verified: VerifiedTokens::default(), outbox }
     }
 
     pub fn policy(&self) -> &SessionPolicy {
@@ -182,6 +199,7 @@ impl Sessions {
         client: &ClientInfo,
         via: &'static str,
         amr: &'static str,
+        device: Device,
     ) -> anyhow::Result<SessionTokens> {
         let refresh = crate::random::token_base64(REFRESH_TOKEN_BYTES);
         let refresh_hash = hash_refresh_token(&refresh);
@@ -189,6 +207,7 @@ impl Sessions {
         let expires = created + chrono::Duration::from_std(self.policy.lifetime)?;
         let client = client.clone();
         let login_user = user.clone();
+        let outbox = Arc::clone(&self.outbox);
         let session = db::run(pool, move |conn| -> anyhow::Result<(Session, usize)> {
             write_transaction(conn, |conn| {
                 users::record_login(conn, login_user.id)?;
@@ -219,6 +238,15 @@ impl Sessions {
                     ));
                 }
                 audit::record(conn, &actor, Action::LoginOk, Some((login_user.id, &login_user.username)), &details)?;
+                // A browser new to an account that has signed in before: its owner hears of it.
+                if device == Device::New && login_user.last_login_at.is_some() {
+                    let notice = Notice::NewDevice {
+                        software: client.software.clone(),
+                        client_ip: client.ip.clone(),
+                        at: format!("{} UTC", created.format("%Y-%m-%d %H:%M")),
+                    };
+                    outbox.notify(conn, Recipient::of(&login_user), NoticeKind::NewDevice, notice)?;
+                }
                 Ok((session, ended))
             })
         })

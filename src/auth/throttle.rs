@@ -18,17 +18,18 @@
 //! alike, and a refused attempt writes nothing.
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use unicode_normalization::UnicodeNormalization;
 
 use super::device::DeviceKey;
-use super::keys::DerivedKey;
-use crate::config::{JwtSecret, ThrottlePolicy};
+use crate::config::{JwtSecret, NoticeKind, ThrottlePolicy};
+use crate::crypto::keys::DerivedKey;
 use crate::db::throttles::{self, Throttle};
 use crate::db::{DbConnection, write_transaction};
+use crate::mail::{Notice, Outbox, Recipient};
 
 /// Made-up names share this many counters (at most this many rows, whatever is typed).
 const NAME_BUCKETS: u32 = 1 << 16;
@@ -94,6 +95,8 @@ pub struct LoginThrottle {
     /// Pauses this instance read or set in the last second, by address and by typed name: a
     /// flood of guesses from a paused client is refused without any database work.
     recent_pauses: Mutex<HashMap<String, (NaiveDateTime, Instant)>>,
+    /// The owner of a paused account is told (`NoticeKind::SignInPaused`).
+    outbox: Arc<Outbox>,
 }
 
 /// How long this instance trusts a pause it saw without reading it again (an admin's "clear"
@@ -103,12 +106,13 @@ const REMEMBER_PAUSES_FOR: Duration = Duration::from_secs(1);
 const REMEMBERED_PAUSES: usize = 4096;
 
 impl LoginThrottle {
-    pub fn new(policy: ThrottlePolicy, secret: &JwtSecret, previous: Option<&JwtSecret>) -> Self {
+    pub fn new(policy: ThrottlePolicy, secret: &JwtSecret, previous: Option<&JwtSecret>, outbox: Arc<Outbox>) -> Self {
         Self {
             policy,
             names: DerivedKey::derive(secret, None, b"portcullis name buckets v1"),
             devices: DeviceKey::derive(secret, previous),
             recent_pauses: Mutex::new(HashMap::new()),
+            outbox,
         }
     }
 
@@ -260,6 +264,7 @@ impl LoginThrottle {
                 if exceeds(row.attempts, self.limit_of(counters, &row), true) {
                     self.pause(&mut row, counters, now);
                     self.remember_pauses(counters, std::slice::from_ref(&row), now);
+                    self.tell_owner(conn, counters, &row, now)?;
                 }
                 throttles::save(conn, &row)?;
             }
@@ -319,6 +324,30 @@ impl LoginThrottle {
             Some(Kind::Device | Kind::Account | Kind::Probe) => self.policy.account_attempts,
             None => 1,
         }
+    }
+
+    /// A paused account's owner gets a notice (at most one an hour: see `Mail::hourly_cap`).
+    fn tell_owner(
+        &self,
+        conn: &mut DbConnection,
+        counters: &Counters,
+        row: &Throttle,
+        now: NaiveDateTime,
+    ) -> diesel::QueryResult<()> {
+        if counters.kind_of(row) != Some(Kind::Account) {
+            return Ok(());
+        }
+        let Some(user_id) = row.throttle_key.strip_prefix("user:").and_then(|id| id.parse::<i64>().ok()) else {
+            return Ok(());
+        };
+        let Some(user) = crate::db::users::find_by_id(conn, user_id)? else { return Ok(()) };
+        let minutes = row.paused_until.map_or(1, |until| (until - now).num_minutes().max(1));
+        let notice = Notice::SignInsPaused { minutes: u64::try_from(minutes).unwrap_or(1) };
+        if let Err(error) = self.outbox.notify(conn, Recipient::of(&user), NoticeKind::SignInPaused, notice) {
+            // The pause itself must hold whatever happens to its notice.
+            tracing::warn!(error = %format!("{error:#}"), "the sign-in pause notice could not be queued");
+        }
+        Ok(())
     }
 
     fn pause(&self, row: &mut Throttle, counters: &Counters, now: NaiveDateTime) {
@@ -405,7 +434,7 @@ mod tests {
 
     fn throttle() -> LoginThrottle {
         let secret = JwtSecret::parse(&crate::random::token_base64(48), "test").unwrap();
-        LoginThrottle::new(ThrottlePolicy::default(), &secret, None)
+        LoginThrottle::new(ThrottlePolicy::default(), &secret, None, Arc::new(Outbox::off(&secret)))
     }
 
     fn row(now: NaiveDateTime) -> Throttle {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use secrecy::SecretString;
 
+use super::mail::MailSettings;
 use super::secret::JwtSecret;
 
 const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
@@ -38,6 +39,8 @@ pub struct Settings {
     pub housekeeping_interval: Duration,
     /// Who must have a second factor.
     pub mfa_required: MfaPolicy,
+    /// SMTP server, sender and notices; without a server no mail is sent.
+    pub mail: MailSettings,
 }
 
 /// Who must sign in with a second factor (`PORTCULLIS_MFA_REQUIRED`). A user it covers who
@@ -348,6 +351,8 @@ impl Settings {
         let mfa_required =
             get("PORTCULLIS_MFA_REQUIRED").map_or(Ok(MfaPolicy::default()), |raw| MfaPolicy::parse(&raw))?;
 
+        let mail = MailSettings::from_lookup(&get)?;
+
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
 
         Ok(Self {
@@ -364,6 +369,7 @@ impl Settings {
             metrics,
             housekeeping_interval,
             mfa_required,
+            mail,
         })
     }
 }

@@ -74,10 +74,18 @@ pub enum Action {
     PasskeyRemoved,
     PasskeyCloneWarning,
     PasskeyFailed,
+    PasswordResetRequested,
+    PasswordResetByLink,
+    UserInvite,
+    InvitationResent,
+    InvitationRevoked,
+    InvitationAccepted,
+    EmailChangeRequested,
+    EmailChangeConfirmed,
 }
 
 impl Action {
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 38] = [
         Self::LoginOk,
         Self::LoginFailed,
         Self::Logout,
@@ -108,6 +116,14 @@ impl Action {
         Self::PasskeyRemoved,
         Self::PasskeyCloneWarning,
         Self::PasskeyFailed,
+        Self::PasswordResetRequested,
+        Self::PasswordResetByLink,
+        Self::UserInvite,
+        Self::InvitationResent,
+        Self::InvitationRevoked,
+        Self::InvitationAccepted,
+        Self::EmailChangeRequested,
+        Self::EmailChangeConfirmed,
     ];
 
     /// The stored code (stable: filters, exports and old rows use it).
@@ -156,6 +172,14 @@ impl Action {
             Self::PasskeyRemoved => ("passkey.remove", "Removed a passkey"),
             Self::PasskeyCloneWarning => ("passkey.clone_warning", "A passkey that may have been copied was refused"),
             Self::PasskeyFailed => ("login.passkey_failed", "Sign-in with a passkey refused"),
+            Self::PasswordResetRequested => ("password.reset_requested", "Asked for a password reset link"),
+            Self::PasswordResetByLink => ("password.reset_by_link", "Chose a new password with a reset link"),
+            Self::UserInvite => ("user.invite", "Invited a user by e-mail"),
+            Self::InvitationResent => ("user.invitation_resent", "Sent an invitation again"),
+            Self::InvitationRevoked => ("user.invitation_revoked", "Revoked an invitation"),
+            Self::InvitationAccepted => ("user.invitation_accepted", "Accepted an invitation"),
+            Self::EmailChangeRequested => ("user.email_change_requested", "Asked to change their e-mail address"),
+            Self::EmailChangeConfirmed => ("user.email_change_confirmed", "Confirmed a new e-mail address"),
         }
     }
 }

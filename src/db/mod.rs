@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod challenges;
 mod connection;
+pub mod email_links;
+pub mod outbox;
 pub mod passkeys;
 pub mod schema;
 pub mod second_factors;

@@ -195,7 +195,7 @@ pub fn backfill_email_skeletons(conn: &mut DbConnection) -> QueryResult<usize> {
 
 /// Refuses a username, or an email (or one that looks the same), that another user (not
 /// `except`) already has.
-fn ensure_unique(
+pub fn ensure_unique(
     conn: &mut DbConnection,
     except: Option<i64>,
     username: &str,

@@ -23,6 +23,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::db::DbPool;
 use crate::db::audit::Actor;
 use crate::error::{ApiError, PageError, is_api_path};
+use crate::mail::Outbox;
 
 /// The application's shared parts, for any handler (public pages and the API too).
 pub struct Services {
@@ -34,12 +35,13 @@ pub struct Services {
     pub hasher: web::Data<PasswordHasher>,
     pub factors: web::Data<SecondFactors>,
     pub passkeys: web::Data<Passkeys>,
+    pub outbox: web::Data<Outbox>,
 }
 
 impl Services {
     /// Every change to a user or a session goes through here.
     pub fn accounts(&self) -> Accounts<'_> {
-        Accounts::new(&self.pool, &self.sessions, &self.throttle, &self.factors)
+        Accounts::new(&self.pool, &self.sessions, &self.throttle, &self.factors, &self.outbox)
     }
 
     fn of(req: &HttpRequest) -> anyhow::Result<Self> {
@@ -52,6 +54,7 @@ impl Services {
             hasher: app_data(req)?,
             factors: app_data(req)?,
             passkeys: app_data(req)?,
+            outbox: app_data(req)?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /login` and `POST /login`: the sign-in form, protected against login CSRF. A user
 //! with a second factor continues at `/login/second-step` (`second_step`).
+pub mod forgot;
 pub mod passkey;
 pub mod second_step;
 
@@ -17,7 +18,7 @@ use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, veri
 use crate::auth::csrf::CsrfKey;
 use crate::auth::device;
 use crate::auth::second_factor;
-use crate::auth::sessions::AMR_PASSWORD;
+use crate::auth::sessions::{AMR_PASSWORD, Device};
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
@@ -93,6 +94,7 @@ pub async fn form(
     req: HttpRequest,
     query: web::Query<LoginQuery>,
     visitor: MaybeUser,
+    flash: super::flash::Flash,
     csrf: web::Data<CsrfKey>,
     cookies: web::Data<CookiePolicy>,
     passkeys: web::Data<crate::auth::passkeys::Passkeys>,
@@ -103,14 +105,14 @@ pub async fn form(
     }
     let (nonce, new_nonce) = login_nonce(&req, &cookies);
     let page = LoginPage {
-        layout: Layout::default(),
+        layout: Layout::default().with_flash(&flash),
         csrf_token: csrf.for_login(&nonce),
         username: "",
         next: next.as_ref().map_or("", SafeNextPath::as_str),
         error: None,
         passkeys: passkeys.available(),
     };
-    let mut response = render(StatusCode::OK, &page)?;
+    let mut response = flash.finish(render(StatusCode::OK, &page)?);
     if new_nonce {
         response.add_cookie(&cookies.login_csrf(nonce)).map_err(|error| PageError::Unexpected(error.into()))?;
     }
@@ -178,7 +180,8 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
         }
     };
     let user_id = user.id;
-    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "form", AMR_PASSWORD).await?;
+    let device = seen_device(&app, &presented_device, user.id);
+    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "form", AMR_PASSWORD, device).await?;
     tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %client_ip(&req), "login succeeded");
     let mut response = signed_in(&app, tokens, landing(next.as_ref()), (&presented_device, user_id, device_credential));
     if pending_step.is_some() {
@@ -187,9 +190,16 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
     Ok(response.finish())
 }
 
+/// Whether this browser's device cookie shows it signed in to `user_id` before (a new one
+/// gets its owner a notice).
+pub(crate) fn seen_device(app: &Services, presented: &str, user_id: i64) -> Device {
+    let now = chrono::Utc::now().timestamp();
+    if app.throttle.devices().recognises(presented, user_id, now) { Device::Known } else { Device::New }
+}
+
 /// The redirect after a complete sign-in: the session's cookies, the device credential, and
 /// the login form's nonce removed.
-fn signed_in(
+pub(crate) fn signed_in(
     app: &Services,
     tokens: crate::auth::sessions::SessionTokens,
     location: &str,

@@ -87,3 +87,55 @@ impl From<&AuditEvent> for EventRow {
         }
     }
 }
+
+/// The query of a mailed link's page: `?token=…` (anything else, or nothing, is a link that
+/// does not work — never an error).
+#[derive(serde::Deserialize)]
+pub struct LinkQuery {
+    #[serde(default)]
+    pub token: String,
+}
+
+/// Choosing a password through a mailed link (a reset or an invitation).
+#[derive(askama::Template)]
+#[template(path = "choose_password.html")]
+pub struct ChoosePasswordPage<'a> {
+    pub layout: super::layout::Layout,
+    pub heading: &'static str,
+    pub intro: &'static str,
+    pub action: &'static str,
+    pub button: &'static str,
+    pub token: &'a str,
+    /// For password managers (a hidden field), so they save the new password under it.
+    pub username: &'a str,
+    pub errors: crate::accounts::FieldErrors,
+}
+
+#[derive(askama::Template)]
+#[template(path = "link_gone.html")]
+struct LinkGonePage {
+    layout: super::layout::Layout,
+    problem: &'static str,
+    next_step: &'static str,
+    action: Option<(&'static str, &'static str)>,
+}
+
+/// 410 with a page that says why a mailed link does not work and what to do instead.
+pub fn link_gone(
+    purpose: crate::mail::links::Purpose,
+    state: &crate::mail::links::LinkState,
+) -> Result<actix_web::HttpResponse, PageError> {
+    use crate::mail::links::Purpose;
+    let (next_step, action) = match purpose {
+        Purpose::PasswordReset => {
+            ("You can ask for a new link: it works for 30 minutes.", Some(("/login/forgot", "Ask for a new link")))
+        }
+        Purpose::Invitation => ("Ask the administrator who invited you to send a new invitation.", None),
+        Purpose::EmailChange => (
+            "Your address has not changed. To change it, enter the new address on your account page again.",
+            Some(("/account", "Go to your account")),
+        ),
+    };
+    let page = LinkGonePage { layout: super::layout::Layout::default(), problem: state.problem(), next_step, action };
+    super::layout::render(actix_web::http::StatusCode::GONE, &page)
+}

@@ -39,7 +39,7 @@ both_backends! {
             use portcullis::db::users::ProfileChanges;
             use portcullis::domain::DisplayName;
             let name = DisplayName::parse("Zoë Ångström").unwrap();
-            portcullis::accounts::update_profile(conn, &Actor::command_line(), id,
+            portcullis::accounts::update_profile(conn, &crate::helpers::no_mail(), &Actor::command_line(), id,
                 &ProfileChanges { display_name: Some(&name), ..Default::default() }).unwrap();
         }).await;
 
@@ -355,7 +355,7 @@ both_backends! {
             use portcullis::db::audit::Actor;
             use portcullis::db::users::ProfileChanges;
             let cli = Actor::command_line();
-            let demote = accounts::update_profile(conn, &cli, id, &ProfileChanges { role: Some(Role::User), ..Default::default() });
+            let demote = accounts::update_profile(conn, &crate::helpers::no_mail(), &cli, id, &ProfileChanges { role: Some(Role::User), ..Default::default() });
             let disable = accounts::set_active(conn, &cli, id, false);
             let delete = accounts::delete(conn, &cli, id);
             [demote.err(), disable.err(), delete.err()].map(|e| matches!(e, Some(AccountError::Refused(ref m)) if m.contains("last active administrator")))
@@ -365,7 +365,7 @@ both_backends! {
         let second = app.create_user("second", Role::Admin).await;
         let demoted = app.with_conn(move |conn| {
             let changes = portcullis::db::users::ProfileChanges { role: Some(Role::User), ..Default::default() };
-            portcullis::accounts::update_profile(conn, &portcullis::db::audit::Actor::command_line(), second.id, &changes).is_ok()
+            portcullis::accounts::update_profile(conn, &crate::helpers::no_mail(), &portcullis::db::audit::Actor::command_line(), second.id, &changes).is_ok()
         }).await;
         assert!(demoted, "with two admins, one may go");
     }
@@ -467,7 +467,7 @@ both_backends! {
                     let mut conn = pool.get().unwrap();
                     barrier.wait();
                     let actor = Actor { user: Some(actor), client_ip: None };
-                    portcullis::accounts::update_profile(&mut conn, &actor, target,
+                    portcullis::accounts::update_profile(&mut conn, &crate::helpers::no_mail(), &actor, target,
                         &ProfileChanges { role: Some(Role::User), ..Default::default() })
                 })
             };

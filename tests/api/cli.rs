@@ -191,7 +191,7 @@ both_backends! {
         let clash = app.with_conn(move |conn| {
             use portcullis::db::{audit::Actor, users::ProfileChanges};
             let email = portcullis::domain::Email::parse("\u{430}lice@example.com").unwrap();
-            portcullis::accounts::update_profile(conn, &Actor::command_line(), id, &ProfileChanges { email: Some(&email), ..Default::default() }).err()
+            portcullis::accounts::update_profile(conn, &crate::helpers::no_mail(), &Actor::command_line(), id, &ProfileChanges { email: Some(&email), ..Default::default() }).err()
         }).await;
         assert!(clash.is_some_and(|error| error.to_string().contains("looks the same")));
     }

@@ -81,7 +81,7 @@ both_backends! {
         let id = admin.id;
         app.with_conn(move |conn| {
             let changes = ProfileChanges { role: Some(Role::User), ..Default::default() };
-            accounts::update_profile(conn, &Actor::command_line(), id, &changes).unwrap()
+            accounts::update_profile(conn, &crate::helpers::no_mail(), &Actor::command_line(), id, &changes).unwrap()
         })
         .await;
 

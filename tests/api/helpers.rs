@@ -634,3 +634,9 @@ where
 
 /// How long a change made elsewhere (the CLI, another instance) may take to be enforced.
 pub const REVOCATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An outbox that sends nothing, for calling account operations directly.
+pub fn no_mail() -> portcullis::mail::Outbox {
+    let secret = portcullis::config::JwtSecret::parse(&portcullis::random::token_base64(48), "test").unwrap();
+    portcullis::mail::Outbox::off(&secret)
+}

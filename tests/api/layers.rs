@@ -2,22 +2,24 @@
 use std::path::Path;
 
 /// Lower numbers are lower layers (ARCHITECTURE.md, "Layers").
-const LAYERS: [(&str, u8); 15] = [
+const LAYERS: [(&str, u8); 17] = [
     ("config", 0),
     ("random", 0),
     ("memory", 0),
     ("telemetry", 0),
+    ("crypto", 0),
     ("domain", 1),
     ("db", 2),
-    ("auth", 3),
-    ("accounts", 4),
-    ("user_import", 4),
-    ("error", 5),
-    ("web", 6),
-    ("metrics", 6),
-    ("startup", 7),
-    ("commands", 7),
-    ("main", 8),
+    ("mail", 3),
+    ("auth", 4),
+    ("accounts", 5),
+    ("user_import", 5),
+    ("error", 6),
+    ("web", 7),
+    ("metrics", 7),
+    ("startup", 8),
+    ("commands", 8),
+    ("main", 9),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -32,6 +32,8 @@ pub struct AccountPage<'a> {
     pub password_errors: FieldErrors,
     /// Strangers' failed sign-ins to this account, in words, or "".
     pub guessing: String,
+    /// How a new address takes effect.
+    pub email_hint: &'static str,
 }
 
 /// The signed-in user's row as it is now (the token only carries what the guard needs).
@@ -52,6 +54,11 @@ pub fn account_page<'a>(page: &Page, account: &'a User, profile: Option<ProfileF
         }),
         profile_errors: FieldErrors::default(),
         password_errors: FieldErrors::default(),
+        email_hint: if page.accounts().mail_enabled() {
+            "A new address takes effect when you follow the link we send to it."
+        } else {
+            ""
+        },
     }
 }
 

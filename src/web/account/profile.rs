@@ -32,8 +32,15 @@ pub async fn update(page: Page, form: CsrfForm<ProfileForm>) -> Result<HttpRespo
         return render(StatusCode::UNPROCESSABLE_ENTITY, &view);
     };
     match page.accounts().update_own_profile(page.actor(), &account, display_name, email).await {
-        Ok(_) => {
-            let mut response = page.redirect("/account", "Your details were saved.");
+        Ok(saved) => {
+            let message = match saved.confirmation_sent_to {
+                Some(address) => format!(
+                    "Your details were saved. We sent a link to {address}: your e-mail address changes when you follow \
+                     it (within 24 hours)."
+                ),
+                None => "Your details were saved.".to_owned(),
+            };
+            let mut response = page.redirect("/account", &message);
             // The page header shows the display name from the token: issue one that has the new name.
             if let Some(access) = page.sessions.reissue(&page.pool, &page.user.session_id).await? {
                 let cookie = page.cookies.session(access.token, page.sessions.policy().access_token_ttl);

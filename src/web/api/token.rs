@@ -11,7 +11,7 @@ use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
 use crate::auth::device;
 use crate::auth::second_factor::{self, Code, CodeCheck, SecondStep, SecondStepAttempt};
-use crate::auth::sessions::{AMR_PASSWORD, AMR_SECOND_FACTOR, Presenter, SessionTokens, Sessions};
+use crate::auth::sessions::{AMR_PASSWORD, AMR_SECOND_FACTOR, Device, Presenter, SessionTokens, Sessions};
 use crate::db::DbPool;
 use crate::db::audit::Action;
 use crate::db::sessions::Ending;
@@ -227,7 +227,7 @@ pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Servic
     };
     let token_user = TokenUser::of(&user);
     let user_id = user.id;
-    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "api", AMR_PASSWORD).await?;
+    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "api", AMR_PASSWORD, Device::ApiClient).await?;
     tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %client_ip(&req), "login succeeded");
     token_response(tokens, Some(token_user), Some(device::remember(&presented_device, user_id, device_credential)))
 }
@@ -271,7 +271,10 @@ pub async fn second_step(
             }
             let token_user = TokenUser::of(&user);
             let user_id = user.id;
-            let tokens = app.sessions.start(&app.pool, *user, &ClientInfo::of(&req), "api", AMR_SECOND_FACTOR).await?;
+            let tokens = app
+                .sessions
+                .start(&app.pool, *user, &ClientInfo::of(&req), "api", AMR_SECOND_FACTOR, Device::ApiClient)
+                .await?;
             tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %ip, method = method.as_str(), "login succeeded");
             token_response(tokens, Some(token_user), Some(device::remember(&device, user_id, device_credential)))
         }

@@ -216,9 +216,10 @@ async fn signed_in(
     device_credential: String,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = user.id;
-    let tokens = app.sessions.start(&app.pool, user, &ClientInfo::of(req), "form", amr).await?;
-    tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %client_ip(req), "login succeeded");
     let device = crate::auth::cookies::read(req, app.cookies.device_name()).unwrap_or_default();
+    let seen = super::seen_device(app, device, user_id);
+    let tokens = app.sessions.start(&app.pool, user, &ClientInfo::of(req), "form", amr, seen).await?;
+    tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %client_ip(req), "login succeeded");
     let landing = SafeNextPath::parse(next);
     let redirect = landing.as_ref().map_or(DEFAULT_LANDING, SafeNextPath::as_str).to_owned();
     let mut response = HttpResponse::Ok();

@@ -154,9 +154,10 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
     match outcome {
         SecondStep::Passed { user, method, recovery_codes_left, next_path, device_credential } => {
             let user_id = user.id;
+            let seen = super::seen_device(&app, &device, user_id);
             let tokens = app
                 .sessions
-                .start(&app.pool, *user, &ClientInfo::of(&req), "form", method.amr_after_password())
+                .start(&app.pool, *user, &ClientInfo::of(&req), "form", method.amr_after_password(), seen)
                 .await?;
             tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %ip, method = method.as_str(), "login succeeded");
             let next = SafeNextPath::parse(&next_path);

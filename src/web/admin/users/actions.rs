@@ -147,3 +147,26 @@ pub async fn reset_mfa(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Res
         }),
     )
 }
+
+pub async fn resend_invitation(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    let result = page.accounts().resend_invitation(page.actor(), id.0).await;
+    outcome(
+        &page,
+        id,
+        result.map(|user| format!("A new invitation is on its way to {}; the old link no longer works.", user.email)),
+    )
+}
+
+pub async fn revoke_invitation(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    let result = page.accounts().revoke_invitation(page.actor(), id.0).await;
+    outcome(
+        &page,
+        id,
+        result.map(|user| {
+            format!(
+                "The invitation of {} no longer works. Delete the account, or send a new invitation.",
+                user.username
+            )
+        }),
+    )
+}

@@ -50,6 +50,10 @@ struct UserPage<'a> {
     /// Failed sign-ins counting towards a pause, or the pause itself; `None` when clean.
     throttle: Option<String>,
     is_self: bool,
+    /// An invitation not accepted yet, in words.
+    invitation: Option<String>,
+    invitation_live: bool,
+    mail_on: bool,
 }
 
 /// What the page shows besides the form: the user, their open sessions, their recent events.
@@ -58,6 +62,7 @@ struct Loaded {
     sessions: Vec<Session>,
     events: Vec<AuditEvent>,
     throttle: Option<Standing>,
+    invitation: Option<crate::accounts::Invitation>,
 }
 
 async fn load(pool: &DbPool, sessions: &Sessions, UserId(id): UserId) -> Result<Loaded, PageError> {
@@ -70,7 +75,14 @@ async fn load(pool: &DbPool, sessions: &Sessions, UserId(id): UserId) -> Result<
     })
     .await?;
     let sessions = sessions.list(pool, id).await?;
-    Ok(Loaded { user, sessions, events, throttle })
+    Ok(Loaded { user, sessions, events, throttle, invitation: None })
+}
+
+/// The user's page data, with their pending invitation.
+async fn load_all(page: &Page, id: UserId) -> Result<Loaded, PageError> {
+    let mut loaded = load(&page.pool, &page.sessions, id).await?;
+    loaded.invitation = page.accounts().invitation_of(id.0).await?;
+    Ok(loaded)
 }
 
 fn view<'a>(page: &Page, loaded: &'a Loaded, form: ProfileForm, errors: FieldErrors) -> UserPage<'a> {
@@ -91,11 +103,28 @@ fn view<'a>(page: &Page, loaded: &'a Loaded, form: ProfileForm, errors: FieldErr
         ),
         throttle: loaded.throttle.as_ref().and_then(describe_throttle),
         is_self: page.user.user_id == user.id,
+        invitation: loaded.invitation.as_ref().map(|invitation| {
+            if invitation.live {
+                format!(
+                    "Invited by e-mail on {} UTC; the link works until {} UTC. The user has not chosen a password yet.",
+                    format_time(invitation.sent_at),
+                    format_time(invitation.expires_at)
+                )
+            } else {
+                format!(
+                    "Invited by e-mail on {} UTC; that link no longer works (expired or revoked), and no password was \
+                     chosen. Send the invitation again, or delete the account.",
+                    format_time(invitation.sent_at)
+                )
+            }
+        }),
+        invitation_live: loaded.invitation.as_ref().is_some_and(|invitation| invitation.live),
+        mail_on: page.outbox.enabled(),
     }
 }
 
 pub async fn show(page: Page, id: UserId, flash: Flash) -> Result<HttpResponse, PageError> {
-    let loaded = load(&page.pool, &page.sessions, id).await?;
+    let loaded = load_all(&page, id).await?;
     let user = &loaded.user;
     let form = ProfileForm {
         username: user.username.to_string(),
@@ -142,7 +171,7 @@ pub async fn update(page: Page, id: UserId, form: CsrfForm<ProfileForm>) -> Resu
 
 /// The user page again with the submitted input kept and each message beside its field.
 async fn rerender(page: &Page, id: UserId, form: ProfileForm, errors: FieldErrors) -> Result<HttpResponse, PageError> {
-    let loaded = load(&page.pool, &page.sessions, id).await?;
+    let loaded = load_all(page, id).await?;
     render(StatusCode::UNPROCESSABLE_ENTITY, &view(page, &loaded, form, errors))
 }
 

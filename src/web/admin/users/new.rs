@@ -23,7 +23,7 @@ pub struct NewUserForm {
     display_name: String,
     #[serde(default)]
     role: String,
-    /// "generate" (a one-time password) or "set" (typed below).
+    /// "generate" (a one-time password), "set" (typed below) or "invite" (a link by e-mail).
     #[serde(default)]
     password_mode: String,
     #[serde(default)]
@@ -38,8 +38,11 @@ struct NewUserPage<'a> {
     layout: Layout,
     form: &'a NewUserForm,
     generate: bool,
+    invite: bool,
     must_change: bool,
     errors: FieldErrors,
+    /// Mail is set up: invitations can be sent.
+    mail_on: bool,
 }
 
 pub async fn form(page: Page) -> Result<HttpResponse, PageError> {
@@ -48,19 +51,23 @@ pub async fn form(page: Page) -> Result<HttpResponse, PageError> {
         layout: page.layout(),
         form: &form,
         generate: true,
+        invite: false,
         must_change: true,
         errors: FieldErrors::default(),
+        mail_on: page.outbox.enabled(),
     };
     render(StatusCode::OK, &view)
 }
 
 pub async fn create(page: Page, form: CsrfForm<NewUserForm>) -> Result<HttpResponse, PageError> {
     let form = form.0;
-    let generate = form.password_mode != "set";
-    let must_change = generate || form.must_change.is_some();
-    let password = if generate { accounts::generate_one_time_password() } else { form.password.clone() };
+    let invite = form.password_mode == "invite" && page.outbox.enabled();
+    let generate = !invite && form.password_mode != "set";
+    let must_change = generate || (!invite && form.must_change.is_some());
+    let password = if generate || invite { accounts::generate_one_time_password() } else { form.password.clone() };
+    let mail_on = page.outbox.enabled();
     let rerender = |errors: FieldErrors| {
-        let view = NewUserPage { layout: page.layout(), form: &form, generate, must_change, errors };
+        let view = NewUserPage { layout: page.layout(), form: &form, generate, invite, must_change, errors, mail_on };
         render(StatusCode::UNPROCESSABLE_ENTITY, &view)
     };
     let account = match ValidAccount::parse(AccountInput {
@@ -74,15 +81,33 @@ pub async fn create(page: Page, form: CsrfForm<NewUserForm>) -> Result<HttpRespo
         Err(errors) => return rerender(errors),
     };
     let hash = page.hasher.hash(&account.password).await?;
-    let user = match page.accounts().create(page.actor(), account, hash, must_change).await {
+    let created = if invite {
+        page.accounts().invite(page.actor(), account, hash).await
+    } else {
+        page.accounts().create(page.actor(), account, hash, must_change).await
+    };
+    let user = match created {
         Ok(user) => user,
         Err(AccountError::Field((field, message))) => {
             let mut errors = FieldErrors::default();
             errors.add(field, message);
             return rerender(errors);
         }
+        Err(AccountError::Refused(message)) => {
+            let mut errors = FieldErrors::default();
+            errors.add("password", message);
+            return rerender(errors);
+        }
         Err(error) => return Err(error.into()),
     };
+    if invite {
+        tracing::info!(event = "user_invited", actor = %page.user.username, username = %user.username, "user invited");
+        let message = format!(
+            "User {} created, and an invitation is on its way to {}. The link works for 7 days.",
+            user.username, user.email
+        );
+        return Ok(page.redirect(&format!("/admin/users/{}", user.id), &message));
+    }
     tracing::info!(event = "user_created", actor = %page.user.username, username = %user.username, "user created");
     if generate {
         let view = OneTimePasswordPage {

@@ -1,0 +1,2 @@
+DROP TABLE email_links;
+DROP TABLE outbox;
