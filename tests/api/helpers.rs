@@ -147,6 +147,12 @@ pub async fn spawn_second_instance(first: &TestApp) -> TestApp {
     start_instance(first.database_url.clone(), first.jwt_secret.clone(), dir, |_| {}).await
 }
 
+/// Another instance on the same database, with settings a test adjusts.
+pub async fn spawn_second_instance_with(first: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    start_instance(first.database_url.clone(), first.jwt_secret.clone(), dir, adjust).await
+}
+
 /// The same deployment restarted with another secret and no previous one.
 pub async fn spawn_instance_with_secret(first: &TestApp, secret: &str) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");

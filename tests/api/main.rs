@@ -2,6 +2,8 @@
 //! and (when PORTCULLIS_TEST_POSTGRES_URL is set) on PostgreSQL.
 #[macro_use]
 mod helpers;
+#[macro_use]
+mod smtp;
 
 mod account;
 mod admin_area;
@@ -18,6 +20,7 @@ mod instances;
 mod layers;
 mod login;
 mod logout;
+mod mail;
 mod operations;
 mod passkeys;
 mod second_factor;
