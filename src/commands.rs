@@ -119,7 +119,7 @@ pub fn set_password(settings: &Settings, login: &str, source: PasswordSource) ->
     })?;
     let actor = Actor::command_line();
     let outbox = outbox(settings)?;
-    accounts::set_password(&mut conn, &outbox, &actor, user.id, &hash, false, Action::UserPasswordReset, None)?;
+    accounts::set_password(&mut conn, &outbox, &actor, user.id, (&hash, false), Action::UserPasswordReset, None)?;
     println!("Changed the password of {:?}.", user.username.as_str());
     Ok(())
 }

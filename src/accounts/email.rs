@@ -117,8 +117,8 @@ fn spend_link(conn: &mut DbConnection, token: &str, purpose: Purpose) -> Result<
     match links::check(conn, token, purpose, at)? {
         LinkState::Live(link) if email_links::use_up(conn, &link.token_hash, purpose.as_str(), at)? => Ok(link),
         // Spent by a concurrent request between the check and the update.
-        LinkState::Live(_) => Err(AccountError::Link(LinkState::Used)),
-        dead => Err(AccountError::Link(dead)),
+        LinkState::Live(_) => Err(AccountError::Link(Box::new(LinkState::Used))),
+        dead => Err(AccountError::Link(Box::new(dead))),
     }
 }
 
@@ -159,7 +159,7 @@ impl Accounts<'_> {
     pub async fn link_owner(&self, token: String, purpose: Purpose) -> Result<User, AccountError> {
         match self.link_state(token, purpose).await? {
             LinkState::Live(link) => database::run(self.pool, move |conn| load(conn, link.user_id)).await,
-            dead => Err(AccountError::Link(dead)),
+            dead => Err(AccountError::Link(Box::new(dead))),
         }
     }
 
@@ -287,7 +287,7 @@ impl Accounts<'_> {
                 let user = database::run(self.pool, move |conn| load(conn, link.user_id)).await?;
                 Ok((user, address))
             }
-            dead => Err(AccountError::Link(dead)),
+            dead => Err(AccountError::Link(Box::new(dead))),
         }
     }
 

@@ -32,7 +32,7 @@ pub enum AccountError {
     /// Too many refused attempts of this kind lately; try again after the wait.
     /// A mailed link that is used, expired, replaced or unknown.
     #[error("{}", .0.problem())]
-    Link(crate::mail::links::LinkState),
+    Link(Box<crate::mail::links::LinkState>),
     #[error("too many attempts; try again in {} seconds", .0.as_secs())]
     Throttled(std::time::Duration),
     #[error(transparent)]

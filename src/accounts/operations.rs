@@ -170,8 +170,7 @@ pub fn set_password(
     outbox: &Outbox,
     actor: &Actor,
     id: i64,
-    password_hash: &str,
-    must_change_password: bool,
+    (password_hash, must_change_password): (&str, bool),
     action: Action,
     keep_session: Option<String>,
 ) -> Result<User, AccountError> {

@@ -163,7 +163,7 @@ impl<'a> Accounts<'a> {
         };
         let outbox = Arc::clone(self.outbox);
         self.change(move |conn| {
-            operations::set_password(conn, &outbox, &actor, id, &password_hash, must_change, action, keep_session)
+            operations::set_password(conn, &outbox, &actor, id, (&password_hash, must_change), action, keep_session)
         })
         .await
     }

@@ -351,7 +351,7 @@ impl Settings {
         let mfa_required =
             get("PORTCULLIS_MFA_REQUIRED").map_or(Ok(MfaPolicy::default()), |raw| MfaPolicy::parse(&raw))?;
 
-        let mail = MailSettings::from_lookup(&get)?;
+        let mail = MailSettings::from_lookup(get)?;
 
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
 

@@ -224,3 +224,43 @@ async fn a_user_adds_a_passkey_and_signs_in_with_it_with_and_without_a_password(
     browser.quit().await;
     app.server.stop(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_forgot_their_password_resets_it_from_the_mailed_link() {
+    let Some(driver) = Driver::start().await else { return };
+    if !crate::smtp::SmtpSink::available() {
+        return;
+    }
+    let sink = crate::smtp::SmtpSink::start();
+    let app = spawn_app_with(Backend::Sqlite, |settings| sink.configure(settings)).await;
+    let ann = app.create_user("ann", Role::User).await;
+    let url = |path: &str| format!("{}{path}", app.address);
+
+    let browser = driver.browser().await;
+    browser.go(&url("/login")).await;
+    browser.click_and_wait(r#"a[href="/login/forgot"]"#).await;
+    assert_eq!(browser.path().await, "/login/forgot");
+    browser.type_into("#email", &ann.email).await;
+    browser.screenshot("16-forgot-password").await;
+    browser.click_and_wait(r#"form[action="/login/forgot"] button[type="submit"]"#).await;
+    assert!(browser.text_of("h1").await.contains("Check your inbox"));
+
+    // The link from the real message, opened in the same browser.
+    let mail = sink.next_to(&ann.email, 0).await;
+    browser.go(&url(&mail.link())).await;
+    browser.screenshot("17-choose-new-password").await;
+    browser.type_into("#new_password", NEW_PASSWORD).await;
+    browser.type_into("#confirm_password", NEW_PASSWORD).await;
+    browser.click_and_wait(r#"form[action="/password/reset"] button[type="submit"]"#).await;
+    assert!(browser.path().await.starts_with("/login"));
+    assert!(browser.text_of(".flash").await.contains("Your password is changed"));
+    sign_in(&browser, "ann", NEW_PASSWORD).await;
+    assert_eq!(browser.path().await, "/dashboard");
+
+    // The link worked once: now it says so.
+    browser.go(&url(&mail.link())).await;
+    assert!(browser.text_of("h1").await.contains("This link does not work"));
+    browser.screenshot("18-link-used").await;
+    assert_eq!(sink.next_to(&ann.email, 1).await.subject, "Your password was changed");
+    browser.quit().await;
+}

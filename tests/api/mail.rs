@@ -107,7 +107,8 @@ with_mail! {
 
         let browser = app.in_new_browser();
         forgot(&browser, &ann.email).await;
-        let third = sink.wait_for_count(&ann.email, 3, Duration::from_secs(10)).await;
+        // Two links, the password notice, and the third link.
+        let third = sink.wait_for_count(&ann.email, 4, Duration::from_secs(10)).await;
         let link = third.iter().rev().find(|mail| mail.subject == "Reset your password").unwrap().link();
         app.with_conn(|conn| {
             use diesel::prelude::*;
@@ -329,6 +330,9 @@ fn down_sink() -> SmtpSink {
 }
 
 async fn outage(backend: crate::helpers::Backend) {
+    if !SmtpSink::available() {
+        return;
+    }
     let mut sink = down_sink();
     let app = crate::helpers::spawn_app_with(backend, |settings| sink.configure(settings)).await;
     let admin = app.create_user("root", Role::Admin).await;
@@ -365,7 +369,7 @@ async fn mail_queued_during_an_smtp_outage_is_delivered_when_the_server_returns_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
 async fn two_instances_on_one_postgres_send_each_message_once() {
-    if !crate::helpers::postgres_available() {
+    if !crate::helpers::postgres_available() || !SmtpSink::available() {
         return;
     }
     let sink = SmtpSink::start();
@@ -394,6 +398,9 @@ async fn two_instances_on_one_postgres_send_each_message_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_sender_mid_delivery_loses_nothing() {
     use std::process::{Command, Stdio};
+    if !SmtpSink::available() {
+        return;
+    }
     let sink = SmtpSink::start_slow(3.0);
     let dir = tempfile::tempdir().unwrap();
     let port = crate::smtp::free_port();
