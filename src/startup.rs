@@ -257,11 +257,17 @@ fn admin_area() -> Area {
         .at("/users/{id}", [get(users::detail::show), post(users::detail::update)])
         .at("/users/{id}/disable", [post(users::actions::disable)])
         .at("/users/{id}/enable", [post(users::actions::enable)])
-        .at("/users/{id}/reset-password", [post(users::actions::reset_password)])
+        .at(
+            "/users/{id}/reset-password",
+            [get(users::actions::confirm_reset_password), post(users::actions::reset_password)],
+        )
         .at("/users/{id}/reset-mfa", [get(users::actions::confirm_reset_mfa), post(users::actions::reset_mfa)])
         .at("/users/{id}/delete", [get(users::actions::confirm_delete), post(users::actions::delete)])
         .at("/users/{id}/throttle/clear", [post(users::actions::clear_throttle)])
-        .at("/users/{id}/sessions/revoke-all", [post(users::actions::revoke_all_sessions)])
+        .at(
+            "/users/{id}/sessions/revoke-all",
+            [get(users::actions::confirm_revoke_all_sessions), post(users::actions::revoke_all_sessions)],
+        )
         .at("/users/{id}/sessions/{session}/revoke", [post(users::actions::revoke_session)])
         .at("/users/{id}/invitation/resend", [post(users::actions::resend_invitation)])
         .at("/users/{id}/invitation/revoke", [post(users::actions::revoke_invitation)])

@@ -79,6 +79,8 @@ pub struct Page {
     pub user: CurrentUser,
     pub client: ClientInfo,
     app: Services,
+    /// The request's path (the navigation marks its section).
+    path: String,
 }
 
 impl Deref for Page {
@@ -95,7 +97,7 @@ impl Page {
     }
 
     pub fn layout(&self) -> Layout {
-        Layout::for_user(&self.user, &self.csrf)
+        Layout::for_user(&self.user, &self.csrf).at(&self.path)
     }
 
     /// 303 to `location` with a message shown there once.
@@ -113,7 +115,8 @@ impl FromRequest for Page {
             Ok(user) => user,
             Err(error) => return ready(Err(error)),
         };
-        let page = Services::of(req).map(|app| Page { user, client: ClientInfo::of(req), app });
+        let page =
+            Services::of(req).map(|app| Page { user, client: ClientInfo::of(req), app, path: req.path().to_owned() });
         ready(page.map_err(|error| PageError::Unexpected(error).into()))
     }
 }

@@ -13,6 +13,8 @@ pub struct Layout {
     pub nav: Option<NavUser>,
     /// A one-shot message from the previous action.
     pub flash: Option<String>,
+    /// The page's path, to mark its section in the navigation.
+    pub path: String,
 }
 
 pub struct NavUser {
@@ -32,7 +34,20 @@ impl Layout {
                 csrf_token: csrf.for_session(&auth.session_id),
             }),
             flash: None,
+            path: String::new(),
         }
+    }
+
+    /// The same layout for the page at `path`.
+    pub fn at(mut self, path: &str) -> Self {
+        self.path = path.to_owned();
+        self
+    }
+
+    /// Whether the navigation's `section` is where this page is (`aria-current`): the overview
+    /// `/admin` only itself, every other section its own pages too.
+    pub fn is_current(&self, section: &str) -> bool {
+        self.path == section || (section != "/admin" && self.path.starts_with(&format!("{section}/")))
     }
 
     pub fn with_flash(mut self, flash: &super::flash::Flash) -> Self {

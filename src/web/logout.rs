@@ -1,6 +1,5 @@
 //! `POST /logout`: ends the browser's session everywhere it could be used.
 use actix_web::HttpResponse;
-use actix_web::http::header;
 
 use super::context::Page;
 use super::form::{CsrfForm, NoFields};
@@ -13,9 +12,9 @@ pub async fn submit(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpRespons
     let target = (page.user.user_id, page.user.username.to_string());
     page.accounts().end_sessions(page.actor(), ending, target, Action::Logout).await?;
     tracing::info!(event = "logout", username = %page.user.username, client_ip = %page.client.ip, "logged out");
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/login"))
-        .cookie(page.cookies.session_removal())
-        .cookie(page.cookies.refresh_removal())
-        .finish())
+    let mut response = page.redirect("/login", "You have signed out.");
+    for cookie in [page.cookies.session_removal(), page.cookies.refresh_removal()] {
+        response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
+    }
+    Ok(response)
 }

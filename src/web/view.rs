@@ -99,16 +99,86 @@ pub struct LinkQuery {
 /// Choosing a password through a mailed link (a reset or an invitation).
 #[derive(askama::Template)]
 #[template(path = "choose_password.html")]
-pub struct ChoosePasswordPage<'a> {
-    pub layout: super::layout::Layout,
+struct ChoosePasswordPage<'a> {
+    layout: super::layout::Layout,
+    words: &'a PasswordLink,
+    token: &'a str,
+    /// For password managers (a hidden field), so they save the new password under it.
+    username: &'a str,
+    errors: crate::accounts::FieldErrors,
+}
+
+/// The form of a page where a mailed link lets someone choose a password.
+#[derive(serde::Deserialize)]
+pub struct ChooseForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+    /// The hidden username field password managers want; ignored.
+    #[serde(default, rename = "username")]
+    _username: String,
+}
+
+/// A page where a mailed link lets someone choose a password: its purpose and its words.
+pub struct PasswordLink {
+    pub purpose: crate::mail::links::Purpose,
     pub heading: &'static str,
     pub intro: &'static str,
-    pub action: &'static str,
     pub button: &'static str,
-    pub token: &'a str,
-    /// For password managers (a hidden field), so they save the new password under it.
-    pub username: &'a str,
-    pub errors: crate::accounts::FieldErrors,
+}
+
+impl PasswordLink {
+    fn page(
+        &self,
+        status: actix_web::http::StatusCode,
+        token: &str,
+        username: &str,
+        errors: crate::accounts::FieldErrors,
+    ) -> Result<actix_web::HttpResponse, PageError> {
+        let page = ChoosePasswordPage { layout: super::layout::Layout::default(), words: self, token, username, errors };
+        super::layout::render(status, &page)
+    }
+
+    /// `GET …?token=`: the form while the link works, else why it does not (showing the page
+    /// spends nothing: mail scanners open links).
+    pub async fn show(&self, token: String, accounts: crate::accounts::Accounts<'_>) -> Result<actix_web::HttpResponse, PageError> {
+        match accounts.link_owner(token.clone(), self.purpose).await {
+            Ok(user) => self.page(actix_web::http::StatusCode::OK, &token, user.username.as_str(), Default::default()),
+            Err(error) => self.refusal(error),
+        }
+    }
+
+    /// `POST`: the link and the new password checked (the usual rules) and hashed; `Err` holds
+    /// the page to answer instead (the form again with its errors, or a dead link's page).
+    pub async fn chosen(
+        &self,
+        form: ChooseForm,
+        accounts: crate::accounts::Accounts<'_>,
+        hasher: &crate::auth::password::PasswordHasher,
+    ) -> Result<Result<(String, String), actix_web::HttpResponse>, PageError> {
+        let user = match accounts.link_owner(form.token.clone(), self.purpose).await {
+            Ok(user) => user,
+            Err(error) => return self.refusal(error).map(Err),
+        };
+        let mut errors = crate::accounts::FieldErrors::default();
+        let checked = crate::accounts::check_new_password(&user, &form.new_password, &form.confirm_password, &mut errors);
+        let Some(password) = checked else {
+            let status = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+            return self.page(status, &form.token, user.username.as_str(), errors).map(Err);
+        };
+        Ok(Ok((form.token, hasher.hash(&password).await?)))
+    }
+
+    /// A dead link's page, or the error as it is.
+    pub fn refusal(&self, error: crate::accounts::AccountError) -> Result<actix_web::HttpResponse, PageError> {
+        match error {
+            crate::accounts::AccountError::Link(state) => link_gone(self.purpose, &state),
+            error => Err(error.into()),
+        }
+    }
 }
 
 #[derive(askama::Template)]

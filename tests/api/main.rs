@@ -21,6 +21,7 @@ mod layers;
 mod login;
 mod logout;
 mod mail;
+mod navigation;
 mod operations;
 mod passkeys;
 mod second_factor;

@@ -69,6 +69,54 @@ struct DeletePage<'a> {
     user: &'a User,
 }
 
+/// A page that says what a button will do, with the button: irreversible actions ask first.
+#[derive(Template)]
+#[template(path = "admin/users/confirm.html")]
+struct ConfirmPage {
+    layout: Layout,
+    user_id: i64,
+    heading: String,
+    lines: Vec<String>,
+    action: String,
+    button: String,
+}
+
+pub async fn confirm_reset_password(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
+    let user = load_user(&page.pool, id).await?;
+    let view = ConfirmPage {
+        layout: page.layout(),
+        user_id: user.id,
+        heading: format!("Reset the password of {}?", user.username),
+        lines: vec![
+            format!(
+                "{} ({}) gets a one-time password, shown to you once on the next page: give it to them \
+                 another way. Their current password stops working, and they are signed out everywhere.",
+                user.display_name, user.email
+            ),
+            "At their next sign-in they must choose a password of their own.".to_owned(),
+        ],
+        action: format!("/admin/users/{}/reset-password", user.id),
+        button: format!("Yes, reset the password of {}", user.username),
+    };
+    render(StatusCode::OK, &view)
+}
+
+pub async fn confirm_revoke_all_sessions(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
+    let user = load_user(&page.pool, id).await?;
+    let view = ConfirmPage {
+        layout: page.layout(),
+        user_id: user.id,
+        heading: format!("Sign {} out everywhere?", user.username),
+        lines: vec![format!(
+            "Every session of {} ends: browsers and apps must sign in again. Their password and account stay as they are.",
+            user.display_name
+        )],
+        action: format!("/admin/users/{}/sessions/revoke-all", user.id),
+        button: format!("Yes, sign {} out everywhere", user.username),
+    };
+    render(StatusCode::OK, &view)
+}
+
 pub async fn confirm_delete(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
     render(StatusCode::OK, &DeletePage { layout: page.layout(), user: &user })

@@ -70,6 +70,15 @@ pub async fn create(page: Page, form: CsrfForm<NewUserForm>) -> Result<HttpRespo
         let view = NewUserPage { layout: page.layout(), form: &form, generate, invite, must_change, errors, mail_on };
         render(StatusCode::UNPROCESSABLE_ENTITY, &view)
     };
+    if (generate || invite) && !form.password.is_empty() {
+        // Never drop what the admin typed without a word.
+        let mut errors = FieldErrors::default();
+        errors.add(
+            "password",
+            "You typed a password but chose to generate one. Choose “Set this password” to use it, or clear the field.",
+        );
+        return rerender(errors);
+    }
     let account = match ValidAccount::parse(AccountInput {
         username: &form.username,
         email: &form.email,

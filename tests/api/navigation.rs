@@ -1,0 +1,78 @@
+//! Finding your way: the current section marked, a word after signing out, and buttons that
+//! cannot be undone asking first.
+use portcullis::domain::Role;
+
+use crate::helpers::*;
+
+both_backends! {
+    async fn after_signing_out_the_login_page_says_so(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        app.login_as(&user).await;
+        let csrf = app.session_csrf_token().await;
+        let response = app.post_form("/logout", &[("csrf_token", &csrf)]).await;
+        assert_eq!(location(&response), "/login");
+        let page = app.get("/login").await.text().await.unwrap();
+        assert!(page.contains("You have signed out."));
+        assert!(!app.get("/login").await.text().await.unwrap().contains("You have signed out."), "said once");
+    }
+
+    async fn the_navigation_marks_the_section_the_page_is_in(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        app.login_as(&admin).await;
+        let account = app.get("/account/sessions").await.text().await.unwrap();
+        assert!(account.contains(r#"<a href="/account" aria-current="page">Account</a>"#), "{account}");
+        assert!(account.contains(r#"<a href="/dashboard">Dashboard</a>"#));
+        let users = app.get(&format!("/admin/users/{}", admin.id)).await.text().await.unwrap();
+        assert!(users.contains(r#"<a href="/admin/users" aria-current="page">Users</a>"#));
+        assert!(users.contains(r#"<a href="/admin">Admin</a>"#), "the overview is marked only on itself");
+        assert_eq!(users.matches("aria-current=\"page\"").count(), 1);
+    }
+
+    async fn resetting_a_password_and_signing_out_everywhere_ask_first(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        let bob = app.create_user("bob", Role::User).await;
+        app.login_as(&admin).await;
+        let elsewhere = app.in_new_browser();
+        elsewhere.login_as(&bob).await;
+
+        let user_page = app.get(&format!("/admin/users/{}", bob.id)).await.text().await.unwrap();
+        assert!(user_page.contains(&format!(r#"href="/admin/users/{}/reset-password">Reset password…</a>"#, bob.id)));
+        let confirm = app.get(&format!("/admin/users/{}/reset-password", bob.id)).await;
+        assert_eq!(confirm.status(), 200);
+        let html = unescape(&confirm.text().await.unwrap());
+        assert!(html.contains("Reset the password of bob?") && html.contains("signed out everywhere"));
+        assert!(html.contains(&format!(r#"action="/admin/users/{}/reset-password""#, bob.id)));
+        assert_eq!(elsewhere.get("/dashboard").await.status(), 200, "showing the question changed nothing");
+
+        let confirm = app.get(&format!("/admin/users/{}/sessions/revoke-all", bob.id)).await;
+        assert_eq!(confirm.status(), 200);
+        assert!(unescape(&confirm.text().await.unwrap()).contains("Sign bob out everywhere?"));
+        assert_eq!(elsewhere.get("/dashboard").await.status(), 200);
+        let csrf = app.session_csrf_token().await;
+        let done = app.post_form(&format!("/admin/users/{}/sessions/revoke-all", bob.id), &[("csrf_token", &csrf)]).await;
+        assert_eq!(done.status(), 303);
+        assert_eq!(elsewhere.get("/dashboard").await.status(), 303, "the button acts");
+    }
+
+    async fn a_typed_password_is_never_silently_dropped_when_add_a_user_generates_one(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        app.login_as(&admin).await;
+        let csrf = app.session_csrf_token().await;
+        let response = app
+            .post_form("/admin/users/new", &[("csrf_token", &csrf), ("username", "carol"), ("email", "carol@example.com"), ("role", "user"), ("password_mode", "generate"), ("password", "a password I typed")])
+            .await;
+        assert_eq!(response.status(), 422);
+        let html = unescape(&response.text().await.unwrap());
+        assert!(html.contains("You typed a password but chose to generate one"), "{html}");
+        assert!(html.contains(r#"value="carol""#), "what was typed is kept");
+    }
+
+    async fn the_login_page_offers_a_show_password_toggle_that_needs_no_script_to_work_without(app: TestApp) {
+        let page = app.get("/login").await.text().await.unwrap();
+        assert!(page.contains(r#"<script src="/static/show-password.js" defer></script>"#));
+        assert!(page.contains(r#"type="password" autocomplete="current-password" required data-show-password"#));
+        let script = app.get("/static/show-password.js").await;
+        assert_eq!(script.status(), 200);
+        assert!(script.text().await.unwrap().contains("aria-pressed"));
+    }
+}
