@@ -95,6 +95,19 @@ pub fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc().trunc_subsecs(6)
 }
 
+/// Inside a write transaction: holds the user's row until commit, so changes that read then
+/// write what belongs to one user (its mailed links) happen one after the other. (SQLite's
+/// write lock already serialises writers.)
+pub fn lock_row(conn: &mut DbConnection, id: i64) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgres(pg) => {
+            users::table.find(id).select(users::id).for_update().first::<i64>(pg).optional()?;
+            Ok(())
+        }
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
 pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
     users::table.find(id).first(conn).optional()
 }

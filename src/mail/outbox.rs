@@ -132,9 +132,14 @@ impl Outbox {
         (purpose, user_id, new_email): (Purpose, i64, Option<&str>),
         compose: impl Fn(String) -> Mail,
     ) -> anyhow::Result<bool> {
+        if !self.enabled {
+            return Ok(false);
+        }
+        // Two requests at once must not both count under the cap or both leave a live link.
+        crate::db::users::lock_row(conn, user_id)?;
         let now = crate::db::users::now();
         // Over the cap, the older link stays the one that works (nothing new arrives).
-        if !self.enabled || self.over_cap(conn, &compose(String::new()), to.address, now)? {
+        if self.over_cap(conn, &compose(String::new()), to.address, now)? {
             return Ok(false);
         }
         let token = links::issue(conn, purpose, user_id, new_email, now)?;

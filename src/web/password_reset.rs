@@ -34,7 +34,8 @@ pub async fn submit(req: HttpRequest, form: StrictForm<ChooseForm>, app: Service
         Err(error) => return WORDS.refusal(error),
     };
     tracing::info!(event = "password_reset_by_link", username = %user.username, "password reset with a mailed link");
-    let message = "Your password is changed, and every session of your account has ended. Sign in with your new password.";
+    let message =
+        "Your password is changed, and every session of your account has ended. Sign in with your new password.";
     let mut response = redirect_with_flash(&app.cookies, "/login", message);
     // Whatever session this browser had is over: its cookies go.
     for cookie in [app.cookies.session_removal(), app.cookies.refresh_removal()] {

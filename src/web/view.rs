@@ -138,13 +138,18 @@ impl PasswordLink {
         username: &str,
         errors: crate::accounts::FieldErrors,
     ) -> Result<actix_web::HttpResponse, PageError> {
-        let page = ChoosePasswordPage { layout: super::layout::Layout::default(), words: self, token, username, errors };
+        let page =
+            ChoosePasswordPage { layout: super::layout::Layout::default(), words: self, token, username, errors };
         super::layout::render(status, &page)
     }
 
     /// `GET …?token=`: the form while the link works, else why it does not (showing the page
     /// spends nothing: mail scanners open links).
-    pub async fn show(&self, token: String, accounts: crate::accounts::Accounts<'_>) -> Result<actix_web::HttpResponse, PageError> {
+    pub async fn show(
+        &self,
+        token: String,
+        accounts: crate::accounts::Accounts<'_>,
+    ) -> Result<actix_web::HttpResponse, PageError> {
         match accounts.link_owner(token.clone(), self.purpose).await {
             Ok(user) => self.page(actix_web::http::StatusCode::OK, &token, user.username.as_str(), Default::default()),
             Err(error) => self.refusal(error),
@@ -164,7 +169,8 @@ impl PasswordLink {
             Err(error) => return self.refusal(error).map(Err),
         };
         let mut errors = crate::accounts::FieldErrors::default();
-        let checked = crate::accounts::check_new_password(&user, &form.new_password, &form.confirm_password, &mut errors);
+        let checked =
+            crate::accounts::check_new_password(&user, &form.new_password, &form.confirm_password, &mut errors);
         let Some(password) = checked else {
             let status = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
             return self.page(status, &form.token, user.username.as_str(), errors).map(Err);
