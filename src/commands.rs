@@ -309,6 +309,28 @@ pub fn import_users(settings: &Settings, path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// Writes the users (optionally only those `search` finds) to standard output as CSV.
+pub fn export_users(settings: &Settings, search: Option<&str>, with_hashes: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut conn = connect(settings)?;
+    let filters = Filters { search: search.map(str::to_lowercase), ..Default::default() };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    out.write_all(&crate::export::user_header(with_hashes)?)?;
+    let (mut cursor, mut count) = (None, 0);
+    loop {
+        let (users, next) = crate::export::user_chunk(&mut conn, &filters, cursor)?;
+        out.write_all(&crate::export::user_rows(&users, with_hashes)?)?;
+        count += users.len();
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    out.flush()?;
+    eprintln!("Exported {count} user(s).");
+    Ok(())
+}
+
 /// One migrated connection: the CLI does one thing and exits.
 fn connect(settings: &Settings) -> anyhow::Result<PooledConnection<ConnectionManager>> {
     let pool = db::build_pool(&crate::config::DatabaseSettings { pool_size: 1, ..settings.database.clone() })?;

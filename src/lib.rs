@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod mail;
 pub mod memory;
 pub mod metrics;

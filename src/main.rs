@@ -114,6 +114,17 @@ enum UserCommand {
         /// Username or email
         username: String,
     },
+    /// Write users as CSV to standard output, in the format `user import` reads (a thousand
+    /// rows at a time: memory stays flat at any size)
+    Export {
+        /// Only users whose username, email or display name starts with this
+        #[arg(long)]
+        search: Option<String>,
+        /// Add the password_hash column (argon2 PHC strings): for moving users to another
+        /// installation. Keep such a file as secret as the database
+        #[arg(long)]
+        with_password_hashes: bool,
+    },
     /// Make a user an administrator, or a plain user
     SetRole {
         /// Username or email
@@ -186,6 +197,9 @@ fn main() -> ExitCode {
         Command::User(UserCommand::ResetMfa { username }) => commands::reset_mfa(&settings, &username),
         Command::User(UserCommand::SetRole { username, role }) => commands::set_role(&settings, &username, &role),
         Command::User(UserCommand::Import { file }) => commands::import_users(&settings, &file),
+        Command::User(UserCommand::Export { search, with_password_hashes }) => {
+            commands::export_users(&settings, search.as_deref(), with_password_hashes)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -253,6 +253,7 @@ fn admin_area() -> Area {
     Area::for_admins("/admin")
         .at("", [get(admin::overview::overview)])
         .at("/users", [get(users::list::list)])
+        .at("/users.csv", [get(users::list::export)])
         .at("/users/new", [get(users::new::form), post(users::new::create)])
         .at("/users/{id}", [get(users::detail::show), post(users::detail::update)])
         .at("/users/{id}/disable", [post(users::actions::disable)])
@@ -272,6 +273,7 @@ fn admin_area() -> Area {
         .at("/users/{id}/invitation/resend", [post(users::actions::resend_invitation)])
         .at("/users/{id}/invitation/revoke", [post(users::actions::revoke_invitation)])
         .at("/audit", [get(admin::audit::list)])
+        .at("/audit.csv", [get(admin::audit::export)])
         .at("/outbox", [get(admin::outbox::list)])
 }
 

@@ -226,6 +226,11 @@ pub struct AuditFilter {
     pub target_id: Option<i64>,
     /// Events older than this id (the next page).
     pub before_id: Option<i64>,
+    /// One action (its code).
+    pub action: Option<String>,
+    /// Events at or after this moment, and before that one.
+    pub from: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
 }
 
 /// Newest first, `size` events and whether there are more.
@@ -239,6 +244,15 @@ pub fn page(conn: &mut DbConnection, filter: &AuditFilter, size: i64) -> QueryRe
     }
     if let Some(before) = filter.before_id {
         query = query.filter(audit_events::id.lt(before));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_events::action.eq(action.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(audit_events::occurred_at.ge(from));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::occurred_at.lt(until));
     }
     let mut events: Vec<AuditEvent> = query.order(audit_events::id.desc()).limit(size + 1).load(conn)?;
     let more = events.len() as i64 > size;

@@ -77,7 +77,7 @@ impl From<&AuditEvent> for EventRow {
     fn from(event: &AuditEvent) -> Self {
         Self {
             at: event.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            actor: event.actor_username.clone().unwrap_or_else(|| "—".to_owned()),
+            actor: crate::export::actor_words(event),
             action: event.action.clone(),
             action_words: Action::from_code(&event.action).map_or("", Action::describe),
             target: event.target_username.clone().unwrap_or_else(|| "—".to_owned()),
@@ -214,4 +214,28 @@ pub fn link_gone(
     };
     let page = LinkGonePage { layout: super::layout::Layout::default(), problem: state.problem(), next_step, action };
     super::layout::render(actix_web::http::StatusCode::GONE, &page)
+}
+
+/// A CSV download streamed chunk by chunk (`header` first): memory stays flat whatever the
+/// number of rows. A failure mid-way ends the stream (the file is then visibly cut short).
+pub fn csv_download(
+    name: &str,
+    header: Vec<u8>,
+    chunks: impl futures_util::Stream<Item = Result<actix_web::web::Bytes, PageError>> + 'static,
+) -> actix_web::HttpResponse {
+    use futures_util::StreamExt;
+    let body = futures_util::stream::once(async move { Ok::<_, PageError>(actix_web::web::Bytes::from(header)) })
+        .chain(chunks)
+        .map(|chunk| {
+            chunk.map_err(|error| {
+                tracing::error!(error = %format!("{error:#}"), "a CSV export failed part way");
+                std::io::Error::other("the export failed")
+            })
+        });
+    let filename = format!("{name}-{}.csv", chrono::Utc::now().format("%Y-%m-%d"));
+    actix_web::HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("Content-Disposition", format!("attachment; filename=\"{filename}\"")))
+        .insert_header(("Cache-Control", "no-store"))
+        .streaming(body)
 }

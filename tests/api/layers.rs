@@ -2,7 +2,7 @@
 use std::path::Path;
 
 /// Lower numbers are lower layers (ARCHITECTURE.md, "Layers").
-const LAYERS: [(&str, u8); 17] = [
+const LAYERS: [(&str, u8); 18] = [
     ("config", 0),
     ("random", 0),
     ("memory", 0),
@@ -14,6 +14,7 @@ const LAYERS: [(&str, u8); 17] = [
     ("auth", 4),
     ("accounts", 5),
     ("user_import", 5),
+    ("export", 5),
     ("error", 6),
     ("web", 7),
     ("metrics", 7),

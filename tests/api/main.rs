@@ -14,6 +14,7 @@ mod audit;
 mod browser;
 mod cli;
 mod csrf;
+mod exports;
 mod guard;
 mod http_semantics;
 mod instances;

@@ -71,6 +71,8 @@ struct UsersPage {
     previous: Option<String>,
     next: Option<String>,
     filtered: bool,
+    /// The CSV of every user the list's search and filters find.
+    export: String,
 }
 
 fn parse_sort(raw: &str) -> (SortKey, bool) {
@@ -149,11 +151,10 @@ fn row(user: &User) -> Row {
     }
 }
 
-pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Result<HttpResponse, PageError> {
-    let query = query.into_inner();
-    let (sort, descending) = parse_sort(&query.sort);
+/// The search and filters the query asks for.
+fn filters_of(query: &ListQuery) -> Filters {
     let search: String = query.q.trim().chars().take(MAX_SEARCH_CHARS).collect::<String>().to_lowercase();
-    let filters = Filters {
+    Filters {
         search: (!search.is_empty()).then_some(search),
         role: Role::parse(&query.role).ok(),
         active: match query.status.as_str() {
@@ -166,7 +167,38 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
             "off" => Some(false),
             _ => None,
         },
-    };
+    }
+}
+
+/// `GET /admin/users.csv`: the users the list shows (its search and filters, every page), as
+/// CSV in the format `portcullis user import` reads, streamed a thousand rows at a time.
+pub async fn export(page: Page, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {
+    let filters = filters_of(&query);
+    let header = crate::export::user_header(false)?;
+    let pool = page.pool.clone();
+    // `None`: done; `Some(None)`: the first chunk; `Some(Some(cursor))`: the chunk after it.
+    let chunks = futures_util::stream::unfold(Some(None), move |state: Option<Option<Cursor>>| {
+        let (pool, filters) = (pool.clone(), filters.clone());
+        async move {
+            let cursor = state?;
+            let chunk = db::run(&pool, move |conn| -> anyhow::Result<_> {
+                let (users, next) = crate::export::user_chunk(conn, &filters, cursor)?;
+                Ok((crate::export::user_rows(&users, false)?, next))
+            })
+            .await;
+            Some(match chunk {
+                Ok((bytes, next)) => (Ok(web::Bytes::from(bytes)), next.map(Some)),
+                Err(error) => (Err(PageError::Unexpected(error)), None),
+            })
+        }
+    });
+    Ok(crate::web::view::csv_download("users", header, chunks))
+}
+
+pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Result<HttpResponse, PageError> {
+    let query = query.into_inner();
+    let (sort, descending) = parse_sort(&query.sort);
+    let filters = filters_of(&query);
     let (cursor, backwards) = match (query.after.is_empty(), query.before.is_empty()) {
         (false, _) => (Some(decode_cursor(&query.after, sort)?), false),
         (true, false) => (Some(decode_cursor(&query.before, sort)?), true),
@@ -214,6 +246,7 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
         .collect();
 
     let view = UsersPage {
+        export: format!("/admin/users.csv?{}", serde_urlencoded::to_string(filter_params(&query)).unwrap_or_default()),
         layout: page.layout().with_flash(&flash),
         filtered: filters.search.is_some()
             || filters.role.is_some()
