@@ -322,7 +322,7 @@ async fn start_mail_sender(
 ) -> anyhow::Result<Option<SenderHandle>> {
     let Some(smtp) = &settings.mail.smtp else { return Ok(None) };
     let mailer = Mailer::new(smtp, settings.mail.from.as_deref().unwrap_or_default())?;
-    let own = DatabaseSettings { pool_size: 1, ..settings.database.clone() };
+    let own = DatabaseSettings { pool_size: sender::THREADS as u32, ..settings.database.clone() };
     let pool = tokio::task::spawn_blocking(move || db::build_pool(&own)).await??;
     let single_instance = !settings.database.url.is_postgres();
     let (outbox, stats) = (Arc::clone(outbox), Arc::clone(stats));

@@ -1,7 +1,7 @@
 //! [`Accounts`]: the async face of the operations for request handlers.
 use std::sync::Arc;
 
-use super::{AccountError, ValidAccount, operations};
+use super::{AccountError, FieldErrors, ValidAccount, operations};
 use crate::auth::credentials;
 use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
@@ -58,6 +58,29 @@ impl<'a> Accounts<'a> {
         let result = database::run(self.pool, work).await;
         self.sessions.note_revocations(self.pool).await;
         result
+    }
+
+    /// Every way a new account would clash with existing ones (username and e-mail at once,
+    /// so the form can show both); empty when it would not. The insert still checks, for races.
+    pub async fn clashes(&self, account: &ValidAccount) -> Result<FieldErrors, AccountError> {
+        use crate::db::users::{InsertUserError, find_by_login, taken};
+        let (username, email, skeleton) =
+            (account.username.to_string(), account.email.to_string(), account.email.skeleton());
+        let (names, looks, exact) = database::run(self.pool, move |conn| -> Result<_, AccountError> {
+            let (names, looks) = taken(conn, &[username.as_str()], &[skeleton.as_str()])?;
+            Ok((names, looks, find_by_login(conn, &email)?.is_some()))
+        })
+        .await?;
+        let mut errors = FieldErrors::default();
+        if !names.is_empty() {
+            errors.add("username", InsertUserError::UsernameTaken.to_string());
+        }
+        if exact {
+            errors.add("email", InsertUserError::EmailTaken.to_string());
+        } else if !looks.is_empty() {
+            errors.add("email", InsertUserError::EmailLookalike.to_string());
+        }
+        Ok(errors)
     }
 
     pub async fn create(

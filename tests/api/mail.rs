@@ -80,9 +80,11 @@ with_mail! {
         let again = app.get(&link).await;
         assert_eq!(again.status(), 410);
         assert!(unescape(&again.text().await.unwrap()).contains("used already"));
-        let notice = sink.next_to(&ann.email, 1).await;
-        assert_eq!(notice.subject, "Your password was changed");
+        // The reset link, the password notice, and (this browser is new to ann) a new-device notice.
+        let mails = sink.wait_for_count(&ann.email, 3, Duration::from_secs(10)).await;
+        let notice = mails.iter().find(|mail| mail.subject == "Your password was changed").expect("a password notice");
         assert!(notice.text.contains("with a reset link"));
+        assert!(mails.iter().any(|mail| mail.subject == "New sign-in to your account"));
         assert!(app.audit_actions().await.contains(&"password.reset_by_link".to_owned()));
     }
 
@@ -131,8 +133,13 @@ with_mail! {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let got = sink.to(&ann.email);
         assert_eq!(got.len(), 3, "at most three reset links an hour");
-        let newest = got.last().unwrap().link();
-        assert_eq!(app.get(&newest).await.status(), 200, "the last link sent still works");
+        let mut working = 0;
+        for mail in &got {
+            if app.get(&mail.link()).await.status() == 200 {
+                working += 1;
+            }
+        }
+        assert_eq!(working, 1, "the newest link sent still works, the older ones do not");
     }
 
     async fn an_invited_user_chooses_a_password_and_is_signed_in(app: TestApp, sink: SmtpSink) {

@@ -26,6 +26,8 @@ both_backends! {
         assert!(users.contains(r#"<a href="/admin/users" aria-current="page">Users</a>"#));
         assert!(users.contains(r#"<a href="/admin">Admin</a>"#), "the overview is marked only on itself");
         assert_eq!(users.matches("aria-current=\"page\"").count(), 1);
+        let overview = app.get("/admin").await.text().await.unwrap();
+        assert!(overview.contains(r#"<a class="stat" href="/admin/users?role=admin&amp;status=active">"#), "counts lead to their list");
     }
 
     async fn resetting_a_password_and_signing_out_everywhere_ask_first(app: TestApp) {
@@ -65,6 +67,19 @@ both_backends! {
         let html = unescape(&response.text().await.unwrap());
         assert!(html.contains("You typed a password but chose to generate one"), "{html}");
         assert!(html.contains(r#"value="carol""#), "what was typed is kept");
+    }
+
+    async fn add_a_user_names_every_clash_at_once(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        app.create_user("carol", Role::User).await;
+        app.login_as(&admin).await;
+        let csrf = app.session_csrf_token().await;
+        let response = app
+            .post_form("/admin/users/new", &[("csrf_token", &csrf), ("username", "carol"), ("email", "carol@example.com"), ("role", "user"), ("password_mode", "generate")])
+            .await;
+        assert_eq!(response.status(), 422);
+        let html = unescape(&response.text().await.unwrap());
+        assert!(html.contains("That username is already taken") && html.contains("That email address is already in use"), "{html}");
     }
 
     async fn the_login_page_offers_a_show_password_toggle_that_needs_no_script_to_work_without(app: TestApp) {

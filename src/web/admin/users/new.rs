@@ -89,6 +89,10 @@ pub async fn create(page: Page, form: CsrfForm<NewUserForm>) -> Result<HttpRespo
         Ok(account) => account,
         Err(errors) => return rerender(errors),
     };
+    let clashes = page.accounts().clashes(&account).await?;
+    if !clashes.is_empty() {
+        return rerender(clashes);
+    }
     let hash = page.hasher.hash(&account.password).await?;
     let created = if invite {
         page.accounts().invite(page.actor(), account, hash).await
