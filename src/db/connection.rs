@@ -160,5 +160,9 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
     let applied = applied.context("could not apply database migrations")?;
     // The data half of a migration that needs Rust (Unicode tables): cheap when done.
     super::users::backfill_email_skeletons(conn).context("could not record what e-mail addresses look like")?;
+    let indexed = super::users::backfill_search_text(conn).context("could not index users for search")?;
+    if indexed > 0 {
+        tracing::info!(indexed, "users indexed for substring search");
+    }
     Ok(applied)
 }

@@ -15,6 +15,7 @@ diesel::table! {
         search_name -> Text,
         email_skeleton -> Nullable<Text>,
         mfa_enabled -> Bool,
+        search_text -> Text,
     }
 }
 

@@ -5,6 +5,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::DbConnection;
 use super::schema::users;
+use crate::domain::search::user_search_text;
 use crate::domain::{DisplayName, Email, Role, Username};
 
 #[derive(Debug, Clone, Queryable)]
@@ -29,6 +30,8 @@ pub struct User {
     pub email_skeleton: Option<String>,
     /// Has a second factor to sign in with (kept by every change to their factors).
     pub mfa_enabled: bool,
+    /// Username, e-mail and display name folded (`domain::search`), for substring search.
+    pub search_text: String,
 }
 
 /// The stored role. A CHECK constraint keeps the column to the two roles; anything else
@@ -74,6 +77,7 @@ struct NewUserRow<'a> {
     updated_at: NaiveDateTime,
     search_name: String,
     email_skeleton: String,
+    search_text: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +141,7 @@ impl<'a> NewUserRow<'a> {
             updated_at: created,
             search_name: new.display_name.as_str().to_lowercase(),
             email_skeleton: new.email.skeleton(),
+            search_text: user_search_text(new.username, new.email, new.display_name.as_str()),
         }
     }
 }
@@ -203,6 +208,32 @@ pub fn backfill_email_skeletons(conn: &mut DbConnection) -> QueryResult<usize> {
             diesel::update(users::table.find(id)).set(users::email_skeleton.eq(skeleton)).execute(conn)?;
             filled += 1;
         }
+    }
+}
+
+/// Fills in the search text of users stored before it existed (run after the migrations), a
+/// thousand per transaction.
+pub fn backfill_search_text(conn: &mut DbConnection) -> QueryResult<usize> {
+    let mut filled = 0;
+    loop {
+        let batch: Vec<(i64, String, String, String)> = users::table
+            .filter(users::search_text.eq(""))
+            .order(users::id)
+            .select((users::id, users::username, users::email, users::display_name))
+            .limit(1000)
+            .load(conn)?;
+        if batch.is_empty() {
+            return Ok(filled);
+        }
+        super::write_transaction(conn, |conn| {
+            for (id, username, email, display_name) in &batch {
+                diesel::update(users::table.find(id))
+                    .set(users::search_text.eq(user_search_text(username, email, display_name)))
+                    .execute(conn)?;
+            }
+            Ok::<_, DieselError>(())
+        })?;
+        filled += batch.len();
     }
 }
 
@@ -280,6 +311,7 @@ pub fn update_profile(
             users::email_skeleton.eq(email_skeleton),
             users::display_name.eq(display_name),
             users::search_name.eq(display_name.to_lowercase()),
+            users::search_text.eq(user_search_text(username, email, display_name)),
             users::role.eq(role.as_str()),
             users::updated_at.eq(now()),
         ))

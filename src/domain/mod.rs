@@ -31,6 +31,7 @@ pub mod email;
 mod next_path;
 mod password;
 mod role;
+pub mod search;
 mod username;
 
 pub use display_name::DisplayName;

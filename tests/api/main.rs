@@ -31,4 +31,5 @@ mod sessions;
 mod startup;
 mod throttling;
 mod token_attacks;
+mod user_search;
 mod webdriver;

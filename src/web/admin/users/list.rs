@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 use crate::db;
-use crate::db::user_search::{self, Cursor, Filters, PageRequest, SortKey};
+use crate::db::user_search::{self, Cursor, Filters, Found, PageRequest, SortKey};
 use crate::db::users::User;
 use crate::domain::Role;
 use crate::error::PageError;
@@ -71,6 +71,8 @@ struct UsersPage {
     previous: Option<String>,
     next: Option<String>,
     filtered: bool,
+    /// "12 users found", "More than 10,000 users found", or "" when counting is not cheap.
+    count: String,
     /// The CSV of every user the list's search and filters find.
     export: String,
 }
@@ -206,8 +208,11 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
     };
     let had_cursor = cursor.is_some();
     let request = PageRequest { filters: filters.clone(), sort, descending, cursor, backwards, size: PAGE_SIZE };
-    let found =
-        db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(user_search::page(conn, &request)?) }).await?;
+    let counted = filters.clone();
+    let (found, count) = db::run(&page.pool, move |conn| -> anyhow::Result<_> {
+        Ok((user_search::page(conn, &request)?, user_search::found(conn, &counted)?))
+    })
+    .await?;
 
     let sort_param = format!("{}{}", if descending { "-" } else { "" }, sort_name(sort));
     let link = |extra: (&str, String)| {
@@ -259,6 +264,12 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
         sort: sort_param,
         headers,
         rows: found.users.iter().map(row).collect(),
+        count: match count {
+            Some(Found::Exactly(1)) => "1 user found".to_owned(),
+            Some(Found::Exactly(n)) => format!("{n} users found"),
+            Some(Found::MoreThan(_)) => "More than 10,000 users found".to_owned(),
+            None => String::new(),
+        },
         previous,
         next,
     };

@@ -1,0 +1,2 @@
+DROP INDEX users_search_text_trgm;
+ALTER TABLE users DROP COLUMN search_text;

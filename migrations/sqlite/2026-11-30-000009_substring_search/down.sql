@@ -1,0 +1,5 @@
+DROP TRIGGER users_fts_update;
+DROP TRIGGER users_fts_delete;
+DROP TRIGGER users_fts_insert;
+DROP TABLE users_fts;
+ALTER TABLE users DROP COLUMN search_text;
