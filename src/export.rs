@@ -79,7 +79,8 @@ pub fn user_chunk(
         backwards: false,
         size: CHUNK,
     };
-    let page = user_search::page(conn, &request)?;
+    let plan = user_search::plan(conn, &request.filters)?;
+    let page = user_search::page(conn, &request, &plan)?;
     let next = page.users.last().filter(|_| page.more).map(|user| Cursor::after(user, SortKey::Username));
     Ok((page.users, next))
 }

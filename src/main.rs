@@ -86,7 +86,8 @@ enum UserCommand {
     },
     /// List users, by username
     List {
-        /// Only users whose username, email or display name starts with this
+        /// Only users with this in their username, email or display name (three characters or
+        /// more: anywhere, whatever the accents and case; fewer: at the start)
         #[arg(long)]
         search: Option<String>,
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
@@ -117,7 +118,8 @@ enum UserCommand {
     /// Write users as CSV to standard output, in the format `user import` reads (a thousand
     /// rows at a time: memory stays flat at any size)
     Export {
-        /// Only users whose username, email or display name starts with this
+        /// Only users with this in their username, email or display name (three characters or
+        /// more: anywhere, whatever the accents and case; fewer: at the start)
         #[arg(long)]
         search: Option<String>,
         /// Add the password_hash column (argon2 PHC strings): for moving users to another

@@ -194,6 +194,7 @@ impl RevocationList {
         let (stop_pruning, pruning_stopped) = mpsc::channel::<()>();
         let list = Arc::clone(self);
         std::thread::Builder::new().name("session-pruner".into()).spawn(move || {
+            let mut sampled_at: Option<Instant> = None;
             while let Err(RecvTimeoutError::Timeout) = pruning_stopped.recv_timeout(housekeeping_interval) {
                 let pruned = pool
                     .get()
@@ -204,11 +205,25 @@ impl RevocationList {
                     Ok(rows) => tracing::debug!(rows, "pruned ended sessions and idle sign-in counters"),
                     Err(error) => tracing::warn!(error = %format!("{error:#}"), "could not prune ended sessions"),
                 }
+                // The user search's estimate of how common each trigram is (PostgreSQL), hourly.
+                if sampled_at.is_none_or(|at| at.elapsed() > TRIGRAM_SAMPLE_EVERY) {
+                    sampled_at = Some(Instant::now());
+                    let refreshed = pool
+                        .get()
+                        .context("no database connection available")
+                        .and_then(|mut conn| Ok(crate::db::user_search::refresh_trigram_sample(&mut conn)?));
+                    if let Err(error) = refreshed {
+                        tracing::warn!(error = %format!("{error:#}"), "could not sample the users for search");
+                    }
+                }
             }
         })?;
         Ok(SyncerHandle { _stop: [stop_sync, stop_pruning] })
     }
 }
+
+/// How often housekeeping re-estimates how common each search trigram is.
+const TRIGRAM_SAMPLE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// Stops the sync and pruning threads when dropped.
 pub struct SyncerHandle {

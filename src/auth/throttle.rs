@@ -276,7 +276,10 @@ impl LoginThrottle {
     /// reservation is given back.
     pub fn succeeded(&self, conn: &mut DbConnection, counters: &Counters) -> diesel::QueryResult<()> {
         write_transaction(conn, |conn| {
-            for counter in &counters.counters {
+            // In key order, as `throttles::lock` takes its locks (no deadlock between the two).
+            let mut ordered: Vec<&Counter> = counters.counters.iter().collect();
+            ordered.sort_by(|a, b| a.key.cmp(&b.key));
+            for counter in ordered {
                 if counter.kind.resets_on_success() {
                     throttles::clear(conn, &counter.key)?;
                 } else {

@@ -158,3 +158,10 @@ diesel::table! {
         voided_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    search_trigram_sample (trigram) {
+        trigram -> Text,
+        users -> BigInt,
+    }
+}

@@ -29,9 +29,15 @@ pub fn lock(conn: &mut DbConnection, keys: &[String], now: NaiveDateTime) -> Que
             DbConnection::Postgres(pg) => insert.on_conflict_do_nothing().execute(pg)?,
         };
     }
-    diesel::update(login_throttles::table.filter(login_throttles::throttle_key.eq_any(keys)))
-        .set(login_throttles::attempts.eq(login_throttles::attempts))
-        .execute(conn)?;
+    // One row at a time in key order: every writer of several counters takes their locks in
+    // this one order, so two sign-ins racing on the same counters never deadlock.
+    let mut ordered: Vec<&String> = keys.iter().collect();
+    ordered.sort();
+    for key in ordered {
+        diesel::update(login_throttles::table.find(key))
+            .set(login_throttles::attempts.eq(login_throttles::attempts))
+            .execute(conn)?;
+    }
     login_throttles::table.filter(login_throttles::throttle_key.eq_any(keys)).load(conn)
 }
 

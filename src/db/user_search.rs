@@ -32,12 +32,23 @@ pub struct Filters {
 /// (more than [`FEW`]) are found by walking the list's order and keeping those that contain
 /// the text, which stops after one page because they are everywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum SearchPlan {
+pub struct SearchPlan(Plan);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
     /// Under three characters: the start of the username, e-mail or display name.
     Prefix(String),
-    Few {
+    /// SQLite: the users holding the text's two rarest trigrams (FTS5 `MATCH`), checked with
+    /// `instr`.
+    FewSqlite {
         folded: String,
-        sqlite: bool,
+        rare: String,
+    },
+    /// PostgreSQL: the users holding the rarest (sampled) trigrams, through the GIN index,
+    /// checked with `strpos`.
+    FewPostgres {
+        folded: String,
+        rare: Vec<String>,
     },
     Many {
         folded: String,
@@ -68,52 +79,147 @@ fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
+/// The distinct three-character windows of `text`.
+fn trigrams(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut grams: Vec<String> = chars.windows(3).map(|window| window.iter().collect()).collect();
+    grams.sort();
+    grams.dedup();
+    grams
 }
 
-/// How many users contain `folded`, counted up to `FEW + 1` through the trigram index. On
-/// SQLite the FTS5 LIKE treats `%` and `_` as wildcards: a superset, made exact by `instr`.
-fn candidates(conn: &mut DbConnection, folded: &str) -> QueryResult<i64> {
-    use diesel::sql_types::Text;
-    let limit = FEW + 1;
-    let count = match conn {
-        DbConnection::Sqlite(sqlite) => diesel::sql_query(format!(
-            "SELECT count(*) AS n FROM (SELECT rowid FROM users_fts WHERE search_text LIKE ? LIMIT {limit})"
-        ))
-        .bind::<Text, _>(format!("%{folded}%"))
-        .get_result::<Count>(sqlite)?,
-        DbConnection::Postgres(pg) => diesel::sql_query(format!(
-            "SELECT count(*) AS n FROM (SELECT 1 FROM users WHERE search_text LIKE $1 ESCAPE '\\' LIMIT {limit}) found"
-        ))
-        .bind::<Text, _>(contains_pattern(folded))
-        .get_result::<Count>(pg)?,
+/// The sample's row that holds the number of users it was scaled to (no trigram is empty).
+const TOTAL_KEY: &str = "";
+
+/// Whether a search for text with these ranked trigrams likely matches more than [`FEW`]:
+/// the two rarest trigrams' estimates, taken as independent, bound the matches.
+fn likely_many(ranked: &[(i64, String)], total: i64) -> bool {
+    match ranked {
+        [] => false,
+        [(only, _)] => *only > FEW,
+        [(rarest, _), (next, _), ..] => (*rarest as f64) * (*next as f64) / total.max(1) as f64 > FEW as f64,
+    }
+}
+
+/// The trigrams of `folded` an index can use, each with how many users hold it by the
+/// sample (0 when the sample has not seen it), rarest first; and the users the sample stands for.
+fn ranked_trigrams(conn: &mut DbConnection, folded: &str) -> QueryResult<(Vec<(i64, String)>, i64)> {
+    use super::schema::search_trigram_sample as sample;
+    // pg_trgm indexes letters and digits only; FTS5's trigrams are any characters, but the
+    // sample counts the same kind on both.
+    let grams: Vec<String> =
+        trigrams(folded).into_iter().filter(|gram| gram.chars().all(char::is_alphanumeric)).collect();
+    let mut keys = grams.clone();
+    keys.push(TOTAL_KEY.to_owned());
+    let sampled: Vec<(String, i64)> =
+        sample::table.filter(sample::trigram.eq_any(&keys)).select((sample::trigram, sample::users)).load(conn)?;
+    let estimate = |gram: &str| sampled.iter().find(|(seen, _)| seen == gram).map_or(0, |(_, users)| *users);
+    let mut ranked: Vec<(i64, String)> = grams.iter().map(|gram| (estimate(gram), gram.clone())).collect();
+    ranked.sort();
+    Ok((ranked, estimate(TOTAL_KEY)))
+}
+
+/// SQLite: the two rarest trigrams pick the candidates through FTS5 (`MATCH`); `instr` makes
+/// the answer exact. No usable trigram (such as "t_x"): the text's own trigrams do.
+fn sqlite_plan(conn: &mut DbConnection, folded: String) -> QueryResult<Plan> {
+    let (ranked, total) = ranked_trigrams(conn, &folded)?;
+    if likely_many(&ranked, total) {
+        return Ok(Plan::Many { folded, sqlite: true });
+    }
+    let phrase = |gram: &str| format!("\"{}\"", gram.replace('"', "\"\""));
+    let rare = if ranked.is_empty() {
+        phrase(&folded)
+    } else {
+        ranked.iter().take(2).map(|(_, gram)| phrase(gram)).collect::<Vec<_>>().join(" AND ")
     };
-    Ok(count.n)
+    Ok(Plan::FewSqlite { folded, rare })
 }
 
-fn plan(conn: &mut DbConnection, filters: &Filters) -> QueryResult<Option<SearchPlan>> {
+/// PostgreSQL: the two rarest trigrams, each one posting list in the GIN index; `strpos`
+/// makes the answer exact. No usable trigram: every user is checked (a scan).
+fn postgres_plan(conn: &mut DbConnection, folded: String) -> QueryResult<Plan> {
+    let (ranked, total) = ranked_trigrams(conn, &folded)?;
+    if likely_many(&ranked, total) {
+        return Ok(Plan::Many { folded, sqlite: false });
+    }
+    Ok(Plan::FewPostgres { folded, rare: ranked.into_iter().take(2).map(|(_, gram)| gram).collect() })
+}
+
+/// Users sampled to estimate how common each trigram is.
+const TRIGRAM_SAMPLE: i64 = 20_000;
+
+/// Re-estimates how many users hold each trigram, from a random sample of users, counted here
+/// (housekeeping runs it hourly; about a second at a million users).
+pub fn refresh_trigram_sample(conn: &mut DbConnection) -> QueryResult<()> {
+    use super::schema::search_trigram_sample as sample;
+    let total: i64 = users::table.count().get_result(conn)?;
+    let texts: Vec<String> = match conn {
+        DbConnection::Postgres(pg) => {
+            let percent = (TRIGRAM_SAMPLE as f64 / total.max(1) as f64 * 100.0).clamp(0.01, 100.0);
+            #[derive(QueryableByName)]
+            struct Text {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                search_text: String,
+            }
+            diesel::sql_query(format!("SELECT search_text FROM users TABLESAMPLE BERNOULLI ({percent})"))
+                .load::<Text>(pg)?
+                .into_iter()
+                .map(|row| row.search_text)
+                .collect()
+        }
+        DbConnection::Sqlite(sqlite) => users::table
+            .select(users::search_text)
+            .order(diesel::dsl::sql::<diesel::sql_types::Integer>("random()"))
+            .limit(TRIGRAM_SAMPLE)
+            .load(sqlite)?,
+    };
+    let mut held: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for text in &texts {
+        let mut grams: Vec<String> =
+            trigrams(text).into_iter().filter(|gram| gram.chars().all(char::is_alphanumeric)).collect();
+        grams.dedup();
+        for gram in grams {
+            *held.entry(gram).or_default() += 1;
+        }
+    }
+    let scale = total as f64 / texts.len().max(1) as f64;
+    super::write_transaction(conn, |conn| {
+        diesel::delete(sample::table).execute(conn)?;
+        diesel::insert_into(sample::table)
+            .values((sample::trigram.eq(TOTAL_KEY), sample::users.eq(total)))
+            .execute(conn)?;
+        for (gram, count) in &held {
+            diesel::insert_into(sample::table)
+                .values((sample::trigram.eq(gram), sample::users.eq((*count as f64 * scale).round() as i64)))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// How the search of `filters` should run (`None` without a search).
+pub fn plan(conn: &mut DbConnection, filters: &Filters) -> QueryResult<Option<SearchPlan>> {
     let Some(search) = filters.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
     let folded = crate::domain::search::fold(search);
     if folded.chars().count() < 3 {
-        return Ok(Some(SearchPlan::Prefix(search.to_lowercase())));
+        return Ok(Some(SearchPlan(Plan::Prefix(search.to_lowercase()))));
     }
-    let sqlite = matches!(conn, DbConnection::Sqlite(_));
-    Ok(Some(if candidates(conn, &folded)? > FEW {
-        SearchPlan::Many { folded, sqlite }
-    } else {
-        SearchPlan::Few { folded, sqlite }
-    }))
+    let plan = match conn {
+        DbConnection::Sqlite(_) => sqlite_plan(conn, folded)?,
+        DbConnection::Postgres(_) => postgres_plan(conn, folded)?,
+    };
+    Ok(Some(SearchPlan(plan)))
 }
 
 /// How many users the search (with the other filters) finds, when that is cheap to say.
-pub fn found(conn: &mut DbConnection, filters: &Filters) -> QueryResult<Option<Found>> {
-    let plan = plan(conn, filters)?;
-    match &plan {
-        Some(SearchPlan::Few { .. }) => Ok(Some(Found::Exactly(filtered(filters, &plan).count().get_result(conn)?))),
-        Some(SearchPlan::Many { .. }) => Ok(Some(Found::MoreThan(FEW))),
+pub fn found(conn: &mut DbConnection, filters: &Filters, plan: &Option<SearchPlan>) -> QueryResult<Option<Found>> {
+    match plan.as_ref().map(|plan| &plan.0) {
+        Some(Plan::FewSqlite { .. } | Plan::FewPostgres { .. }) => {
+            // The estimate can be off (a stale sample): more than few is said as such.
+            let count: i64 = filtered(filters, plan).count().get_result(conn)?;
+            Ok(Some(if count > FEW { Found::MoreThan(FEW) } else { Found::Exactly(count) }))
+        }
+        Some(Plan::Many { .. }) => Ok(Some(Found::MoreThan(FEW))),
         _ => Ok(None),
     }
 }
@@ -164,9 +270,9 @@ fn filtered(filters: &Filters, plan: &Option<SearchPlan>) -> BoxedUsers<'static>
     use diesel::dsl::sql;
     use diesel::sql_types::{Bool, Text};
     let mut query = users::table.into_boxed();
-    match plan {
+    match plan.as_ref().map(|plan| &plan.0) {
         None => {}
-        Some(SearchPlan::Prefix(search)) => {
+        Some(Plan::Prefix(search)) => {
             let (low, high) = prefix_range(search);
             query = query.filter(
                 users::username
@@ -176,21 +282,24 @@ fn filtered(filters: &Filters, plan: &Option<SearchPlan>) -> BoxedUsers<'static>
                     .or(users::search_name.ge(low).and(users::search_name.lt(high))),
             );
         }
-        Some(SearchPlan::Few { folded, sqlite: true }) => {
+        Some(Plan::FewSqlite { folded, rare }) => {
             query = query.filter(
-                sql::<Bool>("users.id IN (SELECT rowid FROM users_fts WHERE search_text LIKE ")
-                    .bind::<Text, _>(format!("%{folded}%"))
+                sql::<Bool>("users.id IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ")
+                    .bind::<Text, _>(rare.clone())
                     .sql(") AND instr(users.search_text, ")
                     .bind::<Text, _>(folded.clone())
                     .sql(") > 0"),
             );
         }
-        Some(SearchPlan::Few { folded, sqlite: false }) => {
-            query = query.filter(
-                sql::<Bool>("users.search_text LIKE ").bind::<Text, _>(contains_pattern(folded)).sql(" ESCAPE '\\'"),
-            );
+        Some(Plan::FewPostgres { folded, rare }) => {
+            // Each single-trigram LIKE is one posting list in the GIN index; `strpos` is exact.
+            for gram in rare {
+                query = query.filter(sql::<Bool>("users.search_text LIKE ").bind::<Text, _>(contains_pattern(gram)));
+            }
+            query =
+                query.filter(sql::<Bool>("strpos(users.search_text, ").bind::<Text, _>(folded.clone()).sql(") > 0"));
         }
-        Some(SearchPlan::Many { folded, sqlite }) => {
+        Some(Plan::Many { folded, sqlite }) => {
             let function = if *sqlite { "instr(users.search_text, " } else { "strpos(users.search_text, " };
             query = query.filter(sql::<Bool>(function).bind::<Text, _>(folded.clone()).sql(") > 0"));
         }
@@ -217,15 +326,16 @@ fn filtered(filters: &Filters, plan: &Option<SearchPlan>) -> BoxedUsers<'static>
     query
 }
 
-pub fn page(conn: &mut DbConnection, request: &PageRequest) -> QueryResult<Page> {
-    let plan = plan(conn, &request.filters)?;
+/// One page of the list; `plan` is `plan(conn, &request.filters)` (made once per request: the
+/// page and the count share it).
+pub fn page(conn: &mut DbConnection, request: &PageRequest, plan: &Option<SearchPlan>) -> QueryResult<Page> {
     // Reading backwards is reading forwards in the opposite order, then reversing.
     let ascending = request.descending == request.backwards;
     let limit = request.size + 1;
     let mut rows = match request.sort {
-        SortKey::Username => by_username(conn, request, &plan, ascending, limit)?,
-        SortKey::Created => by_created(conn, request, &plan, ascending, limit)?,
-        SortKey::LastLogin => by_last_login(conn, request, &plan, ascending, limit)?,
+        SortKey::Username => by_username(conn, request, plan, ascending, limit)?,
+        SortKey::Created => by_created(conn, request, plan, ascending, limit)?,
+        SortKey::LastLogin => by_last_login(conn, request, plan, ascending, limit)?,
     };
     let more = rows.len() as i64 > request.size;
     rows.truncate(usize::try_from(request.size).unwrap_or(0));
@@ -254,7 +364,10 @@ fn by_username(
     // username index hoping to meet matches early (they may sit deep inside it): it fetches
     // the matches through the prefix ranges and sorts only those. A search then costs what
     // its number of matches costs, wherever they are.
-    let fetch_and_sort = matches!(plan, Some(SearchPlan::Prefix(_) | SearchPlan::Few { .. }));
+    let fetch_and_sort = matches!(
+        plan.as_ref().map(|plan| &plan.0),
+        Some(Plan::Prefix(_) | Plan::FewSqlite { .. } | Plan::FewPostgres { .. })
+    );
     query = match (fetch_and_sort, ascending) {
         (true, true) => query.order(users::username.concat("").asc()),
         (true, false) => query.order(users::username.concat("").desc()),

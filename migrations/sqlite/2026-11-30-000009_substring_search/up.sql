@@ -12,3 +12,10 @@ CREATE TRIGGER users_fts_update AFTER UPDATE OF search_text ON users BEGIN
     INSERT INTO users_fts (users_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text);
     INSERT INTO users_fts (rowid, search_text) VALUES (new.id, new.search_text);
 END;
+
+-- How many users hold each trigram, estimated from a sample of users (refreshed hourly by
+-- housekeeping): a search asks the index for its rarest trigrams only.
+CREATE TABLE search_trigram_sample (
+    trigram TEXT PRIMARY KEY NOT NULL,
+    users BIGINT NOT NULL
+);

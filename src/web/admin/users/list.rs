@@ -210,7 +210,8 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
     let request = PageRequest { filters: filters.clone(), sort, descending, cursor, backwards, size: PAGE_SIZE };
     let counted = filters.clone();
     let (found, count) = db::run(&page.pool, move |conn| -> anyhow::Result<_> {
-        Ok((user_search::page(conn, &request)?, user_search::found(conn, &counted)?))
+        let plan = user_search::plan(conn, &request.filters)?;
+        Ok((user_search::page(conn, &request, &plan)?, user_search::found(conn, &counted, &plan)?))
     })
     .await?;
 
