@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::operations::{self, load, recipient, store_password};
 use super::{AccountError, Accounts, ValidAccount};
 use crate::db::audit::{self, Action, Actor};
-use crate::db::users::{self, NewUser, ProfileChanges, User, now};
+use crate::db::users::{self, ProfileChanges, User, now};
 use crate::db::{self as database, DbConnection, email_links, write_transaction};
 use crate::domain::Email;
 use crate::mail::links::{self, LinkState, Purpose};
@@ -37,17 +37,7 @@ pub fn invite(
         return Err(AccountError::Refused(NO_MAIL.to_owned()));
     }
     write_transaction(conn, |conn| {
-        let user = users::insert(
-            conn,
-            &NewUser {
-                username: &account.username,
-                email: &account.email,
-                display_name: &account.display_name,
-                password_hash,
-                role: account.role,
-                must_change_password: false,
-            },
-        )?;
+        let user = operations::insert_account(conn, account, password_hash, false)?;
         send_invitation(conn, outbox, actor, &user)?;
         let details = format!("role: {}; email: {}; invitation sent", user.role, user.email);
         audit::record(conn, actor, Action::UserInvite, Some((user.id, &user.username)), &details)?;

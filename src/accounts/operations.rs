@@ -51,17 +51,7 @@ pub fn create(
     must_change_password: bool,
 ) -> Result<User, AccountError> {
     write_transaction(conn, |conn| {
-        let user = users::insert(
-            conn,
-            &NewUser {
-                username: &account.username,
-                email: &account.email,
-                display_name: &account.display_name,
-                password_hash,
-                role: account.role,
-                must_change_password,
-            },
-        )?;
+        let user = insert_account(conn, account, password_hash, must_change_password)?;
         let details = format!(
             "role: {}; email: {}{}",
             user.role,
@@ -71,6 +61,26 @@ pub fn create(
         audit::record(conn, actor, Action::UserCreate, Some((user.id, &user.username)), &details)?;
         Ok(user)
     })
+}
+
+/// The row of a new account (inside the caller's transaction).
+pub(super) fn insert_account(
+    conn: &mut DbConnection,
+    account: &ValidAccount,
+    password_hash: &str,
+    must_change_password: bool,
+) -> Result<User, AccountError> {
+    Ok(users::insert(
+        conn,
+        &NewUser {
+            username: &account.username,
+            email: &account.email,
+            display_name: &account.display_name,
+            password_hash,
+            role: account.role,
+            must_change_password,
+        },
+    )?)
 }
 
 /// Applies profile changes (an admin editing a user, or a user editing themself) and records

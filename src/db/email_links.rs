@@ -76,25 +76,6 @@ pub fn void_all(conn: &mut DbConnection, user_id: i64, purpose: &str, now: Naive
     .execute(conn)
 }
 
-/// The user's newest link of `purpose` that still works.
-pub fn live(
-    conn: &mut DbConnection,
-    user_id: i64,
-    purpose: &str,
-    now: NaiveDateTime,
-) -> QueryResult<Option<EmailLink>> {
-    email_links::table
-        .filter(email_links::user_id.eq(user_id))
-        .filter(email_links::purpose.eq(purpose))
-        .filter(email_links::used_at.is_null())
-        .filter(email_links::voided_at.is_null())
-        .filter(email_links::expires_at.gt(now))
-        .order(email_links::created_at.desc())
-        .select(EmailLink::as_select())
-        .first(conn)
-        .optional()
-}
-
 /// The user's newest link of `purpose`, whatever its state.
 pub fn newest(conn: &mut DbConnection, user_id: i64, purpose: &str) -> QueryResult<Option<EmailLink>> {
     email_links::table

@@ -31,7 +31,7 @@ impl Purpose {
     }
 
     /// The page the link opens.
-    pub fn path(self) -> &'static str {
+    pub const fn path(self) -> &'static str {
         match self {
             Self::PasswordReset => "/password/reset",
             Self::Invitation => "/invitation",

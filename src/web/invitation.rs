@@ -12,7 +12,7 @@ use crate::error::PageError;
 use crate::mail::links::Purpose;
 use crate::web::context::Services;
 
-pub const PATH: &str = "/invitation";
+pub const PATH: &str = Purpose::Invitation.path();
 
 const WORDS: PasswordLink = PasswordLink {
     purpose: Purpose::Invitation,

@@ -11,7 +11,7 @@ use crate::error::PageError;
 use crate::mail::links::Purpose;
 use crate::web::context::Services;
 
-pub const PATH: &str = "/password/reset";
+pub const PATH: &str = Purpose::PasswordReset.path();
 
 const WORDS: PasswordLink = PasswordLink {
     purpose: Purpose::PasswordReset,
