@@ -12,6 +12,9 @@ use crate::domain::Email;
 use crate::mail::links::{self, LinkState, Purpose};
 use crate::mail::{Mail, Outbox};
 
+/// Confirmation links one user may ask for in an hour, whatever the addresses.
+const EMAIL_CHANGES_PER_HOUR: i64 = 5;
+
 const NO_MAIL: &str = "E-mail is not set up on this server (PORTCULLIS_SMTP_URL), so nothing can be sent.";
 
 /// A pending invitation, for the admin's user page.
@@ -247,6 +250,17 @@ impl Accounts<'_> {
             write_transaction(conn, |conn| {
                 let user = load(conn, user_id)?;
                 users::ensure_unique(conn, Some(user_id), user.username.as_str(), Some(&new_address))?;
+                // Each address has its own hourly cap; this one keeps a user from mailing many.
+                let hour_ago = now() - chrono::Duration::hours(1);
+                if email_links::count_since(conn, user_id, Purpose::EmailChange.as_str(), hour_ago)?
+                    >= EMAIL_CHANGES_PER_HOUR
+                {
+                    return Err(AccountError::Refused(
+                        "You have asked to change your address several times in the last hour; wait a while and \
+                         try again."
+                            .to_owned(),
+                    ));
+                }
                 let to = crate::mail::Recipient { address: new_address.as_str(), name: user.display_name.as_str() };
                 let hours = Purpose::EmailChange.lifetime().num_hours();
                 let target = (Purpose::EmailChange, user_id, Some(new_address.as_str()));

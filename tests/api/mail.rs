@@ -257,6 +257,24 @@ with_mail! {
         assert!(app.get("/account").await.text().await.unwrap().contains("value=\"ann@example.com\""));
     }
 
+    async fn one_user_cannot_send_confirmation_links_to_many_addresses(app: TestApp, sink: SmtpSink) {
+        let ann = app.create_user("ann", Role::User).await;
+        app.login_as(&ann).await;
+        for n in 0..5 {
+            let csrf = app.session_csrf_token().await;
+            let email = format!("new{n}@example.net");
+            let saved = app.post_form("/account", &[("csrf_token", &csrf), ("display_name", "ann"), ("email", &email)]).await;
+            assert_eq!(saved.status(), 303);
+        }
+        let csrf = app.session_csrf_token().await;
+        let refused = app.post_form("/account", &[("csrf_token", &csrf), ("display_name", "ann"), ("email", "new5@example.net")]).await;
+        assert_eq!(refused.status(), 400);
+        assert!(unescape(&refused.text().await.unwrap()).contains("several times in the last hour"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(sink.messages().len(), 5, "no sixth message");
+        assert!(sink.to("new5@example.net").is_empty());
+    }
+
     async fn an_admin_changing_an_address_tells_both_addresses(app: TestApp, sink: SmtpSink) {
         let admin = app.create_user("root", Role::Admin).await;
         let ann = app.create_user("ann", Role::User).await;
