@@ -208,7 +208,7 @@ pub fn list_users(settings: &Settings, search: Option<&str>, limit: i64) -> anyh
     };
     let plan = user_search::plan(&mut conn, &request.filters)?;
     let page = user_search::page(&mut conn, &request, &plan)?;
-    println!("{:>8}  {:<32}  {:<40}  {:<5}  {:<8}  last login", "id", "username", "email", "role", "status");
+    println!("{:>8}  {:<32}  {:<40}  {:<5}  {:<8}  last sign-in", "id", "username", "email", "role", "status");
     for user in &page.users {
         println!(
             "{:>8}  {:<32}  {:<40}  {:<5}  {:<8}  {}",

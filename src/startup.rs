@@ -231,7 +231,7 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
 fn account_area() -> Area {
     Area::new("/account")
         .at("", [get(account::profile::show), post(account::profile::update)])
-        .at("/password", [post(account::password::change)])
+        .at("/password", [get(account::password::show), post(account::password::change)])
         .at("/sessions", [get(account::sessions::list)])
         .at("/sessions/revoke-others", [post(account::sessions::revoke_others)])
         .at("/sessions/{session}/revoke", [post(account::sessions::revoke)])

@@ -107,6 +107,7 @@ pub fn update_profile(
             ("username", before.username.as_str(), after.username.as_str()),
             ("email", before.email.as_str(), after.email.as_str()),
             ("display name", before.display_name.as_str(), after.display_name.as_str()),
+            ("time zone", before.time_zone.name(), after.time_zone.name()),
         ] {
             if old != new {
                 changed.push(format!("{field}: {old} → {new}"));

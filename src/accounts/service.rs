@@ -10,7 +10,7 @@ use crate::db::audit::{self, Action, Actor};
 use crate::db::sessions::Ending;
 use crate::db::users::{ProfileChanges, User};
 use crate::db::{self as database, DbConnection, DbPool};
-use crate::domain::{DisplayName, Email, Role, Username};
+use crate::domain::{DisplayName, Email, Role, TimeZone, Username};
 use crate::mail::Outbox;
 
 /// The profile fields a handler changes, owned (see [`ProfileChanges`]).
@@ -20,6 +20,7 @@ pub struct ProfileUpdate {
     pub email: Option<Email>,
     pub display_name: Option<DisplayName>,
     pub role: Option<Role>,
+    pub time_zone: Option<TimeZone>,
 }
 
 /// A user's own profile, saved; a new address is confirmed through a link sent there first.
@@ -104,6 +105,7 @@ impl<'a> Accounts<'a> {
                 email: update.email.as_ref(),
                 display_name: update.display_name.as_ref(),
                 role: update.role,
+                time_zone: update.time_zone,
             };
             operations::update_profile(conn, &outbox, &actor, id, &changes)
         })
@@ -120,6 +122,7 @@ impl<'a> Accounts<'a> {
         user: &User,
         display_name: DisplayName,
         email: Email,
+        time_zone: TimeZone,
     ) -> Result<OwnProfileSaved, AccountError> {
         let probe = (email != user.email).then(|| self.throttle.email_change_counters(user.id));
         if let Some(counters) = &probe
@@ -135,7 +138,11 @@ impl<'a> Accounts<'a> {
             let confirming = email.clone();
             match self.request_email_change(actor.clone(), user, email).await {
                 Ok(()) => {
-                    let update = ProfileUpdate { display_name: Some(display_name), ..Default::default() };
+                    let update = ProfileUpdate {
+                        display_name: Some(display_name),
+                        time_zone: Some(time_zone),
+                        ..Default::default()
+                    };
                     self.update_profile(actor, user.id, update)
                         .await
                         .map(|user| OwnProfileSaved { user, confirmation_sent_to: Some(confirming) })
@@ -143,7 +150,12 @@ impl<'a> Accounts<'a> {
                 Err(error) => Err(error),
             }
         } else {
-            let update = ProfileUpdate { email: Some(email), display_name: Some(display_name), ..Default::default() };
+            let update = ProfileUpdate {
+                email: Some(email),
+                display_name: Some(display_name),
+                time_zone: Some(time_zone),
+                ..Default::default()
+            };
             self.update_profile(actor, user.id, update)
                 .await
                 .map(|user| OwnProfileSaved { user, confirmation_sent_to: None })

@@ -16,7 +16,7 @@ use crate::db::audit::{self, Action, Actor};
 use crate::db::sessions::{self, Ending, NewSession, Session};
 use crate::db::users::{self, User, now};
 use crate::db::{self, DbConnection, DbPool, write_transaction};
-use crate::domain::Role;
+use crate::domain::{Role, TimeZone};
 use crate::mail::{Notice, Outbox, Recipient};
 
 /// RFC 8176 `amr` of a session signed in with a password only.
@@ -62,6 +62,8 @@ pub struct Authenticated {
     pub must_enrol: bool,
     /// How the user signed in (RFC 8176 values).
     pub amr: Vec<String>,
+    /// Where the user reads times (pages show times in it).
+    pub time_zone: TimeZone,
     pub session_id: String,
     /// Unix time.
     pub token_expires_at: i64,
@@ -77,6 +79,7 @@ impl Authenticated {
             must_change_password: claims.pwc,
             must_enrol: claims.mfe,
             amr: claims.amr,
+            time_zone: TimeZone::from_stored(&claims.zoneinfo),
             session_id: claims.sid,
             token_expires_at: claims.exp,
         })

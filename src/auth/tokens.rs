@@ -33,6 +33,9 @@ pub struct Claims {
     /// How the user signed in (RFC 8176): `pwd`, then `otp` and `mfa` after a second factor.
     #[serde(default)]
     pub amr: Vec<String>,
+    /// The user's time zone (OpenID's `zoneinfo`), for the times pages show; UTC when absent.
+    #[serde(default)]
+    pub zoneinfo: String,
     /// The login session this token belongs to: checked against the revoked list, kept
     /// across renewals, anchors the CSRF token.
     pub sid: String,
@@ -135,6 +138,7 @@ impl JwtKeys {
             pwc: user.must_change_password,
             mfe: must_enrol,
             amr: amr.split_whitespace().map(str::to_owned).collect(),
+            zoneinfo: user.time_zone.name().to_owned(),
             sid: session_id.to_owned(),
             jti: crate::random::token_base64(16),
             iat: now,

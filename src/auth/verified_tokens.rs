@@ -56,6 +56,7 @@ mod tests {
             must_change_password: false,
             must_enrol: false,
             amr: vec!["pwd".to_owned()],
+            time_zone: crate::domain::TimeZone::UTC,
             session_id: "s1".into(),
             token_expires_at: expires_at,
         })

@@ -16,6 +16,7 @@ diesel::table! {
         email_skeleton -> Nullable<Text>,
         mfa_enabled -> Bool,
         search_text -> Text,
+        time_zone -> Text,
     }
 }
 

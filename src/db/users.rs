@@ -6,7 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use super::DbConnection;
 use super::schema::users;
 use crate::domain::search::user_search_text;
-use crate::domain::{DisplayName, Email, Role, Username};
+use crate::domain::{DisplayName, Email, Role, TimeZone, Username};
 
 #[derive(Debug, Clone, Queryable)]
 pub struct User {
@@ -32,6 +32,9 @@ pub struct User {
     pub mfa_enabled: bool,
     /// Username, e-mail and display name folded (`domain::search`), for substring search.
     pub search_text: String,
+    /// The zone the user reads times in.
+    #[diesel(deserialize_as = String)]
+    pub time_zone: TimeZone,
 }
 
 /// The stored role. A CHECK constraint keeps the column to the two roles; anything else
@@ -45,6 +48,12 @@ impl From<String> for Username {
 impl From<String> for Email {
     fn from(stored: String) -> Self {
         Email::from_stored(stored)
+    }
+}
+
+impl From<String> for TimeZone {
+    fn from(stored: String) -> Self {
+        TimeZone::from_stored(&stored)
     }
 }
 
@@ -286,6 +295,7 @@ pub struct ProfileChanges<'a> {
     pub email: Option<&'a Email>,
     pub display_name: Option<&'a DisplayName>,
     pub role: Option<Role>,
+    pub time_zone: Option<TimeZone>,
 }
 
 /// Applies the changes; returns the updated user. Unique collisions are reported by field.
@@ -297,6 +307,7 @@ pub fn update_profile(
     let username = changes.username.map_or(user.username.as_str(), Username::as_str);
     let display_name = changes.display_name.map_or(user.display_name.as_str(), DisplayName::as_str);
     let role = changes.role.unwrap_or(user.role);
+    let time_zone = changes.time_zone.unwrap_or(user.time_zone);
     // Only a new address is checked (an old pair that clashes stays usable as it is).
     let new_email = changes.email.filter(|email| **email != user.email);
     ensure_unique(conn, Some(user.id), username, new_email)?;
@@ -313,6 +324,7 @@ pub fn update_profile(
             users::search_name.eq(display_name.to_lowercase()),
             users::search_text.eq(user_search_text(username, email, display_name)),
             users::role.eq(role.as_str()),
+            users::time_zone.eq(time_zone.name()),
             users::updated_at.eq(now()),
         ))
         .returning(users::all_columns)

@@ -32,6 +32,7 @@ mod next_path;
 mod password;
 mod role;
 pub mod search;
+mod time_zone;
 mod username;
 
 pub use display_name::DisplayName;
@@ -39,6 +40,7 @@ pub use email::Email;
 pub use next_path::SafeNextPath;
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword};
 pub use role::Role;
+pub use time_zone::TimeZone;
 pub use username::Username;
 
 /// Why a value was refused, in words meant for the person who typed it.

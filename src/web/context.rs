@@ -11,6 +11,7 @@ use super::extractors::CurrentUser;
 use super::flash::redirect_with_flash;
 use super::guard::app_data;
 use super::layout::Layout;
+use super::view::Clock;
 use crate::accounts::Accounts;
 use crate::auth::client::ClientInfo;
 use crate::auth::cookies::CookiePolicy;
@@ -94,6 +95,11 @@ impl Page {
     /// The signed-in user acting from this client, for the audit trail.
     pub fn actor(&self) -> Actor {
         self.user.actor(self.client.ip.clone())
+    }
+
+    /// Times as this user reads them.
+    pub fn clock(&self) -> Clock {
+        Clock::new(self.user.time_zone)
     }
 
     pub fn layout(&self) -> Layout {

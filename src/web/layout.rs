@@ -7,14 +7,16 @@ use askama::Template;
 use crate::auth::Authenticated;
 use crate::auth::csrf::CsrfKey;
 use crate::error::PageError;
+use crate::web::view::Clock;
 
-#[derive(Default)]
 pub struct Layout {
     pub nav: Option<NavUser>,
     /// A one-shot message from the previous action.
     pub flash: Option<String>,
     /// The page's path, to mark its section in the navigation.
     pub path: String,
+    /// The reader's clock: their time zone, named wherever times are shown.
+    pub clock: Clock,
 }
 
 pub struct NavUser {
@@ -22,6 +24,13 @@ pub struct NavUser {
     pub is_admin: bool,
     /// For the sign-out button, which is a form.
     pub csrf_token: String,
+}
+
+impl Default for Layout {
+    /// For a visitor who is not signed in: times in UTC.
+    fn default() -> Self {
+        Self { nav: None, flash: None, path: String::new(), clock: Clock::new(crate::domain::TimeZone::UTC) }
+    }
 }
 
 impl Layout {
@@ -35,6 +44,7 @@ impl Layout {
             }),
             flash: None,
             path: String::new(),
+            clock: Clock::new(auth.time_zone),
         }
     }
 

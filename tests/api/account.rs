@@ -70,6 +70,67 @@ both_backends! {
         assert!(!all.contains("saffron") && !all.contains("argon2") && !all.contains(PASSWORD), "no secrets in the audit trail");
     }
 
+    async fn the_password_has_its_own_page_and_its_errors_are_brought_into_view(app: TestApp) {
+        let user = app.create_user("carol", Role::User).await;
+        app.login_as(&user).await;
+        let account = app.get("/account").await.text().await.unwrap();
+        assert!(account.contains(r#"href="/account/password""#) && !account.contains("current_password"),
+            "the account page links to the password page instead of sharing a form with it");
+        let page = app.get("/account/password").await;
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains(r#"autocomplete="current-password""#));
+
+        let csrf = app.session_csrf_token().await;
+        let refused = app.post_form("/account/password", &[("csrf_token", &csrf), ("current_password", "")]).await;
+
+        assert_eq!(refused.status(), 422);
+        let html = refused.text().await.unwrap();
+        assert!(html.contains("<title>Error: Change your password"), "the title says there is a problem");
+        assert!(html.contains(r#"class="error-summary" role="alert" aria-labelledby="error-summary-title" tabindex="-1" autofocus"#),
+            "the summary takes the focus, so it is in view without a script");
+        assert!(html.contains("Enter your current password") && !html.contains(r#"action="/account""#),
+            "only the password form comes back");
+    }
+
+    async fn a_user_reads_times_in_their_own_time_zone(app: TestApp) {
+        let user = app.create_user("dana", Role::User).await;
+        app.login_as(&user).await;
+        let sessions = app.get("/account/sessions").await.text().await.unwrap();
+        assert!(sessions.contains("Times are in UTC"), "the zone is named where times are shown");
+        assert!(sessions.contains("just now"), "a recent time reads as words");
+        assert!(sessions.contains(" UTC\">"), "the exact time, with its zone, is on the <time> element");
+        let csrf = app.session_csrf_token().await;
+        let profile = |zone: &'static str| {
+            let csrf = csrf.clone();
+            let app = &app;
+            async move {
+                app.post_form("/account", &[("csrf_token", &csrf), ("display_name", "Dana"),
+                    ("email", "dana@example.com"), ("time_zone", zone)]).await
+            }
+        };
+        let before = app.snapshot().await;
+
+        let unknown = profile("Mars/Olympus_Mons").await;
+        assert_eq!(unknown.status(), 422);
+        assert!(unknown.text().await.unwrap().contains("Choose a time zone from the list"));
+        assert_eq!(app.snapshot().await, before, "nothing saved");
+
+        let saved = profile("Asia/Kolkata").await;
+        assert_eq!(location(&saved), "/account");
+        let account = app.get("/account").await.text().await.unwrap();
+        assert!(account.contains("<option selected>Asia/Kolkata</option>"), "the choice is kept");
+        let sessions = app.get("/account/sessions").await.text().await.unwrap();
+        assert!(sessions.contains("Times are in Asia/Kolkata"), "the page's token carries the new zone at once");
+        assert!(sessions.contains(" IST\">"), "exact times are in the chosen zone");
+        let details = app.audit_details().await;
+        assert!(details.iter().any(|(action, _, _, details)| action == "user.update"
+            && details.contains("time zone: UTC → Asia/Kolkata")), "{details:?}");
+
+        let token = app.api_token(&user).await;
+        let me: serde_json::Value = app.get_with_bearer("/api/me", &token).await.json().await.unwrap();
+        assert_eq!(me["time_zone"], "Asia/Kolkata", "API clients can read it too");
+    }
+
     async fn a_new_password_must_differ_from_the_current_one(app: TestApp) {
         let user = app.create_user("carol", Role::User).await;
         app.login_as(&user).await;

@@ -59,7 +59,7 @@ both_backends! {
             ("PUT", "/account", "GET, HEAD, POST, OPTIONS"),
             ("GET", "/logout", "POST, OPTIONS"),
             ("DELETE", "/account/sessions", "GET, HEAD, OPTIONS"),
-            ("GET", "/account/password", "POST, OPTIONS"),
+            ("GET", "/account/sessions/revoke-others", "POST, OPTIONS"),
         ] {
             let wrong = send(&app, method, path).await;
             assert_eq!(wrong.status(), 405, "{method} {path}");

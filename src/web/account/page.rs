@@ -1,5 +1,5 @@
-//! The account page (`account.html`), shared by its two forms: the profile form
-//! (`profile.rs`) and the password form (`password.rs`) render it again with their errors.
+//! The account page (`account/page.html`): a summary and the profile form (`profile.rs`);
+//! the password has its own page (`password.rs`).
 use askama::Template;
 use serde::Deserialize;
 
@@ -7,11 +7,12 @@ use crate::accounts::FieldErrors;
 use crate::auth::throttle::{self, Standing};
 use crate::db::users::{self, User};
 use crate::db::{self, DbPool};
+use crate::domain::TimeZone;
 use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::layout::Layout;
 use crate::web::params::UserId;
-use crate::web::view::load_user;
+use crate::web::view::{Clock, load_user};
 
 #[derive(Deserialize, Default)]
 pub struct ProfileForm {
@@ -19,6 +20,8 @@ pub struct ProfileForm {
     pub display_name: String,
     #[serde(default)]
     pub email: String,
+    #[serde(default)]
+    pub time_zone: String,
 }
 
 #[derive(Template)]
@@ -29,7 +32,8 @@ pub struct AccountPage<'a> {
     pub role: &'static str,
     pub profile: ProfileForm,
     pub profile_errors: FieldErrors,
-    pub password_errors: FieldErrors,
+    /// The zones to choose from.
+    pub time_zones: Vec<&'static str>,
     /// Strangers' failed sign-ins to this account, in words, or "".
     pub guessing: String,
     /// How a new address takes effect.
@@ -51,9 +55,10 @@ pub fn account_page<'a>(page: &Page, account: &'a User, profile: Option<ProfileF
         profile: profile.unwrap_or_else(|| ProfileForm {
             display_name: account.display_name.clone(),
             email: account.email.to_string(),
+            time_zone: account.time_zone.name().to_owned(),
         }),
         profile_errors: FieldErrors::default(),
-        password_errors: FieldErrors::default(),
+        time_zones: TimeZone::choices().collect(),
         email_hint: if page.accounts().mail_enabled() {
             "A new address takes effect when you follow the link we send to it."
         } else {
@@ -63,7 +68,7 @@ pub fn account_page<'a>(page: &Page, account: &'a User, profile: Option<ProfileF
 }
 
 /// How strangers' sign-in attempts stand against this account, for its owner.
-pub async fn guessing_notice(pool: &DbPool, user_id: i64) -> Result<String, PageError> {
+pub async fn guessing_notice(pool: &DbPool, user_id: i64, clock: &Clock) -> Result<String, PageError> {
     let standing = db::run(pool, move |conn| -> anyhow::Result<Option<Standing>> {
         Ok(throttle::standing(conn, user_id, users::now())?)
     })
@@ -71,10 +76,10 @@ pub async fn guessing_notice(pool: &DbPool, user_id: i64) -> Result<String, Page
     Ok(match standing {
         Some(Standing { paused_until: Some(until), .. }) => format!(
             "Someone has recently tried to sign in to your account with wrong passwords, so sign-in from \
-             browsers and apps you have not used here before is paused until {} UTC. Browsers and apps you \
+             browsers and apps you have not used here before is paused until {}. Browsers and apps you \
              have signed in with before are not affected. If this was not you, your password has held; \
              consider changing it to a longer one.",
-            until.format("%Y-%m-%d %H:%M")
+            clock.exact(until)
         ),
         Some(Standing { recent_failures: failures @ 1.., .. }) => format!(
             "There {} {failures} failed sign-in attempt{} to your account recently from browsers or apps you \

@@ -1,18 +1,21 @@
-//! `POST /account/password`: change your own password, with the current one (checked on the
-//! sign-in counters, so a stolen session cannot guess it faster than a stranger).
+//! `GET /account/password` and `POST /account/password`: change your own password, with the
+//! current one (checked on the sign-in counters, so a stolen session cannot guess it faster
+//! than a stranger).
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::page::{account_page, load_account};
+use askama::Template;
+
+use super::page::load_account;
 use crate::accounts::{FieldErrors, PasswordChange, check_new_password};
 use crate::auth::cookies;
 use crate::auth::credentials::{PasswordCheck, check_current_password};
 use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::form::CsrfForm;
-use crate::web::layout::{render, with_retry_after};
+use crate::web::layout::{Layout, render, with_retry_after};
 use crate::web::view::wait_phrase;
 
 #[derive(Deserialize)]
@@ -23,6 +26,17 @@ pub struct PasswordForm {
     new_password: String,
     #[serde(default)]
     confirm_password: String,
+}
+
+#[derive(Template)]
+#[template(path = "account/password.html")]
+struct PasswordPage {
+    layout: Layout,
+    errors: FieldErrors,
+}
+
+pub async fn show(page: Page) -> Result<HttpResponse, PageError> {
+    render(StatusCode::OK, &PasswordPage { layout: page.layout(), errors: FieldErrors::default() })
 }
 
 pub async fn change(req: HttpRequest, page: Page, form: CsrfForm<PasswordForm>) -> Result<HttpResponse, PageError> {
@@ -65,8 +79,7 @@ pub async fn change(req: HttpRequest, page: Page, form: CsrfForm<PasswordForm>) 
         if errors.is_empty() {
             errors.add("new_password", "Your new password must be different from your current one");
         }
-        let mut view = account_page(&page, &account, None);
-        view.password_errors = errors;
+        let view = PasswordPage { layout: page.layout(), errors };
         return match throttled {
             Some(retry_after) => Ok(with_retry_after(render(StatusCode::TOO_MANY_REQUESTS, &view)?, retry_after)),
             None => render(StatusCode::UNPROCESSABLE_ENTITY, &view),

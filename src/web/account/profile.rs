@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 
 use super::page::{ProfileForm, account_page, guessing_notice, load_account};
 use crate::accounts::{AccountError, FieldErrors};
-use crate::domain::{DisplayName, Email};
+use crate::domain::{DisplayName, Email, TimeZone};
 use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::flash::Flash;
@@ -16,7 +16,7 @@ pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     let account = load_account(&page).await?;
     let mut view = account_page(&page, &account, None);
     view.layout = view.layout.with_flash(&flash);
-    view.guessing = guessing_notice(&page.pool, page.user.user_id).await?;
+    view.guessing = guessing_notice(&page.pool, page.user.user_id, &page.clock()).await?;
     Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 
@@ -26,12 +26,17 @@ pub async fn update(page: Page, form: CsrfForm<ProfileForm>) -> Result<HttpRespo
     let mut errors = FieldErrors::default();
     let display_name = errors.check("display_name", DisplayName::parse(&form.display_name));
     let email = errors.check("email", Email::parse(&form.email));
-    let (Some(display_name), Some(email)) = (display_name, email) else {
+    // A form from before the zone was on it keeps the stored one.
+    let time_zone = match form.time_zone.trim() {
+        "" => Some(account.time_zone),
+        chosen => errors.check("time_zone", TimeZone::parse(chosen)),
+    };
+    let (Some(display_name), Some(email), Some(time_zone)) = (display_name, email, time_zone) else {
         let mut view = account_page(&page, &account, Some(form));
         view.profile_errors = errors;
         return render(StatusCode::UNPROCESSABLE_ENTITY, &view);
     };
-    match page.accounts().update_own_profile(page.actor(), &account, display_name, email).await {
+    match page.accounts().update_own_profile(page.actor(), &account, display_name, email, time_zone).await {
         Ok(saved) => {
             let message = match saved.confirmation_sent_to {
                 Some(address) => format!(
@@ -41,7 +46,8 @@ pub async fn update(page: Page, form: CsrfForm<ProfileForm>) -> Result<HttpRespo
                 None => "Your details were saved.".to_owned(),
             };
             let mut response = page.redirect("/account", &message);
-            // The page header shows the display name from the token: issue one that has the new name.
+            // The page header shows the display name, and times are shown in the zone, that the token
+            // carries: issue one with the new values.
             if let Some(access) = page.sessions.reissue(&page.pool, &page.user.session_id).await? {
                 let cookie = page.cookies.session(access.token, page.sessions.policy().access_token_ttl);
                 response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;

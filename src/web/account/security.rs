@@ -21,7 +21,7 @@ use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::flash::Flash;
 use crate::web::layout::{Layout, render, with_retry_after};
-use crate::web::view::{format_time, wait_phrase};
+use crate::web::view::{When, wait_phrase};
 
 pub const PATH: &str = "/account/security";
 
@@ -36,7 +36,7 @@ pub struct SecurityPage<'a> {
     pub required: bool,
     /// Who the policy covers, in words ("administrators", "everyone").
     pub required_of: &'static str,
-    pub enabled_since: String,
+    pub enabled_since: Option<When>,
     pub codes_left: i64,
     pub passkeys: Vec<PasskeyView>,
     /// Empty when passkeys work here; otherwise why not.
@@ -48,8 +48,8 @@ pub struct SecurityPage<'a> {
 pub struct PasskeyView {
     pub id: i64,
     pub name: String,
-    pub created: String,
-    pub last_used: String,
+    pub created: When,
+    pub last_used: When,
 }
 
 /// A form that only asks for the current password (new recovery codes, turning off). The
@@ -63,6 +63,7 @@ pub struct PasswordOnly {
 pub async fn security_page<'a>(page: &Page, account: &'a User) -> Result<SecurityPage<'a>, PageError> {
     let factor_since = if account.mfa_enabled { page.accounts().totp_enabled_since(account.id).await? } else { None };
     let codes_left = if account.mfa_enabled { page.accounts().recovery_codes_left(account.id).await? } else { 0 };
+    let clock = page.clock();
     let passkeys = page
         .accounts()
         .passkeys_of(account.id)
@@ -71,8 +72,8 @@ pub async fn security_page<'a>(page: &Page, account: &'a User) -> Result<Securit
         .map(|row| PasskeyView {
             id: row.id,
             name: row.name,
-            created: format_time(row.created_at),
-            last_used: row.last_used_at.map_or_else(|| "never".to_owned(), format_time),
+            created: clock.ago(row.created_at),
+            last_used: clock.ago_or_never(row.last_used_at),
         })
         .collect();
     Ok(SecurityPage {
@@ -84,7 +85,7 @@ pub async fn security_page<'a>(page: &Page, account: &'a User) -> Result<Securit
             MfaPolicy::All => "every account",
             _ => "administrators",
         },
-        enabled_since: factor_since.map(format_time).unwrap_or_default(),
+        enabled_since: factor_since.map(|at| clock.ago(at)),
         codes_left,
         passkeys,
         passkeys_off: if page.passkeys.available() { "" } else { crate::auth::passkeys::NEEDS_A_DOMAIN },

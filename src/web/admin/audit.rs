@@ -77,10 +77,11 @@ fn date(raw: &str, field: &str, problems: &mut Vec<String>) -> Option<NaiveDate>
 /// The filter the query asks for, or what is wrong with it.
 async fn filter_of(page: &Page, query: &AuditQuery) -> Result<Result<AuditFilter, Vec<String>>, PageError> {
     let mut problems = Vec::new();
-    let from = date(&query.from, "From", &mut problems).map(|day| day.and_hms_opt(0, 0, 0).unwrap_or_default());
-    let until: Option<NaiveDateTime> = date(&query.to, "To", &mut problems)
-        .and_then(|day| day.succ_opt())
-        .map(|day| day.and_hms_opt(0, 0, 0).unwrap_or_default());
+    // Days as the admin lives them: from midnight to midnight in their time zone.
+    let clock = page.clock();
+    let from = date(&query.from, "From", &mut problems).map(|day| clock.start_of(day));
+    let until: Option<NaiveDateTime> =
+        date(&query.to, "To", &mut problems).and_then(|day| day.succ_opt()).map(|day| clock.start_of(day));
     let action = match query.action.trim() {
         "" => None,
         code if Action::from_code(code).is_some() => Some(code.to_owned()),
@@ -147,12 +148,13 @@ pub async fn list(page: Page, query: web::Query<AuditQuery>) -> Result<HttpRespo
         format!("/admin/audit?{}", serde_urlencoded::to_string(&params).unwrap_or_default())
     });
     let params = filter_params(&query);
+    let clock = page.clock();
     let view = AuditPage {
         layout: page.layout(),
         filtered: !params.is_empty(),
         export: format!("/admin/audit.csv?{}", serde_urlencoded::to_string(&params).unwrap_or_default()),
         actions: Action::ALL.iter().map(|action| (action.code(), action.describe())).collect(),
-        events: events.iter().map(EventRow::from).collect(),
+        events: events.iter().map(|event| EventRow::new(event, &clock)).collect(),
         next,
         problems,
         query,

@@ -10,7 +10,7 @@ use crate::db::{self, users};
 use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::layout::{Layout, render};
-use crate::web::view::format_time;
+use crate::web::view::{Clock, When};
 
 const SHOWN: i64 = 100;
 const STATES: [(&str, &str); 5] =
@@ -24,7 +24,7 @@ pub struct OutboxQuery {
 
 pub struct MessageRow {
     id: i64,
-    created: String,
+    created: When,
     kind: String,
     recipient: String,
     subject: String,
@@ -47,21 +47,21 @@ struct OutboxPage {
     messages: Vec<MessageRow>,
 }
 
-fn row(message: OutboxRow, now: chrono::NaiveDateTime) -> MessageRow {
+fn row(message: OutboxRow, now: chrono::NaiveDateTime, clock: &Clock) -> MessageRow {
     let (state, tone) = if let Some(at) = message.sent_at {
-        (format!("Sent {}", format_time(at)), "ok")
+        (format!("Sent {}", clock.ago(at).text), "ok")
     } else if let Some(at) = message.failed_at {
-        (format!("Given up {}", format_time(at)), "failed")
+        (format!("Given up {}", clock.ago(at).text), "failed")
     } else if message.claimed_until.is_some_and(|until| until > now) {
         ("Being delivered".to_owned(), "waiting")
     } else if message.attempts > 0 {
-        (format!("Failing; next try {}", format_time(message.next_attempt_at)), "failing")
+        (format!("Failing; next try {}", clock.ago(message.next_attempt_at).text), "failing")
     } else {
         ("Waiting".to_owned(), "waiting")
     };
     MessageRow {
         id: message.id,
-        created: format_time(message.created_at),
+        created: clock.ago(message.created_at),
         kind: message.kind,
         recipient: message.recipient,
         subject: message.subject,
@@ -79,7 +79,7 @@ pub async fn list(page: Page, query: web::Query<OutboxQuery>) -> Result<HttpResp
         Ok((outbox::backlog(conn)?, outbox::recent(conn, &filter, SHOWN)?))
     })
     .await?;
-    let now = users::now();
+    let (now, clock) = (users::now(), page.clock());
     let view = OutboxPage {
         layout: page.layout(),
         mail_on: page.outbox.enabled(),
@@ -87,7 +87,7 @@ pub async fn list(page: Page, query: web::Query<OutboxQuery>) -> Result<HttpResp
         states: STATES.to_vec(),
         pending,
         failing,
-        messages: rows.into_iter().map(|message| row(message, now)).collect(),
+        messages: rows.into_iter().map(|message| row(message, now, &clock)).collect(),
     };
     render(StatusCode::OK, &view)
 }

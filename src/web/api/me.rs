@@ -16,6 +16,8 @@ pub struct Me<'a> {
     role: &'static str,
     /// How the user signed in (RFC 8176): `pwd`, plus `otp` and `mfa` after a second factor.
     amr: &'a [String],
+    /// The IANA time zone the user chose for reading times (`UTC` unless they chose one).
+    time_zone: &'static str,
     token_expires_at: i64,
 }
 
@@ -38,6 +40,7 @@ pub async fn show(caller: CurrentUser) -> HttpResponse {
         display_name: &caller.display_name,
         role: caller.role.as_str(),
         amr: &caller.amr,
+        time_zone: caller.time_zone.name(),
         token_expires_at: caller.token_expires_at,
     })
 }

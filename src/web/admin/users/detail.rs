@@ -19,7 +19,7 @@ use crate::web::flash::Flash;
 use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render};
 use crate::web::params::UserId;
-use crate::web::view::{EventRow, SessionRow, format_time, session_rows};
+use crate::web::view::{Clock, EventRow, SessionRow, When, session_rows};
 
 const RECENT_EVENTS: i64 = 20;
 
@@ -41,8 +41,8 @@ struct UserPage<'a> {
     layout: Layout,
     user: &'a User,
     role: &'static str,
-    created: String,
-    last_login: String,
+    created: When,
+    last_login: When,
     form: ProfileForm,
     errors: FieldErrors,
     events: Vec<EventRow>,
@@ -87,34 +87,36 @@ async fn load_all(page: &Page, id: UserId) -> Result<Loaded, PageError> {
 
 fn view<'a>(page: &Page, loaded: &'a Loaded, form: ProfileForm, errors: FieldErrors) -> UserPage<'a> {
     let user = &loaded.user;
+    let clock = page.clock();
     UserPage {
         layout: page.layout(),
         role: user.role.as_str(),
-        created: format_time(user.created_at),
-        last_login: user.last_login_at.map_or_else(|| "never".to_owned(), format_time),
+        created: clock.ago(user.created_at),
+        last_login: clock.ago_or_never(user.last_login_at),
         user,
         form,
         errors,
-        events: loaded.events.iter().map(EventRow::from).collect(),
+        events: loaded.events.iter().map(|event| EventRow::new(event, &clock)).collect(),
         sessions: session_rows(
             &loaded.sessions,
             Some(&page.user.session_id),
             &format!("/admin/users/{}/sessions", user.id),
+            &clock,
         ),
-        throttle: loaded.throttle.as_ref().and_then(describe_throttle),
+        throttle: loaded.throttle.as_ref().and_then(|standing| describe_throttle(standing, &clock)),
         is_self: page.user.user_id == user.id,
         invitation: loaded.invitation.as_ref().map(|invitation| {
             if invitation.live {
                 format!(
-                    "Invited by e-mail on {} UTC; the link works until {} UTC. The user has not chosen a password yet.",
-                    format_time(invitation.sent_at),
-                    format_time(invitation.expires_at)
+                    "Invited by e-mail on {}; the link works until {}. The user has not chosen a password yet.",
+                    clock.exact(invitation.sent_at),
+                    clock.exact(invitation.expires_at)
                 )
             } else {
                 format!(
-                    "Invited by e-mail on {} UTC; that link no longer works (expired or revoked), and no password was \
+                    "Invited by e-mail on {}; that link no longer works (expired or revoked), and no password was \
                      chosen. Send the invitation again, or delete the account.",
-                    format_time(invitation.sent_at)
+                    clock.exact(invitation.sent_at)
                 )
             }
         }),
@@ -153,6 +155,7 @@ pub async fn update(page: Page, id: UserId, form: CsrfForm<ProfileForm>) -> Resu
         email: Some(email),
         display_name: Some(display_name),
         role: Some(role),
+        time_zone: None,
     };
     match page.accounts().update_profile(page.actor(), id.0, update).await {
         Ok(user) => Ok(page.redirect(&format!("/admin/users/{}", id.0), &format!("Saved {}.", user.username))),
@@ -175,12 +178,12 @@ async fn rerender(page: &Page, id: UserId, form: ProfileForm, errors: FieldError
     render(StatusCode::UNPROCESSABLE_ENTITY, &view(page, &loaded, form, errors))
 }
 
-fn describe_throttle(standing: &Standing) -> Option<String> {
+fn describe_throttle(standing: &Standing, clock: &Clock) -> Option<String> {
     match (standing.paused_until, standing.recent_failures) {
         (Some(until), _) => Some(format!(
-            "Sign-in is paused until {} UTC after repeated failed attempts, for browsers and apps this user \
+            "Sign-in is paused until {} after repeated failed attempts, for browsers and apps this user \
              has not signed in with before; the user's own devices are not affected.",
-            until.format("%Y-%m-%d %H:%M:%S")
+            clock.stamp(until).text
         )),
         (None, 0) => None,
         (None, 1) => Some("1 failed sign-in attempt recently.".to_owned()),

@@ -14,7 +14,7 @@ use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::flash::Flash;
 use crate::web::layout::{Layout, render};
-use crate::web::view::format_time;
+use crate::web::view::{Clock, When};
 
 pub const PAGE_SIZE: i64 = 50;
 const MAX_SEARCH_CHARS: usize = 100;
@@ -46,8 +46,8 @@ pub struct Row {
     pub role: &'static str,
     pub active: bool,
     pub mfa: bool,
-    pub created: String,
-    pub last_login: String,
+    pub created: When,
+    pub last_login: When,
 }
 
 pub struct SortHeader {
@@ -139,7 +139,7 @@ fn filter_params(query: &ListQuery) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-fn row(user: &User) -> Row {
+fn row(user: &User, clock: &Clock) -> Row {
     Row {
         id: user.id,
         username: user.username.to_string(),
@@ -148,8 +148,8 @@ fn row(user: &User) -> Row {
         role: user.role.as_str(),
         active: user.is_active,
         mfa: user.mfa_enabled,
-        created: format_time(user.created_at),
-        last_login: user.last_login_at.map_or_else(|| "never".to_owned(), format_time),
+        created: clock.ago(user.created_at),
+        last_login: clock.ago_or_never(user.last_login_at),
     }
 }
 
@@ -231,26 +231,28 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
     let next =
         found.users.last().filter(|_| has_next).map(|user| link(("after", encode_cursor(&Cursor::after(user, sort)))));
 
-    let headers = [("Username", SortKey::Username), ("Created", SortKey::Created), ("Last login", SortKey::LastLogin)]
-        .into_iter()
-        .map(|(label, key)| {
-            let current = key == sort;
-            // Clicking the current column flips it; another column starts in its natural order.
-            let next_descending = if current { !descending } else { key != SortKey::Username };
-            let mut params = filter_params(&query);
-            params.push(("sort", format!("{}{}", if next_descending { "-" } else { "" }, sort_name(key))));
-            SortHeader {
-                label,
-                href: format!("/admin/users?{}", serde_urlencoded::to_string(&params).unwrap_or_default()),
-                state: match (current, descending) {
-                    (false, _) => "none",
-                    (true, false) => "ascending",
-                    (true, true) => "descending",
-                },
-            }
-        })
-        .collect();
+    let headers =
+        [("Username", SortKey::Username), ("Created", SortKey::Created), ("Last sign-in", SortKey::LastLogin)]
+            .into_iter()
+            .map(|(label, key)| {
+                let current = key == sort;
+                // Clicking the current column flips it; another column starts in its natural order.
+                let next_descending = if current { !descending } else { key != SortKey::Username };
+                let mut params = filter_params(&query);
+                params.push(("sort", format!("{}{}", if next_descending { "-" } else { "" }, sort_name(key))));
+                SortHeader {
+                    label,
+                    href: format!("/admin/users?{}", serde_urlencoded::to_string(&params).unwrap_or_default()),
+                    state: match (current, descending) {
+                        (false, _) => "none",
+                        (true, false) => "ascending",
+                        (true, true) => "descending",
+                    },
+                }
+            })
+            .collect();
 
+    let clock = page.clock();
     let view = UsersPage {
         export: format!("/admin/users.csv?{}", serde_urlencoded::to_string(filter_params(&query)).unwrap_or_default()),
         layout: page.layout().with_flash(&flash),
@@ -264,7 +266,7 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
         mfa: query.mfa.clone(),
         sort: sort_param,
         headers,
-        rows: found.users.iter().map(row).collect(),
+        rows: found.users.iter().map(|user| row(user, &clock)).collect(),
         count: match count {
             Some(Found::Exactly(1)) => "1 user found".to_owned(),
             Some(Found::Exactly(n)) => format!("{n} users found"),
