@@ -255,6 +255,8 @@ fn admin_area() -> Area {
         .at("/users", [get(users::list::list)])
         .at("/users.csv", [get(users::list::export)])
         .at("/users/new", [get(users::new::form), post(users::new::create)])
+        .at("/users/bulk", [post(users::bulk::confirm)])
+        .at("/users/bulk/apply", [post(users::bulk::apply)])
         .at("/users/{id}", [get(users::detail::show), post(users::detail::update)])
         .at("/users/{id}/disable", [post(users::actions::disable)])
         .at("/users/{id}/enable", [post(users::actions::enable)])

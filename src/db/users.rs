@@ -125,6 +125,11 @@ pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>>
     users::table.find(id).first(conn).optional()
 }
 
+/// The users with these ids that exist, by username.
+pub fn find_by_ids(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<User>> {
+    users::table.filter(users::id.eq_any(ids)).order(users::username).load(conn)
+}
+
 /// Finds a user by username or email. Both are stored normalised and lower-cased, so the
 /// input is too.
 pub fn find_by_login(conn: &mut DbConnection, login: &str) -> QueryResult<Option<User>> {

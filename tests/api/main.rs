@@ -12,6 +12,7 @@ mod api_token;
 mod attacks;
 mod audit;
 mod browser;
+mod bulk_actions;
 mod cli;
 mod csrf;
 mod exports;

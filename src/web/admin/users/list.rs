@@ -75,6 +75,8 @@ struct UsersPage {
     count: String,
     /// The CSV of every user the list's search and filters find.
     export: String,
+    /// This very page of the list, to come back to after acting on the selected users.
+    here: String,
 }
 
 fn parse_sort(raw: &str) -> (SortKey, bool) {
@@ -253,7 +255,19 @@ pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Res
             .collect();
 
     let clock = page.clock();
+    let here = {
+        let mut params = filter_params(&query);
+        params.push(("sort", sort_param.clone()));
+        params.extend(
+            [("after", &query.after), ("before", &query.before)]
+                .into_iter()
+                .filter(|(_, value)| !value.is_empty())
+                .map(|(key, value)| (key, value.clone())),
+        );
+        format!("/admin/users?{}", serde_urlencoded::to_string(&params).unwrap_or_default())
+    };
     let view = UsersPage {
+        here,
         export: format!("/admin/users.csv?{}", serde_urlencoded::to_string(filter_params(&query)).unwrap_or_default()),
         layout: page.layout().with_flash(&flash),
         filtered: filters.search.is_some()
