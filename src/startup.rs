@@ -206,15 +206,22 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .service(endpoint("/login/second-step/passkey", [post(login::passkey::second_step)]))
         .service(endpoint("/dashboard", [get(dashboard::show)]).wrap(from_fn(require_page_session)))
         .service(endpoint("/logout", [post(logout::submit)]).wrap(from_fn(require_page_session)))
-        .service(account_area.wrap(from_fn(require_page_session)).default_service(web::to(errors::not_found)))
+        .service(
+            account_area
+                .wrap(from_fn(errors::keep_navigation))
+                .wrap(from_fn(require_page_session))
+                .default_service(web::to(errors::not_found)),
+        )
         .service(
             endpoint("/password/change", [get(password_change::form), post(password_change::submit)])
                 .wrap(from_fn(require_page_session)),
         )
         .service(
-            // The last wrap runs first: the session guard, then the admin gate.
+            // The last wrap runs first: the session guard, then (so that a refusal keeps the
+            // navigation) error pages with it, then the admin gate.
             admin_area
                 .wrap(from_fn(require_admin))
+                .wrap(from_fn(errors::keep_navigation))
                 .wrap(from_fn(require_page_session))
                 .default_service(web::to(errors::not_found)),
         )

@@ -11,11 +11,19 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 use serde::Serialize;
 
+use super::layout::Layout;
+use crate::auth::Authenticated;
+use crate::auth::csrf::CsrfKey;
 use crate::error::{ApiError, PageError, is_api_path, is_temporary};
 
-/// The fallback for every unknown path.
+/// The fallback for every unknown path. (The error travels with the answer, so a signed-in
+/// area's error page keeps its navigation: `keep_navigation`.)
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    if is_api_path(req.path()) { ApiError::NotFound.error_response() } else { PageError::NotFound.error_response() }
+    if is_api_path(req.path()) {
+        ApiError::NotFound.error_response()
+    } else {
+        HttpResponse::from_error(PageError::NotFound)
+    }
 }
 
 /// An address requested with the wrong method (e.g. `GET /logout`, `PUT /api/me`): 405, as a
@@ -24,8 +32,32 @@ pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     if is_api_path(req.path()) {
         ApiError::MethodNotAllowed.error_response()
     } else {
-        PageError::MethodNotAllowed.error_response()
+        HttpResponse::from_error(PageError::MethodNotAllowed)
     }
+}
+
+/// In the signed-in areas: an error page keeps the navigation of the signed-in user (the
+/// session guard, which runs first, has put them in the request), with the same status,
+/// headers and cookies.
+pub async fn keep_navigation(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    let caller = req.extensions().get::<std::sync::Arc<Authenticated>>().cloned();
+    let csrf = super::guard::app_data::<CsrfKey>(req.request()).ok();
+    let path = req.path().to_owned();
+    let response = next.call(req).await?.map_into_boxed_body();
+    let (Some(caller), Some(csrf)) = (caller, csrf) else { return Ok(response) };
+    let page = response.response().error().and_then(|error| error.as_error::<PageError>()).and_then(|error| {
+        let (title, message) = error.words();
+        let layout = Layout::for_user(&caller, &csrf).at(&path);
+        ErrorPage { layout, status: error.status_code().as_u16(), title, message }.render().ok()
+    });
+    Ok(match page {
+        Some(html) => response.map_body(|_, _| BoxBody::new(html)),
+        None => response,
+    })
 }
 
 pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
@@ -67,7 +99,7 @@ pub async fn static_file_errors(
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
-    layout: super::layout::Layout,
+    layout: Layout,
     status: u16,
     title: &'a str,
     message: &'a str,
@@ -90,7 +122,36 @@ impl ResponseError for PageError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (title, message) = match self {
+        self.log();
+        let (title, message) = self.words();
+        let status = self.status_code();
+        let page = ErrorPage { layout: Default::default(), status: status.as_u16(), title, message };
+        let mut response = match page.render() {
+            Ok(html) => super::layout::html_response(status, html),
+            Err(error) => {
+                tracing::error!(error = ?error, "could not render the error page");
+                HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(title.to_owned())
+            }
+        };
+        add_retry_after(&mut response);
+        response
+    }
+}
+
+impl PageError {
+    /// What went wrong, for the log (once per error answer).
+    fn log(&self) {
+        match self {
+            Self::Unavailable(error) => tracing::error!(error = ?error, "service unavailable"),
+            Self::Unexpected(error) if is_temporary(error) => tracing::warn!(error = ?error, "database busy"),
+            Self::Unexpected(error) => tracing::error!(error = ?error, "unexpected error"),
+            _ => {}
+        }
+    }
+
+    /// The page's title and what it says.
+    fn words(&self) -> (&str, &str) {
+        match self {
             Self::UnsupportedEncoding(message) => ("Not accepted", message.as_str()),
             Self::HeadTooLarge(_, message) => ("Request too large", message.as_str()),
             Self::BadRequest(message) => ("Bad request", message.as_str()),
@@ -105,30 +166,16 @@ impl ResponseError for PageError {
                 ("Not possible here", "This address does not accept that kind of request. Use the buttons on the page.")
             }
             Self::PayloadTooLarge => ("Too much data", "The form sent more data than this page accepts."),
-            Self::Unavailable(error) => {
-                tracing::error!(error = ?error, "service unavailable");
+            Self::Unavailable(_) => {
                 ("Service unavailable", "Portcullis cannot reach its database right now. Try again shortly.")
             }
             Self::Unexpected(error) if is_temporary(error) => {
-                tracing::warn!(error = ?error, "database busy");
                 ("Busy right now", "Portcullis is busy right now and nothing was changed. Try again in a few seconds.")
             }
-            Self::Unexpected(error) => {
-                tracing::error!(error = ?error, "unexpected error");
+            Self::Unexpected(_) => {
                 ("Something went wrong", "The error has been logged. Try again, or contact your administrator.")
             }
-        };
-        let status = self.status_code();
-        let page = ErrorPage { layout: Default::default(), status: status.as_u16(), title, message };
-        let mut response = match page.render() {
-            Ok(html) => super::layout::html_response(status, html),
-            Err(error) => {
-                tracing::error!(error = ?error, "could not render the error page");
-                HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(title.to_owned())
-            }
-        };
-        add_retry_after(&mut response);
-        response
+        }
     }
 }
 

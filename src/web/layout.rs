@@ -24,6 +24,9 @@ pub struct NavUser {
     pub is_admin: bool,
     /// For the sign-out button, which is a form.
     pub csrf_token: String,
+    /// Until a new password is chosen or a required second factor set up, only that page and
+    /// signing out work, so the navigation offers nothing else.
+    pub limited: bool,
 }
 
 impl Default for Layout {
@@ -41,6 +44,7 @@ impl Layout {
                 // Until a required second factor is set up, admin pages only lead back to its setup.
                 is_admin: auth.is_admin() && !auth.must_enrol,
                 csrf_token: csrf.for_session(&auth.session_id),
+                limited: auth.must_change_password || auth.must_enrol,
             }),
             flash: None,
             path: String::new(),

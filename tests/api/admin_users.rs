@@ -168,6 +168,10 @@ both_backends! {
         assert_eq!(newbie.login("newbie", &one_time).await.status(), 303);
         assert_eq!(location(&newbie.get("/dashboard").await), "/password/change");
         assert_eq!(location(&newbie.get("/account").await), "/password/change");
+        let forced = newbie.get("/password/change").await.text().await.unwrap();
+        assert!(!forced.contains(r#"href="/dashboard""#) && !forced.contains(r#"href="/account""#),
+            "the page offers only what works: choosing a password, or signing out");
+        assert!(forced.contains(r#"action="/logout""#));
         let api = app.post_json("/api/token", &serde_json::json!({"username": "newbie", "password": one_time})).await;
         assert_eq!(api.status(), 403);
         assert_eq!(api.json::<Value>().await.unwrap()["error"], "password_change_required");

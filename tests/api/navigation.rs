@@ -30,6 +30,37 @@ both_backends! {
         assert!(overview.contains(r#"<a class="stat" href="/admin/users?role=admin&amp;status=active">"#), "counts lead to their list");
     }
 
+    async fn error_pages_keep_the_navigation_for_someone_signed_in(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        let member = app.create_user("mia", Role::User).await;
+        app.login_as(&admin).await;
+
+        let missing = app.get("/admin/users/987654").await;
+        assert_eq!(missing.status(), 404);
+        let page = missing.text().await.unwrap();
+        assert!(page.contains("Page not found"));
+        assert!(page.contains(r#"<a href="/admin/users" aria-current="page">Users</a>"#), "the way back is there: {page}");
+        assert!(page.contains(r#"action="/logout""#), "and signing out");
+        let unknown = app.get("/account/nothing-here").await;
+        assert_eq!(unknown.status(), 404);
+        assert!(unknown.text().await.unwrap().contains(r#"<a href="/account" aria-current="page">Account</a>"#));
+        let wrong_method = app.get("/admin/users/bulk").await;
+        assert_eq!(wrong_method.status(), 405);
+        assert_eq!(wrong_method.headers()["allow"], "POST, OPTIONS", "the headers of the answer are kept");
+        assert!(wrong_method.text().await.unwrap().contains(r#"action="/logout""#));
+
+        let other = app.in_new_browser();
+        other.login_as(&member).await;
+        let refused = other.get("/admin/users").await;
+        assert_eq!(refused.status(), 403);
+        let page = refused.text().await.unwrap();
+        assert!(page.contains("This area is for administrators.") && page.contains(r#"<a href="/dashboard">Dashboard</a>"#));
+        assert!(!page.contains(r#"href="/admin""#), "no admin link for someone who is not one");
+
+        let anonymous = app.browser().get("/admin/users/987654").await;
+        assert_eq!(anonymous.status(), 303, "anonymous visitors still go to the login page");
+    }
+
     async fn resetting_a_password_and_signing_out_everywhere_ask_first(app: TestApp) {
         let admin = app.create_user("root", Role::Admin).await;
         let bob = app.create_user("bob", Role::User).await;
