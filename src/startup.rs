@@ -299,6 +299,12 @@ fn api_area() -> Area {
         .at("/users/{id}", [get(api::users::show).with_admin_bearer_token()])
 }
 
+/// The addresses of the signed-in areas (`/account/**`, `/admin/**`), with their methods: the
+/// accessibility test opens every page among them.
+pub fn page_routes() -> Vec<RouteInfo> {
+    [account_area(), admin_area()].into_iter().flat_map(|area| area.into_parts().1).collect()
+}
+
 /// The addresses of the route table that only administrators may use (pages and API), with
 /// their methods: what the admin gate must refuse to everyone else.
 pub fn admin_routes() -> Vec<RouteInfo> {

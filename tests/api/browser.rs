@@ -7,7 +7,7 @@ use crate::webdriver::Driver;
 
 const NEW_PASSWORD: &str = "lantern orchard quietly hums";
 
-async fn sign_in(browser: &crate::webdriver::Browser, username: &str, password: &str) {
+pub async fn sign_in(browser: &crate::webdriver::Browser, username: &str, password: &str) {
     browser.type_into("#username", username).await;
     browser.type_into("#password", password).await;
     browser.click_and_wait(r#"form[action="/login"] button[type="submit"]"#).await;
@@ -95,7 +95,7 @@ async fn an_admin_adds_a_user_who_signs_in_chooses_a_password_and_is_signed_out_
 }
 
 /// The code an authenticator app shows for `step` (30-second steps since 1970).
-fn authenticator_code(key: &str, step: u64) -> String {
+pub fn authenticator_code(key: &str, step: u64) -> String {
     let secret =
         base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &key.replace(' ', "")).expect("base32 key");
     totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, secret).generate(step * 30)
@@ -171,6 +171,8 @@ async fn a_user_adds_a_passkey_and_signs_in_with_it_with_and_without_a_password(
     let url = |path: &str| format!("{origin}{path}");
     let browser = driver.browser().await;
     let authenticator = browser.add_virtual_authenticator().await;
+    // The pages with passkeys on (they need a domain) get their accessibility check here.
+    let mut axe = crate::accessibility::Axe::load();
 
     browser.go(&url("/login")).await;
     sign_in(&browser, &user.username, &user.password).await;
@@ -190,6 +192,9 @@ async fn a_user_adds_a_passkey_and_signs_in_with_it_with_and_without_a_password(
     assert!(browser.source().await.contains("10 of 10 recovery codes left"));
     assert_eq!(browser.virtual_credentials(&authenticator).await.len(), 1);
     browser.screenshot("13-passkeys").await;
+    if let Some(axe) = axe.as_mut() {
+        axe.check(&browser, "security page with a passkey").await;
+    }
     browser.resize(390, 844).await;
     assert!(!browser.scrolls_sideways().await, "the Security page is wider than a phone");
     browser.resize(1280, 1000).await;
@@ -210,11 +215,18 @@ async fn a_user_adds_a_passkey_and_signs_in_with_it_with_and_without_a_password(
     assert!(browser.path().await.starts_with("/login"));
     assert!(browser.script("return !document.querySelector('[data-passkey-sign-in]').hidden").await == true);
     browser.screenshot("14-login-with-passkey").await;
+    if let Some(axe) = axe.as_mut() {
+        axe.check(&browser, "sign-in with the passkey button").await;
+    }
 
     // With a passkey, the password is followed by a second step the passkey completes.
     sign_in(&browser, &user.username, &user.password).await;
     assert_eq!(browser.path().await, "/login/second-step");
     browser.screenshot("15-second-step-passkey").await;
+    if let Some(axe) = axe.as_mut() {
+        axe.check(&browser, "second step by passkey").await;
+        axe.assert_clean();
+    }
     browser.restore_virtual_authenticator(&credentials).await;
     browser.click("[data-passkey-second-step] button").await;
     browser.wait_for_path("/dashboard").await;

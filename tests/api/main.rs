@@ -5,6 +5,7 @@ mod helpers;
 #[macro_use]
 mod smtp;
 
+mod accessibility;
 mod account;
 mod admin_area;
 mod admin_users;

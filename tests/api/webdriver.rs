@@ -141,6 +141,20 @@ impl Browser {
         send(self.http.post(format!("{}/execute/sync", self.base)).json(&json!({"script": script, "args": []}))).await
     }
 
+    /// Runs a script that calls back (its last argument) when done, e.g. after a promise.
+    pub async fn script_async(&self, script: &str, args: Value) -> Value {
+        send(self.http.post(format!("{}/execute/async", self.base)).json(&json!({"script": script, "args": args})))
+            .await
+    }
+
+    /// Asks Chromium (through the DevTools protocol) to report the system colours as dark or
+    /// light: `prefers-color-scheme` media queries follow.
+    pub async fn prefer_dark(&self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        let command = json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}});
+        send(self.http.post(format!("{}/goog/cdp/execute", self.base)).json(&command)).await;
+    }
+
     /// Resizes the window, e.g. to a phone's width.
     pub async fn resize(&self, width: u32, height: u32) {
         send(self.http.post(format!("{}/window/rect", self.base)).json(&json!({"width": width, "height": height})))
