@@ -276,3 +276,79 @@ async fn a_user_who_forgot_their_password_resets_it_from_the_mailed_link() {
     assert_eq!(sink.next_to(&ann.email, 1).await.subject, "Your password was changed");
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_finds_people_by_part_of_a_name_acts_on_several_exports_them_and_reads_times_in_their_zone() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.create_user("root", Role::Admin).await;
+    app.create_users_fast("member", 40).await;
+    // People with real names: the list finds a surname inside a display name, accents or not.
+    for (username, name) in [("mgarcia", "María García"), ("jgarcia", "José García Pérez"), ("lfang", "Li Fang")] {
+        let user = app.create_user(username, Role::User).await;
+        let name = portcullis::domain::DisplayName::parse(name).unwrap();
+        app.with_conn(move |conn| {
+            let stored = portcullis::db::users::find_by_id(conn, user.id).unwrap().unwrap();
+            let changes = portcullis::db::users::ProfileChanges { display_name: Some(&name), ..Default::default() };
+            portcullis::db::users::update_profile(conn, &stored, &changes).unwrap();
+        })
+        .await;
+    }
+    let url = |path: &str| format!("{}{path}", app.address);
+    let browser = driver.browser().await;
+    browser.go(&url("/login")).await;
+    sign_in(&browser, &admin.username, &admin.password).await;
+
+    // The admin reads times in their own zone: chosen on the account page.
+    browser.go(&url("/account")).await;
+    browser.script("document.querySelector('#time_zone').value = 'Asia/Tokyo'; return null").await;
+    browser.click_and_wait(r#"form[action="/account"] button[type="submit"]"#).await;
+    assert!(browser.text_of(".flash").await.contains("Your details were saved"));
+    browser.screenshot("19-account-time-zone").await;
+
+    // Searching a surname without its accent finds both Garcías, and says how many.
+    browser.go(&url("/admin/users")).await;
+    browser.type_into("#q", "garcia").await;
+    browser.click_and_wait(r#"form[role="search"] button[type="submit"]"#).await;
+    assert_eq!(browser.text_of(".result-count").await, "2 users found");
+    let rows = browser.script("return [...document.querySelectorAll('tbody tr td[data-label=\"Display name\"]')].map(td => td.textContent)").await;
+    assert_eq!(rows, serde_json::json!(["José García Pérez", "María García"]));
+    assert!(browser.text_of(".time-zone-note").await.contains("Times are in Asia/Tokyo"));
+    let exact = browser.script("return document.querySelector('td[data-label=\"Created\"] time').title").await;
+    assert!(exact.as_str().unwrap().ends_with(" JST"), "exact times are in the admin's zone: {exact}");
+    browser.screenshot("20-admin-search").await;
+
+    // The list as CSV, fetched as the browser would download it (same cookies, same filters).
+    let csv = browser
+        .script_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch(document.querySelector('a[href^=\"/admin/users.csv\"]').href).then(r => r.text()).then(done)",
+            serde_json::json!([]),
+        )
+        .await;
+    let csv = csv.as_str().unwrap();
+    assert!(csv.starts_with("username,email,display_name,role"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "the header and the two users found: {csv}");
+    assert!(csv.contains("mgarcia,mgarcia@example.com,María García,user"));
+
+    // Both ticked, disabled after a page that lists them.
+    browser.click("input[name^='select-']:not(:checked)").await;
+    browser.click("input[name^='select-']:not(:checked)").await;
+    browser.script("document.querySelector('#bulk-action').value = 'disable'; return null").await;
+    browser.click_and_wait(r#"form[action="/admin/users/bulk"] button[type="submit"]"#).await;
+    assert_eq!(browser.text_of("h1").await, "Disable 2 users?");
+    browser.screenshot("21-bulk-confirm").await;
+    browser.click_and_wait(r#"form[action="/admin/users/bulk/apply"] button[type="submit"]"#).await;
+    assert_eq!(browser.path().await, "/admin/users?q=garcia&sort=username", "back on the same list");
+    assert_eq!(browser.text_of(".flash").await, "Disabled: jgarcia, mgarcia.");
+    let statuses = browser
+        .script("return [...document.querySelectorAll('td[data-label=\"Status\"]')].map(td => td.textContent.trim())")
+        .await;
+    assert_eq!(statuses, serde_json::json!(["Disabled", "Disabled"]));
+    browser.screenshot("22-bulk-done").await;
+    browser.prefer_dark(true).await;
+    browser.screenshot("23-admin-users-dark").await;
+    browser.prefer_dark(false).await;
+    browser.quit().await;
+    app.server.stop(true).await;
+}
