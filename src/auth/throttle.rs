@@ -346,8 +346,13 @@ impl LoginThrottle {
         let Some(user) = crate::db::users::find_by_id(conn, user_id)? else { return Ok(()) };
         let minutes = row.paused_until.map_or(1, |until| (until - now).num_minutes().max(1));
         let notice = Notice::SignInsPaused { minutes: u64::try_from(minutes).unwrap_or(1) };
-        if let Err(error) = self.outbox.notify(conn, Recipient::of(&user), NoticeKind::SignInPaused, notice) {
-            // The pause itself must hold whatever happens to its notice.
+        // In a savepoint of its own: the pause itself must hold whatever happens to its notice
+        // (on PostgreSQL a failed statement would otherwise spoil the whole transaction).
+        let queued = diesel::Connection::transaction(conn, |conn| -> anyhow::Result<()> {
+            self.outbox.notify(conn, Recipient::of(&user), NoticeKind::SignInPaused, notice)?;
+            Ok(())
+        });
+        if let Err(error) = queued {
             tracing::warn!(error = %format!("{error:#}"), "the sign-in pause notice could not be queued");
         }
         Ok(())

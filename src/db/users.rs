@@ -230,8 +230,9 @@ pub fn backfill_email_skeletons(conn: &mut DbConnection) -> QueryResult<usize> {
 pub fn backfill_search_text(conn: &mut DbConnection) -> QueryResult<usize> {
     let mut filled = 0;
     loop {
+        // Written out (not bound) so that both databases use the partial index of such rows.
         let batch: Vec<(i64, String, String, String)> = users::table
-            .filter(users::search_text.eq(""))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("search_text = ''"))
             .order(users::id)
             .select((users::id, users::username, users::email, users::display_name))
             .limit(1000)
