@@ -26,9 +26,9 @@ token() {
 # Sign-out ends its token's session, so it is fuzzed on its own, with the second token.
 main_token="$(token)"
 logout_token="$(token)"
-st run "$url/api/openapi.json" --checks all --max-examples 100 --exclude-path /api/logout \
+st --config-file .ci/schemathesis.toml run "$url/api/openapi.json" --checks all --max-examples 100 --exclude-path /api/logout \
   --header "Authorization: Bearer $main_token"
-st run "$url/api/openapi.json" --checks all --max-examples 20 --include-path /api/logout \
+st --config-file .ci/schemathesis.toml run "$url/api/openapi.json" --checks all --max-examples 20 --include-path /api/logout \
   --header "Authorization: Bearer $logout_token"
 if grep -q "panicked" "$work/server.log"; then
   echo "FATAL: the server panicked during fuzzing:" >&2
