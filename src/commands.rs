@@ -7,9 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::accounts::{self, AccountInput, ValidAccount};
 use crate::auth::password::{hash_blocking, hash_replacement_blocking};
 use crate::auth::second_factor::SecondFactors;
+use crate::auth::signing_keys::SigningKeys;
 use crate::config::Settings;
 use crate::db::DbConnection;
-use crate::db::audit::{Action, Actor};
+use crate::db::audit::{self, Action, Actor};
 use crate::db::user_search::{self, Filters, PageRequest, SortKey};
 use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, ConnectionManager};
@@ -242,12 +243,50 @@ pub fn delete_user(settings: &Settings, login: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn signing_keys(settings: &Settings) -> anyhow::Result<SigningKeys> {
+    let secret = crate::startup::signing_secret(settings)?;
+    Ok(SigningKeys::new(&secret, settings.jwt_secret_previous.as_ref(), settings.sessions.access_token_ttl))
+}
+
+pub fn list_keys(settings: &Settings) -> anyhow::Result<()> {
+    let keys = signing_keys(settings)?;
+    let mut conn = connect(settings)?;
+    println!("Tokens are signed with {} (PORTCULLIS_JWT_ALG).", settings.signing.algorithm.name());
+    for key in keys.describe(&mut conn, db::users::now())? {
+        println!("{:<6} {:<44} {}", key.alg, key.kid, key.state);
+    }
+    Ok(())
+}
+
+pub fn rotate_keys(settings: &Settings, now: bool, revoke_old: bool) -> anyhow::Result<()> {
+    let keys = signing_keys(settings)?;
+    let mut conn = connect(settings)?;
+    let lead = if now { std::time::Duration::ZERO } else { crate::auth::signing_keys::PUBLISH_LEAD };
+    let kid = keys.rotate(&mut conn, settings.signing.algorithm, lead, revoke_old, db::users::now())?;
+    let actor = Actor::command_line();
+    let details = format!("new {} key {kid}{}", settings.signing.algorithm.name(), if revoke_old { "; old keys revoked" } else { "" });
+    audit::record(&mut conn, &actor, Action::SigningKeyRotated, None, &details)?;
+    if now {
+        println!("New {} key {kid} signs now{}.", settings.signing.algorithm.name(), if revoke_old { "; tokens of the old keys no longer verify" } else { "" });
+    } else {
+        println!(
+            "New {} key {kid} is published; it signs in {} minutes, when every cache of the JWKS knows it.",
+            settings.signing.algorithm.name(),
+            lead.as_secs() / 60
+        );
+    }
+    Ok(())
+}
+
 pub fn reseal_keys(settings: &Settings) -> anyhow::Result<()> {
     let secret = crate::startup::signing_secret(settings)?;
     let previous = settings.jwt_secret_previous.as_ref();
     let factors = SecondFactors::new(&secret, previous, settings.mfa_required, "", Arc::new(Outbox::off(&secret)));
     let mut conn = connect(settings)?;
     let resealed = db::write_transaction(&mut conn, |conn| factors.reseal_all(conn))?;
+    let signing = signing_keys(settings)?;
+    let resealed_signing = db::write_transaction(&mut conn, |conn| signing.reseal_all(conn))?;
+    println!("{resealed_signing} token signing key(s) resealed under the current signing secret.");
     let (stale, unreadable) = factors.key_standing(&mut conn)?;
     println!("{resealed} authenticator key(s) resealed under the current signing secret.");
     if stale + unreadable > 0 {

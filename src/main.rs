@@ -22,17 +22,38 @@ enum Command {
     #[command(subcommand)]
     User(UserCommand),
     /// After a rotation of the signing secret, once every instance runs with the new one:
-    /// reseal the authenticator keys under it (run with PORTCULLIS_JWT_SECRET and
+    /// reseal the authenticator keys and token signing keys under it (run with PORTCULLIS_JWT_SECRET and
     /// PORTCULLIS_JWT_SECRET_PREVIOUS set), so the previous secret can be retired
     ResealKeys,
     /// E-mail: check the SMTP settings
     #[command(subcommand)]
     Mail(MailCommand),
+    /// The keys access tokens are signed with (PORTCULLIS_JWT_ALG EdDSA or ES256)
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Time one password hash on this machine, and the sign-in rate that allows
     HashSpeed {
         /// How many hashes to time (the median is reported)
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         samples: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every key: its algorithm, and whether it signs, waits to sign, or is kept only to verify
+    List,
+    /// Make a new signing key. It is published at once and signs once every cache of the JWKS
+    /// knows it (6 minutes); the keys it replaces verify until their tokens expire
+    Rotate {
+        /// Sign with the new key at once (verifiers that cached the JWKS in the last 5 minutes
+        /// refuse its tokens until they fetch it again)
+        #[arg(long)]
+        now: bool,
+        /// With --now, after a key leaked: tokens of the old keys stop verifying at once
+        /// (browsers and apps renew theirs with their refresh tokens; nobody is signed out)
+        #[arg(long, requires = "now")]
+        revoke_old: bool,
     },
 }
 
@@ -167,6 +188,8 @@ fn main() -> ExitCode {
         Command::Migrate => commands::migrate(&settings),
         Command::HashSpeed { samples } => commands::hash_speed(&settings, samples),
         Command::ResealKeys => commands::reseal_keys(&settings),
+        Command::Keys(KeysCommand::List) => commands::list_keys(&settings),
+        Command::Keys(KeysCommand::Rotate { now, revoke_old }) => commands::rotate_keys(&settings, now, revoke_old),
         Command::Mail(MailCommand::Test { address }) => commands::mail_test(&settings, &address),
         Command::User(UserCommand::Invite { username, email, display_name, role }) => {
             commands::invite_user(&settings, commands::InviteUser { username, email, display_name, role })

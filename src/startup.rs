@@ -19,6 +19,7 @@ use crate::auth::revocation::{RevocationList, SyncerHandle};
 use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
+use crate::auth::signing_keys::{ReloaderHandle, SigningKeys, spawn_reloader as spawn_key_reloader};
 use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, JwtSecret, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
@@ -31,7 +32,7 @@ use crate::web::cross_site::refuse_cross_site_writes;
 use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, require_admin};
 use crate::web::guard::{identify_page_visitor, require_page_session};
 use crate::web::{
-    account, admin, api, dashboard, email_confirm, errors, health, home, invitation, limits, login, logout,
+    account, admin, api, dashboard, email_confirm, errors, health, home, invitation, limits, login, logout, well_known,
     password_change, password_reset,
 };
 
@@ -49,6 +50,8 @@ pub struct Application {
     revocation_syncer: SyncerHandle,
     /// Delivers the outbox, when mail is configured.
     mail_sender: Option<SenderHandle>,
+    /// Keeps the signing keys in step with the database.
+    key_reloader: ReloaderHandle,
 }
 
 impl Application {
@@ -68,7 +71,32 @@ impl Application {
         let secret = signing_secret(&settings)?;
         let policy = settings.sessions;
         let previous = settings.jwt_secret_previous.as_ref();
-        let keys = JwtKeys::new(&secret, previous, settings.public_url.origin(), policy.access_token_ttl);
+        let keys = JwtKeys::new(
+            settings.signing.algorithm,
+            &secret,
+            previous,
+            settings.public_url.origin(),
+            policy.access_token_ttl,
+        );
+        // The signing keys every instance shares: made on first start (or after a change of
+        // algorithm), then read.
+        let signing_keys = Arc::new(SigningKeys::new(&secret, previous, policy.access_token_ttl));
+        let (keys_pool, keys_maker, signing) = (pool.clone(), Arc::clone(&signing_keys), settings.signing);
+        let single_instance = !settings.database.url.is_postgres();
+        let loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut conn = keys_pool.get().context("no database connection available")?;
+            let now = db::users::now();
+            // A single SQLite instance moves its keys under a new secret by itself.
+            if single_instance {
+                db::write_transaction(&mut conn, |conn| keys_maker.reseal_all(conn))?;
+            }
+            if let Some(kid) = keys_maker.ensure(&mut conn, &signing, now)? {
+                tracing::info!(kid, alg = signing.algorithm.name(), "made a new token signing key");
+            }
+            keys_maker.load(&mut conn, now)
+        })
+        .await??;
+        keys.replace_keys(loaded);
         let revocations = std::sync::Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));
         let first_sync_pool = pool.clone();
         let first_sync_list = std::sync::Arc::clone(&revocations);
@@ -93,6 +121,8 @@ impl Application {
         )?;
         let sessions =
             web::Data::new(Sessions::new(keys, policy, settings.mfa_required, revocations, Arc::clone(&outbox)));
+        let key_reloader =
+            spawn_key_reloader(signing_keys, sessions.clone().into_inner(), pool.clone(), settings.signing)?;
         let factors = web::Data::new(SecondFactors::new(
             &secret,
             previous,
@@ -160,7 +190,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(address = %settings.bind.ip(), port, public_url = settings.public_url.origin(), "Portcullis is listening");
-        Ok(Self { port, server, revocation_syncer, mail_sender })
+        Ok(Self { port, server, revocation_syncer, mail_sender, key_reloader })
     }
 
     pub fn port(&self) -> u16 {
@@ -177,6 +207,7 @@ impl Application {
         let result = self.server.await;
         drop(self.revocation_syncer);
         drop(self.mail_sender);
+        drop(self.key_reloader);
         result
     }
 }
@@ -194,6 +225,8 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
     cfg.service(endpoint("/", [get(home::redirect)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint("/healthz", [get(health::live)]))
         .service(endpoint("/readyz", [get(health::ready)]))
+        .service(endpoint(well_known::JWKS_PATH, [get(well_known::jwks)]))
+        .service(endpoint("/.well-known/oauth-authorization-server", [get(well_known::metadata)]))
         .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint("/login/forgot", [get(login::forgot::form), post(login::forgot::submit)]))
         .service(endpoint(password_reset::PATH, [get(password_reset::form), post(password_reset::submit)]))

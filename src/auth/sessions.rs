@@ -167,6 +167,19 @@ impl Sessions {
         &self.policy
     }
 
+    /// The signing keys (the JWKS publishes their public halves).
+    pub fn keys(&self) -> &JwtKeys {
+        &self.keys
+    }
+
+    /// Puts the signing keys just read in place; when what verifies changed, tokens verified
+    /// before are checked again.
+    pub fn replace_keys(&self, keys: Vec<super::signing_keys::LoadedKey>) {
+        if self.keys.replace_keys(keys) {
+            self.verified.clear();
+        }
+    }
+
     /// The per-request check: signature and claims, then the revoked list. No I/O.
     /// A token seen before is recognised from the memo of verified tokens (still checked for
     /// expiry and against the revoked list).

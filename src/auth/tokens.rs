@@ -1,10 +1,12 @@
-//! Access tokens: HS256 JWTs with pinned algorithm, type, issuer and audience (RFC 8725).
+//! Access tokens: JWTs signed with EdDSA, ES256 or HS256, with the algorithm pinned per key,
+//! and pinned type, issuer and audience (RFC 8725).
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 
-use crate::config::JwtSecret;
+use super::signing_keys::LoadedKey;
+use crate::config::{JwtAlgorithm, JwtSecret};
 use crate::db::users::User;
 use crate::domain::Role;
 
@@ -77,48 +79,148 @@ pub enum TokenError {
     Invalid,
 }
 
-/// A verification key and the `kid` that names it.
-struct VerificationKey {
+/// A key tokens may name in `kid`: its algorithm is pinned (RFC 8725 §3.1), so a token
+/// claiming any other `alg` for it is refused.
+struct NamedKey {
     kid: String,
+    alg: Algorithm,
+    /// `None`: verifies only (a retired key, or one sealed under a secret we no longer have).
+    encoding: Option<EncodingKey>,
     decoding: DecodingKey,
+    validation: Validation,
 }
 
-/// Signing and checking keys, created once at start-up. Tokens are signed with the current
-/// secret; the previous one (during a rotation) is accepted for verification only. Every token
-/// names its key in `kid`, and a token naming any other key is refused.
+/// A public key as the ring holds it, with when it signs and when it goes.
+struct PublicKey {
+    key: NamedKey,
+    jwk: serde_json::Value,
+    published_at: i64,
+    signs_from: i64,
+    retired_at: Option<i64>,
+    drop_after: Option<i64>,
+}
+
+/// The shared keys as last read from the database (`JwtKeys::replace_keys`).
+#[derive(Default)]
+struct Ring {
+    public: Vec<PublicKey>,
+    /// After a switch from HS256: until when tokens signed with the secret still verify.
+    secret_tokens_until: Option<i64>,
+    /// What the keys say about verifying, to notice a change (a key dropped early).
+    fingerprint: Vec<(String, Option<i64>, Option<i64>)>,
+}
+
+/// Signing and checking keys. With EdDSA or ES256 tokens are signed by the ring's current key
+/// (read from the database, shared by every instance, replaced at each reload); with HS256 by
+/// the secret, the previous secret (during a rotation) verifying only. Every token names its
+/// key in `kid`, and a token naming any other key is refused.
 pub struct JwtKeys {
-    encoding: EncodingKey,
-    current_kid: String,
-    verification: Vec<VerificationKey>,
-    validation: Validation,
+    algorithm: JwtAlgorithm,
+    /// The secret's key, then the previous secret's.
+    secret: Vec<NamedKey>,
+    ring: std::sync::RwLock<std::sync::Arc<Ring>>,
     issuer: String,
     ttl: Duration,
 }
 
+fn jose_algorithm(algorithm: JwtAlgorithm) -> Option<Algorithm> {
+    match algorithm {
+        JwtAlgorithm::EdDsa => Some(Algorithm::EdDSA),
+        JwtAlgorithm::Es256 => Some(Algorithm::ES256),
+        JwtAlgorithm::Hs256 => None,
+    }
+}
+
+fn validation(alg: Algorithm, issuer: &str) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.algorithms = vec![alg];
+    validation.leeway = LEEWAY.as_secs();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+    validation
+}
+
 impl JwtKeys {
-    pub fn new(secret: &JwtSecret, previous: Option<&JwtSecret>, issuer: &str, ttl: Duration) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.leeway = LEEWAY.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        Self {
-            encoding: EncodingKey::from_secret(secret.expose()),
-            current_kid: key_id(secret),
-            verification: std::iter::once(secret)
-                .chain(previous)
-                .map(|secret| VerificationKey {
-                    kid: key_id(secret),
-                    decoding: DecodingKey::from_secret(secret.expose()),
-                })
-                .collect(),
-            validation,
-            issuer: issuer.to_owned(),
-            ttl,
+    pub fn new(
+        algorithm: JwtAlgorithm,
+        secret: &JwtSecret,
+        previous: Option<&JwtSecret>,
+        issuer: &str,
+        ttl: Duration,
+    ) -> Self {
+        let secret = std::iter::once(secret)
+            .chain(previous)
+            .enumerate()
+            .map(|(index, secret)| NamedKey {
+                kid: key_id(secret),
+                alg: Algorithm::HS256,
+                encoding: (index == 0).then(|| EncodingKey::from_secret(secret.expose())),
+                decoding: DecodingKey::from_secret(secret.expose()),
+                validation: validation(Algorithm::HS256, issuer),
+            })
+            .collect();
+        Self { algorithm, secret, ring: Default::default(), issuer: issuer.to_owned(), ttl }
+    }
+
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        self.algorithm
+    }
+
+    /// What tokens name in `iss`: the public URL's origin.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Puts the keys just read from the database in place (at start-up, then at each reload).
+    /// True when what verifies has changed (so tokens verified before must be checked again).
+    pub fn replace_keys(&self, keys: Vec<LoadedKey>) -> bool {
+        let mut ring = Ring {
+            fingerprint: keys.iter().map(|key| (key.kid.clone(), key.retired_at, key.drop_after)).collect(),
+            ..Ring::default()
+        };
+        for loaded in keys {
+            let Some(alg) = jose_algorithm(loaded.alg) else {
+                ring.secret_tokens_until = ring.secret_tokens_until.max(loaded.drop_after);
+                continue;
+            };
+            let Some(jwk) = super::signing_keys::jwk(&loaded) else { continue };
+            let (encoding, decoding) = match loaded.alg {
+                JwtAlgorithm::EdDsa => {
+                    (loaded.private_pkcs8.as_deref().map(EncodingKey::from_ed_der), DecodingKey::from_ed_der(&loaded.public))
+                }
+                _ => (loaded.private_pkcs8.as_deref().map(EncodingKey::from_ec_der), DecodingKey::from_ec_der(&loaded.public)),
+            };
+            ring.public.push(PublicKey {
+                key: NamedKey { kid: loaded.kid, alg, encoding, decoding, validation: validation(alg, &self.issuer) },
+                jwk,
+                published_at: loaded.published_at,
+                signs_from: loaded.signs_from,
+                retired_at: loaded.retired_at,
+                drop_after: loaded.drop_after,
+            });
         }
+        let mut current = self.ring.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = current.fingerprint != ring.fingerprint;
+        *current = std::sync::Arc::new(ring);
+        changed
+    }
+
+    fn ring(&self) -> std::sync::Arc<Ring> {
+        std::sync::Arc::clone(&self.ring.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// The public keys verifiers may use now (the JWKS): published, not yet dropped.
+    pub fn published(&self) -> Vec<serde_json::Value> {
+        let now = chrono::Utc::now().timestamp();
+        self.ring()
+            .public
+            .iter()
+            .filter(|key| key.published_at <= now && key.drop_after.is_none_or(|until| until > now))
+            .map(|key| key.jwk.clone())
+            .collect()
     }
 
     pub fn ttl(&self) -> Duration {
@@ -147,12 +249,22 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_owned(),
         };
-        let header = Header {
-            typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
-            kid: Some(self.current_kid.clone()),
-            ..Header::new(Algorithm::HS256)
+        let ring = self.ring();
+        let signer = if self.algorithm == JwtAlgorithm::Hs256 {
+            self.secret.first()
+        } else {
+            // The newest key of the configured algorithm that has begun and not stopped signing.
+            ring.public
+                .iter()
+                .filter(|key| Some(key.key.alg) == jose_algorithm(self.algorithm))
+                .filter(|key| key.key.encoding.is_some() && key.signs_from <= now && key.retired_at.is_none_or(|at| at > now))
+                .max_by_key(|key| key.signs_from)
+                .map(|key| &key.key)
         };
-        let token = encode(&header, &claims, &self.encoding)?;
+        let signer = signer.ok_or_else(|| anyhow::anyhow!("no key can sign {} tokens now", self.algorithm.name()))?;
+        let encoding = signer.encoding.as_ref().ok_or_else(|| anyhow::anyhow!("the signing key has no private half"))?;
+        let header = Header { typ: Some(ACCESS_TOKEN_TYPE.to_owned()), kid: Some(signer.kid.clone()), ..Header::new(signer.alg) };
+        let token = encode(&header, &claims, encoding)?;
         Ok(IssuedToken { token, claims })
     }
 
@@ -163,15 +275,26 @@ impl JwtKeys {
         }
         // The header is read before the signature is checked only to pick the key; a `kid` we
         // did not issue (a path, SQL, a URL) matches nothing and is refused without further use.
-        let kid = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid;
-        let key =
-            self.verification.iter().find(|key| kid.as_deref() == Some(key.kid.as_str())).ok_or(TokenError::Invalid)?;
-        let data = decode::<Claims>(token, &key.decoding, &self.validation).map_err(|error| match error.kind() {
+        let kid = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid.ok_or(TokenError::Invalid)?;
+        let now = chrono::Utc::now().timestamp();
+        let ring = self.ring();
+        let public = ring
+            .public
+            .iter()
+            .find(|key| key.key.kid == kid && key.published_at <= now && key.drop_after.is_none_or(|until| until > now))
+            .map(|key| &key.key);
+        let secret_allowed =
+            self.algorithm == JwtAlgorithm::Hs256 || ring.secret_tokens_until.is_some_and(|until| until > now);
+        let key = public
+            .or_else(|| self.secret.iter().find(|key| key.kid == kid).filter(|_| secret_allowed))
+            .ok_or(TokenError::Invalid)?;
+        let data = decode::<Claims>(token, &key.decoding, &key.validation).map_err(|error| match error.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             _ => TokenError::Invalid,
         })?;
         let header = &data.header;
-        let unexpected_header = header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE)
+        let unexpected_header = header.alg != key.alg
+            || header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE)
             || header.jku.is_some()
             || header.jwk.is_some()
             || header.x5u.is_some()

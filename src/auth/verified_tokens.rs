@@ -29,6 +29,13 @@ impl VerifiedTokens {
         entries.get(token).filter(|found| still_valid(found, now)).cloned()
     }
 
+    /// Forgets every token (the keys changed: each must pass the full check again).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
     /// Records a token that has just passed the full check.
     pub fn remember(&self, token: &str, authenticated: &Arc<Authenticated>, now: i64) {
         let Ok(mut entries) = self.entries.lock() else { return };

@@ -14,6 +14,7 @@ const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
 const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+const DEFAULT_KEY_ROTATION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -41,6 +42,61 @@ pub struct Settings {
     pub mfa_required: MfaPolicy,
     /// SMTP server, sender and notices; without a server no mail is sent.
     pub mail: MailSettings,
+    /// How access tokens are signed, and how often the key changes.
+    pub signing: TokenSigning,
+}
+
+/// The algorithm access tokens are signed with (`PORTCULLIS_JWT_ALG`). With `EdDSA` (the
+/// default) or `ES256` anyone can check a token against the published keys without being able
+/// to make one; `HS256` signs with the shared secret, which only Portcullis may know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JwtAlgorithm {
+    #[default]
+    EdDsa,
+    Es256,
+    Hs256,
+}
+
+impl JwtAlgorithm {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        match raw {
+            "EdDSA" => Ok(Self::EdDsa),
+            "ES256" => Ok(Self::Es256),
+            "HS256" => Ok(Self::Hs256),
+            other => bail!("PORTCULLIS_JWT_ALG must be EdDSA, ES256 or HS256 (got {other:?})"),
+        }
+    }
+
+    /// As JOSE writes it (`alg`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
+            Self::Hs256 => "HS256",
+        }
+    }
+}
+
+/// Token signing: the algorithm, the automatic key rotation and how often each instance
+/// re-reads the shared keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSigning {
+    pub algorithm: JwtAlgorithm,
+    /// A new key every this long (`PORTCULLIS_JWT_KEY_ROTATION`, `off` for never).
+    pub rotation: Option<Duration>,
+    /// How often the keys are re-read from the database (a new key is published minutes
+    /// before it signs, so every instance knows it first).
+    pub reload_interval: Duration,
+}
+
+impl Default for TokenSigning {
+    fn default() -> Self {
+        Self {
+            algorithm: JwtAlgorithm::default(),
+            rotation: Some(DEFAULT_KEY_ROTATION),
+            reload_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Who must sign in with a second factor (`PORTCULLIS_MFA_REQUIRED`). A user it covers who
@@ -351,6 +407,21 @@ impl Settings {
         let mfa_required =
             get("PORTCULLIS_MFA_REQUIRED").map_or(Ok(MfaPolicy::default()), |raw| MfaPolicy::parse(&raw))?;
 
+        let signing = TokenSigning {
+            algorithm: get("PORTCULLIS_JWT_ALG").map_or(Ok(JwtAlgorithm::default()), |raw| JwtAlgorithm::parse(&raw))?,
+            rotation: match get("PORTCULLIS_JWT_KEY_ROTATION").as_deref() {
+                Some("off") => None,
+                raw => Some(parse_duration(
+                    raw.map(str::to_owned),
+                    "PORTCULLIS_JWT_KEY_ROTATION",
+                    DEFAULT_KEY_ROTATION,
+                    (Duration::from_secs(24 * 60 * 60), "1d"),
+                    (Duration::from_secs(10 * 365 * 24 * 60 * 60), "3650d"),
+                )?),
+            },
+            ..TokenSigning::default()
+        };
+
         let mail = MailSettings::from_lookup(get)?;
 
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
@@ -370,6 +441,7 @@ impl Settings {
             housekeeping_interval,
             mfa_required,
             mail,
+            signing,
         })
     }
 }

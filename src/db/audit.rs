@@ -82,10 +82,11 @@ pub enum Action {
     InvitationAccepted,
     EmailChangeRequested,
     EmailChangeConfirmed,
+    SigningKeyRotated,
 }
 
 impl Action {
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 39] = [
         Self::LoginOk,
         Self::LoginFailed,
         Self::Logout,
@@ -124,6 +125,7 @@ impl Action {
         Self::InvitationAccepted,
         Self::EmailChangeRequested,
         Self::EmailChangeConfirmed,
+        Self::SigningKeyRotated,
     ];
 
     /// The stored code (stable: filters, exports and old rows use it).
@@ -180,6 +182,7 @@ impl Action {
             Self::InvitationAccepted => ("user.invitation_accepted", "Accepted an invitation"),
             Self::EmailChangeRequested => ("user.email_change_requested", "Asked to change their e-mail address"),
             Self::EmailChangeConfirmed => ("user.email_change_confirmed", "Confirmed a new e-mail address"),
+            Self::SigningKeyRotated => ("keys.rotate", "Made a new token signing key"),
         }
     }
 }

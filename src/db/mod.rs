@@ -9,6 +9,7 @@ pub mod passkeys;
 pub mod schema;
 pub mod second_factors;
 pub mod sessions;
+pub mod signing_keys;
 pub mod throttles;
 pub mod user_search;
 pub mod users;

@@ -166,3 +166,17 @@ diesel::table! {
         users -> BigInt,
     }
 }
+
+diesel::table! {
+    signing_keys (id) {
+        id -> BigInt,
+        kid -> Text,
+        alg -> Text,
+        sealed_private_key -> Nullable<Text>,
+        public_key -> Nullable<Text>,
+        published_at -> Timestamp,
+        signs_from -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        drop_after -> Nullable<Timestamp>,
+    }
+}

@@ -23,3 +23,4 @@ pub mod params;
 pub mod password_change;
 pub mod password_reset;
 pub mod view;
+pub mod well_known;

@@ -6,7 +6,6 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis::domain::Role;
@@ -14,11 +13,12 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn signed(app: &TestApp, header: &Value, claims: &Value) -> String {
-    let input =
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let key = hmac::Key::new(hmac::HMAC_SHA256, app.jwt_secret.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(hmac::sign(&key, input.as_bytes()).as_ref()))
+/// The header of a real token (its `alg` and `kid`), with `extra` added.
+async fn real_header(app: &TestApp, user: &TestUser, extra: Value) -> Value {
+    let token = app.api_token(user).await;
+    let mut header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    header.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    header
 }
 
 fn good_claims(app: &TestApp, user: &TestUser) -> Value {
@@ -43,16 +43,19 @@ both_backends! {
         let bait = format!("http://{}/keys.json", listener.local_addr().unwrap());
         let claims = good_claims(&app, &user);
         for field in ["jku", "x5u"] {
-            let header = json!({"typ": "at+jwt", "alg": "HS256", "kid": app.kid(), field: bait});
-            let token = signed(&app, &header, &claims);
+            // Signed with the server's own key: only the header's extra field is wrong.
+            let header = real_header(&app, &user, json!({field: bait})).await;
+            let token = app.sign_as_server(&header, &claims).await;
 
             assert_eq!(app.get_with_bearer("/api/me", &token).await.status(), 401, "{field}");
             app.set_cookie("portcullis", &token);
             assert_eq!(app.get("/dashboard").await.status(), 303, "{field}");
         }
-        let embedded = json!({"typ": "at+jwt", "alg": "HS256", "kid": app.kid(),
-                              "jwk": {"kty": "oct", "k": URL_SAFE_NO_PAD.encode(app.jwt_secret.as_bytes())}});
-        assert_eq!(app.get_with_bearer("/api/me", &signed(&app, &embedded, &claims)).await.status(), 401);
+        let embedded = real_header(&app, &user, json!({"jwk": {"kty": "oct", "k": URL_SAFE_NO_PAD.encode(app.jwt_secret.as_bytes())}})).await;
+        assert_eq!(app.get_with_bearer("/api/me", &app.sign_as_server(&embedded, &claims).await).await.status(), 401);
+        let plain = real_header(&app, &user, json!({})).await;
+        assert_eq!(app.get_with_bearer("/api/me", &app.sign_as_server(&plain, &claims).await).await.status(), 200,
+            "the same token without the extra header is accepted: the refusals above are for the header");
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(listener.accept().is_err(), "the server connected to a URL named in a token");
         assert_no_server_panics();

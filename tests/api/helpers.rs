@@ -51,6 +51,12 @@ macro_rules! both_backends_with {
 /// The test servers' settings as they are (see `start_instance`).
 pub fn default_settings(_: &mut Settings) {}
 
+/// An installation that signs tokens with the shared secret (`PORTCULLIS_JWT_ALG=HS256`), for
+/// the scenarios about that mode (forging with the secret, rotating it).
+pub fn hs256(settings: &mut Settings) {
+    settings.signing.algorithm = portcullis::config::JwtAlgorithm::Hs256;
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -162,10 +168,16 @@ pub async fn spawn_instance_with_secret(first: &TestApp, secret: &str) -> TestAp
 /// The same deployment restarted with a new secret, the old one kept as
 /// `PORTCULLIS_JWT_SECRET_PREVIOUS` (the documented rotation).
 pub async fn spawn_rotated_instance(first: &TestApp) -> TestApp {
+    spawn_rotated_instance_with(first, default_settings).await
+}
+
+/// `spawn_rotated_instance`, with settings a test adjusts.
+pub async fn spawn_rotated_instance_with(first: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let old = portcullis::config::JwtSecret::parse(&first.jwt_secret, "old").unwrap();
     start_instance(first.database_url.clone(), portcullis::random::token_base64(48), dir, move |settings| {
         settings.jwt_secret_previous = Some(old);
+        adjust(settings);
     })
     .await
 }
@@ -407,20 +419,50 @@ impl TestApp {
 
     /// Replaces this browser's access cookie with the same token already expired (as if the
     /// browser had kept it past its time), signed like the real one.
-    pub fn expire_access_cookie(&self) {
+    pub async fn expire_access_cookie(&self) {
         use base64::Engine;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let token = self.cookie("portcullis").expect("an access cookie");
         let parts: Vec<&str> = token.split('.').collect();
+        let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
         let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         let now = chrono::Utc::now().timestamp();
         claims["iat"] = (now - 1000).into();
         claims["nbf"] = (now - 1000).into();
         claims["exp"] = (now - 60).into();
-        let input = format!("{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.jwt_secret.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes()).as_ref());
-        self.set_cookie("portcullis", &format!("{input}.{signature}"));
+        let resigned = self.sign_as_server(&header, &claims).await;
+        self.set_cookie("portcullis", &resigned);
+    }
+
+    /// `claims` under `header`, signed with the key the header names, as the server would: the
+    /// secret for HS256, else the stored key (opened with the secret).
+    pub async fn sign_as_server(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signature = match header["alg"].as_str() {
+            Some("HS256") => {
+                let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.jwt_secret.as_bytes());
+                aws_lc_rs::hmac::sign(&key, input.as_bytes()).as_ref().to_vec()
+            }
+            alg => {
+                let secret = portcullis::config::JwtSecret::parse(&self.jwt_secret, "test").unwrap();
+                let keys = portcullis::auth::signing_keys::SigningKeys::new(&secret, None, std::time::Duration::from_secs(900));
+                let loaded = self.with_conn(move |conn| keys.load(conn, portcullis::db::users::now()).unwrap()).await;
+                let key = loaded.into_iter().find(|key| Some(key.kid.as_str()) == header["kid"].as_str()).expect("the stored key");
+                let pkcs8 = key.private_pkcs8.expect("a private key the secret opens");
+                match alg {
+                    Some("EdDSA") => aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap().sign(input.as_bytes()).as_ref().to_vec(),
+                    _ => aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                        .unwrap()
+                        .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+                        .unwrap()
+                        .as_ref()
+                        .to_vec(),
+                }
+            }
+        };
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 }
 

@@ -30,6 +30,7 @@ mod passkeys;
 mod second_factor;
 mod secret_rotation;
 mod sessions;
+mod signing_keys;
 mod startup;
 mod throttling;
 mod token_attacks;

@@ -56,7 +56,7 @@ both_backends! {
         let user = app.create_user("alice", Role::User).await;
         app.login_as(&user).await;
         let old_refresh = app.cookie("portcullis-refresh").unwrap();
-        app.expire_access_cookie();
+        app.expire_access_cookie().await;
 
         let response = app.get("/dashboard").await;
 
@@ -73,7 +73,7 @@ both_backends! {
         let user = app.create_user("alice", Role::User).await;
         app.login_as(&user).await;
         let csrf = app.session_csrf_token().await;
-        app.expire_access_cookie();
+        app.expire_access_cookie().await;
 
         let response = app
             .post_form("/account", &[("csrf_token", &csrf), ("display_name", "Alice Renewed"), ("email", "alice@example.com")])
@@ -90,7 +90,7 @@ both_backends! {
     async fn two_tabs_renewing_at_once_do_not_trip_the_reuse_alarm(app: TestApp) {
         let user = app.create_user("alice", Role::User).await;
         app.login_as(&user).await;
-        app.expire_access_cookie();
+        app.expire_access_cookie().await;
         let stale = cookie_header(&app);
 
         let (first, second) =
@@ -105,7 +105,7 @@ both_backends! {
     async fn a_page_visit_with_a_dead_refresh_cookie_goes_to_login_and_clears_both_cookies(app: TestApp) {
         let user = app.create_user("alice", Role::User).await;
         app.login_as(&user).await;
-        app.expire_access_cookie();
+        app.expire_access_cookie().await;
         app.set_cookie("portcullis-refresh", "not-a-real-token");
 
         let response = app.get("/account").await;
