@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use portcullis::auth::revocation::RevocationList;
 use portcullis::auth::sessions::Sessions;
+use portcullis::auth::signing_keys::SigningKeys;
 use portcullis::auth::throttle::LoginThrottle;
 use portcullis::auth::tokens::{Grant, JwtKeys};
-use portcullis::config::{JwtSecret, MfaPolicy, SessionPolicy, Settings};
+use portcullis::config::{JwtAlgorithm, JwtSecret, MfaPolicy, SessionPolicy, Settings, TokenSigning};
 use portcullis::db::schema::revoked_sessions;
 use portcullis::db::users::{self, NewUser};
 use portcullis::db::{build_pool, run_migrations};
@@ -107,25 +108,30 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     )?;
     let policy = SessionPolicy::default();
     let secret = JwtSecret::parse(secret, "bench")?;
-    let keys = JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl);
+    // Both kinds of signature: HMAC with the secret, and the default Ed25519 key pair.
+    let hs256 = JwtKeys::new(JwtAlgorithm::Hs256, &secret, None, "http://127.0.0.1", policy.access_token_ttl);
+    let signing = SigningKeys::new(&secret, None, policy.access_token_ttl);
+    let eddsa = || -> anyhow::Result<JwtKeys> {
+        let keys = JwtKeys::new(JwtAlgorithm::EdDsa, &secret, None, "http://127.0.0.1", policy.access_token_ttl);
+        keys.replace_keys(signing.load(&mut *pool.get()?, users::now())?);
+        Ok(keys)
+    };
+    signing.ensure(&mut conn, &TokenSigning::default(), users::now())?;
+    let keys = eddsa()?;
     let grant = Grant { session_id: "bench-session", session_expires_at: i64::MAX / 4, amr: "pwd", must_enrol: false };
     let token = keys.issue(&user, &grant)?.token;
+    let hs256_token = hs256.issue(&user, &grant)?.token;
     let list = Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));
     list.sync(&mut conn)?;
     // As in the server: a thread keeps the list fresh (a stale list refuses everyone).
     let outbox = Arc::new(Outbox::off(&secret));
     let throttle = Arc::new(LoginThrottle::new(Default::default(), &secret, None, Arc::clone(&outbox)));
     let _syncer = list.spawn_syncer(pool.clone(), pool.clone(), throttle, Duration::from_secs(60))?;
-    let sessions = Sessions::new(
-        JwtKeys::new(&secret, None, "http://127.0.0.1", policy.access_token_ttl),
-        policy,
-        MfaPolicy::Off,
-        list.clone(),
-        outbox,
-    );
+    let sessions = Sessions::new(eddsa()?, policy, MfaPolicy::Off, list.clone(), outbox);
 
     time_per_call(|| assert!(sessions.authenticate(&token).is_ok())); // warm-up, not reported
     let verify_only = time_per_call(|| assert!(keys.verify(&token).is_ok()));
+    let verify_only_hs256 = time_per_call(|| assert!(hs256.verify(&hs256_token).is_ok()));
     let with_check_empty = time_per_call(|| assert!(sessions.authenticate(&token).is_ok()));
 
     let now = users::now();
@@ -146,7 +152,8 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     println!("per-request token check, best of 3 × {CHECKS} calls:");
     println!("| check                                              | ns/request |");
     println!("|----------------------------------------------------|-----------:|");
-    println!("| signature + claims only (no revocation check)      | {verify_only:>10.0} |");
+    println!("| HS256 signature + claims only                      | {verify_only_hs256:>10.0} |");
+    println!("| EdDSA signature + claims only (no revocation check)| {verify_only:>10.0} |");
     println!("| + revocation check, empty list                     | {with_check_empty:>10.0} |");
     println!("| + revocation check, {REVOKED} revoked sessions       | {with_check_full:>10.0} |");
     println!("re-reading {REVOKED} revoked ids from the database (one sync): {sync_ms:.1} ms");

@@ -264,10 +264,18 @@ pub fn rotate_keys(settings: &Settings, now: bool, revoke_old: bool) -> anyhow::
     let lead = if now { std::time::Duration::ZERO } else { crate::auth::signing_keys::PUBLISH_LEAD };
     let kid = keys.rotate(&mut conn, settings.signing.algorithm, lead, revoke_old, db::users::now())?;
     let actor = Actor::command_line();
-    let details = format!("new {} key {kid}{}", settings.signing.algorithm.name(), if revoke_old { "; old keys revoked" } else { "" });
+    let details = format!(
+        "new {} key {kid}{}",
+        settings.signing.algorithm.name(),
+        if revoke_old { "; old keys revoked" } else { "" }
+    );
     audit::record(&mut conn, &actor, Action::SigningKeyRotated, None, &details)?;
     if now {
-        println!("New {} key {kid} signs now{}.", settings.signing.algorithm.name(), if revoke_old { "; tokens of the old keys no longer verify" } else { "" });
+        println!(
+            "New {} key {kid} signs now{}.",
+            settings.signing.algorithm.name(),
+            if revoke_old { "; tokens of the old keys no longer verify" } else { "" }
+        );
     } else {
         println!(
             "New {} key {kid} is published; it signs in {} minutes, when every cache of the JWKS knows it.",

@@ -18,8 +18,8 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{RevocationList, SyncerHandle};
 use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
-use crate::auth::throttle::LoginThrottle;
 use crate::auth::signing_keys::{ReloaderHandle, SigningKeys, spawn_reloader as spawn_key_reloader};
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, JwtSecret, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
@@ -32,8 +32,8 @@ use crate::web::cross_site::refuse_cross_site_writes;
 use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, require_admin};
 use crate::web::guard::{identify_page_visitor, require_page_session};
 use crate::web::{
-    account, admin, api, dashboard, email_confirm, errors, health, home, invitation, limits, login, logout, well_known,
-    password_change, password_reset,
+    account, admin, api, dashboard, email_confirm, errors, health, home, invitation, limits, login, logout,
+    password_change, password_reset, well_known,
 };
 
 /// Forms and JSON bodies here are small; refuse more before reading it.

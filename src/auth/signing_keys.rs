@@ -46,7 +46,8 @@ fn generate(alg: JwtAlgorithm) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     let rng = SystemRandom::new();
     match alg {
         JwtAlgorithm::EdDsa => {
-            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow::anyhow!("Ed25519 key generation failed"))?;
+            let pkcs8 =
+                Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow::anyhow!("Ed25519 key generation failed"))?;
             let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|error| anyhow::anyhow!("{error}"))?;
             Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
         }
@@ -89,7 +90,9 @@ pub fn jwk(key: &LoadedKey) -> Option<Value> {
 fn thumbprint(alg: JwtAlgorithm, public: &[u8]) -> anyhow::Result<String> {
     let jwk = public_jwk(alg, public).ok_or_else(|| anyhow::anyhow!("not a public key"))?;
     let canonical = match alg {
-        JwtAlgorithm::EdDsa => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, jwk["x"].as_str().unwrap_or_default()),
+        JwtAlgorithm::EdDsa => {
+            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, jwk["x"].as_str().unwrap_or_default())
+        }
         _ => format!(
             r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
             jwk["x"].as_str().unwrap_or_default(),
@@ -131,7 +134,13 @@ impl SigningKeys {
         later(at, self.ttl + LEEWAY + Duration::from_secs(60))
     }
 
-    fn insert_new(&self, conn: &mut DbConnection, alg: JwtAlgorithm, now: NaiveDateTime, lead: Duration) -> anyhow::Result<String> {
+    fn insert_new(
+        &self,
+        conn: &mut DbConnection,
+        alg: JwtAlgorithm,
+        now: NaiveDateTime,
+        lead: Duration,
+    ) -> anyhow::Result<String> {
         let (pkcs8, public) = generate(alg)?;
         let kid = thumbprint(alg, &public)?;
         let sealed = self.sealing.seal(OWNER, &pkcs8);
@@ -156,7 +165,12 @@ impl SigningKeys {
     /// key of the configured algorithm signs, and retires the others (they verify until their
     /// tokens expire). Switching from HS256 records until when the secret's tokens still verify,
     /// so nobody is signed out. Returns the kid of a key it created.
-    pub fn ensure(&self, conn: &mut DbConnection, signing: &TokenSigning, now: NaiveDateTime) -> anyhow::Result<Option<String>> {
+    pub fn ensure(
+        &self,
+        conn: &mut DbConnection,
+        signing: &TokenSigning,
+        now: NaiveDateTime,
+    ) -> anyhow::Result<Option<String>> {
         write_transaction(conn, |conn| -> anyhow::Result<Option<String>> {
             signing_keys::lock(conn)?;
             let live = signing_keys::live(conn, now)?;
@@ -182,7 +196,13 @@ impl SigningKeys {
             for key in live.iter().filter(active).filter(|key| key.alg != "HS256") {
                 signing_keys::retire(conn, key.id, now, self.drop_time(now))?;
             }
-            if !live.iter().any(|key| key.alg == "HS256") {
+            // Sessions exist from before: their tokens were signed with the secret (HS256, the only
+            // kind before key pairs) and keep verifying until they expire. A new installation has
+            // none to honour.
+            let signed_with_the_secret = !live.iter().filter(active).any(|key| key.alg != "HS256")
+                && !live.iter().any(|key| key.alg == "HS256")
+                && crate::db::sessions::any(conn)?;
+            if signed_with_the_secret {
                 signing_keys::insert(
                     conn,
                     &NewKey {
@@ -223,7 +243,9 @@ impl SigningKeys {
             let live = signing_keys::live(conn, now)?;
             let kid = self.insert_new(conn, alg, now, lead)?;
             let starts = later(now, lead);
-            for key in live.iter().filter(|key| key.alg != "HS256" && key.retired_at.is_none_or(|retired| retired > starts)) {
+            for key in
+                live.iter().filter(|key| key.alg != "HS256" && key.retired_at.is_none_or(|retired| retired > starts))
+            {
                 let drop_after = if drop_old { now } else { self.drop_time(starts) };
                 signing_keys::retire(conn, key.id, starts.min(drop_after), drop_after)?;
             }
@@ -232,8 +254,15 @@ impl SigningKeys {
     }
 
     /// Rotates when the newest key is older than the rotation period and no newer one waits.
-    pub fn rotate_if_due(&self, conn: &mut DbConnection, signing: &TokenSigning, now: NaiveDateTime) -> anyhow::Result<Option<String>> {
-        let (Some(period), false) = (signing.rotation, signing.algorithm == JwtAlgorithm::Hs256) else { return Ok(None) };
+    pub fn rotate_if_due(
+        &self,
+        conn: &mut DbConnection,
+        signing: &TokenSigning,
+        now: NaiveDateTime,
+    ) -> anyhow::Result<Option<String>> {
+        let (Some(period), false) = (signing.rotation, signing.algorithm == JwtAlgorithm::Hs256) else {
+            return Ok(None);
+        };
         let live = signing_keys::live(conn, now)?;
         let newest = live.iter().filter(|key| key.alg == signing.algorithm.name()).map(|key| key.signs_from).max();
         let due = newest.is_none_or(|from| later(from, period) <= now);
@@ -244,7 +273,12 @@ impl SigningKeys {
         let rotated = write_transaction(conn, |conn| -> anyhow::Result<bool> {
             signing_keys::lock(conn)?;
             let live = signing_keys::live(conn, now)?;
-            Ok(live.iter().filter(|key| key.alg == signing.algorithm.name()).map(|key| key.signs_from).max().is_none_or(|from| later(from, period) <= now))
+            Ok(live
+                .iter()
+                .filter(|key| key.alg == signing.algorithm.name())
+                .map(|key| key.signs_from)
+                .max()
+                .is_none_or(|from| later(from, period) <= now))
         })?;
         if !rotated {
             return Ok(None);
@@ -259,9 +293,16 @@ impl SigningKeys {
             .into_iter()
             .filter_map(|key| {
                 let alg = JwtAlgorithm::parse(&key.alg).ok()?;
-                let public = key.public_key.as_deref().and_then(|public| URL_SAFE_NO_PAD.decode(public).ok()).unwrap_or_default();
-                let private_pkcs8 =
-                    key.sealed_private_key.as_deref().and_then(|sealed| self.sealing.open(OWNER, sealed)).map(|opened| opened.plaintext);
+                let public = key
+                    .public_key
+                    .as_deref()
+                    .and_then(|public| URL_SAFE_NO_PAD.decode(public).ok())
+                    .unwrap_or_default();
+                let private_pkcs8 = key
+                    .sealed_private_key
+                    .as_deref()
+                    .and_then(|sealed| self.sealing.open(OWNER, sealed))
+                    .map(|opened| opened.plaintext);
                 Some(LoadedKey {
                     kid: key.kid,
                     alg,
@@ -301,10 +342,13 @@ impl SigningKeys {
         Ok(signing_keys::all(conn)?
             .into_iter()
             .map(|key| {
-                let unreadable = key.sealed_private_key.as_deref().is_some_and(|sealed| self.sealing.open(OWNER, sealed).is_none());
+                let unreadable =
+                    key.sealed_private_key.as_deref().is_some_and(|sealed| self.sealing.open(OWNER, sealed).is_none());
                 let state = if key.alg == "HS256" {
                     match key.drop_after {
-                        Some(until) if until > now => format!("tokens signed with the secret verify until {}", format(until)),
+                        Some(until) if until > now => {
+                            format!("tokens signed with the secret verify until {}", format(until))
+                        }
                         _ => "tokens signed with the secret no longer verify".to_owned(),
                     }
                 } else if key.drop_after.is_some_and(|until| until <= now) {
@@ -320,7 +364,8 @@ impl SigningKeys {
                         key.drop_after.map(format).unwrap_or_else(|| "…".to_owned())
                     )
                 };
-                let state = if unreadable { format!("{state} (sealed under another secret: verifies only)") } else { state };
+                let state =
+                    if unreadable { format!("{state} (sealed under another secret: verifies only)") } else { state };
                 KeyState { kid: key.kid, alg: key.alg, state }
             })
             .collect())

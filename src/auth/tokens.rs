@@ -188,10 +188,14 @@ impl JwtKeys {
             };
             let Some(jwk) = super::signing_keys::jwk(&loaded) else { continue };
             let (encoding, decoding) = match loaded.alg {
-                JwtAlgorithm::EdDsa => {
-                    (loaded.private_pkcs8.as_deref().map(EncodingKey::from_ed_der), DecodingKey::from_ed_der(&loaded.public))
-                }
-                _ => (loaded.private_pkcs8.as_deref().map(EncodingKey::from_ec_der), DecodingKey::from_ec_der(&loaded.public)),
+                JwtAlgorithm::EdDsa => (
+                    loaded.private_pkcs8.as_deref().map(EncodingKey::from_ed_der),
+                    DecodingKey::from_ed_der(&loaded.public),
+                ),
+                _ => (
+                    loaded.private_pkcs8.as_deref().map(EncodingKey::from_ec_der),
+                    DecodingKey::from_ec_der(&loaded.public),
+                ),
             };
             ring.public.push(PublicKey {
                 key: NamedKey { kid: loaded.kid, alg, encoding, decoding, validation: validation(alg, &self.issuer) },
@@ -257,13 +261,20 @@ impl JwtKeys {
             ring.public
                 .iter()
                 .filter(|key| Some(key.key.alg) == jose_algorithm(self.algorithm))
-                .filter(|key| key.key.encoding.is_some() && key.signs_from <= now && key.retired_at.is_none_or(|at| at > now))
+                .filter(|key| {
+                    key.key.encoding.is_some() && key.signs_from <= now && key.retired_at.is_none_or(|at| at > now)
+                })
                 .max_by_key(|key| key.signs_from)
                 .map(|key| &key.key)
         };
         let signer = signer.ok_or_else(|| anyhow::anyhow!("no key can sign {} tokens now", self.algorithm.name()))?;
-        let encoding = signer.encoding.as_ref().ok_or_else(|| anyhow::anyhow!("the signing key has no private half"))?;
-        let header = Header { typ: Some(ACCESS_TOKEN_TYPE.to_owned()), kid: Some(signer.kid.clone()), ..Header::new(signer.alg) };
+        let encoding =
+            signer.encoding.as_ref().ok_or_else(|| anyhow::anyhow!("the signing key has no private half"))?;
+        let header = Header {
+            typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
+            kid: Some(signer.kid.clone()),
+            ..Header::new(signer.alg)
+        };
         let token = encode(&header, &claims, encoding)?;
         Ok(IssuedToken { token, claims })
     }
@@ -275,7 +286,8 @@ impl JwtKeys {
         }
         // The header is read before the signature is checked only to pick the key; a `kid` we
         // did not issue (a path, SQL, a URL) matches nothing and is refused without further use.
-        let kid = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid.ok_or(TokenError::Invalid)?;
+        let kid =
+            jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid.ok_or(TokenError::Invalid)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
         let public = ring

@@ -408,7 +408,8 @@ impl Settings {
             get("PORTCULLIS_MFA_REQUIRED").map_or(Ok(MfaPolicy::default()), |raw| MfaPolicy::parse(&raw))?;
 
         let signing = TokenSigning {
-            algorithm: get("PORTCULLIS_JWT_ALG").map_or(Ok(JwtAlgorithm::default()), |raw| JwtAlgorithm::parse(&raw))?,
+            algorithm: get("PORTCULLIS_JWT_ALG")
+                .map_or(Ok(JwtAlgorithm::default()), |raw| JwtAlgorithm::parse(&raw))?,
             rotation: match get("PORTCULLIS_JWT_KEY_ROTATION").as_deref() {
                 Some("off") => None,
                 raw => Some(parse_duration(

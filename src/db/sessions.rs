@@ -39,6 +39,11 @@ pub struct NewSession<'a> {
 }
 
 /// Inserts the session and its first refresh token.
+/// Whether any session was ever started here (and not yet pruned).
+pub fn any(conn: &mut DbConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(sessions::table.select(sessions::id))).get_result(conn)
+}
+
 pub fn insert(conn: &mut DbConnection, new: &NewSession<'_>, refresh_hash: &str) -> QueryResult<Session> {
     let session: Session =
         diesel::insert_into(sessions::table).values(new).returning(sessions::all_columns).get_result(conn)?;

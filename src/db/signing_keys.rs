@@ -1,5 +1,6 @@
 //! Queries on `signing_keys`: the keys access tokens are signed with, shared by every instance.
 use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use super::DbConnection;

@@ -5,8 +5,8 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::auth::signing_keys::JWKS_MAX_AGE;
 use crate::auth::sessions::Sessions;
+use crate::auth::signing_keys::JWKS_MAX_AGE;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 

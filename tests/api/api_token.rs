@@ -33,7 +33,7 @@ both_backends! {
         let header = decode(parts[0]);
         let claims = decode(parts[1]);
 
-        assert_eq!(header["alg"], "HS256");
+        assert_eq!(header["alg"], "EdDSA", "the default: anyone can check it, only we can make it");
         assert_eq!(header["typ"], "at+jwt");
         for claim in ["sub", "preferred_username", "name", "role", "pwc", "iat", "nbf", "exp", "iss", "aud", "jti", "sid"] {
             assert!(claims.get(claim).is_some(), "missing {claim}");

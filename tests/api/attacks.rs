@@ -16,7 +16,8 @@ use crate::helpers::*;
 /// The header of a real token (its `alg` and `kid`), with `extra` added.
 async fn real_header(app: &TestApp, user: &TestUser, extra: Value) -> Value {
     let token = app.api_token(user).await;
-    let mut header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    let mut header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
     header.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     header
 }

@@ -439,7 +439,8 @@ impl TestApp {
     pub async fn sign_as_server(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
         use base64::Engine;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let signature = match header["alg"].as_str() {
             Some("HS256") => {
                 let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.jwt_secret.as_bytes());
@@ -447,18 +448,32 @@ impl TestApp {
             }
             alg => {
                 let secret = portcullis::config::JwtSecret::parse(&self.jwt_secret, "test").unwrap();
-                let keys = portcullis::auth::signing_keys::SigningKeys::new(&secret, None, std::time::Duration::from_secs(900));
+                let keys = portcullis::auth::signing_keys::SigningKeys::new(
+                    &secret,
+                    None,
+                    std::time::Duration::from_secs(900),
+                );
                 let loaded = self.with_conn(move |conn| keys.load(conn, portcullis::db::users::now()).unwrap()).await;
-                let key = loaded.into_iter().find(|key| Some(key.kid.as_str()) == header["kid"].as_str()).expect("the stored key");
+                let key = loaded
+                    .into_iter()
+                    .find(|key| Some(key.kid.as_str()) == header["kid"].as_str())
+                    .expect("the stored key");
                 let pkcs8 = key.private_pkcs8.expect("a private key the secret opens");
                 match alg {
-                    Some("EdDSA") => aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap().sign(input.as_bytes()).as_ref().to_vec(),
-                    _ => aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                    Some("EdDSA") => aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&pkcs8)
                         .unwrap()
-                        .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
-                        .unwrap()
+                        .sign(input.as_bytes())
                         .as_ref()
                         .to_vec(),
+                    _ => aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+                        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                        &pkcs8,
+                    )
+                    .unwrap()
+                    .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+                    .unwrap()
+                    .as_ref()
+                    .to_vec(),
                 }
             }
         };

@@ -45,13 +45,15 @@ async fn accepted(app: &TestApp, token: &str) -> bool {
 /// Signs `claims` with `header` by an Ed25519 key of the forger's own.
 fn forged_eddsa(header: &Value, claims: &Value) -> String {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(pair.sign(input.as_bytes()).as_ref()))
 }
 
 fn forged_hs256(key: &[u8], header: &Value, claims: &Value) -> String {
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key), input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
@@ -266,7 +268,11 @@ fn python_verifies(issuer: &str, token: &str) -> Result<Value, String> {
         .output()
         .expect("python3 runs");
     let said = String::from_utf8_lossy(&output.stdout).into_owned();
-    if output.status.success() { Ok(serde_json::from_str(&said).unwrap()) } else { Err(format!("{said}{}", String::from_utf8_lossy(&output.stderr))) }
+    if output.status.success() {
+        Ok(serde_json::from_str(&said).unwrap())
+    } else {
+        Err(format!("{said}{}", String::from_utf8_lossy(&output.stderr)))
+    }
 }
 
 fn pyjwt_available() -> bool {
@@ -316,6 +322,9 @@ async fn a_service_in_python_checks_tokens_with_nothing_but_the_published_keys_b
     let old_kid = header_of(&before)["kid"].clone();
     eventually("the new key signs", || async { header_of(&app.api_token(&user).await)["kid"] != old_kid }).await;
     let after = app.api_token(&user).await;
-    assert_eq!(python_verifies(&issuer, &after).expect("a token of the new key verifies")["claims"]["sub"], user.id.to_string());
+    assert_eq!(
+        python_verifies(&issuer, &after).expect("a token of the new key verifies")["claims"]["sub"],
+        user.id.to_string()
+    );
     assert!(python_verifies(&issuer, &before).is_ok(), "the old key is still published until its tokens expire");
 }
