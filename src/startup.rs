@@ -23,6 +23,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
 use crate::config::{DatabaseSettings, DatabaseUrl, JwtSecret, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
+use crate::domain::{AccessRules, SiteHosts};
 use crate::mail::Outbox;
 use crate::mail::sender::{self, SenderHandle, SenderStats};
 use crate::mail::transport::Mailer;
@@ -32,8 +33,8 @@ use crate::web::cross_site::refuse_cross_site_writes;
 use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, require_admin};
 use crate::web::guard::{identify_page_visitor, require_page_session};
 use crate::web::{
-    account, admin, api, dashboard, email_confirm, errors, health, home, invitation, limits, login, logout,
-    password_change, password_reset, well_known,
+    account, admin, api, dashboard, email_confirm, errors, forward_auth, health, home, invitation, limits, login,
+    logout, password_change, password_reset, well_known,
 };
 
 /// Forms and JSON bodies here are small; refuse more before reading it.
@@ -57,6 +58,11 @@ pub struct Application {
 impl Application {
     /// Connects, migrates and binds; `settings.bind` may use port 0 (tests).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // A mistake in the rules file stops start-up at once, naming its line.
+        let rules = match &settings.forward_auth.rules_file {
+            Some(path) => AccessRules::load(path)?,
+            None => AccessRules::default(),
+        };
         let pool = connect_with_retries(&settings.database).await?;
         let migration_pool = pool.clone();
         let applied = tokio::task::spawn_blocking(move || {
@@ -135,7 +141,17 @@ impl Application {
         check_authenticator_keys(&pool, &factors, &settings.database.url).await?;
         let passkeys = web::Data::new(Passkeys::new(&settings.public_url, &secret, previous)?);
         let csrf = web::Data::new(CsrfKey::derive(&secret, previous));
-        let cookies = web::Data::new(CookiePolicy::new(&settings.public_url));
+        let cookies = web::Data::new(CookiePolicy::new(&settings.public_url, settings.cookie_domain.as_deref()));
+        let sites = web::Data::new(SiteHosts::new(
+            settings.public_url.host_name(),
+            settings.cookie_domain.as_deref(),
+            settings.public_url.is_https(),
+        ));
+        let gate = web::Data::new(forward_auth::Gate {
+            rules,
+            pass_token: settings.forward_auth.pass_token,
+            origin: settings.public_url.origin().to_owned(),
+        });
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
         let static_dir = settings.static_dir.clone();
         let hsts = settings.public_url.is_https();
@@ -178,6 +194,8 @@ impl Application {
                 .app_data(outbox.clone())
                 .app_data(sender_stats.clone())
                 .app_data(trusted_proxies.clone())
+                .app_data(sites.clone())
+                .app_data(gate.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))
@@ -226,6 +244,7 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .service(endpoint("/healthz", [get(health::live)]))
         .service(endpoint("/readyz", [get(health::ready)]))
         .service(endpoint(well_known::JWKS_PATH, [get(well_known::jwks)]))
+        .service(endpoint("/auth/verify", [get(forward_auth::verify)]))
         .service(endpoint("/.well-known/oauth-authorization-server", [get(well_known::metadata)]))
         .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint("/login/forgot", [get(login::forgot::form), post(login::forgot::submit)]))

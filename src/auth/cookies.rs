@@ -21,6 +21,8 @@ pub fn read<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 #[derive(Clone)]
 pub struct CookiePolicy {
     secure: bool,
+    /// `PORTCULLIS_COOKIE_DOMAIN`: the access cookie (only it) goes to every host under it.
+    domain: Option<String>,
     session_name: &'static str,
     refresh_name: &'static str,
     login_csrf_name: &'static str,
@@ -31,12 +33,17 @@ pub struct CookiePolicy {
 
 impl CookiePolicy {
     /// On https the names carry the `__Host-` prefix: Secure, Path=/, no Domain, so a sibling
-    /// subdomain cannot plant or overwrite them.
-    pub fn new(public_url: &PublicUrl) -> Self {
+    /// subdomain cannot plant or overwrite them. With a cookie domain the access cookie is sent
+    /// to the whole domain, so it can only carry `__Secure-` (Secure, but a sibling subdomain
+    /// could set one: it would still need our signature to be believed). The refresh cookie,
+    /// the CSRF nonce and the others stay `__Host-`: no other site ever receives them.
+    pub fn new(public_url: &PublicUrl, domain: Option<&str>) -> Self {
+        let domain = domain.map(str::to_owned);
         if public_url.is_https() {
             Self {
                 secure: true,
-                session_name: "__Host-portcullis",
+                session_name: if domain.is_some() { "__Secure-portcullis" } else { "__Host-portcullis" },
+                domain,
                 refresh_name: "__Host-portcullis-refresh",
                 login_csrf_name: "__Host-portcullis-login",
                 flash_name: "__Host-portcullis-flash",
@@ -46,6 +53,7 @@ impl CookiePolicy {
         } else {
             Self {
                 secure: false,
+                domain,
                 session_name: "portcullis",
                 refresh_name: "portcullis-refresh",
                 login_csrf_name: "portcullis-login",
@@ -65,11 +73,22 @@ impl CookiePolicy {
     }
 
     pub fn session(&self, token: String, max_age: std::time::Duration) -> Cookie<'static> {
-        self.build(self.session_name, token, SameSite::Lax, max_age)
+        let mut cookie = self.build(self.session_name, token, SameSite::Lax, max_age);
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
     }
 
     pub fn session_removal(&self) -> Cookie<'static> {
-        self.removal(self.session_name)
+        let mut cookie = self.session(String::new(), std::time::Duration::ZERO);
+        cookie.make_removal();
+        cookie
+    }
+
+    /// The domain the access cookie covers, if any.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
     }
 
     pub fn refresh_name(&self) -> &'static str {

@@ -56,6 +56,7 @@ pub struct Authenticated {
     pub user_id: i64,
     pub username: String,
     pub display_name: String,
+    pub email: String,
     pub role: Role,
     pub must_change_password: bool,
     /// Covered by the second-factor policy without a second factor: may only enrol one.
@@ -76,6 +77,7 @@ impl Authenticated {
             role: claims.role,
             username: claims.preferred_username,
             display_name: claims.name,
+            email: claims.email,
             must_change_password: claims.pwc,
             must_enrol: claims.mfe,
             amr: claims.amr,

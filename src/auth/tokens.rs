@@ -25,6 +25,10 @@ pub struct Claims {
     /// The username and display name when the token was issued (refreshed on renewal).
     pub preferred_username: String,
     pub name: String,
+    /// The e-mail address when the token was issued (OpenID's `email`; for the sites behind
+    /// the reverse proxy, `Remote-Email`). Absent in tokens from before it was added.
+    #[serde(default)]
+    pub email: String,
     pub role: Role,
     /// Set while the user must choose a new password: the guard then allows nothing else.
     pub pwc: bool,
@@ -240,6 +244,7 @@ impl JwtKeys {
             sub: user.id.to_string(),
             preferred_username: user.username.to_string(),
             name: user.display_name.clone(),
+            email: user.email.to_string(),
             role: user.role,
             pwc: user.must_change_password,
             mfe: must_enrol,

@@ -59,6 +59,7 @@ mod tests {
             user_id: 1,
             username: "ada".into(),
             display_name: "Ada".into(),
+            email: "ada@example.com".into(),
             role: Role::User,
             must_change_password: false,
             must_enrol: false,

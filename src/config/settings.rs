@@ -44,6 +44,22 @@ pub struct Settings {
     pub mail: MailSettings,
     /// How access tokens are signed, and how often the key changes.
     pub signing: TokenSigning,
+    /// `PORTCULLIS_COOKIE_DOMAIN` (lower case, no leading dot): the access cookie is sent to
+    /// every host under it, so one sign-in covers the sites behind the reverse proxy.
+    pub cookie_domain: Option<String>,
+    /// What `/auth/verify` allows, and whether it hands the upstream a token.
+    pub forward_auth: ForwardAuthSettings,
+}
+
+/// Forward authentication for the sites behind the reverse proxy.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardAuthSettings {
+    /// `PORTCULLIS_ACCESS_RULES`: the rules file, read at start-up; without one every address
+    /// needs someone signed in.
+    pub rules_file: Option<PathBuf>,
+    /// `PORTCULLIS_FORWARD_AUTH_TOKEN=on`: answers also carry `Authorization: Bearer` with the
+    /// caller's access token, for upstreams that check it themselves (against the JWKS).
+    pub pass_token: bool,
 }
 
 /// The algorithm access tokens are signed with (`PORTCULLIS_JWT_ALG`). With `EdDSA` (the
@@ -423,6 +439,35 @@ impl Settings {
             ..TokenSigning::default()
         };
 
+        let cookie_domain = match get("PORTCULLIS_COOKIE_DOMAIN") {
+            None => None,
+            Some(raw) => {
+                let domain = raw.trim().trim_start_matches('.').to_ascii_lowercase();
+                let host = public_url.host_name().to_ascii_lowercase();
+                let valid = domain.contains('.')
+                    && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                    && !domain.chars().all(|c| c.is_ascii_digit() || c == '.');
+                if !valid {
+                    bail!("PORTCULLIS_COOKIE_DOMAIN must be a domain name such as .example.com (got {raw:?})");
+                }
+                if host != domain && !host.ends_with(&format!(".{domain}")) {
+                    bail!(
+                        "PORTCULLIS_COOKIE_DOMAIN ({raw}) must contain the host of PORTCULLIS_PUBLIC_URL ({host}), or browsers \
+                         would refuse the cookie"
+                    );
+                }
+                Some(domain)
+            }
+        };
+        let forward_auth = ForwardAuthSettings {
+            rules_file: get("PORTCULLIS_ACCESS_RULES").map(PathBuf::from),
+            pass_token: match get("PORTCULLIS_FORWARD_AUTH_TOKEN").as_deref() {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(other) => bail!("PORTCULLIS_FORWARD_AUTH_TOKEN must be on or off (got {other:?})"),
+            },
+        };
+
         let mail = MailSettings::from_lookup(get)?;
 
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
@@ -443,6 +488,8 @@ impl Settings {
             mfa_required,
             mail,
             signing,
+            cookie_domain,
+            forward_auth,
         })
     }
 }

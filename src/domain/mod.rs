@@ -26,19 +26,23 @@ macro_rules! text_value {
     };
 }
 
+pub mod access_rules;
 mod display_name;
 pub mod email;
 mod next_path;
 mod password;
+mod return_to;
 mod role;
 pub mod search;
 mod time_zone;
 mod username;
 
+pub use access_rules::{Access, AccessRules};
 pub use display_name::DisplayName;
 pub use email::Email;
 pub use next_path::SafeNextPath;
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword};
+pub use return_to::{ReturnTo, SiteHosts};
 pub use role::Role;
 pub use time_zone::TimeZone;
 pub use username::Username;

@@ -23,8 +23,12 @@ use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
 use crate::db::DbPool;
 use crate::db::audit::Actor;
+use crate::domain::{ReturnTo, SiteHosts};
 use crate::error::{ApiError, PageError, is_api_path};
 use crate::mail::Outbox;
+
+/// Where a sign-in lands when it was not sent from somewhere.
+pub const DEFAULT_LANDING: &str = "/dashboard";
 
 /// The application's shared parts, for any handler (public pages and the API too).
 pub struct Services {
@@ -37,9 +41,16 @@ pub struct Services {
     pub factors: web::Data<SecondFactors>,
     pub passkeys: web::Data<Passkeys>,
     pub outbox: web::Data<Outbox>,
+    /// The sites a sign-in may return to.
+    pub sites: web::Data<SiteHosts>,
 }
 
 impl Services {
+    /// Where to go after signing in: `raw` if it is one of our paths or sites, else the dashboard.
+    pub fn landing(&self, raw: &str) -> String {
+        ReturnTo::parse(raw, &self.sites).map_or_else(|| DEFAULT_LANDING.to_owned(), |to| to.as_str().to_owned())
+    }
+
     /// Every change to a user or a session goes through here.
     pub fn accounts(&self) -> Accounts<'_> {
         Accounts::new(&self.pool, &self.sessions, &self.throttle, &self.factors, &self.outbox)
@@ -56,6 +67,7 @@ impl Services {
             factors: app_data(req)?,
             passkeys: app_data(req)?,
             outbox: app_data(req)?,
+            sites: app_data(req)?,
         })
     }
 }

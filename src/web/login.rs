@@ -15,19 +15,17 @@ use super::view::wait_phrase;
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
-use crate::auth::csrf::CsrfKey;
 use crate::auth::device;
 use crate::auth::second_factor;
 use crate::auth::sessions::{AMR_PASSWORD, Device};
 use crate::domain::MAX_PASSWORD_BYTES;
-use crate::domain::SafeNextPath;
+use crate::domain::{ReturnTo, SiteHosts};
 use crate::error::PageError;
 use crate::random;
-use crate::web::context::Services;
+use crate::web::context::{DEFAULT_LANDING, Services};
 use crate::web::extractors::MaybeUser;
 use crate::web::form::StrictForm;
 
-const DEFAULT_LANDING: &str = "/dashboard";
 /// One message for unknown user, wrong password and disabled account.
 const LOGIN_FAILED: &str = "The username, email or password is not right, or the account is disabled.";
 const MAX_NONCE_CHARS: usize = 64;
@@ -46,8 +44,12 @@ struct LoginPage<'a> {
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
-    #[serde(default, deserialize_with = "safe_next")]
-    next: Option<SafeNextPath>,
+    /// Where to go after signing in: a path here, or (`rd`, from a reverse proxy) an address on
+    /// one of our sites. Checked by `ReturnTo` where used; a bad one means the dashboard.
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    rd: String,
 }
 
 #[derive(Deserialize)]
@@ -58,18 +60,13 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     csrf_token: String,
-    #[serde(default, deserialize_with = "safe_next")]
-    next: Option<SafeNextPath>,
+    #[serde(default)]
+    next: String,
 }
 
-/// `next` parsed once where it arrives: a same-site path, or nothing (never an error: a bad
-/// `next` only means the default landing page).
-fn safe_next<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<SafeNextPath>, D::Error> {
-    Ok(Option::<String>::deserialize(input)?.as_deref().and_then(SafeNextPath::parse))
-}
-
-fn landing(next: Option<&SafeNextPath>) -> &str {
-    next.map_or(DEFAULT_LANDING, SafeNextPath::as_str)
+/// `raw` if it is somewhere a sign-in may go (kept in the form), else nothing.
+fn checked(raw: &str, sites: &SiteHosts) -> String {
+    ReturnTo::parse(raw, sites).map(|to| to.as_str().to_owned()).unwrap_or_default()
 }
 
 /// The nonce the login CSRF tokens are bound to: the browser's, or a new one to set.
@@ -95,20 +92,21 @@ pub async fn form(
     query: web::Query<LoginQuery>,
     visitor: MaybeUser,
     flash: super::flash::Flash,
-    csrf: web::Data<CsrfKey>,
-    cookies: web::Data<CookiePolicy>,
-    passkeys: web::Data<crate::auth::passkeys::Passkeys>,
+    app: Services,
 ) -> Result<HttpResponse, PageError> {
-    let next = query.into_inner().next;
+    let Services { csrf, cookies, passkeys, sites, .. } = &app;
+    let query = query.into_inner();
+    let next = checked(if query.rd.is_empty() { &query.next } else { &query.rd }, sites);
     if visitor.0.is_some() {
-        return Ok(see_other(landing(next.as_ref())).finish());
+        // Signed in already (or just renewed from the refresh cookie): straight on.
+        return Ok(see_other(if next.is_empty() { DEFAULT_LANDING } else { &next }).finish());
     }
-    let (nonce, new_nonce) = login_nonce(&req, &cookies);
+    let (nonce, new_nonce) = login_nonce(&req, cookies);
     let page = LoginPage {
         layout: Layout::default().with_flash(&flash),
         csrf_token: csrf.for_login(&nonce),
         username: "",
-        next: next.as_ref().map_or("", SafeNextPath::as_str),
+        next: &next,
         error: None,
         passkeys: passkeys.available(),
     };
@@ -122,6 +120,7 @@ pub async fn form(
 pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services) -> Result<HttpResponse, PageError> {
     let Services { pool, sessions, cookies, csrf, throttle, hasher, .. } = &app;
     let LoginForm { username, password, csrf_token, next } = form.0;
+    let next = checked(&next, &app.sites);
     let nonce = crate::auth::cookies::read(&req, cookies.login_csrf_name()).unwrap_or_default();
     if !csrf.verify_login(nonce, &csrf_token) {
         tracing::warn!(client_ip = %client_ip(&req), "login form refused: CSRF token missing or wrong");
@@ -137,7 +136,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
             layout: Layout::default(),
             csrf_token: csrf_token.clone(),
             username: &username,
-            next: next.as_ref().map_or("", SafeNextPath::as_str),
+            next: &next,
             error: Some(message),
             passkeys: app.passkeys.available(),
         };
@@ -162,8 +161,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
     let (user, device_credential) = match outcome {
         LoginOutcome::Success { user, device_credential } => (*user, device_credential),
         LoginOutcome::SecondFactorNeeded { user } => {
-            let next_path = next.as_ref().map_or("", SafeNextPath::as_str);
-            let token = second_factor::begin_challenge(pool, user.id, "form", next_path, None).await?;
+            let token = second_factor::begin_challenge(pool, user.id, "form", &next, None).await?;
             tracing::info!(event = "login_second_step", username = %user.username, client_ip = %ip, "password right; second step pending");
             return Ok(see_other(second_step::PATH).cookie(cookies.second_step(token)).finish());
         }
@@ -183,7 +181,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
     let device = seen_device(&app, &presented_device, user.id);
     let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "form", AMR_PASSWORD, device).await?;
     tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %client_ip(&req), "login succeeded");
-    let mut response = signed_in(&app, tokens, landing(next.as_ref()), (&presented_device, user_id, device_credential));
+    let mut response = signed_in(&app, tokens, &app.landing(&next), (&presented_device, user_id, device_credential));
     if pending_step.is_some() {
         response.cookie(cookies.second_step_removal());
     }

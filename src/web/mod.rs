@@ -11,6 +11,7 @@ pub mod errors;
 pub mod extractors;
 pub mod flash;
 pub mod form;
+pub mod forward_auth;
 pub mod guard;
 pub mod health;
 pub mod home;

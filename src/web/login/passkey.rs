@@ -6,13 +6,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::PublicKeyCredential;
 
-use super::{DEFAULT_LANDING, session_cookies};
+use super::session_cookies;
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::credentials;
 use crate::auth::passkeys::{PasskeyError, Purpose};
 use crate::auth::second_factor::{self, SecondStep, SecondStepAttempt};
 use crate::db::audit::{self, Action, Actor};
-use crate::domain::SafeNextPath;
 use crate::error::ApiError;
 use crate::web::api::json::StrictJson;
 use crate::web::context::Services;
@@ -220,8 +219,7 @@ async fn signed_in(
     let seen = super::seen_device(app, device, user_id);
     let tokens = app.sessions.start(&app.pool, user, &ClientInfo::of(req), "form", amr, seen).await?;
     tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %client_ip(req), "login succeeded");
-    let landing = SafeNextPath::parse(next);
-    let redirect = landing.as_ref().map_or(DEFAULT_LANDING, SafeNextPath::as_str).to_owned();
+    let redirect = app.landing(next);
     let mut response = HttpResponse::Ok();
     for cookie in session_cookies(app, tokens, (device, user_id, device_credential)) {
         response.cookie(cookie);

@@ -6,13 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{DEFAULT_LANDING, login_nonce, signed_in};
+use super::{login_nonce, signed_in};
 use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::second_factor::{
     self, Code, CodeCheck, MAX_CHALLENGE_FAILURES, Method, SecondStep, SecondStepAttempt,
 };
 use crate::db::second_factors::{Inventory, inventory};
-use crate::domain::SafeNextPath;
 use crate::error::PageError;
 use crate::web::context::Services;
 use crate::web::flash::flash_cookie;
@@ -160,9 +159,8 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
                 .start(&app.pool, *user, &ClientInfo::of(&req), "form", method.amr_after_password(), seen)
                 .await?;
             tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %ip, method = method.as_str(), "login succeeded");
-            let next = SafeNextPath::parse(&next_path);
-            let landing = next.as_ref().map_or(DEFAULT_LANDING, SafeNextPath::as_str);
-            let mut response = signed_in(&app, tokens, landing, (&device, user_id, device_credential));
+            let landing = app.landing(&next_path);
+            let mut response = signed_in(&app, tokens, &landing, (&device, user_id, device_credential));
             response.cookie(app.cookies.second_step_removal());
             if let Some(left) = recovery_codes_left {
                 let message = format!(

@@ -1,0 +1,102 @@
+use super::SafeNextPath;
+
+const MAX_RETURN_BYTES: usize = 2048;
+
+/// The sites a sign-in may send someone back to: this one, and with a cookie domain every
+/// host under it (the applications behind the same reverse proxy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteHosts {
+    own: String,
+    domain: Option<String>,
+    https: bool,
+}
+
+impl SiteHosts {
+    pub fn new(own_host: &str, domain: Option<&str>, https: bool) -> Self {
+        Self { own: own_host.to_ascii_lowercase(), domain: domain.map(str::to_ascii_lowercase), https }
+    }
+
+    fn covers(&self, host: &str) -> bool {
+        host == self.own
+            || self.domain.as_deref().is_some_and(|domain| {
+                host == domain || host.strip_suffix(domain).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.'))
+            })
+    }
+}
+
+/// Where to go after signing in: a path on this site, or (from a reverse proxy's login
+/// redirect, `?rd=`) a full address on one of our sites. Anything else — another site, a
+/// user name in the address, `javascript:`, control characters — is refused and the caller
+/// falls back to the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnTo(String);
+
+impl ReturnTo {
+    pub fn parse(input: &str, sites: &SiteHosts) -> Option<Self> {
+        if let Some(path) = SafeNextPath::parse(input) {
+            return Some(Self(path.as_str().to_owned()));
+        }
+        if input.len() > MAX_RETURN_BYTES
+            || input.contains('\\')
+            || input.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return None;
+        }
+        let url = url::Url::parse(input).ok()?;
+        let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && !sites.https);
+        let host = url.host_str()?.to_ascii_lowercase();
+        let plain = url.username().is_empty() && url.password().is_none();
+        (scheme_ok && plain && sites.covers(&host)).then(|| Self(url.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sites() -> SiteHosts {
+        SiteHosts::new("login.example.com", Some("example.com"), true)
+    }
+
+    #[test]
+    fn our_paths_and_our_sites_are_kept() {
+        for good in [
+            "/dashboard",
+            "https://wiki.example.com/page?id=3",
+            "https://example.com/",
+            "https://login.example.com:8443/x",
+        ] {
+            assert!(ReturnTo::parse(good, &sites()).is_some(), "{good}");
+        }
+        assert_eq!(
+            ReturnTo::parse("https://WIKI.example.com", &sites()).unwrap().as_str(),
+            "https://wiki.example.com/"
+        );
+    }
+
+    #[test]
+    fn every_other_address_is_refused() {
+        for bad in [
+            "https://evil.example",
+            "https://example.com.evil.example/",
+            "https://evilexample.com/",
+            "http://wiki.example.com/",
+            "https://user:pass@wiki.example.com/",
+            "https://attacker@wiki.example.com/",
+            "javascript:alert(1)//example.com",
+            "//wiki.example.com",
+            "https://wiki.example.com/\\@evil.example",
+            "https://wiki.example.com/\n",
+            "ftp://wiki.example.com/",
+        ] {
+            assert!(ReturnTo::parse(bad, &sites()).is_none(), "{bad}");
+        }
+        let own_only = SiteHosts::new("login.example.com", None, false);
+        assert!(ReturnTo::parse("http://login.example.com/x", &own_only).is_some());
+        assert!(ReturnTo::parse("http://wiki.example.com/x", &own_only).is_none(), "no cookie domain: only this host");
+    }
+}

@@ -1,0 +1,209 @@
+//! `GET /auth/verify`: the sign-in gate for the other sites behind the reverse proxy (nginx
+//! `auth_request`, Caddy `forward_auth`, Traefik `ForwardAuth`). The proxy asks before each
+//! request; the answer comes from the token alone, exactly as for our own pages (signature,
+//! expiry, the revoked list; no database work):
+//! - **200** with `Remote-User`, `Remote-Email`, `Remote-Name`, `Remote-Role` (and, with
+//!   `PORTCULLIS_FORWARD_AUTH_TOKEN=on`, `Authorization: Bearer`) when the access rules let the
+//!   caller in; the proxy copies them onto the request it passes on;
+//! - for a browser not signed in: **302** to our login page with `rd` = the address asked for
+//!   (with `?answer=401`, for nginx, which passes on only 2xx, 401 and 403: **401** carrying the
+//!   same `Location`); renewal happens there, from the refresh cookie, which no other site sees;
+//! - **401** (JSON) for other clients; **403** with a page that says why for a caller the rules
+//!   do not let in.
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::auth::cookies::{self, CookiePolicy};
+use crate::auth::sessions::{AuthFailure, Authenticated, Sessions};
+use crate::domain::{Access, AccessRules, Role};
+use crate::error::PageError;
+use crate::web::layout::{Layout, render};
+
+/// The gate's settings, as the server keeps them.
+pub struct Gate {
+    pub rules: AccessRules,
+    pub pass_token: bool,
+    /// Our public origin: where browsers are sent to sign in.
+    pub origin: String,
+}
+
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    /// `401`: answer browsers 401 with `Location` instead of 302 (nginx `auth_request`).
+    #[serde(default)]
+    answer: String,
+}
+
+#[derive(Template)]
+#[template(path = "forward_auth_refused.html")]
+struct Refused<'a> {
+    layout: Layout,
+    address: &'a str,
+    who: &'a str,
+    reason: String,
+    origin: &'a str,
+}
+
+/// The address the browser asked the proxy for: `X-Original-URL` (nginx), or
+/// `X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri` (Caddy, Traefik).
+fn original_url(req: &HttpRequest) -> Option<(String, String, String)> {
+    let header = |name: &str| req.headers().get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+    let (scheme, host, uri) = match header("x-original-url") {
+        Some(url) => {
+            let parsed = url::Url::parse(url).ok()?;
+            let host = match parsed.port() {
+                Some(port) => format!("{}:{port}", parsed.host_str()?),
+                None => parsed.host_str()?.to_owned(),
+            };
+            let uri = match parsed.query() {
+                Some(query) => format!("{}?{query}", parsed.path()),
+                None => parsed.path().to_owned(),
+            };
+            (parsed.scheme().to_owned(), host, uri)
+        }
+        None => (
+            header("x-forwarded-proto").unwrap_or("https").to_owned(),
+            header("x-forwarded-host")?.to_owned(),
+            header("x-forwarded-uri").unwrap_or("/").to_owned(),
+        ),
+    };
+    let valid = matches!(scheme.as_str(), "http" | "https")
+        && !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        && uri.starts_with('/')
+        && !uri.chars().any(char::is_control);
+    valid.then_some((scheme, host, uri))
+}
+
+fn is_browser(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The token the request carries: the access cookie, or a Bearer header.
+fn token(req: &HttpRequest, cookies: &CookiePolicy) -> Option<String> {
+    if let Some(cookie) = cookies::read(req, cookies.session_name()).filter(|value| !value.is_empty()) {
+        return Some(cookie.to_owned());
+    }
+    let authorization = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+fn roles_in_words(roles: &[Role]) -> String {
+    let words: Vec<&str> =
+        roles.iter().map(|role| if *role == Role::Admin { "administrators" } else { "users" }).collect();
+    words.join(" and ")
+}
+
+pub async fn verify(
+    req: HttpRequest,
+    query: web::Query<VerifyQuery>,
+    sessions: web::Data<Sessions>,
+    cookies: web::Data<CookiePolicy>,
+    gate: web::Data<Gate>,
+) -> Result<HttpResponse, PageError> {
+    let Some((scheme, host, uri)) = original_url(&req) else {
+        return Err(PageError::BadRequest(
+            "Portcullis cannot tell which address was asked for: the reverse proxy must send X-Forwarded-Host and \
+             X-Forwarded-Uri (or X-Original-URL). See the proxy configurations in the README."
+                .to_owned(),
+        ));
+    };
+    let address = format!("{scheme}://{host}{uri}");
+    let access = gate.rules.access(&host, &uri);
+    let token = token(&req, &cookies);
+    let caller = match token.as_deref().map(|token| sessions.authenticate(token)) {
+        Some(Ok(caller)) => Some(caller),
+        Some(Err(AuthFailure::Unavailable(error))) => return Err(PageError::Unavailable(error)),
+        Some(Err(_)) | None => None,
+    };
+
+    let needs = match access {
+        Access::Public => return Ok(allowed(caller.as_deref(), token.as_deref(), gate.pass_token)),
+        Access::Nobody => {
+            return refused(&gate, &address, caller.as_deref(), "This address is closed to everyone.".to_owned());
+        }
+        Access::SignedIn => None,
+        Access::Roles(roles) => Some(roles),
+    };
+    let Some(caller) = caller else {
+        return Ok(sign_in_first(&req, &gate, &address, query.answer == "401"));
+    };
+    // Someone who must first choose a password or set up a second factor does that with us.
+    if caller.must_change_password || caller.must_enrol {
+        let page = if caller.must_change_password { "/password/change" } else { "/account/security" };
+        return Ok(HttpResponse::Found().insert_header((header::LOCATION, format!("{}{page}", gate.origin))).finish());
+    }
+    if let Some(roles) = needs
+        && !roles.contains(&caller.role)
+    {
+        let reason = format!(
+            "It is for {}; your account is a{} {}.",
+            roles_in_words(roles),
+            if caller.role == Role::Admin { "n" } else { "" },
+            caller.role.as_str()
+        );
+        return refused(&gate, &address, Some(&caller), reason);
+    }
+    Ok(allowed(Some(&caller), token.as_deref(), gate.pass_token))
+}
+
+/// 200, with who the caller is for the site behind the proxy.
+fn allowed(caller: Option<&Authenticated>, token: Option<&str>, pass_token: bool) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(caller) = caller {
+        // Names are checked text (no control characters); UTF-8 travels as the bytes it is.
+        for (name, value) in [
+            ("Remote-User", caller.username.as_str()),
+            ("Remote-Email", caller.email.as_str()),
+            ("Remote-Name", caller.display_name.as_str()),
+            ("Remote-Role", caller.role.as_str()),
+        ] {
+            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+                response.insert_header((name, value));
+            }
+        }
+        if pass_token && let Some(token) = token {
+            response.insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+        }
+    } else {
+        // Nobody signed in (a public address): the headers say so, empty, so a proxy that
+        // copies them always has a value to copy (Caddy would otherwise pass on its placeholder).
+        for name in ["Remote-User", "Remote-Email", "Remote-Name", "Remote-Role"] {
+            response.insert_header((name, ""));
+        }
+    }
+    response.finish()
+}
+
+fn sign_in_first(req: &HttpRequest, gate: &Gate, address: &str, as_401: bool) -> HttpResponse {
+    if !is_browser(req) {
+        return HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"portcullis\""))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(
+                serde_json::json!({"error": "unauthorized", "message": "Sign in first: send a valid access token."}),
+            );
+    }
+    let login = format!("{}/login?{}", gate.origin, serde_urlencoded::to_string([("rd", address)]).unwrap_or_default());
+    let mut response = if as_401 { HttpResponse::Unauthorized() } else { HttpResponse::Found() };
+    response.insert_header((header::LOCATION, login)).insert_header((header::CACHE_CONTROL, "no-store")).finish()
+}
+
+fn refused(
+    gate: &Gate,
+    address: &str,
+    caller: Option<&Authenticated>,
+    reason: String,
+) -> Result<HttpResponse, PageError> {
+    let who = caller.map_or_else(String::new, |caller| format!("{} ({})", caller.display_name, caller.username));
+    let page = Refused { layout: Layout::default(), address, who: &who, reason, origin: &gate.origin };
+    render(StatusCode::FORBIDDEN, &page)
+}

@@ -1,0 +1,278 @@
+//! Real reverse proxies for the forward-auth tests: Debian's nginx (`auth_request` is built in)
+//! and Caddy (`forward_auth`), started on loopback ports with the configurations the README
+//! gives, in front of a small upstream that echoes what it receives
+//! (`tests/support/echo_upstream.py`). Hosts `auth.portcullis.test` (Portcullis) and
+//! `app.portcullis.test` (the upstream) resolve to 127.0.0.1 in the test clients.
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+pub const DOMAIN: &str = "portcullis.test";
+pub const AUTH_HOST: &str = "auth.portcullis.test";
+pub const APP_HOST: &str = "app.portcullis.test";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Proxy {
+    Nginx,
+    Caddy,
+}
+
+impl Proxy {
+    fn binary(self) -> &'static str {
+        match self {
+            Proxy::Nginx => "/usr/sbin/nginx",
+            Proxy::Caddy => "/usr/bin/caddy",
+        }
+    }
+
+    /// Whether the proxy is installed; in CI it must be (`.ci/run` installs both).
+    pub fn available(self) -> bool {
+        let here = std::path::Path::new(self.binary()).exists();
+        if !here {
+            assert!(std::env::var("CI").is_err(), "{self:?} must be installed in CI (apt-get install nginx caddy)");
+            announce_skip("the reverse-proxy tests: apt-get install nginx caddy to run them");
+        }
+        here
+    }
+}
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "{what} did not start on port {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The nginx configuration of the README, with ports and paths filled in.
+pub fn nginx_config(dir: &std::path::Path, listen: u16, portcullis: u16, upstream: u16) -> String {
+    let dir = dir.display();
+    let root = if unsafe_is_root() { "user root root;" } else { "" };
+    format!(
+        r#"{root}
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  upstream portcullis {{ server 127.0.0.1:{portcullis}; keepalive 16; }}
+  upstream app {{ server 127.0.0.1:{upstream}; keepalive 16; }}
+
+  # Portcullis itself: the login page the others send browsers to.
+  server {{
+    listen 127.0.0.1:{listen};
+    server_name {AUTH_HOST};
+    location / {{
+      proxy_pass http://portcullis;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }}
+  }}
+
+  # An application Portcullis guards.
+  server {{
+    listen 127.0.0.1:{listen};
+    server_name {APP_HOST};
+    location = /portcullis-verify {{
+      internal;
+      proxy_pass http://portcullis/auth/verify?answer=401;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }}
+    location @portcullis_login {{
+      # Browsers go to the login page; other clients get the 401.
+      if ($portcullis_login = "") {{ return 401; }}
+      return 302 $portcullis_login;
+    }}
+    location @portcullis_refused {{
+      # The page that says why (the same answer, asked again with its body).
+      rewrite ^ /auth/verify break;
+      proxy_pass http://portcullis;
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }}
+    location / {{
+      auth_request /portcullis-verify;
+      auth_request_set $portcullis_login $upstream_http_location;
+      auth_request_set $portcullis_user $upstream_http_remote_user;
+      auth_request_set $portcullis_email $upstream_http_remote_email;
+      auth_request_set $portcullis_name $upstream_http_remote_name;
+      auth_request_set $portcullis_role $upstream_http_remote_role;
+      error_page 401 = @portcullis_login;
+      error_page 403 = @portcullis_refused;
+      # Set from Portcullis's answer only: a client's own Remote-* headers never pass.
+      proxy_set_header Remote-User $portcullis_user;
+      proxy_set_header Remote-Email $portcullis_email;
+      proxy_set_header Remote-Name $portcullis_name;
+      proxy_set_header Remote-Role $portcullis_role;
+      proxy_set_header Host $http_host;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://app;
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// The Caddyfile of the README, with ports filled in.
+pub fn caddy_config(listen: u16, portcullis: u16, upstream: u16) -> String {
+    format!(
+        r#"{{
+  admin off
+  auto_https off
+  http_port {listen}
+}}
+
+http://{AUTH_HOST}:{listen} {{
+  reverse_proxy 127.0.0.1:{portcullis}
+}}
+
+http://{APP_HOST}:{listen} {{
+  # In this order (a route keeps it): a client's own Remote-* headers are dropped, then only
+  # Portcullis's answer sets them.
+  route {{
+    request_header -Remote-*
+    forward_auth 127.0.0.1:{portcullis} {{
+      uri /auth/verify
+      copy_headers Remote-User Remote-Email Remote-Name Remote-Role
+    }}
+    reverse_proxy 127.0.0.1:{upstream}
+  }}
+}}
+"#
+    )
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Portcullis behind a real proxy, and the site it guards.
+pub struct GuardedSite {
+    pub app: TestApp,
+    /// The proxy's port: `http://app.portcullis.test:{port}` is the guarded site.
+    pub port: u16,
+    /// The proxy's configuration and logs live here until the site is dropped.
+    _dir: tempfile::TempDir,
+    _processes: Vec<Running>,
+}
+
+impl GuardedSite {
+    /// Starts the upstream, Portcullis (public URL `http://auth.portcullis.test:{port}`, cookie
+    /// domain `portcullis.test`, the proxy trusted) with `adjust`, and the proxy.
+    pub async fn start(proxy: Proxy, adjust: impl FnOnce(&mut portcullis::config::Settings)) -> GuardedSite {
+        let dir = tempfile::tempdir().unwrap();
+        let (listen, portcullis_port, upstream_port) = (free_port(), free_port(), free_port());
+        let upstream = Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/echo_upstream.py"))
+            .arg(upstream_port.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3 runs the upstream");
+        let mut processes = vec![Running(upstream)];
+        let public_url = format!("http://{AUTH_HOST}:{listen}");
+        let app = spawn_app_with(Backend::Sqlite, move |settings| {
+            settings.bind = format!("127.0.0.1:{portcullis_port}").parse().unwrap();
+            settings.public_url = portcullis::config::PublicUrl::parse(&public_url).unwrap();
+            settings.cookie_domain = Some(DOMAIN.to_owned());
+            settings.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+            adjust(settings);
+        })
+        .await;
+        let child = match proxy {
+            Proxy::Nginx => {
+                let config = dir.path().join("nginx.conf");
+                std::fs::write(&config, nginx_config(dir.path(), listen, portcullis_port, upstream_port)).unwrap();
+                Command::new(proxy.binary())
+                    .args(["-p", &dir.path().display().to_string(), "-c", &config.display().to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("nginx starts")
+            }
+            Proxy::Caddy => {
+                let config = dir.path().join("Caddyfile");
+                std::fs::write(&config, caddy_config(listen, portcullis_port, upstream_port)).unwrap();
+                Command::new(proxy.binary())
+                    .args(["run", "--config", &config.display().to_string(), "--adapter", "caddyfile"])
+                    .env("HOME", dir.path())
+                    .env("XDG_DATA_HOME", dir.path())
+                    .env("XDG_CONFIG_HOME", dir.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("caddy starts")
+            }
+        };
+        processes.push(Running(child));
+        wait_for_port(upstream_port, "the upstream").await;
+        wait_for_port(listen, &format!("{proxy:?}")).await;
+        GuardedSite { app, port: listen, _dir: dir, _processes: processes }
+    }
+
+    pub fn app_url(&self, path: &str) -> String {
+        format!("http://{APP_HOST}:{}{path}", self.port)
+    }
+
+    pub fn auth_url(&self, path: &str) -> String {
+        format!("http://{AUTH_HOST}:{}{path}", self.port)
+    }
+
+    /// A client like a browser that resolves our test hosts to loopback: its own cookies,
+    /// redirects not followed, `Accept: text/html`.
+    pub fn browser(&self) -> reqwest::Client {
+        self.client(true)
+    }
+
+    /// A script: no `Accept: text/html`.
+    pub fn script(&self) -> reqwest::Client {
+        self.client(false)
+    }
+
+    fn client(&self, html: bool) -> reqwest::Client {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut headers = reqwest::header::HeaderMap::new();
+        if html {
+            headers.insert(reqwest::header::ACCEPT, "text/html,application/xhtml+xml".parse().unwrap());
+        }
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .default_headers(headers)
+            .resolve(AUTH_HOST, loopback)
+            .resolve(APP_HOST, loopback)
+            .build()
+            .unwrap()
+    }
+}
