@@ -44,6 +44,18 @@ const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'none'; form-action 'self'";
 
+/// The CSP; with a cookie domain a sign-in form may also lead (by its redirect, which
+/// `form-action` covers) back to the sites under it.
+fn content_security_policy(settings: &Settings) -> String {
+    match &settings.cookie_domain {
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+        Some(domain) => {
+            let scheme = if settings.public_url.is_https() { "https" } else { "http" };
+            format!("{CONTENT_SECURITY_POLICY} {scheme}://{domain}:* {scheme}://*.{domain}:*")
+        }
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -155,6 +167,7 @@ impl Application {
         let hasher = web::Data::new(PasswordHasher::new(settings.hash_concurrency)?);
         let static_dir = settings.static_dir.clone();
         let hsts = settings.public_url.is_https();
+        let csp = content_security_policy(&settings);
         let trusted_proxies = web::Data::new(TrustedProxies(settings.trusted_proxies.clone()));
         let metrics = settings.metrics.then(|| web::Data::new(Metrics::default()));
         let counts_cache = web::Data::new(admin::overview::CountsCache::default());
@@ -175,7 +188,7 @@ impl Application {
                 .wrap(from_fn(refuse_cross_site_writes))
                 .wrap(from_fn(limits::refuse_encoded_bodies))
                 .wrap(from_fn(limits::refuse_oversized_heads))
-                .wrap(security_headers(hsts))
+                .wrap(security_headers(hsts, &csp))
                 // Paths without their query: a mailed link's token must not reach the logs.
                 .wrap(
                     Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
@@ -367,9 +380,9 @@ pub fn admin_routes() -> Vec<RouteInfo> {
         .collect()
 }
 
-fn security_headers(hsts: bool) -> DefaultHeaders {
+fn security_headers(hsts: bool, csp: &str) -> DefaultHeaders {
     let headers = DefaultHeaders::new()
-        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("Content-Security-Policy", csp.to_owned()))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))

@@ -204,6 +204,17 @@ fn refused(
     reason: String,
 ) -> Result<HttpResponse, PageError> {
     let who = caller.map_or_else(String::new, |caller| format!("{} ({})", caller.display_name, caller.username));
-    let page = Refused { layout: Layout::default(), address, who: &who, reason, origin: &gate.origin };
-    render(StatusCode::FORBIDDEN, &page)
+    let layout = Layout { home: gate.origin.clone(), ..Layout::default() };
+    let page = Refused { layout, address, who: &who, reason, origin: &gate.origin };
+    let mut response = render(StatusCode::FORBIDDEN, &page)?;
+    // Shown at the other site's address: its stylesheet comes from us, and nothing else runs.
+    let csp = format!(
+        "default-src 'none'; style-src {0}; img-src {0}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        gate.origin
+    );
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(&csp).map_err(|error| PageError::Unexpected(error.into()))?,
+    );
+    Ok(response)
 }

@@ -17,6 +17,9 @@ pub struct Layout {
     pub path: String,
     /// The reader's clock: their time zone, named wherever times are shown.
     pub clock: Clock,
+    /// Our origin, for a page shown on another site's address (the forward-auth refusal);
+    /// empty on our own pages, whose links are relative.
+    pub home: String,
 }
 
 pub struct NavUser {
@@ -32,7 +35,13 @@ pub struct NavUser {
 impl Default for Layout {
     /// For a visitor who is not signed in: times in UTC.
     fn default() -> Self {
-        Self { nav: None, flash: None, path: String::new(), clock: Clock::new(crate::domain::TimeZone::UTC) }
+        Self {
+            nav: None,
+            flash: None,
+            path: String::new(),
+            clock: Clock::new(crate::domain::TimeZone::UTC),
+            home: String::new(),
+        }
     }
 }
 
@@ -49,6 +58,7 @@ impl Layout {
             flash: None,
             path: String::new(),
             clock: Clock::new(auth.time_zone),
+            home: String::new(),
         }
     }
 

@@ -232,3 +232,35 @@ fn a_mistake_in_the_rules_file_stops_start_up_naming_its_line() {
     let said = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(said.contains("rules.toml), line 6: unknown field `hots`"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_a_person_signs_in_through_nginx_and_lands_on_the_guarded_site() {
+    let Some(driver) = crate::webdriver::Driver::start().await else { return };
+    if !Proxy::Nginx.available() {
+        return;
+    }
+    let site = GuardedSite::start(Proxy::Nginx, with_rules).await;
+    let user = site.app.create_user("dana", Role::User).await;
+    let browser = driver.browser_with(&["--host-resolver-rules=MAP *.portcullis.test 127.0.0.1"]).await;
+
+    browser.go(&site.app_url("/reports/2026?view=month")).await;
+    assert!(browser.path().await.starts_with("/login?rd="), "at the gate: {}", browser.url().await);
+    assert!(browser.url().await.starts_with(&site.auth_url("/login")));
+    browser.screenshot("24-sign-in-for-another-site").await;
+    crate::browser::sign_in(&browser, &user.username, &user.password).await;
+    assert_eq!(browser.url().await, site.app_url("/reports/2026?view=month"), "back where the person was going");
+    let seen: Value = serde_json::from_str(&browser.text_of("#seen").await).unwrap();
+    assert_eq!(seen["headers"]["remote-user"], "dana");
+    assert_eq!(seen["headers"]["remote-email"], "dana@example.com");
+
+    // The admin section of that site is not for this user: the page says why.
+    browser.go(&site.app_url("/admin")).await;
+    assert!(browser.text_of("h1").await.contains("You cannot open this page"));
+    assert!(browser.source().await.contains("It is for administrators"));
+    browser.screenshot("25-refused-by-the-rules").await;
+    if let Some(mut axe) = crate::accessibility::Axe::load() {
+        axe.check(&browser, "refused by the access rules, at the other site's address").await;
+        axe.assert_clean();
+    }
+    browser.quit().await;
+}

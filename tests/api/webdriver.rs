@@ -55,12 +55,22 @@ impl Driver {
 
     /// A new browser with its own profile: its own cookies and storage.
     pub async fn browser(&self) -> Browser {
+        self.browser_with(&[]).await
+    }
+
+    /// A new browser started with `extra` command-line switches (e.g. host-name mappings).
+    pub async fn browser_with(&self, extra: &[&str]) -> Browser {
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1000",
+        ];
+        args.extend_from_slice(extra);
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]
-            }
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         }}});
         let answer = send(self.http.post(format!("{}/session", self.url)).json(&capabilities)).await;
         let session = answer["sessionId"].as_str().expect("a WebDriver session").to_owned();
