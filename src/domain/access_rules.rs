@@ -157,6 +157,9 @@ impl AccessRules {
 
     /// Who may open `path` on `host` (a host with or without its port).
     pub fn access(&self, host: &str, path: &str) -> &Access {
+        if self.rules.is_empty() {
+            return &self.default;
+        }
         let host = host
             .rsplit_once(':')
             .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))

@@ -11,10 +11,9 @@
 //! - **401** (JSON) for other clients; **403** with a page that says why for a caller the rules
 //!   do not let in.
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
 use crate::auth::cookies::{self, CookiePolicy};
 use crate::auth::sessions::{AuthFailure, Authenticated, Sessions};
@@ -22,19 +21,17 @@ use crate::domain::{Access, AccessRules, Role};
 use crate::error::PageError;
 use crate::web::layout::{Layout, render};
 
+const REMOTE_USER: &str = "remote-user";
+const REMOTE_EMAIL: &str = "remote-email";
+const REMOTE_NAME: &str = "remote-name";
+const REMOTE_ROLE: &str = "remote-role";
+
 /// The gate's settings, as the server keeps them.
 pub struct Gate {
     pub rules: AccessRules,
     pub pass_token: bool,
     /// Our public origin: where browsers are sent to sign in.
     pub origin: String,
-}
-
-#[derive(Deserialize)]
-pub struct VerifyQuery {
-    /// `401`: answer browsers 401 with `Location` instead of 302 (nginx `auth_request`).
-    #[serde(default)]
-    answer: String,
 }
 
 #[derive(Template)]
@@ -48,34 +45,39 @@ struct Refused<'a> {
 }
 
 /// The address the browser asked the proxy for: `X-Original-URL` (nginx), or
-/// `X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri` (Caddy, Traefik).
-fn original_url(req: &HttpRequest) -> Option<(String, String, String)> {
+/// `X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri` (Caddy, Traefik). Borrowed from
+/// the request: this runs before every request to every guarded site.
+struct Asked<'r> {
+    scheme: &'r str,
+    host: &'r str,
+    uri: &'r str,
+}
+
+impl Asked<'_> {
+    fn address(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.host, self.uri)
+    }
+}
+
+fn original_url(req: &HttpRequest) -> Option<Asked<'_>> {
     let header = |name: &str| req.headers().get(name).and_then(|value| value.to_str().ok()).map(str::trim);
-    let (scheme, host, uri) = match header("x-original-url") {
+    let asked = match header("x-original-url") {
         Some(url) => {
-            let parsed = url::Url::parse(url).ok()?;
-            let host = match parsed.port() {
-                Some(port) => format!("{}:{port}", parsed.host_str()?),
-                None => parsed.host_str()?.to_owned(),
-            };
-            let uri = match parsed.query() {
-                Some(query) => format!("{}?{query}", parsed.path()),
-                None => parsed.path().to_owned(),
-            };
-            (parsed.scheme().to_owned(), host, uri)
+            let (scheme, rest) = url.split_once("://")?;
+            let (host, uri) = rest.find('/').map_or((rest, "/"), |at| (&rest[..at], &rest[at..]));
+            Asked { scheme, host, uri }
         }
-        None => (
-            header("x-forwarded-proto").unwrap_or("https").to_owned(),
-            header("x-forwarded-host")?.to_owned(),
-            header("x-forwarded-uri").unwrap_or("/").to_owned(),
-        ),
+        None => Asked {
+            scheme: header("x-forwarded-proto").unwrap_or("https"),
+            host: header("x-forwarded-host")?,
+            uri: header("x-forwarded-uri").unwrap_or("/"),
+        },
     };
-    let valid = matches!(scheme.as_str(), "http" | "https")
-        && !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        && uri.starts_with('/')
-        && !uri.chars().any(char::is_control);
-    valid.then_some((scheme, host, uri))
+    let valid = matches!(asked.scheme, "http" | "https")
+        && !asked.host.is_empty()
+        && asked.host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        && asked.uri.starts_with('/');
+    valid.then_some(asked)
 }
 
 fn is_browser(req: &HttpRequest) -> bool {
@@ -86,13 +88,13 @@ fn is_browser(req: &HttpRequest) -> bool {
 }
 
 /// The token the request carries: the access cookie, or a Bearer header.
-fn token(req: &HttpRequest, cookies: &CookiePolicy) -> Option<String> {
+fn token<'r>(req: &'r HttpRequest, cookies: &CookiePolicy) -> Option<&'r str> {
     if let Some(cookie) = cookies::read(req, cookies.session_name()).filter(|value| !value.is_empty()) {
-        return Some(cookie.to_owned());
+        return Some(cookie);
     }
     let authorization = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = authorization.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn roles_in_words(roles: &[Role]) -> String {
@@ -103,37 +105,38 @@ fn roles_in_words(roles: &[Role]) -> String {
 
 pub async fn verify(
     req: HttpRequest,
-    query: web::Query<VerifyQuery>,
     sessions: web::Data<Sessions>,
     cookies: web::Data<CookiePolicy>,
     gate: web::Data<Gate>,
 ) -> Result<HttpResponse, PageError> {
-    let Some((scheme, host, uri)) = original_url(&req) else {
+    let Some(asked) = original_url(&req) else {
         return Err(PageError::BadRequest(
             "Portcullis cannot tell which address was asked for: the reverse proxy must send X-Forwarded-Host and \
              X-Forwarded-Uri (or X-Original-URL). See the proxy configurations in the README."
                 .to_owned(),
         ));
     };
-    let address = format!("{scheme}://{host}{uri}");
-    let access = gate.rules.access(&host, &uri);
+    let access = gate.rules.access(asked.host, asked.uri);
     let token = token(&req, &cookies);
-    let caller = match token.as_deref().map(|token| sessions.authenticate(token)) {
+    let caller = match token.map(|token| sessions.authenticate(token)) {
         Some(Ok(caller)) => Some(caller),
         Some(Err(AuthFailure::Unavailable(error))) => return Err(PageError::Unavailable(error)),
         Some(Err(_)) | None => None,
     };
 
     let needs = match access {
-        Access::Public => return Ok(allowed(caller.as_deref(), token.as_deref(), gate.pass_token)),
+        Access::Public => return Ok(allowed(caller.as_deref(), token, gate.pass_token)),
         Access::Nobody => {
-            return refused(&gate, &address, caller.as_deref(), "This address is closed to everyone.".to_owned());
+            let reason = "This address is closed to everyone.".to_owned();
+            return refused(&gate, &asked.address(), caller.as_deref(), reason);
         }
         Access::SignedIn => None,
         Access::Roles(roles) => Some(roles),
     };
     let Some(caller) = caller else {
-        return Ok(sign_in_first(&req, &gate, &address, query.answer == "401"));
+        // `?answer=401`: for nginx's auth_request, which passes on only 2xx, 401 and 403.
+        let as_401 = req.query_string().split('&').any(|pair| pair == "answer=401");
+        return Ok(sign_in_first(&req, &gate, &asked.address(), as_401));
     };
     // Someone who must first choose a password or set up a second factor does that with us.
     if caller.must_change_password || caller.must_enrol {
@@ -149,25 +152,25 @@ pub async fn verify(
             if caller.role == Role::Admin { "n" } else { "" },
             caller.role.as_str()
         );
-        return refused(&gate, &address, Some(&caller), reason);
+        return refused(&gate, &asked.address(), Some(&caller), reason);
     }
-    Ok(allowed(Some(&caller), token.as_deref(), gate.pass_token))
+    Ok(allowed(Some(&caller), token, gate.pass_token))
 }
 
 /// 200, with who the caller is for the site behind the proxy.
 fn allowed(caller: Option<&Authenticated>, token: Option<&str>, pass_token: bool) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     if let Some(caller) = caller {
         // Names are checked text (no control characters); UTF-8 travels as the bytes it is.
         for (name, value) in [
-            ("Remote-User", caller.username.as_str()),
-            ("Remote-Email", caller.email.as_str()),
-            ("Remote-Name", caller.display_name.as_str()),
-            ("Remote-Role", caller.role.as_str()),
+            (REMOTE_USER, caller.username.as_str()),
+            (REMOTE_EMAIL, caller.email.as_str()),
+            (REMOTE_NAME, caller.display_name.as_str()),
+            (REMOTE_ROLE, caller.role.as_str()),
         ] {
             if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-                response.insert_header((name, value));
+                response.insert_header((HeaderName::from_static(name), value));
             }
         }
         if pass_token && let Some(token) = token {
@@ -176,8 +179,8 @@ fn allowed(caller: Option<&Authenticated>, token: Option<&str>, pass_token: bool
     } else {
         // Nobody signed in (a public address): the headers say so, empty, so a proxy that
         // copies them always has a value to copy (Caddy would otherwise pass on its placeholder).
-        for name in ["Remote-User", "Remote-Email", "Remote-Name", "Remote-Role"] {
-            response.insert_header((name, ""));
+        for name in [REMOTE_USER, REMOTE_EMAIL, REMOTE_NAME, REMOTE_ROLE] {
+            response.insert_header((HeaderName::from_static(name), HeaderValue::from_static("")));
         }
     }
     response.finish()

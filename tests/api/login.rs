@@ -37,7 +37,7 @@ both_backends! {
         assert_eq!(dashboard.status(), 200);
         let html = dashboard.text().await.unwrap();
         assert!(html.contains("Welcome, alice"));
-        assert!(html.contains("Access token renews"));
+        assert!(html.contains("Signed in with</dt><dd>password</dd>"), "how, in words, not token jargon");
         assert!(html.contains(">user</span>"));
     }
 
