@@ -264,3 +264,46 @@ async fn in_chromium_a_person_signs_in_through_nginx_and_lands_on_the_guarded_si
     }
     browser.quit().await;
 }
+
+both_backends_with! { hand_the_token_on;
+    async fn the_gate_answers_from_the_token_and_says_what_a_proxy_got_wrong(app: TestApp) {
+        let user = app.create_user("erin", Role::User).await;
+        let token = app.api_token(&user).await;
+        let ask = |headers: Vec<(&'static str, String)>, query: &'static str| {
+            let mut request = app.client.get(app.url(&format!("/auth/verify{query}")));
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request.send()
+        };
+        let forwarded = || vec![("X-Forwarded-Host", "wiki.example.com".to_owned()), ("X-Forwarded-Uri", "/page".to_owned())];
+
+        let mut with_token = forwarded();
+        with_token.push(("Authorization", format!("Bearer {token}")));
+        let allowed = ask(with_token, "").await.unwrap();
+        assert_eq!(allowed.status(), 200);
+        assert_eq!(allowed.headers()["remote-user"], "erin");
+        assert_eq!(allowed.headers()["authorization"], format!("Bearer {token}").as_str(), "handed on for the upstream");
+
+        let mut browser = forwarded();
+        browser.push(("Accept", "text/html".to_owned()));
+        let redirect = ask(browser.clone(), "").await.unwrap();
+        assert_eq!(redirect.status(), 302);
+        let login = redirect.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(login, format!("{}/login?rd=https%3A%2F%2Fwiki.example.com%2Fpage", app.issuer));
+        let for_nginx = ask(browser, "?answer=401").await.unwrap();
+        assert_eq!(for_nginx.status(), 401);
+        assert_eq!(for_nginx.headers()["location"].to_str().unwrap(), login);
+
+        let confused = ask(vec![("Authorization", format!("Bearer {token}"))], "").await.unwrap();
+        assert_eq!(confused.status(), 400, "no address: the proxy is misconfigured");
+        assert!(confused.text().await.unwrap().contains("X-Forwarded-Host"));
+        let script = ask(forwarded(), "").await.unwrap();
+        assert_eq!(script.status(), 401);
+        assert_eq!(script.json::<Value>().await.unwrap()["error"], "unauthorized");
+    }
+}
+
+fn hand_the_token_on(settings: &mut portcullis::config::Settings) {
+    settings.forward_auth.pass_token = true;
+}

@@ -328,3 +328,23 @@ async fn a_service_in_python_checks_tokens_with_nothing_but_the_published_keys_b
     );
     assert!(python_verifies(&issuer, &before).is_ok(), "the old key is still published until its tokens expire");
 }
+
+both_backends_with! { quick_reload_daily_rotation;
+    async fn a_key_older_than_the_rotation_period_is_replaced_by_itself(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let old = header_of(&app.api_token(&user).await)["kid"].as_str().unwrap().to_owned();
+        // The key began signing two days ago; the period is one day.
+        set_times(&app, &old, Some(-2 * 24 * 3600), None, None).await;
+        let restarted = spawn_second_instance_with(&app, quick_reload_daily_rotation).await;
+        eventually("a new key is published on its own", || async { jwks(&restarted).await.len() == 2 }).await;
+        assert_eq!(header_of(&restarted.api_token(&user).await)["kid"], old.as_str(), "it signs only after the lead");
+        let listed = String::from_utf8_lossy(&portcullis(&app, &["keys", "list"], "").stdout).into_owned();
+        assert!(listed.contains("published; signs from"), "{listed}");
+        restarted.server.stop(true).await;
+    }
+}
+
+fn quick_reload_daily_rotation(settings: &mut portcullis::config::Settings) {
+    quick_reload(settings);
+    settings.signing.rotation = Some(Duration::from_secs(24 * 3600));
+}
