@@ -49,11 +49,20 @@ impl Proxy {
     }
 }
 
-/// A child process killed when dropped.
+/// A child process stopped when dropped: asked first (SIGTERM, so nginx's master takes its
+/// workers with it), killed if it has not gone within 5 s.
 struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
