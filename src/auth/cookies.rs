@@ -86,11 +86,6 @@ impl CookiePolicy {
         cookie
     }
 
-    /// The domain the access cookie covers, if any.
-    pub fn domain(&self) -> Option<&str> {
-        self.domain.as_deref()
-    }
-
     pub fn refresh_name(&self) -> &'static str {
         self.refresh_name
     }

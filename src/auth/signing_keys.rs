@@ -238,22 +238,38 @@ impl SigningKeys {
                 "with PORTCULLIS_JWT_ALG=HS256 tokens are signed with the secret: rotate it with PORTCULLIS_JWT_SECRET_PREVIOUS"
             );
         }
+        if drop_old && !lead.is_zero() {
+            anyhow::bail!("dropping the old keys needs the new one to sign at once: nothing could sign meanwhile");
+        }
         write_transaction(conn, |conn| {
             signing_keys::lock(conn)?;
-            let live = signing_keys::live(conn, now)?;
-            let kid = self.insert_new(conn, alg, now, lead)?;
-            let starts = later(now, lead);
-            for key in
-                live.iter().filter(|key| key.alg != "HS256" && key.retired_at.is_none_or(|retired| retired > starts))
-            {
-                let drop_after = if drop_old { now } else { self.drop_time(starts) };
-                signing_keys::retire(conn, key.id, starts.min(drop_after), drop_after)?;
-            }
-            Ok(kid)
+            self.rotate_locked(conn, alg, lead, drop_old, now)
         })
     }
 
+    /// `rotate`, inside a write transaction that holds `signing_keys::lock`.
+    fn rotate_locked(
+        &self,
+        conn: &mut DbConnection,
+        alg: JwtAlgorithm,
+        lead: Duration,
+        drop_old: bool,
+        now: NaiveDateTime,
+    ) -> anyhow::Result<String> {
+        let live = signing_keys::live(conn, now)?;
+        let kid = self.insert_new(conn, alg, now, lead)?;
+        let starts = later(now, lead);
+        for key in live.iter().filter(|key| key.alg != "HS256" && key.retired_at.is_none_or(|retired| retired > starts))
+        {
+            let drop_after = if drop_old { now } else { self.drop_time(starts) };
+            signing_keys::retire(conn, key.id, starts.min(drop_after), drop_after)?;
+        }
+        Ok(kid)
+    }
+
     /// Rotates when the newest key is older than the rotation period and no newer one waits.
+    /// Decided and done under the lock, in one transaction: instances checking at the same
+    /// moment make one new key between them.
     pub fn rotate_if_due(
         &self,
         conn: &mut DbConnection,
@@ -263,27 +279,15 @@ impl SigningKeys {
         let (Some(period), false) = (signing.rotation, signing.algorithm == JwtAlgorithm::Hs256) else {
             return Ok(None);
         };
-        let live = signing_keys::live(conn, now)?;
-        let newest = live.iter().filter(|key| key.alg == signing.algorithm.name()).map(|key| key.signs_from).max();
-        let due = newest.is_none_or(|from| later(from, period) <= now);
-        if !due {
-            return Ok(None);
-        }
-        // Checked again under the lock: another instance may have just rotated.
-        let rotated = write_transaction(conn, |conn| -> anyhow::Result<bool> {
+        write_transaction(conn, |conn| {
             signing_keys::lock(conn)?;
             let live = signing_keys::live(conn, now)?;
-            Ok(live
-                .iter()
-                .filter(|key| key.alg == signing.algorithm.name())
-                .map(|key| key.signs_from)
-                .max()
-                .is_none_or(|from| later(from, period) <= now))
-        })?;
-        if !rotated {
-            return Ok(None);
-        }
-        Ok(Some(self.rotate(conn, signing.algorithm, PUBLISH_LEAD, false, now)?))
+            let newest = live.iter().filter(|key| key.alg == signing.algorithm.name()).map(|key| key.signs_from).max();
+            if newest.is_some_and(|from| later(from, period) > now) {
+                return Ok(None);
+            }
+            Ok(Some(self.rotate_locked(conn, signing.algorithm, PUBLISH_LEAD, false, now)?))
+        })
     }
 
     /// The keys not yet dropped, their private halves opened; dropped rows are deleted.

@@ -104,6 +104,13 @@ struct PublicKey {
     drop_after: Option<i64>,
 }
 
+impl PublicKey {
+    /// Whether tokens may name it at `now` (Unix time): published, and not yet dropped.
+    fn verifies_at(&self, now: i64) -> bool {
+        self.published_at <= now && self.drop_after.is_none_or(|until| until > now)
+    }
+}
+
 /// The shared keys as last read from the database (`JwtKeys::replace_keys`).
 #[derive(Default)]
 struct Ring {
@@ -169,10 +176,6 @@ impl JwtKeys {
         Self { algorithm, secret, ring: Default::default(), issuer: issuer.to_owned(), ttl }
     }
 
-    pub fn algorithm(&self) -> JwtAlgorithm {
-        self.algorithm
-    }
-
     /// What tokens name in `iss`: the public URL's origin.
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -223,12 +226,7 @@ impl JwtKeys {
     /// The public keys verifiers may use now (the JWKS): published, not yet dropped.
     pub fn published(&self) -> Vec<serde_json::Value> {
         let now = chrono::Utc::now().timestamp();
-        self.ring()
-            .public
-            .iter()
-            .filter(|key| key.published_at <= now && key.drop_after.is_none_or(|until| until > now))
-            .map(|key| key.jwk.clone())
-            .collect()
+        self.ring().public.iter().filter(|key| key.verifies_at(now)).map(|key| key.jwk.clone()).collect()
     }
 
     pub fn ttl(&self) -> Duration {
@@ -295,11 +293,7 @@ impl JwtKeys {
             jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid.ok_or(TokenError::Invalid)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
-        let public = ring
-            .public
-            .iter()
-            .find(|key| key.key.kid == kid && key.published_at <= now && key.drop_after.is_none_or(|until| until > now))
-            .map(|key| &key.key);
+        let public = ring.public.iter().find(|key| key.key.kid == kid && key.verifies_at(now)).map(|key| &key.key);
         let secret_allowed =
             self.algorithm == JwtAlgorithm::Hs256 || ring.secret_tokens_until.is_some_and(|until| until > now);
         let key = public

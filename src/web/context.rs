@@ -28,7 +28,7 @@ use crate::error::{ApiError, PageError, is_api_path};
 use crate::mail::Outbox;
 
 /// Where a sign-in lands when it was not sent from somewhere.
-pub const DEFAULT_LANDING: &str = "/dashboard";
+const DEFAULT_LANDING: &str = "/dashboard";
 
 /// The application's shared parts, for any handler (public pages and the API too).
 pub struct Services {

@@ -49,11 +49,11 @@ pub async fn keep_navigation(
     let path = req.path().to_owned();
     let response = next.call(req).await?.map_into_boxed_body();
     let (Some(caller), Some(csrf)) = (caller, csrf) else { return Ok(response) };
-    let page = response.response().error().and_then(|error| error.as_error::<PageError>()).and_then(|error| {
-        let (title, message) = error.words();
-        let layout = Layout::for_user(&caller, &csrf).at(&path);
-        ErrorPage { layout, status: error.status_code().as_u16(), title, message }.render().ok()
-    });
+    let page = response
+        .response()
+        .error()
+        .and_then(|error| error.as_error::<PageError>())
+        .and_then(|error| error.page(Layout::for_user(&caller, &csrf).at(&path)).ok());
     Ok(match page {
         Some(html) => response.map_body(|_, _| BoxBody::new(html)),
         None => response,
@@ -123,14 +123,12 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         self.log();
-        let (title, message) = self.words();
         let status = self.status_code();
-        let page = ErrorPage { layout: Default::default(), status: status.as_u16(), title, message };
-        let mut response = match page.render() {
+        let mut response = match self.page(Layout::default()) {
             Ok(html) => super::layout::html_response(status, html),
             Err(error) => {
                 tracing::error!(error = ?error, "could not render the error page");
-                HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(title.to_owned())
+                HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(self.words().0.to_owned())
             }
         };
         add_retry_after(&mut response);
@@ -147,6 +145,12 @@ impl PageError {
             Self::Unexpected(error) => tracing::error!(error = ?error, "unexpected error"),
             _ => {}
         }
+    }
+
+    /// The error page in `layout` (with or without the navigation).
+    fn page(&self, layout: Layout) -> askama::Result<String> {
+        let (title, message) = self.words();
+        ErrorPage { layout, status: self.status_code().as_u16(), title, message }.render()
     }
 
     /// The page's title and what it says.

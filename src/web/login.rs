@@ -22,7 +22,7 @@ use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::{ReturnTo, SiteHosts};
 use crate::error::PageError;
 use crate::random;
-use crate::web::context::{DEFAULT_LANDING, Services};
+use crate::web::context::Services;
 use crate::web::extractors::MaybeUser;
 use crate::web::form::StrictForm;
 
@@ -99,7 +99,7 @@ pub async fn form(
     let next = checked(if query.rd.is_empty() { &query.next } else { &query.rd }, sites);
     if visitor.0.is_some() {
         // Signed in already (or just renewed from the refresh cookie): straight on.
-        return Ok(see_other(if next.is_empty() { DEFAULT_LANDING } else { &next }).finish());
+        return Ok(see_other(&app.landing(&next)).finish());
     }
     let (nonce, new_nonce) = login_nonce(&req, cookies);
     let page = LoginPage {

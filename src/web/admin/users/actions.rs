@@ -151,17 +151,22 @@ pub async fn revoke_session(
 /// Signs the user out everywhere (they can sign in again; disable the account to stop that).
 pub async fn revoke_all_sessions(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
-    let target = (user.id, user.username.to_string());
-    // An admin signing themself out everywhere keeps the session they are using.
-    let except_sid = (user.id == page.user.user_id).then(|| page.user.session_id.clone());
-    let ending = Ending::AllOfUser { user_id: user.id, except_sid };
-    let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevokeAll).await?;
+    let ended = sign_out_everywhere(&page, &user).await?;
     let message = match ended {
         0 => format!("{} had no sessions to sign out.", user.username),
         1 => format!("{} was signed out of 1 session.", user.username),
         n => format!("{} was signed out of {n} sessions.", user.username),
     };
     Ok(page.redirect(&user_page(id), &message))
+}
+
+/// Ends every session of `user` (the user's page and the bulk action); an admin signing
+/// themself out everywhere keeps the session they are using. Returns how many ended.
+pub(super) async fn sign_out_everywhere(page: &Page, user: &User) -> Result<usize, AccountError> {
+    let except_sid = (user.id == page.user.user_id).then(|| page.user.session_id.clone());
+    let ending = Ending::AllOfUser { user_id: user.id, except_sid };
+    let target = (user.id, user.username.to_string());
+    page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevokeAll).await
 }
 
 /// Lets a paused account sign in again at once (the per-address counters stay).

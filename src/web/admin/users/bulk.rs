@@ -10,8 +10,6 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::accounts::AccountError;
-use crate::db::audit::Action;
-use crate::db::sessions::Ending;
 use crate::db::users::{self, User};
 use crate::db::{self};
 use crate::error::PageError;
@@ -217,12 +215,7 @@ pub async fn apply(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpResponse,
                 }
             }
             BulkAction::Delete => page.accounts().delete(page.actor(), user.id).await.map(|_| ()),
-            BulkAction::SignOut => {
-                let except_sid = (user.id == page.user.user_id).then(|| page.user.session_id.clone());
-                let ending = Ending::AllOfUser { user_id: user.id, except_sid };
-                let target = (user.id, name.clone());
-                page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevokeAll).await.map(|_| ())
-            }
+            BulkAction::SignOut => super::actions::sign_out_everywhere(&page, &user).await.map(|_| ()),
         };
         match result {
             Ok(()) => done.push(name),
