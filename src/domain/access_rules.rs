@@ -14,11 +14,16 @@
 //! path = "/admin"                # a path prefix, whole segments ("/admin" is not "/administrators")
 //! allow = ["admin"]              # roles
 //! ```
+//!
+//! Paths match without regard to case (`case_sensitive_paths = true` at the top to change that),
+//! after [`SitePath`] has read them as the sites behind the proxy will; where sites may read a
+//! path in more than one way, the strictest answer among the readings applies.
 use anyhow::anyhow;
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::Role;
+use super::site_address::{SiteHost, SitePath};
 
 /// Who may open an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,17 +42,33 @@ struct Rule {
     access: Access,
 }
 
+impl Access {
+    /// What both `self` and `other` let in: for a path the sites may read in two ways.
+    fn stricter(self, other: &Access) -> Access {
+        match (self, other) {
+            (Access::Nobody, _) | (_, Access::Nobody) => Access::Nobody,
+            (Access::Public, other) | (Access::SignedIn, other @ (Access::SignedIn | Access::Roles(_))) => other.clone(),
+            (this, Access::Public | Access::SignedIn) => this,
+            (Access::Roles(mine), Access::Roles(theirs)) => {
+                let both: Vec<Role> = mine.into_iter().filter(|role| theirs.contains(role)).collect();
+                if both.is_empty() { Access::Nobody } else { Access::Roles(both) }
+            }
+        }
+    }
+}
+
 /// The rules, most specific first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessRules {
     rules: Vec<Rule>,
     default: Access,
+    case_sensitive_paths: bool,
 }
 
 impl Default for AccessRules {
     /// Without a file: every address behind the proxy needs someone signed in.
     fn default() -> Self {
-        Self { rules: Vec::new(), default: Access::SignedIn }
+        Self { rules: Vec::new(), default: Access::SignedIn, case_sensitive_paths: false }
     }
 }
 
@@ -55,6 +76,8 @@ impl Default for AccessRules {
 #[serde(deny_unknown_fields)]
 struct File {
     default: Option<Spanned<Allow>>,
+    #[serde(default)]
+    case_sensitive_paths: bool,
     #[serde(default)]
     rule: Vec<RawRule>,
 }
@@ -123,22 +146,42 @@ impl AccessRules {
         };
         let mut rules = Vec::new();
         for raw in &file.rule {
-            let host = raw.host.get_ref().trim().to_ascii_lowercase();
-            let bare = host.strip_prefix("*.").unwrap_or(&host);
-            if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-                return Err(at(
-                    raw.host.span(),
-                    format!(
-                        "host = {:?} is not a host name such as \"wiki.example.com\" or \"*.example.com\"",
-                        raw.host.get_ref()
-                    ),
-                ));
-            }
+            let written = raw.host.get_ref().trim();
+            let (wildcard, bare) = written.strip_prefix("*.").map_or((false, written), |bare| (true, bare));
+            let host = match SiteHost::parse(bare) {
+                Ok(host) if !bare.contains(':') && !host.as_str().starts_with('[') => {
+                    if wildcard { format!("*.{}", host.as_str()) } else { host.as_str().to_owned() }
+                }
+                _ => {
+                    return Err(at(
+                        raw.host.span(),
+                        format!(
+                            "host = {:?} is not a host name such as \"wiki.example.com\" or \"*.example.com\"",
+                            raw.host.get_ref()
+                        ),
+                    ));
+                }
+            };
             let path = match &raw.path {
                 Some(path) if !path.get_ref().starts_with('/') => {
                     return Err(at(path.span(), format!("path = {:?} must start with \"/\"", path.get_ref())));
                 }
-                Some(path) => path.get_ref().trim_end_matches('/').to_owned(),
+                Some(path) => match SitePath::parse(path.get_ref()).map(|read| read.readings().to_vec()) {
+                    Ok(readings) if readings.len() == 1 && readings[0] == *path.get_ref() => {
+                        let path = readings[0].trim_end_matches('/');
+                        if file.case_sensitive_paths { path.to_owned() } else { path.to_lowercase() }
+                    }
+                    _ => {
+                        return Err(at(
+                            path.span(),
+                            format!(
+                                "path = {:?} must be a plain path such as \"/admin\" (no %-escapes, dot segments, \
+                                 double slashes or ;parameters)",
+                                path.get_ref()
+                            ),
+                        ));
+                    }
+                },
                 None => String::new(),
             };
             let access = access(raw.allow.get_ref()).map_err(|message| at(raw.allow.span(), message))?;
@@ -146,7 +189,7 @@ impl AccessRules {
         }
         // Most specific first: an exact host before a wildcard, a longer path before a shorter.
         rules.sort_by_key(|rule| (rule.host.starts_with("*."), std::cmp::Reverse(rule.path.len())));
-        Ok(Self { rules, default })
+        Ok(Self { rules, default, case_sensitive_paths: file.case_sensitive_paths })
     }
 
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
@@ -155,28 +198,30 @@ impl AccessRules {
         Self::parse(&text, &format!("PORTCULLIS_ACCESS_RULES ({})", path.display()))
     }
 
-    /// Who may open `path` on `host` (a host with or without its port).
-    pub fn access(&self, host: &str, path: &str) -> &Access {
+    /// Who may open `path` on `host`: the strictest answer among the path's readings.
+    pub fn access(&self, host: &SiteHost, path: &SitePath) -> Access {
+        let mut readings = path.readings().iter();
+        let first = self.access_one(host, readings.next().map_or("/", String::as_str)).clone();
+        readings.fold(first, |access, reading| access.stricter(self.access_one(host, reading)))
+    }
+
+    fn access_one(&self, host: &SiteHost, path: &str) -> &Access {
         if self.rules.is_empty() {
             return &self.default;
         }
-        let host = host
-            .rsplit_once(':')
-            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-            .map_or(host, |(name, _)| name);
-        let host = host.to_ascii_lowercase();
-        let path = path.split(['?', '#']).next().unwrap_or("/");
+        let path = if self.case_sensitive_paths || !path.chars().any(char::is_uppercase) {
+            std::borrow::Cow::Borrowed(path)
+        } else {
+            std::borrow::Cow::Owned(path.to_lowercase())
+        };
+        let path = path.as_ref();
         self.rules
             .iter()
             .find(|rule| {
-                let host_matches = match rule.host.strip_prefix("*.") {
-                    Some(parent) => host.strip_suffix(parent).is_some_and(|sub| sub.ends_with('.') && sub.len() > 1),
-                    None => host == rule.host,
-                };
                 let path_matches = rule.path.is_empty()
                     || path == rule.path
                     || path.strip_prefix(&rule.path).is_some_and(|rest| rest.starts_with('/'));
-                host_matches && path_matches
+                path_matches && host.matches(&rule.host)
             })
             .map_or(&self.default, |rule| &rule.access)
     }
@@ -203,18 +248,59 @@ host = "*.internal.example.com"
 allow = "nobody"
 "#;
 
+    fn access(rules: &AccessRules, host: &str, path: &str) -> Access {
+        rules.access(&SiteHost::parse(host).unwrap(), &SitePath::parse(path).unwrap())
+    }
+
     #[test]
     fn the_most_specific_rule_decides() {
         let rules = AccessRules::parse(RULES, "rules.toml").unwrap();
-        assert_eq!(rules.access("status.example.com", "/anything"), &Access::Public);
-        assert_eq!(rules.access("STATUS.example.com:8443", "/"), &Access::Public);
-        assert_eq!(rules.access("wiki.example.com", "/admin"), &Access::Roles(vec![Role::Admin]));
-        assert_eq!(rules.access("wiki.example.com", "/admin/users?x=1"), &Access::Roles(vec![Role::Admin]));
-        assert_eq!(rules.access("wiki.example.com", "/administrators"), &Access::SignedIn, "whole segments only");
-        assert_eq!(rules.access("wiki.example.com", "/"), &Access::SignedIn);
-        assert_eq!(rules.access("db.internal.example.com", "/"), &Access::Nobody);
-        assert_eq!(rules.access("internal.example.com", "/"), &Access::SignedIn, "a wildcard is for subdomains");
-        assert_eq!(rules.access("evilinternal.example.com", "/"), &Access::SignedIn);
+        let admins = Access::Roles(vec![Role::Admin]);
+        assert_eq!(access(&rules, "status.example.com", "/anything"), Access::Public);
+        assert_eq!(access(&rules, "STATUS.example.com:8443", "/"), Access::Public);
+        assert_eq!(access(&rules, "wiki.example.com", "/admin"), admins);
+        assert_eq!(access(&rules, "wiki.example.com", "/admin/users?x=1"), admins);
+        assert_eq!(access(&rules, "wiki.example.com", "/administrators"), Access::SignedIn, "whole segments only");
+        assert_eq!(access(&rules, "wiki.example.com", "/"), Access::SignedIn);
+        assert_eq!(access(&rules, "db.internal.example.com", "/"), Access::Nobody);
+        assert_eq!(access(&rules, "internal.example.com", "/"), Access::SignedIn, "a wildcard is for subdomains");
+        assert_eq!(access(&rules, "evilinternal.example.com", "/"), Access::SignedIn);
+    }
+
+    #[test]
+    fn every_spelling_of_a_guarded_path_is_guarded() {
+        let rules = AccessRules::parse(RULES, "rules.toml").unwrap();
+        let admins = Access::Roles(vec![Role::Admin]);
+        for path in ["/ADMIN", "/%61dmin", "//admin/settings", "/public/../admin", "/./admin", "/admin;x", "/Admin/"] {
+            assert_eq!(access(&rules, "wiki.example.com", path), admins, "{path}");
+        }
+        // Read as "/public" by one site and as "/admin/…" by another: the stricter answer.
+        assert_eq!(access(&rules, "wiki.example.com", "/admin/../public"), admins);
+        for host in ["WIKI.example.com", "wiki.example.com.", "wiki.example.com.:443"] {
+            assert_eq!(access(&rules, host, "/admin"), admins, "{host}");
+        }
+        let exact = AccessRules::parse(&format!("case_sensitive_paths = true\n{RULES}"), "rules.toml").unwrap();
+        assert_eq!(access(&exact, "wiki.example.com", "/ADMIN"), Access::SignedIn);
+        assert_eq!(access(&exact, "wiki.example.com", "/%61dmin"), admins);
+    }
+
+    #[test]
+    fn the_stricter_of_two_answers_lets_in_only_who_both_let_in() {
+        let admins = Access::Roles(vec![Role::Admin]);
+        let users = Access::Roles(vec![Role::User]);
+        assert_eq!(Access::Public.stricter(&Access::SignedIn), Access::SignedIn);
+        assert_eq!(Access::SignedIn.stricter(&Access::Public), Access::SignedIn);
+        assert_eq!(admins.clone().stricter(&Access::Public), admins);
+        assert_eq!(Access::SignedIn.stricter(&admins), admins);
+        assert_eq!(admins.clone().stricter(&users), Access::Nobody);
+        assert_eq!(Access::Public.stricter(&Access::Nobody), Access::Nobody);
+    }
+
+    #[test]
+    fn international_host_names_match_their_ascii_form() {
+        let rules = AccessRules::parse("[[rule]]\nhost = \"bücher.example\"\nallow = \"public\"\n", "r").unwrap();
+        assert_eq!(access(&rules, "xn--bcher-kva.example", "/"), Access::Public);
+        assert_eq!(access(&rules, "BÜCHER.example", "/"), Access::Public);
     }
 
     #[test]
@@ -226,6 +312,8 @@ allow = "nobody"
             ("[[rule]]\nhost = \"a.example\"\n\nallow = [\"root\"]\n", "line 4"),
             ("[[rule]]\nhost = \"a.example\"\npath = \"admin\"\nallow = \"public\"\n", "line 3"),
             ("[[rule]]\nhost = \"https://a.example\"\nallow = \"public\"\n", "line 2"),
+            ("[[rule]]\nhost = \"a.example\"\npath = \"/%61dmin\"\nallow = \"public\"\n", "line 3"),
+            ("[[rule]]\nhost = \"a.example\"\npath = \"//admin\"\nallow = \"public\"\n", "line 3"),
             ("[[rule]]\nhost = \"a.example\"\n", "line 1"),
         ];
         for (text, line) in cases {

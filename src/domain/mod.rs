@@ -34,6 +34,7 @@ mod password;
 mod return_to;
 mod role;
 pub mod search;
+pub mod site_address;
 mod time_zone;
 mod username;
 
@@ -44,6 +45,7 @@ pub use next_path::SafeNextPath;
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword};
 pub use return_to::{ReturnTo, SiteHosts};
 pub use role::Role;
+pub use site_address::{AddressError, SiteHost, SitePath};
 pub use time_zone::TimeZone;
 pub use username::Username;
 

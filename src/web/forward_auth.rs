@@ -17,7 +17,7 @@ use askama::Template;
 
 use crate::auth::cookies::{self, CookiePolicy};
 use crate::auth::sessions::{AuthFailure, Authenticated, Sessions};
-use crate::domain::{Access, AccessRules, Role};
+use crate::domain::{Access, AccessRules, Role, SiteHost, SitePath};
 use crate::error::PageError;
 use crate::web::layout::{Layout, render};
 
@@ -45,39 +45,78 @@ struct Refused<'a> {
 }
 
 /// The address the browser asked the proxy for: `X-Original-URL` (nginx), or
-/// `X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri` (Caddy, Traefik). Borrowed from
-/// the request: this runs before every request to every guarded site.
+/// `X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri` (Caddy, Traefik); and the site
+/// the proxy routed the request to, which the rules are judged on: `X-Forwarded-Host` (Caddy
+/// and Traefik set it to the host they routed by; nginx is told to send `$server_name`).
+/// The raw parts are borrowed from the request: this runs before every request to every
+/// guarded site.
 struct Asked<'r> {
     scheme: &'r str,
-    host: &'r str,
+    /// As asked, port included: where a browser is sent back to.
+    authority: &'r str,
     uri: &'r str,
+    host: SiteHost,
+    path: SitePath,
 }
 
 impl Asked<'_> {
     fn address(&self) -> String {
-        format!("{}://{}{}", self.scheme, self.host, self.uri)
+        format!("{}://{}{}", self.scheme, self.authority, self.uri)
     }
 }
 
-fn original_url(req: &HttpRequest) -> Option<Asked<'_>> {
+/// Why the gate cannot judge a request: the proxy's administrator reads this.
+enum Unjudgeable {
+    /// The headers are missing or malformed: the proxy is configured wrongly.
+    Headers(String),
+    /// The address cannot be read safely, or is not the site the proxy routed to.
+    Address(String),
+}
+
+const MISSING_HEADERS: &str = "Portcullis cannot tell which address was asked for: the reverse proxy must send \
+    X-Forwarded-Host and X-Forwarded-Uri (or X-Original-URL with X-Forwarded-Host). See docs/forward-auth.md.";
+
+fn original_url(req: &HttpRequest) -> Result<Asked<'_>, Unjudgeable> {
     let header = |name: &str| req.headers().get(name).and_then(|value| value.to_str().ok()).map(str::trim);
-    let asked = match header("x-original-url") {
+    let missing = || Unjudgeable::Headers(MISSING_HEADERS.to_owned());
+    let routed = header("x-forwarded-host");
+    let (scheme, authority, uri) = match header("x-original-url") {
         Some(url) => {
-            let (scheme, rest) = url.split_once("://")?;
-            let (host, uri) = rest.find('/').map_or((rest, "/"), |at| (&rest[..at], &rest[at..]));
-            Asked { scheme, host, uri }
+            let (scheme, rest) = url.split_once("://").ok_or_else(missing)?;
+            let (authority, uri) = rest.find('/').map_or((rest, "/"), |at| (&rest[..at], &rest[at..]));
+            (scheme, authority, uri)
         }
-        None => Asked {
-            scheme: header("x-forwarded-proto").unwrap_or("https"),
-            host: header("x-forwarded-host")?,
-            uri: header("x-forwarded-uri").unwrap_or("/"),
-        },
+        None => (header("x-forwarded-proto").unwrap_or("https"), routed.ok_or_else(missing)?, header("x-forwarded-uri").unwrap_or("/")),
     };
-    let valid = matches!(asked.scheme, "http" | "https")
-        && !asked.host.is_empty()
-        && asked.host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-        && asked.uri.starts_with('/');
-    valid.then_some(asked)
+    let Some(routed) = routed else {
+        return Err(Unjudgeable::Headers(
+            "The reverse proxy sent X-Original-URL but not the site it routed the request to: add \
+             `proxy_set_header X-Forwarded-Host $server_name;` to the check's location (see docs/forward-auth.md)."
+                .to_owned(),
+        ));
+    };
+    if !matches!(scheme, "http" | "https") || !uri.starts_with('/') {
+        return Err(missing());
+    }
+    let host = SiteHost::parse(authority)
+        .map_err(|error| Unjudgeable::Address(format!("The address asked for cannot be checked: {error}.")))?;
+    let (wildcard, routed_name) = routed.strip_prefix("*.").map_or((false, routed), |name| (true, name));
+    let routed_host = SiteHost::parse(routed_name)
+        .map_err(|error| Unjudgeable::Headers(format!("X-Forwarded-Host is not a host name: {error}.")))?;
+    let agrees = if wildcard {
+        host.matches(&format!("*.{}", routed_host.as_str()))
+    } else {
+        host == routed_host
+    };
+    if !agrees {
+        return Err(Unjudgeable::Address(format!(
+            "The address asked for (host {}) is not the site the proxy routed the request to ({routed}).",
+            host.as_str()
+        )));
+    }
+    let path = SitePath::parse(uri)
+        .map_err(|error| Unjudgeable::Address(format!("The address asked for cannot be checked safely: {error}.")))?;
+    Ok(Asked { scheme, authority, uri, host, path })
 }
 
 fn is_browser(req: &HttpRequest) -> bool {
@@ -109,14 +148,16 @@ pub async fn verify(
     cookies: web::Data<CookiePolicy>,
     gate: web::Data<Gate>,
 ) -> Result<HttpResponse, PageError> {
-    let Some(asked) = original_url(&req) else {
-        return Err(PageError::BadRequest(
-            "Portcullis cannot tell which address was asked for: the reverse proxy must send X-Forwarded-Host and \
-             X-Forwarded-Uri (or X-Original-URL). See the proxy configurations in the README."
-                .to_owned(),
-        ));
+    // `?answer=401`: for nginx's auth_request, which passes on only 2xx, 401 and 403.
+    let as_401 = req.query_string().split('&').any(|pair| pair == "answer=401");
+    let asked = match original_url(&req) {
+        Ok(asked) => asked,
+        Err(Unjudgeable::Headers(message)) => return Err(PageError::BadRequest(message)),
+        // nginx would turn a 400 into a 500: a 403 sends it to the page that says why.
+        Err(Unjudgeable::Address(_)) if as_401 => return Ok(HttpResponse::Forbidden().finish()),
+        Err(Unjudgeable::Address(message)) => return Err(PageError::BadRequest(message)),
     };
-    let access = gate.rules.access(asked.host, asked.uri);
+    let access = gate.rules.access(&asked.host, &asked.path);
     let token = token(&req, &cookies);
     let caller = match token.map(|token| sessions.authenticate(token)) {
         Some(Ok(caller)) => Some(caller),
@@ -124,7 +165,7 @@ pub async fn verify(
         Some(Err(_)) | None => None,
     };
 
-    let needs = match access {
+    let needs = match &access {
         Access::Public => return Ok(allowed(caller.as_deref(), token, gate.pass_token)),
         Access::Nobody => {
             let reason = "This address is closed to everyone.".to_owned();
@@ -134,14 +175,17 @@ pub async fn verify(
         Access::Roles(roles) => Some(roles),
     };
     let Some(caller) = caller else {
-        // `?answer=401`: for nginx's auth_request, which passes on only 2xx, 401 and 403.
-        let as_401 = req.query_string().split('&').any(|pair| pair == "answer=401");
         return Ok(sign_in_first(&req, &gate, &asked.address(), as_401));
     };
-    // Someone who must first choose a password or set up a second factor does that with us.
+    // Someone who must first choose a password or set up a second factor does that with us
+    // (under `?answer=401` a 401 carrying the same `Location`: nginx passes on nothing else).
     if caller.must_change_password || caller.must_enrol {
         let page = if caller.must_change_password { "/password/change" } else { "/account/security" };
-        return Ok(HttpResponse::Found().insert_header((header::LOCATION, format!("{}{page}", gate.origin))).finish());
+        let mut response = if as_401 { HttpResponse::Unauthorized() } else { HttpResponse::Found() };
+        return Ok(response
+            .insert_header((header::LOCATION, format!("{}{page}", gate.origin)))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish());
     }
     if let Some(roles) = needs
         && !roles.contains(&caller.role)

@@ -13,6 +13,11 @@ use crate::helpers::*;
 pub const DOMAIN: &str = "portcullis.test";
 pub const AUTH_HOST: &str = "auth.portcullis.test";
 pub const APP_HOST: &str = "app.portcullis.test";
+/// Two more sites behind the same proxy, for the access rules' host tricks: one public
+/// (`status`), one for administrators only (`vault`) in `gate_addresses.rs`.
+pub const STATUS_HOST: &str = "status.portcullis.test";
+pub const VAULT_HOST: &str = "vault.portcullis.test";
+pub const GUARDED_HOSTS: [&str; 3] = [APP_HOST, STATUS_HOST, VAULT_HOST];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Proxy {
@@ -84,6 +89,7 @@ async fn wait_for_port(port: u16, what: &str) {
 pub fn nginx_config(dir: &std::path::Path, listen: u16, portcullis: u16, upstream: u16) -> String {
     let dir = dir.display();
     let root = if unsafe_is_root() { "user root root;" } else { "" };
+    let guarded: String = GUARDED_HOSTS.iter().map(|host| nginx_guarded_server(host, listen)).collect();
     format!(
         r#"{root}
 worker_processes 1;
@@ -114,10 +120,25 @@ http {{
     }}
   }}
 
+  # Requests for a host this nginx does not serve are refused, never given to a guarded site.
+  server {{
+    listen 127.0.0.1:{listen} default_server;
+    return 421;
+  }}
+
+{guarded}}}
+"#
+    )
+}
+
+/// One site Portcullis guards, as the README's nginx configuration has it.
+fn nginx_guarded_server(host: &str, listen: u16) -> String {
+    format!(
+        r#"
   # An application Portcullis guards.
   server {{
     listen 127.0.0.1:{listen};
-    server_name {APP_HOST};
+    server_name {host};
     location = /portcullis-verify {{
       internal;
       proxy_pass http://portcullis/auth/verify?answer=401;
@@ -126,6 +147,8 @@ http {{
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      # The site nginx routed to: the access rules are judged on it.
+      proxy_set_header X-Forwarded-Host $server_name;
       proxy_set_header X-Forwarded-For $remote_addr;
     }}
     location @portcullis_login {{
@@ -138,6 +161,7 @@ http {{
       rewrite ^ /auth/verify break;
       proxy_pass http://portcullis;
       proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Forwarded-Host $server_name;
       proxy_set_header X-Forwarded-For $remote_addr;
     }}
     location / {{
@@ -160,7 +184,6 @@ http {{
       proxy_pass http://app;
     }}
   }}
-}}
 "#
     )
 }
@@ -178,7 +201,12 @@ http://{AUTH_HOST}:{listen} {{
   reverse_proxy 127.0.0.1:{portcullis}
 }}
 
-http://{APP_HOST}:{listen} {{
+# Any host this Caddy does not serve is refused, never given to a guarded site.
+http://:{listen} {{
+  respond "This host is not served here." 421
+}}
+
+http://{APP_HOST}:{listen}, http://{STATUS_HOST}:{listen}, http://{VAULT_HOST}:{listen} {{
   # In this order (a route keeps it): a client's own Remote-* headers are dropped, then only
   # Portcullis's answer sets them.
   route {{
@@ -221,7 +249,7 @@ log:
       entryPoints: ["web"]
       service: portcullis
     app:
-      rule: "Host(`{APP_HOST}`)"
+      rule: "Host(`{APP_HOST}`) || Host(`{STATUS_HOST}`) || Host(`{VAULT_HOST}`)"
       entryPoints: ["web"]
       middlewares: ["portcullis"]
       service: app
@@ -354,7 +382,89 @@ impl GuardedSite {
             .default_headers(headers)
             .resolve(AUTH_HOST, loopback)
             .resolve(APP_HOST, loopback)
+            .resolve(STATUS_HOST, loopback)
+            .resolve(VAULT_HOST, loopback)
             .build()
             .unwrap()
+    }
+}
+
+/// What a raw request through the proxy got back.
+pub struct RawAnswer {
+    pub status: u16,
+    pub text: String,
+}
+
+impl RawAnswer {
+    /// Whether the site behind the proxy answered (its page names the path it normalised).
+    pub fn reached_the_site(&self) -> bool {
+        self.text.contains("normalised")
+    }
+
+    /// The path as the site behind read it, when it answered.
+    pub fn site_read(&self) -> Option<String> {
+        let json = self.text.split("<pre id=seen>").nth(1)?.split("</pre>").next()?;
+        let seen: serde_json::Value = serde_json::from_str(&unescape(json)).ok()?;
+        seen["normalised"].as_str().map(str::to_owned)
+    }
+}
+
+impl GuardedSite {
+    /// Signs `user` in at the gate's login page as a browser would; returns the `Cookie`
+    /// header that browser then sends to the guarded sites.
+    pub async fn cookies_for_sites(&self, user: &TestUser) -> String {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let loopback = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .resolve(AUTH_HOST, loopback)
+            .build()
+            .unwrap();
+        let page = browser.get(self.auth_url("/login")).send().await.unwrap().text().await.unwrap();
+        let csrf = hidden_field(&page, "csrf_token").expect("the login form");
+        let signed_in = browser
+            .post(self.auth_url("/login"))
+            .form(&[("username", user.username.as_str()), ("password", &user.password), ("csrf_token", &csrf)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.status(), 303, "{} signs in", user.username);
+        use reqwest::cookie::CookieStore;
+        let site: reqwest::Url = self.app_url("/").parse().unwrap();
+        jar.cookies(&site).map(|value| value.to_str().unwrap().to_owned()).unwrap_or_default()
+    }
+
+    /// A request written byte for byte (no client rewrites its target): `GET {target}` with
+    /// `Host: {host}` and, when given, `Cookie: {cookies}`, as a browser (`Accept: text/html`).
+    pub async fn raw(&self, target: &str, host: &str, cookies: Option<&str>) -> RawAnswer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n");
+        if let Some(cookies) = cookies {
+            request.push_str(&format!("Cookie: {cookies}\r\n"));
+        }
+        request.push_str("\r\n");
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await.unwrap();
+            answer
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .unwrap_or_else(|_| panic!("no answer within 10 s to GET {target} (Host: {host})"));
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer to GET {target}: {text:?}"));
+        RawAnswer { status, text }
+    }
+
+    /// `host:port` of one of the sites behind the proxy.
+    pub fn authority(&self, host: &str) -> String {
+        format!("{host}:{}", self.port)
     }
 }

@@ -1,0 +1,195 @@
+//! The gate judges the address the proxy actually routed to, spelled the way the site behind
+//! reads it: through real nginx, Caddy and Traefik, requests written byte for byte try every
+//! trick of the third attack run (a request line naming one host and a `Host` header naming
+//! another, a host the proxy does not serve, a trailing dot, `/ADMIN`, `/%61dmin`,
+//! `//admin`, `/public/../admin`, `/admin;x`, an encoded slash), and the upstream — which
+//! normalises paths as a lenient application does — says what it was asked for.
+use portcullis::domain::Role;
+
+use crate::helpers::*;
+use crate::proxies::{APP_HOST, GuardedSite, Proxy, STATUS_HOST, VAULT_HOST};
+
+const RULES: &str = r#"
+[[rule]]
+host = "status.portcullis.test"
+allow = "public"
+
+[[rule]]
+host = "vault.portcullis.test"
+allow = ["admin"]
+
+[[rule]]
+host = "app.portcullis.test"
+path = "/admin"
+allow = ["admin"]
+
+[[rule]]
+host = "app.portcullis.test"
+path = "/public"
+allow = "public"
+"#;
+
+async fn site_with_rules(proxy: Proxy) -> GuardedSite {
+    GuardedSite::start(proxy, |settings| {
+        let file =
+            std::env::temp_dir().join(format!("portcullis-rules-{}.toml", portcullis::random::token_base64(9)));
+        std::fs::write(&file, RULES).unwrap();
+        settings.forward_auth.rules_file = Some(file);
+    })
+    .await
+}
+
+macro_rules! through_each_proxy {
+    ($scenario:ident: $($test:ident => $proxy:expr),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                if $proxy.available() {
+                    $scenario($proxy).await;
+                }
+            }
+        )+
+    };
+}
+
+async fn nobody_reaches_a_guarded_site_by_naming_another_host(proxy: Proxy) {
+    let site = site_with_rules(proxy).await;
+    let user = site.app.create_user("ulla", Role::User).await;
+    let admin = site.app.create_user("ada", Role::Admin).await;
+    let (status, vault) = (site.authority(STATUS_HOST), site.authority(VAULT_HOST));
+
+    // The public site is open and the vault is open to its administrator: what the tricks
+    // below must not reach is reachable.
+    assert!(site.raw("/", &status, None).await.reached_the_site(), "{proxy:?}: the public site answers");
+    let admins_cookies = site.cookies_for_sites(&admin).await;
+    assert!(site.raw("/secret", &vault, Some(&admins_cookies)).await.reached_the_site(), "{proxy:?}: admin opens it");
+
+    let absolute = format!("http://{vault}/secret");
+    let unserved = site.authority("nowhere.portcullis.test");
+    let dotted = format!("{VAULT_HOST}.:{}", site.port);
+    let shouted = site.authority(&VAULT_HOST.to_uppercase());
+    let anonymous: [(&str, &str); 5] = [
+        (&absolute, &status),
+        ("/secret", &unserved),
+        ("/secret", &dotted),
+        ("/secret", &shouted),
+        (&absolute, &unserved),
+    ];
+    for (target, host) in anonymous {
+        let answer = site.raw(target, host, None).await;
+        assert!(
+            !answer.reached_the_site() && answer.status != 200,
+            "{proxy:?}: GET {target} with Host {host} reached the vault anonymously ({})",
+            answer.status
+        );
+        assert!(answer.status < 500 || proxy == Proxy::Nginx && answer.status == 500, "{proxy:?}: {}", answer.text);
+    }
+    let users_cookies = site.cookies_for_sites(&user).await;
+    for (target, host) in [("/secret", vault.as_str()), ("/secret", &dotted), ("/secret", &shouted), (&absolute, &status)] {
+        let answer = site.raw(target, host, Some(&users_cookies)).await;
+        assert!(!answer.reached_the_site(), "{proxy:?}: a user reached the admins' vault with {target} / {host}");
+    }
+    assert!(site.raw("/", &status, Some(&users_cookies)).await.reached_the_site());
+}
+
+through_each_proxy! { nobody_reaches_a_guarded_site_by_naming_another_host:
+    through_nginx_nobody_reaches_a_guarded_site_by_naming_another_host => Proxy::Nginx,
+    through_caddy_nobody_reaches_a_guarded_site_by_naming_another_host => Proxy::Caddy,
+    through_traefik_nobody_reaches_a_guarded_site_by_naming_another_host => Proxy::Traefik,
+}
+
+/// Spellings an application reads as `/admin…`.
+const ADMIN_SPELLINGS: [&str; 12] = [
+    "/admin",
+    "/ADMIN",
+    "/Admin/settings",
+    "/%61dmin",
+    "/%41DMIN/settings",
+    "//admin/settings",
+    "/public/../admin",
+    "/./admin",
+    "/admin;x",
+    "/public;x/../admin/settings",
+    "/public/%2e%2e/admin",
+    "/admin/../public",
+];
+
+async fn no_spelling_of_an_admin_path_gets_past_the_gate(proxy: Proxy) {
+    let site = site_with_rules(proxy).await;
+    let user = site.app.create_user("ulla", Role::User).await;
+    let admin = site.app.create_user("ada", Role::Admin).await;
+    let app = site.authority(APP_HOST);
+    let users_cookies = site.cookies_for_sites(&user).await;
+    let admins_cookies = site.cookies_for_sites(&admin).await;
+
+    for path in ADMIN_SPELLINGS {
+        for (who, cookies) in [("an anonymous visitor", None), ("a user", Some(users_cookies.as_str()))] {
+            let answer = site.raw(path, &app, cookies).await;
+            let read = answer.site_read().unwrap_or_default().to_lowercase();
+            assert!(
+                !read.starts_with("/admin"),
+                "{proxy:?}: {who} reached {read} with {path} ({})",
+                answer.status
+            );
+            // Traefik resolves `/admin/../public` itself: the site then rightly serves /public.
+            let resolved_by_the_proxy = path == "/admin/../public" && read == "/public";
+            assert!(
+                !answer.reached_the_site() || resolved_by_the_proxy,
+                "{proxy:?}: {who} was let through with {path}"
+            );
+        }
+    }
+    // The administrator is let in by the spellings the proxy passes on: the rules still work.
+    let answer = site.raw("/%61dmin/settings", &app, Some(&admins_cookies)).await;
+    assert_eq!(answer.site_read().as_deref(), Some("/admin/settings"), "{proxy:?}: {}", answer.text);
+    // A public path stays public, without tricks.
+    assert!(site.raw("/public/page", &app, None).await.reached_the_site(), "{proxy:?}");
+
+    // What no site reads safely is refused outright, for the administrator too.
+    for path in ["/admin%2Fsettings", "/admin%5Csettings", "/admin%00", "/%252e%252e/admin"] {
+        let answer = site.raw(path, &app, Some(&admins_cookies)).await;
+        assert!(!answer.reached_the_site(), "{proxy:?}: {path} reached the site");
+        assert_eq!(answer.status, 400, "{proxy:?}: {path} is refused as a bad request: {}", answer.text);
+    }
+}
+
+through_each_proxy! { no_spelling_of_an_admin_path_gets_past_the_gate:
+    through_nginx_no_spelling_of_an_admin_path_gets_past_the_gate => Proxy::Nginx,
+    through_caddy_no_spelling_of_an_admin_path_gets_past_the_gate => Proxy::Caddy,
+    through_traefik_no_spelling_of_an_admin_path_gets_past_the_gate => Proxy::Traefik,
+}
+
+both_backends! {
+    async fn a_check_whose_address_and_routed_site_disagree_is_refused(app: TestApp) {
+        let ask = |original: &'static str, routed: Option<&'static str>| {
+            let mut request = app.client.get(app.url("/auth/verify")).header("X-Original-URL", original);
+            if let Some(routed) = routed {
+                request = request.header("X-Forwarded-Host", routed);
+            }
+            request.header("Accept", "text/html").send()
+        };
+        let agreed = ask("https://wiki.example.com/page", Some("wiki.example.com")).await.unwrap();
+        assert_eq!(agreed.status(), 302, "agreeing: sent to sign in");
+        let wildcard = ask("https://wiki.example.com/page", Some("*.example.com")).await.unwrap();
+        assert_eq!(wildcard.status(), 302, "nginx's wildcard server_name covers the host");
+
+        let disagree = ask("https://status.example.com/page", Some("vault.example.com")).await.unwrap();
+        assert_eq!(disagree.status(), 400);
+        let page = disagree.text().await.unwrap();
+        assert!(page.contains("not the site the proxy routed the request to"), "{page}");
+
+        let old_config = ask("https://wiki.example.com/page", None).await.unwrap();
+        assert_eq!(old_config.status(), 400, "an nginx configuration without the routed host is refused");
+        assert!(old_config.text().await.unwrap().contains("X-Forwarded-Host $server_name"));
+
+        let for_nginx = app
+            .client
+            .get(app.url("/auth/verify?answer=401"))
+            .header("X-Original-URL", "https://status.example.com/admin%2Fx")
+            .header("X-Forwarded-Host", "status.example.com")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(for_nginx.status(), 403, "under answer=401 a refusal nginx can pass on");
+    }
+}
