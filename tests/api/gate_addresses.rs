@@ -193,3 +193,46 @@ both_backends! {
         assert_eq!(for_nginx.status(), 403, "under answer=401 a refusal nginx can pass on");
     }
 }
+
+/// An administrator under the default second-factor policy (`admins`), who has not set one up,
+/// and a user who must first replace a one-time password: through every proxy the guarded site
+/// sends them to the page where they do that — nginx too, which passes on only 2xx, 401 and
+/// 403 (a 302 from the check was a 500 for the visitor).
+async fn who_must_first_finish_their_account_is_sent_to_do_so(proxy: Proxy) {
+    let site = GuardedSite::start(proxy, |settings| {
+        settings.mfa_required = portcullis::config::MfaPolicy::default();
+    })
+    .await;
+    let admin = site.app.create_user("ada", Role::Admin).await;
+    let user = site.app.create_user("una", Role::User).await;
+    let user_id = user.id;
+    site.app
+        .with_conn(move |conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::users;
+            diesel::update(users::table.find(user_id)).set(users::must_change_password.eq(true)).execute(conn)
+        })
+        .await
+        .unwrap();
+    let app = site.authority(APP_HOST);
+    for (who, page) in [(&admin, "/account/security"), (&user, "/password/change")] {
+        let cookies = site.cookies_for_sites(who).await;
+        let answer = site.raw("/docs", &app, Some(&cookies)).await;
+        assert_eq!(answer.status, 302, "{proxy:?}: {} is redirected: {}", who.username, answer.text);
+        let location = answer
+            .text
+            .lines()
+            .find_map(|line| line.strip_prefix("Location: ").or_else(|| line.strip_prefix("location: ")))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        assert_eq!(location, site.auth_url(page), "{proxy:?}: {} goes to {page}", who.username);
+        assert!(!answer.reached_the_site());
+    }
+}
+
+through_each_proxy! { who_must_first_finish_their_account_is_sent_to_do_so:
+    through_nginx_an_admin_under_the_default_policy_is_sent_to_set_up_a_second_factor => Proxy::Nginx,
+    through_caddy_an_admin_under_the_default_policy_is_sent_to_set_up_a_second_factor => Proxy::Caddy,
+    through_traefik_an_admin_under_the_default_policy_is_sent_to_set_up_a_second_factor => Proxy::Traefik,
+}
