@@ -2,7 +2,7 @@
 //! line numbers, and insert either every user or none.
 use std::collections::HashMap;
 
-use crate::auth::password::{NO_PASSWORD, is_argon2_phc};
+use crate::auth::password::{NO_PASSWORD, argon2_phc_problem};
 use crate::db::audit::{self, Action, Actor};
 use crate::db::users::{self, NewUser};
 use crate::db::{DbConnection, write_transaction};
@@ -77,8 +77,8 @@ fn read_rows(input: impl std::io::Read) -> Result<Vec<Row>, ImportError> {
         let role_text = if field(positions[3]).is_empty() { "user" } else { field(positions[3]) };
         let role = Role::parse(role_text).map_err(|e| problems.push(e.0)).ok();
         let password_hash = hash_column.map(field).filter(|hash| !hash.is_empty()).map(str::to_owned);
-        if password_hash.as_deref().is_some_and(|hash| !is_argon2_phc(hash)) {
-            problems.push("password_hash must be an argon2 PHC string ($argon2id$…)".to_owned());
+        if let Some(problem) = password_hash.as_deref().and_then(argon2_phc_problem) {
+            problems.push(format!("password_hash is refused: {problem}"));
         }
         if let Some(name) = &username
             && let Some(first) = seen_usernames.insert(name.as_str().to_owned(), line)

@@ -30,6 +30,46 @@ const HASHING_NICENESS: i32 = 10;
 /// A hashing thread idle this long frees its working memory.
 const RELEASE_AFTER: Duration = Duration::from_secs(10);
 
+/// The largest stored hashes we are willing to verify (imported ones may use any parameters):
+/// 256 MiB, 16 passes, 16 lanes, 64-byte outputs. One hash beyond these would let a single
+/// imported row exhaust memory or a hashing thread; it fails its sign-in with a warning instead.
+pub const MAX_STORED_MEMORY_KIB: u32 = 256 * 1024;
+pub const MAX_STORED_ITERATIONS: u32 = 16;
+pub const MAX_STORED_LANES: u32 = 16;
+const MAX_STORED_OUTPUT_BYTES: usize = 64;
+const MIN_STORED_OUTPUT_BYTES: usize = 16;
+
+/// The argon2 settings of a stored hash, or why it is not one we verify. Reads only the PHC
+/// text: nothing is allocated for the hash itself.
+fn stored_params(hash: &PasswordHash) -> Result<(Algorithm, Version, Params), String> {
+    let algorithm = Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| "not an argon2 hash".to_owned())?;
+    let version = hash.version.map_or(Ok(Version::V0x13), Version::try_from).map_err(|_| "unknown argon2 version")?;
+    let number = |name: &str| hash.params.get_decimal(name);
+    let (Some(memory), Some(iterations), Some(lanes)) = (number("m"), number("t"), number("p")) else {
+        return Err("the hash does not say m, t and p".to_owned());
+    };
+    if memory > MAX_STORED_MEMORY_KIB || iterations > MAX_STORED_ITERATIONS || lanes > MAX_STORED_LANES {
+        return Err(format!(
+            "its parameters m={memory}, t={iterations}, p={lanes} are beyond the bounds we verify \
+             (m ≤ {MAX_STORED_MEMORY_KIB}, t ≤ {MAX_STORED_ITERATIONS}, p ≤ {MAX_STORED_LANES})"
+        ));
+    }
+    let output = hash.hash.as_ref().map_or(0, |output| output.len());
+    if !(MIN_STORED_OUTPUT_BYTES..=MAX_STORED_OUTPUT_BYTES).contains(&output) || hash.salt.is_none() {
+        return Err(format!("its salt or {output}-byte output is not what an argon2 hash has"));
+    }
+    let params = Params::try_from(hash).map_err(|error| format!("its parameters are not valid: {error}"))?;
+    Ok((algorithm, version, params))
+}
+
+/// Why `phc` is not a password hash we can verify (import refuses such rows), or `None`.
+pub fn argon2_phc_problem(phc: &str) -> Option<String> {
+    match PasswordHash::new(phc) {
+        Err(_) => Some("it is not a PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)".to_owned()),
+        Ok(hash) => stored_params(&hash).err(),
+    }
+}
+
 fn params() -> Params {
     Params::new(MEMORY_KIB, ITERATIONS, LANES, Some(OUTPUT_BYTES)).expect("argon2 parameters are valid")
 }
@@ -84,10 +124,14 @@ impl Scratch {
             tracing::error!("a stored password hash is not a valid PHC string");
             return false;
         };
+        let (algorithm, version, params) = match stored_params(&hash) {
+            Ok(settings) => settings,
+            Err(problem) => {
+                tracing::warn!("a stored password hash is refused without being tried: {problem}");
+                return false;
+            }
+        };
         let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else { return false };
-        let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else { return false };
-        let version = hash.version.map_or(Ok(Version::V0x13), Version::try_from);
-        let (Ok(version), Ok(params)) = (version, Params::try_from(&hash)) else { return false };
         let argon2 = Argon2::new(algorithm, version, params);
         let mut out = vec![0u8; expected.len()];
         if self.run(&argon2, password.as_bytes(), salt, &mut out).is_err() {
@@ -127,7 +171,7 @@ pub const NO_PASSWORD: &str = "!";
 
 /// Whether `phc` is an argon2 PHC string we can verify against (for imported hashes).
 pub fn is_argon2_phc(phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|hash| hash.algorithm.as_str().starts_with("argon2"))
+    argon2_phc_problem(phc).is_none()
 }
 
 type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
@@ -225,6 +269,22 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_beyond_the_bounds_are_refused_without_allocating() {
+        let valid = hash_blocking("tangerine orbit lamp").unwrap();
+        assert_eq!(argon2_phc_problem(&valid), None);
+        for (from, to) in [("m=19456", "m=4000000000"), ("t=2", "t=100000"), ("p=1", "p=255")] {
+            let hostile = valid.replace(from, to);
+            let problem = argon2_phc_problem(&hostile).expect("refused");
+            assert!(problem.contains("beyond the bounds"), "{problem}");
+            assert!(!Scratch::default().verify("tangerine orbit lamp", &hostile), "{to}: never verified");
+        }
+        let at_bound = valid.replace("m=19456", &format!("m={MAX_STORED_MEMORY_KIB}"));
+        assert_eq!(argon2_phc_problem(&at_bound), None, "the bound itself is allowed");
+        assert!(argon2_phc_problem("$2b$12$abcdefghijklmnopqrstuv").is_some(), "bcrypt is not argon2");
+        assert!(argon2_phc_problem("plain text").is_some());
+    }
 
     #[test]
     fn hashes_are_argon2id_phc_strings_with_owasp_parameters_and_verify() {

@@ -165,6 +165,45 @@ both_backends! {
         assert!(app.audit_actions().await.contains(&"user.import".to_owned()));
     }
 
+    async fn a_hash_with_huge_parameters_is_refused_on_import_and_fails_only_its_own_sign_in(app: TestApp) {
+        let valid = portcullis::auth::password::hash_blocking("imported hash works").unwrap();
+        let huge = valid.replace("m=19456", "m=4000000000");
+        let many_passes = valid.replace("t=2", "t=4000000");
+        assert_ne!(huge, valid);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("huge.csv");
+        std::fs::write(&file, format!("username,email,display_name,role,password_hash\nmia,mia@example.com,Mia,user,\"{valid}\"\n\
+            max,max@example.com,Max,user,\"{huge}\"\nmoe,moe@example.com,Moe,user,\"{many_passes}\"\n")).unwrap();
+        let before = app.snapshot().await;
+
+        let refused = portcullis(&app, &["user", "import", file.to_str().unwrap()], "");
+
+        assert!(!refused.status.success());
+        let report = text(&refused.stderr);
+        assert!(report.contains("line 3: password_hash is refused") && report.contains("m=4000000000"), "{report}");
+        assert!(report.contains("line 4: password_hash is refused"), "{report}");
+        assert_eq!(app.snapshot().await, before, "nothing half-imported");
+
+        // Already in the database (an older import, a hand edit): that sign-in fails, quickly,
+        // and the server goes on answering everyone else.
+        let victim = app.create_user("max", Role::User).await;
+        let other = app.create_user("ned", Role::User).await;
+        let id = victim.id;
+        app.with_conn(move |conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::users;
+            diesel::update(users::table.find(id)).set(users::password_hash.eq(huge)).execute(conn)
+        })
+        .await
+        .unwrap();
+        let started = std::time::Instant::now();
+        let attempt = app.browser().login("max", "imported hash works").await;
+        assert_eq!(attempt.status(), 401, "refused like a wrong password");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "never tried: {:?}", started.elapsed());
+        assert_eq!(app.browser().login(&other.username, &other.password).await.status(), 303, "the server still runs");
+        assert_no_server_panics();
+    }
+
     async fn migrate_reports_an_up_to_date_database(app: TestApp) {
         let output = portcullis(&app, &["migrate"], "");
 
