@@ -3,6 +3,7 @@ use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header;
 
+use super::tokens::{IssuedToken, JwtKeys};
 use crate::config::PublicUrl;
 
 /// The value of the first cookie called `name` in the request. Read as sent, without
@@ -18,12 +19,39 @@ pub fn read<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
     )
 }
 
+/// Two different values arrived for a cookie that is set once: one was planted (by a sibling
+/// site under the cookie domain, say), and neither may be believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ambiguous;
+
+/// The one value of the cookies called `name`: `Ok(None)` when there is none, [`Ambiguous`]
+/// when the request carries two different ones.
+pub fn read_unique<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r str>, Ambiguous> {
+    let mut found: Option<&str> = None;
+    for pair in req.headers().get_all(header::COOKIE).flat_map(|value| value.as_bytes().split(|&byte| byte == b';')) {
+        let Some(value) = pair.trim_ascii().strip_prefix(name.as_bytes()).and_then(|rest| rest.strip_prefix(b"="))
+        else {
+            continue;
+        };
+        let Ok(value) = std::str::from_utf8(value).map(|value| value.trim_matches('"')) else { continue };
+        if value.is_empty() {
+            continue;
+        }
+        match found {
+            Some(earlier) if earlier != value => return Err(Ambiguous),
+            _ => found = Some(value),
+        }
+    }
+    Ok(found)
+}
+
 #[derive(Clone)]
 pub struct CookiePolicy {
     secure: bool,
-    /// `PORTCULLIS_COOKIE_DOMAIN`: the access cookie (only it) goes to every host under it.
+    /// `PORTCULLIS_COOKIE_DOMAIN`: only the gate cookie goes to every host under it.
     domain: Option<String>,
     session_name: &'static str,
+    gate_name: &'static str,
     refresh_name: &'static str,
     login_csrf_name: &'static str,
     flash_name: &'static str,
@@ -33,17 +61,18 @@ pub struct CookiePolicy {
 
 impl CookiePolicy {
     /// On https the names carry the `__Host-` prefix: Secure, Path=/, no Domain, so a sibling
-    /// subdomain cannot plant or overwrite them. With a cookie domain the access cookie is sent
-    /// to the whole domain, so it can only carry `__Secure-` (Secure, but a sibling subdomain
-    /// could set one: it would still need our signature to be believed). The refresh cookie,
-    /// the CSRF nonce and the others stay `__Host-`: no other site ever receives them.
+    /// subdomain cannot plant or overwrite them. Every cookie of ours is host-only: the access
+    /// cookie too. With a cookie domain, the sites under it get a gate cookie instead: a twin
+    /// token with the gate's audience, which opens nothing here, as `__Secure-` (a sibling
+    /// could plant one; two different ones are refused as ambiguous).
     pub fn new(public_url: &PublicUrl, domain: Option<&str>) -> Self {
         let domain = domain.map(str::to_owned);
         if public_url.is_https() {
             Self {
                 secure: true,
-                session_name: if domain.is_some() { "__Secure-portcullis" } else { "__Host-portcullis" },
                 domain,
+                session_name: "__Host-portcullis",
+                gate_name: "__Secure-portcullis-gate",
                 refresh_name: "__Host-portcullis-refresh",
                 login_csrf_name: "__Host-portcullis-login",
                 flash_name: "__Host-portcullis-flash",
@@ -55,6 +84,7 @@ impl CookiePolicy {
                 secure: false,
                 domain,
                 session_name: "portcullis",
+                gate_name: "portcullis-gate",
                 refresh_name: "portcullis-refresh",
                 login_csrf_name: "portcullis-login",
                 flash_name: "portcullis-flash",
@@ -72,18 +102,44 @@ impl CookiePolicy {
         self.login_csrf_name
     }
 
-    pub fn session(&self, token: String, max_age: std::time::Duration) -> Cookie<'static> {
-        let mut cookie = self.build(self.session_name, token, SameSite::Lax, max_age);
-        if let Some(domain) = &self.domain {
-            cookie.set_domain(domain.clone());
-        }
-        cookie
+    /// The gate cookie's name, when there is a cookie domain to send it to.
+    pub fn gate_name(&self) -> Option<&'static str> {
+        self.domain.as_ref().map(|_| self.gate_name)
     }
 
-    pub fn session_removal(&self) -> Cookie<'static> {
-        let mut cookie = self.session(String::new(), std::time::Duration::ZERO);
-        cookie.make_removal();
-        cookie
+    /// The cookies of a signed-in browser: the access token, host-only; with a cookie domain,
+    /// its gate twin for the sites under it.
+    pub fn session(
+        &self,
+        keys: &JwtKeys,
+        access: &IssuedToken,
+        max_age: std::time::Duration,
+    ) -> anyhow::Result<Vec<Cookie<'static>>> {
+        let mut cookies = vec![self.build(self.session_name, access.token.clone(), SameSite::Lax, max_age)];
+        if let Some(domain) = &self.domain {
+            let mut gate = self.build(self.gate_name, keys.gate_twin(&access.claims)?, SameSite::Lax, max_age);
+            gate.set_domain(domain.clone());
+            cookies.push(gate);
+        }
+        Ok(cookies)
+    }
+
+    /// Removes the access cookie and, with a cookie domain, the gate cookie.
+    pub fn session_removal(&self) -> Vec<Cookie<'static>> {
+        let mut cookies = vec![self.removal(self.session_name)];
+        if let Some(domain) = &self.domain {
+            let mut gate = self.removal(self.gate_name);
+            gate.set_domain(domain.clone());
+            cookies.push(gate);
+        }
+        cookies
+    }
+
+    /// Everything a signed-out browser must forget: the access, gate and refresh cookies.
+    pub fn signed_out(&self) -> Vec<Cookie<'static>> {
+        let mut cookies = self.session_removal();
+        cookies.push(self.refresh_removal());
+        cookies
     }
 
     pub fn refresh_name(&self) -> &'static str {
@@ -190,5 +246,14 @@ mod tests {
         assert_eq!(read(&req, "other"), Some("quoted"));
         assert_eq!(read(&req, "portcull"), None);
         assert_eq!(read(&TestRequest::default().to_http_request(), "portcullis"), None);
+    }
+
+    #[test]
+    fn two_different_values_of_one_cookie_are_ambiguous() {
+        let req = |header: &str| TestRequest::default().insert_header((header::COOKIE, header)).to_http_request();
+        assert_eq!(read_unique(&req("portcullis-gate=a.b.c; x=1"), "portcullis-gate"), Ok(Some("a.b.c")));
+        assert_eq!(read_unique(&req("portcullis-gate=a.b.c; portcullis-gate=a.b.c"), "portcullis-gate"), Ok(Some("a.b.c")));
+        assert_eq!(read_unique(&req("portcullis-gate=a.b.c; portcullis-gate=x.y.z"), "portcullis-gate"), Err(Ambiguous));
+        assert_eq!(read_unique(&req("portcullis-gate-x=1"), "portcullis-gate"), Ok(None));
     }
 }

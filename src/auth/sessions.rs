@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 
 use super::client::ClientInfo;
 use super::revocation::{Refusal, RevocationList};
-use super::tokens::{Claims, Grant, IssuedToken, JwtKeys, TokenError};
+use super::tokens::{Audience, Claims, Grant, IssuedToken, JwtKeys, TokenError};
 use super::verified_tokens::VerifiedTokens;
 use crate::config::{MfaPolicy, NoticeKind, SessionPolicy};
 use crate::db::audit::{self, Action, Actor};
@@ -68,10 +68,12 @@ pub struct Authenticated {
     pub session_id: String,
     /// Unix time.
     pub token_expires_at: i64,
+    /// Whom the token was for: a gate token opens no page of ours.
+    pub audience: Audience,
 }
 
 impl Authenticated {
-    fn from_claims(claims: Claims) -> Option<Self> {
+    fn from_claims(claims: Claims, audience: Audience) -> Option<Self> {
         Some(Self {
             user_id: claims.user_id()?,
             role: claims.role,
@@ -84,6 +86,7 @@ impl Authenticated {
             time_zone: TimeZone::from_stored(&claims.zoneinfo),
             session_id: claims.sid,
             token_expires_at: claims.exp,
+            audience,
         })
     }
 
@@ -186,15 +189,32 @@ impl Sessions {
     /// A token seen before is recognised from the memo of verified tokens (still checked for
     /// expiry and against the revoked list).
     pub fn authenticate(&self, token: &str) -> Result<Arc<Authenticated>, AuthFailure> {
+        self.authenticate_for(token, Audience::Portcullis)
+    }
+
+    /// The gate's check: a token for the gate (its cookie) or for us (a Bearer token).
+    pub fn authenticate_at_gate(&self, token: &str) -> Result<Arc<Authenticated>, AuthFailure> {
+        match self.authenticate_for(token, Audience::Gate) {
+            Err(AuthFailure::Invalid) => self.authenticate_for(token, Audience::Portcullis),
+            other => other,
+        }
+    }
+
+    fn authenticate_for(&self, token: &str, audience: Audience) -> Result<Arc<Authenticated>, AuthFailure> {
         let now = chrono::Utc::now().timestamp();
-        let authenticated = match self.verified.get(token, now) {
+        let remembered = self.verified.get(token, now);
+        if remembered.as_ref().is_some_and(|found| found.audience != audience) {
+            return Err(AuthFailure::Invalid);
+        }
+        let authenticated = match remembered {
             Some(authenticated) => authenticated,
             None => {
-                let claims = self.keys.verify(token).map_err(|error| match error {
+                let claims = self.keys.verify(token, audience).map_err(|error| match error {
                     TokenError::Expired => AuthFailure::Expired,
                     TokenError::Invalid => AuthFailure::Invalid,
                 })?;
-                let authenticated = Arc::new(Authenticated::from_claims(claims).ok_or(AuthFailure::Invalid)?);
+                let authenticated =
+                    Arc::new(Authenticated::from_claims(claims, audience).ok_or(AuthFailure::Invalid)?);
                 self.verified.remember(token, &authenticated, now);
                 authenticated
             }
@@ -392,7 +412,7 @@ impl Sessions {
         at: NaiveDateTime,
     ) -> anyhow::Result<SessionTokens> {
         let access = self.keys.issue(user, &self.grant(user, session))?;
-        let authenticated = Authenticated::from_claims(access.claims.clone())
+        let authenticated = Authenticated::from_claims(access.claims.clone(), Audience::Portcullis)
             .ok_or_else(|| anyhow::anyhow!("a token we just issued does not describe a user"))?;
         let until_end = (session.expires_at - at).to_std().unwrap_or_default();
         Ok(SessionTokens {

@@ -13,6 +13,28 @@ use crate::domain::Role;
 /// RFC 9068's media type for access tokens, so no other kind of token we sign can pass as one.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub const AUDIENCE: &str = "portcullis";
+/// The audience of the twin token the sites behind the reverse proxy receive (the gate cookie):
+/// the gate accepts it, our own pages and API refuse it, so a site that leaks or replays it
+/// gains nothing on Portcullis itself.
+pub const GATE_AUDIENCE: &str = "portcullis-gate";
+
+/// Whom a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Our own pages and API (the host-only session cookie, Bearer tokens).
+    Portcullis,
+    /// The gate only (`/auth/verify`).
+    Gate,
+}
+
+impl Audience {
+    fn claim(self) -> &'static str {
+        match self {
+            Audience::Portcullis => AUDIENCE,
+            Audience::Gate => GATE_AUDIENCE,
+        }
+    }
+}
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY: Duration = Duration::from_secs(10);
 /// Real tokens are a few hundred bytes; anything far bigger is refused before parsing.
@@ -149,7 +171,8 @@ fn validation(alg: Algorithm, issuer: &str) -> Validation {
     validation.validate_exp = true;
     validation.validate_nbf = true;
     validation.set_issuer(&[issuer]);
-    validation.set_audience(&[AUDIENCE]);
+    // Either audience passes here; `verify` then requires the one the caller asked for.
+    validation.set_audience(&[AUDIENCE, GATE_AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     validation
 }
@@ -256,6 +279,19 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_owned(),
         };
+        let token = self.sign(&claims)?;
+        Ok(IssuedToken { token, claims })
+    }
+
+    /// The gate's twin of an access token: the same claims for the same session and time,
+    /// its own `jti` and the gate's audience.
+    pub fn gate_twin(&self, access: &Claims) -> anyhow::Result<String> {
+        let twin = Claims { aud: GATE_AUDIENCE.to_owned(), jti: crate::random::token_base64(16), ..access.clone() };
+        self.sign(&twin)
+    }
+
+    fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
         let signer = if self.algorithm == JwtAlgorithm::Hs256 {
             self.secret.first()
@@ -278,12 +314,12 @@ impl JwtKeys {
             kid: Some(signer.kid.clone()),
             ..Header::new(signer.alg)
         };
-        let token = encode(&header, &claims, encoding)?;
-        Ok(IssuedToken { token, claims })
+        Ok(encode(&header, claims, encoding)?)
     }
 
-    /// Every failure is just "invalid" (or "expired"): callers answer 401 alike.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+    /// Every failure is just "invalid" (or "expired"): callers answer 401 alike. A token for
+    /// another audience than `audience` is invalid.
+    pub fn verify(&self, token: &str, audience: Audience) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid);
         }
@@ -311,7 +347,7 @@ impl JwtKeys {
             || header.x5u.is_some()
             || header.x5c.is_some()
             || header.crit.is_some();
-        if unexpected_header || data.claims.user_id().is_none() {
+        if unexpected_header || data.claims.user_id().is_none() || data.claims.aud != audience.claim() {
             return Err(TokenError::Invalid);
         }
         Ok(data.claims)

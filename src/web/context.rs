@@ -51,6 +51,24 @@ impl Services {
         ReturnTo::parse(raw, &self.sites).map_or_else(|| DEFAULT_LANDING.to_owned(), |to| to.as_str().to_owned())
     }
 
+    /// The cookies of a signed-in browser holding `access` (see [`CookiePolicy::session`]).
+    pub fn session_cookies(
+        &self,
+        access: &crate::auth::tokens::IssuedToken,
+    ) -> anyhow::Result<Vec<actix_web::cookie::Cookie<'static>>> {
+        self.cookies.session(self.sessions.keys(), access, self.sessions.policy().access_token_ttl)
+    }
+
+    /// After a change the token carries (a name, a time zone, a second factor now set up):
+    /// a new token for session `session_id`, set on `response`. False when the session is gone.
+    pub async fn reissue_into(&self, session_id: &str, response: &mut HttpResponse) -> Result<bool, PageError> {
+        let Some(access) = self.sessions.reissue(&self.pool, session_id).await? else { return Ok(false) };
+        for cookie in self.session_cookies(&access)? {
+            response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
+        }
+        Ok(true)
+    }
+
     /// Every change to a user or a session goes through here.
     pub fn accounts(&self) -> Accounts<'_> {
         Accounts::new(&self.pool, &self.sessions, &self.throttle, &self.factors, &self.outbox)

@@ -126,14 +126,19 @@ fn is_browser(req: &HttpRequest) -> bool {
         .is_some_and(|accept| accept.contains("text/html"))
 }
 
-/// The token the request carries: the access cookie, or a Bearer header.
-fn token<'r>(req: &'r HttpRequest, cookies: &CookiePolicy) -> Option<&'r str> {
-    if let Some(cookie) = cookies::read(req, cookies.session_name()).filter(|value| !value.is_empty()) {
-        return Some(cookie);
+/// The token the request carries: the gate cookie (with a cookie domain; else our own access
+/// cookie, for sites on our host), or a Bearer header. Two different gate cookies: one was
+/// planted by a sibling site, and neither is believed.
+fn token<'r>(req: &'r HttpRequest, cookies: &CookiePolicy) -> Result<Option<&'r str>, cookies::Ambiguous> {
+    if let Some(cookie) = cookies::read_unique(req, cookies.gate_name().unwrap_or(cookies.session_name()))? {
+        return Ok(Some(cookie));
     }
-    let authorization = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = authorization.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    let bearer = || {
+        let authorization = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = authorization.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    };
+    Ok(bearer())
 }
 
 fn roles_in_words(roles: &[Role]) -> String {
@@ -158,8 +163,17 @@ pub async fn verify(
         Err(Unjudgeable::Address(message)) => return Err(PageError::BadRequest(message)),
     };
     let access = gate.rules.access(&asked.host, &asked.path);
-    let token = token(&req, &cookies);
-    let caller = match token.map(|token| sessions.authenticate(token)) {
+    let Ok(token) = token(&req, &cookies) else {
+        if as_401 {
+            return Ok(HttpResponse::Forbidden().finish());
+        }
+        return Err(PageError::BadRequest(
+            "Two different sign-in cookies arrived: another site under this domain has set one. Sign out at the \
+             login page and sign in again."
+                .to_owned(),
+        ));
+    };
+    let caller = match token.map(|token| sessions.authenticate_at_gate(token)) {
         Some(Ok(caller)) => Some(caller),
         Some(Err(AuthFailure::Unavailable(error))) => return Err(PageError::Unavailable(error)),
         Some(Err(_)) | None => None,

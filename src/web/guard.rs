@@ -60,7 +60,7 @@ async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::
             let mut cookies = Vec::new();
             if matches!(&outcome, Err(failure) if !matches!(failure, AuthFailure::Unavailable(_))) {
                 if access.is_some() {
-                    cookies.push(policy.session_removal());
+                    cookies.extend(policy.session_removal());
                 }
                 if refresh.is_some() {
                     cookies.push(policy.refresh_removal());
@@ -75,7 +75,10 @@ async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::
     Ok(match renewed {
         Ok(Ok(tokens)) => {
             tracing::debug!(username = %tokens.authenticated.username, "access cookie renewed");
-            let mut cookies = vec![policy.session(tokens.access.token, sessions.policy().access_token_ttl)];
+            let mut cookies = match policy.session(sessions.keys(), &tokens.access, sessions.policy().access_token_ttl) {
+                Ok(cookies) => cookies,
+                Err(error) => return Ok(PageVisitor { outcome: Err(AuthFailure::Unavailable(error)), cookies: Vec::new() }),
+            };
             if let Some(refresh) = tokens.refresh {
                 cookies.push(policy.refresh(refresh, tokens.refresh_expires_in));
             }
@@ -84,7 +87,7 @@ async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::
         Ok(Err(refusal)) => {
             tracing::info!(reason = ?refusal, "refresh cookie refused");
             let failure = if refusal == RefreshRefusal::Reused { AuthFailure::Revoked } else { AuthFailure::Expired };
-            PageVisitor { outcome: Err(failure), cookies: vec![policy.session_removal(), policy.refresh_removal()] }
+            PageVisitor { outcome: Err(failure), cookies: policy.signed_out() }
         }
         Err(error) => PageVisitor { outcome: Err(AuthFailure::Unavailable(error)), cookies: Vec::new() },
     })

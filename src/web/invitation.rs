@@ -40,5 +40,5 @@ pub async fn submit(req: HttpRequest, form: StrictForm<ChooseForm>, app: Service
     let tokens = app.sessions.start(&app.pool, user, &ClientInfo::of(&req), "form", AMR_PASSWORD, device).await?;
     tracing::info!(event = "invitation_accepted", username = %tokens.authenticated.username, "invitation accepted; signed in");
     let credential = app.throttle.devices().issue(user_id, chrono::Utc::now().timestamp());
-    Ok(signed_in(&app, tokens, "/dashboard", (&presented, user_id, credential)).finish())
+    Ok(signed_in(&app, tokens, "/dashboard", (&presented, user_id, credential))?.finish())
 }

@@ -181,7 +181,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
     let device = seen_device(&app, &presented_device, user.id);
     let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "form", AMR_PASSWORD, device).await?;
     tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %client_ip(&req), "login succeeded");
-    let mut response = signed_in(&app, tokens, &app.landing(&next), (&presented_device, user_id, device_credential));
+    let mut response = signed_in(&app, tokens, &app.landing(&next), (&presented_device, user_id, device_credential))?;
     if pending_step.is_some() {
         response.cookie(cookies.second_step_removal());
     }
@@ -202,12 +202,12 @@ pub(crate) fn signed_in(
     tokens: crate::auth::sessions::SessionTokens,
     location: &str,
     device: (&str, i64, String),
-) -> actix_web::HttpResponseBuilder {
+) -> anyhow::Result<actix_web::HttpResponseBuilder> {
     let mut response = see_other(location);
-    for cookie in session_cookies(app, tokens, device) {
+    for cookie in session_cookies(app, tokens, device)? {
         response.cookie(cookie);
     }
-    response
+    Ok(response)
 }
 
 /// The cookies of a complete sign-in (see `signed_in`), for any kind of answer.
@@ -215,15 +215,15 @@ fn session_cookies(
     app: &Services,
     tokens: crate::auth::sessions::SessionTokens,
     (presented_device, user_id, device_credential): (&str, i64, String),
-) -> Vec<actix_web::cookie::Cookie<'static>> {
+) -> anyhow::Result<Vec<actix_web::cookie::Cookie<'static>>> {
     let cookies = &app.cookies;
-    let mut set = vec![
-        cookies.session(tokens.access.token, app.sessions.policy().access_token_ttl),
+    let mut set = app.session_cookies(&tokens.access)?;
+    set.extend([
         cookies.login_csrf_removal(),
         cookies.device(device::remember(presented_device, user_id, device_credential)),
-    ];
+    ]);
     if let Some(refresh) = tokens.refresh {
         set.push(cookies.refresh(refresh, tokens.refresh_expires_in));
     }
-    set
+    Ok(set)
 }

@@ -13,7 +13,7 @@ pub async fn submit(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpRespons
     page.accounts().end_sessions(page.actor(), ending, target, Action::Logout).await?;
     tracing::info!(event = "logout", username = %page.user.username, client_ip = %page.client.ip, "logged out");
     let mut response = page.redirect("/login", "You have signed out.");
-    for cookie in [page.cookies.session_removal(), page.cookies.refresh_removal()] {
+    for cookie in page.cookies.signed_out() {
         response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
     }
     Ok(response)

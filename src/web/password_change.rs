@@ -57,8 +57,8 @@ pub async fn submit(page: Page, form: CsrfForm<ChooseForm>) -> Result<HttpRespon
     page.accounts().set_password(page.actor(), page.user.user_id, hash, PasswordChange::AfterOneTime, keep).await?;
     let mut response = page.redirect("/dashboard", "Your new password is set. Welcome!");
     // This session's token still says "must change password": replace it.
-    let access = page.sessions.reissue(&page.pool, &page.user.session_id).await?.ok_or(PageError::NotFound)?;
-    let cookie = page.cookies.session(access.token, page.sessions.policy().access_token_ttl);
-    response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
+    if !page.reissue_into(&page.user.session_id, &mut response).await? {
+        return Err(PageError::NotFound);
+    }
     Ok(response)
 }

@@ -38,7 +38,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<ChooseForm>, app: Service
         "Your password is changed, and every session of your account has ended. Sign in with your new password.";
     let mut response = redirect_with_flash(&app.cookies, "/login", message);
     // Whatever session this browser had is over: its cookies go.
-    for cookie in [app.cookies.session_removal(), app.cookies.refresh_removal()] {
+    for cookie in app.cookies.signed_out() {
         response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
     }
     Ok(response)

@@ -236,3 +236,64 @@ through_each_proxy! { who_must_first_finish_their_account_is_sent_to_do_so:
     through_caddy_an_admin_under_the_default_policy_is_sent_to_set_up_a_second_factor => Proxy::Caddy,
     through_traefik_an_admin_under_the_default_policy_is_sent_to_set_up_a_second_factor => Proxy::Traefik,
 }
+
+/// What the guarded sites receive is good only for the gate: replayed against Portcullis it
+/// opens no page and no API, not even an administrator's; our own session stays in a
+/// host-only cookie no other site sees; and a second gate cookie planted by a sibling site is
+/// never believed.
+async fn what_guarded_sites_receive_opens_nothing_on_portcullis(proxy: Proxy) {
+    let site = GuardedSite::start(proxy, |_| {}).await;
+    let admin = site.app.create_user("ada", Role::Admin).await;
+    let cookies = site.cookies_for_sites(&admin).await;
+    let answer = site.raw("/wiki", &site.authority(APP_HOST), Some(&cookies)).await;
+    let seen = answer.seen().unwrap_or_else(|| panic!("{proxy:?}: the admin reaches the site: {}", answer.text));
+    let received = seen["headers"]["cookie"].as_str().unwrap_or_default().to_owned();
+    let gate_token = received
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix("portcullis-gate="))
+        .unwrap_or_else(|| panic!("{proxy:?}: the site receives the gate cookie: {received}"))
+        .to_owned();
+    assert!(
+        !received.split("; ").any(|pair| pair.starts_with("portcullis=") || pair.starts_with("portcullis-refresh=")),
+        "{proxy:?}: our own session cookies are host-only: {received}"
+    );
+
+    // Replayed by the site (or whoever stole it there) against Portcullis itself.
+    let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = replay
+        .get(site.app.url("/admin/users"))
+        .header("Cookie", format!("portcullis={gate_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(page.status().is_redirection(), "{proxy:?}: the admin pages send the replayer to sign in");
+    assert!(page.headers()["location"].to_str().unwrap().starts_with("/login"), "{proxy:?}");
+    for path in ["/api/me", &format!("/api/users/{}", admin.id)] {
+        let refused = replay.get(site.app.url(path)).bearer_auth(&gate_token).send().await.unwrap();
+        assert_eq!(refused.status(), 401, "{proxy:?}: GET {path} with the gate's token");
+    }
+    let create = replay
+        .post(site.app.url("/admin/users/new"))
+        .header("Cookie", format!("portcullis={gate_token}"))
+        .form(&[("username", "mallory"), ("email", "m@example.com"), ("role", "admin")])
+        .send()
+        .await
+        .unwrap();
+    assert!(!create.status().is_success(), "{proxy:?}: no admin is created with it");
+    assert!(site.app.with_conn(|conn| portcullis::db::users::find_by_login(conn, "mallory")).await.unwrap().is_none());
+
+    // A sibling site plants a gate cookie of its own (here: a second valid one, another user's).
+    let other = site.app.create_user("otto", Role::User).await;
+    let planted = site.cookies_for_sites(&other).await;
+    let planted_token = planted.split("; ").find_map(|pair| pair.strip_prefix("portcullis-gate=")).unwrap();
+    let both = format!("portcullis-gate={planted_token}; {cookies}");
+    let tossed = site.raw("/wiki", &site.authority(APP_HOST), Some(&both)).await;
+    assert!(!tossed.reached_the_site(), "{proxy:?}: two gate cookies are refused, not guessed between");
+    assert_eq!(tossed.status, 400, "{proxy:?}: {}", tossed.text);
+}
+
+through_each_proxy! { what_guarded_sites_receive_opens_nothing_on_portcullis:
+    through_nginx_what_guarded_sites_receive_opens_nothing_on_portcullis => Proxy::Nginx,
+    through_caddy_what_guarded_sites_receive_opens_nothing_on_portcullis => Proxy::Caddy,
+    through_traefik_what_guarded_sites_receive_opens_nothing_on_portcullis => Proxy::Traefik,
+}

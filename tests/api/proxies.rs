@@ -403,9 +403,13 @@ impl RawAnswer {
 
     /// The path as the site behind read it, when it answered.
     pub fn site_read(&self) -> Option<String> {
+        self.seen()?["normalised"].as_str().map(str::to_owned)
+    }
+
+    /// What the site behind received (method, path, headers), when it answered.
+    pub fn seen(&self) -> Option<serde_json::Value> {
         let json = self.text.split("<pre id=seen>").nth(1)?.split("</pre>").next()?;
-        let seen: serde_json::Value = serde_json::from_str(&unescape(json)).ok()?;
-        seen["normalised"].as_str().map(str::to_owned)
+        serde_json::from_str(&unescape(json)).ok()
     }
 }
 

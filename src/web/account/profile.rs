@@ -48,10 +48,7 @@ pub async fn update(page: Page, form: CsrfForm<ProfileForm>) -> Result<HttpRespo
             let mut response = page.redirect("/account", &message);
             // The page header shows the display name, and times are shown in the zone, that the token
             // carries: issue one with the new values.
-            if let Some(access) = page.sessions.reissue(&page.pool, &page.user.session_id).await? {
-                let cookie = page.cookies.session(access.token, page.sessions.policy().access_token_ttl);
-                response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
-            }
+            page.reissue_into(&page.user.session_id, &mut response).await?;
             Ok(response)
         }
         Err(AccountError::Throttled(retry_after)) => {

@@ -42,11 +42,12 @@ pub async fn revoke(
     let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevoke).await?;
     if is_current {
         // Signing this device out is a logout.
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/login"))
-            .cookie(page.cookies.session_removal())
-            .cookie(page.cookies.refresh_removal())
-            .finish());
+        let mut response = HttpResponse::SeeOther();
+        response.insert_header((header::LOCATION, "/login"));
+        for cookie in page.cookies.signed_out() {
+            response.cookie(cookie);
+        }
+        return Ok(response.finish());
     }
     let message = if ended == 0 { "That session had already ended." } else { "The session was signed out." };
     Ok(page.redirect("/account/sessions", message))

@@ -221,7 +221,7 @@ async fn signed_in(
     tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %client_ip(req), "login succeeded");
     let redirect = app.landing(next);
     let mut response = HttpResponse::Ok();
-    for cookie in session_cookies(app, tokens, (device, user_id, device_credential)) {
+    for cookie in session_cookies(app, tokens, (device, user_id, device_credential))? {
         response.cookie(cookie);
     }
     // A pending second step, if any, is over.

@@ -160,7 +160,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
                 .await?;
             tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %ip, method = method.as_str(), "login succeeded");
             let landing = app.landing(&next_path);
-            let mut response = signed_in(&app, tokens, &landing, (&device, user_id, device_credential));
+            let mut response = signed_in(&app, tokens, &landing, (&device, user_id, device_credential))?;
             response.cookie(app.cookies.second_step_removal());
             if let Some(left) = recovery_codes_left {
                 let message = format!(

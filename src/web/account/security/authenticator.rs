@@ -96,10 +96,7 @@ pub async fn confirm(page: Page, form: CsrfForm<CodeForm>) -> Result<HttpRespons
             let view = RecoveryCodesPage::new(&page, codes, true);
             let mut response = render(StatusCode::OK, &view)?;
             // The token must stop saying "must set up a second factor" at once.
-            if let Some(access) = page.sessions.reissue(&page.pool, &page.user.session_id).await? {
-                let cookie = page.cookies.session(access.token, page.sessions.policy().access_token_ttl);
-                response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
-            }
+            page.reissue_into(&page.user.session_id, &mut response).await?;
             Ok(response)
         }
         Err(AccountError::Field((field, message))) => {

@@ -182,7 +182,9 @@ pub async fn register(
     let mut response = HttpResponse::Ok();
     // A user who had to set up a second factor now has one: the token must say so at once.
     if let Some(access) = app.sessions.reissue(&app.pool, &user.session_id).await? {
-        response.cookie(app.cookies.session(access.token, app.sessions.policy().access_token_ttl));
+        for cookie in app.session_cookies(&access)? {
+            response.cookie(cookie);
+        }
     }
     Ok(response.json(Added { message: format!("Passkey “{}” added.", name.trim()), recovery_codes }))
 }
