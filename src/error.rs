@@ -79,6 +79,10 @@ pub enum ApiError {
         "the mfa_token is not valid: it expired (5 minutes), was used, or took too many wrong codes; sign in again"
     )]
     InvalidMfaToken,
+    /// A change that controls sign-in, without a recent proof of identity: the page's script
+    /// sends the person to confirm it is them (`/account/security/confirm`) first.
+    #[error("confirm it is you first: enter your password again, then try once more")]
+    ProofRequired,
     /// A page's script called a JSON endpoint without a live session.
     #[error("you are not signed in, or your session has ended: reload the page and sign in")]
     SignedOut,

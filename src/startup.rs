@@ -308,6 +308,7 @@ fn account_area() -> Area {
         .at("/sessions/revoke-others", [post(account::sessions::revoke_others)])
         .at("/sessions/{session}/revoke", [post(account::sessions::revoke)])
         .at("/security", [get(account::security::show)])
+        .at("/security/confirm", [get(account::security::confirm::show), post(account::security::confirm::submit)])
         .at(
             "/security/authenticator",
             [get(account::security::authenticator::show), post(account::security::authenticator::start)],

@@ -59,7 +59,11 @@
       body: JSON.stringify(body),
     });
     const answer = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(answer.message || `The server answered ${response.status}.`);
+    if (!response.ok) {
+      const failure = new Error(answer.message || `The server answered ${response.status}.`);
+      failure.code = answer.error;
+      throw failure;
+    }
     return answer;
   };
   const explain = (error) => {
@@ -122,6 +126,11 @@
         if (added.recovery_codes) showRecoveryCodes(register, added.recovery_codes);
         else window.location.assign("/account/security");
       } catch (failure) {
+        // Adding a passkey needs a recent password: confirm it, then come back here.
+        if (failure.code === "confirm_identity") {
+          window.location.assign("/account/security/confirm?next=%2Faccount%2Fsecurity");
+          return;
+        }
         show(error, explain(failure));
       }
     });

@@ -249,6 +249,9 @@ pub fn reset_second_factor(
 ) -> Result<User, AccountError> {
     write_transaction(conn, |conn| {
         let user = load(conn, id)?;
+        // Like disabling yourself: a stolen admin session must not strip its own account's
+        // second factors (the account page does that, with the password).
+        ensure_not_self(actor, &user, "reset two-step sign-in of")?;
         let had_app = second_factors::delete_totp(conn, id)?;
         let codes = second_factors::delete_recovery_codes(conn, id)?;
         let keys = passkeys::delete_all_of_user(conn, id)?;

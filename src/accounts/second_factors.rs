@@ -68,7 +68,8 @@ impl Accounts<'_> {
         let step = secret.matching_step(&code, at).ok_or_else(|| field(WRONG_CODE))?;
         let (shown, hashes) = second_factor::new_recovery_codes();
         let outbox = Arc::clone(self.outbox);
-        database::run(self.pool, move |conn| -> Result<(), AccountError> {
+        let keep = session_id.to_owned();
+        self.change(move |conn| -> Result<(), AccountError> {
             write_transaction(conn, |conn| {
                 let user = load(conn, user_id)?;
                 if !second_factors::confirm_totp(conn, user_id, i64::try_from(step).unwrap_or(i64::MAX), now())? {
@@ -76,7 +77,8 @@ impl Accounts<'_> {
                 }
                 SecondFactors::store_recovery_codes(conn, user_id, &hashes)?;
                 second_factors::set_enabled(conn, user_id, true)?;
-                let details = format!("authenticator app; {} recovery codes made", hashes.len());
+                let mut details = format!("authenticator app; {} recovery codes made", hashes.len());
+                details.push_str(&end_password_only_sessions(conn, &user, keep)?);
                 audit::record(conn, &actor, Action::MfaEnabled, Some((user.id, &user.username)), &details)?;
                 notify_factor(conn, &outbox, &user, Change::Added("An authenticator app".to_owned()))
             })
@@ -169,6 +171,17 @@ impl Accounts<'_> {
     }
 }
 
+/// When `user` (as loaded before the change) had no second factor: their other sessions were
+/// opened with the password alone, and end now (`keep` stays, the one the factor was added in).
+/// Returns the audit's wording, empty when nothing ended.
+fn end_password_only_sessions(conn: &mut DbConnection, user: &User, keep: String) -> Result<String, AccountError> {
+    if user.mfa_enabled {
+        return Ok(String::new());
+    }
+    let ended = crate::db::sessions::end_all_of_user(conn, user.id, Some(keep))?;
+    Ok(if ended.is_empty() { ended } else { format!("; other sessions (password only): {ended}") })
+}
+
 /// Keeps `users.mfa_enabled` true exactly while the user has a confirmed authenticator app or
 /// a passkey; returns it.
 fn sync_mfa_enabled(conn: &mut DbConnection, user_id: i64) -> Result<bool, AccountError> {
@@ -202,16 +215,20 @@ impl Accounts<'_> {
     }
 
     /// Stores a verified registration under the name the user chose.
+    /// Stores a verified registration under the name the user chose. A first second factor
+    /// ends the account's other sessions (opened with the password alone), except `session_id`.
     pub async fn add_passkey(
         &self,
         actor: Actor,
         user_id: i64,
         name: &str,
         credential: NewCredential,
+        session_id: &str,
     ) -> Result<(), AccountError> {
         let name = passkey_name(name)?;
         let outbox = Arc::clone(self.outbox);
-        database::run(self.pool, move |conn| -> Result<(), AccountError> {
+        let keep = session_id.to_owned();
+        self.change(move |conn| -> Result<(), AccountError> {
             write_transaction(conn, |conn| {
                 let user = load(conn, user_id)?;
                 if passkeys::count_of_user(conn, user_id)? >= MAX_PASSKEYS_PER_USER {
@@ -231,13 +248,9 @@ impl Accounts<'_> {
                     return Err(AccountError::Refused("That passkey is registered already.".to_owned()));
                 }
                 sync_mfa_enabled(conn, user_id)?;
-                audit::record(
-                    conn,
-                    &actor,
-                    Action::PasskeyAdded,
-                    Some((user.id, &user.username)),
-                    &format!("passkey \"{name}\""),
-                )?;
+                let mut details = format!("passkey \"{name}\"");
+                details.push_str(&end_password_only_sessions(conn, &user, keep)?);
+                audit::record(conn, &actor, Action::PasskeyAdded, Some((user.id, &user.username)), &details)?;
                 notify_factor(conn, &outbox, &user, Change::Added(format!("A passkey named “{name}”")))
             })
         })

@@ -252,8 +252,14 @@ mod tests {
     fn two_different_values_of_one_cookie_are_ambiguous() {
         let req = |header: &str| TestRequest::default().insert_header((header::COOKIE, header)).to_http_request();
         assert_eq!(read_unique(&req("portcullis-gate=a.b.c; x=1"), "portcullis-gate"), Ok(Some("a.b.c")));
-        assert_eq!(read_unique(&req("portcullis-gate=a.b.c; portcullis-gate=a.b.c"), "portcullis-gate"), Ok(Some("a.b.c")));
-        assert_eq!(read_unique(&req("portcullis-gate=a.b.c; portcullis-gate=x.y.z"), "portcullis-gate"), Err(Ambiguous));
+        assert_eq!(
+            read_unique(&req("portcullis-gate=a.b.c; portcullis-gate=a.b.c"), "portcullis-gate"),
+            Ok(Some("a.b.c"))
+        );
+        assert_eq!(
+            read_unique(&req("portcullis-gate=a.b.c; portcullis-gate=x.y.z"), "portcullis-gate"),
+            Err(Ambiguous)
+        );
         assert_eq!(read_unique(&req("portcullis-gate-x=1"), "portcullis-gate"), Ok(None));
     }
 }

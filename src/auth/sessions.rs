@@ -68,6 +68,9 @@ pub struct Authenticated {
     pub session_id: String,
     /// Unix time.
     pub token_expires_at: i64,
+    /// When the person last proved who they are in this session (Unix time, OpenID's
+    /// `auth_time`).
+    pub auth_time: i64,
     /// Whom the token was for: a gate token opens no page of ours.
     pub audience: Audience,
 }
@@ -86,8 +89,14 @@ impl Authenticated {
             time_zone: TimeZone::from_stored(&claims.zoneinfo),
             session_id: claims.sid,
             token_expires_at: claims.exp,
+            auth_time: claims.auth_time,
             audience,
         })
+    }
+
+    /// Whether the person proved who they are within `within` of `now` (Unix time).
+    pub fn proved_within(&self, within: Duration, now: i64) -> bool {
+        now.saturating_sub(self.auth_time) <= i64::try_from(within.as_secs()).unwrap_or(i64::MAX)
     }
 
     pub fn is_admin(&self) -> bool {
@@ -213,8 +222,7 @@ impl Sessions {
                     TokenError::Expired => AuthFailure::Expired,
                     TokenError::Invalid => AuthFailure::Invalid,
                 })?;
-                let authenticated =
-                    Arc::new(Authenticated::from_claims(claims, audience).ok_or(AuthFailure::Invalid)?);
+                let authenticated = Arc::new(Authenticated::from_claims(claims, audience).ok_or(AuthFailure::Invalid)?);
                 self.verified.remember(token, &authenticated, now);
                 authenticated
             }
@@ -263,6 +271,7 @@ impl Sessions {
                     user_agent: &client.software,
                     via,
                     amr,
+                    proved_at: created,
                 };
                 let session = sessions::insert(conn, &new, &refresh_hash)?;
                 let mut ended = 0;
@@ -393,8 +402,16 @@ impl Sessions {
             session_id: &session.sid,
             session_expires_at: session.expires_at.and_utc().timestamp(),
             amr: &session.amr,
+            auth_time: session.proved_at().and_utc().timestamp(),
             must_enrol: self.mfa.covers(user.role == Role::Admin) && !user.mfa_enabled,
         }
+    }
+
+    /// The person proved who they are again in this session ("Confirm it's you"): its next
+    /// token says so (`auth_time`). False when the session is gone.
+    pub async fn note_proof(&self, pool: &DbPool, session_id: &str) -> anyhow::Result<bool> {
+        let sid = session_id.to_owned();
+        db::run(pool, move |conn| -> anyhow::Result<bool> { Ok(sessions::set_proved_at(conn, &sid, now())?) }).await
     }
 
     /// After the user enrolled a second factor in this session (proving it with a code):

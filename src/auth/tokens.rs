@@ -61,6 +61,10 @@ pub struct Claims {
     /// How the user signed in (RFC 8176): `pwd`, then `otp` and `mfa` after a second factor.
     #[serde(default)]
     pub amr: Vec<String>,
+    /// When the person last proved who they are in this session (OpenID's `auth_time`):
+    /// changes that control sign-in need it recent. Absent (0) in tokens from before.
+    #[serde(default)]
+    pub auth_time: i64,
     /// The user's time zone (OpenID's `zoneinfo`), for the times pages show; UTC when absent.
     #[serde(default)]
     pub zoneinfo: String,
@@ -89,6 +93,8 @@ pub struct Grant<'a> {
     pub session_expires_at: i64,
     /// Space-separated RFC 8176 values, as the session keeps them.
     pub amr: &'a str,
+    /// Unix time: when the person last proved who they are in this session.
+    pub auth_time: i64,
     pub must_enrol: bool,
 }
 
@@ -259,7 +265,7 @@ impl JwtKeys {
     /// An access token for `user` in a session, valid for the configured lifetime but never
     /// past the session's end.
     pub fn issue(&self, user: &User, grant: &Grant<'_>) -> anyhow::Result<IssuedToken> {
-        let Grant { session_id, session_expires_at, amr, must_enrol } = *grant;
+        let Grant { session_id, session_expires_at, amr, auth_time, must_enrol } = *grant;
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user.id.to_string(),
@@ -270,6 +276,7 @@ impl JwtKeys {
             pwc: user.must_change_password,
             mfe: must_enrol,
             amr: amr.split_whitespace().map(str::to_owned).collect(),
+            auth_time,
             zoneinfo: user.time_zone.name().to_owned(),
             sid: session_id.to_owned(),
             jti: crate::random::token_base64(16),

@@ -69,6 +69,7 @@ mod tests {
             time_zone: crate::domain::TimeZone::UTC,
             session_id: "s1".into(),
             token_expires_at: expires_at,
+            auth_time: 0,
             audience: crate::auth::tokens::Audience::Portcullis,
         })
     }

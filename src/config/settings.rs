@@ -12,6 +12,8 @@ use super::secret::JwtSecret;
 const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
 const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+/// How recent a proof of identity a change that controls sign-in needs (ASVS 5.0 7.5.1).
+const DEFAULT_FRESH_PROOF: Duration = Duration::from_secs(5 * 60);
 const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
 const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 const DEFAULT_KEY_ROTATION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
@@ -155,6 +157,9 @@ pub struct SessionPolicy {
     pub idle_timeout: Duration,
     /// A session ends this long after its login, however active.
     pub lifetime: Duration,
+    /// `PORTCULLIS_FRESH_PROOF`: changes that control sign-in (e-mail, passkeys, authenticator
+    /// apps, recovery codes) need the password or a second factor within this long.
+    pub fresh_proof: Duration,
 }
 
 impl Default for SessionPolicy {
@@ -163,6 +168,7 @@ impl Default for SessionPolicy {
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
             lifetime: DEFAULT_SESSION_LIFETIME,
+            fresh_proof: DEFAULT_FRESH_PROOF,
         }
     }
 }
@@ -334,6 +340,13 @@ impl Settings {
                 DEFAULT_SESSION_LIFETIME,
                 (Duration::from_secs(5 * 60), "5m"),
                 (Duration::from_secs(365 * 24 * 60 * 60), "365d"),
+            )?,
+            fresh_proof: parse_duration(
+                get("PORTCULLIS_FRESH_PROOF"),
+                "PORTCULLIS_FRESH_PROOF",
+                DEFAULT_FRESH_PROOF,
+                (Duration::from_secs(30), "30s"),
+                (Duration::from_secs(60 * 60), "1h"),
             )?,
         };
         if sessions.idle_timeout <= sessions.access_token_ttl {

@@ -46,6 +46,7 @@ diesel::table! {
         user_agent -> Text,
         via -> Text,
         amr -> Text,
+        proved_at -> Nullable<Timestamp>,
     }
 }
 

@@ -22,6 +22,16 @@ pub struct Session {
     pub via: String,
     /// How the user proved who they are: RFC 8176 `amr` values, space-separated.
     pub amr: String,
+    /// When they last proved it (sign-in, or "Confirm it's you"); `None` for sessions from
+    /// before it was recorded, which count from their start.
+    pub proved_at: Option<NaiveDateTime>,
+}
+
+impl Session {
+    /// When the person last proved who they are in this session.
+    pub fn proved_at(&self) -> NaiveDateTime {
+        self.proved_at.unwrap_or(self.created_at)
+    }
 }
 
 #[derive(Insertable)]
@@ -36,6 +46,7 @@ pub struct NewSession<'a> {
     pub user_agent: &'a str,
     pub via: &'a str,
     pub amr: &'a str,
+    pub proved_at: NaiveDateTime,
 }
 
 /// Inserts the session and its first refresh token.
@@ -89,6 +100,12 @@ pub fn retire_refresh_token(conn: &mut DbConnection, hash: &str, at: NaiveDateTi
 pub fn set_amr(conn: &mut DbConnection, sid: &str, amr: &str) -> QueryResult<()> {
     diesel::update(sessions::table.filter(sessions::sid.eq(sid))).set(sessions::amr.eq(amr)).execute(conn)?;
     Ok(())
+}
+
+/// The person proved who they are again in session `sid`, at `at`.
+pub fn set_proved_at(conn: &mut DbConnection, sid: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    Ok(diesel::update(sessions::table.filter(sessions::sid.eq(sid))).set(sessions::proved_at.eq(at)).execute(conn)?
+        == 1)
 }
 
 pub fn touch(conn: &mut DbConnection, session_id: i64, at: NaiveDateTime) -> QueryResult<()> {

@@ -47,7 +47,9 @@ impl Access {
     fn stricter(self, other: &Access) -> Access {
         match (self, other) {
             (Access::Nobody, _) | (_, Access::Nobody) => Access::Nobody,
-            (Access::Public, other) | (Access::SignedIn, other @ (Access::SignedIn | Access::Roles(_))) => other.clone(),
+            (Access::Public, other) | (Access::SignedIn, other @ (Access::SignedIn | Access::Roles(_))) => {
+                other.clone()
+            }
             (this, Access::Public | Access::SignedIn) => this,
             (Access::Roles(mine), Access::Roles(theirs)) => {
                 let both: Vec<Role> = mine.into_iter().filter(|role| theirs.contains(role)).collect();
@@ -150,7 +152,11 @@ impl AccessRules {
             let (wildcard, bare) = written.strip_prefix("*.").map_or((false, written), |bare| (true, bare));
             let host = match SiteHost::parse(bare) {
                 Ok(host) if !bare.contains(':') && !host.as_str().starts_with('[') => {
-                    if wildcard { format!("*.{}", host.as_str()) } else { host.as_str().to_owned() }
+                    if wildcard {
+                        format!("*.{}", host.as_str())
+                    } else {
+                        host.as_str().to_owned()
+                    }
                 }
                 _ => {
                     return Err(at(

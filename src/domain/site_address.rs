@@ -51,7 +51,8 @@ impl SiteHost {
         let ascii = if name.is_ascii() {
             name.to_ascii_lowercase()
         } else {
-            idna::domain_to_ascii_strict(name).map_err(|_| AddressError("the host is not a valid international name"))?
+            idna::domain_to_ascii_strict(name)
+                .map_err(|_| AddressError("the host is not a valid international name"))?
         };
         let labels_ok = !ascii.is_empty()
             && ascii.len() <= MAX_HOST_BYTES

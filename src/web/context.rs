@@ -136,6 +136,21 @@ impl Page {
         Layout::for_user(&self.user, &self.csrf).at(&self.path)
     }
 
+    /// Whether this session proved who it is recently enough for a change that controls
+    /// sign-in (`PORTCULLIS_FRESH_PROOF`).
+    pub fn proved_recently(&self) -> bool {
+        self.user.proved_within(self.sessions.policy().fresh_proof, chrono::Utc::now().timestamp())
+    }
+
+    /// 303 to "Confirm it's you", which returns to `back` (one of our paths).
+    pub fn confirm_first(&self, back: &str) -> HttpResponse {
+        let query = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
+        self.redirect(
+            &format!("{}?{query}", super::account::security::confirm::PATH),
+            "For your safety, confirm it is you before changing how you sign in.",
+        )
+    }
+
     /// 303 to `location` with a message shown there once.
     pub fn redirect(&self, location: &str, message: &str) -> HttpResponse {
         redirect_with_flash(&self.cookies, location, message)

@@ -219,6 +219,7 @@ impl ApiError {
             Self::InvalidCode(_) => "invalid_code",
             Self::InvalidPasskey(_) => "invalid_passkey",
             Self::SignedOut => "signed_out",
+            Self::ProofRequired => "confirm_identity",
             Self::InvalidMfaToken => "invalid_mfa_token",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -244,7 +245,9 @@ impl ResponseError for ApiError {
             | Self::InvalidPasskey(_)
             | Self::SignedOut
             | Self::InvalidMfaToken => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::PasswordChangeRequired | Self::MfaEnrolmentRequired => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::PasswordChangeRequired | Self::MfaEnrolmentRequired | Self::ProofRequired => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -86,7 +86,11 @@ fn original_url(req: &HttpRequest) -> Result<Asked<'_>, Unjudgeable> {
             let (authority, uri) = rest.find('/').map_or((rest, "/"), |at| (&rest[..at], &rest[at..]));
             (scheme, authority, uri)
         }
-        None => (header("x-forwarded-proto").unwrap_or("https"), routed.ok_or_else(missing)?, header("x-forwarded-uri").unwrap_or("/")),
+        None => (
+            header("x-forwarded-proto").unwrap_or("https"),
+            routed.ok_or_else(missing)?,
+            header("x-forwarded-uri").unwrap_or("/"),
+        ),
     };
     let Some(routed) = routed else {
         return Err(Unjudgeable::Headers(
@@ -103,11 +107,7 @@ fn original_url(req: &HttpRequest) -> Result<Asked<'_>, Unjudgeable> {
     let (wildcard, routed_name) = routed.strip_prefix("*.").map_or((false, routed), |name| (true, name));
     let routed_host = SiteHost::parse(routed_name)
         .map_err(|error| Unjudgeable::Headers(format!("X-Forwarded-Host is not a host name: {error}.")))?;
-    let agrees = if wildcard {
-        host.matches(&format!("*.{}", routed_host.as_str()))
-    } else {
-        host == routed_host
-    };
+    let agrees = if wildcard { host.matches(&format!("*.{}", routed_host.as_str())) } else { host == routed_host };
     if !agrees {
         return Err(Unjudgeable::Address(format!(
             "The address asked for (host {}) is not the site the proxy routed the request to ({routed}).",

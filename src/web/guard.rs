@@ -75,9 +75,12 @@ async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::
     Ok(match renewed {
         Ok(Ok(tokens)) => {
             tracing::debug!(username = %tokens.authenticated.username, "access cookie renewed");
-            let mut cookies = match policy.session(sessions.keys(), &tokens.access, sessions.policy().access_token_ttl) {
+            let mut cookies = match policy.session(sessions.keys(), &tokens.access, sessions.policy().access_token_ttl)
+            {
                 Ok(cookies) => cookies,
-                Err(error) => return Ok(PageVisitor { outcome: Err(AuthFailure::Unavailable(error)), cookies: Vec::new() }),
+                Err(error) => {
+                    return Ok(PageVisitor { outcome: Err(AuthFailure::Unavailable(error)), cookies: Vec::new() });
+                }
             };
             if let Some(refresh) = tokens.refresh {
                 cookies.push(policy.refresh(refresh, tokens.refresh_expires_in));

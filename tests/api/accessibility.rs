@@ -135,10 +135,13 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     b.go(&url("/login")).await;
     sign_in(&b, &admin.username, &admin.password).await;
     axe.check(&b, "dashboard").await;
-    for path in ["/account", "/account/password", "/account/sessions", "/account/security"] {
+    for path in ["/account", "/account/password", "/account/sessions", "/account/security", "/account/security/confirm"]
+    {
         b.go(&url(path)).await;
         axe.check(&b, path).await;
     }
+    b.click_and_wait(r#"form[action="/account/security/confirm"] button[type="submit"]"#).await;
+    axe.check(&b, "confirm it is you, with an error").await;
     b.go(&url("/account/password")).await;
     b.click_and_wait(r#"form[action="/account/password"] button[type="submit"]"#).await;
     axe.check(&b, "password errors").await;

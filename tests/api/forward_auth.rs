@@ -81,7 +81,9 @@ async fn a_browser_signs_in_at_the_gate_and_returns_to_the_address_it_asked_for(
     let cookies: Vec<String> =
         signed_in.headers().get_all("set-cookie").iter().map(|value| value.to_str().unwrap().to_owned()).collect();
     let access = cookies.iter().find(|cookie| cookie.starts_with("portcullis=")).unwrap();
-    assert!(access.contains("Domain=portcullis.test") && access.contains("HttpOnly"), "{access}");
+    assert!(!access.contains("Domain=") && access.contains("HttpOnly"), "our own access cookie is host-only: {access}");
+    let gate = cookies.iter().find(|cookie| cookie.starts_with("portcullis-gate=")).unwrap();
+    assert!(gate.contains("Domain=portcullis.test") && gate.contains("HttpOnly"), "the sites get the gate's: {gate}");
     let refresh = cookies.iter().find(|cookie| cookie.starts_with("portcullis-refresh=")).unwrap();
     assert!(!refresh.contains("Domain="), "the refresh cookie never leaves Portcullis's own host: {refresh}");
 
@@ -217,7 +219,8 @@ async fn signing_out_at_the_gate_signs_out_of_every_guarded_site_and_foreign_ret
     sign_in(&fresh, &location(&fresh.get(site.app_url("/")).send().await.unwrap()), &user).await;
     let upstream = seen(fresh.get(site.app_url("/")).send().await.unwrap()).await;
     let cookie = upstream["headers"]["cookie"].as_str().unwrap_or_default().to_owned();
-    assert!(cookie.contains("portcullis=") && !cookie.contains("portcullis-refresh"), "{cookie}");
+    assert!(cookie.contains("portcullis-gate=") && !cookie.contains("portcullis-refresh"), "{cookie}");
+    assert!(!cookie.split("; ").any(|pair| pair.starts_with("portcullis=")), "our access cookie stays home: {cookie}");
 }
 
 #[test]

@@ -6,7 +6,6 @@
 //! normalises paths as a lenient application does — says what it was asked for.
 use portcullis::domain::Role;
 
-use crate::helpers::*;
 use crate::proxies::{APP_HOST, GuardedSite, Proxy, STATUS_HOST, VAULT_HOST};
 
 const RULES: &str = r#"
@@ -31,8 +30,7 @@ allow = "public"
 
 async fn site_with_rules(proxy: Proxy) -> GuardedSite {
     GuardedSite::start(proxy, |settings| {
-        let file =
-            std::env::temp_dir().join(format!("portcullis-rules-{}.toml", portcullis::random::token_base64(9)));
+        let file = std::env::temp_dir().join(format!("portcullis-rules-{}.toml", portcullis::random::token_base64(9)));
         std::fs::write(&file, RULES).unwrap();
         settings.forward_auth.rules_file = Some(file);
     })
@@ -85,7 +83,9 @@ async fn nobody_reaches_a_guarded_site_by_naming_another_host(proxy: Proxy) {
         assert!(answer.status < 500 || proxy == Proxy::Nginx && answer.status == 500, "{proxy:?}: {}", answer.text);
     }
     let users_cookies = site.cookies_for_sites(&user).await;
-    for (target, host) in [("/secret", vault.as_str()), ("/secret", &dotted), ("/secret", &shouted), (&absolute, &status)] {
+    for (target, host) in
+        [("/secret", vault.as_str()), ("/secret", &dotted), ("/secret", &shouted), (&absolute, &status)]
+    {
         let answer = site.raw(target, host, Some(&users_cookies)).await;
         assert!(!answer.reached_the_site(), "{proxy:?}: a user reached the admins' vault with {target} / {host}");
     }
@@ -126,11 +126,7 @@ async fn no_spelling_of_an_admin_path_gets_past_the_gate(proxy: Proxy) {
         for (who, cookies) in [("an anonymous visitor", None), ("a user", Some(users_cookies.as_str()))] {
             let answer = site.raw(path, &app, cookies).await;
             let read = answer.site_read().unwrap_or_default().to_lowercase();
-            assert!(
-                !read.starts_with("/admin"),
-                "{proxy:?}: {who} reached {read} with {path} ({})",
-                answer.status
-            );
+            assert!(!read.starts_with("/admin"), "{proxy:?}: {who} reached {read} with {path} ({})", answer.status);
             // Traefik resolves `/admin/../public` itself: the site then rightly serves /public.
             let resolved_by_the_proxy = path == "/admin/../public" && read == "/public";
             assert!(

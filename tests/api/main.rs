@@ -18,6 +18,7 @@ mod cli;
 mod csrf;
 mod exports;
 mod forward_auth;
+mod fresh_proof;
 mod gate_addresses;
 mod guard;
 mod http_semantics;

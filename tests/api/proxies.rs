@@ -443,7 +443,8 @@ impl GuardedSite {
     /// `Host: {host}` and, when given, `Cookie: {cookies}`, as a browser (`Accept: text/html`).
     pub async fn raw(&self, target: &str, host: &str, cookies: Option<&str>) -> RawAnswer {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n");
+        let mut request =
+            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n");
         if let Some(cookies) = cookies {
             request.push_str(&format!("Cookie: {cookies}\r\n"));
         }

@@ -133,6 +133,22 @@ async fn audit_details(app: &TestApp) -> Vec<String> {
 }
 
 both_backends! {
+    async fn turning_on_two_step_sign_in_ends_the_sessions_opened_with_the_password_alone(app: TestApp) {
+        let user = app.create_user("paula", Role::User).await;
+        let laptop = app.in_new_browser();
+        laptop.login_as(&user).await;
+        app.login_as(&user).await;
+        assert!(signed_in(&laptop).await);
+
+        enrol(&app).await;
+
+        assert!(signed_in(&app).await, "the browser that turned it on stays signed in");
+        laptop.expire_access_cookie().await;
+        assert!(!signed_in(&laptop).await, "a password-only session elsewhere is over, renewal included");
+        let details = audit_details(&app).await;
+        assert!(details.iter().any(|line| line.starts_with("mfa.enable:") && line.contains("other sessions (password only): 1 session ended")), "{details:?}");
+    }
+
     async fn a_user_turns_on_an_authenticator_app_and_signs_in_with_its_code(app: TestApp) {
         let user = app.create_user("alice", Role::User).await;
         app.login_as(&user).await;

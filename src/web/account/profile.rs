@@ -36,6 +36,10 @@ pub async fn update(page: Page, form: CsrfForm<ProfileForm>) -> Result<HttpRespo
         view.profile_errors = errors;
         return render(StatusCode::UNPROCESSABLE_ENTITY, &view);
     };
+    // A new address would let "forgot password" hand the account to whoever chose it.
+    if email != account.email && !page.proved_recently() {
+        return Ok(page.confirm_first("/account"));
+    }
     match page.accounts().update_own_profile(page.actor(), &account, display_name, email, time_zone).await {
         Ok(saved) => {
             let message = match saved.confirmation_sent_to {

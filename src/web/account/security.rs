@@ -2,6 +2,7 @@
 //! left, and the forms to set it up, make new codes or turn it off. Setting up lives in
 //! `security/authenticator.rs`, new codes in `security/recovery_codes.rs`.
 pub mod authenticator;
+pub mod confirm;
 pub mod passkeys;
 pub mod recovery_codes;
 

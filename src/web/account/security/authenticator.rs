@@ -35,6 +35,9 @@ pub struct CodeForm {
 
 /// `POST`: starts (or restarts) a setup with a new key, then shows it.
 pub async fn start(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+    if !page.proved_recently() {
+        return Ok(page.confirm_first(PATH));
+    }
     match page.accounts().start_totp_enrolment(page.user.user_id).await {
         Ok(()) => Ok(HttpResponse::SeeOther()
             .insert_header((actix_web::http::header::LOCATION, format!("{PATH}/authenticator")))
@@ -46,6 +49,10 @@ pub async fn start(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse
 
 /// `GET`: the key of the setup in progress, as a QR code and as text.
 pub async fn show(page: Page) -> Result<HttpResponse, PageError> {
+    // The key opens the account to whoever holds it: shown only after a recent proof.
+    if !page.proved_recently() {
+        return Ok(page.confirm_first(PATH));
+    }
     let Some(secret) = page.accounts().pending_totp(page.user.user_id).await? else {
         return Ok(page.redirect(PATH, "Choose “Set up an authenticator app” to start."));
     };

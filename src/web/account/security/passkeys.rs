@@ -103,6 +103,15 @@ fn verify_csrf(app: &Services, user: &CurrentUser, token: &str) -> Result<(), Ap
     }
 }
 
+/// A new passkey signs in as this user: it needs a recent proof that this is them.
+fn proved_recently(app: &Services, user: &CurrentUser) -> Result<(), ApiError> {
+    if user.proved_within(app.sessions.policy().fresh_proof, chrono::Utc::now().timestamp()) {
+        Ok(())
+    } else {
+        Err(ApiError::ProofRequired)
+    }
+}
+
 /// `POST /account/security/passkeys/options`: registration options for the signed-in user.
 #[utoipa::path(
     post,
@@ -114,7 +123,7 @@ fn verify_csrf(app: &Services, user: &CurrentUser, token: &str) -> Result<(), Ap
         (status = 200, description = "Options for `navigator.credentials.create`", body = OptionsResponse),
         (status = 401, description = "Not signed in, or the session ended (`signed_out`)", body = ApiErrorBody),
         (status = 400, description = "Malformed body", body = ApiErrorBody),
-        (status = 403, description = "A CSRF token not bound to this session; or passkeys are off here", body = ApiErrorBody),
+        (status = 403, description = "A CSRF token not bound to this session; passkeys are off here; or no recent proof of identity (`confirm_identity`: confirm at /account/security/confirm first)", body = ApiErrorBody),
         (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
         (status = 415, description = "Not JSON", body = ApiErrorBody),
     )
@@ -125,6 +134,7 @@ pub async fn options(
     app: Services,
 ) -> Result<HttpResponse, ApiError> {
     verify_csrf(&app, &user, &body.0.csrf_token)?;
+    proved_recently(&app, &user)?;
     let user_id = user.user_id;
     let account = crate::db::run(&app.pool, move |conn| -> anyhow::Result<_> { Ok(users::find_by_id(conn, user_id)?) })
         .await?
@@ -150,7 +160,7 @@ pub async fn options(
         (status = 200, description = "Added", body = Added),
         (status = 401, description = "Not signed in, or the session ended (`signed_out`)", body = ApiErrorBody),
         (status = 400, description = "Missing fields, a bad name, or a credential not accepted (expired or used options, wrong origin or site, no user verification, registered already)", body = ApiErrorBody),
-        (status = 403, description = "A CSRF token not bound to this session; or passkeys are off here", body = ApiErrorBody),
+        (status = 403, description = "A CSRF token not bound to this session; passkeys are off here; or no recent proof of identity (`confirm_identity`: confirm at /account/security/confirm first)", body = ApiErrorBody),
         (status = 413, description = "Body over 16 KiB", body = ApiErrorBody),
         (status = 415, description = "Not JSON", body = ApiErrorBody),
     )
@@ -163,6 +173,7 @@ pub async fn register(
 ) -> Result<HttpResponse, ApiError> {
     let RegisterRequest { csrf_token, token, name, credential } = body.0;
     verify_csrf(&app, &user, &csrf_token)?;
+    proved_recently(&app, &user)?;
     let credential = credential.ok_or_else(|| ApiError::BadRequest("missing field: \"credential\"".into()))?;
     let verified =
         app.passkeys.finish_registration(&app.pool, &token, user.user_id, &user.session_id, &credential).await;
@@ -171,7 +182,7 @@ pub async fn register(
         other => ApiError::BadRequest(other.to_string()),
     })?;
     let actor = user.actor(crate::auth::client::client_ip(&req));
-    app.accounts().add_passkey(actor.clone(), user.user_id, &name, new).await?;
+    app.accounts().add_passkey(actor.clone(), user.user_id, &name, new, &user.session_id).await?;
     tracing::info!(event = "passkey_added", username = %user.username, "passkey added");
     // A first second factor comes with recovery codes, so losing the device is not the end.
     let recovery_codes = if app.accounts().recovery_codes_left(user.user_id).await? == 0 {
