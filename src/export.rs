@@ -1,7 +1,9 @@
 //! CSV exports: users (in the format `user import` reads, plus their status) and the audit
 //! trail, written a page at a time so a million rows take no more memory than a thousand.
-//! A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) is defused with a
-//! leading apostrophe (OWASP's CSV-injection advice).
+//! A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, `|`, their fullwidth forms,
+//! tab, CR) is defused with a leading apostrophe (OWASP's CSV-injection advice); so is a cell
+//! that already starts with one, so that `user import` can take exactly one off again
+//! ([`restore_cell`]) and an export reads back unchanged.
 use std::borrow::Cow;
 
 use crate::db::DbConnection;
@@ -16,11 +18,19 @@ const USER_COLUMNS: [&str; 8] =
     ["username", "email", "display_name", "role", "status", "two_step", "created_at", "last_login_at"];
 const AUDIT_COLUMNS: [&str; 7] = ["occurred_at", "actor", "action", "action_words", "target", "client_ip", "details"];
 
+/// What a spreadsheet may take as the start of a formula, and our own defusing apostrophe.
+const DEFUSED_STARTS: [char; 12] = ['=', '+', '-', '@', '|', '\t', '\r', '＝', '＋', '－', '＠', '\''];
+
 fn cell(value: &str) -> Cow<'_, str> {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        Cow::Owned(format!("'{value}"))
-    } else {
-        Cow::Borrowed(value)
+    if value.starts_with(DEFUSED_STARTS) { Cow::Owned(format!("'{value}")) } else { Cow::Borrowed(value) }
+}
+
+/// A cell as it was before [`cell`] defused it: one apostrophe fewer where `cell` added one.
+/// (A value written by hand as `'abc` stays as it is.)
+pub fn restore_cell(value: &str) -> &str {
+    match value.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(DEFUSED_STARTS) => rest,
+        _ => value,
     }
 }
 
@@ -57,7 +67,9 @@ pub fn user_rows(users: &[User], with_hashes: bool) -> anyhow::Result<Vec<u8>> {
             time(user.last_login_at),
         ];
         if with_hashes {
-            record.push(user.password_hash.clone());
+            // An account without a password yet exports as one: `user import` reads an empty cell so.
+            let hash = &user.password_hash;
+            record.push(if hash == crate::auth::password::NO_PASSWORD { String::new() } else { hash.clone() });
         }
         writer.write_record(&record)?;
     }
@@ -138,5 +150,29 @@ mod tests {
         assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(cell("ann@example.com"), "ann@example.com");
         assert_eq!(cell("Ann-Marie"), "Ann-Marie");
+        assert_eq!(cell("|cmd"), "'|cmd");
+        assert_eq!(cell("＝1+1"), "'＝1+1", "fullwidth forms too");
+        assert_eq!(cell("＠x"), "'＠x");
+    }
+
+    #[test]
+    fn every_cell_reads_back_exactly_as_it_was() {
+        for value in [
+            "-bob@example.com",
+            "=1+1",
+            "'",
+            "''",
+            "'-already quoted",
+            "'plain quote",
+            "＋x",
+            "\tTab",
+            "Ann, \"the\" Marie",
+            "\u{200f}شهد",
+            "plain",
+            "",
+        ] {
+            assert_eq!(restore_cell(&cell(value)), value, "{value:?}");
+        }
+        assert_eq!(restore_cell("'abc"), "'abc", "a hand-written apostrophe stays");
     }
 }

@@ -67,7 +67,8 @@ fn read_rows(input: impl std::io::Read) -> Result<Vec<Row>, ImportError> {
             }
         };
         let line = record.position().map_or(0, |p| p.line());
-        let field = |index: usize| record.get(index).unwrap_or_default();
+        // Cells as `user export` wrote them: a defusing apostrophe comes off again.
+        let field = |index: usize| crate::export::restore_cell(record.get(index).unwrap_or_default());
         let mut problems = Vec::new();
         let username = Username::parse(field(positions[0])).map_err(|e| problems.push(e.0)).ok();
         let email = Email::parse(field(positions[1])).map_err(|e| problems.push(e.0)).ok();

@@ -51,7 +51,9 @@ both_backends! {
         let other = app.browser();
         other.login("root", "wrong password").await;
         app.login_as(&admin).await;
-        crate::cli::portcullis(&app, &["user", "disable", "root"], "");
+        let refused = crate::cli::portcullis(&app, &["user", "disable", "root"], "");
+        assert!(!refused.status.success(), "the last administrator cannot be disabled");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("last active administrator"));
 
         let failed = app.get("/admin/audit?action=login.failed").await.text().await.unwrap();
         assert!(failed.contains("Sign-in refused") && !failed.contains("Signed in</td>"), "{failed}");
@@ -101,6 +103,58 @@ both_backends! {
         let imported = crate::cli::portcullis(&other, &["user", "import", &file.path().display().to_string()], "");
         assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
         assert_eq!(other.login("crew007", PASSWORD).await.status(), 303, "the password came along");
+        other.server.stop(true).await;
+    }
+
+    async fn an_export_imported_elsewhere_and_exported_again_is_the_same_file(app: TestApp) {
+        let tricky = "username,email,display_name,role\n\
+            bob,-bob@example.com,=1+1,user\n\
+            carla,+carla@example.com,\"Carla, \"\"the\"\" Boss\",admin\n\
+            dina,dina@example.com,'quoted',user\n\
+            emil,emil@example.com,''-twice,user\n\
+            farah,farah@example.com,\u{200f}فرح,user\n\
+            gus,gus@example.com,－fullwidth＠,user\n\
+            hana,hana@example.com,@hana|pipe,user\n";
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("tricky.csv");
+        std::fs::write(&source, tricky).unwrap();
+        let first_import = crate::cli::portcullis(&app, &["user", "import", source.to_str().unwrap()], "");
+        assert!(first_import.status.success(), "{}", String::from_utf8_lossy(&first_import.stderr));
+        let stored = |app: &TestApp| {
+            let pool = app.pool.clone();
+            async move {
+                let mut conn = pool.get().unwrap();
+                tokio::task::block_in_place(|| {
+                let conn = &mut conn;
+                use diesel::prelude::*;
+                use portcullis::db::schema::users;
+                users::table
+                    .order(users::username)
+                    .select((users::username, users::email, users::display_name, users::role))
+                    .load::<(String, String, String, String)>(conn)
+                    .unwrap()
+                })
+            }
+        };
+        let original = stored(&app).await;
+        assert!(original.contains(&("bob".into(), "-bob@example.com".into(), "=1+1".into(), "user".into())));
+        assert!(original.iter().any(|row| row.2 == "'-twice"), "an apostrophe as export writes it comes off: {original:?}");
+
+        let exported = crate::cli::portcullis(&app, &["user", "export", "--with-password-hashes"], "");
+        assert!(exported.status.success());
+        let file = dir.path().join("export.csv");
+        std::fs::write(&file, &exported.stdout).unwrap();
+        let other = spawn_app(Backend::Sqlite).await;
+        let imported = crate::cli::portcullis(&other, &["user", "import", file.to_str().unwrap()], "");
+        assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+
+        assert_eq!(stored(&other).await, original, "every value arrived exactly as it left");
+        let again = crate::cli::portcullis(&other, &["user", "export"], "");
+        let columns = |body: &[u8]| -> Vec<Vec<String>> {
+            csv_rows(std::str::from_utf8(body).unwrap()).into_iter().map(|row| row[..4].to_vec()).collect()
+        };
+        let first_export = crate::cli::portcullis(&app, &["user", "export"], "");
+        assert_eq!(columns(&again.stdout), columns(&first_export.stdout), "and leaves the second one the same");
         other.server.stop(true).await;
     }
 }
