@@ -7,6 +7,19 @@ use actix_web::{FromRequest, HttpRequest};
 
 use crate::error::{ApiError, PageError, is_api_path};
 
+/// Search and filter text from an address: a NUL or another control character is no one's
+/// search (and PostgreSQL refuses NUL in text), so it is a 400 naming the field.
+pub fn refuse_control_characters<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), PageError> {
+    for (name, value) in fields {
+        if value.chars().any(char::is_control) {
+            return Err(PageError::BadRequest(format!(
+                "The “{name}” filter holds a control character (such as NUL): remove it and search again."
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `{id}` in `/admin/users/{id}/…` and `/api/users/{id}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserId(pub i64);

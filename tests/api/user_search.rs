@@ -121,3 +121,29 @@ both_backends! {
 fn urlencode(text: &str) -> String {
     serde_urlencoded::to_string([("q", text)]).unwrap().trim_start_matches("q=").to_owned()
 }
+
+both_backends! {
+    async fn a_nul_or_other_control_character_in_a_filter_is_a_clear_400_not_a_500(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        app.create_user("abc", Role::User).await;
+        app.login_as(&admin).await;
+        for path in [
+            "/admin/users?q=ab%00c",
+            "/admin/users?q=%00",
+            "/admin/users?q=a%0Db",
+            "/admin/users.csv?q=ab%00c",
+            "/admin/users?role=%00",
+            "/admin/audit?actor=ro%00ot",
+            "/admin/audit?target=%00",
+            "/admin/audit.csv?actor=ro%00ot",
+            "/admin/audit?from=2026-01-01%00",
+        ] {
+            let answer = app.get(path).await;
+            assert_eq!(answer.status(), 400, "{path}");
+            let page = unescape(&answer.text().await.unwrap());
+            assert!(page.contains("control character"), "{path}: {page}");
+        }
+        assert_eq!(app.get("/admin/users?q=abc").await.status(), 200, "the same search without it works");
+        assert_no_server_panics();
+    }
+}

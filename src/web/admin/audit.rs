@@ -76,6 +76,13 @@ fn date(raw: &str, field: &str, problems: &mut Vec<String>) -> Option<NaiveDate>
 
 /// The filter the query asks for, or what is wrong with it.
 async fn filter_of(page: &Page, query: &AuditQuery) -> Result<Result<AuditFilter, Vec<String>>, PageError> {
+    crate::web::params::refuse_control_characters([
+        ("Who", query.actor.as_str()),
+        ("Target", &query.target),
+        ("Action", &query.action),
+        ("From", &query.from),
+        ("To", &query.to),
+    ])?;
     let mut problems = Vec::new();
     // Days as the admin lives them: from midnight to midnight in their time zone.
     let clock = page.clock();

@@ -156,9 +156,15 @@ fn row(user: &User, clock: &Clock) -> Row {
 }
 
 /// The search and filters the query asks for.
-fn filters_of(query: &ListQuery) -> Filters {
+fn filters_of(query: &ListQuery) -> Result<Filters, PageError> {
+    crate::web::params::refuse_control_characters([
+        ("Search", query.q.as_str()),
+        ("Role", &query.role),
+        ("Status", &query.status),
+        ("Two-step", &query.mfa),
+    ])?;
     let search: String = query.q.trim().chars().take(MAX_SEARCH_CHARS).collect::<String>().to_lowercase();
-    Filters {
+    Ok(Filters {
         search: (!search.is_empty()).then_some(search),
         role: Role::parse(&query.role).ok(),
         active: match query.status.as_str() {
@@ -171,13 +177,13 @@ fn filters_of(query: &ListQuery) -> Filters {
             "off" => Some(false),
             _ => None,
         },
-    }
+    })
 }
 
 /// `GET /admin/users.csv`: the users the list shows (its search and filters, every page), as
 /// CSV in the format `portcullis user import` reads, streamed a thousand rows at a time.
 pub async fn export(page: Page, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {
-    let filters = filters_of(&query);
+    let filters = filters_of(&query)?;
     let header = crate::export::user_header(false)?;
     let pool = page.pool.clone();
     // `None`: done; `Some(None)`: the first chunk; `Some(Some(cursor))`: the chunk after it.
@@ -202,7 +208,7 @@ pub async fn export(page: Page, query: web::Query<ListQuery>) -> Result<HttpResp
 pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Result<HttpResponse, PageError> {
     let query = query.into_inner();
     let (sort, descending) = parse_sort(&query.sort);
-    let filters = filters_of(&query);
+    let filters = filters_of(&query)?;
     let (cursor, backwards) = match (query.after.is_empty(), query.before.is_empty()) {
         (false, _) => (Some(decode_cursor(&query.after, sort)?), false),
         (true, false) => (Some(decode_cursor(&query.before, sort)?), true),
