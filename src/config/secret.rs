@@ -52,20 +52,89 @@ impl JwtSecret {
     }
 }
 
-/// How many bits of guessing `secret` is worth, read as an attacker would: each run of letters
-/// or digits (in pieces of at most 12, where the strength estimator's 64-bit count holds) is
-/// worth the guesses the estimator needs for it (words, names, keyboard runs, sequences, repeats
-/// and dates are cheap; random characters cost about 3.3 bits each), each separator 2 bits.
+/// Beyond this many log10 guesses the estimator's 64-bit count may have overflowed.
+const COUNTABLE_LOG10: f64 = 18.0;
+/// The longest piece the estimator is given at once (its count holds for these).
+const PIECE: usize = 12;
+
+fn guesses_log10(text: &str) -> f64 {
+    zxcvbn::zxcvbn(text, &[]).guesses_log10().max(0.0)
+}
+
+fn pieces_log10(chars: &[char]) -> f64 {
+    chars.chunks(PIECE).map(|piece| guesses_log10(&piece.iter().collect::<String>())).sum()
+}
+
+/// The cheapest way to spell `letters` as pieces of at most `PIECE` letters (words run
+/// together: `thisisaverylongsecret` is a handful of words, not 21 random letters).
+fn segmented_log10(letters: &[char]) -> f64 {
+    let mut best = vec![0.0_f64; letters.len() + 1];
+    for end in 1..=letters.len() {
+        best[end] = (1..=PIECE.min(end))
+            .map(|length| best[end - length] + guesses_log10(&letters[end - length..end].iter().collect::<String>()))
+            .fold(f64::MAX, f64::min);
+    }
+    best[letters.len()]
+}
+
+/// One run of letters and digits, lower case: the cheapest of its readings.
+fn run_log10(run: &[char]) -> f64 {
+    let mut cheapest = pieces_log10(run);
+    let whole = guesses_log10(&run.iter().collect::<String>());
+    if whole < COUNTABLE_LOG10 {
+        cheapest = cheapest.min(whole);
+    }
+    if run.len() > PIECE {
+        // Letters and digits apart, long letter stretches segmented into words.
+        let mut stretches: Vec<&[char]> = Vec::new();
+        let mut start = 0;
+        for at in 1..=run.len() {
+            if at == run.len() || run[at].is_alphabetic() != run[start].is_alphabetic() {
+                stretches.push(&run[start..at]);
+                start = at;
+            }
+        }
+        let segmented: f64 = stretches
+            .iter()
+            .map(|stretch| {
+                if stretch.len() > PIECE && stretch[0].is_alphabetic() {
+                    segmented_log10(stretch)
+                } else {
+                    pieces_log10(stretch)
+                }
+            })
+            .sum();
+        cheapest = cheapest.min(segmented);
+    }
+    cheapest
+}
+
+/// How many bits of guessing `secret` is worth, read as an attacker would, taking the cheapest
+/// reading: each run of letters or digits worth the guesses the strength estimator needs for it
+/// (words, names, keyboard runs, sequences, repeats and dates are cheap; random characters cost
+/// about 3.3 bits each) — read in pieces of at most 12 characters (where the estimator's 64-bit
+/// count holds), whole, or as words run together — a run seen before 4 bits, each separator 2
+/// bits; or the whole secret read at once (phrases that repeat), when the estimator could count
+/// it without overflowing (random data overflows, and is judged by the runs).
 fn estimated_bits(secret: &str) -> f64 {
-    let chars: Vec<char> = secret.chars().take(256).collect();
-    let runs = chars.split(|c| !c.is_alphanumeric()).filter(|run| !run.is_empty());
+    let chars: Vec<char> = secret.chars().take(256).flat_map(char::to_lowercase).collect();
     let separators = chars.iter().filter(|c| !c.is_alphanumeric()).count();
-    let words: f64 = runs
-        .flat_map(|run| run.chunks(12))
-        .map(|piece| zxcvbn::zxcvbn(&piece.iter().collect::<String>(), &[]).guesses_log10().max(0.0))
-        .sum::<f64>()
-        * std::f64::consts::LOG2_10;
-    words + 2.0 * separators as f64
+    let mut seen: Vec<&[char]> = Vec::new();
+    let mut runs_log10 = 0.0;
+    let mut repeats = 0.0;
+    for run in chars.split(|c| !c.is_alphanumeric()).filter(|run| !run.is_empty()) {
+        if seen.contains(&run) {
+            repeats += 4.0;
+            continue;
+        }
+        runs_log10 += run_log10(run);
+        seen.push(run);
+    }
+    let by_runs = runs_log10 * std::f64::consts::LOG2_10 + repeats + 2.0 * separators as f64;
+    match guesses_log10(&chars.iter().collect::<String>()) {
+        whole if whole < COUNTABLE_LOG10 => by_runs.min(whole * std::f64::consts::LOG2_10),
+        _ => by_runs,
+    }
 }
 
 impl std::fmt::Debug for JwtSecret {
@@ -121,6 +190,11 @@ mod tests {
             "my_very_long_and_safe_secret_key",
             "jwt-secret-key-for-my-app-2024",
             "correct horse battery staple correct horse",
+            "correct horse battery staple correct horse battery",
+            "thisisaverylongsecretkeyforjwtsigning",
+            "ThisIsAVeryLongSecretKeyForJwtSigning2024",
+            "supersecretkeythatnobodywilleverguess",
+            "my-super-secret-key-my-super-secret-key",
             "qwertyuiopasdfghjklzxcvbnm1234567890",
             "abcdefghijklmnopqrstuvwxyz0123456789",
             "passwordpasswordpassword123456789",
