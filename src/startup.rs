@@ -173,6 +173,13 @@ impl Application {
         let counts_cache = web::Data::new(admin::overview::CountsCache::default());
 
         warn_if_no_admin(&pool);
+        let reset_requests = web::Data::new(crate::accounts::ResetRequests::spawn(
+            pool.clone(),
+            sessions.clone().into_inner(),
+            throttle.clone().into_inner(),
+            factors.clone().into_inner(),
+            outbox.clone().into_inner(),
+        ));
         let pool = web::Data::new(pool);
 
         let listener = TcpListener::bind(settings.bind)
@@ -209,6 +216,7 @@ impl Application {
                 .app_data(trusted_proxies.clone())
                 .app_data(sites.clone())
                 .app_data(gate.clone())
+                .app_data(reset_requests.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))

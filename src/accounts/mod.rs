@@ -7,12 +7,14 @@
 //! (instances notice within a second).
 mod email;
 mod operations;
+mod reset_requests;
 mod second_factors;
 mod service;
 mod validation;
 
 pub use email::{Invitation, invite};
 pub use operations::{clear_throttle, create, delete, reset_second_factor, set_active, set_password, update_profile};
+pub use reset_requests::ResetRequests;
 pub use second_factors::MAX_PASSKEYS_PER_USER;
 pub use service::{Accounts, OwnProfileSaved, PasswordChange, ProfileUpdate};
 pub use validation::{AccountInput, FieldErrors, ValidAccount, check_new_password, generate_one_time_password};

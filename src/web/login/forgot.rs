@@ -1,12 +1,13 @@
 //! `GET /login/forgot` and `POST /login/forgot`: "Forgot your password?". The answer is the
 //! same page, at the same speed, whether or not the address has an account: the lookup and
-//! the message happen after the answer, in the outbox's transaction.
+//! the message happen after the answer, away from this connection's worker
+//! (`accounts::ResetRequests`), in the outbox's transaction.
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::accounts::Accounts;
+use crate::accounts::ResetRequests;
 use crate::auth::client::client_ip;
 use crate::auth::credentials;
 use crate::domain::Email;
@@ -40,7 +41,12 @@ pub async fn form(app: Services) -> Result<HttpResponse, PageError> {
     render(StatusCode::OK, &page)
 }
 
-pub async fn submit(req: HttpRequest, form: StrictForm<ForgotForm>, app: Services) -> Result<HttpResponse, PageError> {
+pub async fn submit(
+    req: HttpRequest,
+    form: StrictForm<ForgotForm>,
+    app: Services,
+    requests: actix_web::web::Data<ResetRequests>,
+) -> Result<HttpResponse, PageError> {
     let raw = form.0.email;
     let mail = app.outbox.enabled();
     let again = |status: StatusCode, message: &str| {
@@ -64,14 +70,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<ForgotForm>, app: Service
         let message = format!("Too many requests from your network. Wait {} and try again.", wait_phrase(wait));
         return Ok(with_retry_after(again(StatusCode::TOO_MANY_REQUESTS, &message)?, wait));
     }
-    let (pool, sessions, throttle, factors, outbox) =
-        (app.pool.clone(), app.sessions.clone(), app.throttle.clone(), app.factors.clone(), app.outbox.clone());
-    actix_web::rt::spawn(async move {
-        let accounts = Accounts::new(&pool, &sessions, &throttle, &factors, &outbox);
-        if let Err(error) = accounts.request_password_reset(email, ip).await {
-            tracing::error!(error = %format!("{error:#}"), "a password reset request could not be stored");
-        }
-    });
+    requests.submit(email, ip);
     let page = ForgotPage { layout: Layout::default(), mail, email: "", error: None, sent: true };
     render(StatusCode::OK, &page)
 }
