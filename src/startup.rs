@@ -156,6 +156,7 @@ impl Application {
         let cookies = web::Data::new(CookiePolicy::new(&settings.public_url, settings.cookie_domain.as_deref()));
         let sites = web::Data::new(SiteHosts::new(
             settings.public_url.host_name(),
+            settings.public_url.port(),
             settings.cookie_domain.as_deref(),
             settings.public_url.is_https(),
         ));
@@ -269,9 +270,15 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .service(endpoint("/.well-known/oauth-authorization-server", [get(well_known::metadata)]))
         .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint("/login/forgot", [get(login::forgot::form), post(login::forgot::submit)]))
-        .service(endpoint(password_reset::PATH, [get(password_reset::form), post(password_reset::submit)]))
-        .service(endpoint(invitation::PATH, [get(invitation::form), post(invitation::submit)]))
-        .service(endpoint("/email/confirm", [get(email_confirm::form), post(email_confirm::submit)]))
+        // Mailed links carry their token in the address: no page they lead to names it to another site.
+        .service(
+            endpoint(password_reset::PATH, [get(password_reset::form), post(password_reset::submit)])
+                .wrap(no_referrer()),
+        )
+        .service(endpoint(invitation::PATH, [get(invitation::form), post(invitation::submit)]).wrap(no_referrer()))
+        .service(
+            endpoint("/email/confirm", [get(email_confirm::form), post(email_confirm::submit)]).wrap(no_referrer()),
+        )
         .service(endpoint(login::second_step::PATH, [get(login::second_step::form), post(login::second_step::submit)]))
         .service(endpoint("/login/passkey/options", [post(login::passkey::sign_in_options)]))
         .service(endpoint("/login/passkey", [post(login::passkey::sign_in)]))
@@ -387,6 +394,12 @@ pub fn admin_routes() -> Vec<RouteInfo> {
         .flat_map(|area| area.into_parts().1)
         .filter(|route| route.admins_only)
         .collect()
+}
+
+/// For the pages mailed links open: `Referrer-Policy: no-referrer` (the app-wide
+/// `same-origin` would still send the token to our own other pages).
+fn no_referrer() -> DefaultHeaders {
+    DefaultHeaders::new().add(("Referrer-Policy", "no-referrer"))
 }
 
 fn security_headers(hsts: bool, csp: &str) -> DefaultHeaders {

@@ -262,6 +262,13 @@ impl PublicUrl {
         &self.origin
     }
 
+    /// The port written in the origin, if any (`None`: the scheme's own, 80 or 443).
+    pub fn port(&self) -> Option<u16> {
+        let rest = self.origin.split_once("://").map_or(self.origin.as_str(), |(_, rest)| rest);
+        let after_host = rest.rsplit_once(']').map_or(rest, |(_, after)| after);
+        after_host.rsplit_once(':').and_then(|(_, port)| port.parse().ok())
+    }
+
     /// The host without scheme or port (`login.example.com`), e.g. for authenticator apps.
     pub fn host_name(&self) -> &str {
         let rest = self.origin.split_once("://").map_or(self.origin.as_str(), |(_, rest)| rest);

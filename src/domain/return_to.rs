@@ -3,17 +3,19 @@ use super::SafeNextPath;
 const MAX_RETURN_BYTES: usize = 2048;
 
 /// The sites a sign-in may send someone back to: this one, and with a cookie domain every
-/// host under it (the applications behind the same reverse proxy).
+/// host under it (the applications behind the same reverse proxy), on the scheme's own port
+/// or ours (a port of its own would be another service on that host).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteHosts {
     own: String,
+    own_port: Option<u16>,
     domain: Option<String>,
     https: bool,
 }
 
 impl SiteHosts {
-    pub fn new(own_host: &str, domain: Option<&str>, https: bool) -> Self {
-        Self { own: own_host.to_ascii_lowercase(), domain: domain.map(str::to_ascii_lowercase), https }
+    pub fn new(own_host: &str, own_port: Option<u16>, domain: Option<&str>, https: bool) -> Self {
+        Self { own: own_host.to_ascii_lowercase(), own_port, domain: domain.map(str::to_ascii_lowercase), https }
     }
 
     fn covers(&self, host: &str) -> bool {
@@ -46,7 +48,9 @@ impl ReturnTo {
         let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && !sites.https);
         let host = url.host_str()?.to_ascii_lowercase();
         let plain = url.username().is_empty() && url.password().is_none();
-        (scheme_ok && plain && sites.covers(&host)).then(|| Self(url.to_string()))
+        // `url` leaves out the scheme's own port: any other must be ours.
+        let port_ok = url.port().is_none_or(|port| Some(port) == sites.own_port);
+        (scheme_ok && plain && port_ok && sites.covers(&host)).then(|| Self(url.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -59,7 +63,7 @@ mod tests {
     use super::*;
 
     fn sites() -> SiteHosts {
-        SiteHosts::new("login.example.com", Some("example.com"), true)
+        SiteHosts::new("login.example.com", Some(8443), Some("example.com"), true)
     }
 
     #[test]
@@ -69,6 +73,8 @@ mod tests {
             "https://wiki.example.com/page?id=3",
             "https://example.com/",
             "https://login.example.com:8443/x",
+            "https://wiki.example.com:8443/x",
+            "https://wiki.example.com:443/x",
         ] {
             assert!(ReturnTo::parse(good, &sites()).is_some(), "{good}");
         }
@@ -92,10 +98,12 @@ mod tests {
             "https://wiki.example.com/\\@evil.example",
             "https://wiki.example.com/\n",
             "ftp://wiki.example.com/",
+            "https://wiki.example.com:6379/",
+            "https://login.example.com:8080/",
         ] {
             assert!(ReturnTo::parse(bad, &sites()).is_none(), "{bad}");
         }
-        let own_only = SiteHosts::new("login.example.com", None, false);
+        let own_only = SiteHosts::new("login.example.com", None, None, false);
         assert!(ReturnTo::parse("http://login.example.com/x", &own_only).is_some());
         assert!(ReturnTo::parse("http://wiki.example.com/x", &own_only).is_none(), "no cookie domain: only this host");
     }

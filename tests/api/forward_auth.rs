@@ -200,7 +200,12 @@ async fn signing_out_at_the_gate_signs_out_of_every_guarded_site_and_foreign_ret
     let evil = site.auth_url("/login?rd=https%3A%2F%2Fevil.example%2Fsteal");
     let landed = sign_in(&browser, &evil, &user).await;
     assert_eq!(location(&landed), "/dashboard", "a foreign rd leads to the dashboard, not away");
-    for foreign in ["http://portcullis.test.evil.example/", "http://user@app.portcullis.test/", "javascript:alert(1)"] {
+    for foreign in [
+        "http://portcullis.test.evil.example/",
+        "http://user@app.portcullis.test/",
+        "javascript:alert(1)",
+        "http://app.portcullis.test:6379/",
+    ] {
         let url = site.auth_url(&format!("/login?{}", serde_urlencoded::to_string([("rd", foreign)]).unwrap()));
         let page = browser.get(&url).send().await.unwrap();
         assert_eq!(location(&page), "/dashboard", "{foreign}: a signed-in visitor is not sent there either");

@@ -92,3 +92,14 @@ both_backends! {
         }
     }
 }
+
+both_backends! {
+    async fn pages_that_mailed_links_open_never_send_their_token_on_as_a_referrer(app: TestApp) {
+        for path in ["/password/reset?token=abc", "/invitation?token=abc", "/email/confirm?token=abc"] {
+            let page = app.get(path).await;
+            assert_eq!(page.headers()["referrer-policy"], "no-referrer", "{path}");
+            assert_eq!(page.headers().get_all("referrer-policy").iter().count(), 1, "{path}: one policy");
+        }
+        assert_eq!(app.get("/login").await.headers()["referrer-policy"], "same-origin", "other pages as before");
+    }
+}
