@@ -218,12 +218,12 @@ impl Sessions {
         let authenticated = match remembered {
             Some(authenticated) => authenticated,
             None => {
-                let claims = self.keys.verify(token, audience).map_err(|error| match error {
+                let (claims, key_until) = self.keys.verify_until(token, audience).map_err(|error| match error {
                     TokenError::Expired => AuthFailure::Expired,
                     TokenError::Invalid => AuthFailure::Invalid,
                 })?;
                 let authenticated = Arc::new(Authenticated::from_claims(claims, audience).ok_or(AuthFailure::Invalid)?);
-                self.verified.remember(token, &authenticated, now);
+                self.verified.remember(token, &authenticated, now, key_until);
                 authenticated
             }
         };

@@ -327,6 +327,13 @@ impl JwtKeys {
     /// Every failure is just "invalid" (or "expired"): callers answer 401 alike. A token for
     /// another audience than `audience` is invalid.
     pub fn verify(&self, token: &str, audience: Audience) -> Result<Claims, TokenError> {
+        self.verify_until(token, audience).map(|(claims, _)| claims)
+    }
+
+    /// [`verify`](Self::verify), and until when (Unix time) the key that verified the token
+    /// still verifies (`None`: for as long as it is configured): a memo of verified tokens must
+    /// not outlive their key.
+    pub fn verify_until(&self, token: &str, audience: Audience) -> Result<(Claims, Option<i64>), TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid);
         }
@@ -336,12 +343,17 @@ impl JwtKeys {
             jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid.ok_or(TokenError::Invalid)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
-        let public = ring.public.iter().find(|key| key.key.kid == kid && key.verifies_at(now)).map(|key| &key.key);
+        let public = ring.public.iter().find(|key| key.key.kid == kid && key.verifies_at(now));
         let secret_allowed =
             self.algorithm == JwtAlgorithm::Hs256 || ring.secret_tokens_until.is_some_and(|until| until > now);
-        let key = public
-            .or_else(|| self.secret.iter().find(|key| key.kid == kid).filter(|_| secret_allowed))
-            .ok_or(TokenError::Invalid)?;
+        let (key, until) = match public {
+            Some(public) => (&public.key, public.drop_after),
+            None => {
+                let secret = self.secret.iter().find(|key| key.kid == kid).filter(|_| secret_allowed);
+                let until = if self.algorithm == JwtAlgorithm::Hs256 { None } else { ring.secret_tokens_until };
+                (secret.ok_or(TokenError::Invalid)?, until)
+            }
+        };
         let data = decode::<Claims>(token, &key.decoding, &key.validation).map_err(|error| match error.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             _ => TokenError::Invalid,
@@ -357,7 +369,7 @@ impl JwtKeys {
         if unexpected_header || data.claims.user_id().is_none() || data.claims.aud != audience.claim() {
             return Err(TokenError::Invalid);
         }
-        Ok(data.claims)
+        Ok((data.claims, until))
     }
 }
 

@@ -17,18 +17,25 @@ const CAPACITY: usize = 4096;
 /// nobody can choose them to collide: a fast seeded hash instead of SipHash.
 #[derive(Default)]
 pub struct VerifiedTokens {
-    entries: Mutex<HashMap<Box<str>, Arc<Authenticated>, foldhash::fast::RandomState>>,
+    entries: Mutex<HashMap<Box<str>, Entry, foldhash::fast::RandomState>>,
 }
 
-fn still_valid(authenticated: &Authenticated, now: i64) -> bool {
-    now < authenticated.token_expires_at.saturating_add(LEEWAY.as_secs() as i64)
+struct Entry {
+    caller: Arc<Authenticated>,
+    /// Until when the key that verified the token verifies (`None`: while it is configured).
+    key_until: Option<i64>,
+}
+
+fn still_valid(entry: &Entry, now: i64) -> bool {
+    now < entry.caller.token_expires_at.saturating_add(LEEWAY.as_secs() as i64)
+        && entry.key_until.is_none_or(|until| now < until)
 }
 
 impl VerifiedTokens {
     /// The caller `token` was verified for, unless it was never verified or has expired since.
     pub fn get(&self, token: &str, now: i64) -> Option<Arc<Authenticated>> {
         let entries = self.entries.lock().ok()?;
-        entries.get(token).filter(|found| still_valid(found, now)).cloned()
+        entries.get(token).filter(|found| still_valid(found, now)).map(|found| Arc::clone(&found.caller))
     }
 
     /// Forgets every token (the keys changed: each must pass the full check again).
@@ -38,8 +45,9 @@ impl VerifiedTokens {
         }
     }
 
-    /// Records a token that has just passed the full check.
-    pub fn remember(&self, token: &str, authenticated: &Arc<Authenticated>, now: i64) {
+    /// Records a token that has just passed the full check, by a key that verifies until
+    /// `key_until` (then it is forgotten, whatever the token's own expiry says).
+    pub fn remember(&self, token: &str, authenticated: &Arc<Authenticated>, now: i64, key_until: Option<i64>) {
         let Ok(mut entries) = self.entries.lock() else { return };
         if entries.len() >= CAPACITY {
             entries.retain(|_, entry| still_valid(entry, now));
@@ -47,7 +55,7 @@ impl VerifiedTokens {
                 entries.clear();
             }
         }
-        entries.insert(token.into(), Arc::clone(authenticated));
+        entries.insert(token.into(), Entry { caller: Arc::clone(authenticated), key_until });
     }
 }
 
@@ -77,7 +85,7 @@ mod tests {
     #[test]
     fn only_the_exact_token_hits_and_only_until_it_expires() {
         let memo = VerifiedTokens::default();
-        memo.remember("a.b.c", &caller(1_000), 900);
+        memo.remember("a.b.c", &caller(1_000), 900, None);
         assert!(memo.get("a.b.c", 900).is_some());
         assert!(memo.get("a.b.C", 900).is_none(), "one character off is a miss");
         assert!(memo.get("a.b.c ", 900).is_none());
@@ -85,16 +93,24 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_forgotten_when_its_key_stops_verifying_even_if_it_has_not_expired() {
+        let memo = VerifiedTokens::default();
+        memo.remember("a.b.c", &caller(10_000), 900, Some(1_000));
+        assert!(memo.get("a.b.c", 999).is_some());
+        assert!(memo.get("a.b.c", 1_000).is_none(), "the key has left: the token must be checked again");
+    }
+
+    #[test]
     fn a_full_memo_forgets_expired_entries_first_and_stays_bounded() {
         let memo = VerifiedTokens::default();
         for n in 0..CAPACITY {
-            memo.remember(&format!("old{n}"), &caller(100), 50);
+            memo.remember(&format!("old{n}"), &caller(100), 50, None);
         }
-        memo.remember("fresh", &caller(10_000), 5_000);
+        memo.remember("fresh", &caller(10_000), 5_000, None);
         assert!(memo.get("fresh", 5_000).is_some());
         assert_eq!(memo.entries.lock().unwrap().len(), 1, "expired entries were dropped");
         for n in 0..CAPACITY * 2 {
-            memo.remember(&format!("live{n}"), &caller(10_000), 5_000);
+            memo.remember(&format!("live{n}"), &caller(10_000), 5_000, None);
         }
         assert!(memo.entries.lock().unwrap().len() <= CAPACITY);
     }
