@@ -321,7 +321,8 @@ impl JwtKeys {
             kid: Some(signer.kid.clone()),
             ..Header::new(signer.alg)
         };
-        Ok(encode(&header, claims, encoding)?)
+        let token = encode(&header, claims, encoding)?;
+        Ok(if signer.alg == Algorithm::ES256 { low_s::normalise(&token) } else { token })
     }
 
     /// Every failure is just "invalid" (or "expired"): callers answer 401 alike. A token for
@@ -354,6 +355,10 @@ impl JwtKeys {
                 (secret.ok_or(TokenError::Invalid)?, until)
             }
         };
+        // An ECDSA signature has a twin (s and n − s) that verifies too: only the low one is ours.
+        if key.alg == Algorithm::ES256 && !low_s::is_low(token) {
+            return Err(TokenError::Invalid);
+        }
         let data = decode::<Claims>(token, &key.decoding, &key.validation).map_err(|error| match error.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             _ => TokenError::Invalid,
@@ -370,6 +375,72 @@ impl JwtKeys {
             return Err(TokenError::Invalid);
         }
         Ok((data.claims, until))
+    }
+}
+
+/// ES256 signatures in low-S form only (as Bitcoin and Ethereum require): `r ‖ s` with
+/// `s ≤ n/2`, so no second spelling of a token of ours verifies.
+mod low_s {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// The order of P-256's group, big-endian.
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6,
+        0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+    ];
+    /// ⌊n / 2⌋, big-endian.
+    const HALF_N: [u8; 32] = [
+        0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73,
+        0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+    ];
+
+    fn signature(token: &str) -> Option<(&str, Vec<u8>)> {
+        let (input, signature) = token.rsplit_once('.')?;
+        let bytes = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        (bytes.len() == 64).then_some((input, bytes))
+    }
+
+    /// Whether the token's signature is 64 bytes with a low `s` (a malformed one is not).
+    pub fn is_low(token: &str) -> bool {
+        signature(token).is_some_and(|(_, bytes)| bytes[32..] <= HALF_N[..])
+    }
+
+    /// The token with its signature's `s` replaced by `n − s` when high (the same signature).
+    pub fn normalise(token: &str) -> String {
+        let Some((input, mut bytes)) = signature(token) else { return token.to_owned() };
+        if bytes[32..] <= HALF_N[..] {
+            return token.to_owned();
+        }
+        let mut borrow = 0i16;
+        for at in (0..32).rev() {
+            let difference = i16::from(N[at]) - i16::from(bytes[32 + at]) - borrow;
+            borrow = i16::from(difference < 0);
+            bytes[32 + at] = u8::try_from(difference.rem_euclid(256)).unwrap_or(0);
+        }
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_high_s_becomes_its_low_twin_and_back() {
+            let mut bytes = vec![7u8; 32];
+            bytes.extend_from_slice(&N);
+            bytes[63] -= 1; // s = n − 1: high; its twin is 1
+            let token = format!("a.b.{}", URL_SAFE_NO_PAD.encode(&bytes));
+            assert!(!is_low(&token));
+            let low = normalise(&token);
+            assert!(is_low(&low));
+            let twin = URL_SAFE_NO_PAD.decode(low.rsplit_once('.').unwrap().1).unwrap();
+            assert_eq!(&twin[..32], &[7u8; 32]);
+            assert_eq!(twin[32..63], [0u8; 31]);
+            assert_eq!(twin[63], 1);
+            assert_eq!(normalise(&low), low, "a low s stays");
+            assert!(!is_low("a.b.c"), "not a signature");
+        }
     }
 }
 
