@@ -147,6 +147,13 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     start_instance(database_url, jwt_secret, dir, adjust).await
 }
 
+/// Today's server on an existing database (an older installation's, say), with the real
+/// default second-factor policy and settings `adjust` changes.
+pub async fn spawn_app_on_database(database_url: String, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    start_instance(database_url, portcullis::random::token_base64(48), dir, adjust).await
+}
+
 /// Another instance on the same database with the same secret, as behind a load balancer.
 pub async fn spawn_second_instance(first: &TestApp) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");

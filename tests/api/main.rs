@@ -38,5 +38,6 @@ mod signing_keys;
 mod startup;
 mod throttling;
 mod token_attacks;
+mod upgrades;
 mod user_search;
 mod webdriver;
