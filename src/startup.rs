@@ -65,6 +65,8 @@ pub struct Application {
     mail_sender: Option<SenderHandle>,
     /// Keeps the signing keys in step with the database.
     key_reloader: ReloaderHandle,
+    /// Statements run by the request handlers' pool.
+    statements: db::StatementCount,
 }
 
 impl Application {
@@ -75,7 +77,7 @@ impl Application {
             Some(path) => AccessRules::load(path)?,
             None => AccessRules::default(),
         };
-        let pool = connect_with_retries(&settings.database).await?;
+        let (pool, statements) = connect_with_retries(&settings.database).await?;
         let migration_pool = pool.clone();
         let applied = tokio::task::spawn_blocking(move || {
             let mut conn = migration_pool.get().context("no database connection available")?;
@@ -230,11 +232,16 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(address = %settings.bind.ip(), port, public_url = settings.public_url.origin(), "Portcullis is listening");
-        Ok(Self { port, server, revocation_syncer, mail_sender, key_reloader })
+        Ok(Self { port, server, revocation_syncer, mail_sender, key_reloader, statements })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// How many statements the request handlers' connections have run so far.
+    pub fn statements(&self) -> db::StatementCount {
+        self.statements.clone()
     }
 
     /// Stops the server from elsewhere (tests stop it before their process exits).
@@ -485,12 +492,12 @@ async fn check_authenticator_keys(
 
 /// Opens the pool; an unreachable PostgreSQL is retried (1 s, 2 s, 4 s … at most 5 s apart)
 /// until `startup_timeout`, logging each failure, so instances may start before their database.
-async fn connect_with_retries(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+async fn connect_with_retries(settings: &DatabaseSettings) -> anyhow::Result<(DbPool, db::StatementCount)> {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_secs(1);
     loop {
         let attempt = settings.clone();
-        let error = match tokio::task::spawn_blocking(move || db::build_pool(&attempt)).await? {
+        let error = match tokio::task::spawn_blocking(move || db::build_counted_pool(&attempt)).await? {
             Ok(pool) => return Ok(pool),
             Err(error) => error,
         };

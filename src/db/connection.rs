@@ -1,3 +1,5 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -26,6 +28,27 @@ pub type DbPool = r2d2::Pool<ConnectionManager>;
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    statements: StatementCount,
+}
+
+/// How many statements the connections of one pool have run: what holds the promise that
+/// the per-request path (`/api/me`, pages, `/auth/verify`) does no database work.
+#[derive(Debug, Clone, Default)]
+pub struct StatementCount(Arc<AtomicU64>);
+
+impl StatementCount {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) -> impl diesel::connection::Instrumentation + use<> {
+        let counter = Arc::clone(&self.0);
+        move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if matches!(event, diesel::connection::InstrumentationEvent::StartQuery { .. }) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +71,7 @@ impl ManageConnection for ConnectionManager {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                conn.set_instrumentation(self.statements.count());
                 // busy_timeout first: it makes everything after it (switching to WAL included)
                 // wait for another process's lock instead of failing with "database is locked".
                 // WAL lets readers run beside the writer.
@@ -60,6 +84,7 @@ impl ManageConnection for ConnectionManager {
             }
             DatabaseUrl::Postgres(url) => {
                 let mut conn = PgConnection::establish(url.expose_secret())?;
+                conn.set_instrumentation(self.statements.count());
                 // Like SQLite's busy_timeout: a request waits this long for a row or table
                 // another holds, then fails (a 503 asking to retry) instead of hanging.
                 conn.batch_execute(&format!("SET lock_timeout = '{}ms'", LOCK_TIMEOUT.as_millis()))?;
@@ -87,11 +112,17 @@ pub fn init_postgres_client_library() {
 
 /// Builds the pool and opens one connection now, so a wrong URL fails at start-up.
 pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+    build_counted_pool(settings).map(|(pool, _)| pool)
+}
+
+/// [`build_pool`], with the count of the statements its connections run.
+pub fn build_counted_pool(settings: &DatabaseSettings) -> anyhow::Result<(DbPool, StatementCount)> {
     let describe = match &settings.url {
         DatabaseUrl::Sqlite(path) => format!("the SQLite database {}", path.display()),
         DatabaseUrl::Postgres(_) => "PostgreSQL".to_owned(),
     };
-    let manager = ConnectionManager { url: settings.url.clone() };
+    let statements = StatementCount::default();
+    let manager = ConnectionManager { url: settings.url.clone(), statements: statements.clone() };
     // Probe once directly: r2d2 would only report a time-out, and we want the real reason.
     manager.connect().map_err(|error| anyhow!("could not open {describe}: {}", first_line(&error.to_string())))?;
     r2d2::Pool::builder()
@@ -100,6 +131,7 @@ pub fn build_pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
         .connection_timeout(Duration::from_secs(5))
         .error_handler(Box::new(r2d2::LoggingErrorHandler))
         .build(manager)
+        .map(|pool| (pool, statements))
         .with_context(|| format!("could not open {describe}"))
 }
 

@@ -15,7 +15,8 @@ pub mod user_search;
 pub mod users;
 
 pub use connection::{
-    ConnectionManager, DbConnection, DbPool, MultiBackend, build_pool, init_postgres_client_library,
+    ConnectionManager, DbConnection, DbPool, MultiBackend, StatementCount, build_counted_pool, build_pool,
+    init_postgres_client_library,
     lock_active_admins, run_migrations, write_transaction,
 };
 

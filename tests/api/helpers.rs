@@ -72,6 +72,8 @@ pub struct TestApp {
     pub jwt_secret: String,
     pub issuer: String,
     pub database_url: String,
+    /// Statements the server's request pool has run (the hot path must add none).
+    pub statements: portcullis::db::StatementCount,
     _dir: Arc<tempfile::TempDir>,
 }
 
@@ -243,6 +245,7 @@ async fn start_instance(
     let application = Application::build(settings).await.expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let server = application.handle();
+    let statements = application.statements();
     tokio::spawn(application.run_until_stopped());
 
     let (client, cookies) = browser_client();
@@ -255,6 +258,7 @@ async fn start_instance(
         jwt_secret,
         issuer: "http://portcullis.test".to_owned(),
         database_url,
+        statements,
         _dir: Arc::new(dir),
     }
 }
@@ -272,6 +276,7 @@ impl TestApp {
             jwt_secret: self.jwt_secret.clone(),
             issuer: self.issuer.clone(),
             database_url: self.database_url.clone(),
+            statements: self.statements.clone(),
             _dir: Arc::clone(&self._dir),
         }
     }

@@ -21,6 +21,7 @@ mod forward_auth;
 mod fresh_proof;
 mod gate_addresses;
 mod guard;
+mod hot_path;
 mod http_semantics;
 mod instances;
 mod layers;
