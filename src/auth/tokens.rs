@@ -35,7 +35,8 @@ impl Audience {
         }
     }
 }
-/// Clock skew tolerated on `exp` and `nbf`.
+/// Clock skew tolerated on `exp`, `nbf` and `iat` (a token issued "in the future" by more than
+/// this is refused: no clock of ours is that far ahead).
 pub const LEEWAY: Duration = Duration::from_secs(10);
 /// Real tokens are a few hundred bytes; anything far bigger is refused before parsing.
 const MAX_TOKEN_BYTES: usize = 4096;
@@ -371,7 +372,12 @@ impl JwtKeys {
             || header.x5u.is_some()
             || header.x5c.is_some()
             || header.crit.is_some();
-        if unexpected_header || data.claims.user_id().is_none() || data.claims.aud != audience.claim() {
+        let from_the_future = data.claims.iat > now + i64::try_from(LEEWAY.as_secs()).unwrap_or(0);
+        if unexpected_header
+            || from_the_future
+            || data.claims.user_id().is_none()
+            || data.claims.aud != audience.claim()
+        {
             return Err(TokenError::Invalid);
         }
         Ok((data.claims, until))

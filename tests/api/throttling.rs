@@ -44,6 +44,31 @@ async fn form_attempt(app: &TestApp, login: &str, password: &str) -> Response {
 }
 
 both_backends! {
+    async fn fifty_wrong_guesses_at_once_spend_no_more_than_the_budget(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let budget = usize::try_from(portcullis::config::ThrottlePolicy::default().account_attempts).unwrap();
+
+        // Fifty wrong guesses in flight together, from one client: a check-then-count race would
+        // let each of them through to argon2.
+        let mut attempts = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (client, url) = (app.client.clone(), app.url("/api/token"));
+            attempts.spawn(async move {
+                client.post(url).json(&json!({"username": "alice", "password": WRONG})).send().await.unwrap().status()
+            });
+        }
+        let statuses = attempts.join_all().await;
+
+        let checked = statuses.iter().filter(|status| status.as_u16() == 401).count();
+        let refused = statuses.iter().filter(|status| status.as_u16() == 429).count();
+        assert_eq!(checked + refused, 50, "every guess is checked or refused: {statuses:?}");
+        assert!(checked <= budget, "{checked} guesses reached the password hash; the budget is {budget}");
+        assert!(checked >= 1, "the budget is spent by guesses, not by nothing");
+        assert_eq!(api_attempt(&app, "alice", &user.password).await.status(), 429, "the name is paused now");
+    }
+}
+
+both_backends! {
     async fn after_five_wrong_passwords_the_account_is_paused_even_for_the_right_one(app: TestApp) {
         let user = app.create_user("alice", Role::User).await;
         for attempt in 1..=5 {

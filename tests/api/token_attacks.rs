@@ -178,6 +178,29 @@ fn forgeries(app: &TestApp, user: &TestUser) -> Vec<(&'static str, String)> {
 }
 
 both_backends_with! { hs256;
+    async fn clocks_may_differ_by_ten_seconds_and_no_more_for_exp_nbf_and_iat(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let key = app.jwt_secret.as_bytes();
+        let now = chrono::Utc::now().timestamp();
+        // Two seconds from the edge on each side, so a slow test machine cannot tip the result.
+        let cases = [
+            ("exp 8 s ago", "exp", now - 8, true),
+            ("exp 12 s ago", "exp", now - 12, false),
+            ("nbf in 8 s", "nbf", now + 8, true),
+            ("nbf in 12 s", "nbf", now + 12, false),
+            ("iat in 8 s", "iat", now + 8, true),
+            ("iat in 12 s", "iat", now + 12, false),
+        ];
+        for (what, claim, value, accepted) in cases {
+            let token = sign_raw(key, &app.kid(), HEADER, &with(claims(&app, &user, "user"), claim, json!(value)));
+            let status = app.get_with_bearer("/api/me", &token).await.status();
+            assert_eq!(status == 200, accepted, "{what}: {status}");
+            app.set_cookie("portcullis", &token);
+            let page = app.get("/dashboard").await.status();
+            assert_eq!(page == 200, accepted, "{what} on a page: {page}");
+        }
+    }
+
     async fn a_correctly_signed_token_is_accepted_so_the_forgeries_below_fail_for_their_flaw(app: TestApp) {
         let user = app.create_user("alice", Role::User).await;
         let token = sign_raw(app.jwt_secret.as_bytes(), &app.kid(), HEADER, &claims(&app, &user, "user"));
