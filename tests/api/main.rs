@@ -23,6 +23,7 @@ mod gate_addresses;
 mod guard;
 mod hot_path;
 mod http_semantics;
+mod https_cookies;
 mod instances;
 mod layers;
 mod login;

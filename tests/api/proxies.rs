@@ -265,6 +265,33 @@ log:
     (static_config, dynamic_config)
 }
 
+/// The nginx configuration serving TLS on every `listen`, with a certificate for our test
+/// hosts made now by `openssl`.
+fn with_tls(config: &str, dir: &std::path::Path, listen: u16) -> String {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", &format!("/CN={AUTH_HOST}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{AUTH_HOST},DNS:{APP_HOST},DNS:{STATUS_HOST},DNS:{VAULT_HOST}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(made.success(), "openssl made the test certificate");
+    config
+        .replace(&format!("listen 127.0.0.1:{listen};"), &format!("listen 127.0.0.1:{listen} ssl;"))
+        .replace(&format!("listen 127.0.0.1:{listen} default_server;"), &format!("listen 127.0.0.1:{listen} ssl default_server;"))
+        .replacen(
+            "http {",
+            &format!("http {{\n  ssl_certificate {};\n  ssl_certificate_key {};", cert.display(), key.display()),
+            1,
+        )
+}
+
 fn unsafe_is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
@@ -283,6 +310,20 @@ impl GuardedSite {
     /// Starts the upstream, Portcullis (public URL `http://auth.portcullis.test:{port}`, cookie
     /// domain `portcullis.test`, the proxy trusted) with `adjust`, and the proxy.
     pub async fn start(proxy: Proxy, adjust: impl FnOnce(&mut portcullis::config::Settings)) -> GuardedSite {
+        Self::start_with(proxy, false, adjust).await
+    }
+
+    /// Behind nginx terminating TLS (a certificate made here for our test hosts): Portcullis's
+    /// public URL is `https://…`, so its cookies take their `__Host-` / `__Secure-` names.
+    pub async fn start_tls(adjust: impl FnOnce(&mut portcullis::config::Settings)) -> GuardedSite {
+        Self::start_with(Proxy::Nginx, true, adjust).await
+    }
+
+    async fn start_with(
+        proxy: Proxy,
+        tls: bool,
+        adjust: impl FnOnce(&mut portcullis::config::Settings),
+    ) -> GuardedSite {
         let dir = tempfile::tempdir().unwrap();
         let (listen, portcullis_port, upstream_port) = (free_port(), free_port(), free_port());
         let upstream = Command::new("python3")
@@ -292,7 +333,7 @@ impl GuardedSite {
             .spawn()
             .expect("python3 runs the upstream");
         let mut processes = vec![Running(upstream)];
-        let public_url = format!("http://{AUTH_HOST}:{listen}");
+        let public_url = format!("{}://{AUTH_HOST}:{listen}", if tls { "https" } else { "http" });
         let app = spawn_app_with(Backend::Sqlite, move |settings| {
             settings.bind = format!("127.0.0.1:{portcullis_port}").parse().unwrap();
             settings.public_url = portcullis::config::PublicUrl::parse(&public_url).unwrap();
@@ -304,7 +345,11 @@ impl GuardedSite {
         let child = match proxy {
             Proxy::Nginx => {
                 let config = dir.path().join("nginx.conf");
-                std::fs::write(&config, nginx_config(dir.path(), listen, portcullis_port, upstream_port)).unwrap();
+                let mut text = nginx_config(dir.path(), listen, portcullis_port, upstream_port);
+                if tls {
+                    text = with_tls(&text, dir.path(), listen);
+                }
+                std::fs::write(&config, text).unwrap();
                 Command::new(proxy.binary())
                     .args(["-p", &dir.path().display().to_string(), "-c", &config.display().to_string()])
                     .stdout(Stdio::null())
