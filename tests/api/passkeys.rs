@@ -458,3 +458,35 @@ async fn an_installation_reached_by_an_ip_address_explains_that_passkeys_need_a_
     assert!(!security.contains("data-passkey-register"));
     app.server.stop(true).await;
 }
+
+fn on_localhost_with_a_small_address_budget(settings: &mut Settings) {
+    on_localhost(settings);
+    settings.throttle.address_attempts = 3;
+}
+
+both_backends_with! { on_localhost_with_a_small_address_budget;
+    async fn failed_passkey_sign_ins_are_audited_and_spend_the_clients_budget(app: TestApp) {
+        let user = app.create_user("nora", Role::User).await;
+        app.login_as(&user).await;
+        let mut key = device(true);
+        add_passkey(&app, &mut key, "Laptop").await;
+        let (credential_id, handle) = stored_passkey(&app, user.id).await;
+        sign_out(&app).await;
+
+        // Assertions made on another site (a phishing page relaying them): each refused.
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            let (csrf, token, options) = sign_in_options(&app).await;
+            let credential = answer_discoverably(&mut key, options, &credential_id, &handle, ELSEWHERE);
+            statuses.push(sign_in_with(&app, &csrf, &token, &credential, "").await.status().as_u16());
+        }
+
+        assert_eq!(statuses, [401, 401, 401, 429, 429], "three failures spend the budget of three");
+        let failures = audit(&app).await.into_iter().filter(|row| row.starts_with("login.passkey_failed")).count();
+        assert_eq!(failures, 3, "each failure that was tried is audited");
+        // The budget stops the right passkey too, until the pause is over: it is the client's.
+        let (csrf, token, options) = sign_in_options(&app).await;
+        let credential = answer_discoverably(&mut key, options, &credential_id, &handle, ORIGIN);
+        assert_eq!(sign_in_with(&app, &csrf, &token, &credential, "").await.status(), 429);
+    }
+}
