@@ -495,3 +495,108 @@ async fn kill_9_of_the_sender_mid_delivery_loses_nothing() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// The outbox row of the (only) message to `address`: attempts, claimed, sent, failed, last error.
+type Delivery = (i32, Option<chrono::NaiveDateTime>, bool, bool, Option<String>);
+
+async fn delivery_to(app: &TestApp, address: &str) -> Option<Delivery> {
+    let address = address.to_owned();
+    app.with_conn(move |conn| {
+        use diesel::prelude::*;
+        use portcullis::db::schema::outbox::dsl::*;
+        outbox
+            .filter(recipient.like(format!("%{address}%")))
+            .select((attempts, claimed_until, sent_at.is_not_null(), failed_at.is_not_null(), last_error))
+            .first::<Delivery>(conn)
+            .optional()
+            .unwrap()
+    })
+    .await
+}
+
+/// Moves the message to `address` in time: its claim, when it falls due, when it was made.
+async fn set_delivery(app: &TestApp, address: &str, claim: Option<i64>, due: i64, made: i64) {
+    let address = address.to_owned();
+    app.with_conn(move |conn| {
+        use diesel::prelude::*;
+        use portcullis::db::schema::outbox::dsl::*;
+        let at = |seconds: i64| chrono::Utc::now().naive_utc() + chrono::Duration::seconds(seconds);
+        diesel::update(outbox.filter(recipient.like(format!("%{address}%"))))
+            .set((claimed_until.eq(claim.map(at)), next_attempt_at.eq(at(due)), created_at.eq(at(made))))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+}
+
+async fn mail_on_postgres() -> Option<(TestApp, SmtpSink)> {
+    if !crate::helpers::postgres_available() || !SmtpSink::available() {
+        return None;
+    }
+    let sink = down_sink();
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, |settings| sink.configure(settings)).await;
+    Some((app, sink))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
+async fn on_postgres_a_claim_left_by_a_dead_sender_holds_until_its_lease_ends_then_the_message_goes() {
+    let Some((app, mut sink)) = mail_on_postgres().await else { return };
+    let kim = app.create_user("kim", Role::User).await;
+    forgot(&app, &kim.email).await;
+    let tried = crate::helpers::within(Duration::from_secs(10), || async {
+        delivery_to(&app, &kim.email).await.is_some_and(|row| row.0 >= 1)
+    })
+    .await;
+    assert!(tried.is_some(), "the sender tried while SMTP was down");
+    // Another instance claimed it and died mid-delivery (kill -9): its lease still runs.
+    set_delivery(&app, &kim.email, Some(60), -1, -10).await;
+    sink.resume();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(sink.to(&kim.email).is_empty(), "a live claim is respected: no second sender takes the message");
+    // The lease has passed: the message is anyone's again, and goes out.
+    set_delivery(&app, &kim.email, Some(-1), -1, -10).await;
+    let mail = sink.wait_for_count(&kim.email, 1, Duration::from_secs(20)).await;
+    assert_eq!(mail[0].subject, "Reset your password");
+    let done = crate::helpers::within(Duration::from_secs(5), || async {
+        delivery_to(&app, &kim.email).await.is_some_and(|row| row.2 && row.1.is_none())
+    })
+    .await;
+    assert!(done.is_some(), "marked sent, claim released: {:?}", delivery_to(&app, &kim.email).await);
+    app.server.stop(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(postgres_tests), ignore = "needs PostgreSQL: set PORTCULLIS_TEST_POSTGRES_URL")]
+async fn on_postgres_a_permanent_refusal_gives_up_at_once_and_a_message_undeliverable_for_48_hours_too() {
+    let Some((app, mut sink)) = mail_on_postgres().await else { return };
+    sink.resume();
+    let bounce = app.create_user("bounce", Role::User).await;
+    forgot(&app, &bounce.email).await;
+    let refused = crate::helpers::within(Duration::from_secs(10), || async {
+        delivery_to(&app, &bounce.email).await.is_some_and(|row| row.3)
+    })
+    .await;
+    let row = delivery_to(&app, &bounce.email).await.unwrap();
+    assert!(refused.is_some(), "a 550 is final: given up after one attempt: {row:?}");
+    assert_eq!(row.0, 1, "one attempt, no retries");
+    assert!(row.4.as_deref().unwrap_or_default().contains("550"), "the server's answer is kept: {row:?}");
+
+    // A message that could not be delivered for two days is given up too (its links are long dead).
+    sink.stop();
+    let late = app.create_user("late", Role::User).await;
+    forgot(&app, &late.email).await;
+    let retrying = crate::helpers::within(Duration::from_secs(10), || async {
+        delivery_to(&app, &late.email).await.is_some_and(|row| row.0 >= 1 && !row.3)
+    })
+    .await;
+    assert!(retrying.is_some(), "a refused connection is retried, not given up");
+    set_delivery(&app, &late.email, None, -1, -49 * 3600).await;
+    let given_up = crate::helpers::within(Duration::from_secs(10), || async {
+        delivery_to(&app, &late.email).await.is_some_and(|row| row.3)
+    })
+    .await;
+    assert!(given_up.is_some(), "after 48 hours: given up: {:?}", delivery_to(&app, &late.email).await);
+    assert!(!delivery_to(&app, &late.email).await.unwrap().2, "and never sent");
+    app.server.stop(true).await;
+}

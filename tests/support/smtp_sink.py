@@ -3,7 +3,8 @@
 writes each one, decoded, as DIR/NNNNNN.json (envelope, headers, text and HTML parts, raw).
 
 --slow SECONDS delays the answer to DATA for recipients whose address contains "slow", so a
-test can kill a sender mid-delivery. Prints "ready" once it accepts connections."""
+test can kill a sender mid-delivery. Recipients whose address contains "bounce" are refused
+for good (550), as a mailbox that does not exist. Prints "ready" once it accepts connections."""
 import argparse
 import asyncio
 import email
@@ -24,6 +25,12 @@ class Sink:
         self.slow = slow
         existing = [int(name.split(".")[0]) for name in os.listdir(directory) if name.endswith(".json")]
         self.counter = itertools.count(max(existing, default=0) + 1)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if "bounce" in address:
+            return "550 5.1.1 no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.slow and any("slow" in rcpt for rcpt in envelope.rcpt_tos):
