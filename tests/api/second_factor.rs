@@ -588,3 +588,39 @@ both_backends! {
         retired.server.stop(true).await;
     }
 }
+
+fn everyone_needs_a_second_factor(settings: &mut Settings) {
+    settings.mfa_required = portcullis::config::MfaPolicy::All;
+}
+
+both_backends_with! { everyone_needs_a_second_factor;
+    async fn under_mfa_required_all_a_plain_user_sets_one_up_then_always_takes_the_second_step(app: TestApp) {
+        let user = app.create_user("ulf", Role::User).await;
+        let api = app.post_json("/api/token", &serde_json::json!({"username": "ulf", "password": user.password})).await;
+        assert_eq!(api.status(), 403, "the API gives no token before a second factor is set up");
+        assert_eq!(api.json::<serde_json::Value>().await.unwrap()["error"], "mfa_enrolment_required");
+        app.login_as(&user).await;
+        for path in ["/dashboard", "/account", "/account/sessions"] {
+            let response = app.get(path).await;
+            assert_eq!(location(&response), "/account/security", "{path}: a user too is led to set one up");
+        }
+        let security = app.get("/account/security").await.text().await.unwrap();
+        assert!(security.contains("every account"), "the page says who the policy covers");
+
+        let enrolled = enrol(&app).await;
+        assert!(signed_in(&app).await, "set up: in");
+        let refused = app.post_form("/account/security/authenticator/remove", &[
+            ("csrf_token", &app.session_csrf_token().await),
+            ("remove_password", &user.password),
+        ]).await;
+        assert_eq!(refused.status(), 303);
+        let page = app.get(&location(&refused)).await.text().await.unwrap();
+        assert!(page.contains("required for your account"), "it cannot be turned off: {page}");
+
+        sign_out(&app).await;
+        password_step(&app, &user).await;
+        let done = second_step(&app, "totp", &enrolled.app.next_code()).await;
+        assert_eq!(location(&done), "/dashboard");
+        assert!(signed_in(&app).await);
+    }
+}
