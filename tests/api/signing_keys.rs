@@ -377,6 +377,32 @@ both_backends_with! { quick_reload_daily_rotation;
         assert!(listed.contains("published; signs from"), "{listed}");
         restarted.server.stop(true).await;
     }
+
+    async fn two_instances_finding_an_old_key_at_once_rotate_it_once(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let old = header_of(&app.api_token(&user).await)["kid"].as_str().unwrap().to_owned();
+        set_times(&app, &old, Some(-2 * 24 * 3600), None, None).await;
+
+        // Two instances start together (a deployment rolling out), both due to rotate.
+        let (first, second) = tokio::join!(
+            spawn_second_instance_with(&app, quick_reload_daily_rotation),
+            spawn_second_instance_with(&app, quick_reload_daily_rotation),
+        );
+        eventually("a new key is published", || async { jwks(&first).await.len() >= 2 }).await;
+        // Several reloads later (every 100 ms here) there is still exactly one new key.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stored: i64 = app
+            .with_conn(|conn| signing_keys::table.filter(signing_keys::alg.ne("HS256")).count().get_result(conn).unwrap())
+            .await;
+        assert_eq!(stored, 2, "the old key and one replacement, not one per instance");
+        let (a, b) = (kids(&jwks(&first).await), kids(&jwks(&second).await));
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.iter().collect::<std::collections::BTreeSet<_>>(), b.iter().collect(), "both publish the same keys");
+        let from_first = first.api_token(&user).await;
+        assert!(accepted(&second, &from_first).await, "a token from one instance works on the other");
+        first.server.stop(true).await;
+        second.server.stop(true).await;
+    }
 }
 
 fn quick_reload_daily_rotation(settings: &mut portcullis::config::Settings) {
