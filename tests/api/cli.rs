@@ -97,14 +97,20 @@ both_backends! {
         assert!(portcullis(&app, &["user", "enable", "bob@example.com"], "").status.success());
         assert_eq!(app.login("bob", PASSWORD).await.status(), 303);
         assert!(portcullis(&app, &["user", "set-role", "carol", "admin"], "").status.success());
-        assert!(text(&portcullis(&app, &["user", "list"], "").stdout).contains("carol"));
+        let carol = app.with_conn(|conn| portcullis::db::users::find_by_login(conn, "carol")).await.unwrap().unwrap();
+        assert_eq!(carol.role, Role::Admin, "promoted");
+        let listed = text(&portcullis(&app, &["user", "list", "--search", "carol"], "").stdout);
+        assert!(listed.lines().any(|line| line.contains("carol") && line.contains("admin")), "{listed}");
         let deleted = portcullis(&app, &["user", "delete", "bobby"], "");
         assert!(text(&deleted.stdout).contains("Deleted bobby"));
         let missing = portcullis(&app, &["user", "disable", "nobody"], "");
         assert!(!missing.status.success() && text(&missing.stderr).contains("there is no user \"nobody\""));
         let actions = app.audit_actions().await;
         assert!(["user.disable", "user.enable", "user.update", "user.delete"].iter().all(|a| actions.contains(&a.to_string())));
-        let _ = bob;
+        let stored = app.with_conn(move |conn| portcullis::db::users::find_by_id(conn, bob.id)).await.unwrap().unwrap();
+        assert!(stored.is_active, "bob is enabled again");
+        let gone = app.with_conn(|conn| portcullis::db::users::find_by_login(conn, "bobby")).await.unwrap();
+        assert!(gone.is_none(), "bobby is deleted");
     }
 
     async fn the_command_line_cannot_remove_the_last_admin_either(app: TestApp) {
@@ -159,7 +165,13 @@ both_backends! {
         assert!(imported.status.success(), "{}", text(&imported.stderr));
         assert!(text(&imported.stdout).contains("Imported 3 users"));
         assert_eq!(app.login("dora", "imported hash works").await.status(), 303, "the imported hash works");
-        assert_eq!(app.browser().login("eve", "any password at all").await.status(), 401, "no hash, no password");
+        // Without a hash there is no password at all: not even the marker stored in its place.
+        let eve = app.with_conn(|conn| portcullis::db::users::find_by_login(conn, "eve")).await.unwrap().unwrap();
+        assert_eq!(eve.password_hash, portcullis::auth::password::NO_PASSWORD);
+        assert!(eve.must_change_password);
+        for attempt in ["any password at all", portcullis::auth::password::NO_PASSWORD] {
+            assert_eq!(app.browser().login("eve", attempt).await.status(), 401, "no hash, no password: {attempt:?}");
+        }
         let listed = text(&portcullis(&app, &["user", "list", "--search", "frank"], "").stdout);
         assert!(listed.contains("frank@example.com"), "{listed}");
         assert!(app.audit_actions().await.contains(&"user.import".to_owned()));

@@ -491,7 +491,8 @@ both_backends_with! {
         let reset = app.post_form(&format!("/admin/users/{}/reset-mfa", bob.id), &[("csrf_token", &csrf)]).await;
 
         assert_eq!(reset.status(), 303);
-        within(REVOCATION_LIMIT, || async { bob_browser.get("/dashboard").await.status() == 303 }).await;
+        let ended = within(REVOCATION_LIMIT, || async { bob_browser.get("/dashboard").await.status() == 303 }).await;
+        assert!(ended.is_some(), "bob's sessions end with the reset");
         let response = bob_browser.login("bob", &bob.password).await;
         assert_eq!(location(&response), "/dashboard", "the password alone again (users are not covered)");
         assert!(audit_details(&app).await.iter().any(|row| row.starts_with("user.mfa_reset: authenticator app removed")));
@@ -501,7 +502,8 @@ both_backends_with! {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let said = String::from_utf8_lossy(&output.stdout);
         assert!(said.contains("Two-step sign-in of ops was reset"), "{said}");
-        within(REVOCATION_LIMIT, || async { app.get("/admin").await.status() == 303 }).await;
+        let ended = within(REVOCATION_LIMIT, || async { app.get("/admin").await.status() == 303 }).await;
+        assert!(ended.is_some(), "the admin's own session ended with the reset");
         assert_eq!(app.login("ops", &admin.password).await.status(), 303);
         assert_eq!(location(&app.get("/admin").await), "/account/security");
         let cli_row = app
