@@ -11,7 +11,7 @@ use portcullis::auth::revocation::RevocationList;
 use portcullis::auth::sessions::Sessions;
 use portcullis::auth::signing_keys::SigningKeys;
 use portcullis::auth::throttle::LoginThrottle;
-use portcullis::auth::tokens::{Grant, JwtKeys};
+use portcullis::auth::tokens::{Audience, Grant, JwtKeys};
 use portcullis::config::{JwtAlgorithm, JwtSecret, MfaPolicy, SessionPolicy, Settings, TokenSigning};
 use portcullis::db::schema::revoked_sessions;
 use portcullis::db::users::{self, NewUser};
@@ -118,7 +118,13 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     };
     signing.ensure(&mut conn, &TokenSigning::default(), users::now())?;
     let keys = eddsa()?;
-    let grant = Grant { session_id: "bench-session", session_expires_at: i64::MAX / 4, amr: "pwd", must_enrol: false };
+    let grant = Grant {
+        session_id: "bench-session",
+        session_expires_at: i64::MAX / 4,
+        amr: "pwd",
+        auth_time: 0,
+        must_enrol: false,
+    };
     let token = keys.issue(&user, &grant)?.token;
     let hs256_token = hs256.issue(&user, &grant)?.token;
     let list = Arc::new(RevocationList::new(policy.access_token_ttl, policy.idle_timeout));

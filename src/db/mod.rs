@@ -16,8 +16,7 @@ pub mod users;
 
 pub use connection::{
     ConnectionManager, DbConnection, DbPool, MultiBackend, StatementCount, build_counted_pool, build_pool,
-    init_postgres_client_library,
-    lock_active_admins, run_migrations, write_transaction,
+    init_postgres_client_library, lock_active_admins, run_migrations, write_transaction,
 };
 
 /// Runs blocking database work on the blocking pool with a pooled connection, which is

@@ -4,7 +4,6 @@
 //! that does read the database moves the count (so the count is real).
 use portcullis::domain::Role;
 
-
 fn quiet_background(settings: &mut portcullis::config::Settings) {
     // The key reloader shares the request pool: out of the way for the minute this takes.
     settings.signing.reload_interval = std::time::Duration::from_secs(3600);

@@ -81,7 +81,9 @@ async fn over_https_every_cookie_is_secure_and_ours_cannot_be_planted_by_a_sibli
             assert!(cookie.contains("; Path=/") && !cookie.contains("Domain="), "__Host- rules: {cookie}");
         }
     }
-    for ours in ["__Host-portcullis", "__Host-portcullis-refresh", "__Host-portcullis-login", "__Host-portcullis-device"] {
+    for ours in
+        ["__Host-portcullis", "__Host-portcullis-refresh", "__Host-portcullis-login", "__Host-portcullis-device"]
+    {
         assert!(!named(ours).contains("Domain="), "{ours} is host-only");
     }
     assert!(named("__Host-portcullis-refresh").contains("SameSite=Strict"));

@@ -534,7 +534,8 @@ async fn mail_on_postgres() -> Option<(TestApp, SmtpSink)> {
         return None;
     }
     let sink = down_sink();
-    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, |settings| sink.configure(settings)).await;
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, |settings| sink.configure(settings)).await;
     Some((app, sink))
 }
 

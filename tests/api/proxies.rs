@@ -284,7 +284,10 @@ fn with_tls(config: &str, dir: &std::path::Path, listen: u16) -> String {
     assert!(made.success(), "openssl made the test certificate");
     config
         .replace(&format!("listen 127.0.0.1:{listen};"), &format!("listen 127.0.0.1:{listen} ssl;"))
-        .replace(&format!("listen 127.0.0.1:{listen} default_server;"), &format!("listen 127.0.0.1:{listen} ssl default_server;"))
+        .replace(
+            &format!("listen 127.0.0.1:{listen} default_server;"),
+            &format!("listen 127.0.0.1:{listen} ssl default_server;"),
+        )
         .replacen(
             "http {",
             &format!("http {{\n  ssl_certificate {};\n  ssl_certificate_key {};", cert.display(), key.display()),
