@@ -189,22 +189,28 @@ async def mixed_connection(port, deadline, requests, records):
     """One keep-alive connection sending the mixed traffic until `deadline`; records
     (kind, status, seconds) for every answer."""
     import asyncio
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    def bounded(step):
+        # Every read has a deadline: a server that stops answering fails the drill, never hangs it.
+        return asyncio.wait_for(step, timeout=30)
+
+    reader, writer = await bounded(asyncio.open_connection("127.0.0.1", port))
     names = list(requests)
     while time.monotonic() < deadline:
         kind = random.choices(names, weights=[80, 15, 5])[0]
         started = time.monotonic()
         writer.write(requests[kind])
-        await writer.drain()
-        status_line = await reader.readline()
+        await bounded(writer.drain())
+        status_line = await bounded(reader.readline())
+        expect(status_line, f"the server closed the connection instead of answering {kind}")
         status = int(status_line.split()[1])
         length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
+        while (line := await bounded(reader.readline())) not in (b"\r\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
             if name.lower() == "content-length":
                 length = int(value)
             expect(name.lower() != "transfer-encoding", "chunked answers are not expected here")
-        await reader.readexactly(length)
+        await bounded(reader.readexactly(length))
         records.append((kind, status, time.monotonic() - started))
     writer.close()
 
@@ -248,8 +254,9 @@ def drill_mixed(work):
             print(f"  {kind:16} {len(mine):7} answers ({len(mine) / max(1, len(records)):.0%}), statuses {statuses}, "
                   f"p50 {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, p99 {p99(latencies):.1f} ms")
         print(f"  all              p99 {p99([r[2] for r in records]):.1f} ms")
-        unexpected = [r for r in records if r[1] not in (200, 429)]
-        expect(not unexpected, f"{len(unexpected)} answers other than 200 and the designed 429, e.g. {unexpected[:3]}")
+        # The throttle's budgets are set out of reach here (Server): every answer must be a 200.
+        unexpected = [r for r in records if r[1] != 200]
+        expect(not unexpected, f"{len(unexpected)} answers other than 200, e.g. {unexpected[:3]}")
         expect(server.process.poll() is None, "the server died")
         expect("panicked" not in server.log_text(), "the server panicked")
     finally:
