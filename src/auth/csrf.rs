@@ -30,6 +30,18 @@ impl CsrfKey {
         self.verify("login", nonce, presented)
     }
 
+    /// Binds a pending sign-in's token to the login form's nonce of the browser that typed the
+    /// password: the second-step cookie is `token.tag`, and worthless in another browser.
+    pub fn for_pending_step(&self, nonce: &str, token: &str) -> String {
+        self.sign("pending sign-in", &format!("{nonce}\0{token}"))
+    }
+
+    pub fn verify_pending_step(&self, nonce: &str, token: &str, presented: &str) -> bool {
+        !nonce.is_empty()
+            && !token.is_empty()
+            && self.verify("pending sign-in", &format!("{nonce}\0{token}"), presented)
+    }
+
     fn sign(&self, purpose: &str, value: &str) -> String {
         self.0.sign_base64(format!("{purpose}\0{value}").as_bytes())
     }

@@ -70,6 +70,23 @@ fn checked(raw: &str, sites: &SiteHosts) -> String {
 }
 
 /// The nonce the login CSRF tokens are bound to: the browser's, or a new one to set.
+/// The second-step cookie's value: the pending sign-in's token, bound to this browser's
+/// login nonce (see [`pending_step`]).
+fn pending_step_cookie(app: &Services, nonce: &str, token: &str) -> actix_web::cookie::Cookie<'static> {
+    app.cookies.second_step(format!("{token}.{}", app.csrf.for_pending_step(nonce, token)))
+}
+
+/// The token of this browser's pending sign-in: empty when there is none, or when the cookie
+/// was made for another browser (its login nonce differs) — a copied cookie completes nothing.
+pub(crate) fn pending_step<'r>(app: &Services, req: &'r HttpRequest) -> &'r str {
+    let cookie = crate::auth::cookies::read(req, app.cookies.second_step_name()).unwrap_or_default();
+    let nonce = crate::auth::cookies::read(req, app.cookies.login_csrf_name()).unwrap_or_default();
+    match cookie.rsplit_once('.') {
+        Some((token, tag)) if app.csrf.verify_pending_step(nonce, token, tag) => token,
+        _ => "",
+    }
+}
+
 fn login_nonce(req: &HttpRequest, cookies: &CookiePolicy) -> (String, bool) {
     let existing = req
         .cookie(cookies.login_csrf_name())
@@ -127,7 +144,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
         return Err(PageError::CsrfRejected);
     }
     // A new password attempt starts over: a second step this browser had pending is dropped.
-    let pending_step = crate::auth::cookies::read(&req, cookies.second_step_name()).filter(|token| !token.is_empty());
+    let pending_step = Some(pending_step(&app, &req)).filter(|token| !token.is_empty());
     if let Some(token) = pending_step {
         second_factor::abandon_challenge(pool, token).await?;
     }
@@ -163,7 +180,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
         LoginOutcome::SecondFactorNeeded { user } => {
             let token = second_factor::begin_challenge(pool, user.id, "form", &next, None).await?;
             tracing::info!(event = "login_second_step", username = %user.username, client_ip = %ip, "password right; second step pending");
-            return Ok(see_other(second_step::PATH).cookie(cookies.second_step(token)).finish());
+            return Ok(see_other(second_step::PATH).cookie(pending_step_cookie(&app, nonce, &token)).finish());
         }
         LoginOutcome::Throttled { retry_after } => {
             // Every refusal at debug only: a flood must not fill the logs (the pause itself is a warning).

@@ -133,6 +133,27 @@ async fn audit_details(app: &TestApp) -> Vec<String> {
 }
 
 both_backends! {
+    async fn a_pending_sign_in_copied_to_another_browser_completes_nothing(app: TestApp) {
+        let user = app.create_user("vera", Role::User).await;
+        app.login_as(&user).await;
+        let enrolled = enrol(&app).await;
+        sign_out(&app).await;
+        password_step(&app, &user).await;
+        let pending = app.cookie("portcullis-second-step").expect("a pending sign-in");
+
+        // Another browser, with the stolen cookie but its own login form.
+        let thief = app.in_new_browser();
+        thief.login_form_token().await;
+        thief.set_cookie("portcullis-second-step", &pending);
+        let stolen = second_step(&thief, "totp", &enrolled.app.next_code()).await;
+        assert_ne!(stolen.status(), 303, "no session from a copied pending sign-in");
+        assert!(!signed_in(&thief).await);
+
+        // The browser that typed the password completes it.
+        let done = second_step(&app, "totp", &enrolled.app.next_code()).await;
+        assert_eq!(location(&done), "/dashboard");
+    }
+
     async fn turning_on_two_step_sign_in_ends_the_sessions_opened_with_the_password_alone(app: TestApp) {
         let user = app.create_user("paula", Role::User).await;
         let laptop = app.in_new_browser();

@@ -250,7 +250,7 @@ pub async fn second_step_options(
     app: Services,
 ) -> Result<HttpResponse, ApiError> {
     verified_nonce(&req, &app, &body.0.csrf_token)?;
-    let pending_token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
+    let pending_token = super::pending_step(&app, &req);
     let pending = second_factor::pending(&app.pool, pending_token).await?.ok_or(ApiError::InvalidMfaToken)?;
     let (token, options) =
         app.passkeys.start_second_step(&app.pool, &pending.user, pending_token).await.map_err(refusal)?;
@@ -281,7 +281,7 @@ pub async fn second_step(
     let AssertionRequest { csrf_token, token, credential, .. } = body.0;
     verified_nonce(&req, &app, &csrf_token)?;
     let credential = credential.ok_or_else(|| ApiError::BadRequest("missing field: \"credential\"".into()))?;
-    let pending_token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
+    let pending_token = super::pending_step(&app, &req);
     let ip = client_ip(&req);
     let device = crate::auth::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
     let attempt = SecondStepAttempt { token: pending_token, client_ip: &ip, device: Some(&device) };

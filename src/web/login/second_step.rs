@@ -64,7 +64,7 @@ fn method_of(raw: &str) -> Method {
 /// The second factors of the user of this browser's pending sign-in; `None` when it has none
 /// (expired, used, or never was).
 async fn pending_factors(app: &Services, req: &HttpRequest) -> Result<Option<Inventory>, PageError> {
-    let token = crate::auth::cookies::read(req, app.cookies.second_step_name()).unwrap_or_default();
+    let token = super::pending_step(app, req);
     let Some(pending) = second_factor::pending(&app.pool, token).await? else { return Ok(None) };
     let user_id = pending.user.id;
     Ok(Some(
@@ -145,7 +145,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
             return page(&app, &req, None, csrf_token, method, Some(message), StatusCode::BAD_REQUEST).await;
         }
     };
-    let token = crate::auth::cookies::read(&req, app.cookies.second_step_name()).unwrap_or_default();
+    let token = super::pending_step(&app, &req);
     let ip = client_ip(&req);
     let device = crate::auth::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
     let attempt = SecondStepAttempt { token, client_ip: &ip, device: Some(&device) };
