@@ -6,17 +6,22 @@ use actix_web::http::header;
 use super::tokens::{IssuedToken, JwtKeys};
 use crate::config::PublicUrl;
 
-/// The value of the first cookie called `name` in the request. Read as sent, without
-/// percent-decoding: every cookie Portcullis sets is base64url (with dots for tokens), so
-/// there is nothing to decode, and the guard, which reads cookies on every page, skips parsing
-/// and copying the whole header.
-pub fn read<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
-    req.headers().get_all(header::COOKIE).flat_map(|value| value.as_bytes().split(|&byte| byte == b';')).find_map(
-        |pair| {
+/// The values of the cookies called `name` in the request, in the order sent. Read as sent,
+/// without percent-decoding: every cookie Portcullis sets is base64url (with dots for tokens),
+/// so there is nothing to decode, and the guard, which reads cookies on every page, skips
+/// parsing and copying the whole header.
+fn values<'r>(req: &'r HttpRequest, name: &str) -> impl Iterator<Item = &'r str> {
+    req.headers().get_all(header::COOKIE).flat_map(|value| value.as_bytes().split(|&byte| byte == b';')).filter_map(
+        move |pair| {
             let value = pair.trim_ascii().strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
             std::str::from_utf8(value).ok().map(|value| value.trim_matches('"'))
         },
     )
+}
+
+/// The value of the first cookie called `name` in the request.
+pub fn read<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    values(req, name).next()
 }
 
 /// Two different values arrived for a cookie that is set once: one was planted (by a sibling
@@ -28,15 +33,7 @@ pub struct Ambiguous;
 /// when the request carries two different ones.
 pub fn read_unique<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r str>, Ambiguous> {
     let mut found: Option<&str> = None;
-    for pair in req.headers().get_all(header::COOKIE).flat_map(|value| value.as_bytes().split(|&byte| byte == b';')) {
-        let Some(value) = pair.trim_ascii().strip_prefix(name.as_bytes()).and_then(|rest| rest.strip_prefix(b"="))
-        else {
-            continue;
-        };
-        let Ok(value) = std::str::from_utf8(value).map(|value| value.trim_matches('"')) else { continue };
-        if value.is_empty() {
-            continue;
-        }
+    for value in values(req, name).filter(|value| !value.is_empty()) {
         match found {
             Some(earlier) if earlier != value => return Err(Ambiguous),
             _ => found = Some(value),
