@@ -101,6 +101,28 @@ pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 
+/// Checks `password` as the account's current one, on the sign-in counters of this browser's
+/// device credential (a wrong one audited): what the security forms and "Confirm it is you"
+/// share.
+pub async fn check_password(
+    req: &HttpRequest,
+    page: &Page,
+    account: &User,
+    password: String,
+) -> Result<PasswordCheck, PageError> {
+    let device = cookies::read(req, page.cookies.device_name()).map(str::to_owned);
+    Ok(check_current_password(
+        &page.pool,
+        &page.hasher,
+        &page.throttle,
+        account,
+        SecretString::from(password),
+        page.actor(),
+        device.as_deref(),
+    )
+    .await?)
+}
+
 /// Checks the current password given in `field` (on the sign-in counters); on failure,
 /// the security page again with the error.
 pub async fn confirm_password(
@@ -115,18 +137,7 @@ pub async fn confirm_password(
     if password.is_empty() {
         errors.add(field, "Enter your current password");
     } else {
-        let device = cookies::read(req, page.cookies.device_name()).map(str::to_owned);
-        let checked = check_current_password(
-            &page.pool,
-            &page.hasher,
-            &page.throttle,
-            account,
-            SecretString::from(password.to_owned()),
-            page.actor(),
-            device.as_deref(),
-        )
-        .await?;
-        match checked {
+        match check_password(req, page, account, password.to_owned()).await? {
             PasswordCheck::Right => return Ok(None),
             PasswordCheck::Wrong => errors.add(field, "Your current password is not right"),
             PasswordCheck::Throttled { retry_after } => {

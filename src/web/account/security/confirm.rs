@@ -6,12 +6,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::accounts::FieldErrors;
-use crate::auth::cookies;
-use crate::auth::credentials::{PasswordCheck, check_current_password};
+use crate::auth::credentials::PasswordCheck;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
 use crate::web::account::page::load_account;
@@ -75,18 +73,7 @@ pub async fn submit(req: HttpRequest, page: Page, form: CsrfForm<ConfirmForm>) -
         return render(StatusCode::UNPROCESSABLE_ENTITY, &view(&page, next, errors));
     }
     let account = load_account(&page).await?;
-    let device = cookies::read(&req, page.cookies.device_name()).map(str::to_owned);
-    let checked = check_current_password(
-        &page.pool,
-        &page.hasher,
-        &page.throttle,
-        &account,
-        SecretString::from(current_password),
-        page.actor(),
-        device.as_deref(),
-    )
-    .await?;
-    match checked {
+    match super::check_password(&req, &page, &account, current_password).await? {
         PasswordCheck::Right => {
             let mut response = page.redirect(&next, "Thank you. You can go on.");
             if !page.sessions.note_proof(&page.pool, &page.user.session_id).await?
