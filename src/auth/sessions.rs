@@ -194,6 +194,12 @@ impl Sessions {
         }
     }
 
+    /// Whether `caller` proved who they are recently enough for a change that controls
+    /// sign-in (`PORTCULLIS_FRESH_PROOF`). From the token alone.
+    pub fn proved_recently(&self, caller: &Authenticated) -> bool {
+        caller.proved_within(self.policy.fresh_proof, chrono::Utc::now().timestamp())
+    }
+
     /// The per-request check: signature and claims, then the revoked list. No I/O.
     /// A token seen before is recognised from the memo of verified tokens (still checked for
     /// expiry and against the revoked list).

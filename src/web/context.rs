@@ -139,7 +139,7 @@ impl Page {
     /// Whether this session proved who it is recently enough for a change that controls
     /// sign-in (`PORTCULLIS_FRESH_PROOF`).
     pub fn proved_recently(&self) -> bool {
-        self.user.proved_within(self.sessions.policy().fresh_proof, chrono::Utc::now().timestamp())
+        self.sessions.proved_recently(&self.user)
     }
 
     /// 303 to "Confirm it's you", which returns to `back` (one of our paths).

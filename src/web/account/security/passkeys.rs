@@ -105,7 +105,7 @@ fn verify_csrf(app: &Services, user: &CurrentUser, token: &str) -> Result<(), Ap
 
 /// A new passkey signs in as this user: it needs a recent proof that this is them.
 fn proved_recently(app: &Services, user: &CurrentUser) -> Result<(), ApiError> {
-    if user.proved_within(app.sessions.policy().fresh_proof, chrono::Utc::now().timestamp()) {
+    if app.sessions.proved_recently(user) {
         Ok(())
     } else {
         Err(ApiError::ProofRequired)
