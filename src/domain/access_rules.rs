@@ -204,11 +204,14 @@ impl AccessRules {
         Self::parse(&text, &format!("PORTCULLIS_ACCESS_RULES ({})", path.display()))
     }
 
-    /// Who may open `path` on `host`: the strictest answer among the path's readings.
-    pub fn access(&self, host: &SiteHost, path: &SitePath) -> Access {
+    /// Who may open `path` on `host`: the strictest answer among the path's readings (borrowed
+    /// from the rules when there is one reading, as for nearly every request).
+    pub fn access(&self, host: &SiteHost, path: &SitePath) -> std::borrow::Cow<'_, Access> {
         let mut readings = path.readings().iter();
-        let first = self.access_one(host, readings.next().map_or("/", String::as_str)).clone();
-        readings.fold(first, |access, reading| access.stricter(self.access_one(host, reading)))
+        let first = self.access_one(host, readings.next().map_or("/", String::as_str));
+        readings.fold(std::borrow::Cow::Borrowed(first), |access, reading| {
+            std::borrow::Cow::Owned(access.into_owned().stricter(self.access_one(host, reading)))
+        })
     }
 
     fn access_one(&self, host: &SiteHost, path: &str) -> &Access {
@@ -255,7 +258,7 @@ allow = "nobody"
 "#;
 
     fn access(rules: &AccessRules, host: &str, path: &str) -> Access {
-        rules.access(&SiteHost::parse(host).unwrap(), &SitePath::parse(path).unwrap())
+        rules.access(&SiteHost::parse(host).unwrap(), &SitePath::parse(path).unwrap()).into_owned()
     }
 
     #[test]

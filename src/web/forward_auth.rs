@@ -179,7 +179,7 @@ pub async fn verify(
         Some(Err(_)) | None => None,
     };
 
-    let needs = match &access {
+    let needs = match access.as_ref() {
         Access::Public => return Ok(allowed(caller.as_deref(), token, gate.pass_token)),
         Access::Nobody => {
             let reason = "This address is closed to everyone.".to_owned();
