@@ -158,20 +158,13 @@ pub async fn verify(
     let asked = match original_url(&req) {
         Ok(asked) => asked,
         Err(Unjudgeable::Headers(message)) => return Err(PageError::BadRequest(message)),
-        // nginx would turn a 400 into a 500: a 403 sends it to the page that says why.
-        Err(Unjudgeable::Address(_)) if as_401 => return Ok(HttpResponse::Forbidden().finish()),
-        Err(Unjudgeable::Address(message)) => return Err(PageError::BadRequest(message)),
+        Err(Unjudgeable::Address(message)) => return bad_request(message, as_401),
     };
     let access = gate.rules.access(&asked.host, &asked.path);
     let Ok(token) = token(&req, &cookies) else {
-        if as_401 {
-            return Ok(HttpResponse::Forbidden().finish());
-        }
-        return Err(PageError::BadRequest(
-            "Two different sign-in cookies arrived: another site under this domain has set one. Sign out at the \
-             login page and sign in again."
-                .to_owned(),
-        ));
+        let message = "Two different sign-in cookies arrived: another site under this domain has set one. Sign out \
+                       at the login page and sign in again.";
+        return bad_request(message.to_owned(), as_401);
     };
     let caller = match token.map(|token| sessions.authenticate_at_gate(token)) {
         Some(Ok(caller)) => Some(caller),
@@ -195,11 +188,7 @@ pub async fn verify(
     // (under `?answer=401` a 401 carrying the same `Location`: nginx passes on nothing else).
     if caller.must_change_password || caller.must_enrol {
         let page = if caller.must_change_password { "/password/change" } else { "/account/security" };
-        let mut response = if as_401 { HttpResponse::Unauthorized() } else { HttpResponse::Found() };
-        return Ok(response
-            .insert_header((header::LOCATION, format!("{}{page}", gate.origin)))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .finish());
+        return Ok(send_to(format!("{}{page}", gate.origin), as_401));
     }
     if let Some(roles) = needs
         && !roles.contains(&caller.role)
@@ -254,8 +243,19 @@ fn sign_in_first(req: &HttpRequest, gate: &Gate, address: &str, as_401: bool) ->
             );
     }
     let login = format!("{}/login?{}", gate.origin, serde_urlencoded::to_string([("rd", address)]).unwrap_or_default());
+    send_to(login, as_401)
+}
+
+/// A browser sent to `location`: 302, or under `?answer=401` (nginx) a 401 carrying it.
+fn send_to(location: String, as_401: bool) -> HttpResponse {
     let mut response = if as_401 { HttpResponse::Unauthorized() } else { HttpResponse::Found() };
-    response.insert_header((header::LOCATION, login)).insert_header((header::CACHE_CONTROL, "no-store")).finish()
+    response.insert_header((header::LOCATION, location)).insert_header((header::CACHE_CONTROL, "no-store")).finish()
+}
+
+/// A check that cannot be answered safely: 400 saying why, or under `?answer=401` a 403 (nginx
+/// turns a 400 into a 500; a 403 sends the visitor to the page that says why).
+fn bad_request(message: String, as_401: bool) -> Result<HttpResponse, PageError> {
+    if as_401 { Ok(HttpResponse::Forbidden().finish()) } else { Err(PageError::BadRequest(message)) }
 }
 
 fn refused(
