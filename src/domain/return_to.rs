@@ -20,9 +20,10 @@ impl SiteHosts {
 
     fn covers(&self, host: &str) -> bool {
         host == self.own
-            || self.domain.as_deref().is_some_and(|domain| {
-                host == domain || host.strip_suffix(domain).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.'))
-            })
+            || self
+                .domain
+                .as_deref()
+                .is_some_and(|domain| host == domain || super::site_address::is_below(host, domain))
     }
 }
 

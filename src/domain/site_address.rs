@@ -77,10 +77,16 @@ impl SiteHost {
     /// (the way nginx's `server_name *.example.com` routes).
     pub fn matches(&self, pattern: &str) -> bool {
         match pattern.strip_prefix("*.") {
-            Some(parent) => self.0.strip_suffix(parent).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            Some(parent) => is_below(&self.0, parent),
             None => self.0 == pattern,
         }
     }
+}
+
+/// Whether `host` is a subdomain of `parent` (`a.example.com` of `example.com`, not
+/// `evilexample.com`, and not `example.com` itself). Both lower case.
+pub(crate) fn is_below(host: &str, parent: &str) -> bool {
+    host.strip_suffix(parent).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.'))
 }
 
 fn is_port(text: &str) -> bool {

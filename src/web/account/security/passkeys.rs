@@ -105,11 +105,7 @@ fn verify_csrf(app: &Services, user: &CurrentUser, token: &str) -> Result<(), Ap
 
 /// A new passkey signs in as this user: it needs a recent proof that this is them.
 fn proved_recently(app: &Services, user: &CurrentUser) -> Result<(), ApiError> {
-    if app.sessions.proved_recently(user) {
-        Ok(())
-    } else {
-        Err(ApiError::ProofRequired)
-    }
+    if app.sessions.proved_recently(user) { Ok(()) } else { Err(ApiError::ProofRequired) }
 }
 
 /// `POST /account/security/passkeys/options`: registration options for the signed-in user.
