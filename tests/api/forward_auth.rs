@@ -24,9 +24,7 @@ allow = "public"
 
 /// The rules above, as the file `PORTCULLIS_ACCESS_RULES` names.
 fn with_rules(settings: &mut portcullis::config::Settings) {
-    let file = std::env::temp_dir().join(format!("portcullis-rules-{}.toml", portcullis::random::token_base64(9)));
-    std::fs::write(&file, RULES).unwrap();
-    settings.forward_auth.rules_file = Some(file);
+    settings.forward_auth.rules_file = Some(crate::proxies::rules_file(RULES));
 }
 
 /// What the upstream received, from its page.

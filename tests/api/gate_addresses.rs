@@ -29,12 +29,8 @@ allow = "public"
 "#;
 
 async fn site_with_rules(proxy: Proxy) -> GuardedSite {
-    GuardedSite::start(proxy, |settings| {
-        let file = std::env::temp_dir().join(format!("portcullis-rules-{}.toml", portcullis::random::token_base64(9)));
-        std::fs::write(&file, RULES).unwrap();
-        settings.forward_auth.rules_file = Some(file);
-    })
-    .await
+    GuardedSite::start(proxy, |settings| settings.forward_auth.rules_file = Some(crate::proxies::rules_file(RULES)))
+        .await
 }
 
 macro_rules! through_each_proxy {

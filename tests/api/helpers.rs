@@ -524,6 +524,36 @@ pub fn cookie_in(jar: &reqwest::cookie::Jar, address: &str, name: &str) -> Optio
     header.to_str().ok()?.split("; ").find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
 }
 
+/// `request` written to `address` (`host:port`) byte for byte — no client rewrites its target
+/// — and the whole answer, within 10 s.
+pub async fn raw_http(address: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        answer
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer within 10 s to {:?}", request.lines().next().unwrap_or_default()));
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Every header of `response` but `Date`, sorted: what two answers that must not differ are
+/// compared by.
+pub fn headers_but_date(response: &Response) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    headers
+}
+
 pub fn hidden_field(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();

@@ -437,6 +437,13 @@ impl GuardedSite {
     }
 }
 
+/// `text` as an access-rules file of its own, for `PORTCULLIS_ACCESS_RULES`.
+pub fn rules_file(text: &str) -> std::path::PathBuf {
+    let file = std::env::temp_dir().join(format!("portcullis-rules-{}.toml", portcullis::random::token_base64(9)));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
 /// What a raw request through the proxy got back.
 pub struct RawAnswer {
     pub status: u16,
@@ -490,24 +497,13 @@ impl GuardedSite {
     /// A request written byte for byte (no client rewrites its target): `GET {target}` with
     /// `Host: {host}` and, when given, `Cookie: {cookies}`, as a browser (`Accept: text/html`).
     pub async fn raw(&self, target: &str, host: &str, cookies: Option<&str>) -> RawAnswer {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut request =
             format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n");
         if let Some(cookies) = cookies {
             request.push_str(&format!("Cookie: {cookies}\r\n"));
         }
         request.push_str("\r\n");
-        let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
-            stream.write_all(request.as_bytes()).await.unwrap();
-            let mut answer = Vec::new();
-            stream.read_to_end(&mut answer).await.unwrap();
-            answer
-        };
-        let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
-            .await
-            .unwrap_or_else(|_| panic!("no answer within 10 s to GET {target} (Host: {host})"));
-        let text = String::from_utf8_lossy(&answer).into_owned();
+        let text = raw_http(&format!("127.0.0.1:{}", self.port), &request).await;
         let status = text
             .split(' ')
             .nth(1)

@@ -16,14 +16,9 @@ async fn api_attempt(app: &TestApp, login: &str, password: &str) -> Response {
 /// Status, headers (but `date`) and body: what must not differ between two refusals.
 async fn fingerprint(response: Response, typed_login: &str) -> (u16, Vec<(String, String)>, String) {
     let status = response.status().as_u16();
-    let mut headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .filter(|(name, _)| *name != "date")
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
-        .collect();
+    let mut headers = headers_but_date(&response);
     let echoes_name = response.headers()["content-type"].to_str().unwrap().starts_with("text/html");
-    headers.sort();
+
     let body = response.text().await.unwrap();
     if !echoes_name {
         return (status, headers, body);
