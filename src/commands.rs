@@ -5,7 +5,6 @@ use anyhow::{Context, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::accounts::{self, AccountInput, ValidAccount};
-use crate::auth::password::{hash_blocking, hash_replacement_blocking};
 use crate::auth::second_factor::SecondFactors;
 use crate::auth::signing_keys::SigningKeys;
 use crate::config::Settings;
@@ -102,9 +101,8 @@ pub fn create_user(settings: &Settings, request: CreateUser) -> anyhow::Result<(
         password,
     })
     .map_err(|errors| anyhow!("the user was not created: {errors}"))?;
-    let hash = hash_blocking(account.password.expose())?;
     let mut conn = connect(settings)?;
-    let user = accounts::create(&mut conn, &Actor::command_line(), &account, &hash, request.must_change_password)
+    let user = accounts::create_from_command_line(&mut conn, &account, request.must_change_password)
         .map_err(|error| anyhow!("the user was not created: {error}"))?;
     println!("Created {} user {:?} (id {}).", user.role, user.username.as_str(), user.id);
     Ok(())
@@ -115,12 +113,9 @@ pub fn set_password(settings: &Settings, login: &str, source: PasswordSource) ->
     let user = find(&mut conn, login)?;
     let password = NewPassword::parse(read_password(source)?, &[&user.username, &user.email, &user.display_name])
         .map_err(|error| anyhow!("the password was not changed: {error}"))?;
-    let hash = hash_replacement_blocking(&password, &user.password_hash)?.ok_or_else(|| {
-        anyhow!("the password was not changed: it is the password {:?} already has", user.username.as_str())
-    })?;
-    let actor = Actor::command_line();
     let outbox = outbox(settings)?;
-    accounts::set_password(&mut conn, &outbox, &actor, user.id, (&hash, false), Action::UserPasswordReset, None)?;
+    accounts::set_password_from_command_line(&mut conn, &outbox, &user, &password)
+        .map_err(|error| anyhow!("the password was not changed: {error}"))?;
     println!("Changed the password of {:?}.", user.username.as_str());
     Ok(())
 }
@@ -141,9 +136,8 @@ pub fn invite_user(settings: &Settings, request: InviteUser) -> anyhow::Result<(
         password: unknown,
     })
     .map_err(|errors| anyhow!("the user was not invited: {errors}"))?;
-    let hash = hash_blocking(account.password.expose())?;
     let mut conn = connect(settings)?;
-    let user = accounts::invite(&mut conn, &outbox, &Actor::command_line(), &account, &hash)
+    let user = accounts::invite_from_command_line(&mut conn, &outbox, &account)
         .map_err(|error| anyhow!("the user was not invited: {error}"))?;
     println!(
         "Invited {} ({}, id {}): the invitation is in the outbox; a running Portcullis delivers it. The link works for 7 days.",

@@ -180,6 +180,7 @@ impl Application {
             pool.clone(),
             sessions.clone().into_inner(),
             throttle.clone().into_inner(),
+            hasher.clone().into_inner(),
             factors.clone().into_inner(),
             outbox.clone().into_inner(),
         ));

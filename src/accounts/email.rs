@@ -158,7 +158,7 @@ impl Accounts<'_> {
 
     /// Sets the password chosen through a reset link: the link is spent, every session ends,
     /// a notice goes out. A second factor is still asked for at the next sign-in.
-    pub async fn reset_password_with_link(
+    pub(super) async fn reset_password_with_link(
         &self,
         token: String,
         password_hash: String,
@@ -181,7 +181,7 @@ impl Accounts<'_> {
         .await
     }
 
-    pub async fn invite(
+    pub(super) async fn invite_with_hash(
         &self,
         actor: Actor,
         account: ValidAccount,
@@ -214,7 +214,7 @@ impl Accounts<'_> {
     }
 
     /// The invited user's chosen password: the link is spent; the caller signs them in.
-    pub async fn accept_invitation(
+    pub(super) async fn accept_invitation(
         &self,
         token: String,
         password_hash: String,

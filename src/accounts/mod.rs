@@ -7,17 +7,24 @@
 //! (instances notice within a second).
 mod email;
 mod operations;
+mod passwords;
 mod reset_requests;
 mod second_factors;
 mod service;
 mod validation;
 
-pub use email::{Invitation, invite};
-pub use operations::{clear_throttle, create, delete, reset_second_factor, set_active, set_password, update_profile};
+pub use email::Invitation;
+pub use operations::{clear_throttle, create, delete, reset_second_factor, set_active, update_profile};
+pub use passwords::{
+    ChosenPassword, PasswordRefused, PasswordResult, create_from_command_line, invite_from_command_line,
+    set_password_from_command_line,
+};
 pub use reset_requests::ResetRequests;
 pub use second_factors::MAX_PASSKEYS_PER_USER;
 pub use service::{Accounts, OwnProfileSaved, PasswordChange, ProfileUpdate};
-pub use validation::{AccountInput, FieldErrors, ValidAccount, check_new_password, generate_one_time_password};
+pub use validation::{
+    AccountInput, FieldErrors, ValidAccount, check_new_password, generate_one_time_password, wait_phrase,
+};
 
 use crate::db::users::InsertUserError;
 

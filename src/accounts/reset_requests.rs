@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::Accounts;
+use crate::auth::password::PasswordHasher;
 use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
@@ -33,6 +34,7 @@ impl ResetRequests {
         pool: DbPool,
         sessions: Arc<Sessions>,
         throttle: Arc<LoginThrottle>,
+        hasher: Arc<PasswordHasher>,
         factors: Arc<SecondFactors>,
         outbox: Arc<Outbox>,
     ) -> Self {
@@ -42,7 +44,7 @@ impl ResetRequests {
                 let pause = u64::from(u16::from_le_bytes(crate::random::bytes::<2>()));
                 let pause_ms = u64::try_from(MAX_PAUSE.as_millis()).unwrap_or(250);
                 tokio::time::sleep(Duration::from_millis(pause % pause_ms.max(1))).await;
-                let accounts = Accounts::new(&pool, &sessions, &throttle, &factors, &outbox);
+                let accounts = Accounts::new(&pool, &sessions, &throttle, &hasher, &factors, &outbox);
                 if let Err(error) = accounts.request_password_reset(address, client_ip).await {
                     tracing::error!(error = %format!("{error:#}"), "a password reset request could not be stored");
                 }

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use super::{AccountError, FieldErrors, ValidAccount, operations};
 use crate::auth::credentials;
+use crate::auth::password::PasswordHasher;
 use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::LoginThrottle;
@@ -34,7 +35,8 @@ pub struct OwnProfileSaved {
 pub struct Accounts<'a> {
     pub(super) pool: &'a DbPool,
     pub(super) sessions: &'a Sessions,
-    throttle: &'a Arc<LoginThrottle>,
+    pub(super) throttle: &'a Arc<LoginThrottle>,
+    pub(super) hasher: &'a PasswordHasher,
     pub(super) factors: &'a Arc<SecondFactors>,
     pub(super) outbox: &'a Arc<Outbox>,
 }
@@ -44,10 +46,11 @@ impl<'a> Accounts<'a> {
         pool: &'a DbPool,
         sessions: &'a Sessions,
         throttle: &'a Arc<LoginThrottle>,
+        hasher: &'a PasswordHasher,
         factors: &'a Arc<SecondFactors>,
         outbox: &'a Arc<Outbox>,
     ) -> Self {
-        Self { pool, sessions, throttle, factors, outbox }
+        Self { pool, sessions, throttle, hasher, factors, outbox }
     }
 
     /// Runs `work` on the blocking pool; afterwards (whatever it answered) this instance
@@ -84,7 +87,7 @@ impl<'a> Accounts<'a> {
         Ok(errors)
     }
 
-    pub async fn create(
+    pub(super) async fn create_with_hash(
         &self,
         actor: Actor,
         account: ValidAccount,
@@ -183,7 +186,7 @@ impl<'a> Accounts<'a> {
         self.change(move |conn| operations::delete(conn, &actor, id)).await
     }
 
-    pub async fn set_password(
+    pub(super) async fn set_password(
         &self,
         actor: Actor,
         id: i64,

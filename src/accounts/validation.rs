@@ -106,6 +106,16 @@ pub fn check_new_password(user: &User, new: &str, confirm: &str, errors: &mut Fi
     parsed
 }
 
+/// "45 seconds", "1 minute", "3 minutes" (rounded up).
+pub fn wait_phrase(wait: std::time::Duration) -> String {
+    match wait.as_secs() {
+        0..=1 => "a second".to_owned(),
+        seconds @ 2..=59 => format!("{seconds} seconds"),
+        60 => "1 minute".to_owned(),
+        seconds => format!("{} minutes", seconds.div_ceil(60)),
+    }
+}
+
 /// A password to hand over once: 16 characters from an alphabet without look-alikes,
 /// about 80 bits, in groups of four.
 pub fn generate_one_time_password() -> String {

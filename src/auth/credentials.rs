@@ -106,17 +106,18 @@ pub async fn check_current_password(
         return Ok(PasswordCheck::Throttled { retry_after });
     }
     let right = hasher.verify(password, Some(user.password_hash.clone())).await?;
-    settle(pool, throttle, counters, right).await?;
-    if right {
-        return Ok(PasswordCheck::Right);
-    }
-    let target = (user.id, user.username.to_string());
+    // The counters and (for a wrong password) its audit row in one trip.
+    let (throttle, target) = (Arc::clone(throttle), (user.id, user.username.to_string()));
     db::run(pool, move |conn| -> anyhow::Result<()> {
+        if right {
+            return Ok(throttle.succeeded(conn, &counters)?);
+        }
+        throttle.failed(conn, &counters, now())?;
         let details = "the current password given was wrong";
         Ok(audit::record(conn, &actor, Action::PasswordCheckFailed, Some((target.0, &target.1)), details)?)
     })
     .await?;
-    Ok(PasswordCheck::Wrong)
+    Ok(if right { PasswordCheck::Right } else { PasswordCheck::Wrong })
 }
 
 /// Reserves one attempt on `counters`, or says how long to wait (see `throttle.rs`).
@@ -144,23 +145,6 @@ pub async fn settle(
             throttle.failed(conn, &counters, now())?
         }
         Ok(())
-    })
-    .await
-}
-
-/// Writes `login.failed` (a success is recorded by `Sessions::start`, with the session).
-pub async fn record_failure(
-    pool: &DbPool,
-    known_user: Option<(i64, String)>,
-    attempted_login: &str,
-    client_ip: String,
-    reason: &'static str,
-) -> anyhow::Result<()> {
-    let attempted: String = attempted_login.chars().take(64).collect();
-    db::run(pool, move |conn| -> anyhow::Result<()> {
-        let target = known_user.as_ref().map(|(id, name)| (*id, name.as_str()));
-        let details = format!("{reason}; login: {attempted}");
-        Ok(audit::record(conn, &Actor::anonymous(Some(client_ip)), Action::LoginFailed, target, &details)?)
     })
     .await
 }

@@ -10,6 +10,7 @@ pub mod password;
 pub mod revocation;
 pub mod second_factor;
 pub mod sessions;
+pub mod sign_in;
 pub mod signing_keys;
 pub mod throttle;
 pub mod tokens;

@@ -59,15 +59,6 @@ impl Method {
             Self::Passkey(_) => "passkey",
         }
     }
-
-    /// The session's `amr` after a password and this second factor.
-    pub fn amr_after_password(self) -> &'static str {
-        match self {
-            Self::Totp | Self::RecoveryCode => super::sessions::AMR_SECOND_FACTOR,
-            Self::Passkey("swk") => "pwd swk mfa",
-            Self::Passkey(_) => "pwd hwk mfa",
-        }
-    }
 }
 
 /// A code as the user gave it, checked for shape.

@@ -9,6 +9,7 @@ use chrono::NaiveDateTime;
 
 use super::client::ClientInfo;
 use super::revocation::{Refusal, RevocationList};
+use super::sign_in::{Channel, Method};
 use super::tokens::{Audience, Claims, Grant, IssuedToken, JwtKeys, TokenError};
 use super::verified_tokens::VerifiedTokens;
 use crate::config::{MfaPolicy, NoticeKind, SessionPolicy};
@@ -19,12 +20,7 @@ use crate::db::{self, DbConnection, DbPool, write_transaction};
 use crate::domain::{Role, TimeZone};
 use crate::mail::{Notice, Outbox, Recipient};
 
-/// RFC 8176 `amr` of a session signed in with a password only.
-pub const AMR_PASSWORD: &str = "pwd";
-/// With a password and a one-time code (authenticator app or recovery code).
-pub const AMR_SECOND_FACTOR: &str = "pwd otp mfa";
-
-/// In words, for people: "password", "password and one-time code".
+/// A session's RFC 8176 `amr` in words, for people: "password", "password and one-time code".
 pub fn describe_amr(amr: &str) -> String {
     let words: Vec<&str> = amr
         .split_whitespace()
@@ -242,17 +238,18 @@ impl Sessions {
         }
     }
 
-    /// After a successful sign-in (`amr` says how: `AMR_PASSWORD`, `AMR_SECOND_FACTOR`):
-    /// records the login and opens a session.
-    pub async fn start(
+    /// After a successful sign-in (`method` says how, `channel` through which door): records
+    /// the login and opens a session. Only `sign_in::finish` calls it.
+    pub(super) async fn start(
         &self,
         pool: &DbPool,
         user: User,
         client: &ClientInfo,
-        via: &'static str,
-        amr: &'static str,
+        channel: Channel,
+        method: Method,
         device: Device,
     ) -> anyhow::Result<SessionTokens> {
+        let (via, amr) = (channel.as_str(), method.amr());
         let refresh = crate::random::token_base64(REFRESH_TOKEN_BYTES);
         let refresh_hash = hash_refresh_token(&refresh);
         let created = now();
@@ -424,7 +421,10 @@ impl Sessions {
     /// the session counts as signed in with both.
     pub async fn upgrade_to_second_factor(&self, pool: &DbPool, session_id: &str) -> anyhow::Result<()> {
         let sid = session_id.to_owned();
-        db::run(pool, move |conn| -> anyhow::Result<()> { Ok(sessions::set_amr(conn, &sid, AMR_SECOND_FACTOR)?) }).await
+        db::run(pool, move |conn| -> anyhow::Result<()> {
+            Ok(sessions::set_amr(conn, &sid, Method::PasswordAndCode.amr())?)
+        })
+        .await
     }
 
     fn tokens_for(

@@ -71,7 +71,12 @@ impl Services {
 
     /// Every change to a user or a session goes through here.
     pub fn accounts(&self) -> Accounts<'_> {
-        Accounts::new(&self.pool, &self.sessions, &self.throttle, &self.factors, &self.outbox)
+        Accounts::new(&self.pool, &self.sessions, &self.throttle, &self.hasher, &self.factors, &self.outbox)
+    }
+
+    /// What `auth::sign_in::finish` needs.
+    pub fn sign_in(&self) -> crate::auth::sign_in::SignInServices<'_> {
+        crate::auth::sign_in::SignInServices { pool: &self.pool, sessions: &self.sessions, throttle: &self.throttle }
     }
 
     fn of(req: &HttpRequest) -> anyhow::Result<Self> {

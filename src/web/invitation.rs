@@ -4,10 +4,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::form::StrictForm;
-use super::login::{seen_device, signed_in};
+use super::signed_in;
 use super::view::{ChooseForm, LinkQuery, PasswordLink};
-use crate::auth::client::{ClientInfo, client_ip};
-use crate::auth::sessions::AMR_PASSWORD;
+use crate::auth::client::client_ip;
+use crate::auth::sign_in::{Method, Proven};
 use crate::error::PageError;
 use crate::mail::links::Purpose;
 use crate::web::context::Services;
@@ -26,19 +26,12 @@ pub async fn form(query: web::Query<LinkQuery>, app: Services) -> Result<HttpRes
 }
 
 pub async fn submit(req: HttpRequest, form: StrictForm<ChooseForm>, app: Services) -> Result<HttpResponse, PageError> {
-    let (token, hash) = match WORDS.chosen(form.0, app.accounts(), &app.hasher).await? {
-        Ok(chosen) => chosen,
+    let user = match WORDS.choose(form.0, app.accounts(), client_ip(&req)).await? {
+        Ok(user) => user,
         Err(page) => return Ok(page),
     };
-    let user = match app.accounts().accept_invitation(token, hash, client_ip(&req)).await {
-        Ok(user) => user,
-        Err(error) => return WORDS.refusal(error),
-    };
-    let (user_id, presented) =
-        (user.id, crate::auth::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned());
-    let device = seen_device(&app, &presented, user_id);
-    let tokens = app.sessions.start(&app.pool, user, &ClientInfo::of(&req), "form", AMR_PASSWORD, device).await?;
-    tracing::info!(event = "invitation_accepted", username = %tokens.authenticated.username, "invitation accepted; signed in");
-    let credential = app.throttle.devices().issue(user_id, chrono::Utc::now().timestamp());
-    Ok(signed_in(&app, tokens, "/dashboard", (&presented, user_id, credential))?.finish())
+    tracing::info!(event = "invitation_accepted", username = %user.username, "invitation accepted; signing in");
+    let signed =
+        signed_in::start(&app, &req, Proven { user, method: Method::Password, device_credential: None }).await?;
+    Ok(signed_in::redirect(&app, signed, "/dashboard")?.finish())
 }

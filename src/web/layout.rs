@@ -101,3 +101,10 @@ pub fn with_retry_after(mut response: HttpResponse, wait: std::time::Duration) -
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
     response
 }
+
+/// 303 See Other to `location`, for the caller to add cookies to.
+pub fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
+    let mut response = actix_web::HttpResponse::SeeOther();
+    response.insert_header((actix_web::http::header::LOCATION, location));
+    response
+}

@@ -4,20 +4,19 @@ pub mod forgot;
 pub mod passkey;
 pub mod second_step;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::layout::{Layout, render, with_retry_after};
+use super::layout::{Layout, render, see_other, with_retry_after};
 use super::view::wait_phrase;
-use crate::auth::client::{ClientInfo, client_ip};
+use crate::auth::client::client_ip;
 use crate::auth::cookies::CookiePolicy;
-use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
-use crate::auth::device;
+use crate::auth::credentials::{LoginOutcome, SignInAttempt, verify_credentials};
 use crate::auth::second_factor;
-use crate::auth::sessions::{AMR_PASSWORD, Device};
+use crate::auth::sign_in::{self, Channel, Method, Proven, Refusal};
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::{ReturnTo, SiteHosts};
 use crate::error::PageError;
@@ -25,6 +24,7 @@ use crate::random;
 use crate::web::context::Services;
 use crate::web::extractors::MaybeUser;
 use crate::web::form::StrictForm;
+use crate::web::signed_in;
 
 /// One message for unknown user, wrong password and disabled account.
 const LOGIN_FAILED: &str = "The username, email or password is not right, or the account is disabled.";
@@ -98,12 +98,6 @@ fn login_nonce(req: &HttpRequest, cookies: &CookiePolicy) -> (String, bool) {
     }
 }
 
-fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
-    let mut response = HttpResponse::SeeOther();
-    response.insert_header((header::LOCATION, location));
-    response
-}
-
 pub async fn form(
     req: HttpRequest,
     query: web::Query<LoginQuery>,
@@ -135,7 +129,7 @@ pub async fn form(
 }
 
 pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services) -> Result<HttpResponse, PageError> {
-    let Services { pool, sessions, cookies, csrf, throttle, hasher, .. } = &app;
+    let Services { pool, cookies, csrf, throttle, hasher, .. } = &app;
     let LoginForm { username, password, csrf_token, next } = form.0;
     let next = checked(&next, &app.sites);
     let nonce = crate::auth::cookies::read(&req, cookies.login_csrf_name()).unwrap_or_default();
@@ -189,58 +183,17 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
             return Ok(with_retry_after(failed(StatusCode::TOO_MANY_REQUESTS, &message)?, retry_after));
         }
         LoginOutcome::Failure { known_user } => {
-            record_failure(pool, known_user, &username, client_ip(&req), "via form").await?;
+            let refusal = Refusal::Password { known_user, login: &username, channel: Channel::Browser, why: None };
+            sign_in::refused(pool, client_ip(&req), refusal).await?;
             tracing::info!(event = "login_failed", username = %username.escape_debug(), client_ip = %client_ip(&req), "login failed");
             return failed(StatusCode::UNAUTHORIZED, LOGIN_FAILED);
         }
     };
-    let user_id = user.id;
-    let device = seen_device(&app, &presented_device, user.id);
-    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "form", AMR_PASSWORD, device).await?;
-    tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %client_ip(&req), "login succeeded");
-    let mut response = signed_in(&app, tokens, &app.landing(&next), (&presented_device, user_id, device_credential))?;
+    let proven = Proven { user, method: Method::Password, device_credential: Some(device_credential) };
+    let signed = signed_in::start(&app, &req, proven).await?;
+    let mut response = signed_in::redirect(&app, signed, &app.landing(&next))?;
     if pending_step.is_some() {
         response.cookie(cookies.second_step_removal());
     }
     Ok(response.finish())
-}
-
-/// Whether this browser's device cookie shows it signed in to `user_id` before (a new one
-/// gets its owner a notice).
-pub(crate) fn seen_device(app: &Services, presented: &str, user_id: i64) -> Device {
-    let now = chrono::Utc::now().timestamp();
-    if app.throttle.devices().recognises(presented, user_id, now) { Device::Known } else { Device::New }
-}
-
-/// The redirect after a complete sign-in: the session's cookies, the device credential, and
-/// the login form's nonce removed.
-pub(crate) fn signed_in(
-    app: &Services,
-    tokens: crate::auth::sessions::SessionTokens,
-    location: &str,
-    device: (&str, i64, String),
-) -> anyhow::Result<actix_web::HttpResponseBuilder> {
-    let mut response = see_other(location);
-    for cookie in session_cookies(app, tokens, device)? {
-        response.cookie(cookie);
-    }
-    Ok(response)
-}
-
-/// The cookies of a complete sign-in (see `signed_in`), for any kind of answer.
-fn session_cookies(
-    app: &Services,
-    tokens: crate::auth::sessions::SessionTokens,
-    (presented_device, user_id, device_credential): (&str, i64, String),
-) -> anyhow::Result<Vec<actix_web::cookie::Cookie<'static>>> {
-    let cookies = &app.cookies;
-    let mut set = app.session_cookies(&tokens.access)?;
-    set.extend([
-        cookies.login_csrf_removal(),
-        cookies.device(device::remember(presented_device, user_id, device_credential)),
-    ]);
-    if let Some(refresh) = tokens.refresh {
-        set.push(cookies.refresh(refresh, tokens.refresh_expires_in));
-    }
-    Ok(set)
 }

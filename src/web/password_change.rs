@@ -10,7 +10,7 @@ use super::form::CsrfForm;
 use super::layout::{Layout, render};
 use super::params::UserId;
 use super::view::load_user;
-use crate::accounts::{FieldErrors, PasswordChange, check_new_password};
+use crate::accounts::{ChosenPassword, FieldErrors};
 use crate::error::PageError;
 
 #[derive(Deserialize)]
@@ -40,21 +40,11 @@ pub async fn submit(page: Page, form: CsrfForm<ChooseForm>) -> Result<HttpRespon
         return Ok(HttpResponse::SeeOther().insert_header(("Location", "/account")).finish());
     }
     let account = load_user(&page.pool, UserId(page.user.user_id)).await?;
-    let mut errors = FieldErrors::default();
-    let Some(new_password) = check_new_password(&account, &form.0.new_password, &form.0.confirm_password, &mut errors)
-    else {
-        return render(StatusCode::UNPROCESSABLE_ENTITY, &ChoosePage { layout: page.layout(), errors });
-    };
-    // The hash on file is the one-time password's: it must not become the permanent one.
-    let Some(hash) = page.hasher.hash_replacement(&new_password, account.password_hash.clone()).await? else {
-        errors.add(
-            "new_password",
-            "That is the one-time password you were given. Choose a password of your own that nobody else knows.",
-        );
-        return render(StatusCode::UNPROCESSABLE_ENTITY, &ChoosePage { layout: page.layout(), errors });
-    };
-    let keep = Some(page.user.session_id.clone());
-    page.accounts().set_password(page.actor(), page.user.user_id, hash, PasswordChange::AfterOneTime, keep).await?;
+    let chosen = ChosenPassword { new: &form.0.new_password, confirm: &form.0.confirm_password };
+    let keep = page.user.session_id.clone();
+    if let Err(refused) = page.accounts().choose_after_one_time(page.actor(), &account, chosen, keep).await? {
+        return render(StatusCode::UNPROCESSABLE_ENTITY, &ChoosePage { layout: page.layout(), errors: refused.errors });
+    }
     let mut response = page.redirect("/dashboard", "Your new password is set. Welcome!");
     // This session's token still says "must change password": replace it.
     if !page.reissue_into(&page.user.session_id, &mut response).await? {

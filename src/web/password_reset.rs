@@ -25,13 +25,9 @@ pub async fn form(query: web::Query<LinkQuery>, app: Services) -> Result<HttpRes
 }
 
 pub async fn submit(req: HttpRequest, form: StrictForm<ChooseForm>, app: Services) -> Result<HttpResponse, PageError> {
-    let (token, hash) = match WORDS.chosen(form.0, app.accounts(), &app.hasher).await? {
-        Ok(chosen) => chosen,
-        Err(page) => return Ok(page),
-    };
-    let user = match app.accounts().reset_password_with_link(token, hash, client_ip(&req)).await {
+    let user = match WORDS.choose(form.0, app.accounts(), client_ip(&req)).await? {
         Ok(user) => user,
-        Err(error) => return WORDS.refusal(error),
+        Err(page) => return Ok(page),
     };
     tracing::info!(event = "password_reset_by_link", username = %user.username, "password reset with a mailed link");
     let message =

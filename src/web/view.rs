@@ -99,15 +99,7 @@ impl Clock {
     }
 }
 
-/// "45 seconds", "1 minute", "3 minutes" (rounded up).
-pub fn wait_phrase(wait: std::time::Duration) -> String {
-    match wait.as_secs() {
-        0..=1 => "a second".to_owned(),
-        seconds @ 2..=59 => format!("{seconds} seconds"),
-        60 => "1 minute".to_owned(),
-        seconds => format!("{} minutes", seconds.div_ceil(60)),
-    }
-}
+pub use crate::accounts::wait_phrase;
 
 /// The user a page is about, as stored now; 404 when there is none.
 pub async fn load_user(pool: &DbPool, UserId(id): UserId) -> Result<User, PageError> {
@@ -249,26 +241,24 @@ impl PasswordLink {
         }
     }
 
-    /// `POST`: the link and the new password checked (the usual rules) and hashed; `Err` holds
-    /// the page to answer instead (the form again with its errors, or a dead link's page).
-    pub async fn chosen(
+    /// `POST`: the password chosen through the link (the usual rules; the link is spent);
+    /// `Err` holds the page to answer instead (the form again with its errors, or a dead
+    /// link's page).
+    pub async fn choose(
         &self,
         form: ChooseForm,
         accounts: crate::accounts::Accounts<'_>,
-        hasher: &crate::auth::password::PasswordHasher,
-    ) -> Result<Result<(String, String), actix_web::HttpResponse>, PageError> {
-        let user = match accounts.link_owner(form.token.clone(), self.purpose).await {
-            Ok(user) => user,
-            Err(error) => return self.refusal(error).map(Err),
-        };
-        let mut errors = crate::accounts::FieldErrors::default();
-        let checked =
-            crate::accounts::check_new_password(&user, &form.new_password, &form.confirm_password, &mut errors);
-        let Some(password) = checked else {
-            let status = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-            return self.page(status, &form.token, user.username.as_str(), errors).map(Err);
-        };
-        Ok(Ok((form.token, hasher.hash(&password).await?)))
+        client_ip: String,
+    ) -> Result<Result<User, actix_web::HttpResponse>, PageError> {
+        let chosen = crate::accounts::ChosenPassword { new: &form.new_password, confirm: &form.confirm_password };
+        match accounts.set_password_with_link(self.purpose, form.token.clone(), chosen, client_ip).await {
+            Ok(Ok(user)) => Ok(Ok(user)),
+            Ok(Err(refused)) => {
+                let status = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+                self.page(status, &form.token, refused.username.as_str(), refused.errors).map(Err)
+            }
+            Err(error) => self.refusal(error).map(Err),
+        }
     }
 
     /// A dead link's page, or the error as it is.

@@ -9,13 +9,12 @@ pub mod recovery_codes;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::page::load_account;
 use crate::accounts::FieldErrors;
 use crate::auth::cookies;
-use crate::auth::credentials::{PasswordCheck, check_current_password};
+use crate::auth::credentials::PasswordCheck;
 use crate::config::MfaPolicy;
 use crate::db::users::User;
 use crate::error::PageError;
@@ -110,17 +109,8 @@ pub async fn check_password(
     account: &User,
     password: String,
 ) -> Result<PasswordCheck, PageError> {
-    let device = cookies::read(req, page.cookies.device_name()).map(str::to_owned);
-    Ok(check_current_password(
-        &page.pool,
-        &page.hasher,
-        &page.throttle,
-        account,
-        SecretString::from(password),
-        page.actor(),
-        device.as_deref(),
-    )
-    .await?)
+    let device = cookies::read(req, page.cookies.device_name());
+    Ok(page.accounts().check_password(page.actor(), account, &password, device).await?)
 }
 
 /// Checks the current password given in `field` (on the sign-in counters); on failure,

@@ -1,5 +1,4 @@
 //! The JSON API. Errors are `{"error": code, "message": text}` (see `crate::error::ApiError`).
-pub mod json;
 pub mod me;
 pub mod openapi;
 pub mod token;

@@ -6,12 +6,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::json::StrictJson;
 use crate::auth::client::{ClientInfo, client_ip};
-use crate::auth::credentials::{LoginOutcome, SignInAttempt, record_failure, verify_credentials};
-use crate::auth::device;
+use crate::auth::credentials::{LoginOutcome, SignInAttempt, verify_credentials};
 use crate::auth::second_factor::{self, Code, CodeCheck, SecondStep, SecondStepAttempt};
-use crate::auth::sessions::{AMR_PASSWORD, AMR_SECOND_FACTOR, Device, Presenter, SessionTokens, Sessions};
+use crate::auth::sessions::{Presenter, SessionTokens, Sessions};
+use crate::auth::sign_in::{self, Arrival, Channel, Method, Proven, Refusal};
 use crate::db::DbPool;
 use crate::db::audit::Action;
 use crate::db::sessions::Ending;
@@ -21,6 +20,7 @@ use crate::error::ApiError;
 use crate::web::context::Services;
 use crate::web::errors::ApiErrorBody;
 use crate::web::extractors::CurrentUser;
+use crate::web::json::StrictJson;
 
 /// Give `username` or `email` (not both) and `password`. (Parsed leniently so that each
 /// mistake gets its own message; the contract is `SignIn`.)
@@ -169,7 +169,7 @@ fn token_response(
     )
 )]
 pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Services) -> Result<HttpResponse, ApiError> {
-    let Services { pool, sessions, throttle, hasher, factors, .. } = &app;
+    let Services { pool, throttle, hasher, factors, .. } = &app;
     let TokenRequest { username, email, password, device_token } = body.0;
     let login = match (username, email) {
         (Some(username), None) => username,
@@ -202,8 +202,9 @@ pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Servic
         }
         LoginOutcome::Success { user, .. } if user.must_change_password => {
             let known_user = Some((user.id, user.username.to_string()));
-            record_failure(pool, known_user, &login, client_ip(&req), "via api; must choose a new password first")
-                .await?;
+            let why = Some("must choose a new password first");
+            let refusal = Refusal::Password { known_user, login: &login, channel: Channel::Api, why };
+            sign_in::refused(pool, client_ip(&req), refusal).await?;
             return Err(ApiError::PasswordChangeRequired);
         }
         LoginOutcome::SecondFactorNeeded { user } => {
@@ -214,22 +215,35 @@ pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Servic
         }
         LoginOutcome::Success { user, .. } if factors.must_enrol(&user) => {
             let known_user = Some((user.id, user.username.to_string()));
-            record_failure(pool, known_user, &login, client_ip(&req), "via api; must set up two-step sign-in first")
-                .await?;
+            let why = Some("must set up two-step sign-in first");
+            let refusal = Refusal::Password { known_user, login: &login, channel: Channel::Api, why };
+            sign_in::refused(pool, client_ip(&req), refusal).await?;
             return Err(ApiError::MfaEnrolmentRequired);
         }
         LoginOutcome::Success { user, device_credential } => (*user, device_credential),
         LoginOutcome::Failure { known_user } => {
-            record_failure(pool, known_user, &login, client_ip(&req), "via api").await?;
+            let refusal = Refusal::Password { known_user, login: &login, channel: Channel::Api, why: None };
+            sign_in::refused(pool, client_ip(&req), refusal).await?;
             tracing::info!(event = "login_failed", via = "api", username = %login.escape_debug(), client_ip = %client_ip(&req), "login failed");
             return Err(ApiError::InvalidCredentials);
         }
     };
-    let token_user = TokenUser::of(&user);
-    let user_id = user.id;
-    let tokens = sessions.start(pool, user, &ClientInfo::of(&req), "api", AMR_PASSWORD, Device::ApiClient).await?;
-    tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %client_ip(&req), "login succeeded");
-    token_response(tokens, Some(token_user), Some(device::remember(&presented_device, user_id, device_credential)))
+    let proven = Proven { user, method: Method::Password, device_credential: Some(device_credential) };
+    signed_in(&app, &req, proven, &presented_device).await
+}
+
+/// The tokens of a finished sign-in through the API (`device_token`: what the client presented).
+async fn signed_in(
+    app: &Services,
+    req: &HttpRequest,
+    proven: Proven,
+    device_token: &str,
+) -> Result<HttpResponse, ApiError> {
+    let token_user = TokenUser::of(&proven.user);
+    let client = ClientInfo::of(req);
+    let arrival = Arrival { channel: Channel::Api, client: &client, presented_device: device_token };
+    let signed = sign_in::finish(app.sign_in(), proven, arrival).await?;
+    token_response(signed.tokens, Some(token_user), Some(signed.device_credentials))
 }
 
 /// The second step: the `mfa_token` from `POST /api/token` and a code, for the usual tokens.
@@ -269,14 +283,9 @@ pub async fn second_step(
             if user.must_change_password {
                 return Err(ApiError::PasswordChangeRequired);
             }
-            let token_user = TokenUser::of(&user);
-            let user_id = user.id;
-            let tokens = app
-                .sessions
-                .start(&app.pool, *user, &ClientInfo::of(&req), "api", AMR_SECOND_FACTOR, Device::ApiClient)
-                .await?;
-            tracing::info!(event = "login_ok", via = "api", username = %token_user.username, client_ip = %ip, method = method.as_str(), "login succeeded");
-            token_response(tokens, Some(token_user), Some(device::remember(&device, user_id, device_credential)))
+            let method = Method::after_password(method);
+            let proven = Proven { user: *user, method, device_credential: Some(device_credential) };
+            signed_in(&app, &req, proven, &device).await
         }
         SecondStep::Refused { starts_over: true, .. } | SecondStep::Expired => Err(ApiError::InvalidMfaToken),
         SecondStep::Refused { check: CodeCheck::Replayed, .. } => Err(ApiError::InvalidCode(

@@ -6,25 +6,16 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::PublicKeyCredential;
 
-use super::session_cookies;
-use crate::auth::client::{ClientInfo, client_ip};
+use crate::auth::client::client_ip;
 use crate::auth::credentials;
 use crate::auth::passkeys::{PasskeyError, Purpose};
 use crate::auth::second_factor::{self, SecondStep, SecondStepAttempt};
-use crate::db::audit::{self, Action, Actor};
+use crate::auth::sign_in::{self, KeyKind, Method, Proven, Refusal};
 use crate::error::ApiError;
-use crate::web::api::json::StrictJson;
 use crate::web::context::Services;
 use crate::web::errors::ApiErrorBody;
-
-/// The page's CSRF token (the login form's, or the session's on the Security page).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OptionsRequest {
-    #[serde(default)]
-    #[schema(max_length = 256, pattern = "^[^\\x00]*$")]
-    pub csrf_token: String,
-}
+use crate::web::json::{CarriesCsrfToken, CsrfJson, LoginNonce};
+use crate::web::passkey_shapes::{OptionsRequest, OptionsResponse};
 
 /// No client extension results are needed.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -81,14 +72,10 @@ pub struct AssertionResponse {
     user_handle: Option<String>,
 }
 
-/// Options for `navigator.credentials.get` / `create`, and the ceremony's token to send back.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct OptionsResponse {
-    pub token: String,
-    /// WebAuthn `PublicKeyCredentialCreationOptions` or `…RequestOptions` under `publicKey`,
-    /// binary fields as base64url.
-    #[schema(value_type = Object)]
-    pub options: serde_json::Value,
+impl CarriesCsrfToken for AssertionRequest {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
 }
 
 /// The browser's answer to a sign-in challenge.
@@ -117,15 +104,6 @@ pub struct SignedIn {
     redirect: String,
 }
 
-/// The login form's nonce, if the request's CSRF token is bound to it.
-fn verified_nonce<'r>(req: &'r HttpRequest, app: &Services, csrf_token: &str) -> Result<&'r str, ApiError> {
-    let nonce = crate::auth::cookies::read(req, app.cookies.login_csrf_name()).unwrap_or_default();
-    if nonce.is_empty() || !app.csrf.verify_login(nonce, csrf_token) {
-        return Err(ApiError::Forbidden("this page has expired: reload it and try again".into()));
-    }
-    Ok(nonce)
-}
-
 fn refusal(error: PasskeyError) -> ApiError {
     ApiError::from(error)
 }
@@ -145,12 +123,10 @@ fn refusal(error: PasskeyError) -> ApiError {
     )
 )]
 pub async fn sign_in_options(
-    req: HttpRequest,
-    body: StrictJson<OptionsRequest>,
+    body: CsrfJson<OptionsRequest, LoginNonce>,
     app: Services,
 ) -> Result<HttpResponse, ApiError> {
-    let nonce = verified_nonce(&req, &app, &body.0.csrf_token)?;
-    let (token, options) = app.passkeys.start_sign_in(nonce)?;
+    let (token, options) = app.passkeys.start_sign_in(&body.bound.0)?;
     Ok(HttpResponse::Ok().json(OptionsResponse { token, options }))
 }
 
@@ -173,11 +149,10 @@ pub async fn sign_in_options(
 )]
 pub async fn sign_in(
     req: HttpRequest,
-    body: StrictJson<AssertionRequest>,
+    body: CsrfJson<AssertionRequest, LoginNonce>,
     app: Services,
 ) -> Result<HttpResponse, ApiError> {
-    let AssertionRequest { csrf_token, token, credential, next } = body.0;
-    let nonce = verified_nonce(&req, &app, &csrf_token)?.to_owned();
+    let CsrfJson { body: AssertionRequest { token, credential, next, .. }, bound: LoginNonce(nonce) } = body;
     let credential = credential.ok_or_else(|| ApiError::BadRequest("missing field: \"credential\"".into()))?;
     let ip = client_ip(&req);
     let counters = app.throttle.address_counters(&ip);
@@ -190,43 +165,22 @@ pub async fn sign_in(
     let used = match verified {
         Ok(used) => used,
         Err(error) => {
-            let (details, actor) = (format!("passkey refused: {error}"), Actor::anonymous(Some(ip.clone())));
-            crate::db::run(&app.pool, move |conn| -> anyhow::Result<()> {
-                Ok(audit::record(conn, &actor, Action::PasskeyFailed, None, &details)?)
-            })
-            .await?;
+            sign_in::refused(&app.pool, ip.clone(), Refusal::Passkey { error: error.to_string() }).await?;
             tracing::info!(event = "login_failed", method = "passkey", client_ip = %ip, reason = %error, "passkey sign-in refused");
             return Err(refusal(error));
         }
     };
-    let amr = if used.key_kind == "swk" { "swk mfa" } else { "hwk mfa" };
-    let device_credential = app.throttle.devices().issue(used.user.id, chrono::Utc::now().timestamp());
-    let response = signed_in(&req, &app, used.user, amr, &next, device_credential).await?;
-    Ok(response)
+    let method = Method::Passkey(KeyKind::of(&used.key_kind));
+    signed_in(&req, &app, Proven { user: used.user, method, device_credential: None }, &next).await
 }
 
-/// A session for `user`, answered as JSON: its cookies, and where the page goes next.
-async fn signed_in(
-    req: &HttpRequest,
-    app: &Services,
-    user: crate::db::users::User,
-    amr: &'static str,
-    next: &str,
-    device_credential: String,
-) -> Result<HttpResponse, ApiError> {
-    let user_id = user.id;
-    let device = crate::auth::cookies::read(req, app.cookies.device_name()).unwrap_or_default();
-    let seen = super::seen_device(app, device, user_id);
-    let tokens = app.sessions.start(&app.pool, user, &ClientInfo::of(req), "form", amr, seen).await?;
-    tracing::info!(event = "login_ok", method = "passkey", username = %tokens.authenticated.username, client_ip = %client_ip(req), "login succeeded");
-    let redirect = app.landing(next);
-    let mut response = HttpResponse::Ok();
-    for cookie in session_cookies(app, tokens, (device, user_id, device_credential))? {
-        response.cookie(cookie);
-    }
-    // A pending second step, if any, is over.
+/// A session for `proven`, answered as JSON: its cookies, and where the page goes next (a
+/// pending second step, if any, is over).
+async fn signed_in(req: &HttpRequest, app: &Services, proven: Proven, next: &str) -> Result<HttpResponse, ApiError> {
+    let signed = crate::web::signed_in::start(app, req, proven).await?;
+    let mut response = crate::web::signed_in::answer(app, signed)?;
     response.cookie(app.cookies.second_step_removal());
-    Ok(response.json(SignedIn { redirect }))
+    Ok(response.json(SignedIn { redirect: app.landing(next) }))
 }
 
 /// `POST /login/second-step/passkey/options`: a challenge for the pending sign-in's passkeys.
@@ -246,10 +200,9 @@ async fn signed_in(
 )]
 pub async fn second_step_options(
     req: HttpRequest,
-    body: StrictJson<OptionsRequest>,
+    _body: CsrfJson<OptionsRequest, LoginNonce>,
     app: Services,
 ) -> Result<HttpResponse, ApiError> {
-    verified_nonce(&req, &app, &body.0.csrf_token)?;
     let pending_token = super::pending_step(&app, &req);
     let pending = second_factor::pending(&app.pool, pending_token).await?.ok_or(ApiError::InvalidMfaToken)?;
     let (token, options) =
@@ -275,11 +228,10 @@ pub async fn second_step_options(
 )]
 pub async fn second_step(
     req: HttpRequest,
-    body: StrictJson<AssertionRequest>,
+    body: CsrfJson<AssertionRequest, LoginNonce>,
     app: Services,
 ) -> Result<HttpResponse, ApiError> {
-    let AssertionRequest { csrf_token, token, credential, .. } = body.0;
-    verified_nonce(&req, &app, &csrf_token)?;
+    let AssertionRequest { token, credential, .. } = body.body;
     let credential = credential.ok_or_else(|| ApiError::BadRequest("missing field: \"credential\"".into()))?;
     let pending_token = super::pending_step(&app, &req);
     let ip = client_ip(&req);
@@ -290,7 +242,12 @@ pub async fn second_step(
             .await?;
     match outcome {
         SecondStep::Passed { user, method, next_path, device_credential, .. } => {
-            signed_in(&req, &app, *user, method.amr_after_password(), &next_path, device_credential).await
+            let proven = Proven {
+                user: *user,
+                method: Method::after_password(method),
+                device_credential: Some(device_credential),
+            };
+            signed_in(&req, &app, proven, &next_path).await
         }
         SecondStep::Refused { starts_over: true, .. } | SecondStep::Expired => Err(ApiError::InvalidMfaToken),
         SecondStep::Refused { .. } => Err(refusal(error.unwrap_or(PasskeyError::Unknown))),

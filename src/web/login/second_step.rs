@@ -6,17 +6,19 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{login_nonce, signed_in};
-use crate::auth::client::{ClientInfo, client_ip};
+use super::login_nonce;
+use crate::auth::client::client_ip;
 use crate::auth::second_factor::{
     self, Code, CodeCheck, MAX_CHALLENGE_FAILURES, Method, SecondStep, SecondStepAttempt,
 };
+use crate::auth::sign_in::{self, Proven};
 use crate::db::second_factors::{Inventory, inventory};
 use crate::error::PageError;
 use crate::web::context::Services;
 use crate::web::flash::flash_cookie;
 use crate::web::form::StrictForm;
 use crate::web::layout::{Layout, render, with_retry_after};
+use crate::web::signed_in;
 use crate::web::view::wait_phrase;
 
 pub const PATH: &str = "/login/second-step";
@@ -152,15 +154,10 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
     let outcome = second_factor::complete_challenge(&app.pool, &app.throttle, &app.factors, attempt, code).await?;
     match outcome {
         SecondStep::Passed { user, method, recovery_codes_left, next_path, device_credential } => {
-            let user_id = user.id;
-            let seen = super::seen_device(&app, &device, user_id);
-            let tokens = app
-                .sessions
-                .start(&app.pool, *user, &ClientInfo::of(&req), "form", method.amr_after_password(), seen)
-                .await?;
-            tracing::info!(event = "login_ok", username = %tokens.authenticated.username, client_ip = %ip, method = method.as_str(), "login succeeded");
-            let landing = app.landing(&next_path);
-            let mut response = signed_in(&app, tokens, &landing, (&device, user_id, device_credential))?;
+            let method = sign_in::Method::after_password(method);
+            let proven = Proven { user: *user, method, device_credential: Some(device_credential) };
+            let signed = signed_in::start(&app, &req, proven).await?;
+            let mut response = signed_in::redirect(&app, signed, &app.landing(&next_path))?;
             response.cookie(app.cookies.second_step_removal());
             if let Some(left) = recovery_codes_left {
                 let message = format!(

@@ -11,13 +11,19 @@ use crate::auth::passkeys::PasskeyError;
 use crate::db::users;
 use crate::error::{ApiError, PageError};
 use crate::web::account::page::load_account;
-use crate::web::api::json::StrictJson;
 use crate::web::context::{Page, Services};
 use crate::web::errors::ApiErrorBody;
 use crate::web::extractors::CurrentUser;
 use crate::web::form::CsrfForm;
-use crate::web::login::passkey::{OptionsRequest, OptionsResponse};
+use crate::web::json::{CarriesCsrfToken, CsrfJson};
 use crate::web::params::PasskeyId;
+use crate::web::passkey_shapes::{OptionsRequest, OptionsResponse};
+
+impl CarriesCsrfToken for RegisterRequest {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
 
 /// A new passkey: the options' `token`, the name the user chose, the browser's credential.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -95,14 +101,6 @@ pub struct NameForm {
     name: String,
 }
 
-fn verify_csrf(app: &Services, user: &CurrentUser, token: &str) -> Result<(), ApiError> {
-    if app.csrf.verify_session(&user.session_id, token) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("this page has expired: reload it and try again".into()))
-    }
-}
-
 /// A new passkey signs in as this user: it needs a recent proof that this is them.
 fn proved_recently(app: &Services, user: &CurrentUser) -> Result<(), ApiError> {
     if app.sessions.proved_recently(user) { Ok(()) } else { Err(ApiError::ProofRequired) }
@@ -126,10 +124,9 @@ fn proved_recently(app: &Services, user: &CurrentUser) -> Result<(), ApiError> {
 )]
 pub async fn options(
     user: CurrentUser,
-    body: StrictJson<OptionsRequest>,
+    _body: CsrfJson<OptionsRequest>,
     app: Services,
 ) -> Result<HttpResponse, ApiError> {
-    verify_csrf(&app, &user, &body.0.csrf_token)?;
     proved_recently(&app, &user)?;
     let user_id = user.user_id;
     let account = crate::db::run(&app.pool, move |conn| -> anyhow::Result<_> { Ok(users::find_by_id(conn, user_id)?) })
@@ -164,11 +161,10 @@ pub async fn options(
 pub async fn register(
     req: HttpRequest,
     user: CurrentUser,
-    body: StrictJson<RegisterRequest>,
+    body: CsrfJson<RegisterRequest>,
     app: Services,
 ) -> Result<HttpResponse, ApiError> {
-    let RegisterRequest { csrf_token, token, name, credential } = body.0;
-    verify_csrf(&app, &user, &csrf_token)?;
+    let RegisterRequest { token, name, credential, .. } = body.body;
     proved_recently(&app, &user)?;
     let credential = credential.ok_or_else(|| ApiError::BadRequest("missing field: \"credential\"".into()))?;
     let verified =

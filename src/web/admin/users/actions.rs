@@ -4,14 +4,12 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use askama::Template;
-use secrecy::SecretString;
 
 use super::one_time_password::OneTimePasswordPage;
-use crate::accounts::{self, AccountError, PasswordChange};
+use crate::accounts::AccountError;
 use crate::db::audit::Action;
 use crate::db::sessions::Ending;
 use crate::db::users::User;
-use crate::domain::NewPassword;
 use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::form::{CsrfForm, NoFields};
@@ -42,13 +40,9 @@ pub async fn enable(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result
 }
 
 pub async fn reset_password(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
-    let password = accounts::generate_one_time_password();
-    let parsed = NewPassword::parse(SecretString::from(password.clone()), &[])
-        .map_err(|error| PageError::Unexpected(anyhow::anyhow!("a generated password was refused: {error}")))?;
-    let hash = page.hasher.hash(&parsed).await?;
-    // Resetting your own is refused by `accounts::set_password` (the account page is the way).
-    match page.accounts().set_password(page.actor(), id.0, hash, PasswordChange::AdminReset, None).await {
-        Ok(user) => {
+    // Resetting your own is refused by `accounts` (the account page is the way).
+    match page.accounts().reset_to_one_time_password(page.actor(), id.0).await {
+        Ok((user, password)) => {
             let view = OneTimePasswordPage {
                 layout: page.layout(),
                 heading: "Password reset",

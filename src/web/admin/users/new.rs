@@ -93,11 +93,10 @@ pub async fn create(page: Page, form: CsrfForm<NewUserForm>) -> Result<HttpRespo
     if !clashes.is_empty() {
         return rerender(clashes);
     }
-    let hash = page.hasher.hash(&account.password).await?;
     let created = if invite {
-        page.accounts().invite(page.actor(), account, hash).await
+        page.accounts().invite(page.actor(), account).await
     } else {
-        page.accounts().create(page.actor(), account, hash, must_change).await
+        page.accounts().create(page.actor(), account, must_change).await
     };
     let user = match created {
         Ok(user) => user,
