@@ -2,8 +2,6 @@
 //! cases carry a message for the user; everything else is `Unexpected`. These types render
 //! nothing: `web::errors` turns them into an HTML page or a JSON body.
 
-use actix_web::http::StatusCode;
-
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
     #[error("{0}")]
@@ -20,9 +18,8 @@ pub enum PageError {
     PayloadTooLarge,
     #[error("{0}")]
     UnsupportedEncoding(String),
-    /// 414 or 431.
     #[error("{1}")]
-    HeadTooLarge(StatusCode, String),
+    HeadTooLarge(TooLarge, String),
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
@@ -99,9 +96,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0}")]
     UnsupportedEncoding(String),
-    /// 414 or 431.
     #[error("{1}")]
-    HeadTooLarge(StatusCode, String),
+    HeadTooLarge(TooLarge, String),
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
@@ -161,4 +157,13 @@ pub fn is_temporary(error: &anyhow::Error) -> bool {
 /// Requests under `/api/` get JSON errors; everything else gets pages.
 pub fn is_api_path(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
+}
+
+/// Which part of a request's head was over its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TooLarge {
+    /// The address (414).
+    Uri,
+    /// The headers (431).
+    Headers,
 }

@@ -10,8 +10,6 @@ use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
-use crate::auth::client::TrustedProxies;
-use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::CsrfKey;
 use crate::auth::passkeys::Passkeys;
 use crate::auth::password::PasswordHasher;
@@ -29,6 +27,8 @@ use crate::mail::sender::{self, SenderHandle, SenderStats};
 use crate::mail::transport::Mailer;
 use crate::metrics::{self, Metrics};
 use crate::web::admin::users;
+use crate::web::client::TrustedProxies;
+use crate::web::cookies::CookiePolicy;
 use crate::web::cross_site::refuse_cross_site_writes;
 use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, require_admin};
 use crate::web::guard::{identify_page_visitor, require_page_session};

@@ -217,6 +217,20 @@ impl<'a> Accounts<'a> {
         Ok(self.sessions.end(self.pool, which, actor, target, action).await?)
     }
 
+    /// Ends every session of `user` (all but `acting_session` when they are signing
+    /// themselves out everywhere); how many ended.
+    pub async fn sign_out_everywhere(
+        &self,
+        actor: Actor,
+        user: &User,
+        acting_session: Option<&str>,
+    ) -> Result<usize, AccountError> {
+        let is_self = actor.user.as_ref().is_some_and(|(id, _)| *id == user.id);
+        let except_sid = acting_session.filter(|_| is_self).map(str::to_owned);
+        let ending = Ending::AllOfUser { user_id: user.id, except_sid };
+        self.end_sessions(actor, ending, (user.id, user.username.to_string()), Action::SessionRevokeAll).await
+    }
+
     pub async fn clear_throttle(&self, actor: Actor, id: i64) -> Result<(User, bool), AccountError> {
         let cleared = database::run(self.pool, move |conn| operations::clear_throttle(conn, &actor, id)).await;
         // This instance forgets the pauses it remembers at once (others within a second).

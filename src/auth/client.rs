@@ -1,40 +1,5 @@
 //! Who is on the other end of a request: address and a short description of the software,
-//! for logs, the audit trail and the session lists.
-use std::net::IpAddr;
-
-use actix_web::http::header;
-use actix_web::{HttpRequest, web};
-
-/// The proxies named in `PORTCULLIS_TRUSTED_PROXIES`.
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub Vec<IpAddr>);
-
-/// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
-/// the nearest address in `X-Forwarded-For` that is not itself a trusted proxy. A header from
-/// anyone else is ignored (anyone can send one).
-pub fn client_ip(req: &HttpRequest) -> String {
-    let Some(peer) = req.peer_addr().map(|addr| addr.ip()) else { return "unknown".to_owned() };
-    let trusted = req.app_data::<web::Data<TrustedProxies>>().map(|proxies| proxies.0.as_slice()).unwrap_or(&[]);
-    if !trusted.contains(&peer) {
-        return peer.to_string();
-    }
-    let forwarded: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .collect();
-    // Right to left: each hop appends the address it saw; the first untrusted one is the client.
-    for hop in forwarded.iter().rev() {
-        match hop.parse::<IpAddr>() {
-            Ok(address) if trusted.contains(&address) => continue,
-            Ok(address) => return address.to_string(),
-            Err(_) => break,
-        }
-    }
-    peer.to_string()
-}
+//! for logs, the audit trail and the session lists (read off the request by `web::client`).
 
 /// What a session list shows about the device that signed in.
 #[derive(Debug, Clone)]
@@ -42,13 +7,6 @@ pub struct ClientInfo {
     pub ip: String,
     /// "Firefox on Linux", "curl", … (never the raw header, which is long and forgeable).
     pub software: String,
-}
-
-impl ClientInfo {
-    pub fn of(req: &HttpRequest) -> Self {
-        let user_agent = req.headers().get(header::USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or("");
-        Self { ip: client_ip(req), software: summarize_user_agent(user_agent) }
-    }
 }
 
 const BROWSERS: [(&str, &str); 8] = [

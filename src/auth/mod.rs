@@ -1,7 +1,6 @@
 //! Authentication: passwords, tokens, sessions, throttling, keys. It answers with its own
 //! outcomes (`AuthFailure`, `LoginOutcome`, …); `web` turns them into pages and JSON.
 pub mod client;
-pub mod cookies;
 pub mod credentials;
 pub mod csrf;
 pub mod device;

@@ -11,10 +11,9 @@ use super::extractors::CurrentUser;
 use super::flash::redirect_with_flash;
 use super::guard::app_data;
 use super::layout::Layout;
-use super::view::Clock;
+use super::time_words::Clock;
 use crate::accounts::Accounts;
 use crate::auth::client::ClientInfo;
-use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::CsrfKey;
 use crate::auth::passkeys::Passkeys;
 use crate::auth::password::PasswordHasher;
@@ -26,6 +25,7 @@ use crate::db::audit::Actor;
 use crate::domain::{ReturnTo, SiteHosts};
 use crate::error::{ApiError, PageError, is_api_path};
 use crate::mail::Outbox;
+use crate::web::cookies::CookiePolicy;
 
 /// Where a sign-in lands when it was not sent from somewhere.
 const DEFAULT_LANDING: &str = "/dashboard";
@@ -171,8 +171,12 @@ impl FromRequest for Page {
             Ok(user) => user,
             Err(error) => return ready(Err(error)),
         };
-        let page =
-            Services::of(req).map(|app| Page { user, client: ClientInfo::of(req), app, path: req.path().to_owned() });
+        let page = Services::of(req).map(|app| Page {
+            user,
+            client: crate::web::client::client_info(req),
+            app,
+            path: req.path().to_owned(),
+        });
         ready(page.map_err(|error| PageError::Unexpected(error).into()))
     }
 }

@@ -8,11 +8,11 @@ use serde::Deserialize;
 use super::flash::redirect_with_flash;
 use super::form::StrictForm;
 use super::layout::{Layout, render};
-use super::view::{LinkQuery, link_gone};
+use super::mailed_links::{LinkQuery, link_gone};
 use crate::accounts::AccountError;
-use crate::auth::client::client_ip;
 use crate::error::PageError;
 use crate::mail::links::Purpose;
+use crate::web::client::client_ip;
 use crate::web::context::Services;
 
 #[derive(Template)]

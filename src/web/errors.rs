@@ -114,7 +114,7 @@ impl ResponseError for PageError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::HeadTooLarge(status, _) => *status,
+            Self::HeadTooLarge(part, _) => too_large_status(*part),
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(error) if is_temporary(error) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -253,7 +253,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::HeadTooLarge(status, _) => *status,
+            Self::HeadTooLarge(part, _) => too_large_status(*part),
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(error) if is_temporary(error) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -311,5 +311,12 @@ const RETRY_UNAVAILABLE_AFTER: &str = "5";
 fn add_retry_after(response: &mut HttpResponse) {
     if response.status() == StatusCode::SERVICE_UNAVAILABLE {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE_AFTER));
+    }
+}
+
+fn too_large_status(part: crate::error::TooLarge) -> StatusCode {
+    match part {
+        crate::error::TooLarge::Uri => StatusCode::URI_TOO_LONG,
+        crate::error::TooLarge::Headers => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     }
 }

@@ -8,7 +8,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::auth::cookies::CookiePolicy;
+use crate::web::cookies::CookiePolicy;
 use crate::web::guard::app_data;
 
 const MAX_FLASH_CHARS: usize = 300;
@@ -41,7 +41,7 @@ impl FromRequest for Flash {
         let Ok(policy) = app_data::<CookiePolicy>(req) else {
             return ready(Ok(Flash { message: None, removal: None }));
         };
-        let flash = match crate::auth::cookies::read(req, policy.flash_name()) {
+        let flash = match crate::web::cookies::read(req, policy.flash_name()) {
             None => Flash { message: None, removal: None },
             Some(cookie) => Flash {
                 message: URL_SAFE_NO_PAD

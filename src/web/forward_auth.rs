@@ -15,10 +15,10 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::auth::cookies::{self, CookiePolicy};
 use crate::auth::sessions::{AuthFailure, Authenticated, Sessions};
 use crate::domain::{Access, AccessRules, Role, SiteHost, SitePath};
 use crate::error::PageError;
+use crate::web::cookies::{self, CookiePolicy};
 use crate::web::layout::{Layout, render};
 
 const REMOTE_USER: &str = "remote-user";

@@ -11,12 +11,11 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use anyhow::anyhow;
 
-use crate::auth::client::ClientInfo;
-use crate::auth::cookies::CookiePolicy;
 pub use crate::auth::sessions::{AuthFailure, Authenticated};
 use crate::auth::sessions::{Presenter, RefreshRefusal, Sessions};
 use crate::db::DbPool;
 use crate::error::{ApiError, PageError};
+use crate::web::cookies::CookiePolicy;
 
 pub fn app_data<T: 'static>(req: &HttpRequest) -> anyhow::Result<web::Data<T>> {
     req.app_data::<web::Data<T>>()
@@ -47,13 +46,13 @@ pub struct Visitor(pub Option<Arc<Authenticated>>);
 async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::Error> {
     let policy = app_data::<CookiePolicy>(req)?;
     let sessions = app_data::<Sessions>(req)?;
-    let access = crate::auth::cookies::read(req, policy.session_name());
+    let access = crate::web::cookies::read(req, policy.session_name());
     let outcome = match access {
         None => Err(AuthFailure::Missing),
         Some(token) => sessions.authenticate(token),
     };
     let renewable = matches!(outcome, Err(AuthFailure::Missing | AuthFailure::Expired | AuthFailure::Invalid));
-    let refresh = crate::auth::cookies::read(req, policy.refresh_name());
+    let refresh = crate::web::cookies::read(req, policy.refresh_name());
     let refresh = match refresh {
         Some(refresh) if renewable => refresh,
         refresh => {
@@ -71,7 +70,7 @@ async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::
     };
 
     let pool = app_data::<DbPool>(req)?;
-    let renewed = sessions.refresh(&pool, refresh, &ClientInfo::of(req), Presenter::Browser).await;
+    let renewed = sessions.refresh(&pool, refresh, &crate::web::client::client_info(req), Presenter::Browser).await;
     Ok(match renewed {
         Ok(Ok(tokens)) => {
             tracing::debug!(username = %tokens.authenticated.username, "access cookie renewed");

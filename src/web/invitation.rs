@@ -4,12 +4,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::form::StrictForm;
+use super::mailed_links::{ChooseForm, LinkQuery, PasswordLink};
 use super::signed_in;
-use super::view::{ChooseForm, LinkQuery, PasswordLink};
-use crate::auth::client::client_ip;
 use crate::auth::sign_in::{Method, Proven};
 use crate::error::PageError;
 use crate::mail::links::Purpose;
+use crate::web::client::client_ip;
 use crate::web::context::Services;
 
 pub const PATH: &str = Purpose::Invitation.path();

@@ -8,9 +8,9 @@ use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, mime};
 use serde::de::DeserializeOwned;
 
-use crate::auth::cookies::CookiePolicy;
 use crate::auth::csrf::CsrfKey;
 use crate::error::ApiError;
+use crate::web::cookies::CookiePolicy;
 
 pub struct StrictJson<T>(pub T);
 
@@ -77,7 +77,7 @@ impl CsrfBinding for LoginNonce {
     fn check(req: &HttpRequest, token: &str) -> Result<Self, ApiError> {
         let cookies = super::guard::app_data::<CookiePolicy>(req)?;
         let key = super::guard::app_data::<CsrfKey>(req)?;
-        let nonce = crate::auth::cookies::read(req, cookies.login_csrf_name()).unwrap_or_default();
+        let nonce = crate::web::cookies::read(req, cookies.login_csrf_name()).unwrap_or_default();
         if nonce.is_empty() || !key.verify_login(nonce, token) {
             return Err(ApiError::Forbidden("this page has expired: reload it and try again".into()));
         }

@@ -7,7 +7,7 @@ use askama::Template;
 use crate::auth::Authenticated;
 use crate::auth::csrf::CsrfKey;
 use crate::error::PageError;
-use crate::web::view::Clock;
+use crate::web::time_words::Clock;
 
 pub struct Layout {
     pub nav: Option<NavUser>,

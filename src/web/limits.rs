@@ -1,10 +1,10 @@
 //! Request limits that hold before any handler runs.
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::middleware::Next;
 
-use crate::error::{ApiError, PageError, is_api_path};
+use crate::error::{ApiError, PageError, TooLarge, is_api_path};
 
 /// Longer addresses than any page here produces (a `next` path included) are refused (414).
 pub const MAX_URI_BYTES: usize = 4096;
@@ -20,12 +20,9 @@ pub async fn refuse_oversized_heads(
     let uri_bytes = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     let header_bytes: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
     let refusal = if uri_bytes > MAX_URI_BYTES {
-        Some((StatusCode::URI_TOO_LONG, format!("The address is longer than {MAX_URI_BYTES} bytes.")))
+        Some((TooLarge::Uri, format!("The address is longer than {MAX_URI_BYTES} bytes.")))
     } else if header_bytes > MAX_HEADER_BYTES {
-        Some((
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!("The request headers are larger than {} KiB.", MAX_HEADER_BYTES / 1024),
-        ))
+        Some((TooLarge::Headers, format!("The request headers are larger than {} KiB.", MAX_HEADER_BYTES / 1024)))
     } else {
         None
     };

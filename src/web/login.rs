@@ -11,9 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::layout::{Layout, render, see_other, with_retry_after};
-use super::view::wait_phrase;
-use crate::auth::client::client_ip;
-use crate::auth::cookies::CookiePolicy;
+use super::time_words::wait_phrase;
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, verify_credentials};
 use crate::auth::second_factor;
 use crate::auth::sign_in::{self, Channel, Method, Proven, Refusal};
@@ -21,7 +19,9 @@ use crate::domain::MAX_PASSWORD_BYTES;
 use crate::domain::{ReturnTo, SiteHosts};
 use crate::error::PageError;
 use crate::random;
+use crate::web::client::client_ip;
 use crate::web::context::Services;
+use crate::web::cookies::CookiePolicy;
 use crate::web::extractors::MaybeUser;
 use crate::web::form::StrictForm;
 use crate::web::signed_in;
@@ -79,8 +79,8 @@ fn pending_step_cookie(app: &Services, nonce: &str, token: &str) -> actix_web::c
 /// The token of this browser's pending sign-in: empty when there is none, or when the cookie
 /// was made for another browser (its login nonce differs) — a copied cookie completes nothing.
 pub(crate) fn pending_step<'r>(app: &Services, req: &'r HttpRequest) -> &'r str {
-    let cookie = crate::auth::cookies::read(req, app.cookies.second_step_name()).unwrap_or_default();
-    let nonce = crate::auth::cookies::read(req, app.cookies.login_csrf_name()).unwrap_or_default();
+    let cookie = crate::web::cookies::read(req, app.cookies.second_step_name()).unwrap_or_default();
+    let nonce = crate::web::cookies::read(req, app.cookies.login_csrf_name()).unwrap_or_default();
     match cookie.rsplit_once('.') {
         Some((token, tag)) if app.csrf.verify_pending_step(nonce, token, tag) => token,
         _ => "",
@@ -132,7 +132,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
     let Services { pool, cookies, csrf, throttle, hasher, .. } = &app;
     let LoginForm { username, password, csrf_token, next } = form.0;
     let next = checked(&next, &app.sites);
-    let nonce = crate::auth::cookies::read(&req, cookies.login_csrf_name()).unwrap_or_default();
+    let nonce = crate::web::cookies::read(&req, cookies.login_csrf_name()).unwrap_or_default();
     if !csrf.verify_login(nonce, &csrf_token) {
         tracing::warn!(client_ip = %client_ip(&req), "login form refused: CSRF token missing or wrong");
         return Err(PageError::CsrfRejected);
@@ -166,7 +166,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services
     }
 
     let ip = client_ip(&req);
-    let presented_device = crate::auth::cookies::read(&req, cookies.device_name()).unwrap_or_default().to_owned();
+    let presented_device = crate::web::cookies::read(&req, cookies.device_name()).unwrap_or_default().to_owned();
     let attempt = SignInAttempt { login: &username, client_ip: &ip, device: Some(&presented_device) };
     let outcome = verify_credentials(pool, hasher, throttle, attempt, SecretString::from(password)).await?;
     let (user, device_credential) = match outcome {

@@ -70,3 +70,15 @@ impl FromRequest for SessionId {
         ready(parse(req, "session", "session").map(SessionId))
     }
 }
+
+/// The user a page is about, as stored now; 404 when there is none.
+pub async fn load_user(
+    pool: &crate::db::DbPool,
+    UserId(id): UserId,
+) -> Result<crate::db::users::User, crate::error::PageError> {
+    crate::db::run(pool, move |conn| -> anyhow::Result<Option<crate::db::users::User>> {
+        Ok(crate::db::users::find_by_id(conn, id)?)
+    })
+    .await?
+    .ok_or(crate::error::PageError::NotFound)
+}

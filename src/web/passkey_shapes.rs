@@ -27,3 +27,8 @@ pub struct OptionsResponse {
     #[schema(value_type = Object)]
     pub options: serde_json::Value,
 }
+
+/// No client extension results are needed.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoExtensions {}

@@ -9,7 +9,7 @@ use super::context::Page;
 use super::form::CsrfForm;
 use super::layout::{Layout, render};
 use super::params::UserId;
-use super::view::load_user;
+use super::params::load_user;
 use crate::accounts::{ChosenPassword, FieldErrors};
 use crate::error::PageError;
 

@@ -5,10 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::flash::redirect_with_flash;
 use super::form::StrictForm;
-use super::view::{ChooseForm, LinkQuery, PasswordLink};
-use crate::auth::client::client_ip;
+use super::mailed_links::{ChooseForm, LinkQuery, PasswordLink};
 use crate::error::PageError;
 use crate::mail::links::Purpose;
+use crate::web::client::client_ip;
 use crate::web::context::Services;
 
 pub const PATH: &str = Purpose::PasswordReset.path();

@@ -8,14 +8,13 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 
 use super::context::Services;
 use super::layout::see_other;
-use crate::auth::client::ClientInfo;
-use crate::auth::cookies;
 use crate::auth::sign_in::{self, Arrival, Channel, Proven, SignedIn};
+use crate::web::cookies;
 
 /// Starts the session of `proven`, who came through a browser (`req` holds its device cookie).
 pub async fn start(app: &Services, req: &HttpRequest, proven: Proven) -> anyhow::Result<SignedIn> {
     let presented = cookies::read(req, app.cookies.device_name()).unwrap_or_default();
-    let client = ClientInfo::of(req);
+    let client = crate::web::client::client_info(req);
     let arrival = Arrival { channel: Channel::Browser, client: &client, presented_device: presented };
     sign_in::finish(app.sign_in(), proven, arrival).await
 }

@@ -62,3 +62,127 @@ fn every_module_imports_only_from_the_layers_below_it() {
     assert!(upward.len() < files.len(), "the scan read the sources");
     assert!(upward.is_empty(), "imports that run up the layers:\n{}", upward.join("\n"));
 }
+
+/// Top-level `src/web` modules every page may use: the request context, extractors, layout,
+/// errors, … (ARCHITECTURE.md, "Module map"). Any other module is a page (or an area of
+/// pages), and so is every module below an area except those named `shared`.
+const SHARED_WEB_MODULES: [&str; 21] = [
+    "client",
+    "context",
+    "cookies",
+    "cross_site",
+    "downloads",
+    "endpoint",
+    "errors",
+    "extractors",
+    "flash",
+    "form",
+    "guard",
+    "json",
+    "layout",
+    "limits",
+    "mailed_links",
+    "params",
+    "passkey_shapes",
+    "signed_in",
+    "tables",
+    "time_words",
+    "mod",
+];
+
+#[test]
+fn nothing_below_the_web_layer_speaks_http() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let web = layer("web").unwrap();
+    let mut speaking = Vec::new();
+    let mut below = 0;
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let top = relative.components().next().unwrap().as_os_str().to_str().unwrap().trim_end_matches(".rs");
+        let Some(own) = layer(top) else { continue };
+        if own >= web {
+            continue;
+        }
+        below += 1;
+        let text = std::fs::read_to_string(file).unwrap();
+        if text.contains("actix_web") || text.contains("actix_files") {
+            speaking.push(relative.display().to_string());
+        }
+    }
+    assert!(below > 50, "the scan read the lower layers ({below} files)");
+    assert!(speaking.is_empty(), "modules below `web` that import actix-web:\n{}", speaking.join("\n"));
+}
+
+/// The module path of a file under `src/web` (`login/passkey.rs` → `["login", "passkey"]`).
+fn web_module(relative: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = relative
+        .components()
+        .map(|part| part.as_os_str().to_str().unwrap().trim_end_matches(".rs").to_owned())
+        .collect();
+    if parts.last().is_some_and(|last| last == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+fn is_page(module: &[String]) -> bool {
+    match module {
+        [] => false,
+        [top, ..] if SHARED_WEB_MODULES.contains(&top.as_str()) => false,
+        [.., last] => last != "shared",
+    }
+}
+
+#[test]
+fn no_page_module_imports_a_sibling_page_module() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
+    let mut files = Vec::new();
+    rust_files(&web, &mut files);
+    let modules: Vec<Vec<String>> = files.iter().map(|file| web_module(file.strip_prefix(&web).unwrap())).collect();
+    let mut crossing = Vec::new();
+    for (file, own) in files.iter().zip(&modules) {
+        // The API description gathers every JSON shape for the OpenAPI document.
+        if !is_page(own) || own == &["api", "openapi"] {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        let path_after = |at: usize| -> Vec<String> {
+            let path: String =
+                text[at..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+            path.split("::").filter(|part| !part.is_empty()).map(str::to_owned).collect()
+        };
+        let mut used: Vec<Vec<String>> = Vec::new();
+        for (at, _) in text.match_indices("crate::web::") {
+            used.push(path_after(at + "crate::web::".len()));
+        }
+        for (at, _) in text.match_indices("super::") {
+            if at > 0 && text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let mut path = own[..own.len() - 1].to_vec();
+            path.extend(path_after(at + "super::".len()));
+            used.push(path);
+        }
+        for path in used {
+            let Some(target) =
+                (1..=path.len()).rev().map(|len| &path[..len]).find(|prefix| modules.iter().any(|m| m == prefix))
+            else {
+                continue;
+            };
+            let related = own.starts_with(target) || target.starts_with(own);
+            if is_page(target) && !related {
+                crossing.push(format!("web::{} uses web::{}", own.join("::"), target.join("::")));
+            }
+        }
+    }
+    assert!(modules.len() > 40, "the scan read the web modules");
+    crossing.sort();
+    crossing.dedup();
+    assert!(
+        crossing.is_empty(),
+        "page modules that import a sibling page (move what they share to a shared module):\n{}",
+        crossing.join("\n")
+    );
+}

@@ -7,11 +7,11 @@ use serde::Deserialize;
 
 use askama::Template;
 
-use super::page::load_account;
+use super::shared::load_account;
 use crate::accounts::{ChosenPassword, FieldErrors};
-use crate::auth::cookies;
 use crate::error::PageError;
 use crate::web::context::Page;
+use crate::web::cookies;
 use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render, with_retry_after};
 

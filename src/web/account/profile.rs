@@ -2,7 +2,7 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
-use super::page::{ProfileForm, account_page, guessing_notice, load_account};
+use super::shared::{ProfileForm, account_page, guessing_notice, load_account};
 use crate::accounts::{AccountError, FieldErrors};
 use crate::domain::{DisplayName, Email, TimeZone};
 use crate::error::PageError;
@@ -10,7 +10,7 @@ use crate::web::context::Page;
 use crate::web::flash::Flash;
 use crate::web::form::CsrfForm;
 use crate::web::layout::{render, with_retry_after};
-use crate::web::view::wait_phrase;
+use crate::web::time_words::wait_phrase;
 
 pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     let account = load_account(&page).await?;

@@ -11,17 +11,17 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::page::load_account;
+use super::shared::load_account;
 use crate::accounts::FieldErrors;
-use crate::auth::cookies;
 use crate::auth::credentials::PasswordCheck;
 use crate::config::MfaPolicy;
 use crate::db::users::User;
 use crate::error::PageError;
 use crate::web::context::Page;
+use crate::web::cookies;
 use crate::web::flash::Flash;
 use crate::web::layout::{Layout, render, with_retry_after};
-use crate::web::view::{When, wait_phrase};
+use crate::web::time_words::{When, wait_phrase};
 
 pub const PATH: &str = "/account/security";
 
@@ -143,4 +143,40 @@ pub async fn confirm_password(
         Some(retry_after) => with_retry_after(render(StatusCode::TOO_MANY_REQUESTS, &view)?, retry_after),
         None => render(StatusCode::UNPROCESSABLE_ENTITY, &view)?,
     }))
+}
+
+/// The recovery codes, shown once (after new codes, or right after setting up the app).
+#[derive(Template)]
+#[template(path = "account/recovery_codes.html")]
+pub struct RecoveryCodesPage {
+    layout: Layout,
+    codes: Vec<String>,
+    /// The codes as a `data:` link for the download button.
+    download_href: String,
+    /// Shown right after setting up the app (rather than after making new codes).
+    just_enabled: bool,
+}
+
+impl RecoveryCodesPage {
+    pub fn new(page: &Page, codes: Vec<String>, just_enabled: bool) -> Self {
+        let text = format!(
+            "Recovery codes for {} at {}\nEach code signs you in once when you cannot use your authenticator app.\n\n{}\n",
+            page.user.username,
+            page.factors.issuer(),
+            codes.join("\n")
+        );
+        let encoded: String = text
+            .bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (byte as char).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        Self {
+            layout: page.layout(),
+            codes,
+            download_href: format!("data:text/plain;charset=utf-8,{encoded}"),
+            just_enabled,
+        }
+    }
 }

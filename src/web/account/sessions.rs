@@ -12,7 +12,7 @@ use crate::web::flash::Flash;
 use crate::web::form::{CsrfForm, NoFields};
 use crate::web::layout::{Layout, render};
 use crate::web::params::SessionId;
-use crate::web::view::{SessionRow, session_rows};
+use crate::web::tables::{SessionRow, session_rows};
 
 #[derive(Template)]
 #[template(path = "account/sessions.html")]

@@ -12,8 +12,9 @@ use crate::db::{self, DbConnection};
 use crate::error::PageError;
 use crate::export;
 use crate::web::context::Page;
+use crate::web::downloads::csv_download;
 use crate::web::layout::{Layout, render};
-use crate::web::view::{EventRow, csv_download};
+use crate::web::tables::EventRow;
 
 const PAGE_SIZE: i64 = 50;
 

@@ -10,7 +10,7 @@ use crate::db::{self, users};
 use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::layout::{Layout, render};
-use crate::web::view::{Clock, When};
+use crate::web::time_words::{Clock, When};
 
 const SHOWN: i64 = 100;
 const STATES: [(&str, &str); 5] =

@@ -31,7 +31,7 @@ use crate::web::passkey_shapes;
         passkeys::options,
         passkeys::register
     ),
-    components(schemas(ApiErrorBody, UserJson, token::SignIn, token::SignInByUsername, token::SignInByEmail, token::SecondStepRequest, token::RefreshRequest, token::TokenResponse, passkey_shapes::OptionsRequest, passkey_shapes::OptionsResponse, passkey::AssertionRequest, passkey::AssertionCredential, passkey::AssertionResponse, passkey::NoExtensions, passkey::SignedIn, passkeys::RegisterRequest, passkeys::AttestationCredential, passkeys::AttestationResponse, passkeys::Added)),
+    components(schemas(ApiErrorBody, UserJson, token::SignIn, token::SignInByUsername, token::SignInByEmail, token::SecondStepRequest, token::RefreshRequest, token::TokenResponse, passkey_shapes::OptionsRequest, passkey_shapes::OptionsResponse, passkey::AssertionRequest, passkey::AssertionCredential, passkey::AssertionResponse, passkey_shapes::NoExtensions, passkey::SignedIn, passkeys::RegisterRequest, passkeys::AttestationCredential, passkeys::AttestationResponse, passkeys::Added)),
     modifiers(&BearerScheme),
     tags(
         (name = "tokens", description = "Sign in, renew, sign out"),

@@ -6,7 +6,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::client::{ClientInfo, client_ip};
 use crate::auth::credentials::{LoginOutcome, SignInAttempt, verify_credentials};
 use crate::auth::second_factor::{self, Code, CodeCheck, SecondStep, SecondStepAttempt};
 use crate::auth::sessions::{Presenter, SessionTokens, Sessions};
@@ -17,6 +16,7 @@ use crate::db::sessions::Ending;
 use crate::db::users::User;
 use crate::domain::MAX_PASSWORD_BYTES;
 use crate::error::ApiError;
+use crate::web::client::client_ip;
 use crate::web::context::Services;
 use crate::web::errors::ApiErrorBody;
 use crate::web::extractors::CurrentUser;
@@ -240,7 +240,7 @@ async fn signed_in(
     device_token: &str,
 ) -> Result<HttpResponse, ApiError> {
     let token_user = TokenUser::of(&proven.user);
-    let client = ClientInfo::of(req);
+    let client = crate::web::client::client_info(req);
     let arrival = Arrival { channel: Channel::Api, client: &client, presented_device: device_token };
     let signed = sign_in::finish(app.sign_in(), proven, arrival).await?;
     token_response(signed.tokens, Some(token_user), Some(signed.device_credentials))
@@ -321,7 +321,7 @@ pub async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let presented =
         body.0.refresh_token.ok_or_else(|| ApiError::BadRequest("missing field: \"refresh_token\"".into()))?;
-    match sessions.refresh(&pool, &presented, &ClientInfo::of(&req), Presenter::ApiClient).await? {
+    match sessions.refresh(&pool, &presented, &crate::web::client::client_info(&req), Presenter::ApiClient).await? {
         Ok(tokens) => token_response(tokens, None, None),
         Err(refusal) => {
             tracing::info!(reason = ?refusal, client_ip = %client_ip(&req), "refresh token refused");

@@ -8,14 +8,14 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::accounts::ResetRequests;
-use crate::auth::client::client_ip;
 use crate::auth::credentials;
 use crate::domain::Email;
 use crate::error::PageError;
+use crate::web::client::client_ip;
 use crate::web::context::Services;
 use crate::web::form::StrictForm;
 use crate::web::layout::{Layout, render, with_retry_after};
-use crate::web::view::wait_phrase;
+use crate::web::time_words::wait_phrase;
 
 #[derive(Template)]
 #[template(path = "login/forgot.html")]

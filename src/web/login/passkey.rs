@@ -6,21 +6,16 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::PublicKeyCredential;
 
-use crate::auth::client::client_ip;
 use crate::auth::credentials;
 use crate::auth::passkeys::{PasskeyError, Purpose};
 use crate::auth::second_factor::{self, SecondStep, SecondStepAttempt};
 use crate::auth::sign_in::{self, KeyKind, Method, Proven, Refusal};
 use crate::error::ApiError;
+use crate::web::client::client_ip;
 use crate::web::context::Services;
 use crate::web::errors::ApiErrorBody;
 use crate::web::json::{CarriesCsrfToken, CsrfJson, LoginNonce};
-use crate::web::passkey_shapes::{OptionsRequest, OptionsResponse};
-
-/// No client extension results are needed.
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NoExtensions {}
+use crate::web::passkey_shapes::{NoExtensions, OptionsRequest, OptionsResponse};
 
 /// What `navigator.credentials.get` answered (binary fields base64url), as the page sends it.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -170,7 +165,7 @@ pub async fn sign_in(
             return Err(refusal(error));
         }
     };
-    let method = Method::Passkey(KeyKind::of(&used.key_kind));
+    let method = Method::Passkey(KeyKind::of(used.key_kind));
     signed_in(&req, &app, Proven { user: used.user, method, device_credential: None }, &next).await
 }
 
@@ -235,7 +230,7 @@ pub async fn second_step(
     let credential = credential.ok_or_else(|| ApiError::BadRequest("missing field: \"credential\"".into()))?;
     let pending_token = super::pending_step(&app, &req);
     let ip = client_ip(&req);
-    let device = crate::auth::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
+    let device = crate::web::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
     let attempt = SecondStepAttempt { token: pending_token, client_ip: &ip, device: Some(&device) };
     let (outcome, error) =
         second_factor::complete_with_passkey(&app.pool, &app.throttle, &app.passkeys, attempt, &token, &credential)

@@ -7,19 +7,19 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::login_nonce;
-use crate::auth::client::client_ip;
 use crate::auth::second_factor::{
     self, Code, CodeCheck, MAX_CHALLENGE_FAILURES, Method, SecondStep, SecondStepAttempt,
 };
 use crate::auth::sign_in::{self, Proven};
 use crate::db::second_factors::{Inventory, inventory};
 use crate::error::PageError;
+use crate::web::client::client_ip;
 use crate::web::context::Services;
 use crate::web::flash::flash_cookie;
 use crate::web::form::StrictForm;
 use crate::web::layout::{Layout, render, with_retry_after};
 use crate::web::signed_in;
-use crate::web::view::wait_phrase;
+use crate::web::time_words::wait_phrase;
 
 pub const PATH: &str = "/login/second-step";
 
@@ -135,7 +135,7 @@ pub async fn form(req: HttpRequest, query: web::Query<StepQuery>, app: Services)
 
 pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services) -> Result<HttpResponse, PageError> {
     let StepForm { code, method, csrf_token } = form.0;
-    let nonce = crate::auth::cookies::read(&req, app.cookies.login_csrf_name()).unwrap_or_default();
+    let nonce = crate::web::cookies::read(&req, app.cookies.login_csrf_name()).unwrap_or_default();
     if !app.csrf.verify_login(nonce, &csrf_token) {
         tracing::warn!(client_ip = %client_ip(&req), "second step refused: CSRF token missing or wrong");
         return Err(PageError::CsrfRejected);
@@ -149,7 +149,7 @@ pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services)
     };
     let token = super::pending_step(&app, &req);
     let ip = client_ip(&req);
-    let device = crate::auth::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
+    let device = crate::web::cookies::read(&req, app.cookies.device_name()).unwrap_or_default().to_owned();
     let attempt = SecondStepAttempt { token, client_ip: &ip, device: Some(&device) };
     let outcome = second_factor::complete_challenge(&app.pool, &app.throttle, &app.factors, attempt, code).await?;
     match outcome {

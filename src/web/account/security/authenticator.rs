@@ -5,12 +5,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::recovery_codes::RecoveryCodesPage;
+use super::RecoveryCodesPage;
 use super::{PATH, PasswordOnly, confirm_password};
 use crate::accounts::{AccountError, FieldErrors};
 use crate::auth::totp::TotpSecret;
 use crate::error::PageError;
-use crate::web::account::page::load_account;
+use crate::web::account::shared::load_account;
 use crate::web::context::Page;
 use crate::web::form::{CsrfForm, NoFields};
 use crate::web::layout::{Layout, render};

@@ -12,11 +12,11 @@ use crate::accounts::FieldErrors;
 use crate::auth::credentials::PasswordCheck;
 use crate::domain::SafeNextPath;
 use crate::error::PageError;
-use crate::web::account::page::load_account;
+use crate::web::account::shared::load_account;
 use crate::web::context::Page;
 use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render, with_retry_after};
-use crate::web::view::wait_phrase;
+use crate::web::time_words::wait_phrase;
 
 pub const PATH: &str = "/account/security/confirm";
 

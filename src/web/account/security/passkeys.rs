@@ -10,7 +10,7 @@ use crate::accounts::{AccountError, MAX_PASSKEYS_PER_USER};
 use crate::auth::passkeys::PasskeyError;
 use crate::db::users;
 use crate::error::{ApiError, PageError};
-use crate::web::account::page::load_account;
+use crate::web::account::shared::load_account;
 use crate::web::context::{Page, Services};
 use crate::web::errors::ApiErrorBody;
 use crate::web::extractors::CurrentUser;
@@ -65,7 +65,7 @@ pub struct AttestationCredential {
     type_: String,
     response: AttestationResponse,
     #[serde(default)]
-    extensions: crate::web::login::passkey::NoExtensions,
+    extensions: crate::web::passkey_shapes::NoExtensions,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -173,7 +173,7 @@ pub async fn register(
         PasskeyError::Unexpected(_) | PasskeyError::Unavailable(_) => ApiError::from(error),
         other => ApiError::BadRequest(other.to_string()),
     })?;
-    let actor = user.actor(crate::auth::client::client_ip(&req));
+    let actor = user.actor(crate::web::client::client_ip(&req));
     app.accounts().add_passkey(actor.clone(), user.user_id, &name, new, &user.session_id).await?;
     tracing::info!(event = "passkey_added", username = %user.username, "passkey added");
     // A first second factor comes with recovery codes, so losing the device is not the end.

@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use askama::Template;
 
-use super::one_time_password::OneTimePasswordPage;
+use super::shared::OneTimePasswordPage;
 use crate::accounts::AccountError;
 use crate::db::audit::Action;
 use crate::db::sessions::Ending;
@@ -14,8 +14,8 @@ use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::form::{CsrfForm, NoFields};
 use crate::web::layout::{Layout, render};
+use crate::web::params::load_user;
 use crate::web::params::{SessionId, UserId};
-use crate::web::view::load_user;
 
 fn user_page(UserId(id): UserId) -> String {
     format!("/admin/users/{id}")
@@ -145,7 +145,7 @@ pub async fn revoke_session(
 /// Signs the user out everywhere (they can sign in again; disable the account to stop that).
 pub async fn revoke_all_sessions(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
-    let ended = sign_out_everywhere(&page, &user).await?;
+    let ended = page.accounts().sign_out_everywhere(page.actor(), &user, Some(&page.user.session_id)).await?;
     let message = match ended {
         0 => format!("{} had no sessions to sign out.", user.username),
         1 => format!("{} was signed out of 1 session.", user.username),
@@ -156,13 +156,6 @@ pub async fn revoke_all_sessions(page: Page, id: UserId, _form: CsrfForm<NoField
 
 /// Ends every session of `user` (the user's page and the bulk action); an admin signing
 /// themself out everywhere keeps the session they are using. Returns how many ended.
-pub(super) async fn sign_out_everywhere(page: &Page, user: &User) -> Result<usize, AccountError> {
-    let except_sid = (user.id == page.user.user_id).then(|| page.user.session_id.clone());
-    let ending = Ending::AllOfUser { user_id: user.id, except_sid };
-    let target = (user.id, user.username.to_string());
-    page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevokeAll).await
-}
-
 /// Lets a paused account sign in again at once (the per-address counters stay).
 pub async fn clear_throttle(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let (user, _) = page.accounts().clear_throttle(page.actor(), id.0).await?;

@@ -215,7 +215,9 @@ pub async fn apply(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpResponse,
                 }
             }
             BulkAction::Delete => page.accounts().delete(page.actor(), user.id).await.map(|_| ()),
-            BulkAction::SignOut => super::actions::sign_out_everywhere(&page, &user).await.map(|_| ()),
+            BulkAction::SignOut => {
+                page.accounts().sign_out_everywhere(page.actor(), &user, Some(&page.user.session_id)).await.map(|_| ())
+            }
         };
         match result {
             Ok(()) => done.push(name),

@@ -19,7 +19,8 @@ use crate::web::flash::Flash;
 use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render};
 use crate::web::params::UserId;
-use crate::web::view::{Clock, EventRow, SessionRow, When, session_rows};
+use crate::web::tables::{EventRow, SessionRow, session_rows};
+use crate::web::time_words::{Clock, When};
 
 const RECENT_EVENTS: i64 = 20;
 

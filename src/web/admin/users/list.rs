@@ -14,7 +14,7 @@ use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::flash::Flash;
 use crate::web::layout::{Layout, render};
-use crate::web::view::{Clock, When};
+use crate::web::time_words::{Clock, When};
 
 pub const PAGE_SIZE: i64 = 50;
 const MAX_SEARCH_CHARS: usize = 100;
@@ -202,7 +202,7 @@ pub async fn export(page: Page, query: web::Query<ListQuery>) -> Result<HttpResp
             })
         }
     });
-    Ok(crate::web::view::csv_download("users", header, chunks))
+    Ok(crate::web::downloads::csv_download("users", header, chunks))
 }
 
 pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Result<HttpResponse, PageError> {

@@ -5,4 +5,4 @@ pub mod bulk;
 pub mod detail;
 pub mod list;
 pub mod new;
-pub mod one_time_password;
+pub mod shared;

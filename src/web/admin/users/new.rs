@@ -6,7 +6,7 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::one_time_password::OneTimePasswordPage;
+use super::shared::OneTimePasswordPage;
 use crate::accounts::{self, AccountError, AccountInput, FieldErrors, ValidAccount};
 use crate::error::PageError;
 use crate::web::context::Page;

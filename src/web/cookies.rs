@@ -3,7 +3,7 @@ use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header;
 
-use super::tokens::{IssuedToken, JwtKeys};
+use crate::auth::tokens::{IssuedToken, JwtKeys};
 use crate::config::PublicUrl;
 
 /// The values of the cookies called `name` in the request, in the order sent. Read as sent,
@@ -186,7 +186,7 @@ impl CookiePolicy {
     /// `SameSite=Strict` (only our own forms send it), kept for the credentials' lifetime and
     /// not removed on sign-out, which is the point.
     pub fn device(&self, credentials: String) -> Cookie<'static> {
-        self.build(self.device_name, credentials, SameSite::Strict, super::device::LIFETIME)
+        self.build(self.device_name, credentials, SameSite::Strict, crate::auth::device::LIFETIME)
     }
 
     pub fn second_step_name(&self) -> &'static str {
@@ -196,7 +196,7 @@ impl CookiePolicy {
     /// The token of a sign-in waiting for its second step: this browser's alone (HttpOnly,
     /// `SameSite=Strict`), for the five minutes the step may take. It opens no page.
     pub fn second_step(&self, token: String) -> Cookie<'static> {
-        self.build(self.second_step_name, token, SameSite::Strict, super::second_factor::CHALLENGE_TTL)
+        self.build(self.second_step_name, token, SameSite::Strict, crate::auth::second_factor::CHALLENGE_TTL)
     }
 
     pub fn second_step_removal(&self) -> Cookie<'static> {

@@ -12,7 +12,8 @@ use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::layout::Layout;
 use crate::web::params::UserId;
-use crate::web::view::{Clock, load_user};
+use crate::web::params::load_user;
+use crate::web::time_words::Clock;
 
 #[derive(Deserialize, Default)]
 pub struct ProfileForm {

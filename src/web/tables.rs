@@ -1,0 +1,70 @@
+//! The tables several pages show: sessions (`_sessions_table.html`) and audit events
+//! (`admin/_events_table.html`).
+use super::time_words::{Clock, When};
+use crate::db::audit::{Action, AuditEvent};
+use crate::db::sessions::Session;
+
+/// One line of a sessions table (`_sessions_table.html`).
+pub struct SessionRow {
+    pub id: i64,
+    pub device: String,
+    pub client_ip: String,
+    pub via: String,
+    /// How the user signed in, in words ("password and one-time code").
+    pub signed_in_with: String,
+    pub created: When,
+    pub last_used: When,
+    pub is_current: bool,
+    /// Where its "Sign out" button posts.
+    pub revoke_action: String,
+}
+
+pub fn session_rows(
+    sessions: &[Session],
+    current_sid: Option<&str>,
+    revoke_prefix: &str,
+    clock: &Clock,
+) -> Vec<SessionRow> {
+    sessions
+        .iter()
+        .map(|session| SessionRow {
+            id: session.id,
+            device: session.user_agent.clone(),
+            client_ip: session.client_ip.clone(),
+            via: if session.via == "api" { "API".to_owned() } else { "Web".to_owned() },
+            signed_in_with: crate::auth::sessions::describe_amr(&session.amr),
+            created: clock.ago(session.created_at),
+            last_used: clock.ago(session.last_used_at),
+            is_current: current_sid == Some(session.sid.as_str()),
+            revoke_action: format!("{revoke_prefix}/{}/revoke", session.id),
+        })
+        .collect()
+}
+
+/// One line of an audit table (`admin/_events_table.html`).
+pub struct EventRow {
+    pub at: When,
+    pub actor: String,
+    /// The stored code (`user.delete`) and what it means in words.
+    pub action: String,
+    pub action_words: &'static str,
+    pub target: String,
+    pub target_id: Option<i64>,
+    pub client_ip: String,
+    pub details: String,
+}
+
+impl EventRow {
+    pub fn new(event: &AuditEvent, clock: &Clock) -> Self {
+        Self {
+            at: clock.stamp(event.occurred_at),
+            actor: crate::export::actor_words(event),
+            action: event.action.clone(),
+            action_words: Action::from_code(&event.action).map_or("", Action::describe),
+            target: event.target_username.clone().unwrap_or_else(|| "—".to_owned()),
+            target_id: event.target_id,
+            client_ip: event.client_ip.clone().unwrap_or_default(),
+            details: event.details.clone(),
+        }
+    }
+}
