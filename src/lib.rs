@@ -1,5 +1,6 @@
 pub mod accounts;
 pub mod auth;
+pub mod background;
 pub mod commands;
 pub mod config;
 pub mod crypto;

@@ -16,9 +16,10 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{RevocationList, SyncerHandle};
 use crate::auth::second_factor::SecondFactors;
 use crate::auth::sessions::Sessions;
-use crate::auth::signing_keys::{ReloaderHandle, SigningKeys, spawn_reloader as spawn_key_reloader};
+use crate::auth::signing_keys::SigningKeys;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::JwtKeys;
+use crate::background::{self, TaskHandle};
 use crate::config::{DatabaseSettings, DatabaseUrl, JwtSecret, Settings, load_or_create_jwt_secret};
 use crate::db::{self, DbPool};
 use crate::domain::{AccessRules, SiteHosts};
@@ -64,7 +65,9 @@ pub struct Application {
     /// Delivers the outbox, when mail is configured.
     mail_sender: Option<SenderHandle>,
     /// Keeps the signing keys in step with the database.
-    key_reloader: ReloaderHandle,
+    key_reloader: TaskHandle,
+    /// Deletes what has ended.
+    housekeeping: TaskHandle,
     /// Statements run by the request handlers' pool.
     statements: db::StatementCount,
 }
@@ -133,16 +136,19 @@ impl Application {
         let sender_stats = Arc::new(SenderStats::default());
         let mail_sender = start_mail_sender(&settings, &outbox, &sender_stats).await?;
         let throttle = web::Data::new(LoginThrottle::new(settings.throttle, &secret, previous, Arc::clone(&outbox)));
-        let revocation_syncer = revocations.spawn_syncer(
-            sync_pool,
+        let revocation_syncer = revocations.spawn_syncer(sync_pool)?;
+        let housekeeping = background::start_housekeeping(
             pool.clone(),
+            Arc::clone(&revocations),
             throttle.clone().into_inner(),
             settings.housekeeping_interval,
         )?;
         let sessions =
             web::Data::new(Sessions::new(keys, policy, settings.mfa_required, revocations, Arc::clone(&outbox)));
-        let key_reloader =
-            spawn_key_reloader(signing_keys, sessions.clone().into_inner(), pool.clone(), settings.signing)?;
+        let reloaded = sessions.clone().into_inner();
+        let key_reloader = background::start_key_reloader(signing_keys, pool.clone(), settings.signing, move |keys| {
+            reloaded.replace_keys(keys)
+        })?;
         let factors = web::Data::new(SecondFactors::new(
             &secret,
             previous,
@@ -233,7 +239,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(address = %settings.bind.ip(), port, public_url = settings.public_url.origin(), "Portcullis is listening");
-        Ok(Self { port, server, revocation_syncer, mail_sender, key_reloader, statements })
+        Ok(Self { port, server, revocation_syncer, mail_sender, key_reloader, housekeeping, statements })
     }
 
     pub fn port(&self) -> u16 {
@@ -256,6 +262,7 @@ impl Application {
         drop(self.revocation_syncer);
         drop(self.mail_sender);
         drop(self.key_reloader);
+        drop(self.housekeeping);
         result
     }
 }

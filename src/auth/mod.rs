@@ -1,11 +1,14 @@
 //! Authentication: passwords, tokens, sessions, throttling, keys. It answers with its own
 //! outcomes (`AuthFailure`, `LoginOutcome`, …); `web` turns them into pages and JSON.
+mod authenticated;
 pub mod client;
 pub mod credentials;
 pub mod csrf;
 pub mod device;
+pub mod keys;
 pub mod passkeys;
 pub mod password;
+pub mod proof;
 pub mod revocation;
 pub mod second_factor;
 pub mod sessions;

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::throttle::LoginThrottle;
 use crate::db::users::now;
 use crate::db::{self, DbConnection, DbPool, sessions};
 
@@ -134,31 +133,19 @@ impl RevocationList {
         db::run(pool, move |conn| list.sync(conn)).await
     }
 
-    fn prune(&self, conn: &mut DbConnection, throttle: &LoginThrottle) -> anyhow::Result<usize> {
+    /// Deletes the sessions that ended (idle, past their lifetime, or revoked and no longer
+    /// remembered); how many.
+    pub fn prune_ended_sessions(&self, conn: &mut DbConnection) -> anyhow::Result<usize> {
         let now = now();
-        let sessions = sessions::prune(conn, now, now - self.idle_timeout, now - self.remember_for)?;
-        // Sign-in counters whose window and pause are over go too (nothing else sweeps them).
-        let throttles = throttle.prune(conn, now)?;
-        // And sign-ins whose second step was never completed.
-        let challenges = crate::db::challenges::prune(conn, now)? + crate::db::passkeys::prune_ceremonies(conn, now)?;
-        // Mailed links a day after they expired, and delivered (or abandoned) mail after 30 days.
-        let mail = crate::db::email_links::prune(conn, now - chrono::Duration::days(1))?
-            + crate::db::outbox::prune(conn, now - chrono::Duration::days(30))?;
-        Ok(sessions + throttles + challenges + mail)
+        Ok(sessions::prune(conn, now, now - self.idle_timeout, now - self.remember_for)?)
     }
 
     /// Refreshes the list every second on a thread of its own (so a busy async runtime can
     /// never delay it), with `sync_pool`'s connection, until the returned handle is dropped.
-    /// Housekeeping (deleting ended sessions and idle sign-in counters) runs every minute on a
-    /// second thread with `pool`: its deletes can wait on rows that busy sign-ins hold, and
-    /// must never delay the refresh (a stale list fails every guarded request).
-    pub fn spawn_syncer(
-        self: &Arc<Self>,
-        sync_pool: DbPool,
-        pool: DbPool,
-        throttle: Arc<LoginThrottle>,
-        housekeeping_interval: Duration,
-    ) -> std::io::Result<SyncerHandle> {
+    /// Housekeeping runs elsewhere (`background.rs`): its deletes can wait on rows that
+    /// busy sign-ins hold, and must never delay the refresh (a stale list fails every guarded
+    /// request).
+    pub fn spawn_syncer(self: &Arc<Self>, sync_pool: DbPool) -> std::io::Result<SyncerHandle> {
         let (stop_sync, sync_stopped) = mpsc::channel::<()>();
         let list = Arc::clone(self);
         std::thread::Builder::new().name("revocation-sync".into()).spawn(move || {
@@ -191,43 +178,13 @@ impl RevocationList {
                 }
             }
         })?;
-        let (stop_pruning, pruning_stopped) = mpsc::channel::<()>();
-        let list = Arc::clone(self);
-        std::thread::Builder::new().name("session-pruner".into()).spawn(move || {
-            let mut sampled_at: Option<Instant> = None;
-            while let Err(RecvTimeoutError::Timeout) = pruning_stopped.recv_timeout(housekeeping_interval) {
-                let pruned = pool
-                    .get()
-                    .context("no database connection available")
-                    .and_then(|mut conn| list.prune(&mut conn, &throttle));
-                match pruned {
-                    Ok(0) => {}
-                    Ok(rows) => tracing::debug!(rows, "pruned ended sessions and idle sign-in counters"),
-                    Err(error) => tracing::warn!(error = %format!("{error:#}"), "could not prune ended sessions"),
-                }
-                // The user search's estimate of how common each trigram is (PostgreSQL), hourly.
-                if sampled_at.is_none_or(|at| at.elapsed() > TRIGRAM_SAMPLE_EVERY) {
-                    sampled_at = Some(Instant::now());
-                    let refreshed = pool
-                        .get()
-                        .context("no database connection available")
-                        .and_then(|mut conn| Ok(crate::db::user_search::refresh_trigram_sample(&mut conn)?));
-                    if let Err(error) = refreshed {
-                        tracing::warn!(error = %format!("{error:#}"), "could not sample the users for search");
-                    }
-                }
-            }
-        })?;
-        Ok(SyncerHandle { _stop: [stop_sync, stop_pruning] })
+        Ok(SyncerHandle { _stop: stop_sync })
     }
 }
 
-/// How often housekeeping re-estimates how common each search trigram is.
-const TRIGRAM_SAMPLE_EVERY: Duration = Duration::from_secs(60 * 60);
-
-/// Stops the sync and pruning threads when dropped.
+/// Stops the sync thread when dropped.
 pub struct SyncerHandle {
-    _stop: [mpsc::Sender<()>; 2],
+    _stop: mpsc::Sender<()>,
 }
 
 #[cfg(test)]

@@ -7,17 +7,18 @@ use std::time::Duration;
 use aws_lc_rs::digest;
 use chrono::NaiveDateTime;
 
+pub use super::authenticated::Authenticated;
 use super::client::ClientInfo;
+use super::proof::{Channel, Method};
 use super::revocation::{Refusal, RevocationList};
-use super::sign_in::{Channel, Method};
-use super::tokens::{Audience, Claims, Grant, IssuedToken, JwtKeys, TokenError};
+use super::tokens::{Audience, Grant, IssuedToken, JwtKeys, TokenError};
 use super::verified_tokens::VerifiedTokens;
 use crate::config::{MfaPolicy, NoticeKind, SessionPolicy};
 use crate::db::audit::{self, Action, Actor};
 use crate::db::sessions::{self, Ending, NewSession, Session};
 use crate::db::users::{self, User, now};
 use crate::db::{self, DbConnection, DbPool, write_transaction};
-use crate::domain::{Role, TimeZone};
+use crate::domain::Role;
 use crate::mail::{Notice, Outbox, Recipient};
 
 /// A session's RFC 8176 `amr` in words, for people: "password", "password and one-time code".
@@ -45,65 +46,6 @@ const MAX_REFRESH_TOKEN_CHARS: usize = 128;
 /// the access cookie ran out). A token retired this recently renews the access token
 /// without raising the reuse alarm — for the cookie only; API clients must not race.
 const BROWSER_REUSE_GRACE: chrono::Duration = chrono::Duration::seconds(10);
-
-/// A caller whose token checked out: everything the token says, no database needed.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user_id: i64,
-    pub username: String,
-    pub display_name: String,
-    pub email: String,
-    pub role: Role,
-    pub must_change_password: bool,
-    /// Covered by the second-factor policy without a second factor: may only enrol one.
-    pub must_enrol: bool,
-    /// How the user signed in (RFC 8176 values).
-    pub amr: Vec<String>,
-    /// Where the user reads times (pages show times in it).
-    pub time_zone: TimeZone,
-    pub session_id: String,
-    /// Unix time.
-    pub token_expires_at: i64,
-    /// When the person last proved who they are in this session (Unix time, OpenID's
-    /// `auth_time`).
-    pub auth_time: i64,
-    /// Whom the token was for: a gate token opens no page of ours.
-    pub audience: Audience,
-}
-
-impl Authenticated {
-    fn from_claims(claims: Claims, audience: Audience) -> Option<Self> {
-        Some(Self {
-            user_id: claims.user_id()?,
-            role: claims.role,
-            username: claims.preferred_username,
-            display_name: claims.name,
-            email: claims.email,
-            must_change_password: claims.pwc,
-            must_enrol: claims.mfe,
-            amr: claims.amr,
-            time_zone: TimeZone::from_stored(&claims.zoneinfo),
-            session_id: claims.sid,
-            token_expires_at: claims.exp,
-            auth_time: claims.auth_time,
-            audience,
-        })
-    }
-
-    /// Whether the person proved who they are within `within` of `now` (Unix time).
-    pub fn proved_within(&self, within: Duration, now: i64) -> bool {
-        now.saturating_sub(self.auth_time) <= i64::try_from(within.as_secs()).unwrap_or(i64::MAX)
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-
-    /// For the audit trail.
-    pub fn actor(&self, client_ip: String) -> Actor {
-        Actor { user: Some((self.user_id, self.username.to_string())), client_ip: Some(client_ip) }
-    }
-}
 
 #[derive(Debug)]
 pub enum AuthFailure {
@@ -184,7 +126,7 @@ impl Sessions {
 
     /// Puts the signing keys just read in place; when what verifies changed, tokens verified
     /// before are checked again.
-    pub fn replace_keys(&self, keys: Vec<super::signing_keys::LoadedKey>) {
+    pub fn replace_keys(&self, keys: Vec<super::tokens::LoadedKey>) {
         if self.keys.replace_keys(keys) {
             self.verified.clear();
         }

@@ -6,80 +6,12 @@
 use std::sync::Arc;
 
 use super::client::ClientInfo;
-use super::second_factor;
+pub use super::proof::{Channel, KeyKind, Method};
 use super::sessions::{Device, SessionTokens, Sessions};
 use super::throttle::LoginThrottle;
 use crate::db::audit::{self, Action, Actor};
 use crate::db::users::User;
 use crate::db::{self, DbPool};
-
-/// What a passkey is, as RFC 8176 names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
-    /// `hwk`: a security key or a platform authenticator bound to one device.
-    Hardware,
-    /// `swk`: a synced passkey (a password manager, a cloud keychain).
-    Software,
-}
-
-impl KeyKind {
-    /// From the ceremony's answer (`"swk"`, anything else is hardware-bound).
-    pub fn of(amr_value: &str) -> Self {
-        if amr_value == "swk" { Self::Software } else { Self::Hardware }
-    }
-}
-
-/// How a person proved who they are. The session stores it as RFC 8176 `amr` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Password,
-    /// A password, then a code (authenticator app or recovery code).
-    PasswordAndCode,
-    /// A password, then a passkey as the second step.
-    PasswordAndPasskey(KeyKind),
-    /// A passkey alone (it is two factors in one: the device and its PIN or biometric).
-    Passkey(KeyKind),
-}
-
-impl Method {
-    /// A password, then `second` as the second step.
-    pub fn after_password(second: second_factor::Method) -> Self {
-        match second {
-            second_factor::Method::Totp | second_factor::Method::RecoveryCode => Self::PasswordAndCode,
-            second_factor::Method::Passkey(kind) => Self::PasswordAndPasskey(KeyKind::of(kind)),
-        }
-    }
-
-    /// The session's `amr`, space-separated.
-    pub fn amr(self) -> &'static str {
-        match self {
-            Self::Password => "pwd",
-            Self::PasswordAndCode => "pwd otp mfa",
-            Self::PasswordAndPasskey(KeyKind::Hardware) => "pwd hwk mfa",
-            Self::PasswordAndPasskey(KeyKind::Software) => "pwd swk mfa",
-            Self::Passkey(KeyKind::Hardware) => "hwk mfa",
-            Self::Passkey(KeyKind::Software) => "swk mfa",
-        }
-    }
-}
-
-/// Which door someone came through: a browser (cookies, device notices) or an API client
-/// (tokens in the body).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    Browser,
-    Api,
-}
-
-impl Channel {
-    /// As sessions and audit rows record it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Browser => "form",
-            Self::Api => "api",
-        }
-    }
-}
 
 /// A person who proved who they are, by `method`.
 pub struct Proven {
@@ -167,6 +99,7 @@ pub async fn refused(pool: &DbPool, client_ip: String, refusal: Refusal<'_>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::second_factor;
 
     #[test]
     fn each_method_is_stored_as_its_rfc_8176_values() {

@@ -10,8 +10,8 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed2551
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDateTime;
-use serde_json::{Value, json};
 
+use super::keys::{LoadedKey, thumbprint};
 use super::tokens::LEEWAY;
 use crate::config::{JwtAlgorithm, JwtSecret, TokenSigning};
 use crate::crypto::sealed::SealingKey;
@@ -25,21 +25,6 @@ pub const JWKS_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 pub const PUBLISH_LEAD: Duration = Duration::from_secs(6 * 60);
 /// Sealed private keys are bound to this owner id (they belong to no user).
 const OWNER: i64 = 0;
-
-/// A key as the token code uses it: its private half opened (when it could be).
-pub struct LoadedKey {
-    pub kid: String,
-    pub alg: JwtAlgorithm,
-    /// PKCS#8; `None` for the HS256 record, or when it was sealed under a secret we no longer have
-    /// (it then only verifies).
-    pub private_pkcs8: Option<Vec<u8>>,
-    /// Ed25519's 32 bytes, or P-256's uncompressed point.
-    pub public: Vec<u8>,
-    pub published_at: i64,
-    pub signs_from: i64,
-    pub retired_at: Option<i64>,
-    pub drop_after: Option<i64>,
-}
 
 /// A new key pair: (PKCS#8, public bytes).
 fn generate(alg: JwtAlgorithm) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
@@ -60,47 +45,6 @@ fn generate(alg: JwtAlgorithm) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
         }
         JwtAlgorithm::Hs256 => anyhow::bail!("HS256 signs with the secret: there is no key pair to make"),
     }
-}
-
-/// The public key as a JWK (RFC 7517/8037), without `kid`, `alg` and `use`; `None` when the
-/// bytes are not a key of that kind.
-fn public_jwk(alg: JwtAlgorithm, public: &[u8]) -> Option<Value> {
-    match alg {
-        JwtAlgorithm::EdDsa if public.len() == 32 => {
-            Some(json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(public)}))
-        }
-        JwtAlgorithm::Es256 if public.len() == 65 && public[0] == 4 => Some(json!({
-            "kty": "EC", "crv": "P-256",
-            "x": URL_SAFE_NO_PAD.encode(&public[1..33]), "y": URL_SAFE_NO_PAD.encode(&public[33..]),
-        })),
-        _ => None,
-    }
-}
-
-/// The key as the JWKS publishes it: `kid`, `alg`, `use`, and only public parts.
-pub fn jwk(key: &LoadedKey) -> Option<Value> {
-    let mut jwk = public_jwk(key.alg, &key.public)?;
-    jwk["kid"] = json!(key.kid);
-    jwk["alg"] = json!(key.alg.name());
-    jwk["use"] = json!("sig");
-    Some(jwk)
-}
-
-/// RFC 7638's thumbprint: the SHA-256 of the required members in lexical order.
-fn thumbprint(alg: JwtAlgorithm, public: &[u8]) -> anyhow::Result<String> {
-    let jwk = public_jwk(alg, public).ok_or_else(|| anyhow::anyhow!("not a public key"))?;
-    let canonical = match alg {
-        JwtAlgorithm::EdDsa => {
-            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, jwk["x"].as_str().unwrap_or_default())
-        }
-        _ => format!(
-            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-            jwk["x"].as_str().unwrap_or_default(),
-            jwk["y"].as_str().unwrap_or_default()
-        ),
-    };
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
-    Ok(URL_SAFE_NO_PAD.encode(digest.as_ref()))
 }
 
 fn at(seconds: NaiveDateTime) -> i64 {
@@ -376,51 +320,10 @@ impl SigningKeys {
     }
 }
 
-/// How often the automatic rotation is considered, and dropped keys deleted.
-const ROTATION_CHECK_EVERY: Duration = Duration::from_secs(60 * 60);
-
-/// Re-reads the keys every `signing.reload_interval` (so a key another instance or the command
-/// line made is published and used here too), rotates when due and deletes dropped keys, on a
-/// thread of its own until the handle is dropped.
-pub fn spawn_reloader(
-    keys: std::sync::Arc<SigningKeys>,
-    sessions: std::sync::Arc<super::sessions::Sessions>,
-    pool: crate::db::DbPool,
-    signing: TokenSigning,
-) -> std::io::Result<ReloaderHandle> {
-    use std::sync::mpsc::{self, RecvTimeoutError};
-    let (stop, stopped) = mpsc::channel::<()>();
-    std::thread::Builder::new().name("signing-keys".into()).spawn(move || {
-        let mut checked_at: Option<std::time::Instant> = None;
-        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(signing.reload_interval) {
-            let result = pool.get().map_err(anyhow::Error::from).and_then(|mut conn| {
-                let now = crate::db::users::now();
-                if checked_at.is_none_or(|at| at.elapsed() > ROTATION_CHECK_EVERY) {
-                    checked_at = Some(std::time::Instant::now());
-                    if let Some(kid) = keys.rotate_if_due(&mut conn, &signing, now)? {
-                        tracing::info!(kid, "a new signing key is published; it signs in a few minutes");
-                    }
-                    SigningKeys::prune(&mut conn, now)?;
-                }
-                sessions.replace_keys(keys.load(&mut conn, now)?);
-                Ok(())
-            });
-            if let Err(error) = result {
-                tracing::warn!(error = %format!("{error:#}"), "could not re-read the signing keys; the ones in memory stay");
-            }
-        }
-    })?;
-    Ok(ReloaderHandle { _stop: stop })
-}
-
-/// Stops the reloader when dropped.
-pub struct ReloaderHandle {
-    _stop: std::sync::mpsc::Sender<()>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::keys::jwk;
 
     #[test]
     fn generated_keys_publish_only_public_parts_under_their_thumbprint() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 
-use super::signing_keys::LoadedKey;
+pub use super::keys::LoadedKey;
 use crate::config::{JwtAlgorithm, JwtSecret};
 use crate::db::users::User;
 use crate::domain::Role;
@@ -223,7 +223,7 @@ impl JwtKeys {
                 ring.secret_tokens_until = ring.secret_tokens_until.max(loaded.drop_after);
                 continue;
             };
-            let Some(jwk) = super::signing_keys::jwk(&loaded) else { continue };
+            let Some(jwk) = super::keys::jwk(&loaded) else { continue };
             let (encoding, decoding) = match loaded.alg {
                 JwtAlgorithm::EdDsa => (
                     loaded.private_pkcs8.as_deref().map(EncodingKey::from_ed_der),

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::sessions::Authenticated;
+use super::authenticated::Authenticated;
 use super::tokens::LEEWAY;
 
 /// Enough for every active client of a busy instance; a full memo drops expired entries

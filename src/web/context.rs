@@ -31,6 +31,10 @@ use crate::web::cookies::CookiePolicy;
 const DEFAULT_LANDING: &str = "/dashboard";
 
 /// The application's shared parts, for any handler (public pages and the API too).
+/// "Confirm it is you" (`account/security/confirm.rs`): where `Page::confirm_first` sends a
+/// user whose last proof is too old.
+pub const CONFIRM_PATH: &str = "/account/security/confirm";
+
 pub struct Services {
     pub pool: web::Data<DbPool>,
     pub sessions: web::Data<Sessions>,
@@ -147,11 +151,11 @@ impl Page {
         self.sessions.proved_recently(&self.user)
     }
 
-    /// 303 to "Confirm it's you", which returns to `back` (one of our paths).
+    /// 303 to "Confirm it's you" (`CONFIRM_PATH`), which returns to `back` (one of our paths).
     pub fn confirm_first(&self, back: &str) -> HttpResponse {
         let query = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
         self.redirect(
-            &format!("{}?{query}", super::account::security::confirm::PATH),
+            &format!("{}?{query}", CONFIRM_PATH),
             "For your safety, confirm it is you before changing how you sign in.",
         )
     }

@@ -2,7 +2,7 @@
 use std::path::Path;
 
 /// Lower numbers are lower layers (ARCHITECTURE.md, "Layers").
-const LAYERS: [(&str, u8); 18] = [
+const LAYERS: [(&str, u8); 19] = [
     ("config", 0),
     ("random", 0),
     ("memory", 0),
@@ -19,6 +19,7 @@ const LAYERS: [(&str, u8); 18] = [
     ("web", 7),
     ("metrics", 7),
     ("startup", 8),
+    ("background", 8),
     ("commands", 8),
     ("main", 9),
 ];
@@ -185,4 +186,87 @@ fn no_page_module_imports_a_sibling_page_module() {
         "page modules that import a sibling page (move what they share to a shared module):\n{}",
         crossing.join("\n")
     );
+}
+
+/// Which modules of `src/{area}` each module imports (`crate::{area}::…` and `super::…`),
+/// leaving out its own tests and its ancestors (an area's `mod.rs` declares its children).
+fn import_graph(area: &str) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(area);
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let modules: Vec<Vec<String>> = files.iter().map(|file| web_module(file.strip_prefix(&root).unwrap())).collect();
+    let prefix = format!("crate::{area}::");
+    files
+        .iter()
+        .zip(&modules)
+        .filter(|(_, own)| !own.is_empty())
+        .map(|(file, own)| {
+            let text = std::fs::read_to_string(file).unwrap();
+            let text = text.split("#[cfg(test)]").next().unwrap();
+            let path_after = |at: usize| -> Vec<String> {
+                let path: String =
+                    text[at..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+                path.split("::").filter(|part| !part.is_empty()).map(str::to_owned).collect()
+            };
+            let mut paths: Vec<Vec<String>> =
+                text.match_indices(&prefix).map(|(at, _)| path_after(at + prefix.len())).collect();
+            for (at, _) in text.match_indices("super::") {
+                if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':') {
+                    continue;
+                }
+                let mut path = own[..own.len() - 1].to_vec();
+                path.extend(path_after(at + "super::".len()));
+                paths.push(path);
+            }
+            let mut targets: Vec<Vec<String>> = paths
+                .iter()
+                .filter_map(|path| {
+                    (1..=path.len()).rev().map(|len| path[..len].to_vec()).find(|prefix| modules.contains(prefix))
+                })
+                .filter(|target| target != own && !own.starts_with(target))
+                .collect();
+            targets.sort();
+            targets.dedup();
+            (own.clone(), targets)
+        })
+        .collect()
+}
+
+#[test]
+fn auth_and_web_have_no_import_circles() {
+    for area in ["auth", "web", "accounts", "db", "mail"] {
+        let graph = import_graph(area);
+        assert!(graph.len() > 4, "the scan read src/{area}");
+        // Depth-first search; a module met again while still on the path closes a circle.
+        fn visit<'g>(
+            module: &'g Vec<String>,
+            graph: &'g [(Vec<String>, Vec<Vec<String>>)],
+            path: &mut Vec<&'g Vec<String>>,
+            done: &mut Vec<&'g Vec<String>>,
+        ) -> Option<Vec<String>> {
+            if let Some(start) = path.iter().position(|on| *on == module) {
+                let mut circle: Vec<String> = path[start..].iter().map(|m| m.join("::")).collect();
+                circle.push(module.join("::"));
+                return Some(circle);
+            }
+            if done.contains(&module) {
+                return None;
+            }
+            path.push(module);
+            let targets = graph.iter().find(|(own, _)| own == module).map(|(_, targets)| targets.as_slice());
+            for target in targets.unwrap_or_default() {
+                if let Some(circle) = visit(target, graph, path, done) {
+                    return Some(circle);
+                }
+            }
+            path.pop();
+            done.push(module);
+            None
+        }
+        let mut done = Vec::new();
+        for (module, _) in &graph {
+            let circle = visit(module, &graph, &mut Vec::new(), &mut done);
+            assert!(circle.is_none(), "an import circle in src/{area}: {}", circle.unwrap().join(" → "));
+        }
+    }
 }

@@ -18,7 +18,7 @@ use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render, with_retry_after};
 use crate::web::time_words::wait_phrase;
 
-pub const PATH: &str = "/account/security/confirm";
+pub const PATH: &str = crate::web::context::CONFIRM_PATH;
 
 #[derive(Template)]
 #[template(path = "account/confirm.html")]
