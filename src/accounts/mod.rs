@@ -2,9 +2,11 @@
 //! validation path for new users (`validation`), and the rules every change obeys — the last
 //! active admin stays, admins cannot lock themselves out, usernames and emails stay unique —
 //! each change recorded in the audit trail in its own transaction (`operations`). Request
-//! handlers use them through [`Accounts`] (`service`), which also makes this instance refuse
-//! the sessions a change ended at once; the command line calls the operations directly
-//! (instances notice within a second).
+//! handlers use them through [`Accounts`] (`service`, `passwords`, `email`, `second_factors`),
+//! which also makes this instance refuse the sessions a change ended at once; `Accounts` holds
+//! the password hasher, and every way a password is set is one of its methods (`passwords`).
+//! The command line calls the operations directly, or the `…_from_command_line` functions for
+//! passwords (other instances notice within a second).
 mod email;
 mod operations;
 mod passwords;

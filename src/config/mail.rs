@@ -3,6 +3,8 @@
 use anyhow::{anyhow, bail};
 use secrecy::SecretString;
 
+use super::env::Env;
+
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpSecurity {
@@ -160,9 +162,9 @@ pub struct MailSettings {
 }
 
 impl MailSettings {
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let smtp = get("PORTCULLIS_SMTP_URL").map(|raw| SmtpSettings::parse(&raw)).transpose()?;
-        let from = get("PORTCULLIS_MAIL_FROM");
+    pub(super) fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<Self> {
+        let smtp = env.parsed("PORTCULLIS_SMTP_URL", SmtpSettings::parse)?;
+        let from = env.text("PORTCULLIS_MAIL_FROM");
         if let Some(from) = &from
             && (from.contains(['\r', '\n']) || !from.contains('@'))
         {
@@ -171,7 +173,7 @@ impl MailSettings {
         if smtp.is_some() && from.is_none() {
             bail!("PORTCULLIS_MAIL_FROM is required with PORTCULLIS_SMTP_URL (e.g. Portcullis <login@example.com>)");
         }
-        let notices = get("PORTCULLIS_MAIL_NOTICES").map_or(Ok(Notices::default()), |raw| Notices::parse(&raw))?;
+        let notices = env.parsed("PORTCULLIS_MAIL_NOTICES", Notices::parse)?.unwrap_or_default();
         Ok(Self { smtp, from, notices })
     }
 }

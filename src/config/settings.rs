@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use secrecy::SecretString;
 
+use super::env::{Bound, Env, parse_duration};
 use super::mail::MailSettings;
 use super::secret::JwtSecret;
 
@@ -286,18 +287,31 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can supply their own environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let get = |key: &str| lookup(key).filter(|value| !value.is_empty());
+        Self::read(&Env::new(lookup))
+    }
+
+    /// Every variable the settings read (what `.env.example` documents).
+    pub fn names() -> Vec<&'static str> {
+        let env = Env::new(|_: &str| None);
+        // With nothing set the defaults apply; what matters here is which names were asked.
+        let _defaults = Self::read(&env);
+        let mut names = env.asked();
+        names.push(super::env::LOG_FILTER);
+        names
+    }
+
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<Self> {
+        let get = |name: &'static str| env.text(name);
 
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         let database = DatabaseSettings {
             url: DatabaseUrl::parse(&database_url)?,
-            pool_size: parse_number(get("PORTCULLIS_DB_POOL_SIZE"), "PORTCULLIS_DB_POOL_SIZE", 10, 1..=512)?,
-            startup_timeout: parse_duration(
-                get("PORTCULLIS_DB_STARTUP_TIMEOUT"),
+            pool_size: env.number("PORTCULLIS_DB_POOL_SIZE", 10, 1..=512)?,
+            startup_timeout: env.duration(
                 "PORTCULLIS_DB_STARTUP_TIMEOUT",
                 Duration::from_secs(60),
-                (Duration::ZERO, "0s"),
-                (Duration::from_secs(60 * 60), "1h"),
+                Bound(Duration::ZERO, "0s"),
+                Bound(Duration::from_secs(60 * 60), "1h"),
             )?,
         };
 
@@ -327,33 +341,29 @@ impl Settings {
         }
 
         let sessions = SessionPolicy {
-            access_token_ttl: parse_duration(
-                get("PORTCULLIS_ACCESS_TOKEN_TTL"),
+            access_token_ttl: env.duration(
                 "PORTCULLIS_ACCESS_TOKEN_TTL",
                 DEFAULT_ACCESS_TOKEN_TTL,
-                (Duration::from_secs(60), "1m"),
-                (Duration::from_secs(24 * 60 * 60), "24h"),
+                Bound(Duration::from_secs(60), "1m"),
+                Bound(Duration::from_secs(24 * 60 * 60), "24h"),
             )?,
-            idle_timeout: parse_duration(
-                get("PORTCULLIS_SESSION_IDLE_TIMEOUT"),
+            idle_timeout: env.duration(
                 "PORTCULLIS_SESSION_IDLE_TIMEOUT",
                 DEFAULT_SESSION_IDLE_TIMEOUT,
-                (Duration::from_secs(5 * 60), "5m"),
-                (Duration::from_secs(90 * 24 * 60 * 60), "90d"),
+                Bound(Duration::from_secs(5 * 60), "5m"),
+                Bound(Duration::from_secs(90 * 24 * 60 * 60), "90d"),
             )?,
-            lifetime: parse_duration(
-                get("PORTCULLIS_SESSION_LIFETIME"),
+            lifetime: env.duration(
                 "PORTCULLIS_SESSION_LIFETIME",
                 DEFAULT_SESSION_LIFETIME,
-                (Duration::from_secs(5 * 60), "5m"),
-                (Duration::from_secs(365 * 24 * 60 * 60), "365d"),
+                Bound(Duration::from_secs(5 * 60), "5m"),
+                Bound(Duration::from_secs(365 * 24 * 60 * 60), "365d"),
             )?,
-            fresh_proof: parse_duration(
-                get("PORTCULLIS_FRESH_PROOF"),
+            fresh_proof: env.duration(
                 "PORTCULLIS_FRESH_PROOF",
                 DEFAULT_FRESH_PROOF,
-                (Duration::from_secs(30), "30s"),
-                (Duration::from_secs(60 * 60), "1h"),
+                Bound(Duration::from_secs(30), "30s"),
+                Bound(Duration::from_secs(60 * 60), "1h"),
             )?,
         };
         if sessions.idle_timeout <= sessions.access_token_ttl {
@@ -367,40 +377,31 @@ impl Settings {
         }
 
         let defaults = ThrottlePolicy::default();
-        let day = (Duration::from_secs(24 * 60 * 60), "24h");
+        let day = || Bound(Duration::from_secs(24 * 60 * 60), "24h");
         let throttle = ThrottlePolicy {
-            account_attempts: parse_number(
-                get("PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS"),
-                "PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS",
-                defaults.account_attempts,
-                1..=1000,
-            )?,
-            address_attempts: parse_number(
-                get("PORTCULLIS_LOGIN_ADDRESS_ATTEMPTS"),
+            account_attempts: env.number("PORTCULLIS_LOGIN_ACCOUNT_ATTEMPTS", defaults.account_attempts, 1..=1000)?,
+            address_attempts: env.number(
                 "PORTCULLIS_LOGIN_ADDRESS_ATTEMPTS",
                 defaults.address_attempts,
                 1..=100_000,
             )?,
-            window: parse_duration(
-                get("PORTCULLIS_LOGIN_WINDOW"),
+            window: env.duration(
                 "PORTCULLIS_LOGIN_WINDOW",
                 defaults.window,
-                (Duration::from_secs(1), "1s"),
-                day,
+                Bound(Duration::from_secs(1), "1s"),
+                day(),
             )?,
-            pause: parse_duration(
-                get("PORTCULLIS_LOGIN_PAUSE"),
+            pause: env.duration(
                 "PORTCULLIS_LOGIN_PAUSE",
                 defaults.pause,
-                (Duration::from_secs(1), "1s"),
-                day,
+                Bound(Duration::from_secs(1), "1s"),
+                day(),
             )?,
-            max_pause: parse_duration(
-                get("PORTCULLIS_LOGIN_MAX_PAUSE"),
+            max_pause: env.duration(
                 "PORTCULLIS_LOGIN_MAX_PAUSE",
                 defaults.max_pause,
-                (Duration::from_secs(1), "1s"),
-                day,
+                Bound(Duration::from_secs(1), "1s"),
+                day(),
             )?,
         };
         if throttle.max_pause < throttle.pause {
@@ -423,21 +424,15 @@ impl Settings {
         };
 
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let hash_concurrency =
-            parse_number(get("PORTCULLIS_HASH_CONCURRENCY"), "PORTCULLIS_HASH_CONCURRENCY", cores, 1..=256)?;
+        let hash_concurrency = env.number("PORTCULLIS_HASH_CONCURRENCY", cores, 1..=256)?;
 
-        let metrics = match get("PORTCULLIS_METRICS").as_deref() {
-            None | Some("off" | "false" | "0") => false,
-            Some("on" | "true" | "1") => true,
-            Some(other) => bail!("PORTCULLIS_METRICS must be on or off (got {other:?})"),
-        };
+        let metrics = env.switch("PORTCULLIS_METRICS", false)?;
 
-        let housekeeping_interval = parse_duration(
-            get("PORTCULLIS_HOUSEKEEPING_INTERVAL"),
+        let housekeeping_interval = env.duration(
             "PORTCULLIS_HOUSEKEEPING_INTERVAL",
             Duration::from_secs(60),
-            (Duration::from_secs(1), "1s"),
-            (Duration::from_secs(60 * 60), "1h"),
+            Bound(Duration::from_secs(1), "1s"),
+            Bound(Duration::from_secs(60 * 60), "1h"),
         )?;
 
         let mfa_required =
@@ -448,12 +443,12 @@ impl Settings {
                 .map_or(Ok(JwtAlgorithm::default()), |raw| JwtAlgorithm::parse(&raw))?,
             rotation: match get("PORTCULLIS_JWT_KEY_ROTATION").as_deref() {
                 Some("off") => None,
-                raw => Some(parse_duration(
-                    raw.map(str::to_owned),
+                None => Some(DEFAULT_KEY_ROTATION),
+                Some(raw) => Some(parse_duration(
                     "PORTCULLIS_JWT_KEY_ROTATION",
-                    DEFAULT_KEY_ROTATION,
-                    (Duration::from_secs(24 * 60 * 60), "1d"),
-                    (Duration::from_secs(10 * 365 * 24 * 60 * 60), "3650d"),
+                    raw,
+                    Bound(Duration::from_secs(24 * 60 * 60), "1d"),
+                    Bound(Duration::from_secs(10 * 365 * 24 * 60 * 60), "3650d"),
                 )?),
             },
             ..TokenSigning::default()
@@ -481,14 +476,10 @@ impl Settings {
         };
         let forward_auth = ForwardAuthSettings {
             rules_file: get("PORTCULLIS_ACCESS_RULES").map(PathBuf::from),
-            pass_token: match get("PORTCULLIS_FORWARD_AUTH_TOKEN").as_deref() {
-                None | Some("off") => false,
-                Some("on") => true,
-                Some(other) => bail!("PORTCULLIS_FORWARD_AUTH_TOKEN must be on or off (got {other:?})"),
-            },
+            pass_token: env.switch("PORTCULLIS_FORWARD_AUTH_TOKEN", false)?,
         };
 
-        let mail = MailSettings::from_lookup(get)?;
+        let mail = MailSettings::read(env)?;
 
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
 
@@ -520,33 +511,6 @@ pub fn default_static_dir() -> PathBuf {
     if local.is_dir() { local } else { PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")) }
 }
 
-fn parse_duration(
-    raw: Option<String>,
-    name: &str,
-    default: Duration,
-    (min, min_text): (Duration, &str),
-    (max, max_text): (Duration, &str),
-) -> anyhow::Result<Duration> {
-    let Some(raw) = raw else { return Ok(default) };
-    let value = humantime::parse_duration(&raw)
-        .map_err(|_| anyhow!("{name} must be a duration such as 15m, 8h or 7d (got {raw:?})"))?;
-    if value < min || value > max {
-        bail!("{name} must be between {min_text} and {max_text} (got {raw})");
-    }
-    Ok(value)
-}
-
-fn parse_number<T>(raw: Option<String>, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> anyhow::Result<T>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    let Some(raw) = raw else { return Ok(default) };
-    match raw.parse::<T>() {
-        Ok(value) if range.contains(&value) => Ok(value),
-        _ => bail!("{name} must be a whole number from {} to {} (got {raw:?})", range.start(), range.end()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,6 +519,22 @@ mod tests {
         let env: std::collections::HashMap<String, String> =
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|key| env.get(key).cloned())
+    }
+
+    #[test]
+    fn the_example_environment_file_lists_every_setting_the_code_reads() {
+        let example = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example"));
+        let listed: Vec<&str> = example
+            .lines()
+            .filter_map(|line| line.trim_start_matches('#').trim().split_once('=').map(|(name, _)| name))
+            .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        let read = Settings::names();
+        assert!(read.len() > 30, "the settings read {} names", read.len());
+        let missing: Vec<_> = read.iter().filter(|name| !listed.contains(name)).collect();
+        let unknown: Vec<_> = listed.iter().filter(|name| !read.contains(name)).collect();
+        assert!(missing.is_empty(), ".env.example does not list {missing:?}");
+        assert!(unknown.is_empty(), ".env.example lists {unknown:?}, which nothing reads");
     }
 
     #[test]

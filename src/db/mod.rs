@@ -1,5 +1,8 @@
-//! Everything that speaks SQL. One `MultiConnection` over SQLite and PostgreSQL; the
-//! backend-specific parts live in `connection.rs` and nowhere else.
+//! Everything that speaks SQL. One `MultiConnection` over SQLite and PostgreSQL
+//! (`connection.rs`: the pool, migrations, transactions). The few statements that differ by
+//! backend (upserts, `FOR UPDATE`, the search indexes) are a `match` on the connection in the
+//! table's own file: `users.rs`, `user_search.rs`, `throttles.rs`, `outbox.rs`,
+//! `signing_keys.rs`.
 pub mod audit;
 pub mod challenges;
 mod connection;

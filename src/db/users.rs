@@ -1,4 +1,6 @@
-//! Queries on the `users` table.
+//! Queries on the `users` table: lookups by id, name or address (and its look-alike
+//! skeleton), inserts that report which unique field clashed, and the changes `accounts` makes.
+//! The admin list's paging and search live in `user_search.rs`.
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};

@@ -16,6 +16,7 @@ mod browser;
 mod bulk_actions;
 mod cli;
 mod csrf;
+mod docs;
 mod exports;
 mod forward_auth;
 mod fresh_proof;
