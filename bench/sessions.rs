@@ -10,7 +10,6 @@ use diesel::prelude::*;
 use portcullis::auth::revocation::RevocationList;
 use portcullis::auth::sessions::Sessions;
 use portcullis::auth::signing_keys::SigningKeys;
-use portcullis::auth::throttle::LoginThrottle;
 use portcullis::auth::tokens::{Audience, Grant, JwtKeys};
 use portcullis::config::{JwtAlgorithm, JwtSecret, MfaPolicy, SessionPolicy, Settings, TokenSigning};
 use portcullis::db::schema::revoked_sessions;
@@ -131,8 +130,7 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
     list.sync(&mut conn)?;
     // As in the server: a thread keeps the list fresh (a stale list refuses everyone).
     let outbox = Arc::new(Outbox::off(&secret));
-    let throttle = Arc::new(LoginThrottle::new(Default::default(), &secret, None, Arc::clone(&outbox)));
-    let _syncer = list.spawn_syncer(pool.clone(), pool.clone(), throttle, Duration::from_secs(60))?;
+    let _syncer = list.spawn_syncer(pool.clone())?;
     let sessions = Sessions::new(eddsa()?, policy, MfaPolicy::Off, list.clone(), outbox);
 
     time_per_call(|| assert!(sessions.authenticate(&token).is_ok())); // warm-up, not reported

@@ -15,4 +15,6 @@ pub mod random;
 pub mod startup;
 pub mod telemetry;
 pub mod user_import;
-pub mod web;
+/// Handlers, guards and extractors: private to the crate (tests reach pages through HTTP,
+/// and the route table through `startup`).
+mod web;

@@ -29,7 +29,7 @@ pub struct Invitation {
 /// Adds a user who chooses their own password through an e-mailed link (valid 7 days).
 /// `password_hash` is of a random password nobody knows, so the account cannot be signed in to
 /// before the invitation is accepted.
-pub fn invite(
+pub(super) fn invite(
     conn: &mut DbConnection,
     outbox: &Outbox,
     actor: &Actor,
@@ -64,7 +64,7 @@ fn send_invitation(conn: &mut DbConnection, outbox: &Outbox, actor: &Actor, user
 }
 
 /// Sends a new invitation link (the older one stops working).
-pub fn resend_invitation(
+pub(super) fn resend_invitation(
     conn: &mut DbConnection,
     outbox: &Outbox,
     actor: &Actor,
@@ -83,7 +83,7 @@ pub fn resend_invitation(
 }
 
 /// Voids the invitation link; the account stays, without a password anyone knows.
-pub fn revoke_invitation(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, AccountError> {
+pub(super) fn revoke_invitation(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, AccountError> {
     write_transaction(conn, |conn| {
         let user = load(conn, id)?;
         ensure_invited(conn, &user)?;

@@ -176,7 +176,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, A
 /// Stores a new password hash and ends the user's sessions, all but `keep_session` (the one
 /// the user changed it from). `action` names the event: an admin's reset, the user's own
 /// change, or the forced change after a one-time password.
-pub fn set_password(
+pub(super) fn set_password(
     conn: &mut DbConnection,
     outbox: &Outbox,
     actor: &Actor,

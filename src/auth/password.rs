@@ -80,7 +80,7 @@ fn params() -> Params {
 struct Scratch(Vec<Block>);
 
 impl Scratch {
-    fn run(&mut self, argon2: &Argon2, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
+    fn run(&mut self, argon2: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
         let needed = argon2.params().block_count();
         if needed > params().block_count() {
             return argon2.hash_password_into_with_memory(password, salt, out, vec![Block::new(); needed]);

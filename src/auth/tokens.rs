@@ -408,12 +408,12 @@ mod low_s {
     }
 
     /// Whether the token's signature is 64 bytes with a low `s` (a malformed one is not).
-    pub fn is_low(token: &str) -> bool {
+    pub(super) fn is_low(token: &str) -> bool {
         signature(token).is_some_and(|(_, bytes)| bytes[32..] <= HALF_N[..])
     }
 
     /// The token with its signature's `s` replaced by `n − s` when high (the same signature).
-    pub fn normalise(token: &str) -> String {
+    pub(super) fn normalise(token: &str) -> String {
         let Some((input, mut bytes)) = signature(token) else { return token.to_owned() };
         if bytes[32..] <= HALF_N[..] {
             return token.to_owned();

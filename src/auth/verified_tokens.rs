@@ -16,7 +16,7 @@ const CAPACITY: usize = 4096;
 /// Keys are whole tokens (hundreds of bytes) and only ever ones that passed the full check, so
 /// nobody can choose them to collide: a fast seeded hash instead of SipHash.
 #[derive(Default)]
-pub struct VerifiedTokens {
+pub(super) struct VerifiedTokens {
     entries: Mutex<HashMap<Box<str>, Entry, foldhash::fast::RandomState>>,
 }
 
@@ -33,13 +33,13 @@ fn still_valid(entry: &Entry, now: i64) -> bool {
 
 impl VerifiedTokens {
     /// The caller `token` was verified for, unless it was never verified or has expired since.
-    pub fn get(&self, token: &str, now: i64) -> Option<Arc<Authenticated>> {
+    pub(super) fn get(&self, token: &str, now: i64) -> Option<Arc<Authenticated>> {
         let entries = self.entries.lock().ok()?;
         entries.get(token).filter(|found| still_valid(found, now)).map(|found| Arc::clone(&found.caller))
     }
 
     /// Forgets every token (the keys changed: each must pass the full check again).
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.clear();
         }
@@ -47,7 +47,7 @@ impl VerifiedTokens {
 
     /// Records a token that has just passed the full check, by a key that verifies until
     /// `key_until` (then it is forgotten, whatever the token's own expiry says).
-    pub fn remember(&self, token: &str, authenticated: &Arc<Authenticated>, now: i64, key_until: Option<i64>) {
+    pub(super) fn remember(&self, token: &str, authenticated: &Arc<Authenticated>, now: i64, key_until: Option<i64>) {
         let Ok(mut entries) = self.entries.lock() else { return };
         if entries.len() >= CAPACITY {
             entries.retain(|_, entry| still_valid(entry, now));

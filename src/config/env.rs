@@ -11,27 +11,27 @@ pub const LOG_FILTER: &str = "PORTCULLIS_LOG";
 
 /// Reads settings through a lookup (the process environment, or a test's own), remembering
 /// which names were asked for (`.env.example` must list them all).
-pub struct Env<F> {
+pub(super) struct Env<F> {
     lookup: F,
     asked: RefCell<Vec<&'static str>>,
 }
 
 /// An inclusive bound of a duration setting, with the words its error uses ("1m").
-pub struct Bound(pub Duration, pub &'static str);
+pub(super) struct Bound(pub Duration, pub &'static str);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
-    pub fn new(lookup: F) -> Self {
+    pub(super) fn new(lookup: F) -> Self {
         Self { lookup, asked: RefCell::new(Vec::new()) }
     }
 
     /// The value as given, unless unset or blank.
-    pub fn text(&self, name: &'static str) -> Option<String> {
+    pub(super) fn text(&self, name: &'static str) -> Option<String> {
         self.asked.borrow_mut().push(name);
         (self.lookup)(name).filter(|value| !value.trim().is_empty())
     }
 
     /// The value parsed by `parse` (whose errors should name the variable), or `None`.
-    pub fn parsed<T>(
+    pub(super) fn parsed<T>(
         &self,
         name: &'static str,
         parse: impl FnOnce(&str) -> anyhow::Result<T>,
@@ -40,7 +40,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// `on` or `off` (`default` when unset).
-    pub fn switch(&self, name: &'static str, default: bool) -> anyhow::Result<bool> {
+    pub(super) fn switch(&self, name: &'static str, default: bool) -> anyhow::Result<bool> {
         match self.text(name).map(|raw| raw.trim().to_ascii_lowercase()).as_deref() {
             None => Ok(default),
             Some("on" | "true" | "1" | "yes") => Ok(true),
@@ -50,13 +50,24 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// A duration within `min..=max` (`default` when unset).
-    pub fn duration(&self, name: &'static str, default: Duration, min: Bound, max: Bound) -> anyhow::Result<Duration> {
+    pub(super) fn duration(
+        &self,
+        name: &'static str,
+        default: Duration,
+        min: Bound,
+        max: Bound,
+    ) -> anyhow::Result<Duration> {
         let Some(raw) = self.text(name) else { return Ok(default) };
         parse_duration(name, &raw, min, max)
     }
 
     /// A whole number within `range` (`default` when unset).
-    pub fn number<T>(&self, name: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> anyhow::Result<T>
+    pub(super) fn number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> anyhow::Result<T>
     where
         T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
@@ -68,7 +79,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// Every name asked for so far, in order, once each.
-    pub fn asked(&self) -> Vec<&'static str> {
+    pub(super) fn asked(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
         for name in self.asked.borrow().iter() {
             if !names.contains(name) {
@@ -80,7 +91,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 }
 
 /// `raw` as a duration of `name` within `min..=max`.
-pub fn parse_duration(
+pub(super) fn parse_duration(
     name: &str,
     raw: &str,
     Bound(min, min_text): Bound,

@@ -61,7 +61,7 @@ pub enum ConnectError {
 
 /// How long a statement waits for a lock another connection holds (SQLite's busy timeout,
 /// PostgreSQL's lock_timeout) before failing as "busy" (answered with 503 and Retry-After).
-pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ManageConnection for ConnectionManager {
     type Connection = DbConnection;

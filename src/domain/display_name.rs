@@ -1,6 +1,6 @@
 use super::ValidationError;
 
-pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
+pub(super) const MAX_DISPLAY_NAME_CHARS: usize = 100;
 
 /// The name shown on pages. Any Unicode text without control characters, surrounding
 /// whitespace trimmed. It is never trusted as markup: templates escape it.

@@ -1,7 +1,7 @@
 use super::ValidationError;
 
-pub const MIN_USERNAME_CHARS: usize = 3;
-pub const MAX_USERNAME_CHARS: usize = 32;
+pub(super) const MIN_USERNAME_CHARS: usize = 3;
+pub(super) const MAX_USERNAME_CHARS: usize = 32;
 
 /// A login name: 3–32 characters from `a-z 0-9 . _ -`, starting with a letter or digit.
 /// Stored lower-cased, so uniqueness and lookups are case-insensitive by construction.

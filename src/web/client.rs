@@ -9,12 +9,12 @@ use crate::auth::client::{ClientInfo, summarize_user_agent};
 
 /// The proxies named in `PORTCULLIS_TRUSTED_PROXIES`.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub Vec<IpAddr>);
+pub(crate) struct TrustedProxies(pub Vec<IpAddr>);
 
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
 /// the nearest address in `X-Forwarded-For` that is not itself a trusted proxy. A header from
 /// anyone else is ignored (anyone can send one).
-pub fn client_ip(req: &HttpRequest) -> String {
+pub(crate) fn client_ip(req: &HttpRequest) -> String {
     let Some(peer) = req.peer_addr().map(|addr| addr.ip()) else { return "unknown".to_owned() };
     let trusted = req.app_data::<web::Data<TrustedProxies>>().map(|proxies| proxies.0.as_slice()).unwrap_or(&[]);
     if !trusted.contains(&peer) {
@@ -39,7 +39,7 @@ pub fn client_ip(req: &HttpRequest) -> String {
 }
 
 /// The address and software of the client that sent `req`.
-pub fn client_info(req: &HttpRequest) -> ClientInfo {
+pub(crate) fn client_info(req: &HttpRequest) -> ClientInfo {
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or("");
     ClientInfo { ip: client_ip(req), software: summarize_user_agent(user_agent) }
 }

@@ -33,9 +33,9 @@ const DEFAULT_LANDING: &str = "/dashboard";
 /// The application's shared parts, for any handler (public pages and the API too).
 /// "Confirm it is you" (`account/security/confirm.rs`): where `Page::confirm_first` sends a
 /// user whose last proof is too old.
-pub const CONFIRM_PATH: &str = "/account/security/confirm";
+pub(crate) const CONFIRM_PATH: &str = "/account/security/confirm";
 
-pub struct Services {
+pub(crate) struct Services {
     pub pool: web::Data<DbPool>,
     pub sessions: web::Data<Sessions>,
     pub cookies: web::Data<CookiePolicy>,
@@ -51,12 +51,12 @@ pub struct Services {
 
 impl Services {
     /// Where to go after signing in: `raw` if it is one of our paths or sites, else the dashboard.
-    pub fn landing(&self, raw: &str) -> String {
+    pub(crate) fn landing(&self, raw: &str) -> String {
         ReturnTo::parse(raw, &self.sites).map_or_else(|| DEFAULT_LANDING.to_owned(), |to| to.as_str().to_owned())
     }
 
     /// The cookies of a signed-in browser holding `access` (see [`CookiePolicy::session`]).
-    pub fn session_cookies(
+    pub(crate) fn session_cookies(
         &self,
         access: &crate::auth::tokens::IssuedToken,
     ) -> anyhow::Result<Vec<actix_web::cookie::Cookie<'static>>> {
@@ -65,7 +65,7 @@ impl Services {
 
     /// After a change the token carries (a name, a time zone, a second factor now set up):
     /// a new token for session `session_id`, set on `response`. False when the session is gone.
-    pub async fn reissue_into(&self, session_id: &str, response: &mut HttpResponse) -> Result<bool, PageError> {
+    pub(crate) async fn reissue_into(&self, session_id: &str, response: &mut HttpResponse) -> Result<bool, PageError> {
         let Some(access) = self.sessions.reissue(&self.pool, session_id).await? else { return Ok(false) };
         for cookie in self.session_cookies(&access)? {
             response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
@@ -74,12 +74,12 @@ impl Services {
     }
 
     /// Every change to a user or a session goes through here.
-    pub fn accounts(&self) -> Accounts<'_> {
+    pub(crate) fn accounts(&self) -> Accounts<'_> {
         Accounts::new(&self.pool, &self.sessions, &self.throttle, &self.hasher, &self.factors, &self.outbox)
     }
 
     /// What `auth::sign_in::finish` needs.
-    pub fn sign_in(&self) -> crate::auth::sign_in::SignInServices<'_> {
+    pub(crate) fn sign_in(&self) -> crate::auth::sign_in::SignInServices<'_> {
         crate::auth::sign_in::SignInServices { pool: &self.pool, sessions: &self.sessions, throttle: &self.throttle }
     }
 
@@ -115,7 +115,7 @@ impl FromRequest for Services {
 }
 
 /// A signed-in page's request: who is calling, from where, and the application's parts.
-pub struct Page {
+pub(crate) struct Page {
     pub user: CurrentUser,
     pub client: ClientInfo,
     app: Services,
@@ -132,27 +132,27 @@ impl Deref for Page {
 
 impl Page {
     /// The signed-in user acting from this client, for the audit trail.
-    pub fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         self.user.actor(self.client.ip.clone())
     }
 
     /// Times as this user reads them.
-    pub fn clock(&self) -> Clock {
+    pub(crate) fn clock(&self) -> Clock {
         Clock::new(self.user.time_zone)
     }
 
-    pub fn layout(&self) -> Layout {
+    pub(crate) fn layout(&self) -> Layout {
         Layout::for_user(&self.user, &self.csrf).at(&self.path)
     }
 
     /// Whether this session proved who it is recently enough for a change that controls
     /// sign-in (`PORTCULLIS_FRESH_PROOF`).
-    pub fn proved_recently(&self) -> bool {
+    pub(crate) fn proved_recently(&self) -> bool {
         self.sessions.proved_recently(&self.user)
     }
 
     /// 303 to "Confirm it's you" (`CONFIRM_PATH`), which returns to `back` (one of our paths).
-    pub fn confirm_first(&self, back: &str) -> HttpResponse {
+    pub(crate) fn confirm_first(&self, back: &str) -> HttpResponse {
         let query = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
         self.redirect(
             &format!("{}?{query}", CONFIRM_PATH),
@@ -161,7 +161,7 @@ impl Page {
     }
 
     /// 303 to `location` with a message shown there once.
-    pub fn redirect(&self, location: &str, message: &str) -> HttpResponse {
+    pub(crate) fn redirect(&self, location: &str, message: &str) -> HttpResponse {
         redirect_with_flash(&self.cookies, location, message)
     }
 }

@@ -20,18 +20,18 @@ fn values<'r>(req: &'r HttpRequest, name: &str) -> impl Iterator<Item = &'r str>
 }
 
 /// The value of the first cookie called `name` in the request.
-pub fn read<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+pub(crate) fn read<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
     values(req, name).next()
 }
 
 /// Two different values arrived for a cookie that is set once: one was planted (by a sibling
 /// site under the cookie domain, say), and neither may be believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ambiguous;
+pub(crate) struct Ambiguous;
 
 /// The one value of the cookies called `name`: `Ok(None)` when there is none, [`Ambiguous`]
 /// when the request carries two different ones.
-pub fn read_unique<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r str>, Ambiguous> {
+pub(crate) fn read_unique<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r str>, Ambiguous> {
     let mut found: Option<&str> = None;
     for value in values(req, name).filter(|value| !value.is_empty()) {
         match found {
@@ -43,7 +43,7 @@ pub fn read_unique<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r st
 }
 
 #[derive(Clone)]
-pub struct CookiePolicy {
+pub(crate) struct CookiePolicy {
     secure: bool,
     /// `PORTCULLIS_COOKIE_DOMAIN`: only the gate cookie goes to every host under it.
     domain: Option<String>,
@@ -62,7 +62,7 @@ impl CookiePolicy {
     /// cookie too. With a cookie domain, the sites under it get a gate cookie instead: a twin
     /// token with the gate's audience, which opens nothing here, as `__Secure-` (a sibling
     /// could plant one; two different ones are refused as ambiguous).
-    pub fn new(public_url: &PublicUrl, domain: Option<&str>) -> Self {
+    pub(crate) fn new(public_url: &PublicUrl, domain: Option<&str>) -> Self {
         let domain = domain.map(str::to_owned);
         if public_url.is_https() {
             Self {
@@ -91,22 +91,22 @@ impl CookiePolicy {
         }
     }
 
-    pub fn session_name(&self) -> &'static str {
+    pub(crate) fn session_name(&self) -> &'static str {
         self.session_name
     }
 
-    pub fn login_csrf_name(&self) -> &'static str {
+    pub(crate) fn login_csrf_name(&self) -> &'static str {
         self.login_csrf_name
     }
 
     /// The gate cookie's name, when there is a cookie domain to send it to.
-    pub fn gate_name(&self) -> Option<&'static str> {
+    pub(crate) fn gate_name(&self) -> Option<&'static str> {
         self.domain.as_ref().map(|_| self.gate_name)
     }
 
     /// The cookies of a signed-in browser: the access token, host-only; with a cookie domain,
     /// its gate twin for the sites under it.
-    pub fn session(
+    pub(crate) fn session(
         &self,
         keys: &JwtKeys,
         access: &IssuedToken,
@@ -122,7 +122,7 @@ impl CookiePolicy {
     }
 
     /// Removes the access cookie and, with a cookie domain, the gate cookie.
-    pub fn session_removal(&self) -> Vec<Cookie<'static>> {
+    pub(crate) fn session_removal(&self) -> Vec<Cookie<'static>> {
         let mut cookies = vec![self.removal(self.session_name)];
         if let Some(domain) = &self.domain {
             let mut gate = self.removal(self.gate_name);
@@ -133,73 +133,73 @@ impl CookiePolicy {
     }
 
     /// Everything a signed-out browser must forget: the access, gate and refresh cookies.
-    pub fn signed_out(&self) -> Vec<Cookie<'static>> {
+    pub(crate) fn signed_out(&self) -> Vec<Cookie<'static>> {
         let mut cookies = self.session_removal();
         cookies.push(self.refresh_removal());
         cookies
     }
 
-    pub fn refresh_name(&self) -> &'static str {
+    pub(crate) fn refresh_name(&self) -> &'static str {
         self.refresh_name
     }
 
     /// The refresh token: `SameSite=Strict`, so no cross-site request can renew a session.
     /// `Path=/` because the guard renews on whichever private page is asked for (and the
     /// `__Host-` prefix requires it); it is HttpOnly like the access cookie.
-    pub fn refresh(&self, token: String, max_age: std::time::Duration) -> Cookie<'static> {
+    pub(crate) fn refresh(&self, token: String, max_age: std::time::Duration) -> Cookie<'static> {
         self.build(self.refresh_name, token, SameSite::Strict, max_age)
     }
 
-    pub fn refresh_removal(&self) -> Cookie<'static> {
+    pub(crate) fn refresh_removal(&self) -> Cookie<'static> {
         let mut cookie = self.build(self.refresh_name, String::new(), SameSite::Strict, std::time::Duration::ZERO);
         cookie.make_removal();
         cookie
     }
 
     /// Lives for the few minutes a person spends on the login form.
-    pub fn login_csrf(&self, nonce: String) -> Cookie<'static> {
+    pub(crate) fn login_csrf(&self, nonce: String) -> Cookie<'static> {
         self.build(self.login_csrf_name, nonce, SameSite::Lax, std::time::Duration::from_secs(60 * 60))
     }
 
-    pub fn login_csrf_removal(&self) -> Cookie<'static> {
+    pub(crate) fn login_csrf_removal(&self) -> Cookie<'static> {
         self.removal(self.login_csrf_name)
     }
 
-    pub fn flash_name(&self) -> &'static str {
+    pub(crate) fn flash_name(&self) -> &'static str {
         self.flash_name
     }
 
     /// A one-shot message for the next page ("User alice disabled."), base64url-encoded.
-    pub fn flash(&self, encoded_message: String) -> Cookie<'static> {
+    pub(crate) fn flash(&self, encoded_message: String) -> Cookie<'static> {
         self.build(self.flash_name, encoded_message, SameSite::Lax, std::time::Duration::from_secs(60))
     }
 
-    pub fn flash_removal(&self) -> Cookie<'static> {
+    pub(crate) fn flash_removal(&self) -> Cookie<'static> {
         self.removal(self.flash_name)
     }
 
-    pub fn device_name(&self) -> &'static str {
+    pub(crate) fn device_name(&self) -> &'static str {
         self.device_name
     }
 
     /// The device credentials of the accounts signed in on this browser (see `device.rs`):
     /// `SameSite=Strict` (only our own forms send it), kept for the credentials' lifetime and
     /// not removed on sign-out, which is the point.
-    pub fn device(&self, credentials: String) -> Cookie<'static> {
+    pub(crate) fn device(&self, credentials: String) -> Cookie<'static> {
         self.build(self.device_name, credentials, SameSite::Strict, crate::auth::device::LIFETIME)
     }
 
-    pub fn second_step_name(&self) -> &'static str {
+    pub(crate) fn second_step_name(&self) -> &'static str {
         self.second_step_name
     }
 
     /// The token of a sign-in waiting for its second step: this browser's alone (HttpOnly,
     /// `SameSite=Strict`), for the five minutes the step may take. It opens no page.
-    pub fn second_step(&self, token: String) -> Cookie<'static> {
+    pub(crate) fn second_step(&self, token: String) -> Cookie<'static> {
         self.build(self.second_step_name, token, SameSite::Strict, crate::auth::second_factor::CHALLENGE_TTL)
     }
 
-    pub fn second_step_removal(&self) -> Cookie<'static> {
+    pub(crate) fn second_step_removal(&self) -> Cookie<'static> {
         self.removal(self.second_step_name)
     }
 

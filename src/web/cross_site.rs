@@ -12,7 +12,7 @@ use crate::error::{PageError, is_api_path};
 /// older ones send `Origin`, compared with the `Host` the request was sent to (so it works
 /// behind a TLS-terminating proxy). Clients that send neither (scripts) are left to the token.
 /// `/api/` is exempt: it reads no cookies, so there is nothing for another site to ride on.
-pub async fn refuse_cross_site_writes(
+pub(crate) async fn refuse_cross_site_writes(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {

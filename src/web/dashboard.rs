@@ -22,7 +22,7 @@ struct DashboardPage<'a> {
     signed_in_with: String,
 }
 
-pub async fn show(user: CurrentUser, csrf: web::Data<CsrfKey>, flash: Flash) -> Result<HttpResponse, PageError> {
+pub(crate) async fn show(user: CurrentUser, csrf: web::Data<CsrfKey>, flash: Flash) -> Result<HttpResponse, PageError> {
     let page = DashboardPage {
         layout: Layout::for_user(&user, &csrf).with_flash(&flash),
         display_name: &user.display_name,

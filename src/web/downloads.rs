@@ -3,7 +3,7 @@ use crate::error::PageError;
 
 /// A CSV download streamed chunk by chunk (`header` first): memory stays flat whatever the
 /// number of rows. A failure mid-way ends the stream (the file is then visibly cut short).
-pub fn csv_download(
+pub(crate) fn csv_download(
     name: &str,
     header: Vec<u8>,
     chunks: impl futures_util::Stream<Item = Result<actix_web::web::Bytes, PageError>> + 'static,

@@ -25,12 +25,12 @@ struct ConfirmPage<'a> {
 }
 
 #[derive(Deserialize)]
-pub struct ConfirmForm {
+pub(crate) struct ConfirmForm {
     #[serde(default)]
     token: String,
 }
 
-pub async fn form(query: web::Query<LinkQuery>, app: Services) -> Result<HttpResponse, PageError> {
+pub(crate) async fn form(query: web::Query<LinkQuery>, app: Services) -> Result<HttpResponse, PageError> {
     let token = query.into_inner().token;
     match app.accounts().pending_email_change(token.clone()).await {
         Ok((user, address)) => {
@@ -47,7 +47,11 @@ pub async fn form(query: web::Query<LinkQuery>, app: Services) -> Result<HttpRes
     }
 }
 
-pub async fn submit(req: HttpRequest, form: StrictForm<ConfirmForm>, app: Services) -> Result<HttpResponse, PageError> {
+pub(crate) async fn submit(
+    req: HttpRequest,
+    form: StrictForm<ConfirmForm>,
+    app: Services,
+) -> Result<HttpResponse, PageError> {
     match app.accounts().confirm_email_change(form.0.token, client_ip(&req)).await {
         Ok(user) => {
             tracing::info!(event = "email_confirmed", username = %user.username, "new e-mail address confirmed");

@@ -13,9 +13,9 @@ use crate::error::{ApiError, PageError, is_api_path};
 use crate::web::guard::require_bearer;
 
 /// A method, the route that answers it, and whether it is for administrators only.
-pub struct MethodRoute(Method, Route, bool);
+pub(crate) struct MethodRoute(Method, Route, bool);
 
-pub fn get<F, Args>(handler: F) -> MethodRoute
+pub(crate) fn get<F, Args>(handler: F) -> MethodRoute
 where
     F: Handler<Args>,
     Args: FromRequest + 'static,
@@ -24,7 +24,7 @@ where
     MethodRoute(Method::GET, web::get().to(handler), false)
 }
 
-pub fn post<F, Args>(handler: F) -> MethodRoute
+pub(crate) fn post<F, Args>(handler: F) -> MethodRoute
 where
     F: Handler<Args>,
     Args: FromRequest + 'static,
@@ -36,12 +36,12 @@ where
 impl MethodRoute {
     /// Puts only this method's route behind the Bearer guard, so a wrong method is a 405
     /// before any token check.
-    pub fn with_bearer_token(self) -> Self {
+    pub(crate) fn with_bearer_token(self) -> Self {
         Self(self.0, self.1.wrap(from_fn(require_bearer)), self.2)
     }
 
     /// Behind the Bearer guard, for administrators only (JSON 403 for anyone else).
-    pub fn with_admin_bearer_token(self) -> Self {
+    pub(crate) fn with_admin_bearer_token(self) -> Self {
         // The last wrap runs first: the token is checked, then the role.
         Self(self.0, self.1.wrap(from_fn(require_admin)).wrap(from_fn(require_bearer)), true)
     }
@@ -58,7 +58,7 @@ pub struct RouteInfo {
 
 /// A scope of endpoints that also records what it mounts, so the route table can be listed
 /// (the admin gate's test takes every admin route from it).
-pub struct Area {
+pub(crate) struct Area {
     prefix: String,
     scope: Scope,
     routes: Vec<RouteInfo>,
@@ -66,17 +66,17 @@ pub struct Area {
 }
 
 impl Area {
-    pub fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str) -> Self {
         Self { prefix: prefix.to_owned(), scope: web::scope(prefix), routes: Vec::new(), admins_only: false }
     }
 
     /// An area whose every route is for administrators: the caller wraps the scope in
     /// [`require_admin`] (after its session guard).
-    pub fn for_admins(prefix: &str) -> Self {
+    pub(crate) fn for_admins(prefix: &str) -> Self {
         Self { admins_only: true, ..Self::new(prefix) }
     }
 
-    pub fn at(mut self, path: &str, routes: impl IntoIterator<Item = MethodRoute>) -> Self {
+    pub(crate) fn at(mut self, path: &str, routes: impl IntoIterator<Item = MethodRoute>) -> Self {
         let routes: Vec<MethodRoute> = routes.into_iter().collect();
         let admin_route = routes.iter().any(|route| route.2);
         self.routes.push(RouteInfo {
@@ -88,14 +88,14 @@ impl Area {
         self
     }
 
-    pub fn into_parts(self) -> (Scope, Vec<RouteInfo>) {
+    pub(crate) fn into_parts(self) -> (Scope, Vec<RouteInfo>) {
         (self.scope, self.routes)
     }
 }
 
 /// The admin gate: behind a session guard (pages) or the Bearer guard (API), lets only
 /// administrators through; anyone else gets 403 (a page, or JSON under `/api/`).
-pub async fn require_admin(
+pub(crate) async fn require_admin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -121,7 +121,7 @@ pub async fn require_admin(
 }
 
 /// The resource at `path` answering `routes`; other methods as the module says.
-pub fn endpoint(path: &str, routes: impl IntoIterator<Item = MethodRoute>) -> Resource {
+pub(crate) fn endpoint(path: &str, routes: impl IntoIterator<Item = MethodRoute>) -> Resource {
     let mut resource = web::resource(path);
     let mut allowed = Vec::new();
     for MethodRoute(method, route, _) in routes {
@@ -149,7 +149,7 @@ pub fn endpoint(path: &str, routes: impl IntoIterator<Item = MethodRoute>) -> Re
 
 /// HEAD is answered exactly as GET: the route table lists GET only, and the server sends the
 /// GET answer's status and headers without its body (it remembers the request was HEAD).
-pub async fn head_as_get(
+pub(crate) async fn head_as_get(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {

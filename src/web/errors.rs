@@ -18,7 +18,7 @@ use crate::error::{ApiError, PageError, is_api_path, is_temporary};
 
 /// The fallback for every unknown path. (The error travels with the answer, so a signed-in
 /// area's error page keeps its navigation: `keep_navigation`.)
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
     if is_api_path(req.path()) {
         ApiError::NotFound.error_response()
     } else {
@@ -28,7 +28,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// An address requested with the wrong method (e.g. `GET /logout`, `PUT /api/me`): 405, as a
 /// page or as JSON.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     if is_api_path(req.path()) {
         ApiError::MethodNotAllowed.error_response()
     } else {
@@ -39,7 +39,7 @@ pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 /// In the signed-in areas: an error page keeps the navigation of the signed-in user (the
 /// session guard, which runs first, has put them in the request), with the same status,
 /// headers and cookies.
-pub async fn keep_navigation(
+pub(crate) async fn keep_navigation(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -60,7 +60,7 @@ pub async fn keep_navigation(
     })
 }
 
-pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+pub(crate) fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     match error {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge,
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
@@ -70,14 +70,14 @@ pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Err
     .into()
 }
 
-pub fn query_error(error: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+pub(crate) fn query_error(error: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
     let message = format!("The address has a malformed query: {error}");
     if is_api_path(req.path()) { ApiError::BadRequest(message).into() } else { PageError::BadRequest(message).into() }
 }
 
 /// actix-files answers a bad file address (`/static/`, `/static/.env`, `/static/..%2f…`) in
 /// plain text; this gives such answers our error page instead (and no public caching).
-pub async fn static_file_errors(
+pub(crate) async fn static_file_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -185,7 +185,7 @@ impl PageError {
 
 /// Every API error: a stable machine-readable code and a sentence for people.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ApiErrorBody {
+pub(crate) struct ApiErrorBody {
     /// `invalid_request`, `invalid_credentials`, `missing_token`, `invalid_token`,
     /// `invalid_refresh_token`, `too_many_attempts`, `forbidden`, `password_change_required`,
     /// `not_found`, `payload_too_large`, `unsupported_media_type`, `request_too_large`,

@@ -10,7 +10,7 @@ use super::guard::{Authenticated, Visitor};
 use crate::error::{ApiError, PageError, is_api_path};
 
 /// The signed-in caller of a route behind a guard.
-pub struct CurrentUser(Arc<Authenticated>);
+pub(crate) struct CurrentUser(Arc<Authenticated>);
 
 impl Deref for CurrentUser {
     type Target = Authenticated;
@@ -39,7 +39,7 @@ impl FromRequest for CurrentUser {
 
 /// For public pages that adapt to a signed-in visitor (`/`, `/login`), behind
 /// `identify_page_visitor`: `None` means anonymous.
-pub struct MaybeUser(pub Option<Arc<Authenticated>>);
+pub(crate) struct MaybeUser(pub Option<Arc<Authenticated>>);
 
 impl FromRequest for MaybeUser {
     type Error = actix_web::Error;

@@ -15,17 +15,17 @@ const MAX_FLASH_CHARS: usize = 300;
 
 /// The message waiting for this request, if any. Pass the page's response through
 /// `finish` so the message is shown once.
-pub struct Flash {
+pub(crate) struct Flash {
     message: Option<String>,
     removal: Option<Cookie<'static>>,
 }
 
 impl Flash {
-    pub fn message(&self) -> Option<String> {
+    pub(crate) fn message(&self) -> Option<String> {
         self.message.clone()
     }
 
-    pub fn finish(self, mut response: HttpResponse) -> HttpResponse {
+    pub(crate) fn finish(self, mut response: HttpResponse) -> HttpResponse {
         if let Some(removal) = self.removal {
             let _ = response.add_cookie(&removal);
         }
@@ -57,11 +57,11 @@ impl FromRequest for Flash {
 }
 
 /// 303 See Other to `location`, with a message for the page there.
-pub fn redirect_with_flash(cookies: &CookiePolicy, location: &str, message: &str) -> HttpResponse {
+pub(crate) fn redirect_with_flash(cookies: &CookiePolicy, location: &str, message: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location)).cookie(flash_cookie(cookies, message)).finish()
 }
 
 /// The cookie that carries `message` to the next page.
-pub fn flash_cookie(cookies: &CookiePolicy, message: &str) -> Cookie<'static> {
+pub(crate) fn flash_cookie(cookies: &CookiePolicy, message: &str) -> Cookie<'static> {
     cookies.flash(URL_SAFE_NO_PAD.encode(message))
 }

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::csrf::CsrfKey;
 use crate::error::PageError;
 
-pub struct StrictForm<T>(pub T);
+pub(crate) struct StrictForm<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for StrictForm<T> {
     type Error = actix_web::Error;
@@ -88,7 +88,7 @@ mod tests {
 /// A form posted by a signed-in user. Extracting it verifies the form's `csrf_token` field
 /// against the session, so a handler that takes a `CsrfForm<T>` cannot forget the check and
 /// `T` declares only its own fields. A missing token reads as empty and is refused.
-pub struct CsrfForm<T>(pub T);
+pub(crate) struct CsrfForm<T>(pub T);
 
 #[derive(serde::Deserialize)]
 struct CsrfEnvelope<T> {
@@ -100,7 +100,7 @@ struct CsrfEnvelope<T> {
 
 /// For buttons whose form carries nothing but the CSRF token.
 #[derive(serde::Deserialize)]
-pub struct NoFields {}
+pub(crate) struct NoFields {}
 
 impl<T> actix_web::FromRequest for CsrfForm<T>
 where

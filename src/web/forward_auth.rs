@@ -27,7 +27,7 @@ const REMOTE_NAME: &str = "remote-name";
 const REMOTE_ROLE: &str = "remote-role";
 
 /// The gate's settings, as the server keeps them.
-pub struct Gate {
+pub(crate) struct Gate {
     pub rules: AccessRules,
     pub pass_token: bool,
     /// Our public origin: where browsers are sent to sign in.
@@ -147,7 +147,7 @@ fn roles_in_words(roles: &[Role]) -> String {
     words.join(" and ")
 }
 
-pub async fn verify(
+pub(crate) async fn verify(
     req: HttpRequest,
     sessions: web::Data<Sessions>,
     cookies: web::Data<CookiePolicy>,

@@ -11,13 +11,13 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use anyhow::anyhow;
 
-pub use crate::auth::sessions::{AuthFailure, Authenticated};
+pub(crate) use crate::auth::sessions::{AuthFailure, Authenticated};
 use crate::auth::sessions::{Presenter, RefreshRefusal, Sessions};
 use crate::db::DbPool;
 use crate::error::{ApiError, PageError};
 use crate::web::cookies::CookiePolicy;
 
-pub fn app_data<T: 'static>(req: &HttpRequest) -> anyhow::Result<web::Data<T>> {
+pub(crate) fn app_data<T: 'static>(req: &HttpRequest) -> anyhow::Result<web::Data<T>> {
     req.app_data::<web::Data<T>>()
         .cloned()
         .ok_or_else(|| anyhow!("{} is not registered as app data", std::any::type_name::<T>()))
@@ -41,7 +41,7 @@ struct PageVisitor {
 
 /// For public pages that adapt to a signed-in visitor (`/`, `/login`).
 #[derive(Clone)]
-pub struct Visitor(pub Option<Arc<Authenticated>>);
+pub(crate) struct Visitor(pub Option<Arc<Authenticated>>);
 
 async fn resolve_page_visitor(req: &HttpRequest) -> Result<PageVisitor, anyhow::Error> {
     let policy = app_data::<CookiePolicy>(req)?;
@@ -117,7 +117,7 @@ fn with_cookies(
 
 /// Guards private pages. Anonymous visitors, and those whose session cannot be renewed, get
 /// a 303 to `/login?next=…` and their dead cookies removed.
-pub async fn require_page_session(
+pub(crate) async fn require_page_session(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -177,7 +177,7 @@ fn see_other(location: &str, cookies: Vec<Cookie<'static>>) -> HttpResponse {
 }
 
 /// For public pages: learns who is visiting (renewing like the guard) but lets everyone in.
-pub async fn identify_page_visitor(
+pub(crate) async fn identify_page_visitor(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -200,7 +200,7 @@ fn login_location(req: &ServiceRequest) -> String {
 }
 
 /// Guards the JSON API: a Bearer token only (cookies are ignored), JSON 401 otherwise.
-pub async fn require_bearer(
+pub(crate) async fn require_bearer(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {

@@ -5,12 +5,12 @@ use diesel::connection::SimpleConnection;
 use crate::db::DbPool;
 
 /// `GET /healthz`: the process is up and answering.
-pub async fn live() -> HttpResponse {
+pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: the database answers a query.
-pub async fn ready(pool: web::Data<DbPool>) -> HttpResponse {
+pub(crate) async fn ready(pool: web::Data<DbPool>) -> HttpResponse {
     let pool = pool.into_inner();
     let probe = web::block(move || -> anyhow::Result<()> {
         let mut conn = pool.get().context("no database connection available")?;

@@ -4,7 +4,7 @@ use actix_web::http::header;
 use crate::web::extractors::MaybeUser;
 
 /// `GET /`: signed-in visitors to their dashboard, everyone else to the login form.
-pub async fn redirect(visitor: MaybeUser) -> HttpResponse {
+pub(crate) async fn redirect(visitor: MaybeUser) -> HttpResponse {
     let target = if visitor.0.is_some() { "/dashboard" } else { "/login" };
     HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish()
 }

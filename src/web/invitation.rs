@@ -12,7 +12,7 @@ use crate::mail::links::Purpose;
 use crate::web::client::client_ip;
 use crate::web::context::Services;
 
-pub const PATH: &str = Purpose::Invitation.path();
+pub(crate) const PATH: &str = Purpose::Invitation.path();
 
 const WORDS: PasswordLink = PasswordLink {
     purpose: Purpose::Invitation,
@@ -21,11 +21,15 @@ const WORDS: PasswordLink = PasswordLink {
     button: "Set password and sign in",
 };
 
-pub async fn form(query: web::Query<LinkQuery>, app: Services) -> Result<HttpResponse, PageError> {
+pub(crate) async fn form(query: web::Query<LinkQuery>, app: Services) -> Result<HttpResponse, PageError> {
     WORDS.show(query.into_inner().token, app.accounts()).await
 }
 
-pub async fn submit(req: HttpRequest, form: StrictForm<ChooseForm>, app: Services) -> Result<HttpResponse, PageError> {
+pub(crate) async fn submit(
+    req: HttpRequest,
+    form: StrictForm<ChooseForm>,
+    app: Services,
+) -> Result<HttpResponse, PageError> {
     let user = match WORDS.choose(form.0, app.accounts(), client_ip(&req)).await? {
         Ok(user) => user,
         Err(page) => return Ok(page),

@@ -12,7 +12,7 @@ use crate::auth::csrf::CsrfKey;
 use crate::error::ApiError;
 use crate::web::cookies::CookiePolicy;
 
-pub struct StrictJson<T>(pub T);
+pub(crate) struct StrictJson<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
     type Error = actix_web::Error;
@@ -41,17 +41,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
 }
 
 /// A JSON body that carries its page's CSRF token.
-pub trait CarriesCsrfToken {
+pub(crate) trait CarriesCsrfToken {
     fn csrf_token(&self) -> &str;
 }
 
 /// What a [`CsrfJson`] body's token is bound to, checked on extraction.
-pub trait CsrfBinding: Sized {
+pub(crate) trait CsrfBinding: Sized {
     fn check(req: &HttpRequest, token: &str) -> Result<Self, ApiError>;
 }
 
 /// The signed-in session of the page (the guard put it on the request).
-pub struct SessionBound;
+pub(crate) struct SessionBound;
 
 impl CsrfBinding for SessionBound {
     fn check(req: &HttpRequest, token: &str) -> Result<Self, ApiError> {
@@ -71,7 +71,7 @@ impl CsrfBinding for SessionBound {
 }
 
 /// The login form's nonce cookie (pages before a session exists); holds the nonce.
-pub struct LoginNonce(pub String);
+pub(crate) struct LoginNonce(pub String);
 
 impl CsrfBinding for LoginNonce {
     fn check(req: &HttpRequest, token: &str) -> Result<Self, ApiError> {
@@ -87,7 +87,7 @@ impl CsrfBinding for LoginNonce {
 
 /// A JSON body whose `csrf_token` is bound as `B` says; a handler that takes one cannot
 /// forget the check.
-pub struct CsrfJson<T, B = SessionBound> {
+pub(crate) struct CsrfJson<T, B = SessionBound> {
     pub body: T,
     pub bound: B,
 }

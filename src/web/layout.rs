@@ -9,7 +9,7 @@ use crate::auth::csrf::CsrfKey;
 use crate::error::PageError;
 use crate::web::time_words::Clock;
 
-pub struct Layout {
+pub(crate) struct Layout {
     pub nav: Option<NavUser>,
     /// A one-shot message from the previous action.
     pub flash: Option<String>,
@@ -22,7 +22,7 @@ pub struct Layout {
     pub home: String,
 }
 
-pub struct NavUser {
+pub(crate) struct NavUser {
     pub display_name: String,
     pub is_admin: bool,
     /// For the sign-out button, which is a form.
@@ -46,7 +46,7 @@ impl Default for Layout {
 }
 
 impl Layout {
-    pub fn for_user(auth: &Authenticated, csrf: &CsrfKey) -> Self {
+    pub(crate) fn for_user(auth: &Authenticated, csrf: &CsrfKey) -> Self {
         Self {
             nav: Some(NavUser {
                 display_name: auth.display_name.clone(),
@@ -63,33 +63,33 @@ impl Layout {
     }
 
     /// The same layout for the page at `path`.
-    pub fn at(mut self, path: &str) -> Self {
+    pub(crate) fn at(mut self, path: &str) -> Self {
         self.path = path.to_owned();
         self
     }
 
     /// Whether the navigation's `section` is where this page is (`aria-current`): the overview
     /// `/admin` only itself, every other section its own pages too.
-    pub fn is_current(&self, section: &str) -> bool {
+    pub(crate) fn is_current(&self, section: &str) -> bool {
         self.path == section || (section != "/admin" && self.path.starts_with(&format!("{section}/")))
     }
 
-    pub fn with_flash(mut self, flash: &super::flash::Flash) -> Self {
+    pub(crate) fn with_flash(mut self, flash: &super::flash::Flash) -> Self {
         self.flash = flash.message();
         self
     }
 
     /// The CSRF token for forms on this page.
-    pub fn csrf_token(&self) -> &str {
+    pub(crate) fn csrf_token(&self) -> &str {
         self.nav.as_ref().map_or("", |nav| nav.csrf_token.as_str())
     }
 }
 
-pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
+pub(crate) fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
     Ok(html_response(status, page.render()?))
 }
 
-pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
+pub(crate) fn html_response(status: StatusCode, html: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -97,13 +97,13 @@ pub fn html_response(status: StatusCode, html: String) -> HttpResponse {
 }
 
 /// A 429 answer: `response` with `Retry-After` in whole seconds.
-pub fn with_retry_after(mut response: HttpResponse, wait: std::time::Duration) -> HttpResponse {
+pub(crate) fn with_retry_after(mut response: HttpResponse, wait: std::time::Duration) -> HttpResponse {
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
     response
 }
 
 /// 303 See Other to `location`, for the caller to add cookies to.
-pub fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
+pub(crate) fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
     let mut response = actix_web::HttpResponse::SeeOther();
     response.insert_header((actix_web::http::header::LOCATION, location));
     response

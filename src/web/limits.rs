@@ -7,13 +7,13 @@ use actix_web::middleware::Next;
 use crate::error::{ApiError, PageError, TooLarge, is_api_path};
 
 /// Longer addresses than any page here produces (a `next` path included) are refused (414).
-pub const MAX_URI_BYTES: usize = 4096;
+pub(crate) const MAX_URI_BYTES: usize = 4096;
 /// The whole request head's headers: browsers send a few KiB; room for a 16 KiB junk token
 /// to get its proper 401 (431 beyond).
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Refuses oversized addresses and headers before anything parses them further.
-pub async fn refuse_oversized_heads(
+pub(crate) async fn refuse_oversized_heads(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -42,7 +42,7 @@ pub async fn refuse_oversized_heads(
 /// Compressed request bodies are refused (415): nothing here needs them, and a small gzip
 /// body can expand past every size limit. (The server is built without decompression, so such
 /// a body would otherwise reach a parser as garbage.)
-pub async fn refuse_encoded_bodies(
+pub(crate) async fn refuse_encoded_bodies(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {

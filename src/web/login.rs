@@ -1,8 +1,8 @@
 //! `GET /login` and `POST /login`: the sign-in form, protected against login CSRF. A user
 //! with a second factor continues at `/login/second-step` (`second_step`).
-pub mod forgot;
-pub mod passkey;
-pub mod second_step;
+pub(crate) mod forgot;
+pub(crate) mod passkey;
+pub(crate) mod second_step;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -43,7 +43,7 @@ struct LoginPage<'a> {
 }
 
 #[derive(Deserialize)]
-pub struct LoginQuery {
+pub(crate) struct LoginQuery {
     /// Where to go after signing in: a path here, or (`rd`, from a reverse proxy) an address on
     /// one of our sites. Checked by `ReturnTo` where used; a bad one means the dashboard.
     #[serde(default)]
@@ -53,7 +53,7 @@ pub struct LoginQuery {
 }
 
 #[derive(Deserialize)]
-pub struct LoginForm {
+pub(crate) struct LoginForm {
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -98,7 +98,7 @@ fn login_nonce(req: &HttpRequest, cookies: &CookiePolicy) -> (String, bool) {
     }
 }
 
-pub async fn form(
+pub(crate) async fn form(
     req: HttpRequest,
     query: web::Query<LoginQuery>,
     visitor: MaybeUser,
@@ -128,7 +128,11 @@ pub async fn form(
     Ok(response)
 }
 
-pub async fn submit(req: HttpRequest, form: StrictForm<LoginForm>, app: Services) -> Result<HttpResponse, PageError> {
+pub(crate) async fn submit(
+    req: HttpRequest,
+    form: StrictForm<LoginForm>,
+    app: Services,
+) -> Result<HttpResponse, PageError> {
     let Services { pool, cookies, csrf, throttle, hasher, .. } = &app;
     let LoginForm { username, password, csrf_token, next } = form.0;
     let next = checked(&next, &app.sites);

@@ -7,7 +7,7 @@ use crate::db::audit::Action;
 use crate::db::sessions::Ending;
 use crate::error::PageError;
 
-pub async fn submit(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn submit(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let ending = Ending::BySid(page.user.session_id.clone());
     let target = (page.user.user_id, page.user.username.to_string());
     page.accounts().end_sessions(page.actor(), ending, target, Action::Logout).await?;

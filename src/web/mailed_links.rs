@@ -6,7 +6,7 @@ use crate::error::PageError;
 /// The query of a mailed link's page: `?token=…` (anything else, or nothing, is a link that
 /// does not work — never an error).
 #[derive(serde::Deserialize)]
-pub struct LinkQuery {
+pub(crate) struct LinkQuery {
     #[serde(default)]
     pub token: String,
 }
@@ -25,7 +25,7 @@ struct ChoosePasswordPage<'a> {
 
 /// The form of a page where a mailed link lets someone choose a password.
 #[derive(serde::Deserialize)]
-pub struct ChooseForm {
+pub(crate) struct ChooseForm {
     #[serde(default)]
     token: String,
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct ChooseForm {
 }
 
 /// A page where a mailed link lets someone choose a password: its purpose and its words.
-pub struct PasswordLink {
+pub(crate) struct PasswordLink {
     pub purpose: crate::mail::links::Purpose,
     pub heading: &'static str,
     pub intro: &'static str,
@@ -60,7 +60,7 @@ impl PasswordLink {
 
     /// `GET …?token=`: the form while the link works, else why it does not (showing the page
     /// spends nothing: mail scanners open links).
-    pub async fn show(
+    pub(crate) async fn show(
         &self,
         token: String,
         accounts: crate::accounts::Accounts<'_>,
@@ -74,7 +74,7 @@ impl PasswordLink {
     /// `POST`: the password chosen through the link (the usual rules; the link is spent);
     /// `Err` holds the page to answer instead (the form again with its errors, or a dead
     /// link's page).
-    pub async fn choose(
+    pub(crate) async fn choose(
         &self,
         form: ChooseForm,
         accounts: crate::accounts::Accounts<'_>,
@@ -92,7 +92,7 @@ impl PasswordLink {
     }
 
     /// A dead link's page, or the error as it is.
-    pub fn refusal(&self, error: crate::accounts::AccountError) -> Result<actix_web::HttpResponse, PageError> {
+    pub(crate) fn refusal(&self, error: crate::accounts::AccountError) -> Result<actix_web::HttpResponse, PageError> {
         match error {
             crate::accounts::AccountError::Link(state) => link_gone(self.purpose, &state),
             error => Err(error.into()),
@@ -110,7 +110,7 @@ struct LinkGonePage {
 }
 
 /// 410 with a page that says why a mailed link does not work and what to do instead.
-pub fn link_gone(
+pub(crate) fn link_gone(
     purpose: crate::mail::links::Purpose,
     state: &crate::mail::links::LinkState,
 ) -> Result<actix_web::HttpResponse, PageError> {

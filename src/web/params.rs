@@ -9,7 +9,9 @@ use crate::error::{ApiError, PageError, is_api_path};
 
 /// Search and filter text from an address: a NUL or another control character is no one's
 /// search (and PostgreSQL refuses NUL in text), so it is a 400 naming the field.
-pub fn refuse_control_characters<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), PageError> {
+pub(crate) fn refuse_control_characters<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), PageError> {
     for (name, value) in fields {
         if value.chars().any(char::is_control) {
             return Err(PageError::BadRequest(format!(
@@ -22,15 +24,15 @@ pub fn refuse_control_characters<'a>(fields: impl IntoIterator<Item = (&'a str, 
 
 /// `{id}` in `/admin/users/{id}/…` and `/api/users/{id}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserId(pub i64);
+pub(crate) struct UserId(pub i64);
 
 /// `{session}` in `/account/sessions/{session}/revoke` and `/admin/users/{id}/sessions/{session}/revoke`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionId(pub i64);
+pub(crate) struct SessionId(pub i64);
 
 /// `{passkey}` in `/account/security/passkeys/{passkey}/…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PasskeyId(pub i64);
+pub(crate) struct PasskeyId(pub i64);
 
 impl FromRequest for PasskeyId {
     type Error = actix_web::Error;
@@ -72,7 +74,7 @@ impl FromRequest for SessionId {
 }
 
 /// The user a page is about, as stored now; 404 when there is none.
-pub async fn load_user(
+pub(crate) async fn load_user(
     pool: &crate::db::DbPool,
     UserId(id): UserId,
 ) -> Result<crate::db::users::User, crate::error::PageError> {

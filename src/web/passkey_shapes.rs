@@ -6,7 +6,7 @@ use super::json::CarriesCsrfToken;
 /// The page's CSRF token (the login form's, or the session's on the Security page).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct OptionsRequest {
+pub(crate) struct OptionsRequest {
     #[serde(default)]
     #[schema(max_length = 256, pattern = "^[^\\x00]*$")]
     pub csrf_token: String,
@@ -20,7 +20,7 @@ impl CarriesCsrfToken for OptionsRequest {
 
 /// Options for `navigator.credentials.get` / `create`, and the ceremony's token to send back.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct OptionsResponse {
+pub(crate) struct OptionsResponse {
     pub token: String,
     /// WebAuthn `PublicKeyCredentialCreationOptions` or `…RequestOptions` under `publicKey`,
     /// binary fields as base64url.
@@ -31,4 +31,4 @@ pub struct OptionsResponse {
 /// No client extension results are needed.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NoExtensions {}
+pub(crate) struct NoExtensions {}

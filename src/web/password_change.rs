@@ -14,7 +14,7 @@ use crate::accounts::{ChosenPassword, FieldErrors};
 use crate::error::PageError;
 
 #[derive(Deserialize)]
-pub struct ChooseForm {
+pub(crate) struct ChooseForm {
     #[serde(default)]
     new_password: String,
     #[serde(default)]
@@ -28,14 +28,14 @@ struct ChoosePage {
     errors: FieldErrors,
 }
 
-pub async fn form(page: Page) -> Result<HttpResponse, PageError> {
+pub(crate) async fn form(page: Page) -> Result<HttpResponse, PageError> {
     if !page.user.must_change_password {
         return Ok(HttpResponse::SeeOther().insert_header(("Location", "/account")).finish());
     }
     render(StatusCode::OK, &ChoosePage { layout: page.layout(), errors: FieldErrors::default() })
 }
 
-pub async fn submit(page: Page, form: CsrfForm<ChooseForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn submit(page: Page, form: CsrfForm<ChooseForm>) -> Result<HttpResponse, PageError> {
     if !page.user.must_change_password {
         return Ok(HttpResponse::SeeOther().insert_header(("Location", "/account")).finish());
     }

@@ -12,7 +12,7 @@ use crate::auth::sign_in::{self, Arrival, Channel, Proven, SignedIn};
 use crate::web::cookies;
 
 /// Starts the session of `proven`, who came through a browser (`req` holds its device cookie).
-pub async fn start(app: &Services, req: &HttpRequest, proven: Proven) -> anyhow::Result<SignedIn> {
+pub(crate) async fn start(app: &Services, req: &HttpRequest, proven: Proven) -> anyhow::Result<SignedIn> {
     let presented = cookies::read(req, app.cookies.device_name()).unwrap_or_default();
     let client = crate::web::client::client_info(req);
     let arrival = Arrival { channel: Channel::Browser, client: &client, presented_device: presented };
@@ -20,7 +20,7 @@ pub async fn start(app: &Services, req: &HttpRequest, proven: Proven) -> anyhow:
 }
 
 /// The redirect to `location` with the session's cookies.
-pub fn redirect(app: &Services, signed: SignedIn, location: &str) -> anyhow::Result<HttpResponseBuilder> {
+pub(crate) fn redirect(app: &Services, signed: SignedIn, location: &str) -> anyhow::Result<HttpResponseBuilder> {
     let mut response = see_other(location);
     for cookie in session_cookies(app, signed)? {
         response.cookie(cookie);
@@ -29,7 +29,7 @@ pub fn redirect(app: &Services, signed: SignedIn, location: &str) -> anyhow::Res
 }
 
 /// A 200 answer for a script (the passkey pages) with the session's cookies.
-pub fn answer(app: &Services, signed: SignedIn) -> anyhow::Result<HttpResponseBuilder> {
+pub(crate) fn answer(app: &Services, signed: SignedIn) -> anyhow::Result<HttpResponseBuilder> {
     let mut response = HttpResponse::Ok();
     for cookie in session_cookies(app, signed)? {
         response.cookie(cookie);

@@ -5,7 +5,7 @@ use crate::db::audit::{Action, AuditEvent};
 use crate::db::sessions::Session;
 
 /// One line of a sessions table (`_sessions_table.html`).
-pub struct SessionRow {
+pub(crate) struct SessionRow {
     pub id: i64,
     pub device: String,
     pub client_ip: String,
@@ -19,7 +19,7 @@ pub struct SessionRow {
     pub revoke_action: String,
 }
 
-pub fn session_rows(
+pub(crate) fn session_rows(
     sessions: &[Session],
     current_sid: Option<&str>,
     revoke_prefix: &str,
@@ -42,7 +42,7 @@ pub fn session_rows(
 }
 
 /// One line of an audit table (`admin/_events_table.html`).
-pub struct EventRow {
+pub(crate) struct EventRow {
     pub at: When,
     pub actor: String,
     /// The stored code (`user.delete`) and what it means in words.
@@ -55,7 +55,7 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    pub fn new(event: &AuditEvent, clock: &Clock) -> Self {
+    pub(crate) fn new(event: &AuditEvent, clock: &Clock) -> Self {
         Self {
             at: clock.stamp(event.occurred_at),
             actor: crate::export::actor_words(event),

@@ -4,12 +4,12 @@ use chrono::{NaiveDateTime, TimeZone as _};
 
 use crate::domain::TimeZone;
 
-pub use crate::accounts::wait_phrase;
+pub(crate) use crate::accounts::wait_phrase;
 
 /// Times as the reader sees them: in their own zone (always named), and "3 days ago" where
 /// that reads better. Stored times are UTC.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     zone: TimeZone,
     now: NaiveDateTime,
 }
@@ -17,41 +17,35 @@ pub struct Clock {
 /// One time on a page: the words shown, the exact time (`title`) and the machine-readable
 /// one (`datetime`); `_macros.html`'s `when` renders it as a `<time>` element.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct When {
+pub(crate) struct When {
     pub text: String,
     pub exact: String,
     pub iso: String,
 }
 
 impl Clock {
-    pub fn new(zone: TimeZone) -> Self {
+    pub(crate) fn new(zone: TimeZone) -> Self {
         Self { zone, now: chrono::Utc::now().naive_utc() }
     }
 
-    pub fn zone(&self) -> &'static str {
+    pub(crate) fn zone(&self) -> &'static str {
         self.zone.name()
     }
 
     /// "2026-11-30 14:05 CET".
-    pub fn exact(&self, at: NaiveDateTime) -> String {
+    pub(crate) fn exact(&self, at: NaiveDateTime) -> String {
         self.zone.tz().from_utc_datetime(&at).format("%Y-%m-%d %H:%M %Z").to_string()
     }
 
-    /// The exact time, shown as it is (for expiry times).
-    pub fn at(&self, at: NaiveDateTime) -> When {
-        let exact = self.exact(at);
-        When { text: exact.clone(), exact, iso: Self::iso(at) }
-    }
-
     /// To the second, for the audit trail: "2026-11-30 14:05:09 CET".
-    pub fn stamp(&self, at: NaiveDateTime) -> When {
+    pub(crate) fn stamp(&self, at: NaiveDateTime) -> When {
         let text = self.zone.tz().from_utc_datetime(&at).format("%Y-%m-%d %H:%M:%S %Z").to_string();
         When { exact: text.clone(), text, iso: Self::iso(at) }
     }
 
     /// "just now", "5 minutes ago", "in 3 hours", "3 days ago"; older than a month (or further
     /// ahead) the date in the reader's zone.
-    pub fn ago(&self, at: NaiveDateTime) -> When {
+    pub(crate) fn ago(&self, at: NaiveDateTime) -> When {
         let seconds = (self.now - at).num_seconds();
         let (amount, past) = (seconds.unsigned_abs(), seconds >= 0);
         let words = |count: u64, unit: &str| {
@@ -75,7 +69,7 @@ impl Clock {
     }
 
     /// As `ago`, or `never` for a time that has not happened.
-    pub fn ago_or_never(&self, at: Option<NaiveDateTime>) -> When {
+    pub(crate) fn ago_or_never(&self, at: Option<NaiveDateTime>) -> When {
         at.map_or_else(
             || When { text: "never".to_owned(), exact: String::new(), iso: String::new() },
             |at| self.ago(at),
@@ -83,7 +77,7 @@ impl Clock {
     }
 
     /// When `day` begins in the reader's zone, in UTC (for date filters).
-    pub fn start_of(&self, day: chrono::NaiveDate) -> NaiveDateTime {
+    pub(crate) fn start_of(&self, day: chrono::NaiveDate) -> NaiveDateTime {
         let midnight = day.and_time(chrono::NaiveTime::MIN);
         // A zone that skips midnight (a daylight-saving change) starts the day at its first hour.
         let local = self.zone.tz().from_local_datetime(&midnight);

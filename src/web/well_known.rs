@@ -8,11 +8,11 @@ use serde_json::json;
 use crate::auth::sessions::Sessions;
 use crate::auth::signing_keys::JWKS_MAX_AGE;
 
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// The public keys tokens are (or will soon be) signed with; never a private part, never the
 /// HS256 secret.
-pub async fn jwks(sessions: web::Data<Sessions>) -> HttpResponse {
+pub(crate) async fn jwks(sessions: web::Data<Sessions>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/jwk-set+json")
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", JWKS_MAX_AGE.as_secs())))
@@ -23,7 +23,7 @@ pub async fn jwks(sessions: web::Data<Sessions>) -> HttpResponse {
 /// RFC 8414 metadata: the issuer tokens name in `iss`, and the JWKS address. (The token API
 /// is Portcullis's own JSON, described by its OpenAPI document, not an OAuth endpoint, so none
 /// is listed.)
-pub async fn metadata(sessions: web::Data<Sessions>) -> HttpResponse {
+pub(crate) async fn metadata(sessions: web::Data<Sessions>) -> HttpResponse {
     let issuer = sessions.keys().issuer();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", JWKS_MAX_AGE.as_secs())))

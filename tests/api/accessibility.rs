@@ -14,7 +14,7 @@ use crate::webdriver::{Browser, Driver};
 const AXE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/axe/node_modules/axe-core/axe.min.js");
 
 /// axe-core's source, the pages it has checked and what it found.
-pub struct Axe {
+pub(crate) struct Axe {
     source: String,
     visited: BTreeSet<String>,
     findings: Vec<String>,
@@ -22,7 +22,7 @@ pub struct Axe {
 
 impl Axe {
     /// `None` (loudly) outside CI when `npm ci --prefix tests/axe` has not run; in CI its absence fails.
-    pub fn load() -> Option<Axe> {
+    pub(crate) fn load() -> Option<Axe> {
         match std::fs::read_to_string(AXE) {
             Ok(source) => Some(Axe { source, visited: BTreeSet::new(), findings: Vec::new() }),
             Err(_) => {
@@ -34,7 +34,7 @@ impl Axe {
     }
 
     /// Checks the page the browser shows: light and dark at 1280 px, light at a phone's 390 px.
-    pub async fn check(&mut self, browser: &Browser, what: &str) {
+    pub(crate) async fn check(&mut self, browser: &Browser, what: &str) {
         let path = browser.path().await;
         self.visited.insert(path.split('?').next().unwrap_or_default().to_owned());
         for (label, dark, width) in [("light", false, 1280), ("dark", true, 1280), ("phone", false, 390)] {
@@ -80,7 +80,7 @@ impl Axe {
         browser.script_async(script, json!([self.source])).await
     }
 
-    pub fn assert_clean(&self) {
+    pub(crate) fn assert_clean(&self) {
         assert!(
             self.findings.is_empty(),
             "axe-core found {} problems:\n{}",

@@ -7,7 +7,7 @@ use crate::webdriver::Driver;
 
 const NEW_PASSWORD: &str = "lantern orchard quietly hums";
 
-pub async fn sign_in(browser: &crate::webdriver::Browser, username: &str, password: &str) {
+pub(crate) async fn sign_in(browser: &crate::webdriver::Browser, username: &str, password: &str) {
     browser.type_into("#username", username).await;
     browser.type_into("#password", password).await;
     browser.click_and_wait(r#"form[action="/login"] button[type="submit"]"#).await;
@@ -95,7 +95,7 @@ async fn an_admin_adds_a_user_who_signs_in_chooses_a_password_and_is_signed_out_
 }
 
 /// The code an authenticator app shows for `step` (30-second steps since 1970).
-pub fn authenticator_code(key: &str, step: u64) -> String {
+pub(crate) fn authenticator_code(key: &str, step: u64) -> String {
     let secret =
         base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &key.replace(' ', "")).expect("base32 key");
     totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, secret).generate(step * 30)

@@ -8,11 +8,11 @@ use portcullis::domain::Role;
 use crate::helpers::*;
 
 /// Runs the `portcullis` binary against `app`'s database.
-pub fn portcullis(app: &TestApp, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn portcullis(app: &TestApp, args: &[&str], stdin: &str) -> Output {
     portcullis_with_env(&[("DATABASE_URL", &app.database_url), ("PORTCULLIS_JWT_SECRET", &app.jwt_secret)], args, stdin)
 }
 
-pub fn portcullis_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
+pub(crate) fn portcullis_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(args)

@@ -9,8 +9,8 @@ use portcullis::startup::Application;
 use reqwest::cookie::CookieStore;
 use reqwest::{Response, Url, header};
 
-pub const POSTGRES_URL_VAR: &str = "PORTCULLIS_TEST_POSTGRES_URL";
-pub const PASSWORD: &str = "violet tractor sings loudly";
+pub(crate) const POSTGRES_URL_VAR: &str = "PORTCULLIS_TEST_POSTGRES_URL";
+pub(crate) const PASSWORD: &str = "violet tractor sings loudly";
 
 /// Runs each scenario once per backend: `name::sqlite` and `name::postgres`.
 macro_rules! both_backends {
@@ -23,7 +23,7 @@ macro_rules! both_backends {
 macro_rules! both_backends_with {
     ($adjust:path; $(async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
         mod $name {
-            #[allow(unused_imports)]
+            #![allow(unused_imports, reason = "a scenario may use nothing of its file but the helpers")]
             use super::*;
             async fn scenario($app: $crate::helpers::TestApp) $body
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,21 +49,21 @@ macro_rules! both_backends_with {
 }
 
 /// The test servers' settings as they are (see `start_instance`).
-pub fn default_settings(_: &mut Settings) {}
+pub(crate) fn default_settings(_: &mut Settings) {}
 
 /// An installation that signs tokens with the shared secret (`PORTCULLIS_JWT_ALG=HS256`), for
 /// the scenarios about that mode (forging with the secret, rotating it).
-pub fn hs256(settings: &mut Settings) {
+pub(crate) fn hs256(settings: &mut Settings) {
     settings.signing.algorithm = portcullis::config::JwtAlgorithm::Hs256;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub address: String,
     pub server: actix_web::dev::ServerHandle,
     pub client: reqwest::Client,
@@ -77,7 +77,7 @@ pub struct TestApp {
     _dir: Arc<tempfile::TempDir>,
 }
 
-pub struct TestUser {
+pub(crate) struct TestUser {
     pub id: i64,
     pub username: String,
     pub email: String,
@@ -89,7 +89,7 @@ fn random_hex() -> String {
 }
 
 /// The PostgreSQL variant: skipped (loudly) on a machine without the variable, failed in CI.
-pub async fn spawn_postgres_app() -> Option<TestApp> {
+pub(crate) async fn spawn_postgres_app() -> Option<TestApp> {
     if !postgres_available() {
         return None;
     }
@@ -97,7 +97,7 @@ pub async fn spawn_postgres_app() -> Option<TestApp> {
 }
 
 /// Whether PostgreSQL tests can run here; in CI they must (this panics if not).
-pub fn postgres_available() -> bool {
+pub(crate) fn postgres_available() -> bool {
     if std::env::var(POSTGRES_URL_VAR).is_err() {
         assert!(
             std::env::var("CI").is_err(),
@@ -111,7 +111,7 @@ pub fn postgres_available() -> bool {
 
 /// Says once per run, past the test harness's output capture, which tests pass without
 /// running here, so a local `cargo test` never looks more complete than it is.
-pub fn announce_skip(what: &str) {
+pub(crate) fn announce_skip(what: &str) {
     static ANNOUNCED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let Ok(mut announced) = ANNOUNCED.lock() else { return };
     if !announced.iter().any(|seen| seen == what) {
@@ -122,7 +122,7 @@ pub fn announce_skip(what: &str) {
 }
 
 /// A fresh PostgreSQL database on the test server; returns its URL.
-pub fn create_postgres_database() -> String {
+pub(crate) fn create_postgres_database() -> String {
     let base = std::env::var(POSTGRES_URL_VAR).expect("PostgreSQL URL");
     let name = format!("portcullis_test_{}", random_hex());
     portcullis::db::init_postgres_client_library();
@@ -134,12 +134,12 @@ pub fn create_postgres_database() -> String {
     if query.is_empty() { format!("{server}/{name}") } else { format!("{server}/{name}?{query}") }
 }
 
-pub async fn spawn_app(backend: Backend) -> TestApp {
+pub(crate) async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
 /// A server whose settings a test adjusts (short session timeouts, say).
-pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
@@ -151,37 +151,37 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
 
 /// Today's server on an existing database (an older installation's, say), with the real
 /// default second-factor policy and settings `adjust` changes.
-pub async fn spawn_app_on_database(database_url: String, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_app_on_database(database_url: String, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     start_instance(database_url, portcullis::random::token_base64(48), dir, adjust).await
 }
 
 /// Another instance on the same database with the same secret, as behind a load balancer.
-pub async fn spawn_second_instance(first: &TestApp) -> TestApp {
+pub(crate) async fn spawn_second_instance(first: &TestApp) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     start_instance(first.database_url.clone(), first.jwt_secret.clone(), dir, |_| {}).await
 }
 
 /// Another instance on the same database, with settings a test adjusts.
-pub async fn spawn_second_instance_with(first: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_second_instance_with(first: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     start_instance(first.database_url.clone(), first.jwt_secret.clone(), dir, adjust).await
 }
 
 /// The same deployment restarted with another secret and no previous one.
-pub async fn spawn_instance_with_secret(first: &TestApp, secret: &str) -> TestApp {
+pub(crate) async fn spawn_instance_with_secret(first: &TestApp, secret: &str) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     start_instance(first.database_url.clone(), secret.to_owned(), dir, |_| {}).await
 }
 
 /// The same deployment restarted with a new secret, the old one kept as
 /// `PORTCULLIS_JWT_SECRET_PREVIOUS` (the documented rotation).
-pub async fn spawn_rotated_instance(first: &TestApp) -> TestApp {
+pub(crate) async fn spawn_rotated_instance(first: &TestApp) -> TestApp {
     spawn_rotated_instance_with(first, default_settings).await
 }
 
 /// `spawn_rotated_instance`, with settings a test adjusts.
-pub async fn spawn_rotated_instance_with(first: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_rotated_instance_with(first: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let old = portcullis::config::JwtSecret::parse(&first.jwt_secret, "old").unwrap();
     start_instance(first.database_url.clone(), portcullis::random::token_base64(48), dir, move |settings| {
@@ -196,7 +196,7 @@ pub async fn spawn_rotated_instance_with(first: &TestApp, adjust: impl FnOnce(&m
 static SERVER_PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// Fails the test, naming every panic any server thread has had so far in this run.
-pub fn assert_no_server_panics() {
+pub(crate) fn assert_no_server_panics() {
     let panics = SERVER_PANICS.lock().map(|panics| panics.clone()).unwrap_or_default();
     assert!(panics.is_empty(), "server threads panicked:\n{}", panics.join("\n"));
 }
@@ -265,7 +265,7 @@ async fn start_instance(
 
 impl TestApp {
     /// The same server from another browser: its own cookie jar.
-    pub fn in_new_browser(&self) -> TestApp {
+    pub(crate) fn in_new_browser(&self) -> TestApp {
         let (client, cookies) = browser_client();
         TestApp {
             address: self.address.clone(),
@@ -281,19 +281,19 @@ impl TestApp {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn get(&self, path: &str) -> Response {
+    pub(crate) async fn get(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
-    pub async fn get_with_bearer(&self, path: &str, token: &str) -> Response {
+    pub(crate) async fn get_with_bearer(&self, path: &str, token: &str) -> Response {
         self.client.get(self.url(path)).bearer_auth(token).send().await.expect("GET")
     }
 
-    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
         let body = serde_urlencoded::to_string(fields).expect("form");
         self.client
             .post(self.url(path))
@@ -304,11 +304,11 @@ impl TestApp {
             .expect("POST")
     }
 
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Response {
+    pub(crate) async fn post_json(&self, path: &str, body: &serde_json::Value) -> Response {
         self.client.post(self.url(path)).json(body).send().await.expect("POST")
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
+    pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
         self.client
             .post(self.url(path))
             .header(header::CONTENT_TYPE, content_type)
@@ -319,21 +319,21 @@ impl TestApp {
     }
 
     /// A client with its own cookie jar: another browser.
-    pub fn other_browser(&self) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+    pub(crate) fn other_browser(&self) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
         browser_client()
     }
 
-    pub fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         cookie_in(&self.cookies, &self.address, name)
     }
 
     /// Puts a cookie in this browser's jar, as a browser holding it would send it.
-    pub fn set_cookie(&self, name: &str, value: &str) {
+    pub(crate) fn set_cookie(&self, name: &str, value: &str) {
         let url: Url = self.address.parse().unwrap();
         self.cookies.add_cookie_str(&format!("{name}={value}; Path=/"), &url);
     }
 
-    pub async fn create_user(&self, username: &str, role: Role) -> TestUser {
+    pub(crate) async fn create_user(&self, username: &str, role: Role) -> TestUser {
         let pool = self.pool.clone();
         let username = username.to_owned();
         tokio::task::spawn_blocking(move || {
@@ -364,7 +364,7 @@ impl TestApp {
         .unwrap()
     }
 
-    pub async fn with_conn<T: Send + 'static>(
+    pub(crate) async fn with_conn<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut portcullis::db::DbConnection) -> T + Send + 'static,
     ) -> T {
@@ -373,38 +373,38 @@ impl TestApp {
     }
 
     /// GET /login and read the CSRF token from the form.
-    pub async fn login_form_token(&self) -> String {
+    pub(crate) async fn login_form_token(&self) -> String {
         let html = self.get("/login").await.text().await.unwrap();
         hidden_field(&html, "csrf_token").expect("the login form has a CSRF token")
     }
 
-    pub async fn login(&self, login: &str, password: &str) -> Response {
+    pub(crate) async fn login(&self, login: &str, password: &str) -> Response {
         self.login_with_next(login, password, "").await
     }
 
-    pub async fn login_with_next(&self, login: &str, password: &str, next: &str) -> Response {
+    pub(crate) async fn login_with_next(&self, login: &str, password: &str, next: &str) -> Response {
         let csrf = self.login_form_token().await;
         self.post_form("/login", &[("username", login), ("password", password), ("csrf_token", &csrf), ("next", next)])
             .await
     }
 
-    pub async fn login_as(&self, user: &TestUser) {
+    pub(crate) async fn login_as(&self, user: &TestUser) {
         let response = self.login(&user.username, &user.password).await;
         assert_eq!(response.status(), 303, "login as {} should succeed", user.username);
     }
 
     /// The CSRF token of the signed-in session, as the pages embed it.
-    pub async fn session_csrf_token(&self) -> String {
+    pub(crate) async fn session_csrf_token(&self) -> String {
         let html = self.get("/dashboard").await.text().await.unwrap();
         hidden_field(&html, "csrf_token").expect("signed-in pages carry a CSRF token")
     }
 
-    pub async fn api_token(&self, user: &TestUser) -> String {
+    pub(crate) async fn api_token(&self, user: &TestUser) -> String {
         self.api_login(user).await.access
     }
 
     /// `POST /api/token`: the access and refresh tokens of a new API session.
-    pub async fn api_login(&self, user: &TestUser) -> ApiTokens {
+    pub(crate) async fn api_login(&self, user: &TestUser) -> ApiTokens {
         let response = self
             .post_json("/api/token", &serde_json::json!({"username": user.username, "password": user.password}))
             .await;
@@ -413,7 +413,7 @@ impl TestApp {
     }
 
     /// `POST /api/token/refresh`: new tokens, or the refusal's status.
-    pub async fn api_refresh(&self, refresh_token: &str) -> Result<ApiTokens, u16> {
+    pub(crate) async fn api_refresh(&self, refresh_token: &str) -> Result<ApiTokens, u16> {
         let response = self.post_json("/api/token/refresh", &serde_json::json!({"refresh_token": refresh_token})).await;
         match response.status().as_u16() {
             200 => Ok(ApiTokens::from_body(&response.json().await.unwrap())),
@@ -422,7 +422,7 @@ impl TestApp {
     }
 
     /// The `kid` the server puts on tokens signed with its secret (a keyed hash of it).
-    pub fn kid(&self) -> String {
+    pub(crate) fn kid(&self) -> String {
         use base64::Engine;
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.jwt_secret.as_bytes());
         let tag = aws_lc_rs::hmac::sign(&key, b"portcullis key id v1");
@@ -431,7 +431,7 @@ impl TestApp {
 
     /// Replaces this browser's access cookie with the same token already expired (as if the
     /// browser had kept it past its time), signed like the real one.
-    pub async fn expire_access_cookie(&self) {
+    pub(crate) async fn expire_access_cookie(&self) {
         use base64::Engine;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let token = self.cookie("portcullis").expect("an access cookie");
@@ -448,7 +448,7 @@ impl TestApp {
 
     /// `claims` under `header`, signed with the key the header names, as the server would: the
     /// secret for HS256, else the stored key (opened with the secret).
-    pub async fn sign_as_server(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    pub(crate) async fn sign_as_server(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
         use base64::Engine;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let input =
@@ -493,7 +493,7 @@ impl TestApp {
     }
 }
 
-pub struct ApiTokens {
+pub(crate) struct ApiTokens {
     pub access: String,
     pub refresh: String,
 }
@@ -518,7 +518,7 @@ fn browser_client() -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
     (client, cookies)
 }
 
-pub fn cookie_in(jar: &reqwest::cookie::Jar, address: &str, name: &str) -> Option<String> {
+pub(crate) fn cookie_in(jar: &reqwest::cookie::Jar, address: &str, name: &str) -> Option<String> {
     let url: Url = address.parse().unwrap();
     let header = jar.cookies(&url)?;
     header.to_str().ok()?.split("; ").find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
@@ -526,7 +526,7 @@ pub fn cookie_in(jar: &reqwest::cookie::Jar, address: &str, name: &str) -> Optio
 
 /// `request` written to `address` (`host:port`) byte for byte — no client rewrites its target
 /// — and the whole answer, within 10 s.
-pub async fn raw_http(address: &str, request: &str) -> String {
+pub(crate) async fn raw_http(address: &str, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
@@ -543,7 +543,7 @@ pub async fn raw_http(address: &str, request: &str) -> String {
 
 /// Every header of `response` but `Date`, sorted: what two answers that must not differ are
 /// compared by.
-pub fn headers_but_date(response: &Response) -> Vec<(String, String)> {
+pub(crate) fn headers_but_date(response: &Response) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = response
         .headers()
         .iter()
@@ -554,34 +554,34 @@ pub fn headers_but_date(response: &Response) -> Vec<(String, String)> {
     headers
 }
 
-pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+pub(crate) fn hidden_field(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;
     Some(html[start..end].to_owned())
 }
 
-pub fn location(response: &Response) -> String {
+pub(crate) fn location(response: &Response) -> String {
     response.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 /// All Set-Cookie headers of a response, raw.
-pub fn set_cookies(response: &Response) -> Vec<String> {
+pub(crate) fn set_cookies(response: &Response) -> Vec<String> {
     response.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
 }
 
 /// Another browser: its own cookie jar, same server.
-pub struct Browser {
+pub(crate) struct Browser {
     pub address: String,
     pub client: reqwest::Client,
 }
 
 impl Browser {
-    pub async fn get(&self, path: &str) -> Response {
+    pub(crate) async fn get(&self, path: &str) -> Response {
         self.client.get(format!("{}{}", self.address, path)).send().await.expect("GET")
     }
 
-    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
         self.client
             .post(format!("{}{}", self.address, path))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -591,14 +591,14 @@ impl Browser {
             .expect("POST")
     }
 
-    pub async fn login(&self, login: &str, password: &str) -> Response {
+    pub(crate) async fn login(&self, login: &str, password: &str) -> Response {
         let html = self.get("/login").await.text().await.unwrap();
         let csrf = hidden_field(&html, "csrf_token").unwrap();
         self.post_form("/login", &[("username", login), ("password", password), ("csrf_token", &csrf)]).await
     }
 
     /// The session's CSRF token, read from a form on `path`.
-    pub async fn csrf(&self, path: &str) -> String {
+    pub(crate) async fn csrf(&self, path: &str) -> String {
         let html = self.get(path).await.text().await.unwrap();
         hidden_field(&html, "csrf_token").unwrap_or_else(|| panic!("no CSRF token on {path}"))
     }
@@ -607,13 +607,13 @@ impl Browser {
 static FAST_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 impl TestApp {
-    pub fn browser(&self) -> Browser {
+    pub(crate) fn browser(&self) -> Browser {
         let (client, _) = self.other_browser();
         Browser { address: self.address.clone(), client }
     }
 
     /// `count` users named `{prefix}{n:03}`, all with password PASSWORD, inserted directly.
-    pub async fn create_users_fast(&self, prefix: &str, count: usize) -> Vec<i64> {
+    pub(crate) async fn create_users_fast(&self, prefix: &str, count: usize) -> Vec<i64> {
         let hash = FAST_HASH.get_or_init(|| portcullis::auth::password::hash_blocking(PASSWORD).unwrap()).clone();
         let prefix = prefix.to_owned();
         self.with_conn(move |conn| {
@@ -640,7 +640,7 @@ impl TestApp {
     }
 
     /// Every user row and audit event, for "nothing changed" assertions.
-    pub async fn snapshot(&self) -> String {
+    pub(crate) async fn snapshot(&self) -> String {
         self.with_conn(|conn| {
             use diesel::prelude::*;
             use portcullis::db::schema::{audit_events, users};
@@ -651,7 +651,7 @@ impl TestApp {
         .await
     }
 
-    pub async fn audit_actions(&self) -> Vec<String> {
+    pub(crate) async fn audit_actions(&self) -> Vec<String> {
         self.with_conn(|conn| {
             use diesel::prelude::*;
             use portcullis::db::schema::audit_events;
@@ -660,7 +660,7 @@ impl TestApp {
         .await
     }
 
-    pub async fn audit_details(&self) -> Vec<(String, Option<String>, Option<String>, String)> {
+    pub(crate) async fn audit_details(&self) -> Vec<(String, Option<String>, Option<String>, String)> {
         self.with_conn(|conn| {
             use diesel::prelude::*;
             use portcullis::db::schema::audit_events;
@@ -680,7 +680,7 @@ impl TestApp {
 }
 
 /// Decodes the HTML entities the templates emit (`&#38;`, `&#60;`, `&amp;`, …).
-pub fn unescape(html: &str) -> String {
+pub(crate) fn unescape(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(at) = rest.find('&') {
@@ -720,7 +720,7 @@ pub fn unescape(html: &str) -> String {
 
 /// Asks `probe` every 50 ms until it says yes; returns how long that took, or `None` if it
 /// never did within `limit`.
-pub async fn within<F, Fut>(limit: std::time::Duration, mut probe: F) -> Option<std::time::Duration>
+pub(crate) async fn within<F, Fut>(limit: std::time::Duration, mut probe: F) -> Option<std::time::Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -738,10 +738,10 @@ where
 }
 
 /// How long a change made elsewhere (the CLI, another instance) may take to be enforced.
-pub const REVOCATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const REVOCATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// An outbox that sends nothing, for calling account operations directly.
-pub fn no_mail() -> portcullis::mail::Outbox {
+pub(crate) fn no_mail() -> portcullis::mail::Outbox {
     let secret = portcullis::config::JwtSecret::parse(&portcullis::random::token_base64(48), "test").unwrap();
     portcullis::mail::Outbox::off(&secret)
 }

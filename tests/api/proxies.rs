@@ -10,17 +10,17 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
-pub const DOMAIN: &str = "portcullis.test";
-pub const AUTH_HOST: &str = "auth.portcullis.test";
-pub const APP_HOST: &str = "app.portcullis.test";
+pub(crate) const DOMAIN: &str = "portcullis.test";
+pub(crate) const AUTH_HOST: &str = "auth.portcullis.test";
+pub(crate) const APP_HOST: &str = "app.portcullis.test";
 /// Two more sites behind the same proxy, for the access rules' host tricks: one public
 /// (`status`), one for administrators only (`vault`) in `gate_addresses.rs`.
-pub const STATUS_HOST: &str = "status.portcullis.test";
-pub const VAULT_HOST: &str = "vault.portcullis.test";
-pub const GUARDED_HOSTS: [&str; 3] = [APP_HOST, STATUS_HOST, VAULT_HOST];
+pub(crate) const STATUS_HOST: &str = "status.portcullis.test";
+pub(crate) const VAULT_HOST: &str = "vault.portcullis.test";
+pub(crate) const GUARDED_HOSTS: [&str; 3] = [APP_HOST, STATUS_HOST, VAULT_HOST];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Proxy {
+pub(crate) enum Proxy {
     Nginx,
     Caddy,
     Traefik,
@@ -37,7 +37,7 @@ impl Proxy {
     }
 
     /// Whether the proxy is installed; in CI it must be (`.ci/run` installs all three).
-    pub fn available(self) -> bool {
+    pub(crate) fn available(self) -> bool {
         let here = Command::new(self.binary())
             .arg(if self == Proxy::Nginx { "-v" } else { "version" })
             .stdout(Stdio::null())
@@ -86,7 +86,7 @@ async fn wait_for_port(port: u16, what: &str) {
 }
 
 /// The nginx configuration of the README, with ports and paths filled in.
-pub fn nginx_config(dir: &std::path::Path, listen: u16, portcullis: u16, upstream: u16) -> String {
+pub(crate) fn nginx_config(dir: &std::path::Path, listen: u16, portcullis: u16, upstream: u16) -> String {
     let dir = dir.display();
     let root = if unsafe_is_root() { "user root root;" } else { "" };
     let guarded: String = GUARDED_HOSTS.iter().map(|host| nginx_guarded_server(host, listen)).collect();
@@ -189,7 +189,7 @@ fn nginx_guarded_server(host: &str, listen: u16) -> String {
 }
 
 /// The Caddyfile of the README, with ports filled in.
-pub fn caddy_config(listen: u16, portcullis: u16, upstream: u16) -> String {
+pub(crate) fn caddy_config(listen: u16, portcullis: u16, upstream: u16) -> String {
     format!(
         r#"{{
   admin off
@@ -223,7 +223,12 @@ http://{APP_HOST}:{listen}, http://{STATUS_HOST}:{listen}, http://{VAULT_HOST}:{
 }
 
 /// Traefik's static and dynamic configuration (the README's middleware), ports filled in.
-pub fn traefik_config(listen: u16, portcullis: u16, upstream: u16, dynamic: &std::path::Path) -> (String, String) {
+pub(crate) fn traefik_config(
+    listen: u16,
+    portcullis: u16,
+    upstream: u16,
+    dynamic: &std::path::Path,
+) -> (String, String) {
     let static_config = format!(
         r#"entryPoints:
   web:
@@ -300,7 +305,7 @@ fn unsafe_is_root() -> bool {
 }
 
 /// Portcullis behind a real proxy, and the site it guards.
-pub struct GuardedSite {
+pub(crate) struct GuardedSite {
     pub app: TestApp,
     /// The proxy's port: `http://app.portcullis.test:{port}` is the guarded site.
     pub port: u16,
@@ -312,13 +317,13 @@ pub struct GuardedSite {
 impl GuardedSite {
     /// Starts the upstream, Portcullis (public URL `http://auth.portcullis.test:{port}`, cookie
     /// domain `portcullis.test`, the proxy trusted) with `adjust`, and the proxy.
-    pub async fn start(proxy: Proxy, adjust: impl FnOnce(&mut portcullis::config::Settings)) -> GuardedSite {
+    pub(crate) async fn start(proxy: Proxy, adjust: impl FnOnce(&mut portcullis::config::Settings)) -> GuardedSite {
         Self::start_with(proxy, false, adjust).await
     }
 
     /// Behind nginx terminating TLS (a certificate made here for our test hosts): Portcullis's
     /// public URL is `https://…`, so its cookies take their `__Host-` / `__Secure-` names.
-    pub async fn start_tls(adjust: impl FnOnce(&mut portcullis::config::Settings)) -> GuardedSite {
+    pub(crate) async fn start_tls(adjust: impl FnOnce(&mut portcullis::config::Settings)) -> GuardedSite {
         Self::start_with(Proxy::Nginx, true, adjust).await
     }
 
@@ -399,22 +404,22 @@ impl GuardedSite {
         site
     }
 
-    pub fn app_url(&self, path: &str) -> String {
+    pub(crate) fn app_url(&self, path: &str) -> String {
         format!("http://{APP_HOST}:{}{path}", self.port)
     }
 
-    pub fn auth_url(&self, path: &str) -> String {
+    pub(crate) fn auth_url(&self, path: &str) -> String {
         format!("http://{AUTH_HOST}:{}{path}", self.port)
     }
 
     /// A client like a browser that resolves our test hosts to loopback: its own cookies,
     /// redirects not followed, `Accept: text/html`.
-    pub fn browser(&self) -> reqwest::Client {
+    pub(crate) fn browser(&self) -> reqwest::Client {
         self.client(true)
     }
 
     /// A script: no `Accept: text/html`.
-    pub fn script(&self) -> reqwest::Client {
+    pub(crate) fn script(&self) -> reqwest::Client {
         self.client(false)
     }
 
@@ -438,31 +443,31 @@ impl GuardedSite {
 }
 
 /// `text` as an access-rules file of its own, for `PORTCULLIS_ACCESS_RULES`.
-pub fn rules_file(text: &str) -> std::path::PathBuf {
+pub(crate) fn rules_file(text: &str) -> std::path::PathBuf {
     let file = std::env::temp_dir().join(format!("portcullis-rules-{}.toml", portcullis::random::token_base64(9)));
     std::fs::write(&file, text).unwrap();
     file
 }
 
 /// What a raw request through the proxy got back.
-pub struct RawAnswer {
+pub(crate) struct RawAnswer {
     pub status: u16,
     pub text: String,
 }
 
 impl RawAnswer {
     /// Whether the site behind the proxy answered (its page names the path it normalised).
-    pub fn reached_the_site(&self) -> bool {
+    pub(crate) fn reached_the_site(&self) -> bool {
         self.text.contains("normalised")
     }
 
     /// The path as the site behind read it, when it answered.
-    pub fn site_read(&self) -> Option<String> {
+    pub(crate) fn site_read(&self) -> Option<String> {
         self.seen()?["normalised"].as_str().map(str::to_owned)
     }
 
     /// What the site behind received (method, path, headers), when it answered.
-    pub fn seen(&self) -> Option<serde_json::Value> {
+    pub(crate) fn seen(&self) -> Option<serde_json::Value> {
         let json = self.text.split("<pre id=seen>").nth(1)?.split("</pre>").next()?;
         serde_json::from_str(&unescape(json)).ok()
     }
@@ -471,7 +476,7 @@ impl RawAnswer {
 impl GuardedSite {
     /// Signs `user` in at the gate's login page as a browser would; returns the `Cookie`
     /// header that browser then sends to the guarded sites.
-    pub async fn cookies_for_sites(&self, user: &TestUser) -> String {
+    pub(crate) async fn cookies_for_sites(&self, user: &TestUser) -> String {
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let loopback = SocketAddr::from(([127, 0, 0, 1], self.port));
         let browser = reqwest::Client::builder()
@@ -496,7 +501,7 @@ impl GuardedSite {
 
     /// A request written byte for byte (no client rewrites its target): `GET {target}` with
     /// `Host: {host}` and, when given, `Cookie: {cookies}`, as a browser (`Accept: text/html`).
-    pub async fn raw(&self, target: &str, host: &str, cookies: Option<&str>) -> RawAnswer {
+    pub(crate) async fn raw(&self, target: &str, host: &str, cookies: Option<&str>) -> RawAnswer {
         let mut request =
             format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n");
         if let Some(cookies) = cookies {
@@ -513,7 +518,7 @@ impl GuardedSite {
     }
 
     /// `host:port` of one of the sites behind the proxy.
-    pub fn authority(&self, host: &str) -> String {
+    pub(crate) fn authority(&self, host: &str) -> String {
         format!("{host}:{}", self.port)
     }
 }

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use portcullis::config::{Settings, SmtpSettings};
 
-pub const PUBLIC_ORIGIN: &str = "http://portcullis.test";
+pub(crate) const PUBLIC_ORIGIN: &str = "http://portcullis.test";
 
 #[derive(Debug, Clone, serde::Deserialize)]
-pub struct Captured {
+pub(crate) struct Captured {
     pub rcpt_tos: Vec<String>,
     pub headers: Vec<(String, String)>,
     pub subject: String,
@@ -21,16 +21,16 @@ pub struct Captured {
 }
 
 impl Captured {
-    pub fn is_for(&self, address: &str) -> bool {
+    pub(crate) fn is_for(&self, address: &str) -> bool {
         self.rcpt_tos.iter().any(|to| to == address)
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 
     /// The path and query of the link in the text part (which must point at the public URL).
-    pub fn link(&self) -> String {
+    pub(crate) fn link(&self) -> String {
         let start = self.text.find(PUBLIC_ORIGIN).unwrap_or_else(|| panic!("no link in:\n{}", self.text));
         let link: String = self.text[start..].chars().take_while(|c| !c.is_whitespace()).collect();
         assert!(self.html.contains(&link), "the HTML part carries the same link");
@@ -38,21 +38,21 @@ impl Captured {
     }
 }
 
-pub struct SmtpSink {
+pub(crate) struct SmtpSink {
     pub port: u16,
     dir: tempfile::TempDir,
     slow: f64,
     child: Option<Child>,
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl SmtpSink {
     /// Whether Python's aiosmtpd is here. In CI it must be (`.ci/run` installs it); elsewhere
     /// the mail tests pass without running and the run says so once.
-    pub fn available() -> bool {
+    pub(crate) fn available() -> bool {
         static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         let available = *AVAILABLE.get_or_init(|| {
             Command::new("python3").args(["-c", "import aiosmtpd"]).output().is_ok_and(|out| out.status.success())
@@ -66,12 +66,12 @@ impl SmtpSink {
         available
     }
 
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_slow(0.0)
     }
 
     /// Recipients whose address contains "slow" get their DATA answered after `seconds`.
-    pub fn start_slow(seconds: f64) -> Self {
+    pub(crate) fn start_slow(seconds: f64) -> Self {
         let mut sink = Self::not_started(free_port());
         sink.slow = seconds;
         sink.resume();
@@ -79,11 +79,11 @@ impl SmtpSink {
     }
 
     /// A sink on `port` that is not listening yet: the server is "down" until `resume`.
-    pub fn not_started(port: u16) -> Self {
+    pub(crate) fn not_started(port: u16) -> Self {
         Self { port, dir: tempfile::tempdir().unwrap(), slow: 0.0, child: None }
     }
 
-    pub fn resume(&mut self) {
+    pub(crate) fn resume(&mut self) {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -99,7 +99,7 @@ impl SmtpSink {
         self.child = Some(child);
     }
 
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -107,13 +107,13 @@ impl SmtpSink {
     }
 
     /// Points a server at this sink: plain SMTP to loopback, as `?tls=none` allows.
-    pub fn configure(&self, settings: &mut Settings) {
+    pub(crate) fn configure(&self, settings: &mut Settings) {
         settings.mail.smtp =
             Some(SmtpSettings::parse(&format!("smtp://127.0.0.1:{}?tls=none", self.port)).expect("sink URL"));
         settings.mail.from = Some("Portcullis <login@portcullis.test>".to_owned());
     }
 
-    pub fn messages(&self) -> Vec<Captured> {
+    pub(crate) fn messages(&self) -> Vec<Captured> {
         let mut names: Vec<_> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
@@ -123,12 +123,12 @@ impl SmtpSink {
         names.iter().map(|path| serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()).collect()
     }
 
-    pub fn to(&self, address: &str) -> Vec<Captured> {
+    pub(crate) fn to(&self, address: &str) -> Vec<Captured> {
         self.messages().into_iter().filter(|message| message.is_for(address)).collect()
     }
 
     /// Waits (up to `limit`) until `address` has received `count` messages; returns them.
-    pub async fn wait_for_count(&self, address: &str, count: usize, limit: Duration) -> Vec<Captured> {
+    pub(crate) async fn wait_for_count(&self, address: &str, count: usize, limit: Duration) -> Vec<Captured> {
         let started = Instant::now();
         loop {
             let got = self.to(address);
@@ -146,7 +146,7 @@ impl SmtpSink {
     }
 
     /// The one next message to `address` (waits up to 10 s for it).
-    pub async fn next_to(&self, address: &str, already: usize) -> Captured {
+    pub(crate) async fn next_to(&self, address: &str, already: usize) -> Captured {
         self.wait_for_count(address, already + 1, Duration::from_secs(10)).await.remove(already)
     }
 }
@@ -161,7 +161,7 @@ impl Drop for SmtpSink {
 macro_rules! with_mail {
     ($(async fn $name:ident($app:ident: TestApp, $sink:ident: SmtpSink) $body:block)*) => {$(
         mod $name {
-            #[allow(unused_imports)]
+            #![allow(unused_imports, reason = "a scenario may use nothing of its file but the helpers")]
             use super::*;
             async fn scenario($app: $crate::helpers::TestApp, $sink: $crate::smtp::SmtpSink) $body
             async fn run(backend: $crate::helpers::Backend) {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// The chromedriver process; killed when dropped.
-pub struct Driver {
+pub(crate) struct Driver {
     process: Child,
     url: String,
     http: reqwest::Client,
@@ -25,7 +25,7 @@ impl Drop for Driver {
 impl Driver {
     /// Starts chromedriver, or returns `None` (loudly) when it is not installed outside CI.
     /// In CI a missing browser fails the test: these tests may not be skipped there.
-    pub async fn start() -> Option<Driver> {
+    pub(crate) async fn start() -> Option<Driver> {
         let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|path| std::path::Path::new(path).exists());
@@ -54,12 +54,12 @@ impl Driver {
     }
 
     /// A new browser with its own profile: its own cookies and storage.
-    pub async fn browser(&self) -> Browser {
+    pub(crate) async fn browser(&self) -> Browser {
         self.browser_with(&[]).await
     }
 
     /// A new browser started with `extra` command-line switches (e.g. host-name mappings).
-    pub async fn browser_with(&self, extra: &[&str]) -> Browser {
+    pub(crate) async fn browser_with(&self, extra: &[&str]) -> Browser {
         let mut args = vec![
             "--headless=new",
             "--no-sandbox",
@@ -86,27 +86,27 @@ async fn send(request: reqwest::RequestBuilder) -> Value {
     body["value"].clone()
 }
 
-pub struct Browser {
+pub(crate) struct Browser {
     base: String,
     http: reqwest::Client,
 }
 
 impl Browser {
-    pub async fn go(&self, url: &str) {
+    pub(crate) async fn go(&self, url: &str) {
         send(self.http.post(format!("{}/url", self.base)).json(&json!({"url": url}))).await;
     }
 
-    pub async fn url(&self) -> String {
+    pub(crate) async fn url(&self) -> String {
         send(self.http.get(format!("{}/url", self.base))).await.as_str().unwrap().to_owned()
     }
 
-    pub async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         let url = self.url().await;
         let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
         after_scheme.find('/').map_or("/".to_owned(), |at| after_scheme[at..].to_owned())
     }
 
-    pub async fn source(&self) -> String {
+    pub(crate) async fn source(&self) -> String {
         send(self.http.get(format!("{}/source", self.base))).await.as_str().unwrap().to_owned()
     }
 
@@ -118,20 +118,20 @@ impl Browser {
         element[ELEMENT_KEY].as_str().unwrap_or_else(|| panic!("no element {css}: {element}")).to_owned()
     }
 
-    pub async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let element = self.find(css).await;
         send(self.http.post(format!("{}/element/{element}/clear", self.base)).json(&json!({}))).await;
         send(self.http.post(format!("{}/element/{element}/value", self.base)).json(&json!({"text": text}))).await;
     }
 
-    pub async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let element = self.find(css).await;
         send(self.http.post(format!("{}/element/{element}/click", self.base)).json(&json!({}))).await;
     }
 
     /// Clicks something that loads a new page (a link, a form's button) and waits until the new
     /// page has loaded: a click returns before a slow answer (a sign-in hashes) arrives.
-    pub async fn click_and_wait(&self, css: &str) {
+    pub(crate) async fn click_and_wait(&self, css: &str) {
         self.script("window.portcullisOldPage = true; return null").await;
         self.click(css).await;
         let started = Instant::now();
@@ -142,44 +142,44 @@ impl Browser {
         }
     }
 
-    pub async fn text_of(&self, css: &str) -> String {
+    pub(crate) async fn text_of(&self, css: &str) -> String {
         let element = self.find(css).await;
         send(self.http.get(format!("{}/element/{element}/text", self.base))).await.as_str().unwrap().to_owned()
     }
 
-    pub async fn script(&self, script: &str) -> Value {
+    pub(crate) async fn script(&self, script: &str) -> Value {
         send(self.http.post(format!("{}/execute/sync", self.base)).json(&json!({"script": script, "args": []}))).await
     }
 
     /// Runs a script that calls back (its last argument) when done, e.g. after a promise.
-    pub async fn script_async(&self, script: &str, args: Value) -> Value {
+    pub(crate) async fn script_async(&self, script: &str, args: Value) -> Value {
         send(self.http.post(format!("{}/execute/async", self.base)).json(&json!({"script": script, "args": args})))
             .await
     }
 
     /// Asks Chromium (through the DevTools protocol) to report the system colours as dark or
     /// light: `prefers-color-scheme` media queries follow.
-    pub async fn prefer_dark(&self, dark: bool) {
+    pub(crate) async fn prefer_dark(&self, dark: bool) {
         let scheme = if dark { "dark" } else { "light" };
         let command = json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}});
         send(self.http.post(format!("{}/goog/cdp/execute", self.base)).json(&command)).await;
     }
 
     /// Resizes the window, e.g. to a phone's width.
-    pub async fn resize(&self, width: u32, height: u32) {
+    pub(crate) async fn resize(&self, width: u32, height: u32) {
         send(self.http.post(format!("{}/window/rect", self.base)).json(&json!({"width": width, "height": height})))
             .await;
     }
 
     /// Whether the page is wider than the window (a reader would have to scroll sideways).
-    pub async fn scrolls_sideways(&self) -> bool {
+    pub(crate) async fn scrolls_sideways(&self) -> bool {
         let wider = self.script("return document.documentElement.scrollWidth > window.innerWidth").await;
         wider.as_bool().expect("a boolean")
     }
 
     /// Saves a PNG in `target/screenshots/`, or in `PORTCULLIS_SCREENSHOTS_DIR` (the README's
     /// pictures live in `tests/screenshots/`).
-    pub async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         use base64::Engine;
         let png = send(self.http.get(format!("{}/screenshot", self.base))).await;
         let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
@@ -193,7 +193,7 @@ impl Browser {
 
     /// A virtual passkey device (WebDriver's WebAuthn extension): CTAP2, built in, keeps
     /// discoverable credentials, verifies its user, and always consents.
-    pub async fn add_virtual_authenticator(&self) -> String {
+    pub(crate) async fn add_virtual_authenticator(&self) -> String {
         let options = json!({
             "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
             "hasUserVerification": true, "isUserConsenting": true, "isUserVerified": true,
@@ -203,18 +203,18 @@ impl Browser {
     }
 
     /// The credentials a virtual authenticator holds.
-    pub async fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
+    pub(crate) async fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
         let url = format!("{}/webauthn/authenticator/{authenticator}/credentials", self.base);
         send(self.http.get(url)).await.as_array().cloned().unwrap_or_default()
     }
 
     /// Takes a virtual authenticator away (the user walks off with their phone).
-    pub async fn remove_virtual_authenticator(&self, authenticator: &str) {
+    pub(crate) async fn remove_virtual_authenticator(&self, authenticator: &str) {
         send(self.http.delete(format!("{}/webauthn/authenticator/{authenticator}", self.base))).await;
     }
 
     /// A new virtual authenticator holding `credentials` (as `virtual_credentials` returned them).
-    pub async fn restore_virtual_authenticator(&self, credentials: &[Value]) -> String {
+    pub(crate) async fn restore_virtual_authenticator(&self, credentials: &[Value]) -> String {
         let authenticator = self.add_virtual_authenticator().await;
         for credential in credentials {
             let url = format!("{}/webauthn/authenticator/{authenticator}/credential", self.base);
@@ -224,7 +224,7 @@ impl Browser {
     }
 
     /// Waits until a script has taken the browser to `path` (fetch, then `location.assign`).
-    pub async fn wait_for_path(&self, path: &str) {
+    pub(crate) async fn wait_for_path(&self, path: &str) {
         let started = Instant::now();
         while self.path().await != path {
             assert!(started.elapsed() < Duration::from_secs(20), "never reached {path}; at {}", self.path().await);
@@ -235,7 +235,7 @@ impl Browser {
         }
     }
 
-    pub async fn quit(self) {
+    pub(crate) async fn quit(self) {
         send(self.http.delete(&self.base)).await;
     }
 }

@@ -1,6 +1,6 @@
 //! `/account/**`: every user's own profile, password, sessions and two-step sign-in.
-pub mod password;
-pub mod profile;
-pub mod security;
-pub mod sessions;
-pub mod shared;
+pub(crate) mod password;
+pub(crate) mod profile;
+pub(crate) mod security;
+pub(crate) mod sessions;
+pub(crate) mod shared;

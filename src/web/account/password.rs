@@ -16,7 +16,7 @@ use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render, with_retry_after};
 
 #[derive(Deserialize)]
-pub struct PasswordForm {
+pub(crate) struct PasswordForm {
     #[serde(default)]
     current_password: String,
     #[serde(default)]
@@ -32,11 +32,15 @@ struct PasswordPage {
     errors: FieldErrors,
 }
 
-pub async fn show(page: Page) -> Result<HttpResponse, PageError> {
+pub(crate) async fn show(page: Page) -> Result<HttpResponse, PageError> {
     render(StatusCode::OK, &PasswordPage { layout: page.layout(), errors: FieldErrors::default() })
 }
 
-pub async fn change(req: HttpRequest, page: Page, form: CsrfForm<PasswordForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn change(
+    req: HttpRequest,
+    page: Page,
+    form: CsrfForm<PasswordForm>,
+) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let account = load_account(&page).await?;
     // The same counters as signing in to this account from this browser.

@@ -12,7 +12,7 @@ use crate::web::form::CsrfForm;
 use crate::web::layout::{render, with_retry_after};
 use crate::web::time_words::wait_phrase;
 
-pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
+pub(crate) async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     let account = load_account(&page).await?;
     let mut view = account_page(&page, &account, None);
     view.layout = view.layout.with_flash(&flash);
@@ -20,7 +20,7 @@ pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 
-pub async fn update(page: Page, form: CsrfForm<ProfileForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn update(page: Page, form: CsrfForm<ProfileForm>) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let account = load_account(&page).await?;
     let mut errors = FieldErrors::default();

@@ -1,10 +1,10 @@
 //! `GET /account/security`: two-step sign-in — whether it is on, how many recovery codes are
 //! left, and the forms to set it up, make new codes or turn it off. Setting up lives in
 //! `security/authenticator.rs`, new codes in `security/recovery_codes.rs`.
-pub mod authenticator;
-pub mod confirm;
-pub mod passkeys;
-pub mod recovery_codes;
+pub(crate) mod authenticator;
+pub(crate) mod confirm;
+pub(crate) mod passkeys;
+pub(crate) mod recovery_codes;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -23,11 +23,11 @@ use crate::web::flash::Flash;
 use crate::web::layout::{Layout, render, with_retry_after};
 use crate::web::time_words::{When, wait_phrase};
 
-pub const PATH: &str = "/account/security";
+pub(crate) const PATH: &str = "/account/security";
 
 #[derive(Template)]
 #[template(path = "account/security.html")]
-pub struct SecurityPage<'a> {
+pub(crate) struct SecurityPage<'a> {
     pub layout: Layout,
     pub user: &'a User,
     /// Covered by the policy without a second factor: nothing else opens until one is set up.
@@ -45,7 +45,7 @@ pub struct SecurityPage<'a> {
 }
 
 /// One of the user's passkeys, as the page lists it.
-pub struct PasskeyView {
+pub(crate) struct PasskeyView {
     pub id: i64,
     pub name: String,
     pub created: When,
@@ -55,12 +55,12 @@ pub struct PasskeyView {
 /// A form that only asks for the current password (new recovery codes, turning off). The
 /// page holds both forms, so each names its field after itself.
 #[derive(Deserialize)]
-pub struct PasswordOnly {
+pub(crate) struct PasswordOnly {
     #[serde(default, alias = "codes_password", alias = "remove_password", alias = "remove_passkey_password")]
     pub current_password: String,
 }
 
-pub async fn security_page<'a>(page: &Page, account: &'a User) -> Result<SecurityPage<'a>, PageError> {
+pub(crate) async fn security_page<'a>(page: &Page, account: &'a User) -> Result<SecurityPage<'a>, PageError> {
     let factor_since = if account.mfa_enabled { page.accounts().totp_enabled_since(account.id).await? } else { None };
     let codes_left = if account.mfa_enabled { page.accounts().recovery_codes_left(account.id).await? } else { 0 };
     let clock = page.clock();
@@ -93,7 +93,7 @@ pub async fn security_page<'a>(page: &Page, account: &'a User) -> Result<Securit
     })
 }
 
-pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
+pub(crate) async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     let account = load_account(&page).await?;
     let mut view = security_page(&page, &account).await?;
     view.layout = view.layout.with_flash(&flash);
@@ -103,7 +103,7 @@ pub async fn show(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
 /// Checks `password` as the account's current one, on the sign-in counters of this browser's
 /// device credential (a wrong one audited): what the security forms and "Confirm it is you"
 /// share.
-pub async fn check_password(
+pub(crate) async fn check_password(
     req: &HttpRequest,
     page: &Page,
     account: &User,
@@ -115,7 +115,7 @@ pub async fn check_password(
 
 /// Checks the current password given in `field` (on the sign-in counters); on failure,
 /// the security page again with the error.
-pub async fn confirm_password(
+pub(crate) async fn confirm_password(
     req: &HttpRequest,
     page: &Page,
     account: &User,
@@ -148,7 +148,7 @@ pub async fn confirm_password(
 /// The recovery codes, shown once (after new codes, or right after setting up the app).
 #[derive(Template)]
 #[template(path = "account/recovery_codes.html")]
-pub struct RecoveryCodesPage {
+pub(crate) struct RecoveryCodesPage {
     layout: Layout,
     codes: Vec<String>,
     /// The codes as a `data:` link for the download button.
@@ -158,7 +158,7 @@ pub struct RecoveryCodesPage {
 }
 
 impl RecoveryCodesPage {
-    pub fn new(page: &Page, codes: Vec<String>, just_enabled: bool) -> Self {
+    pub(crate) fn new(page: &Page, codes: Vec<String>, just_enabled: bool) -> Self {
         let text = format!(
             "Recovery codes for {} at {}\nEach code signs you in once when you cannot use your authenticator app.\n\n{}\n",
             page.user.username,

@@ -22,7 +22,7 @@ struct SessionsPage {
     others: usize,
 }
 
-pub async fn list(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
+pub(crate) async fn list(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     let open = page.sessions.list(&page.pool, page.user.user_id).await?;
     let rows = session_rows(&open, Some(&page.user.session_id), "/account/sessions", &page.clock());
     let others = rows.iter().filter(|row| !row.is_current).count();
@@ -30,7 +30,7 @@ pub async fn list(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 
-pub async fn revoke(
+pub(crate) async fn revoke(
     page: Page,
     SessionId(id): SessionId,
     _form: CsrfForm<NoFields>,
@@ -53,7 +53,7 @@ pub async fn revoke(
     Ok(page.redirect("/account/sessions", message))
 }
 
-pub async fn revoke_others(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn revoke_others(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let ending = Ending::AllOfUser { user_id: page.user.user_id, except_sid: Some(page.user.session_id.clone()) };
     let target = (page.user.user_id, page.user.username.to_string());
     let ended = page.accounts().end_sessions(page.actor(), ending, target, Action::SessionRevokeOthers).await?;

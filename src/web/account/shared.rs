@@ -16,7 +16,7 @@ use crate::web::params::load_user;
 use crate::web::time_words::Clock;
 
 #[derive(Deserialize, Default)]
-pub struct ProfileForm {
+pub(crate) struct ProfileForm {
     #[serde(default)]
     pub display_name: String,
     #[serde(default)]
@@ -27,7 +27,7 @@ pub struct ProfileForm {
 
 #[derive(Template)]
 #[template(path = "account/page.html")]
-pub struct AccountPage<'a> {
+pub(crate) struct AccountPage<'a> {
     pub layout: Layout,
     pub user: &'a User,
     pub role: &'static str,
@@ -42,12 +42,12 @@ pub struct AccountPage<'a> {
 }
 
 /// The signed-in user's row as it is now (the token only carries what the guard needs).
-pub async fn load_account(page: &Page) -> Result<User, PageError> {
+pub(crate) async fn load_account(page: &Page) -> Result<User, PageError> {
     load_user(&page.pool, UserId(page.user.user_id)).await
 }
 
 /// The page with the profile form showing `profile` (or the stored values) and no errors.
-pub fn account_page<'a>(page: &Page, account: &'a User, profile: Option<ProfileForm>) -> AccountPage<'a> {
+pub(crate) fn account_page<'a>(page: &Page, account: &'a User, profile: Option<ProfileForm>) -> AccountPage<'a> {
     AccountPage {
         guessing: String::new(),
         layout: page.layout(),
@@ -69,7 +69,7 @@ pub fn account_page<'a>(page: &Page, account: &'a User, profile: Option<ProfileF
 }
 
 /// How strangers' sign-in attempts stand against this account, for its owner.
-pub async fn guessing_notice(pool: &DbPool, user_id: i64, clock: &Clock) -> Result<String, PageError> {
+pub(crate) async fn guessing_notice(pool: &DbPool, user_id: i64, clock: &Clock) -> Result<String, PageError> {
     let standing = db::run(pool, move |conn| -> anyhow::Result<Option<Standing>> {
         Ok(throttle::standing(conn, user_id, users::now())?)
     })

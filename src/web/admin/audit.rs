@@ -19,7 +19,7 @@ use crate::web::tables::EventRow;
 const PAGE_SIZE: i64 = 50;
 
 #[derive(Deserialize, Default, Clone)]
-pub struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// A username or a user id.
     #[serde(default)]
     actor: String,
@@ -139,7 +139,7 @@ fn filter_params(query: &AuditQuery) -> Vec<(&'static str, String)> {
     .collect()
 }
 
-pub async fn list(page: Page, query: web::Query<AuditQuery>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn list(page: Page, query: web::Query<AuditQuery>) -> Result<HttpResponse, PageError> {
     let query = query.into_inner();
     let (events, more, problems) = match filter_of(&page, &query).await? {
         Ok(filter) => {
@@ -171,7 +171,7 @@ pub async fn list(page: Page, query: web::Query<AuditQuery>) -> Result<HttpRespo
     render(status, &view)
 }
 
-pub async fn export(page: Page, query: web::Query<AuditQuery>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn export(page: Page, query: web::Query<AuditQuery>) -> Result<HttpResponse, PageError> {
     let filter = match filter_of(&page, &query).await? {
         Ok(filter) => AuditFilter { before_id: None, ..filter },
         Err(problems) => return Err(PageError::BadRequest(problems.join(" "))),

@@ -1,5 +1,5 @@
 //! The admin area, `/admin/**`, behind one admin gate where the route table mounts it.
-pub mod audit;
-pub mod outbox;
-pub mod overview;
-pub mod users;
+pub(crate) mod audit;
+pub(crate) mod outbox;
+pub(crate) mod overview;
+pub(crate) mod users;

@@ -17,12 +17,12 @@ const STATES: [(&str, &str); 5] =
     [("", "All"), ("pending", "Waiting"), ("failing", "Failing"), ("sent", "Sent"), ("failed", "Given up")];
 
 #[derive(Deserialize, Default)]
-pub struct OutboxQuery {
+pub(crate) struct OutboxQuery {
     #[serde(default)]
     state: String,
 }
 
-pub struct MessageRow {
+pub(crate) struct MessageRow {
     id: i64,
     created: When,
     kind: String,
@@ -72,7 +72,7 @@ fn row(message: OutboxRow, now: chrono::NaiveDateTime, clock: &Clock) -> Message
     }
 }
 
-pub async fn list(page: Page, query: web::Query<OutboxQuery>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn list(page: Page, query: web::Query<OutboxQuery>) -> Result<HttpResponse, PageError> {
     let state = STATES.iter().find(|(code, _)| *code == query.state).map_or("", |(code, _)| code).to_owned();
     let filter = state.clone();
     let ((pending, failing), rows) = db::run(&page.pool, move |conn| -> anyhow::Result<_> {

@@ -19,7 +19,7 @@ const COUNTS_MAX_AGE: Duration = Duration::from_secs(30);
 
 /// The last counts this instance took, shared by its workers.
 #[derive(Default)]
-pub struct CountsCache(Mutex<Option<(Instant, chrono::DateTime<chrono::Utc>, UserCounts)>>);
+pub(crate) struct CountsCache(Mutex<Option<(Instant, chrono::DateTime<chrono::Utc>, UserCounts)>>);
 
 #[derive(Template)]
 #[template(path = "admin/overview.html")]
@@ -29,7 +29,7 @@ struct OverviewPage {
     counted_at: String,
 }
 
-pub async fn overview(page: Page, cache: web::Data<CountsCache>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn overview(page: Page, cache: web::Data<CountsCache>) -> Result<HttpResponse, PageError> {
     let cached = cache.0.lock().ok().and_then(|guard| guard.clone());
     let (counts, counted_at) = match cached {
         Some((taken, at, counts)) if taken.elapsed() < COUNTS_MAX_AGE => (counts, at),

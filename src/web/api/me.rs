@@ -9,7 +9,7 @@ use crate::web::extractors::CurrentUser;
 
 /// The caller, as their access token describes them.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Me<'a> {
+pub(crate) struct Me<'a> {
     id: i64,
     username: &'a str,
     display_name: &'a str,
@@ -27,13 +27,13 @@ pub struct Me<'a> {
     tag = "users",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller", body = Me),
+        (status = 200, description = "The caller", body = Me<'_>),
         (status = 401, description = "No valid Bearer token", body = ApiErrorBody),
         (status = 403, description = "The account must choose a new password (`password_change_required`) or set up \
                                       two-step sign-in (`mfa_enrolment_required`) on the web first", body = ApiErrorBody),
     )
 )]
-pub async fn show(caller: CurrentUser) -> HttpResponse {
+pub(crate) async fn show(caller: CurrentUser) -> HttpResponse {
     HttpResponse::Ok().insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(Me {
         id: caller.user_id,
         username: &caller.username,

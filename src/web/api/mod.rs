@@ -1,8 +1,8 @@
 //! The JSON API. Errors are `{"error": code, "message": text}` (see `crate::error::ApiError`).
-pub mod me;
-pub mod openapi;
-pub mod token;
-pub mod users;
+pub(crate) mod me;
+pub(crate) mod openapi;
+pub(crate) mod token;
+pub(crate) mod users;
 
 use serde::Serialize;
 
@@ -10,7 +10,7 @@ use crate::db::users::User;
 
 /// A user as the API shows it: never the password hash.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct UserJson {
+pub(crate) struct UserJson {
     pub id: i64,
     pub username: String,
     pub email: String,

@@ -39,7 +39,7 @@ use crate::web::passkey_shapes;
         (name = "passkeys", description = "The JSON calls of the pages' passkey script (cookies and CSRF tokens, not Bearer tokens)")
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 struct BearerScheme;
 
@@ -57,6 +57,6 @@ impl Modify for BearerScheme {
     }
 }
 
-pub async fn document() -> HttpResponse {
+pub(crate) async fn document() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }

@@ -25,7 +25,7 @@ use crate::web::json::StrictJson;
 /// Give `username` or `email` (not both) and `password`. (Parsed leniently so that each
 /// mistake gets its own message; the contract is `SignIn`.)
 #[derive(Deserialize)]
-pub struct TokenRequest {
+pub(crate) struct TokenRequest {
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
@@ -35,16 +35,16 @@ pub struct TokenRequest {
 /// The contract of `POST /api/token`: a username or an email, and the password.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)]
-pub enum SignIn {
+#[expect(dead_code, reason = "the OpenAPI document's schema: the handler reads the body into its own types")]
+pub(crate) enum SignIn {
     ByUsername(SignInByUsername),
     ByEmail(SignInByEmail),
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct SignInByUsername {
+#[expect(dead_code, reason = "the OpenAPI document's schema: the handler reads the body into its own types")]
+pub(crate) struct SignInByUsername {
     #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00]+$")]
     username: String,
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")]
@@ -57,8 +57,8 @@ pub struct SignInByUsername {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct SignInByEmail {
+#[expect(dead_code, reason = "the OpenAPI document's schema: the handler reads the body into its own types")]
+pub(crate) struct SignInByEmail {
     #[schema(min_length = 1, max_length = 254, pattern = "^[^\\x00]+$")]
     email: String,
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")]
@@ -72,7 +72,7 @@ pub struct SignInByEmail {
 /// The second step of a sign-in: the `mfa_token` of the `mfa_required` answer and a code.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SecondStepRequest {
+pub(crate) struct SecondStepRequest {
     #[schema(required = true, value_type = String, min_length = 1, max_length = 64, pattern = "^[^\\x00]+$")]
     mfa_token: Option<String>,
     /// A 6-digit code from the authenticator app, or a recovery code (`xxxx-xxxx-xxxx-xxxx`).
@@ -92,14 +92,14 @@ pub struct SecondStepRequest {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
+pub(crate) struct RefreshRequest {
     #[schema(required = true, value_type = String, min_length = 1, max_length = 128, pattern = "^[^\\x00]+$")]
     refresh_token: Option<String>,
 }
 
 /// An access token (a JWT for `Authorization: Bearer`) and the refresh token that renews it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     token: String,
     token_type: &'static str,
     expires_in: u64,
@@ -113,7 +113,7 @@ pub struct TokenResponse {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct TokenUser {
+pub(crate) struct TokenUser {
     id: i64,
     username: String,
     email: String,
@@ -168,7 +168,11 @@ fn token_response(
         (status = 429, description = "Too many attempts; see Retry-After", body = ApiErrorBody),
     )
 )]
-pub async fn issue(req: HttpRequest, body: StrictJson<TokenRequest>, app: Services) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn issue(
+    req: HttpRequest,
+    body: StrictJson<TokenRequest>,
+    app: Services,
+) -> Result<HttpResponse, ApiError> {
     let Services { pool, throttle, hasher, factors, .. } = &app;
     let TokenRequest { username, email, password, device_token } = body.0;
     let login = match (username, email) {
@@ -265,7 +269,7 @@ async fn signed_in(
         (status = 429, description = "Too many attempts; see Retry-After", body = ApiErrorBody),
     )
 )]
-pub async fn second_step(
+pub(crate) async fn second_step(
     req: HttpRequest,
     body: StrictJson<SecondStepRequest>,
     app: Services,
@@ -313,7 +317,7 @@ pub async fn second_step(
         (status = 415, description = "Not JSON, or compressed", body = ApiErrorBody),
     )
 )]
-pub async fn refresh(
+pub(crate) async fn refresh(
     req: HttpRequest,
     body: StrictJson<RefreshRequest>,
     pool: web::Data<DbPool>,
@@ -341,7 +345,7 @@ pub async fn refresh(
         (status = 401, description = "No valid Bearer token", body = ApiErrorBody),
     )
 )]
-pub async fn logout(req: HttpRequest, caller: CurrentUser, app: Services) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn logout(req: HttpRequest, caller: CurrentUser, app: Services) -> Result<HttpResponse, ApiError> {
     let ending = Ending::BySid(caller.session_id.clone());
     let target = (caller.user_id, caller.username.to_string());
     app.accounts().end_sessions(caller.actor(client_ip(&req)), ending, target, Action::Logout).await?;

@@ -24,7 +24,7 @@ use crate::web::params::UserId;
     )
 )]
 /// (Only administrators reach it: the route table mounts it behind the admin gate.)
-pub async fn show(UserId(id): UserId, pool: web::Data<DbPool>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn show(UserId(id): UserId, pool: web::Data<DbPool>) -> Result<HttpResponse, ApiError> {
     let pool = pool.into_inner();
     let user = web::block(move || -> anyhow::Result<Option<User>> {
         let mut conn = pool.get().context("no database connection available")?;

@@ -30,18 +30,18 @@ struct ForgotPage<'a> {
 }
 
 #[derive(Deserialize)]
-pub struct ForgotForm {
+pub(crate) struct ForgotForm {
     #[serde(default)]
     email: String,
 }
 
-pub async fn form(app: Services) -> Result<HttpResponse, PageError> {
+pub(crate) async fn form(app: Services) -> Result<HttpResponse, PageError> {
     let page =
         ForgotPage { layout: Layout::default(), mail: app.outbox.enabled(), email: "", error: None, sent: false };
     render(StatusCode::OK, &page)
 }
 
-pub async fn submit(
+pub(crate) async fn submit(
     req: HttpRequest,
     form: StrictForm<ForgotForm>,
     app: Services,

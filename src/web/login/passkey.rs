@@ -20,8 +20,8 @@ use crate::web::passkey_shapes::{NoExtensions, OptionsRequest, OptionsResponse};
 /// What `navigator.credentials.get` answered (binary fields base64url), as the page sends it.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AssertionCredential {
+#[expect(dead_code, reason = "the OpenAPI document's schema of the credential, which webauthn-rs parses itself")]
+pub(crate) struct AssertionCredential {
     #[schema(max_length = 1024, pattern = "^[^\\x00]*$")]
     id: String,
     #[serde(rename = "rawId")]
@@ -40,8 +40,8 @@ pub struct AssertionCredential {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AssertionResponse {
+#[expect(dead_code, reason = "the OpenAPI document's schema of the credential, which webauthn-rs parses itself")]
+pub(crate) struct AssertionResponse {
     #[serde(rename = "authenticatorData")]
     #[schema(
         max_length = 2048,
@@ -76,7 +76,7 @@ impl CarriesCsrfToken for AssertionRequest {
 /// The browser's answer to a sign-in challenge.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AssertionRequest {
+pub(crate) struct AssertionRequest {
     #[serde(default)]
     #[schema(max_length = 256, pattern = "^[^\\x00]*$")]
     csrf_token: String,
@@ -95,7 +95,7 @@ pub struct AssertionRequest {
 
 /// Where the browser goes now that it is signed in.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct SignedIn {
+pub(crate) struct SignedIn {
     redirect: String,
 }
 
@@ -117,7 +117,7 @@ fn refusal(error: PasskeyError) -> ApiError {
         (status = 415, description = "Not JSON", body = ApiErrorBody),
     )
 )]
-pub async fn sign_in_options(
+pub(crate) async fn sign_in_options(
     body: CsrfJson<OptionsRequest, LoginNonce>,
     app: Services,
 ) -> Result<HttpResponse, ApiError> {
@@ -142,7 +142,7 @@ pub async fn sign_in_options(
         (status = 429, description = "Too many attempts from this address; see Retry-After", body = ApiErrorBody),
     )
 )]
-pub async fn sign_in(
+pub(crate) async fn sign_in(
     req: HttpRequest,
     body: CsrfJson<AssertionRequest, LoginNonce>,
     app: Services,
@@ -193,7 +193,7 @@ async fn signed_in(req: &HttpRequest, app: &Services, proven: Proven, next: &str
         (status = 415, description = "Not JSON", body = ApiErrorBody),
     )
 )]
-pub async fn second_step_options(
+pub(crate) async fn second_step_options(
     req: HttpRequest,
     _body: CsrfJson<OptionsRequest, LoginNonce>,
     app: Services,
@@ -221,7 +221,7 @@ pub async fn second_step_options(
         (status = 429, description = "Too many attempts; see Retry-After", body = ApiErrorBody),
     )
 )]
-pub async fn second_step(
+pub(crate) async fn second_step(
     req: HttpRequest,
     body: CsrfJson<AssertionRequest, LoginNonce>,
     app: Services,

@@ -21,7 +21,7 @@ use crate::web::layout::{Layout, render, with_retry_after};
 use crate::web::signed_in;
 use crate::web::time_words::wait_phrase;
 
-pub const PATH: &str = "/login/second-step";
+pub(crate) const PATH: &str = "/login/second-step";
 
 const EXPIRED: &str = "This sign-in has expired: the code must follow the password within 5 minutes, and each \
                        sign-in can be completed once. Sign in again.";
@@ -44,13 +44,13 @@ struct SecondStepPage<'a> {
 }
 
 #[derive(Deserialize)]
-pub struct StepQuery {
+pub(crate) struct StepQuery {
     #[serde(default)]
     method: Option<String>,
 }
 
 #[derive(Deserialize)]
-pub struct StepForm {
+pub(crate) struct StepForm {
     #[serde(default)]
     code: String,
     #[serde(default)]
@@ -122,7 +122,11 @@ fn expired(app: &Services, message: &str) -> Result<HttpResponse, PageError> {
     Ok(response)
 }
 
-pub async fn form(req: HttpRequest, query: web::Query<StepQuery>, app: Services) -> Result<HttpResponse, PageError> {
+pub(crate) async fn form(
+    req: HttpRequest,
+    query: web::Query<StepQuery>,
+    app: Services,
+) -> Result<HttpResponse, PageError> {
     let Some(has) = pending_factors(&app, &req).await? else { return expired(&app, EXPIRED) };
     let (nonce, new_nonce) = login_nonce(&req, &app.cookies);
     let method = method_of(query.method.as_deref().unwrap_or_default());
@@ -133,7 +137,11 @@ pub async fn form(req: HttpRequest, query: web::Query<StepQuery>, app: Services)
     Ok(response)
 }
 
-pub async fn submit(req: HttpRequest, form: StrictForm<StepForm>, app: Services) -> Result<HttpResponse, PageError> {
+pub(crate) async fn submit(
+    req: HttpRequest,
+    form: StrictForm<StepForm>,
+    app: Services,
+) -> Result<HttpResponse, PageError> {
     let StepForm { code, method, csrf_token } = form.0;
     let nonce = crate::web::cookies::read(&req, app.cookies.login_csrf_name()).unwrap_or_default();
     if !app.csrf.verify_login(nonce, &csrf_token) {

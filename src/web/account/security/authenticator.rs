@@ -28,13 +28,13 @@ struct AuthenticatorPage<'a> {
 }
 
 #[derive(Deserialize)]
-pub struct CodeForm {
+pub(crate) struct CodeForm {
     #[serde(default)]
     code: String,
 }
 
 /// `POST`: starts (or restarts) a setup with a new key, then shows it.
-pub async fn start(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn start(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     if !page.proved_recently() {
         return Ok(page.confirm_first(PATH));
     }
@@ -48,7 +48,7 @@ pub async fn start(page: Page, _form: CsrfForm<NoFields>) -> Result<HttpResponse
 }
 
 /// `GET`: the key of the setup in progress, as a QR code and as text.
-pub async fn show(page: Page) -> Result<HttpResponse, PageError> {
+pub(crate) async fn show(page: Page) -> Result<HttpResponse, PageError> {
     // The key opens the account to whoever holds it: shown only after a recent proof.
     if !page.proved_recently() {
         return Ok(page.confirm_first(PATH));
@@ -94,7 +94,7 @@ fn qr_svg(data: &str) -> Result<String, PageError> {
 }
 
 /// `POST …/confirm`: the first code turns the app on and shows the recovery codes, once.
-pub async fn confirm(page: Page, form: CsrfForm<CodeForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn confirm(page: Page, form: CsrfForm<CodeForm>) -> Result<HttpResponse, PageError> {
     let actor = page.actor();
     let confirmed = page.accounts().confirm_totp(actor, page.user.user_id, &form.0.code, &page.user.session_id).await;
     match confirmed {
@@ -121,7 +121,11 @@ pub async fn confirm(page: Page, form: CsrfForm<CodeForm>) -> Result<HttpRespons
 
 /// `POST …/remove`: turns two-step sign-in off, with the current password; refused while the
 /// policy requires it.
-pub async fn remove(req: HttpRequest, page: Page, form: CsrfForm<PasswordOnly>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn remove(
+    req: HttpRequest,
+    page: Page,
+    form: CsrfForm<PasswordOnly>,
+) -> Result<HttpResponse, PageError> {
     let account = load_account(&page).await?;
     if let Some(refusal) = confirm_password(&req, &page, &account, &form.0.current_password, "remove_password").await? {
         return Ok(refusal);

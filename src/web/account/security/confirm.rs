@@ -18,8 +18,6 @@ use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render, with_retry_after};
 use crate::web::time_words::wait_phrase;
 
-pub const PATH: &str = crate::web::context::CONFIRM_PATH;
-
 #[derive(Template)]
 #[template(path = "account/confirm.html")]
 struct ConfirmPage {
@@ -31,13 +29,13 @@ struct ConfirmPage {
 }
 
 #[derive(Deserialize)]
-pub struct NextQuery {
+pub(crate) struct NextQuery {
     #[serde(default)]
     next: String,
 }
 
 #[derive(Deserialize)]
-pub struct ConfirmForm {
+pub(crate) struct ConfirmForm {
     #[serde(default)]
     current_password: String,
     #[serde(default)]
@@ -60,11 +58,15 @@ fn view(page: &Page, next: String, errors: FieldErrors) -> ConfirmPage {
     }
 }
 
-pub async fn show(page: Page, query: actix_web::web::Query<NextQuery>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn show(page: Page, query: actix_web::web::Query<NextQuery>) -> Result<HttpResponse, PageError> {
     render(StatusCode::OK, &view(&page, back(&query.next), FieldErrors::default()))
 }
 
-pub async fn submit(req: HttpRequest, page: Page, form: CsrfForm<ConfirmForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn submit(
+    req: HttpRequest,
+    page: Page,
+    form: CsrfForm<ConfirmForm>,
+) -> Result<HttpResponse, PageError> {
     let ConfirmForm { current_password, next } = form.0;
     let next = back(&next);
     let mut errors = FieldErrors::default();

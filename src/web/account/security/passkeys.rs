@@ -28,7 +28,7 @@ impl CarriesCsrfToken for RegisterRequest {
 /// A new passkey: the options' `token`, the name the user chose, the browser's credential.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
+pub(crate) struct RegisterRequest {
     #[serde(default)]
     #[schema(max_length = 256, pattern = "^[^\\x00]*$")]
     csrf_token: String,
@@ -50,8 +50,8 @@ pub struct RegisterRequest {
 /// What `navigator.credentials.create` answered (binary fields base64url), as the page sends it.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AttestationCredential {
+#[expect(dead_code, reason = "the OpenAPI document's schema of the credential, which webauthn-rs parses itself")]
+pub(crate) struct AttestationCredential {
     #[schema(max_length = 1024, pattern = "^[^\\x00]*$")]
     id: String,
     #[serde(rename = "rawId")]
@@ -70,8 +70,8 @@ pub struct AttestationCredential {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AttestationResponse {
+#[expect(dead_code, reason = "the OpenAPI document's schema of the credential, which webauthn-rs parses itself")]
+pub(crate) struct AttestationResponse {
     #[serde(rename = "attestationObject")]
     #[schema(
         max_length = 8192,
@@ -87,7 +87,7 @@ pub struct AttestationResponse {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Added {
+pub(crate) struct Added {
     message: String,
     /// When this passkey is the account's first second factor: its 10 recovery codes, shown
     /// once (the page lists them with a download).
@@ -96,7 +96,7 @@ pub struct Added {
 }
 
 #[derive(Deserialize)]
-pub struct NameForm {
+pub(crate) struct NameForm {
     #[serde(default)]
     name: String,
 }
@@ -122,7 +122,7 @@ fn proved_recently(app: &Services, user: &CurrentUser) -> Result<(), ApiError> {
         (status = 415, description = "Not JSON", body = ApiErrorBody),
     )
 )]
-pub async fn options(
+pub(crate) async fn options(
     user: CurrentUser,
     _body: CsrfJson<OptionsRequest>,
     app: Services,
@@ -158,7 +158,7 @@ pub async fn options(
         (status = 415, description = "Not JSON", body = ApiErrorBody),
     )
 )]
-pub async fn register(
+pub(crate) async fn register(
     req: HttpRequest,
     user: CurrentUser,
     body: CsrfJson<RegisterRequest>,
@@ -193,7 +193,7 @@ pub async fn register(
 }
 
 /// `POST …/{passkey}/rename`.
-pub async fn rename(page: Page, id: PasskeyId, form: CsrfForm<NameForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn rename(page: Page, id: PasskeyId, form: CsrfForm<NameForm>) -> Result<HttpResponse, PageError> {
     match page.accounts().rename_passkey(page.actor(), page.user.user_id, id.0, &form.0.name).await {
         Ok(()) => Ok(page.redirect(PATH, "The passkey was renamed.")),
         Err(AccountError::Field((_, message)) | AccountError::Refused(message)) => Ok(page.redirect(PATH, &message)),
@@ -202,7 +202,7 @@ pub async fn rename(page: Page, id: PasskeyId, form: CsrfForm<NameForm>) -> Resu
 }
 
 /// `POST …/{passkey}/remove`, with the current password: the passkey stops working at once.
-pub async fn remove(
+pub(crate) async fn remove(
     req: HttpRequest,
     page: Page,
     id: PasskeyId,

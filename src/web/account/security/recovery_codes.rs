@@ -11,7 +11,11 @@ use crate::web::context::Page;
 use crate::web::form::CsrfForm;
 use crate::web::layout::render;
 
-pub async fn regenerate(req: HttpRequest, page: Page, form: CsrfForm<PasswordOnly>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn regenerate(
+    req: HttpRequest,
+    page: Page,
+    form: CsrfForm<PasswordOnly>,
+) -> Result<HttpResponse, PageError> {
     let account = load_account(&page).await?;
     if let Some(refusal) = confirm_password(&req, &page, &account, &form.0.current_password, "codes_password").await? {
         return Ok(refusal);

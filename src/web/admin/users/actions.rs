@@ -29,17 +29,21 @@ fn outcome(page: &Page, id: UserId, result: Result<String, AccountError>) -> Res
     }
 }
 
-pub async fn disable(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn disable(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let result = page.accounts().set_active(page.actor(), id.0, false).await;
     outcome(&page, id, result.map(|user| format!("{} is disabled and signed out everywhere.", user.username)))
 }
 
-pub async fn enable(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn enable(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let result = page.accounts().set_active(page.actor(), id.0, true).await;
     outcome(&page, id, result.map(|user| format!("{} can sign in again.", user.username)))
 }
 
-pub async fn reset_password(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn reset_password(
+    page: Page,
+    id: UserId,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, PageError> {
     // Resetting your own is refused by `accounts` (the account page is the way).
     match page.accounts().reset_to_one_time_password(page.actor(), id.0).await {
         Ok((user, password)) => {
@@ -75,7 +79,7 @@ struct ConfirmPage {
     button: String,
 }
 
-pub async fn confirm_reset_password(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
+pub(crate) async fn confirm_reset_password(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
     let view = ConfirmPage {
         layout: page.layout(),
@@ -95,7 +99,7 @@ pub async fn confirm_reset_password(page: Page, id: UserId) -> Result<HttpRespon
     render(StatusCode::OK, &view)
 }
 
-pub async fn confirm_revoke_all_sessions(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
+pub(crate) async fn confirm_revoke_all_sessions(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
     let view = ConfirmPage {
         layout: page.layout(),
@@ -111,12 +115,12 @@ pub async fn confirm_revoke_all_sessions(page: Page, id: UserId) -> Result<HttpR
     render(StatusCode::OK, &view)
 }
 
-pub async fn confirm_delete(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
+pub(crate) async fn confirm_delete(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
     render(StatusCode::OK, &DeletePage { layout: page.layout(), user: &user })
 }
 
-pub async fn delete(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn delete(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     match page.accounts().delete(page.actor(), id.0).await {
         Ok(user) => Ok(page.redirect("/admin/users", &format!("{} was deleted.", user.username))),
         Err(error) => outcome(&page, id, Err(error)),
@@ -124,7 +128,7 @@ pub async fn delete(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result
 }
 
 /// Signs out one of the user's sessions.
-pub async fn revoke_session(
+pub(crate) async fn revoke_session(
     page: Page,
     id: UserId,
     SessionId(session): SessionId,
@@ -143,7 +147,11 @@ pub async fn revoke_session(
 }
 
 /// Signs the user out everywhere (they can sign in again; disable the account to stop that).
-pub async fn revoke_all_sessions(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn revoke_all_sessions(
+    page: Page,
+    id: UserId,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
     let ended = page.accounts().sign_out_everywhere(page.actor(), &user, Some(&page.user.session_id)).await?;
     let message = match ended {
@@ -157,7 +165,11 @@ pub async fn revoke_all_sessions(page: Page, id: UserId, _form: CsrfForm<NoField
 /// Ends every session of `user` (the user's page and the bulk action); an admin signing
 /// themself out everywhere keeps the session they are using. Returns how many ended.
 /// Lets a paused account sign in again at once (the per-address counters stay).
-pub async fn clear_throttle(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn clear_throttle(
+    page: Page,
+    id: UserId,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, PageError> {
     let (user, _) = page.accounts().clear_throttle(page.actor(), id.0).await?;
     Ok(page.redirect(&user_page(id), &format!("{} can sign in again.", user.username)))
 }
@@ -171,13 +183,13 @@ struct ResetMfaPage<'a> {
     must_enrol_again: bool,
 }
 
-pub async fn confirm_reset_mfa(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
+pub(crate) async fn confirm_reset_mfa(page: Page, id: UserId) -> Result<HttpResponse, PageError> {
     let user = load_user(&page.pool, id).await?;
     let must_enrol_again = page.factors.required_for(user.role);
     render(StatusCode::OK, &ResetMfaPage { layout: page.layout(), user: &user, must_enrol_again })
 }
 
-pub async fn reset_mfa(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn reset_mfa(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let result = page.accounts().reset_second_factor(page.actor(), id.0).await;
     outcome(
         &page,
@@ -188,7 +200,11 @@ pub async fn reset_mfa(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Res
     )
 }
 
-pub async fn resend_invitation(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn resend_invitation(
+    page: Page,
+    id: UserId,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, PageError> {
     let result = page.accounts().resend_invitation(page.actor(), id.0).await;
     outcome(
         &page,
@@ -197,7 +213,11 @@ pub async fn resend_invitation(page: Page, id: UserId, _form: CsrfForm<NoFields>
     )
 }
 
-pub async fn revoke_invitation(page: Page, id: UserId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn revoke_invitation(
+    page: Page,
+    id: UserId,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, PageError> {
     let result = page.accounts().revoke_invitation(page.actor(), id.0).await;
     outcome(
         &page,

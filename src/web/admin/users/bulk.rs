@@ -79,7 +79,7 @@ impl BulkAction {
 }
 
 #[derive(Deserialize)]
-pub struct BulkForm {
+pub(crate) struct BulkForm {
     #[serde(default)]
     action: String,
     /// The list to return to (its search, filters and page).
@@ -112,7 +112,7 @@ impl BulkForm {
     }
 }
 
-pub struct Selected {
+pub(crate) struct Selected {
     pub id: i64,
     pub username: String,
     pub display_name: String,
@@ -163,7 +163,7 @@ async fn load(page: &Page, form: &BulkForm) -> Result<Result<(BulkAction, Vec<Us
 }
 
 /// `POST /admin/users/bulk`: the confirmation page (nothing changes yet).
-pub async fn confirm(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn confirm(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let (action, found) = match load(&page, &form).await? {
         Ok(loaded) => loaded,
@@ -196,7 +196,7 @@ pub async fn confirm(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpRespons
 
 /// `POST /admin/users/bulk/apply`: each selected user in turn; refusals (yourself, the last
 /// administrator) are reported, not fatal.
-pub async fn apply(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn apply(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let (action, found) = match load(&page, &form).await? {
         Ok(loaded) => loaded,

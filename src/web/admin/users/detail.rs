@@ -25,7 +25,7 @@ use crate::web::time_words::{Clock, When};
 const RECENT_EVENTS: i64 = 20;
 
 #[derive(Deserialize, Default)]
-pub struct ProfileForm {
+pub(crate) struct ProfileForm {
     #[serde(default)]
     pub username: String,
     #[serde(default)]
@@ -126,7 +126,7 @@ fn view<'a>(page: &Page, loaded: &'a Loaded, form: ProfileForm, errors: FieldErr
     }
 }
 
-pub async fn show(page: Page, id: UserId, flash: Flash) -> Result<HttpResponse, PageError> {
+pub(crate) async fn show(page: Page, id: UserId, flash: Flash) -> Result<HttpResponse, PageError> {
     let loaded = load_all(&page, id).await?;
     let user = &loaded.user;
     let form = ProfileForm {
@@ -140,7 +140,7 @@ pub async fn show(page: Page, id: UserId, flash: Flash) -> Result<HttpResponse, 
     Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 
-pub async fn update(page: Page, id: UserId, form: CsrfForm<ProfileForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn update(page: Page, id: UserId, form: CsrfForm<ProfileForm>) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let mut errors = FieldErrors::default();
     let username = errors.check("username", Username::parse(&form.username));

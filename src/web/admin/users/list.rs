@@ -16,11 +16,11 @@ use crate::web::flash::Flash;
 use crate::web::layout::{Layout, render};
 use crate::web::time_words::{Clock, When};
 
-pub const PAGE_SIZE: i64 = 50;
+pub(crate) const PAGE_SIZE: i64 = 50;
 const MAX_SEARCH_CHARS: usize = 100;
 
 #[derive(Deserialize, Default)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     #[serde(default)]
     q: String,
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct ListQuery {
     before: String,
 }
 
-pub struct Row {
+pub(crate) struct Row {
     pub id: i64,
     pub username: String,
     pub display_name: String,
@@ -50,7 +50,7 @@ pub struct Row {
     pub last_login: When,
 }
 
-pub struct SortHeader {
+pub(crate) struct SortHeader {
     pub label: &'static str,
     pub href: String,
     /// "ascending", "descending" or "none", for `aria-sort`.
@@ -182,7 +182,7 @@ fn filters_of(query: &ListQuery) -> Result<Filters, PageError> {
 
 /// `GET /admin/users.csv`: the users the list shows (its search and filters, every page), as
 /// CSV in the format `portcullis user import` reads, streamed a thousand rows at a time.
-pub async fn export(page: Page, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn export(page: Page, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {
     let filters = filters_of(&query)?;
     let header = crate::export::user_header(false)?;
     let pool = page.pool.clone();
@@ -205,7 +205,7 @@ pub async fn export(page: Page, query: web::Query<ListQuery>) -> Result<HttpResp
     Ok(crate::web::downloads::csv_download("users", header, chunks))
 }
 
-pub async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Result<HttpResponse, PageError> {
+pub(crate) async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Result<HttpResponse, PageError> {
     let query = query.into_inner();
     let (sort, descending) = parse_sort(&query.sort);
     let filters = filters_of(&query)?;

@@ -14,7 +14,7 @@ use crate::web::form::CsrfForm;
 use crate::web::layout::{Layout, render};
 
 #[derive(Deserialize, Default)]
-pub struct NewUserForm {
+pub(crate) struct NewUserForm {
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -45,7 +45,7 @@ struct NewUserPage<'a> {
     mail_on: bool,
 }
 
-pub async fn form(page: Page) -> Result<HttpResponse, PageError> {
+pub(crate) async fn form(page: Page) -> Result<HttpResponse, PageError> {
     let form = NewUserForm { role: "user".into(), password_mode: "generate".into(), ..Default::default() };
     let view = NewUserPage {
         layout: page.layout(),
@@ -59,7 +59,7 @@ pub async fn form(page: Page) -> Result<HttpResponse, PageError> {
     render(StatusCode::OK, &view)
 }
 
-pub async fn create(page: Page, form: CsrfForm<NewUserForm>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn create(page: Page, form: CsrfForm<NewUserForm>) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let invite = form.password_mode == "invite" && page.outbox.enabled();
     let generate = !invite && form.password_mode != "set";

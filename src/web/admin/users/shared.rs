@@ -6,7 +6,7 @@ use crate::web::layout::Layout;
 /// Shown once, right after the password was made; never stored anywhere readable.
 #[derive(Template)]
 #[template(path = "admin/users/one_time_password.html")]
-pub struct OneTimePasswordPage<'a> {
+pub(crate) struct OneTimePasswordPage<'a> {
     pub layout: Layout,
     pub heading: &'a str,
     pub user_id: i64,
