@@ -1,112 +1,136 @@
 //! Prometheus metrics at `GET /metrics` when `PORTCULLIS_METRICS=on`: requests and their
-//! latency by route, sign-in outcomes, open sessions. Counted per instance, in memory.
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! latency by route, sign-in outcomes, open sessions, mail. Counted per instance, in memory,
+//! with the Prometheus project's `prometheus-client` (lock-free counters; a request takes
+//! only read locks once its series exist), written in the OpenMetrics text format.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::auth::sessions::Sessions;
 use crate::db::{self, DbPool};
 use crate::error::ApiError;
 use crate::mail::sender::SenderStats;
-use std::sync::atomic::Ordering;
 
 /// Histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+/// The OpenMetrics text format, which Prometheus reads.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-#[derive(Default)]
-struct Latency {
-    count: u64,
-    sum: f64,
-    /// Cumulative counts per bucket, as Prometheus wants them.
-    buckets: [u64; BUCKETS.len()],
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoginLabels {
+    via: &'static str,
+    outcome: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
 pub struct Metrics {
-    /// (method, route pattern, status) → latency.
-    requests: Mutex<BTreeMap<(String, String, u16), Latency>>,
-    /// (via, outcome) → count.
-    logins: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    logins: Family<LoginLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            logins: Family::default(),
+        }
+    }
+}
+
+/// What a scrape reads from the database and the mail sender, beside the counters.
+struct Gauges {
+    open_sessions: i64,
+    outbox_waiting: i64,
+    outbox_failing: i64,
+    mail_sent: u64,
+    mail_failed_attempts: u64,
+    mail_given_up: u64,
 }
 
 impl Metrics {
-    fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        if let Ok(mut requests) = self.requests.lock() {
-            let latency = requests.entry((method.to_owned(), route.to_owned(), status)).or_default();
-            latency.count += 1;
-            latency.sum += seconds;
-            for (bucket, bound) in latency.buckets.iter_mut().zip(BUCKETS) {
-                if seconds <= bound {
-                    *bucket += 1;
-                }
-            }
+    fn observe(&self, method: &str, route: &str, status: u16, elapsed: std::time::Duration) {
+        if let Some((via, outcome)) = login_outcome(method, route, status) {
+            self.logins.get_or_create(&LoginLabels { via, outcome }).inc();
         }
-        if let Some(key) = login_outcome(method, route, status)
-            && let Ok(mut logins) = self.logins.lock()
-        {
-            *logins.entry(key).or_default() += 1;
-        }
+        let (method, route) = (method.to_owned(), route.to_owned());
+        self.latency
+            .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+            .observe(elapsed.as_secs_f64());
+        self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
     }
 
-    fn render(&self, open_sessions: i64) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "# HELP portcullis_http_requests_total Requests answered, by route pattern and status.");
-        let _ = writeln!(out, "# TYPE portcullis_http_requests_total counter");
-        let requests = self.requests.lock().map(|r| r.iter().map(|(k, v)| (k.clone(), v.count)).collect::<Vec<_>>());
-        for ((method, route, status), count) in requests.unwrap_or_default() {
-            let _ = writeln!(
-                out,
-                "portcullis_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
-                escape(&route)
-            );
-        }
-        let _ = writeln!(out, "# HELP portcullis_http_request_duration_seconds Time to answer, by route pattern.");
-        let _ = writeln!(out, "# TYPE portcullis_http_request_duration_seconds histogram");
-        if let Ok(requests) = self.requests.lock() {
-            let mut by_route: BTreeMap<(&str, &str), Latency> = BTreeMap::new();
-            for ((method, route, _), latency) in requests.iter() {
-                let total = by_route.entry((method, route)).or_default();
-                total.count += latency.count;
-                total.sum += latency.sum;
-                for (sum, add) in total.buckets.iter_mut().zip(latency.buckets) {
-                    *sum += add;
-                }
-            }
-            for ((method, route), latency) in by_route {
-                let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
-                for (bound, count) in BUCKETS.iter().zip(latency.buckets) {
-                    let _ = writeln!(
-                        out,
-                        "portcullis_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "portcullis_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                    latency.count
-                );
-                let _ = writeln!(out, "portcullis_http_request_duration_seconds_sum{{{labels}}} {}", latency.sum);
-                let _ = writeln!(out, "portcullis_http_request_duration_seconds_count{{{labels}}} {}", latency.count);
-            }
-        }
-        let _ = writeln!(out, "# HELP portcullis_logins_total Sign-in attempts by path and outcome.");
-        let _ = writeln!(out, "# TYPE portcullis_logins_total counter");
-        if let Ok(logins) = self.logins.lock() {
-            for ((via, outcome), count) in logins.iter() {
-                let _ = writeln!(out, "portcullis_logins_total{{via=\"{via}\",outcome=\"{outcome}\"}} {count}");
-            }
-        }
-        let _ = writeln!(out, "# HELP portcullis_sessions_open Sessions neither ended nor timed out (all instances).");
-        let _ = writeln!(out, "# TYPE portcullis_sessions_open gauge");
-        let _ = writeln!(out, "portcullis_sessions_open {open_sessions}");
-        out
+    fn render(&self, gauges: &Gauges) -> Result<String, std::fmt::Error> {
+        let mut registry = Registry::default();
+        registry.register(
+            "portcullis_http_requests",
+            "Requests answered, by route pattern and status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "portcullis_http_request_duration_seconds",
+            "Time to answer, by route pattern",
+            self.latency.clone(),
+        );
+        registry.register("portcullis_logins", "Sign-in attempts by path and outcome", self.logins.clone());
+        let gauge = |value: i64| ConstGauge::new(value);
+        let counter = |value: u64| ConstCounter::new(value);
+        registry.register(
+            "portcullis_sessions_open",
+            "Sessions neither ended nor timed out (all instances)",
+            gauge(gauges.open_sessions),
+        );
+        registry.register("portcullis_mail_sent", "Messages this instance delivered", counter(gauges.mail_sent));
+        registry.register(
+            "portcullis_mail_send_failures",
+            "Delivery attempts that failed and will be retried",
+            counter(gauges.mail_failed_attempts),
+        );
+        registry.register(
+            "portcullis_mail_given_up",
+            "Messages given up (refused for good, or undeliverable for 2 days)",
+            counter(gauges.mail_given_up),
+        );
+        registry.register(
+            "portcullis_mail_outbox_waiting",
+            "Messages waiting in the outbox (all instances)",
+            gauge(gauges.outbox_waiting),
+        );
+        registry.register(
+            "portcullis_mail_outbox_failing",
+            "Waiting messages that failed at least once",
+            gauge(gauges.outbox_failing),
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        Ok(text)
     }
 }
 
@@ -124,10 +148,6 @@ fn login_outcome(method: &str, route: &str, status: u16) -> Option<(&'static str
         _ => return None,
     };
     Some((via, outcome))
-}
-
-fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// Times every request (when metrics are on). The route is the pattern (`/admin/users/{id}`),
@@ -169,28 +189,23 @@ pub async fn show(
         Ok((db::sessions::count_open(conn, now, now - idle)?, db::outbox::backlog(conn)?))
     })
     .await?;
-    let mut text = metrics.render(open);
-    let _ = write!(
-        text,
-        "# HELP portcullis_mail_sent_total Messages this instance delivered.\n\
-         # TYPE portcullis_mail_sent_total counter\nportcullis_mail_sent_total {}\n\
-         # HELP portcullis_mail_send_failures_total Delivery attempts that failed and will be retried.\n\
-         # TYPE portcullis_mail_send_failures_total counter\nportcullis_mail_send_failures_total {}\n\
-         # HELP portcullis_mail_given_up_total Messages given up (refused for good, or undeliverable for 2 days).\n\
-         # TYPE portcullis_mail_given_up_total counter\nportcullis_mail_given_up_total {}\n\
-         # HELP portcullis_mail_outbox_waiting Messages waiting in the outbox (all instances).\n\
-         # TYPE portcullis_mail_outbox_waiting gauge\nportcullis_mail_outbox_waiting {waiting}\n\
-         # HELP portcullis_mail_outbox_failing Waiting messages that failed at least once.\n\
-         # TYPE portcullis_mail_outbox_failing gauge\nportcullis_mail_outbox_failing {failing}\n",
-        mail.sent.load(Ordering::Relaxed),
-        mail.failed_attempts.load(Ordering::Relaxed),
-        mail.given_up.load(Ordering::Relaxed),
-    );
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
+    let read = |count: &AtomicU64| count.load(Ordering::Relaxed);
+    let gauges = Gauges {
+        open_sessions: open,
+        outbox_waiting: waiting,
+        outbox_failing: failing,
+        mail_sent: read(&mail.sent),
+        mail_failed_attempts: read(&mail.failed_attempts),
+        mail_given_up: read(&mail.given_up),
+    };
+    let text = metrics.render(&gauges).map_err(|_| anyhow::anyhow!("the metrics could not be written"))?;
+    Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(text))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -207,17 +222,30 @@ mod tests {
         let metrics = Metrics::default();
         metrics.observe("GET", "/healthz", 200, Duration::from_micros(500));
         metrics.observe("GET", "/healthz", 200, Duration::from_millis(30));
-        let text = metrics.render(3);
+        let gauges = Gauges {
+            open_sessions: 3,
+            outbox_waiting: 0,
+            outbox_failing: 0,
+            mail_sent: 0,
+            mail_failed_attempts: 0,
+            mail_given_up: 0,
+        };
+        let text = metrics.render(&gauges).unwrap();
         assert!(text.contains(r#"portcullis_http_requests_total{method="GET",route="/healthz",status="200"} 2"#));
         assert!(text.contains(
-            r#"portcullis_http_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.001"} 1"#
+            r#"portcullis_http_request_duration_seconds_bucket{le="0.001",method="GET",route="/healthz"} 1"#
         ));
         assert!(
             text.contains(
-                r#"portcullis_http_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.05"} 2"#
+                r#"portcullis_http_request_duration_seconds_bucket{le="0.05",method="GET",route="/healthz"} 2"#
             )
         );
-        assert!(text.contains(r#"le="+Inf"} 2"#));
+        assert!(
+            text.contains(
+                r#"portcullis_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/healthz"} 2"#
+            )
+        );
         assert!(text.contains("portcullis_sessions_open 3"));
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with its EOF marker");
     }
 }

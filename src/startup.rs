@@ -212,6 +212,7 @@ impl Application {
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
                 .wrap(from_fn(metrics::record_requests))
+                .wrap(from_fn(crate::web::request_id::tag_requests))
                 .app_data(pool.clone())
                 .app_data(sessions.clone())
                 .app_data(csrf.clone())

@@ -33,6 +33,10 @@ const RELEASE_AFTER: Duration = Duration::from_secs(10);
 /// The largest stored hashes we are willing to verify (imported ones may use any parameters):
 /// 256 MiB, 16 passes, 16 lanes, 64-byte outputs. One hash beyond these would let a single
 /// imported row exhaust memory or a hashing thread; it fails its sign-in with a warning instead.
+/// A hash that waited longer than this for a thread is logged as a warning (raise
+/// `PORTCULLIS_HASH_CONCURRENCY`, or expect a flood).
+const SLOW_QUEUE: Duration = Duration::from_secs(1);
+
 pub const MAX_STORED_MEMORY_KIB: u32 = 256 * 1024;
 pub const MAX_STORED_ITERATIONS: u32 = 16;
 pub const MAX_STORED_LANES: u32 = 16;
@@ -259,8 +263,20 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce(&mut Scratch) -> T + Send + 'static) -> anyhow::Result<T> {
         let (done, result) = oneshot::channel();
+        // The caller's span (a request's) follows the hash onto its thread, with how long it
+        // waited for one.
+        let (span, queued) = (tracing::debug_span!("argon2"), std::time::Instant::now());
         self.submit(Box::new(move |scratch| {
-            let _ = done.send(work(scratch));
+            let _entered = span.enter();
+            let started = std::time::Instant::now();
+            let answer = work(scratch);
+            let (waited, ran) = (started - queued, started.elapsed());
+            if waited > SLOW_QUEUE {
+                tracing::warn!(?waited, ?ran, "password hashing waited for a free thread");
+            } else {
+                tracing::debug!(?waited, ?ran, "password hashed");
+            }
+            let _ = done.send(answer);
         }))?;
         result.await.context("a password hashing job was lost")
     }

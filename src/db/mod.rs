@@ -24,6 +24,9 @@ pub use connection::{
 
 /// Runs blocking database work on the blocking pool with a pooled connection, which is
 /// returned before the caller's next `.await`.
+/// Database work slower than this, waits included, is logged as a warning.
+const SLOW_WORK: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub async fn run<T, E>(
     pool: &DbPool,
     work: impl FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -34,9 +37,23 @@ where
 {
     use anyhow::Context;
     let pool = pool.clone();
+    // The caller's span (a request's) follows the work onto the blocking pool, with how long
+    // it waited for a thread and a connection and how long it ran.
+    let span = tracing::debug_span!("db");
+    let queued = std::time::Instant::now();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let started = std::time::Instant::now();
         let mut conn = pool.get().context("no database connection available")?;
-        work(&mut conn)
+        let connected = std::time::Instant::now();
+        let result = work(&mut conn);
+        let (thread_wait, connection_wait, ran) = (started - queued, connected - started, connected.elapsed());
+        if thread_wait + connection_wait + ran > SLOW_WORK {
+            tracing::warn!(?thread_wait, ?connection_wait, ?ran, "slow database work");
+        } else {
+            tracing::debug!(?thread_wait, ?connection_wait, ?ran, "database work");
+        }
+        result
     })
     .await
     .map_err(|error| E::from(anyhow::Error::new(error).context("a database task failed")))?

@@ -103,6 +103,13 @@ struct ErrorPage<'a> {
     status: u16,
     title: &'a str,
     message: &'a str,
+    /// On a 5xx: the request's id, for the person to quote.
+    reference: Option<String>,
+}
+
+/// The id of the request being answered, for a 5xx answer.
+fn reference(status: StatusCode) -> Option<String> {
+    status.is_server_error().then(super::request_id::current).flatten().map(|id| id.to_string())
 }
 
 impl ResponseError for PageError {
@@ -150,7 +157,8 @@ impl PageError {
     /// The error page in `layout` (with or without the navigation).
     fn page(&self, layout: Layout) -> askama::Result<String> {
         let (title, message) = self.words();
-        ErrorPage { layout, status: self.status_code().as_u16(), title, message }.render()
+        let status = self.status_code();
+        ErrorPage { layout, status: status.as_u16(), title, message, reference: reference(status) }.render()
     }
 
     /// The page's title and what it says.
@@ -194,6 +202,9 @@ pub(crate) struct ApiErrorBody {
     #[schema(example = "invalid_token")]
     error: &'static str,
     message: String,
+    /// With a 5xx: the request's id, to quote when reporting it (also in `X-Request-Id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
     /// With `mfa_required`: send it with a code to `POST /api/token/mfa`.
     #[serde(skip_serializing_if = "Option::is_none")]
     mfa_token: Option<String>,
@@ -299,7 +310,8 @@ impl ResponseError for ApiError {
             Self::MfaRequired { mfa_token, methods } => (Some(mfa_token.clone()), Some(methods.clone())),
             _ => (None, None),
         };
-        let mut response = response.json(ApiErrorBody { error: self.code(), message, mfa_token, methods });
+        let request_id = reference(self.status_code());
+        let mut response = response.json(ApiErrorBody { error: self.code(), message, request_id, mfa_token, methods });
         add_retry_after(&mut response);
         response
     }

@@ -29,6 +29,7 @@ pub(crate) mod params;
 pub(crate) mod passkey_shapes;
 pub(crate) mod password_change;
 pub(crate) mod password_reset;
+pub(crate) mod request_id;
 pub(crate) mod signed_in;
 pub(crate) mod tables;
 pub(crate) mod time_words;

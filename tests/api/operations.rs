@@ -109,7 +109,8 @@ async fn metrics_scenario(backend: crate::helpers::Backend) {
     let response = app.get("/metrics").await;
 
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"), "{content_type}");
     let text = response.text().await.unwrap();
     for expected in [
         r#"portcullis_http_requests_total{method="GET",route="/healthz",status="200"} 1"#,
@@ -119,6 +120,8 @@ async fn metrics_scenario(backend: crate::helpers::Backend) {
         r#"portcullis_logins_total{via="form",outcome="success"} 1"#,
         r#"portcullis_http_request_duration_seconds_count{method="POST",route="/api/token"} 2"#,
         "portcullis_sessions_open 2",
+        "portcullis_mail_sent_total 0",
+        "portcullis_mail_outbox_waiting 0",
     ] {
         assert!(text.contains(expected), "missing {expected} in\n{text}");
     }
@@ -165,6 +168,30 @@ both_backends! {
         assert_eq!(app.snapshot().await, before, "nothing was half-written");
         assert_eq!(app.login(&user.username, &user.password).await.status(), 303, "the same sign-in works once it is free");
         assert_no_server_panics();
+    }
+
+    async fn a_server_error_names_the_request_so_the_log_line_can_be_found(app: TestApp) {
+        let user = app.create_user("alice", Role::User).await;
+        let csrf = app.login_form_token().await;
+        let lock = hold_the_write_lock(&app);
+
+        let fields = [("username", "alice"), ("password", user.password.as_str()), ("csrf_token", csrf.as_str())];
+        let body = serde_json::json!({"username": "alice", "password": user.password});
+        let (form, api) = tokio::join!(app.post_form("/login", &fields), app.post_json("/api/token", &body));
+        drop(lock);
+
+        let form_id = form.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let api_id = api.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(form_id.len(), 16, "{form_id}");
+        assert_ne!(form_id, api_id, "each request has its own id");
+        assert!(form.text().await.unwrap().contains(&format!("quote the reference <code>{form_id}</code>")));
+        let json: serde_json::Value = api.json().await.unwrap();
+        assert_eq!(json["request_id"], api_id.as_str());
+        let fine = app.get("/healthz").await;
+        assert_eq!(fine.headers()["x-request-id"].len(), 16, "every answer carries its id");
+        let refused = app.post_json("/api/token", &serde_json::json!({"username": "alice", "password": "wrong one"})).await;
+        assert_eq!(refused.status(), 401);
+        assert!(refused.json::<serde_json::Value>().await.unwrap().get("request_id").is_none(), "only server errors quote it");
     }
 }
 
