@@ -303,17 +303,7 @@ impl Settings {
     fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<Self> {
         let get = |name: &'static str| env.text(name);
 
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        let database = DatabaseSettings {
-            url: DatabaseUrl::parse(&database_url)?,
-            pool_size: env.number("PORTCULLIS_DB_POOL_SIZE", 10, 1..=512)?,
-            startup_timeout: env.duration(
-                "PORTCULLIS_DB_STARTUP_TIMEOUT",
-                Duration::from_secs(60),
-                Bound(Duration::ZERO, "0s"),
-                Bound(Duration::from_secs(60 * 60), "1h"),
-            )?,
-        };
+        let database = DatabaseSettings::read(env)?;
 
         let bind_raw = get("PORTCULLIS_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
         let bind: SocketAddr = bind_raw.parse().map_err(|_| {
@@ -340,6 +330,75 @@ impl Settings {
             );
         }
 
+        let sessions = SessionPolicy::read(env)?;
+
+        let throttle = ThrottlePolicy::read(env)?;
+        let trusted_proxies = trusted_proxies(env)?;
+
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let hash_concurrency = env.number("PORTCULLIS_HASH_CONCURRENCY", cores, 1..=256)?;
+
+        let metrics = env.switch("PORTCULLIS_METRICS", false)?;
+
+        let housekeeping_interval = env.duration(
+            "PORTCULLIS_HOUSEKEEPING_INTERVAL",
+            Duration::from_secs(60),
+            Bound(Duration::from_secs(1), "1s"),
+            Bound(Duration::from_secs(60 * 60), "1h"),
+        )?;
+
+        let mfa_required =
+            get("PORTCULLIS_MFA_REQUIRED").map_or(Ok(MfaPolicy::default()), |raw| MfaPolicy::parse(&raw))?;
+
+        let signing = TokenSigning::read(env)?;
+
+        let cookie_domain = cookie_domain(env, &public_url)?;
+        let forward_auth = ForwardAuthSettings::read(env)?;
+
+        let mail = MailSettings::read(env)?;
+
+        let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
+
+        Ok(Self {
+            database,
+            bind,
+            public_url,
+            jwt_secret,
+            jwt_secret_previous,
+            sessions,
+            throttle,
+            trusted_proxies,
+            hash_concurrency,
+            static_dir,
+            metrics,
+            housekeeping_interval,
+            mfa_required,
+            mail,
+            signing,
+            cookie_domain,
+            forward_auth,
+        })
+    }
+}
+
+impl DatabaseSettings {
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<Self> {
+        let database_url = env.text("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        Ok(DatabaseSettings {
+            url: DatabaseUrl::parse(&database_url)?,
+            pool_size: env.number("PORTCULLIS_DB_POOL_SIZE", 10, 1..=512)?,
+            startup_timeout: env.duration(
+                "PORTCULLIS_DB_STARTUP_TIMEOUT",
+                Duration::from_secs(60),
+                Bound(Duration::ZERO, "0s"),
+                Bound(Duration::from_secs(60 * 60), "1h"),
+            )?,
+        })
+    }
+}
+
+impl SessionPolicy {
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<Self> {
         let sessions = SessionPolicy {
             access_token_ttl: env.duration(
                 "PORTCULLIS_ACCESS_TOKEN_TTL",
@@ -375,7 +434,12 @@ impl Settings {
         if sessions.lifetime < sessions.idle_timeout {
             bail!("PORTCULLIS_SESSION_LIFETIME must not be shorter than PORTCULLIS_SESSION_IDLE_TIMEOUT");
         }
+        Ok(sessions)
+    }
+}
 
+impl ThrottlePolicy {
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<Self> {
         let defaults = ThrottlePolicy::default();
         let day = || Bound(Duration::from_secs(24 * 60 * 60), "24h");
         let throttle = ThrottlePolicy {
@@ -407,41 +471,17 @@ impl Settings {
         if throttle.max_pause < throttle.pause {
             bail!("PORTCULLIS_LOGIN_MAX_PAUSE must not be shorter than PORTCULLIS_LOGIN_PAUSE");
         }
-        let trusted_proxies = match get("PORTCULLIS_TRUSTED_PROXIES") {
-            None => Vec::new(),
-            Some(raw) => raw
-                .split(',')
-                .map(str::trim)
-                .filter(|part| !part.is_empty())
-                .map(|part| {
-                    part.parse().map_err(|_| {
-                        anyhow!(
-                            "PORTCULLIS_TRUSTED_PROXIES must be a comma-separated list of IP addresses (got {part:?})"
-                        )
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        };
+        Ok(throttle)
+    }
+}
 
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let hash_concurrency = env.number("PORTCULLIS_HASH_CONCURRENCY", cores, 1..=256)?;
-
-        let metrics = env.switch("PORTCULLIS_METRICS", false)?;
-
-        let housekeeping_interval = env.duration(
-            "PORTCULLIS_HOUSEKEEPING_INTERVAL",
-            Duration::from_secs(60),
-            Bound(Duration::from_secs(1), "1s"),
-            Bound(Duration::from_secs(60 * 60), "1h"),
-        )?;
-
-        let mfa_required =
-            get("PORTCULLIS_MFA_REQUIRED").map_or(Ok(MfaPolicy::default()), |raw| MfaPolicy::parse(&raw))?;
-
+impl TokenSigning {
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<Self> {
         let signing = TokenSigning {
-            algorithm: get("PORTCULLIS_JWT_ALG")
+            algorithm: env
+                .text("PORTCULLIS_JWT_ALG")
                 .map_or(Ok(JwtAlgorithm::default()), |raw| JwtAlgorithm::parse(&raw))?,
-            rotation: match get("PORTCULLIS_JWT_KEY_ROTATION").as_deref() {
+            rotation: match env.text("PORTCULLIS_JWT_KEY_ROTATION").as_deref() {
                 Some("off") => None,
                 None => Some(DEFAULT_KEY_ROTATION),
                 Some(raw) => Some(parse_duration(
@@ -453,56 +493,59 @@ impl Settings {
             },
             ..TokenSigning::default()
         };
+        Ok(signing)
+    }
+}
 
-        let cookie_domain = match get("PORTCULLIS_COOKIE_DOMAIN") {
-            None => None,
-            Some(raw) => {
-                let domain = raw.trim().trim_start_matches('.').to_ascii_lowercase();
-                let host = public_url.host_name().to_ascii_lowercase();
-                let valid = domain.contains('.')
-                    && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-                    && !domain.chars().all(|c| c.is_ascii_digit() || c == '.');
-                if !valid {
-                    bail!("PORTCULLIS_COOKIE_DOMAIN must be a domain name such as .example.com (got {raw:?})");
-                }
-                if host != domain && !host.ends_with(&format!(".{domain}")) {
-                    bail!(
-                        "PORTCULLIS_COOKIE_DOMAIN ({raw}) must contain the host of PORTCULLIS_PUBLIC_URL ({host}), or browsers \
-                         would refuse the cookie"
-                    );
-                }
-                Some(domain)
-            }
-        };
+impl ForwardAuthSettings {
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<Self> {
         let forward_auth = ForwardAuthSettings {
-            rules_file: get("PORTCULLIS_ACCESS_RULES").map(PathBuf::from),
+            rules_file: env.text("PORTCULLIS_ACCESS_RULES").map(PathBuf::from),
             pass_token: env.switch("PORTCULLIS_FORWARD_AUTH_TOKEN", false)?,
         };
-
-        let mail = MailSettings::read(env)?;
-
-        let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
-
-        Ok(Self {
-            database,
-            bind,
-            public_url,
-            jwt_secret,
-            jwt_secret_previous,
-            sessions,
-            throttle,
-            trusted_proxies,
-            hash_concurrency,
-            static_dir,
-            metrics,
-            housekeeping_interval,
-            mfa_required,
-            mail,
-            signing,
-            cookie_domain,
-            forward_auth,
-        })
+        Ok(forward_auth)
     }
+}
+
+fn trusted_proxies(env: &Env<impl Fn(&str) -> Option<String>>) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    let trusted_proxies = match env.text("PORTCULLIS_TRUSTED_PROXIES") {
+        None => Vec::new(),
+        Some(raw) => raw
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse().map_err(|_| {
+                    anyhow!("PORTCULLIS_TRUSTED_PROXIES must be a comma-separated list of IP addresses (got {part:?})")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    Ok(trusted_proxies)
+}
+
+fn cookie_domain(env: &Env<impl Fn(&str) -> Option<String>>, public_url: &PublicUrl) -> anyhow::Result<Option<String>> {
+    let cookie_domain = match env.text("PORTCULLIS_COOKIE_DOMAIN") {
+        None => None,
+        Some(raw) => {
+            let domain = raw.trim().trim_start_matches('.').to_ascii_lowercase();
+            let host = public_url.host_name().to_ascii_lowercase();
+            let valid = domain.contains('.')
+                && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                && !domain.chars().all(|c| c.is_ascii_digit() || c == '.');
+            if !valid {
+                bail!("PORTCULLIS_COOKIE_DOMAIN must be a domain name such as .example.com (got {raw:?})");
+            }
+            if host != domain && !host.ends_with(&format!(".{domain}")) {
+                bail!(
+                    "PORTCULLIS_COOKIE_DOMAIN ({raw}) must contain the host of PORTCULLIS_PUBLIC_URL ({host}), or browsers \
+                         would refuse the cookie"
+                );
+            }
+            Some(domain)
+        }
+    };
+    Ok(cookie_domain)
 }
 
 /// The default folder of CSS and images: `./static`, else the one beside the sources.
