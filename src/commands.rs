@@ -10,7 +10,7 @@ use crate::auth::signing_keys::SigningKeys;
 use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::db::audit::{self, Action, Actor};
-use crate::db::user_search::{self, Filters, PageRequest, SortKey};
+use crate::db::user_search::{self, Cursor, Filters, PageRequest, SortKey};
 use crate::db::users::{self, ProfileChanges, User};
 use crate::db::{self, ConnectionManager};
 use crate::domain::NewPassword;
@@ -234,6 +234,108 @@ pub fn delete_user(settings: &Settings, login: &str) -> anyhow::Result<()> {
     let user = find(&mut conn, login)?;
     let user = accounts::delete(&mut conn, &Actor::command_line(), user.id)?;
     println!("Deleted {} ({}).", user.username, user.email);
+    Ok(())
+}
+
+fn find_group(conn: &mut DbConnection, name: &str) -> anyhow::Result<db::groups::Group> {
+    let parsed =
+        crate::domain::GroupName::parse(name).map_err(|error| anyhow!("{name:?} is not a group's name: {error}"))?;
+    db::groups::find_by_name(conn, &parsed)?.ok_or_else(|| anyhow!("there is no group {:?}", parsed.as_str()))
+}
+
+pub fn create_group(
+    settings: &Settings,
+    name: &str,
+    display_name: Option<&str>,
+    description: Option<&str>,
+) -> anyhow::Result<()> {
+    let input = accounts::GroupInput {
+        name,
+        display_name: display_name.unwrap_or_default(),
+        description: description.unwrap_or_default(),
+    };
+    let group = accounts::ValidGroup::parse(&input).map_err(|errors| anyhow!("the group was not created: {errors}"))?;
+    let mut conn = connect(settings)?;
+    let group = accounts::create_group(&mut conn, &Actor::command_line(), &group)
+        .map_err(|error| anyhow!("the group was not created: {error}"))?;
+    println!("Created group {} ({}, id {}).", group.name, group.display_name, group.id);
+    Ok(())
+}
+
+pub fn list_groups(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let mut after: Option<String> = None;
+    let mut any = false;
+    loop {
+        let page = db::groups::list(&mut conn, None, after.as_deref(), 500)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.group.name.to_string());
+        for summary in &page {
+            any = true;
+            println!("{:<32} {:>8} members  {}", summary.group.name, summary.members, summary.group.display_name);
+        }
+    }
+    if !any {
+        println!("No groups yet: `portcullis group create NAME` adds one.");
+    }
+    Ok(())
+}
+
+pub fn delete_group(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let group = find_group(&mut conn, name)?;
+    let (group, members) = accounts::delete_group(&mut conn, &Actor::command_line(), group.id)?;
+    println!("Deleted group {} ({members} members lost it).", group.name);
+    Ok(())
+}
+
+pub fn change_group(settings: &Settings, name: &str, logins: &[String], add: bool) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let group = find_group(&mut conn, name)?;
+    let mut ids = Vec::new();
+    for login in logins {
+        ids.push(find(&mut conn, &login.to_lowercase())?.id);
+    }
+    let actor = Actor::command_line();
+    let by = accounts::MemberChanger::Admin;
+    let changed = if add {
+        accounts::add_members(&mut conn, &actor, group.id, &ids, by)?
+    } else {
+        accounts::remove_members(&mut conn, &actor, group.id, &ids, by)?
+    };
+    let (verb, unchanged) = if add { ("Added", "already members") } else { ("Removed", "not members") };
+    println!(
+        "{verb} {} user(s) {} {}; {} were {unchanged}.",
+        changed.len(),
+        if add { "to" } else { "from" },
+        group.name,
+        ids.len() - changed.len()
+    );
+    Ok(())
+}
+
+pub fn group_members(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let group = find_group(&mut conn, name)?;
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let request = PageRequest {
+            filters: Filters { group: Some(group.id), ..Default::default() },
+            sort: SortKey::Username,
+            descending: false,
+            cursor: cursor.take(),
+            backwards: false,
+            size: 1000,
+        };
+        let page = user_search::page(&mut conn, &request, &None)?;
+        for user in &page.users {
+            println!("{:<32} {}", user.username, user.email);
+        }
+        match page.users.last() {
+            Some(last) if page.more => cursor = Some(Cursor::Username(last.username.to_string())),
+            _ => break,
+        }
+    }
     Ok(())
 }
 

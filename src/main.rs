@@ -21,6 +21,9 @@ enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage groups (who may open which app)
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// After a rotation of the signing secret, once every instance runs with the new one:
     /// reseal the authenticator keys and token signing keys under it (run with PORTCULLIS_JWT_SECRET and
     /// PORTCULLIS_JWT_SECRET_PREVIOUS set), so the previous secret can be retired
@@ -37,6 +40,36 @@ enum Command {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         samples: u32,
     },
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Add a group
+    Create {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List the groups with their member counts
+    List,
+    /// Delete a group (its members lose it; their sessions go on)
+    Delete { name: String },
+    /// Add users (usernames or e-mail addresses) to a group
+    Add {
+        name: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove users from a group
+    Remove {
+        name: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// List a group's members
+    Members { name: String },
 }
 
 #[derive(Subcommand)]
@@ -225,6 +258,14 @@ fn main() -> ExitCode {
         Command::User(UserCommand::Export { search, with_password_hashes }) => {
             commands::export_users(&settings, search.as_deref(), with_password_hashes)
         }
+        Command::Group(GroupCommand::Create { name, display_name, description }) => {
+            commands::create_group(&settings, &name, display_name.as_deref(), description.as_deref())
+        }
+        Command::Group(GroupCommand::List) => commands::list_groups(&settings),
+        Command::Group(GroupCommand::Delete { name }) => commands::delete_group(&settings, &name),
+        Command::Group(GroupCommand::Add { name, users }) => commands::change_group(&settings, &name, &users, true),
+        Command::Group(GroupCommand::Remove { name, users }) => commands::change_group(&settings, &name, &users, false),
+        Command::Group(GroupCommand::Members { name }) => commands::group_members(&settings, &name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,8 +34,8 @@ use crate::web::cross_site::refuse_cross_site_writes;
 use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, require_admin};
 use crate::web::guard::{identify_page_visitor, require_page_session};
 use crate::web::{
-    account, admin, api, dashboard, email_confirm, errors, forward_auth, health, home, invitation, limits, login,
-    logout, password_change, password_reset, well_known,
+    account, admin, api, dashboard, email_confirm, errors, forward_auth, groups, health, home, invitation, limits,
+    login, logout, password_change, password_reset, well_known,
 };
 
 /// Forms and JSON bodies here are small; refuse more before reading it.
@@ -277,6 +277,7 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
     }
     let (account_area, _) = account_area().into_parts();
     let (admin_area, _) = admin_area().into_parts();
+    let (managers_area, _) = managers_area().into_parts();
     let (api_area, _) = api_area().into_parts();
     cfg.service(endpoint("/", [get(home::redirect)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint("/healthz", [get(health::live)]))
@@ -309,6 +310,12 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
                 .default_service(web::to(errors::not_found)),
         )
         .service(
+            managers_area
+                .wrap(from_fn(errors::keep_navigation))
+                .wrap(from_fn(require_page_session))
+                .default_service(web::to(errors::not_found)),
+        )
+        .service(
             endpoint("/password/change", [get(password_change::form), post(password_change::submit)])
                 .wrap(from_fn(require_page_session)),
         )
@@ -329,6 +336,15 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
                 .service(Files::new("", static_dir)),
         )
         .default_service(web::to(errors::not_found));
+}
+
+/// What the managers of groups use (each route checks that the user manages the group).
+fn managers_area() -> Area {
+    Area::new("/groups")
+        .at("", [get(groups::list)])
+        .at("/{group}", [get(groups::show)])
+        .at("/{group}/members/add", [post(groups::add_members)])
+        .at("/{group}/members/remove", [post(groups::remove_members)])
 }
 
 fn account_area() -> Area {
@@ -378,6 +394,14 @@ fn admin_area() -> Area {
         .at("/users/{id}/sessions/{session}/revoke", [post(users::actions::revoke_session)])
         .at("/users/{id}/invitation/resend", [post(users::actions::resend_invitation)])
         .at("/users/{id}/invitation/revoke", [post(users::actions::revoke_invitation)])
+        .at("/groups", [get(admin::groups::list)])
+        .at("/groups/new", [get(admin::groups::new_form), post(admin::groups::create)])
+        .at("/groups/{group}", [get(admin::groups::show)])
+        .at("/groups/{group}/edit", [get(admin::groups::edit_form), post(admin::groups::update)])
+        .at("/groups/{group}/delete", [get(admin::groups::confirm_delete), post(admin::groups::delete)])
+        .at("/groups/{group}/members/add", [post(admin::groups::add_members)])
+        .at("/groups/{group}/members/remove", [post(admin::groups::remove_members)])
+        .at("/groups/{group}/managers", [post(admin::groups::managers)])
         .at("/audit", [get(admin::audit::list)])
         .at("/audit.csv", [get(admin::audit::export)])
         .at("/outbox", [get(admin::outbox::list)])
@@ -399,7 +423,7 @@ fn api_area() -> Area {
 /// The addresses of the signed-in areas (`/account/**`, `/admin/**`), with their methods: the
 /// accessibility test opens every page among them.
 pub fn page_routes() -> Vec<RouteInfo> {
-    [account_area(), admin_area()].into_iter().flat_map(|area| area.into_parts().1).collect()
+    [account_area(), admin_area(), managers_area()].into_iter().flat_map(|area| area.into_parts().1).collect()
 }
 
 /// The addresses of the route table that only administrators may use (pages and API), with

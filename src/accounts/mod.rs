@@ -8,6 +8,7 @@
 //! The command line calls the operations directly, or the `…_from_command_line` functions for
 //! passwords (other instances notice within a second).
 mod email;
+mod groups;
 mod operations;
 mod passwords;
 mod reset_requests;
@@ -16,6 +17,10 @@ mod service;
 mod validation;
 
 pub use email::Invitation;
+pub use groups::{
+    GroupInput, MemberChanger, ValidGroup, add_members, create_group, delete_group, remove_members, set_group_manager,
+    update_group,
+};
 pub use operations::{clear_throttle, create, delete, reset_second_factor, set_active, update_profile};
 pub use passwords::{
     ChosenPassword, PasswordRefused, PasswordResult, create_from_command_line, invite_from_command_line,

@@ -26,6 +26,12 @@ pub struct Authenticated {
     /// When the person last proved who they are in this session (Unix time, OpenID's
     /// `auth_time`).
     pub auth_time: i64,
+    /// The user's groups (names; see `groups_truncated`).
+    pub groups: Vec<String>,
+    /// The token left some of the user's groups out (they are in very many).
+    pub groups_truncated: bool,
+    /// When the token was issued (Unix time): a renewal of its session refuses older ones.
+    pub issued_at: i64,
     /// Whom the token was for: a gate token opens no page of ours.
     pub audience: Audience,
 }
@@ -45,6 +51,9 @@ impl Authenticated {
             session_id: claims.sid,
             token_expires_at: claims.exp,
             auth_time: claims.auth_time,
+            groups: claims.groups,
+            groups_truncated: claims.groups_truncated,
+            issued_at: claims.iat,
             audience,
         })
     }

@@ -5,8 +5,8 @@
 //! Two promises: a revoked session's access token is refused everywhere within
 //! `MAX_STALENESS`, and checking a request costs one hash-set lookup. When the list cannot be
 //! refreshed (database down), it goes stale and guarded requests fail closed with 503.
-use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -33,8 +33,18 @@ const CLOCK_MARGIN: Duration = Duration::from_secs(60);
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     Revoked,
+    /// What the token says changed after it was issued (a group joined or left): the
+    /// session goes on, with a renewed token.
+    Outdated,
     /// The list could not be refreshed recently; nobody can be let in safely.
     Stale,
+}
+
+/// The first `iat` (Unix seconds) a token may have after its session's claims changed at
+/// `changed`: the second after it, so that no token of the change's own second counts (its
+/// `iat` cannot say whether it came before or after). Renewals issue their tokens from then.
+pub fn renewed_tokens_from(changed: chrono::NaiveDateTime) -> i64 {
+    changed.and_utc().timestamp() + 1
 }
 
 pub struct RevocationList {
@@ -43,6 +53,9 @@ pub struct RevocationList {
     /// (odds about 1 in 10^14 per request with 100,000 revoked) would refuse a live session,
     /// never admit a revoked one.
     revoked: RwLock<HashSet<u64>>,
+    /// Sessions whose tokens issued before the time given (Unix seconds: the second after the
+    /// change) must be renewed, by the same fingerprints.
+    renewals: RwLock<HashMap<u64, i64>>,
     /// The fingerprint's key, random per process.
     fingerprint_key: RandomState,
     /// When the last installed read *started* (it saw every revocation committed before then),
@@ -62,6 +75,7 @@ impl RevocationList {
         let remember = access_token_ttl + crate::auth::tokens::LEEWAY + CLOCK_MARGIN;
         Self {
             revoked: RwLock::default(),
+            renewals: RwLock::default(),
             fingerprint_key: RandomState::new(),
             fresh_as_of: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -71,9 +85,17 @@ impl RevocationList {
         }
     }
 
-    /// The per-request check: no I/O.
-    pub fn check(&self, sid: &str) -> Result<(), Refusal> {
-        self.check_at(sid, Instant::now())
+    /// The per-request check of a token of session `sid` issued at `issued_at` (Unix
+    /// seconds): no I/O.
+    pub fn check(&self, sid: &str, issued_at: i64) -> Result<(), Refusal> {
+        self.check_at(sid, Instant::now())?;
+        match self.renewals.read() {
+            Ok(renewals) if renewals.get(&self.fingerprint(sid)).is_some_and(|after| issued_at < *after) => {
+                Err(Refusal::Outdated)
+            }
+            Ok(_) => Ok(()),
+            Err(_) => Err(Refusal::Stale),
+        }
     }
 
     fn check_at(&self, sid: &str, now: Instant) -> Result<(), Refusal> {
@@ -98,6 +120,11 @@ impl RevocationList {
         let cutoff = now() - self.remember_for;
         let rows = sessions::revoked_since(conn, cutoff).context("could not read the revoked sessions")?;
         let fresh: HashSet<u64> = rows.iter().map(|(sid, _)| self.fingerprint(sid)).collect();
+        let renewals: HashMap<u64, i64> = crate::db::groups::renewed_since(conn, cutoff)
+            .context("could not read the renewed sessions")?
+            .iter()
+            .map(|(sid, changed)| (self.fingerprint(sid), renewed_tokens_from(*changed)))
+            .collect();
         let large_read = rows.len() >= LARGE_READ_ROWS;
         drop(rows);
         if large_read {
@@ -112,9 +139,14 @@ impl RevocationList {
             let mut revoked = self.revoked.write().map_err(|_| anyhow::anyhow!("revocation list lock poisoned"))?;
             std::mem::replace(&mut *revoked, fresh)
         };
+        let previous_renewals = {
+            let mut current = self.renewals.write().map_err(|_| anyhow::anyhow!("renewal list lock poisoned"))?;
+            std::mem::replace(&mut *current, renewals)
+        };
         self.fresh_as_of.store(started, Ordering::Release);
         drop(installing);
         drop(previous);
+        drop(previous_renewals);
         Ok(())
     }
 
@@ -137,7 +169,8 @@ impl RevocationList {
     /// remembered); how many.
     pub fn prune_ended_sessions(&self, conn: &mut DbConnection) -> anyhow::Result<usize> {
         let now = now();
-        Ok(sessions::prune(conn, now, now - self.idle_timeout, now - self.remember_for)?)
+        let renewals = crate::db::groups::prune_renewals(conn, now - self.remember_for)?;
+        Ok(sessions::prune(conn, now, now - self.idle_timeout, now - self.remember_for)? + renewals)
     }
 
     /// Refreshes the list every second on a thread of its own (so a busy async runtime can
@@ -194,7 +227,7 @@ mod tests {
     #[test]
     fn a_list_that_was_never_read_refuses_everyone() {
         let list = RevocationList::new(Duration::from_secs(900), Duration::from_secs(3600));
-        assert_eq!(list.check("any"), Err(Refusal::Stale));
+        assert_eq!(list.check("any", 0), Err(Refusal::Stale));
     }
 
     #[test]
@@ -211,8 +244,8 @@ mod tests {
         let list = RevocationList::new(Duration::from_secs(900), Duration::from_secs(3600));
         list.revoked.write().unwrap().insert(list.fingerprint("ended-session"));
         list.fresh_as_of.store(list.nanos_since_epoch(Instant::now()), Ordering::Release);
-        assert_eq!(list.check("ended-session"), Err(Refusal::Revoked));
-        assert_eq!(list.check("live-session"), Ok(()));
-        assert_eq!(list.check("ended-sessio"), Ok(()));
+        assert_eq!(list.check("ended-session", 0), Err(Refusal::Revoked));
+        assert_eq!(list.check("live-session", 0), Ok(()));
+        assert_eq!(list.check("ended-sessio", 0), Ok(()));
     }
 }

@@ -171,9 +171,11 @@ impl Sessions {
                 authenticated
             }
         };
-        match self.revocations.check(&authenticated.session_id) {
+        match self.revocations.check(&authenticated.session_id, authenticated.issued_at) {
             Ok(()) => Ok(authenticated),
             Err(Refusal::Revoked) => Err(AuthFailure::Revoked),
+            // Renewed like an expired token: the session goes on.
+            Err(Refusal::Outdated) => Err(AuthFailure::Expired),
             Err(Refusal::Stale) => {
                 Err(AuthFailure::Unavailable(anyhow::anyhow!("the revoked-session list is out of date")))
             }
@@ -199,7 +201,7 @@ impl Sessions {
         let client = client.clone();
         let login_user = user.clone();
         let outbox = Arc::clone(&self.outbox);
-        let session = db::run(pool, move |conn| -> anyhow::Result<(Session, usize)> {
+        let session = db::run(pool, move |conn| -> anyhow::Result<(Session, usize, Vec<String>)> {
             write_transaction(conn, |conn| {
                 users::record_login(conn, login_user.id)?;
                 let actor = Actor {
@@ -239,15 +241,15 @@ impl Sessions {
                     };
                     outbox.notify(conn, Recipient::of(&login_user), NoticeKind::NewDevice, notice)?;
                 }
-                Ok((session, ended))
+                Ok((session, ended, group_names(conn, login_user.id)?))
             })
         })
         .await?;
-        let (session, ended) = session;
+        let (session, ended, groups) = session;
         if ended > 0 {
             self.revocations.sync_now(pool).await?;
         }
-        self.tokens_for(&user, &session, Some(refresh), created)
+        self.tokens_for(&(user, groups, None), &session, Some(refresh), created)
     }
 
     /// Exchanges a refresh token for a new access token and (normally) a new refresh token.
@@ -290,13 +292,16 @@ impl Sessions {
     /// are now (after they changed their password or display name). `None`: session gone.
     pub async fn reissue(&self, pool: &DbPool, session_id: &str) -> anyhow::Result<Option<IssuedToken>> {
         let sid = session_id.to_owned();
-        let found = db::run(pool, move |conn| -> anyhow::Result<Option<(Session, User)>> {
+        let found = db::run(pool, move |conn| -> anyhow::Result<Option<(Session, Holder)>> {
             let Some(session) = sessions::find_by_sid(conn, &sid)? else { return Ok(None) };
-            Ok(users::find_by_id(conn, session.user_id)?.map(|user| (session, user)))
+            let Some(user) = users::find_by_id(conn, session.user_id)? else { return Ok(None) };
+            let holder = holder(conn, user, &sid)?;
+            Ok(Some((session, holder)))
         })
         .await?;
-        let Some((session, user)) = found else { return Ok(None) };
-        Ok(Some(self.keys.issue(&user, &self.grant(&user, &session))?))
+        let Some((session, (user, groups, issued_from))) = found else { return Ok(None) };
+        let grant = Grant { issued_from, ..self.grant(&user, &session, &groups) };
+        Ok(Some(self.keys.issue(&user, &grant)?))
     }
 
     /// Ends sessions and records why (`action`, e.g. `logout`, `session.revoke`), then makes
@@ -342,8 +347,10 @@ impl Sessions {
         .await
     }
 
-    fn grant<'s>(&self, user: &User, session: &'s Session) -> Grant<'s> {
+    fn grant<'s>(&self, user: &User, session: &'s Session, groups: &'s [String]) -> Grant<'s> {
         Grant {
+            groups,
+            issued_from: None,
             session_id: &session.sid,
             session_expires_at: session.expires_at.and_utc().timestamp(),
             amr: &session.amr,
@@ -371,12 +378,13 @@ impl Sessions {
 
     fn tokens_for(
         &self,
-        user: &User,
+        (user, groups, issued_from): &Holder,
         session: &Session,
         refresh: Option<String>,
         at: NaiveDateTime,
     ) -> anyhow::Result<SessionTokens> {
-        let access = self.keys.issue(user, &self.grant(user, session))?;
+        let access =
+            self.keys.issue(user, &Grant { issued_from: *issued_from, ..self.grant(user, session, groups) })?;
         let authenticated = Authenticated::from_claims(access.claims.clone(), Audience::Portcullis)
             .ok_or_else(|| anyhow::anyhow!("a token we just issued does not describe a user"))?;
         let until_end = (session.expires_at - at).to_std().unwrap_or_default();
@@ -389,9 +397,25 @@ impl Sessions {
     }
 }
 
+/// The user a token describes, with the names of their groups and the earliest `iat` its
+/// session's renewal allows.
+type Holder = (User, Vec<String>, Option<i64>);
+
+/// The names of `user_id`'s groups, in name order.
+fn group_names(conn: &mut DbConnection, user_id: i64) -> anyhow::Result<Vec<String>> {
+    Ok(crate::db::groups::groups_of(conn, user_id)?.into_iter().map(|group| group.name.to_string()).collect())
+}
+
+/// What a new token of `session` for `user` says, read now.
+fn holder(conn: &mut DbConnection, user: User, sid: &str) -> anyhow::Result<Holder> {
+    let groups = group_names(conn, user.id)?;
+    let issued_from = crate::db::groups::renewal_of(conn, sid)?.map(super::revocation::renewed_tokens_from);
+    Ok((user, groups, issued_from))
+}
+
 enum RefreshStep {
-    Rotated(Session, User),
-    Forgiven(Session, User),
+    Rotated(Session, Holder),
+    Forgiven(Session, Holder),
     Refused(RefreshRefusal),
 }
 
@@ -419,12 +443,14 @@ fn refresh_step(
     if current {
         sessions::add_refresh_token(conn, session.id, replacement_hash, at)?;
         sessions::touch(conn, session.id, at)?;
-        return Ok(RefreshStep::Rotated(session, user));
+        let holder = holder(conn, user, &session.sid)?;
+        return Ok(RefreshStep::Rotated(session, holder));
     }
     // Retired by an earlier refresh, or by a concurrent one just now.
     let retired_at = retired_at.unwrap_or(at);
     if presenter == Presenter::Browser && at - retired_at <= BROWSER_REUSE_GRACE {
-        return Ok(RefreshStep::Forgiven(session, user));
+        let holder = holder(conn, user, &session.sid)?;
+        return Ok(RefreshStep::Forgiven(session, holder));
     }
     sessions::revoke(conn, &Ending::BySid(session.sid.clone()), at)?;
     let actor = Actor::anonymous(Some(client.ip.clone()));

@@ -69,6 +69,12 @@ pub struct Claims {
     /// The user's time zone (OpenID's `zoneinfo`), for the times pages show; UTC when absent.
     #[serde(default)]
     pub zoneinfo: String,
+    /// The groups the user is in (names, in name order; at most [`MAX_TOKEN_GROUPS`] and
+    /// [`MAX_TOKEN_GROUP_BYTES`] of names, the rest left out and `groups_truncated` set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub groups_truncated: bool,
     /// The login session this token belongs to: checked against the revoked list, kept
     /// across renewals, anchors the CSRF token.
     pub sid: String,
@@ -97,6 +103,31 @@ pub struct Grant<'a> {
     /// Unix time: when the person last proved who they are in this session.
     pub auth_time: i64,
     pub must_enrol: bool,
+    /// The user's groups, in name order (bounded here).
+    pub groups: &'a [String],
+    /// The earliest `iat` the token may carry (after a renewal of the session, the second
+    /// after the change: see `revocation::renewed_tokens_from`).
+    pub issued_from: Option<i64>,
+}
+
+/// The most groups a token names: it travels in a cookie (4 KiB in all), so a user in very
+/// many groups gets a token that names the first of them and says it left some out.
+pub const MAX_TOKEN_GROUPS: usize = 64;
+/// The most bytes of group names a token carries (names are 1–64 bytes each).
+pub const MAX_TOKEN_GROUP_BYTES: usize = 1536;
+
+/// The groups a token names, and whether some were left out.
+fn bounded_groups(groups: &[String]) -> (Vec<String>, bool) {
+    let mut kept = Vec::new();
+    let mut bytes = 0;
+    for name in groups {
+        if kept.len() == MAX_TOKEN_GROUPS || bytes + name.len() > MAX_TOKEN_GROUP_BYTES {
+            return (kept, true);
+        }
+        bytes += name.len();
+        kept.push(name.clone());
+    }
+    (kept, false)
 }
 
 pub struct IssuedToken {
@@ -266,8 +297,9 @@ impl JwtKeys {
     /// An access token for `user` in a session, valid for the configured lifetime but never
     /// past the session's end.
     pub fn issue(&self, user: &User, grant: &Grant<'_>) -> anyhow::Result<IssuedToken> {
-        let Grant { session_id, session_expires_at, amr, auth_time, must_enrol } = *grant;
-        let now = chrono::Utc::now().timestamp();
+        let Grant { session_id, session_expires_at, amr, auth_time, must_enrol, groups, issued_from } = *grant;
+        let now = chrono::Utc::now().timestamp().max(issued_from.unwrap_or(i64::MIN));
+        let (groups, groups_truncated) = bounded_groups(groups);
         let claims = Claims {
             sub: user.id.to_string(),
             preferred_username: user.username.to_string(),
@@ -279,6 +311,8 @@ impl JwtKeys {
             amr: amr.split_whitespace().map(str::to_owned).collect(),
             auth_time,
             zoneinfo: user.time_zone.name().to_owned(),
+            groups,
+            groups_truncated,
             sid: session_id.to_owned(),
             jti: crate::random::token_base64(16),
             iat: now,

@@ -78,6 +78,9 @@ mod tests {
             session_id: "s1".into(),
             token_expires_at: expires_at,
             auth_time: 0,
+            groups: Vec::new(),
+            groups_truncated: false,
+            issued_at: 0,
             audience: crate::auth::tokens::Audience::Portcullis,
         })
     }

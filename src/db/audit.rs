@@ -83,10 +83,16 @@ pub enum Action {
     EmailChangeRequested,
     EmailChangeConfirmed,
     SigningKeyRotated,
+    GroupCreate,
+    GroupUpdate,
+    GroupDelete,
+    GroupMembersAdd,
+    GroupMembersRemove,
+    GroupManagersChange,
 }
 
 impl Action {
-    pub const ALL: [Action; 39] = [
+    pub const ALL: [Action; 45] = [
         Self::LoginOk,
         Self::LoginFailed,
         Self::Logout,
@@ -126,6 +132,12 @@ impl Action {
         Self::EmailChangeRequested,
         Self::EmailChangeConfirmed,
         Self::SigningKeyRotated,
+        Self::GroupCreate,
+        Self::GroupUpdate,
+        Self::GroupDelete,
+        Self::GroupMembersAdd,
+        Self::GroupMembersRemove,
+        Self::GroupManagersChange,
     ];
 
     /// The stored code (stable: filters, exports and old rows use it).
@@ -183,6 +195,12 @@ impl Action {
             Self::EmailChangeRequested => ("user.email_change_requested", "Asked to change their e-mail address"),
             Self::EmailChangeConfirmed => ("user.email_change_confirmed", "Confirmed a new e-mail address"),
             Self::SigningKeyRotated => ("keys.rotate", "Made a new token signing key"),
+            Self::GroupCreate => ("group.create", "Created a group"),
+            Self::GroupUpdate => ("group.update", "Renamed or described a group"),
+            Self::GroupDelete => ("group.delete", "Deleted a group"),
+            Self::GroupMembersAdd => ("group.members_add", "Added members to a group"),
+            Self::GroupMembersRemove => ("group.members_remove", "Removed members from a group"),
+            Self::GroupManagersChange => ("group.managers", "Changed who manages a group"),
         }
     }
 }

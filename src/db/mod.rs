@@ -7,6 +7,7 @@ pub mod audit;
 pub mod challenges;
 mod connection;
 pub mod email_links;
+pub mod groups;
 pub mod outbox;
 pub mod passkeys;
 pub mod schema;

@@ -71,6 +71,44 @@ diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(users, sessions, refresh_tokens);
 
 diesel::table! {
+    user_groups (id) {
+        id -> BigInt,
+        name -> Text,
+        display_name -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> BigInt,
+        user_id -> BigInt,
+        added_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    group_managers (group_id, user_id) {
+        group_id -> BigInt,
+        user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    renewed_sessions (sid) {
+        sid -> Text,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(group_members -> user_groups (group_id));
+diesel::joinable!(group_members -> users (user_id));
+diesel::joinable!(group_managers -> user_groups (group_id));
+diesel::allow_tables_to_appear_in_same_query!(users, user_groups, group_members, group_managers);
+diesel::allow_tables_to_appear_in_same_query!(sessions, group_members);
+
+diesel::table! {
     login_throttles (throttle_key) {
         throttle_key -> Text,
         attempts -> Integer,

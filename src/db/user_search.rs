@@ -25,6 +25,8 @@ pub struct Filters {
     pub active: Option<bool>,
     /// With (or without) two-step sign-in.
     pub mfa: Option<bool>,
+    /// Members of this group (by id) only.
+    pub group: Option<i64>,
 }
 
 /// Searches of three characters or more find any part of a field through a trigram index
@@ -220,6 +222,11 @@ pub fn found(conn: &mut DbConnection, filters: &Filters, plan: &Option<SearchPla
             Ok(Some(if count > FEW { Found::MoreThan(FEW) } else { Found::Exactly(count) }))
         }
         Some(Plan::Many { .. }) => Ok(Some(Found::MoreThan(FEW))),
+        // A group's members: its index counts them (with the other filters) cheaply.
+        None if filters.group.is_some() => {
+            let count: i64 = filtered(filters, plan).count().get_result(conn)?;
+            Ok(Some(if count > FEW { Found::MoreThan(FEW) } else { Found::Exactly(count) }))
+        }
         _ => Ok(None),
     }
 }
@@ -318,6 +325,16 @@ fn filtered(filters: &Filters, plan: &Option<SearchPlan>) -> BoxedUsers<'static>
         Some(true) => query.filter(users::is_active.ne(false)),
         None => query,
     };
+    if let Some(group) = filters.group {
+        // The members' index (group_id, user_id) answers this for any size of group.
+        query = query.filter(
+            users::id.eq_any(
+                crate::db::schema::group_members::table
+                    .filter(crate::db::schema::group_members::group_id.eq(group))
+                    .select(crate::db::schema::group_members::user_id),
+            ),
+        );
+    }
     query = match filters.mfa {
         Some(true) => query.filter(users::mfa_enabled.eq(true)),
         Some(false) => query.filter(users::mfa_enabled.ne(true)),

@@ -13,6 +13,10 @@
 //! host = "wiki.example.com"
 //! path = "/admin"                # a path prefix, whole segments ("/admin" is not "/administrators")
 //! allow = ["admin"]              # roles
+//!
+//! [[rule]]
+//! host = "ledger.example.com"
+//! allow = ["admin", "group:finance"]   # roles and groups: any of them may enter
 //! ```
 //!
 //! Paths match without regard to case (`case_sensitive_paths = true` at the top to change that),
@@ -22,8 +26,8 @@ use anyhow::anyhow;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Role;
 use super::site_address::{SiteHost, SitePath};
+use super::{GroupName, Role};
 
 /// Who may open an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +35,14 @@ pub enum Access {
     Public,
     SignedIn,
     Roles(Vec<Role>),
+    /// Anyone with one of the roles or in one of the groups.
+    Members {
+        roles: Vec<Role>,
+        groups: Vec<GroupName>,
+    },
+    /// Only who every one of these admits (a path the sites may read in two ways, where a
+    /// group rule meets another rule).
+    Every(Vec<Access>),
     Nobody,
 }
 
@@ -47,6 +59,21 @@ impl Access {
     fn stricter(self, other: &Access) -> Access {
         match (self, other) {
             (Access::Nobody, _) | (_, Access::Nobody) => Access::Nobody,
+            (this, other) if this == *other => this,
+            (Access::Public | Access::SignedIn, other @ (Access::Members { .. } | Access::Every(_))) => other.clone(),
+            (this @ (Access::Members { .. } | Access::Every(_)), Access::Public | Access::SignedIn) => this,
+            (this @ (Access::Members { .. } | Access::Every(_)), other)
+            | (this @ Access::Roles(_), other @ (Access::Members { .. } | Access::Every(_))) => {
+                let mut every = match this {
+                    Access::Every(all) => all,
+                    one => vec![one],
+                };
+                match other {
+                    Access::Every(all) => every.extend(all.iter().cloned()),
+                    one => every.push(one.clone()),
+                }
+                Access::Every(every)
+            }
             (Access::Public, other) | (Access::SignedIn, other @ (Access::SignedIn | Access::Roles(_))) => {
                 other.clone()
             }
@@ -117,14 +144,58 @@ fn access(allow: &Allow) -> Result<Access, String> {
         Allow::Roles(roles) if roles.is_empty() => {
             Err("allow = [] lets nobody in: write \"nobody\" if that is meant".to_owned())
         }
-        Allow::Roles(roles) => roles
-            .iter()
-            .map(|role| {
-                Role::parse(role)
-                    .map_err(|_| format!("there is no role {role:?}: the roles are \"admin\" and \"user\""))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Access::Roles),
+        Allow::Roles(entries) => {
+            let (mut roles, mut groups) = (Vec::new(), Vec::new());
+            for entry in entries {
+                if let Some(group) = entry.strip_prefix("group:") {
+                    let name =
+                        GroupName::parse(group).map_err(|error| format!("{entry:?} does not name a group: {error}"))?;
+                    groups.push(name);
+                } else {
+                    roles.push(Role::parse(entry).map_err(|_| {
+                        format!(
+                            "there is no role {entry:?}: the roles are \"admin\" and \"user\", and groups are written \"group:NAME\""
+                        )
+                    })?);
+                }
+            }
+            Ok(if groups.is_empty() { Access::Roles(roles) } else { Access::Members { roles, groups } })
+        }
+    }
+}
+
+impl Access {
+    /// Whether someone signed in with `role`, in `groups`, may enter (`Public` and
+    /// `SignedIn` admit everyone signed in).
+    pub fn admits(&self, role: Role, groups: &[String]) -> bool {
+        match self {
+            Access::Public | Access::SignedIn => true,
+            Access::Nobody => false,
+            Access::Roles(roles) => roles.contains(&role),
+            Access::Members { roles, groups: needed } => {
+                roles.contains(&role) || needed.iter().any(|group| groups.iter().any(|mine| mine == group.as_str()))
+            }
+            Access::Every(all) => all.iter().all(|access| access.admits(role, groups)),
+        }
+    }
+
+    /// Who may enter, in words: "administrators", "administrators or members of finance".
+    pub fn in_words(&self) -> String {
+        let roles_words = |roles: &[Role]| -> Vec<String> {
+            roles.iter().map(|role| if *role == Role::Admin { "administrators" } else { "users" }.to_owned()).collect()
+        };
+        match self {
+            Access::Public | Access::SignedIn => "everyone signed in".to_owned(),
+            Access::Nobody => "nobody".to_owned(),
+            Access::Roles(roles) => roles_words(roles).join(" and "),
+            Access::Members { roles, groups } => {
+                let mut words = roles_words(roles);
+                let names: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
+                words.push(format!("members of {}", names.join(", ")));
+                words.join(" or ")
+            }
+            Access::Every(all) => all.iter().map(Access::in_words).collect::<Vec<_>>().join(", who are also "),
+        }
     }
 }
 

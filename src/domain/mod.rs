@@ -29,6 +29,7 @@ macro_rules! text_value {
 pub mod access_rules;
 mod display_name;
 pub mod email;
+mod group_name;
 mod next_path;
 mod password;
 mod return_to;
@@ -41,6 +42,7 @@ mod username;
 pub use access_rules::{Access, AccessRules};
 pub use display_name::DisplayName;
 pub use email::Email;
+pub use group_name::GroupName;
 pub use next_path::SafeNextPath;
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword};
 pub use return_to::{ReturnTo, SiteHosts};

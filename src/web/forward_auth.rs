@@ -2,7 +2,7 @@
 //! `auth_request`, Caddy `forward_auth`, Traefik `ForwardAuth`). The proxy asks before each
 //! request; the answer comes from the token alone, exactly as for our own pages (signature,
 //! expiry, the revoked list; no database work):
-//! - **200** with `Remote-User`, `Remote-Email`, `Remote-Name`, `Remote-Role` (and, with
+//! - **200** with `Remote-User`, `Remote-Email`, `Remote-Name`, `Remote-Role`, `Remote-Groups` (and, with
 //!   `PORTCULLIS_FORWARD_AUTH_TOKEN=on`, `Authorization: Bearer`) when the access rules let the
 //!   caller in; the proxy copies them onto the request it passes on;
 //! - for a browser not signed in: **302** to our login page with `rd` = the address asked for
@@ -25,6 +25,7 @@ const REMOTE_USER: &str = "remote-user";
 const REMOTE_EMAIL: &str = "remote-email";
 const REMOTE_NAME: &str = "remote-name";
 const REMOTE_ROLE: &str = "remote-role";
+const REMOTE_GROUPS: &str = "remote-groups";
 
 /// The gate's settings, as the server keeps them.
 pub(crate) struct Gate {
@@ -141,12 +142,6 @@ fn token<'r>(req: &'r HttpRequest, cookies: &CookiePolicy) -> Result<Option<&'r 
     Ok(bearer())
 }
 
-fn roles_in_words(roles: &[Role]) -> String {
-    let words: Vec<&str> =
-        roles.iter().map(|role| if *role == Role::Admin { "administrators" } else { "users" }).collect();
-    words.join(" and ")
-}
-
 pub(crate) async fn verify(
     req: HttpRequest,
     sessions: web::Data<Sessions>,
@@ -172,15 +167,14 @@ pub(crate) async fn verify(
         Some(Err(_)) | None => None,
     };
 
-    let needs = match access.as_ref() {
+    match access.as_ref() {
         Access::Public => return Ok(allowed(caller.as_deref(), token, gate.pass_token)),
         Access::Nobody => {
             let reason = "This address is closed to everyone.".to_owned();
             return refused(&gate, &asked.address(), caller.as_deref(), reason);
         }
-        Access::SignedIn => None,
-        Access::Roles(roles) => Some(roles),
-    };
+        _ => {}
+    }
     let Some(caller) = caller else {
         return Ok(sign_in_first(&req, &gate, &asked.address(), as_401));
     };
@@ -190,14 +184,19 @@ pub(crate) async fn verify(
         let page = if caller.must_change_password { "/password/change" } else { "/account/security" };
         return Ok(send_to(format!("{}{page}", gate.origin), as_401));
     }
-    if let Some(roles) = needs
-        && !roles.contains(&caller.role)
-    {
+    if !access.admits(caller.role, &caller.groups) {
+        // Which groups the caller is in, where the rule is about groups.
+        let groups = match (matches!(access.as_ref(), Access::Roles(_)), caller.groups.as_slice()) {
+            (true, _) => String::new(),
+            (false, []) => ", in no group".to_owned(),
+            (false, groups) => format!(", in {}", groups.join(", ")),
+        };
         let reason = format!(
-            "It is for {}; your account is a{} {}.",
-            roles_in_words(roles),
+            "It is for {}; your account is a{} {}{groups}{}.",
+            access.in_words(),
             if caller.role == Role::Admin { "n" } else { "" },
-            caller.role.as_str()
+            caller.role.as_str(),
+            if caller.groups_truncated { " (and more groups than a sign-in can name)" } else { "" },
         );
         return refused(&gate, &asked.address(), Some(&caller), reason);
     }
@@ -209,12 +208,15 @@ fn allowed(caller: Option<&Authenticated>, token: Option<&str>, pass_token: bool
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     if let Some(caller) = caller {
+        // Group names hold no commas (`GroupName`): the list splits back exactly.
+        let groups = caller.groups.join(",");
         // Names are checked text (no control characters); UTF-8 travels as the bytes it is.
         for (name, value) in [
             (REMOTE_USER, caller.username.as_str()),
             (REMOTE_EMAIL, caller.email.as_str()),
             (REMOTE_NAME, caller.display_name.as_str()),
             (REMOTE_ROLE, caller.role.as_str()),
+            (REMOTE_GROUPS, groups.as_str()),
         ] {
             if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
                 response.insert_header((HeaderName::from_static(name), value));
@@ -226,7 +228,7 @@ fn allowed(caller: Option<&Authenticated>, token: Option<&str>, pass_token: bool
     } else {
         // Nobody signed in (a public address): the headers say so, empty, so a proxy that
         // copies them always has a value to copy (Caddy would otherwise pass on its placeholder).
-        for name in [REMOTE_USER, REMOTE_EMAIL, REMOTE_NAME, REMOTE_ROLE] {
+        for name in [REMOTE_USER, REMOTE_EMAIL, REMOTE_NAME, REMOTE_ROLE, REMOTE_GROUPS] {
             response.insert_header((HeaderName::from_static(name), HeaderValue::from_static("")));
         }
     }

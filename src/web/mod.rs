@@ -15,6 +15,8 @@ pub(crate) mod extractors;
 pub(crate) mod flash;
 pub(crate) mod form;
 pub(crate) mod forward_auth;
+pub(crate) mod group_members;
+pub(crate) mod groups;
 pub(crate) mod guard;
 pub(crate) mod health;
 pub(crate) mod home;

@@ -30,6 +30,19 @@ pub(crate) struct UserId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SessionId(pub i64);
 
+/// `{group}` in `/admin/groups/{group}/…` and `/groups/{group}/…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupId(pub i64);
+
+impl FromRequest for GroupId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse(req, "group", "group").map(GroupId))
+    }
+}
+
 /// `{passkey}` in `/account/security/passkeys/{passkey}/…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PasskeyId(pub i64);

@@ -21,6 +21,7 @@ mod exports;
 mod forward_auth;
 mod fresh_proof;
 mod gate_addresses;
+mod groups;
 mod guard;
 mod hot_path;
 mod http_semantics;

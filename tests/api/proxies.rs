@@ -171,6 +171,7 @@ fn nginx_guarded_server(host: &str, listen: u16) -> String {
       auth_request_set $portcullis_email $upstream_http_remote_email;
       auth_request_set $portcullis_name $upstream_http_remote_name;
       auth_request_set $portcullis_role $upstream_http_remote_role;
+      auth_request_set $portcullis_groups $upstream_http_remote_groups;
       error_page 401 = @portcullis_login;
       error_page 403 = @portcullis_refused;
       # Set from Portcullis's answer only: a client's own Remote-* headers never pass.
@@ -178,6 +179,7 @@ fn nginx_guarded_server(host: &str, listen: u16) -> String {
       proxy_set_header Remote-Email $portcullis_email;
       proxy_set_header Remote-Name $portcullis_name;
       proxy_set_header Remote-Role $portcullis_role;
+      proxy_set_header Remote-Groups $portcullis_groups;
       proxy_set_header Host $http_host;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -213,7 +215,7 @@ http://{APP_HOST}:{listen}, http://{STATUS_HOST}:{listen}, http://{VAULT_HOST}:{
     request_header -Remote-*
     forward_auth 127.0.0.1:{portcullis} {{
       uri /auth/verify
-      copy_headers Remote-User Remote-Email Remote-Name Remote-Role
+      copy_headers Remote-User Remote-Email Remote-Name Remote-Role Remote-Groups
     }}
     reverse_proxy 127.0.0.1:{upstream}
   }}
@@ -247,7 +249,7 @@ log:
     portcullis:
       forwardAuth:
         address: "http://127.0.0.1:{portcullis}/auth/verify"
-        authResponseHeaders: ["Remote-User", "Remote-Email", "Remote-Name", "Remote-Role"]
+        authResponseHeaders: ["Remote-User", "Remote-Email", "Remote-Name", "Remote-Role", "Remote-Groups"]
   routers:
     auth:
       rule: "Host(`{AUTH_HOST}`)"

@@ -1,6 +1,7 @@
 //! `GET /api/me`: the caller, as their access token describes them. Answered without the
 //! database: the token is at most one access-token lifetime old, and anything that must
-//! take effect sooner (disable, delete, role change) revokes the session.
+//! take effect sooner (disable, delete, role change) revokes the session, or (a group
+//! joined or left) renews it.
 use actix_web::HttpResponse;
 use serde::Serialize;
 
@@ -18,6 +19,10 @@ pub(crate) struct Me<'a> {
     amr: &'a [String],
     /// The IANA time zone the user chose for reading times (`UTC` unless they chose one).
     time_zone: &'static str,
+    /// The groups the user is in (names, in name order).
+    groups: &'a [String],
+    /// True when the user is in more groups than a token names (`groups` holds the first).
+    groups_truncated: bool,
     token_expires_at: i64,
 }
 
@@ -41,6 +46,8 @@ pub(crate) async fn show(caller: CurrentUser) -> HttpResponse {
         role: caller.role.as_str(),
         amr: &caller.amr,
         time_zone: caller.time_zone.name(),
+        groups: &caller.groups,
+        groups_truncated: caller.groups_truncated,
         token_expires_at: caller.token_expires_at,
     })
 }

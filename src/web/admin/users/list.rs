@@ -18,6 +18,8 @@ use crate::web::time_words::{Clock, When};
 
 pub(crate) const PAGE_SIZE: i64 = 50;
 const MAX_SEARCH_CHARS: usize = 100;
+/// Groups offered as choices of the group filter (beyond, the name is typed: `?group=NAME`).
+const MAX_GROUP_CHOICES: i64 = 200;
 
 #[derive(Deserialize, Default)]
 pub(crate) struct ListQuery {
@@ -30,6 +32,9 @@ pub(crate) struct ListQuery {
     /// `on` or `off`: users with or without two-step sign-in.
     #[serde(default)]
     mfa: String,
+    /// A group's name: its members only.
+    #[serde(default)]
+    group: String,
     #[serde(default)]
     sort: String,
     #[serde(default)]
@@ -65,6 +70,9 @@ struct UsersPage {
     role: String,
     status: String,
     mfa: String,
+    group: String,
+    /// The groups to filter by (name, display name), for the filter's choices.
+    groups: Vec<(String, String)>,
     sort: String,
     headers: Vec<SortHeader>,
     rows: Vec<Row>,
@@ -134,7 +142,7 @@ fn decode_cursor(raw: &str, sort: SortKey) -> Result<Cursor, PageError> {
 
 /// The search and filters of the current list, for links that keep them.
 fn filter_params(query: &ListQuery) -> Vec<(&'static str, String)> {
-    [("q", &query.q), ("role", &query.role), ("status", &query.status), ("mfa", &query.mfa)]
+    [("q", &query.q), ("role", &query.role), ("status", &query.status), ("mfa", &query.mfa), ("group", &query.group)]
         .into_iter()
         .filter(|(_, value)| !value.is_empty())
         .map(|(key, value)| (key, value.clone()))
@@ -155,13 +163,14 @@ fn row(user: &User, clock: &Clock) -> Row {
     }
 }
 
-/// The search and filters the query asks for.
-fn filters_of(query: &ListQuery) -> Result<Filters, PageError> {
+/// The search and filters the query asks for (`group`: the id of the group it names).
+fn filters_of(query: &ListQuery, group: Option<i64>) -> Result<Filters, PageError> {
     crate::web::params::refuse_control_characters([
         ("Search", query.q.as_str()),
         ("Role", &query.role),
         ("Status", &query.status),
         ("Two-step", &query.mfa),
+        ("Group", &query.group),
     ])?;
     let search: String = query.q.trim().chars().take(MAX_SEARCH_CHARS).collect::<String>().to_lowercase();
     Ok(Filters {
@@ -177,13 +186,30 @@ fn filters_of(query: &ListQuery) -> Result<Filters, PageError> {
             "off" => Some(false),
             _ => None,
         },
+        group,
     })
+}
+
+/// The id of the group the query names; a 400 that says so for a group that does not exist.
+async fn group_filter(page: &Page, query: &ListQuery) -> Result<Option<i64>, PageError> {
+    if query.group.is_empty() {
+        return Ok(None);
+    }
+    let name = crate::domain::GroupName::parse(&query.group)
+        .map_err(|_| PageError::BadRequest(format!("There is no group named {:?}.", query.group)))?;
+    let shown = name.to_string();
+    let found =
+        db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(db::groups::find_by_name(conn, &name)?) }).await?;
+    found
+        .map(|group| Some(group.id))
+        .ok_or_else(|| PageError::BadRequest(format!("There is no group named {shown:?}.")))
 }
 
 /// `GET /admin/users.csv`: the users the list shows (its search and filters, every page), as
 /// CSV in the format `portcullis user import` reads, streamed a thousand rows at a time.
 pub(crate) async fn export(page: Page, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {
-    let filters = filters_of(&query)?;
+    let group = group_filter(&page, &query).await?;
+    let filters = filters_of(&query, group)?;
     let header = crate::export::user_header(false)?;
     let pool = page.pool.clone();
     // `None`: done; `Some(None)`: the first chunk; `Some(Some(cursor))`: the chunk after it.
@@ -208,7 +234,8 @@ pub(crate) async fn export(page: Page, query: web::Query<ListQuery>) -> Result<H
 pub(crate) async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash) -> Result<HttpResponse, PageError> {
     let query = query.into_inner();
     let (sort, descending) = parse_sort(&query.sort);
-    let filters = filters_of(&query)?;
+    let group = group_filter(&page, &query).await?;
+    let filters = filters_of(&query, group)?;
     let (cursor, backwards) = match (query.after.is_empty(), query.before.is_empty()) {
         (false, _) => (Some(decode_cursor(&query.after, sort)?), false),
         (true, false) => (Some(decode_cursor(&query.before, sort)?), true),
@@ -217,9 +244,10 @@ pub(crate) async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash)
     let had_cursor = cursor.is_some();
     let request = PageRequest { filters: filters.clone(), sort, descending, cursor, backwards, size: PAGE_SIZE };
     let counted = filters.clone();
-    let (found, count) = db::run(&page.pool, move |conn| -> anyhow::Result<_> {
+    let (found, count, groups) = db::run(&page.pool, move |conn| -> anyhow::Result<_> {
         let plan = user_search::plan(conn, &request.filters)?;
-        Ok((user_search::page(conn, &request, &plan)?, user_search::found(conn, &counted, &plan)?))
+        let groups = db::groups::list(conn, None, None, MAX_GROUP_CHOICES)?;
+        Ok((user_search::page(conn, &request, &plan)?, user_search::found(conn, &counted, &plan)?, groups))
     })
     .await?;
 
@@ -279,11 +307,17 @@ pub(crate) async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash)
         filtered: filters.search.is_some()
             || filters.role.is_some()
             || filters.active.is_some()
-            || filters.mfa.is_some(),
+            || filters.mfa.is_some()
+            || filters.group.is_some(),
         q: query.q.clone(),
         role: query.role.clone(),
         status: query.status.clone(),
         mfa: query.mfa.clone(),
+        group: query.group.clone(),
+        groups: groups
+            .into_iter()
+            .map(|summary| (summary.group.name.to_string(), summary.group.display_name))
+            .collect(),
         sort: sort_param,
         headers,
         rows: found.users.iter().map(|user| row(user, &clock)).collect(),

@@ -1,0 +1,4 @@
+DROP TABLE renewed_sessions;
+DROP TABLE group_managers;
+DROP TABLE group_members;
+DROP TABLE user_groups;
