@@ -208,6 +208,30 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     axe.check(&b, "bulk confirmation").await;
     b.go(&url("/admin/users/987654")).await;
     axe.check(&b, "not found, signed in").await;
+    b.go(&url("/admin/groups")).await;
+    axe.check(&b, "groups, none yet").await;
+    b.go(&url("/admin/groups/new")).await;
+    axe.check(&b, "add a group").await;
+    b.click_and_wait(r#"form[action="/admin/groups/new"] button[type="submit"]"#).await;
+    axe.check(&b, "add a group: errors").await;
+    b.type_into("#name", "wiki-editors").await;
+    b.type_into("#description", "Who may edit the wiki").await;
+    b.click_and_wait(r#"form[action="/admin/groups/new"] button[type="submit"]"#).await;
+    let group_page = b.path().await;
+    axe.check(&b, "a new group's page").await;
+    b.type_into("#usernames", &member.username).await;
+    b.click_and_wait(&format!(r#"form[action="{group_page}/members/add"] button[type="submit"]"#)).await;
+    b.type_into("#manager", &member.username).await;
+    b.click_and_wait(&format!(r#"form[action="{group_page}/managers"] button[type="submit"]"#)).await;
+    axe.check(&b, "a group with a member and a manager").await;
+    b.go(&url(&format!("{group_page}?find=member0"))).await;
+    axe.check(&b, "finding people to add").await;
+    for path in ["/edit", "/delete"] {
+        b.go(&url(&format!("{group_page}{path}"))).await;
+        axe.check(&b, &format!("group page{path}")).await;
+    }
+    b.go(&url("/admin/groups")).await;
+    axe.check(&b, "groups").await;
 
     // Someone else's first steps, in another browser.
     let other = driver.browser().await;
@@ -221,6 +245,10 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     sign_in(&other, &member.username, &member.password).await;
     other.go(&url("/admin")).await;
     axe.check(&other, "admin area refused").await;
+    other.go(&url("/groups")).await;
+    axe.check(&other, "the groups a manager manages").await;
+    other.go(&url(&group_page.replace("/admin", ""))).await;
+    axe.check(&other, "a manager's group page").await;
     other.go(&url("/account")).await;
     other.type_into("#email", "mia.new@example.com").await;
     other.click_and_wait(r#"form[action="/account"] button[type="submit"]"#).await;
