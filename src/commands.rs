@@ -441,8 +441,18 @@ pub fn import_users(settings: &Settings, path: &Path) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     match result {
-        Ok(count) => {
-            println!("Imported {count} users from {}.", path.display());
+        Ok(imported) => {
+            println!("Imported {} users from {}.", imported.users, path.display());
+            if imported.memberships > 0 {
+                println!("Added {} group memberships.", imported.memberships);
+            }
+            if !imported.created_groups.is_empty() {
+                println!(
+                    "Created {} group(s) the file named: {}.",
+                    imported.created_groups.len(),
+                    imported.created_groups.join(", ")
+                );
+            }
             Ok(())
         }
         Err(ImportError::BadRows(bad)) => {
@@ -464,7 +474,7 @@ pub fn export_users(settings: &Settings, search: Option<&str>, with_hashes: bool
     loop {
         let (users, next) = crate::export::user_chunk(&mut conn, &filters, cursor)?;
         out.write_all(&crate::export::user_rows(&users, with_hashes)?)?;
-        count += users.len();
+        count += users.users.len();
         match next {
             Some(next) => cursor = Some(next),
             None => break,

@@ -16,6 +16,13 @@ pub const CHUNK: i64 = 1000;
 
 const USER_COLUMNS: [&str; 8] =
     ["username", "email", "display_name", "role", "status", "two_step", "created_at", "last_login_at"];
+
+/// A chunk of the user export: the users, with their groups' names as one cell each
+/// (`;`-separated, in name order: what `user import` reads back).
+pub struct UserChunk {
+    pub users: Vec<User>,
+    pub groups: std::collections::HashMap<i64, String>,
+}
 const AUDIT_COLUMNS: [&str; 7] = ["occurred_at", "actor", "action", "action_words", "target", "client_ip", "details"];
 
 /// What a spreadsheet may take as the start of a formula, and our own defusing apostrophe.
@@ -42,20 +49,21 @@ fn finish(writer: csv::Writer<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
     writer.into_inner().map_err(|error| anyhow::anyhow!("could not write CSV: {error}"))
 }
 
-/// The header line of a user export (`password_hash` last, when asked for).
+/// The header line of a user export (`password_hash`, when asked for, then `groups`).
 pub fn user_header(with_hashes: bool) -> anyhow::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut columns = USER_COLUMNS.to_vec();
     if with_hashes {
         columns.push("password_hash");
     }
+    columns.push("groups");
     writer.write_record(&columns)?;
     finish(writer)
 }
 
-pub fn user_rows(users: &[User], with_hashes: bool) -> anyhow::Result<Vec<u8>> {
+pub fn user_rows(chunk: &UserChunk, with_hashes: bool) -> anyhow::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    for user in users {
+    for user in &chunk.users {
         let mut record = vec![
             cell(user.username.as_str()).into_owned(),
             cell(user.email.as_str()).into_owned(),
@@ -71,6 +79,7 @@ pub fn user_rows(users: &[User], with_hashes: bool) -> anyhow::Result<Vec<u8>> {
             let hash = &user.password_hash;
             record.push(if hash == crate::auth::password::NO_PASSWORD { String::new() } else { hash.clone() });
         }
+        record.push(chunk.groups.get(&user.id).cloned().unwrap_or_default());
         writer.write_record(&record)?;
     }
     finish(writer)
@@ -82,7 +91,7 @@ pub fn user_chunk(
     conn: &mut DbConnection,
     filters: &Filters,
     cursor: Option<Cursor>,
-) -> diesel::QueryResult<(Vec<User>, Option<Cursor>)> {
+) -> diesel::QueryResult<(UserChunk, Option<Cursor>)> {
     let request = PageRequest {
         filters: filters.clone(),
         sort: SortKey::Username,
@@ -94,7 +103,16 @@ pub fn user_chunk(
     let plan = user_search::plan(conn, &request.filters)?;
     let page = user_search::page(conn, &request, &plan)?;
     let next = page.users.last().filter(|_| page.more).map(|user| Cursor::after(user, SortKey::Username));
-    Ok((page.users, next))
+    let ids: Vec<i64> = page.users.iter().map(|user| user.id).collect();
+    let mut groups: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    for (user_id, name) in crate::db::groups::names_of_users(conn, &ids)? {
+        let cell = groups.entry(user_id).or_default();
+        if !cell.is_empty() {
+            cell.push(';');
+        }
+        cell.push_str(&name);
+    }
+    Ok((UserChunk { users: page.users, groups }, next))
 }
 
 /// Who acted, in words: a user, the command line, or someone not signed in.

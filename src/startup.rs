@@ -387,6 +387,7 @@ fn admin_area() -> Area {
         .at("/users/{id}/reset-mfa", [get(users::actions::confirm_reset_mfa), post(users::actions::reset_mfa)])
         .at("/users/{id}/delete", [get(users::actions::confirm_delete), post(users::actions::delete)])
         .at("/users/{id}/throttle/clear", [post(users::actions::clear_throttle)])
+        .at("/users/{id}/groups", [post(users::actions::change_groups)])
         .at(
             "/users/{id}/sessions/revoke-all",
             [get(users::actions::confirm_revoke_all_sessions), post(users::actions::revoke_all_sessions)],

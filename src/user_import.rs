@@ -4,13 +4,18 @@ use std::collections::HashMap;
 
 use crate::auth::password::{NO_PASSWORD, argon2_phc_problem};
 use crate::db::audit::{self, Action, Actor};
+use crate::db::groups::{GroupFields, GroupWriteError};
 use crate::db::users::{self, NewUser};
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::{DisplayName, Email, Role, Username};
+use crate::domain::{DisplayName, Email, GroupName, Role, Username};
 
 const REQUIRED_COLUMNS: [&str; 4] = ["username", "email", "display_name", "role"];
 const CHUNK: usize = 500;
 const MAX_REPORTED_ROWS: usize = 100;
+/// Groups one row may name (a user in more is added to them on their group pages).
+const MAX_GROUPS_PER_ROW: usize = 200;
+/// Groups one import may create (the names it uses that do not exist yet).
+const MAX_NEW_GROUPS: usize = 1000;
 
 #[derive(Debug)]
 pub struct BadRow {
@@ -35,6 +40,37 @@ struct Row {
     display_name: DisplayName,
     role: Role,
     password_hash: Option<String>,
+    /// From the optional `groups` column: names separated by `;`.
+    groups: Vec<GroupName>,
+}
+
+/// What an import did: users written, and the groups it made for names that did not exist.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub users: usize,
+    pub created_groups: Vec<String>,
+    pub memberships: usize,
+}
+
+/// The `groups` cell: names separated by `;` (blank: none).
+fn parse_groups(cell: &str, problems: &mut Vec<String>) -> Vec<GroupName> {
+    let names: Vec<&str> = cell.split(';').map(str::trim).filter(|name| !name.is_empty()).collect();
+    if names.len() > MAX_GROUPS_PER_ROW {
+        problems.push(format!("groups names {} groups; one row may name at most {MAX_GROUPS_PER_ROW}", names.len()));
+        return Vec::new();
+    }
+    let mut groups = Vec::new();
+    for name in names {
+        match GroupName::parse(name) {
+            Ok(group) if !groups.contains(&group) => groups.push(group),
+            Ok(_) => {}
+            Err(error) => {
+                let shown: String = name.chars().take(40).collect();
+                problems.push(format!("groups: {shown:?} is not a group's name ({})", error.0));
+            }
+        }
+    }
+    groups
 }
 
 /// Parses and checks the whole file; returns the rows or every problem found.
@@ -52,6 +88,7 @@ fn read_rows(input: impl std::io::Read) -> Result<Vec<Row>, ImportError> {
         })?);
     }
     let hash_column = column("password_hash");
+    let groups_column = column("groups");
 
     let mut rows = Vec::new();
     let mut bad = Vec::new();
@@ -78,6 +115,7 @@ fn read_rows(input: impl std::io::Read) -> Result<Vec<Row>, ImportError> {
         let role_text = if field(positions[3]).is_empty() { "user" } else { field(positions[3]) };
         let role = Role::parse(role_text).map_err(|e| problems.push(e.0)).ok();
         let password_hash = hash_column.map(field).filter(|hash| !hash.is_empty()).map(str::to_owned);
+        let groups = groups_column.map(|index| parse_groups(field(index), &mut problems)).unwrap_or_default();
         if let Some(problem) = password_hash.as_deref().and_then(argon2_phc_problem) {
             problems.push(format!("password_hash is refused: {problem}"));
         }
@@ -94,7 +132,7 @@ fn read_rows(input: impl std::io::Read) -> Result<Vec<Row>, ImportError> {
         }
         match (username, email, display_name, role) {
             (Some(username), Some(email), Some(display_name), Some(role)) if problems.is_empty() => {
-                rows.push(Row { line, username, email, display_name, role, password_hash })
+                rows.push(Row { line, username, email, display_name, role, password_hash, groups })
             }
             _ => bad.push(BadRow { line, message: problems.join("; ") }),
         }
@@ -108,8 +146,22 @@ pub fn import(
     input: impl std::io::Read,
     source: &str,
     progress: impl Fn(u64),
-) -> Result<usize, ImportError> {
+) -> Result<Imported, ImportError> {
     let rows = read_rows(input)?;
+    let mut named: Vec<&GroupName> = rows.iter().flat_map(|row| row.groups.iter()).collect();
+    named.sort();
+    named.dedup();
+    let names: Vec<&str> = named.iter().map(|name| name.as_str()).collect();
+    let existing = crate::db::groups::find_by_names(conn, &names)?;
+    let missing: Vec<&GroupName> =
+        named.iter().copied().filter(|name| !existing.iter().any(|group| &group.name == *name)).collect();
+    if missing.len() > MAX_NEW_GROUPS {
+        return Err(ImportError::File(format!(
+            "the file names {} groups that do not exist; one import may create at most {MAX_NEW_GROUPS} (create them \
+             first with `portcullis group create`)",
+            missing.len()
+        )));
+    }
     let mut bad = Vec::new();
     for chunk in rows.chunks(CHUNK) {
         let names: Vec<&str> = chunk.iter().map(|row| row.username.as_str()).collect();
@@ -153,14 +205,37 @@ pub fn import(
             written += users::insert_many(conn, &new_users)?;
             progress(written as u64);
         }
-        audit::record(
-            conn,
-            &Actor::command_line(),
-            Action::UserImport,
-            None,
-            &format!("{written} users from {source}"),
-        )?;
-        Ok(written)
+        let now = users::now();
+        let mut created_groups = Vec::new();
+        for name in &missing {
+            let fields = GroupFields { name, display_name: name.as_str(), description: "" };
+            crate::db::groups::insert(conn, &fields, now).map_err(|error| match error {
+                GroupWriteError::Database(error) => error,
+                GroupWriteError::NameTaken => diesel::result::Error::RollbackTransaction,
+            })?;
+            created_groups.push(name.to_string());
+        }
+        // Memberships, group by group: the new users' ids by name, in chunks.
+        let mut memberships = 0;
+        let all_names: Vec<&str> = named.iter().map(|name| name.as_str()).collect();
+        let groups = crate::db::groups::find_by_names(conn, &all_names)?;
+        for group in &groups {
+            let usernames: Vec<&str> =
+                rows.iter().filter(|row| row.groups.contains(&group.name)).map(|row| row.username.as_str()).collect();
+            for chunk in usernames.chunks(CHUNK) {
+                let ids = users::ids_of_usernames(conn, chunk)?;
+                memberships += crate::db::groups::add_members(conn, group.id, &ids, now)?.len();
+            }
+        }
+        let mut details = format!("{written} users from {source}");
+        if !created_groups.is_empty() {
+            details.push_str(&format!("; created groups {}", created_groups.join(", ")));
+        }
+        if memberships > 0 {
+            details.push_str(&format!("; {memberships} group memberships"));
+        }
+        audit::record(conn, &Actor::command_line(), Action::UserImport, None, &details)?;
+        Ok(Imported { users: written, created_groups, memberships })
     })
 }
 

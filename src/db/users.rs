@@ -184,6 +184,11 @@ pub fn insert_many(conn: &mut DbConnection, new_users: &[NewUser<'_>]) -> QueryR
     }
 }
 
+/// The ids of the users with these usernames.
+pub fn ids_of_usernames(conn: &mut DbConnection, usernames: &[&str]) -> QueryResult<Vec<i64>> {
+    users::table.filter(users::username.eq_any(usernames)).select(users::id).load(conn)
+}
+
 /// Which of these usernames and e-mail skeletons are already taken.
 pub fn taken(
     conn: &mut DbConnection,

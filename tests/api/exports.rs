@@ -30,7 +30,7 @@ both_backends! {
         assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
         assert!(response.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"users-"));
         let body = response.text().await.unwrap();
-        assert!(body.starts_with("username,email,display_name,role,status,two_step,created_at,last_login_at\n"));
+        assert!(body.starts_with("username,email,display_name,role,status,two_step,created_at,last_login_at,groups\n"));
         let rows = csv_rows(&body);
         assert_eq!(rows.len(), 1203, "all pages, not the 50 on screen");
         assert!(rows.iter().all(|row| row[0].starts_with("staff")));

@@ -265,6 +265,90 @@ both_backends! {
     }
 }
 
+both_backends! {
+    async fn the_users_csv_carries_groups_and_an_import_elsewhere_exports_the_same_file(app: TestApp) {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("people.csv");
+        std::fs::write(
+            &source,
+            "username,email,display_name,role,groups\r\n\
+             anna,anna@example.com,Ana,user,finance;wiki-editors\r\n\
+             bena,bena@example.com,Ben,user,\r\n\
+             cyd,cyd@example.com,Cyd,admin,Wiki-Editors\r\n",
+        )
+        .unwrap();
+        let imported = portcullis(&app, &["user", "import", source.to_str().unwrap()], "");
+        assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+        let said = String::from_utf8_lossy(&imported.stdout).to_string();
+        assert!(said.contains("Added 3 group memberships") && said.contains("Created 2 group(s) the file named: finance, wiki-editors"), "{said}");
+        let members = String::from_utf8_lossy(&portcullis(&app, &["group", "members", "wiki-editors"], "").stdout).to_string();
+        assert!(members.contains("anna") && members.contains("cyd") && !members.contains("bena"), "{members}");
+
+        let exported = portcullis(&app, &["user", "export", "--with-password-hashes"], "");
+        let text = String::from_utf8_lossy(&exported.stdout).to_string();
+        assert!(text.lines().next().unwrap().contains(",groups"), "{text}");
+        assert!(text.contains("finance;wiki-editors"), "{text}");
+        let file = dir.path().join("export.csv");
+        std::fs::write(&file, &exported.stdout).unwrap();
+        let other = spawn_app(Backend::Sqlite).await;
+        let again = portcullis(&other, &["user", "import", file.to_str().unwrap()], "");
+        assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+        let second = portcullis(&other, &["user", "export", "--with-password-hashes"], "");
+        assert_eq!(String::from_utf8_lossy(&second.stdout), text, "the file round-trips exactly");
+    }
+
+    async fn a_csv_groups_cell_naming_ten_thousand_groups_is_a_clear_error_and_imports_nothing(app: TestApp) {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("many.csv");
+        let many: Vec<String> = (0..10_000).map(|n| format!("g{n}")).collect();
+        std::fs::write(&source, format!("username,email,display_name,role,groups\nanna,anna@example.com,Ana,user,{}\nbob,bob@example.com,Bob,user,bad group\n", many.join(";"))).unwrap();
+        let refused = portcullis(&app, &["user", "import", source.to_str().unwrap()], "");
+        assert!(!refused.status.success());
+        let said = String::from_utf8_lossy(&refused.stderr).to_string();
+        assert!(said.contains("line 2: groups names 10000 groups; one row may name at most 200"), "{said}");
+        assert!(said.contains("line 3: groups: \"bad group\" is not a group"), "{said}");
+        let groups = app.with_conn(|conn| portcullis::db::groups::count(conn).unwrap()).await;
+        assert_eq!(groups, 0, "nothing was imported");
+    }
+
+    async fn the_user_list_adds_and_removes_the_selected_users_after_a_confirmation(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        let alice = app.create_user("alice", Role::User).await;
+        let bob = app.create_user("bob", Role::User).await;
+        app.login_as(&admin).await;
+        create_group(&app, "ops", "Operations").await;
+        let list = app.get("/admin/users").await.text().await.unwrap();
+        assert!(list.contains("Add to group…") && list.contains(r#"<option value="ops">Operations</option>"#), "{list}");
+        let csrf = app.session_csrf_token().await;
+        let (a, b) = (format!("select-{}", alice.id), format!("select-{}", bob.id));
+        let fields = [("action", "add-to-group"), ("group", "ops"), ("back", "/admin/users"), (a.as_str(), "on"), (b.as_str(), "on"), ("csrf_token", csrf.as_str())];
+        let confirm = app.post_form("/admin/users/bulk", &fields).await;
+        assert_eq!(confirm.status(), 200);
+        let page = confirm.text().await.unwrap();
+        assert!(page.contains("Add 2 users to ops?") && page.contains("Nobody is signed out"), "{page}");
+        assert_eq!(app.with_conn(|conn| portcullis::db::groups::count(conn).unwrap()).await, 1);
+        let applied = app.post_form("/admin/users/bulk/apply", &fields).await;
+        let message = app.get(&location(&applied)).await.text().await.unwrap();
+        assert!(message.contains("alice, bob added to ops."), "{message}");
+        let user_page = app.get(&format!("/admin/users/{}", alice.id)).await.text().await.unwrap();
+        assert!(user_page.contains("Remove from ops"), "the user page shows their groups");
+
+        let removing = [("action", "remove-from-group"), ("group", "ops"), ("back", "/admin/users"), (a.as_str(), "on"), ("csrf_token", csrf.as_str())];
+        let applied = app.post_form("/admin/users/bulk/apply", &removing).await;
+        assert!(app.get(&location(&applied)).await.text().await.unwrap().contains("alice removed from ops."));
+        let unknown = [("action", "add-to-group"), ("group", "nope"), ("back", "/admin/users"), (a.as_str(), "on"), ("csrf_token", csrf.as_str())];
+        let refused = app.post_form("/admin/users/bulk", &unknown).await;
+        assert!(app.get(&location(&refused)).await.text().await.unwrap().contains("That group no longer exists."));
+
+        // From the user's own page: add, then remove.
+        let ops = app.with_conn(|conn| portcullis::db::groups::list(conn, None, None, 1).unwrap()[0].group.id).await;
+        let added = app.post_form(&format!("/admin/users/{}/groups", bob.id), &[("group", &ops.to_string()), ("change", "add"), ("csrf_token", &csrf)]).await;
+        assert!(app.get(&location(&added)).await.text().await.unwrap().contains("Nothing changed."), "bob is a member already");
+        let removed = app.post_form(&format!("/admin/users/{}/groups", bob.id), &[("group", &ops.to_string()), ("change", "remove"), ("csrf_token", &csrf)]).await;
+        assert!(app.get(&location(&removed)).await.text().await.unwrap().contains("Removed from the group."));
+    }
+}
+
 mod at_the_gate {
     //! Through real nginx, Caddy and Traefik: `group:` rules decide, the site sees
     //! `Remote-Groups` (never a client's own), and a member removed elsewhere (the command

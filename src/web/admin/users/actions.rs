@@ -230,3 +230,38 @@ pub(crate) async fn revoke_invitation(
         }),
     )
 }
+
+#[derive(serde::Deserialize)]
+pub(crate) struct GroupChange {
+    #[serde(default)]
+    group: String,
+    /// `add` or `remove`.
+    #[serde(default)]
+    change: String,
+}
+
+/// `POST /admin/users/{id}/groups`: adds the user to a group, or removes them from it.
+pub(crate) async fn change_groups(
+    page: Page,
+    id: UserId,
+    form: CsrfForm<GroupChange>,
+) -> Result<HttpResponse, PageError> {
+    let GroupChange { group, change } = form.0;
+    let back = user_page(id);
+    let Ok(group_id) = group.parse::<i64>() else {
+        return Ok(page.redirect(&back, "Choose a group first."));
+    };
+    let by = crate::accounts::MemberChanger::Admin;
+    let result = if change == "remove" {
+        page.accounts().remove_members(page.actor(), group_id, vec![id.0], by).await
+    } else {
+        page.accounts().add_members(page.actor(), group_id, vec![id.0], by).await
+    };
+    match result {
+        Ok(changed) if changed.is_empty() => Ok(page.redirect(&back, "Nothing changed.")),
+        Ok(_) if change == "remove" => Ok(page.redirect(&back, "Removed from the group.")),
+        Ok(_) => Ok(page.redirect(&back, "Added to the group.")),
+        Err(AccountError::NotFound) => Ok(page.redirect(&back, "That group no longer exists.")),
+        Err(error) => Err(error.into()),
+    }
+}

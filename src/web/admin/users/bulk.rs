@@ -10,6 +10,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::accounts::AccountError;
+use crate::db::groups::Group;
 use crate::db::users::{self, User};
 use crate::db::{self};
 use crate::error::PageError;
@@ -28,6 +29,8 @@ enum BulkAction {
     Enable,
     SignOut,
     Delete,
+    AddToGroup,
+    RemoveFromGroup,
 }
 
 impl BulkAction {
@@ -37,6 +40,8 @@ impl BulkAction {
             "enable" => Some(Self::Enable),
             "sign-out" => Some(Self::SignOut),
             "delete" => Some(Self::Delete),
+            "add-to-group" => Some(Self::AddToGroup),
+            "remove-from-group" => Some(Self::RemoveFromGroup),
             _ => None,
         }
     }
@@ -47,6 +52,8 @@ impl BulkAction {
             Self::Enable => "enable",
             Self::SignOut => "sign-out",
             Self::Delete => "delete",
+            Self::AddToGroup => "add-to-group",
+            Self::RemoveFromGroup => "remove-from-group",
         }
     }
 
@@ -56,6 +63,8 @@ impl BulkAction {
             Self::Enable => "Enable",
             Self::SignOut => "Sign out everywhere",
             Self::Delete => "Delete",
+            Self::AddToGroup => "Add to the group",
+            Self::RemoveFromGroup => "Remove from the group",
         }
     }
 
@@ -74,6 +83,14 @@ impl BulkAction {
                 "Their accounts are removed for good and every session they have ends. The audit trail \
                              keeps their names. This cannot be undone."
             }
+            Self::AddToGroup => {
+                "They join the group: within two seconds the apps and access rules that need it let them in. \
+                 Nobody is signed out."
+            }
+            Self::RemoveFromGroup => {
+                "They leave the group: within two seconds the apps and access rules that need it stop letting \
+                 them in. Nobody is signed out."
+            }
         }
     }
 }
@@ -85,6 +102,9 @@ pub(crate) struct BulkForm {
     /// The list to return to (its search, filters and page).
     #[serde(default)]
     back: String,
+    /// For adding to or removing from a group: its name.
+    #[serde(default)]
+    group: String,
     #[serde(flatten)]
     rest: HashMap<String, String>,
 }
@@ -132,6 +152,8 @@ struct ConfirmBulk {
     back: String,
     button: String,
     is_delete: bool,
+    /// The group's name, for adding to or removing from it ("" otherwise).
+    group: String,
 }
 
 /// Who is left out before anything is tried (the service refuses them too; the page says so first).
@@ -143,6 +165,7 @@ fn skipped(page: &Page, action: BulkAction, user: &User) -> String {
         BulkAction::Disable if !user.is_active => "Already disabled.".to_owned(),
         BulkAction::Enable if user.is_active => "Already active.".to_owned(),
         BulkAction::SignOut if is_self => "You: your other sessions end, this one stays.".to_owned(),
+        BulkAction::AddToGroup | BulkAction::RemoveFromGroup => String::new(),
         _ => String::new(),
     }
 }
@@ -162,11 +185,32 @@ async fn load(page: &Page, form: &BulkForm) -> Result<Result<(BulkAction, Vec<Us
     Ok(Ok((action, found)))
 }
 
+/// The group a group action names; `Err` with what to tell the admin.
+async fn group_of(
+    page: &Page,
+    action: BulkAction,
+    form: &BulkForm,
+) -> Result<Result<Option<Group>, String>, PageError> {
+    if !matches!(action, BulkAction::AddToGroup | BulkAction::RemoveFromGroup) {
+        return Ok(Ok(None));
+    }
+    let Ok(name) = crate::domain::GroupName::parse(&form.group) else {
+        return Ok(Err("Choose the group to add the selected users to, or to remove them from.".to_owned()));
+    };
+    let found =
+        db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(db::groups::find_by_name(conn, &name)?) }).await?;
+    Ok(found.map(Some).ok_or_else(|| "That group no longer exists.".to_owned()))
+}
+
 /// `POST /admin/users/bulk`: the confirmation page (nothing changes yet).
 pub(crate) async fn confirm(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpResponse, PageError> {
     let form = form.0;
     let (action, found) = match load(&page, &form).await? {
         Ok(loaded) => loaded,
+        Err(problem) => return Ok(page.redirect(form.back(), &problem)),
+    };
+    let group = match group_of(&page, action, &form).await? {
+        Ok(group) => group,
         Err(problem) => return Ok(page.redirect(form.back(), &problem)),
     };
     let users: Vec<Selected> = found
@@ -183,11 +227,20 @@ pub(crate) async fn confirm(page: Page, form: CsrfForm<BulkForm>) -> Result<Http
     let noun = |count: usize| if count == 1 { "1 user".to_owned() } else { format!("{count} users") };
     let view = ConfirmBulk {
         layout: page.layout(),
-        heading: format!("{} {}?", action.verb(), noun(users.len())),
+        heading: match (&group, action) {
+            (Some(group), BulkAction::AddToGroup) => format!("Add {} to {}?", noun(users.len()), group.name),
+            (Some(group), _) => format!("Remove {} from {}?", noun(users.len()), group.name),
+            (None, _) => format!("{} {}?", action.verb(), noun(users.len())),
+        },
+        group: group.as_ref().map(|group| group.name.to_string()).unwrap_or_default(),
         explanation: action.explanation(),
         action: action.code(),
         back: form.back().to_owned(),
-        button: format!("Yes, {} {}", action.verb().to_lowercase(), noun(acting)),
+        button: match &group {
+            Some(group) if action == BulkAction::AddToGroup => format!("Yes, add {} to {}", noun(acting), group.name),
+            Some(group) => format!("Yes, remove {} from {}", noun(acting), group.name),
+            None => format!("Yes, {} {}", action.verb().to_lowercase(), noun(acting)),
+        },
         is_delete: action == BulkAction::Delete,
         users,
     };
@@ -202,6 +255,33 @@ pub(crate) async fn apply(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpRe
         Ok(loaded) => loaded,
         Err(problem) => return Ok(page.redirect(form.back(), &problem)),
     };
+    let group = match group_of(&page, action, &form).await? {
+        Ok(group) => group,
+        Err(problem) => return Ok(page.redirect(form.back(), &problem)),
+    };
+    if let Some(group) = group {
+        // One change for all of them: one transaction, one audit row.
+        let ids: Vec<i64> = found.iter().map(|user| user.id).collect();
+        let by = crate::accounts::MemberChanger::Admin;
+        let (changed, verb) = if action == BulkAction::AddToGroup {
+            (page.accounts().add_members(page.actor(), group.id, ids, by).await, "added to")
+        } else {
+            (page.accounts().remove_members(page.actor(), group.id, ids, by).await, "removed from")
+        };
+        let changed = match changed {
+            Ok(changed) => changed,
+            Err(AccountError::NotFound) => return Ok(page.redirect(form.back(), "That group no longer exists.")),
+            Err(error) => return Err(error.into()),
+        };
+        let names: Vec<String> =
+            found.iter().filter(|user| changed.contains(&user.id)).map(|user| user.username.to_string()).collect();
+        let message = if names.is_empty() {
+            format!("Nobody was {verb} {}.", group.name)
+        } else {
+            format!("{} {verb} {}.", few(&names, ", "), group.name)
+        };
+        return Ok(page.redirect(form.back(), &message));
+    }
     let (mut done, mut left) = (Vec::new(), Vec::new());
     for user in found {
         let name = user.username.to_string();
@@ -218,6 +298,7 @@ pub(crate) async fn apply(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpRe
             BulkAction::SignOut => {
                 page.accounts().sign_out_everywhere(page.actor(), &user, Some(&page.user.session_id)).await.map(|_| ())
             }
+            BulkAction::AddToGroup | BulkAction::RemoveFromGroup => Ok(()),
         };
         match result {
             Ok(()) => done.push(name),
@@ -235,6 +316,7 @@ pub(crate) async fn apply(page: Page, form: CsrfForm<BulkForm>) -> Result<HttpRe
         BulkAction::Enable => "Enabled",
         BulkAction::SignOut => "Signed out everywhere",
         BulkAction::Delete => "Deleted",
+        BulkAction::AddToGroup | BulkAction::RemoveFromGroup => "Changed",
     };
     let mut message =
         if done.is_empty() { "Nobody was changed.".to_owned() } else { format!("{past}: {}.", few(&done, ", ")) };

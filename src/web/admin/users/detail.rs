@@ -9,6 +9,7 @@ use crate::accounts::{AccountError, FieldErrors, ProfileUpdate};
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::{self, Standing};
 use crate::db::audit::{self, AuditEvent, AuditFilter};
+use crate::db::groups::Group;
 use crate::db::sessions::Session;
 use crate::db::users::{self, User};
 use crate::db::{self, DbPool};
@@ -23,6 +24,8 @@ use crate::web::tables::{EventRow, SessionRow, session_rows};
 use crate::web::time_words::{Clock, When};
 
 const RECENT_EVENTS: i64 = 20;
+/// Groups offered by "Add to group" (beyond, add people from the group's own page).
+const GROUP_CHOICES: i64 = 200;
 
 #[derive(Deserialize, Default)]
 pub(crate) struct ProfileForm {
@@ -55,6 +58,9 @@ struct UserPage<'a> {
     invitation: Option<String>,
     invitation_live: bool,
     mail_on: bool,
+    /// The groups the user is in, and (some of) the others, to add them to.
+    groups: &'a [Group],
+    other_groups: Vec<&'a Group>,
 }
 
 /// What the page shows besides the form: the user, their open sessions, their recent events.
@@ -64,19 +70,24 @@ struct Loaded {
     events: Vec<AuditEvent>,
     throttle: Option<Standing>,
     invitation: Option<crate::accounts::Invitation>,
+    groups: Vec<Group>,
+    /// The first groups by name (the choices of "Add to group").
+    all_groups: Vec<Group>,
 }
 
 async fn load(pool: &DbPool, sessions: &Sessions, UserId(id): UserId) -> Result<Loaded, PageError> {
-    let (user, events, throttle) = db::run(pool, move |conn| -> Result<_, PageError> {
+    let (user, events, throttle, groups, all_groups) = db::run(pool, move |conn| -> Result<_, PageError> {
         let user = users::find_by_id(conn, id).map_err(anyhow::Error::from)?.ok_or(PageError::NotFound)?;
         let filter = AuditFilter { target_id: Some(id), ..Default::default() };
         let (events, _) = audit::page(conn, &filter, RECENT_EVENTS).map_err(anyhow::Error::from)?;
         let throttle = throttle::standing(conn, id, users::now()).map_err(anyhow::Error::from)?;
-        Ok((user, events, throttle))
+        let groups = db::groups::groups_of(conn, id).map_err(anyhow::Error::from)?;
+        let all_groups = db::groups::list(conn, None, None, GROUP_CHOICES).map_err(anyhow::Error::from)?;
+        Ok((user, events, throttle, groups, all_groups.into_iter().map(|summary| summary.group).collect()))
     })
     .await?;
     let sessions = sessions.list(pool, id).await?;
-    Ok(Loaded { user, sessions, events, throttle, invitation: None })
+    Ok(Loaded { user, sessions, events, throttle, invitation: None, groups, all_groups })
 }
 
 /// The user's page data, with their pending invitation.
@@ -123,6 +134,8 @@ fn view<'a>(page: &Page, loaded: &'a Loaded, form: ProfileForm, errors: FieldErr
         }),
         invitation_live: loaded.invitation.as_ref().is_some_and(|invitation| invitation.live),
         mail_on: page.outbox.enabled(),
+        groups: &loaded.groups,
+        other_groups: loaded.all_groups.iter().filter(|group| !loaded.groups.contains(group)).collect(),
     }
 }
 
