@@ -44,6 +44,7 @@ def seed(db, n):
                printf('user%07d@example.com', i)
         FROM seq"""
         sql(db, statement)
+        seed_group(db, n, "datetime('now')")
         sql(db, "ANALYZE")
     else:
         statement = f"""
@@ -58,7 +59,19 @@ def seed(db, n):
                'user' || lpad(i::text, 7, '0') || '@example.com'
         FROM generate_series(1, {n}) AS i"""
         sql(db, statement)
+        seed_group(db, n, "now()")
         sql(db, "VACUUM ANALYZE users")
+        sql(db, "VACUUM ANALYZE group_members")
+
+
+def seed_group(db, n, now):
+    # A group of every 10th user (100,000 of a million), and a small one of 10.
+    sql(db, f"INSERT INTO user_groups (name, display_name, description, created_at) VALUES "
+            f"('big', 'Every tenth user', '', {now}), ('small', 'Ten users', '', {now})")
+    sql(db, f"INSERT INTO group_members (group_id, user_id, added_at) "
+            f"SELECT g.id, u.id, {now} FROM users u, user_groups g WHERE g.name = 'big' AND u.id % 10 = 0")
+    sql(db, f"INSERT INTO group_members (group_id, user_id, added_at) "
+            f"SELECT g.id, u.id, {now} FROM users u, user_groups g WHERE g.name = 'small' AND u.id % {max(n // 10, 1)} = 0")
 
 
 def cursor(raw):
@@ -92,6 +105,7 @@ def measure(db, n, url):
     (last_login_row,) = sql(db, f"SELECT last_login_at, id FROM users WHERE last_login_at IS NOT NULL "
                                 f"ORDER BY last_login_at DESC, id DESC LIMIT 1 OFFSET {int(n * 0.6)}")
     created_row = sql(db, f"SELECT created_at, id FROM users WHERE username = 'user{n - deep:07d}'")[0]
+    (big,) = sql(db, "SELECT id FROM user_groups WHERE name = 'big'")[0]
     scenarios = [
         ("first page, by username", "/admin/users"),
         ("first page, newest first", "/admin/users?sort=-created"),
@@ -116,6 +130,14 @@ def measure(db, n, url):
         ("substring '4242' (about 700 hits)", "/admin/users?q=4242"),
         ("substring 'nobody-here' (no hits)", "/admin/users?q=nobody-here"),
         ("admin overview /admin (counts all users)", "/admin"),
+        ("group of 100,000: its member page", f"/admin/groups/{big}"),
+        ("group of 100,000: member page 1,000 (keyset)", f"/admin/groups/{big}?after=user{n // 2:07d}"),
+        ("group of 100,000: member search 'user04242'", f"/admin/groups/{big}?q=user04242"),
+        ("group of 100,000: member search '77777' (substring)", f"/admin/groups/{big}?q=77777"),
+        ("user list, group filter: 100,000 members", "/admin/users?group=big"),
+        ("user list, group filter: 10 members", "/admin/users?group=small"),
+        ("user list, group filter + search 'user04242'", "/admin/users?group=big&q=user04242"),
+        ("groups list /admin/groups (with member counts)", "/admin/groups"),
     ]
     print()
     print(f"| {'request':<58} | {'p50 ms':>7} | {'p95 ms':>7} | rows |")

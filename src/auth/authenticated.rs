@@ -28,6 +28,8 @@ pub struct Authenticated {
     pub auth_time: i64,
     /// The user's groups (names; see `groups_truncated`).
     pub groups: Vec<String>,
+    /// The same names, comma-separated (the gate's `Remote-Groups`), made once per token.
+    pub groups_joined: String,
     /// The token left some of the user's groups out (they are in very many).
     pub groups_truncated: bool,
     /// When the token was issued (Unix time): a renewal of its session refuses older ones.
@@ -51,6 +53,7 @@ impl Authenticated {
             session_id: claims.sid,
             token_expires_at: claims.exp,
             auth_time: claims.auth_time,
+            groups_joined: claims.groups.join(","),
             groups: claims.groups,
             groups_truncated: claims.groups_truncated,
             issued_at: claims.iat,

@@ -79,6 +79,7 @@ mod tests {
             token_expires_at: expires_at,
             auth_time: 0,
             groups: Vec::new(),
+            groups_joined: String::new(),
             groups_truncated: false,
             issued_at: 0,
             audience: crate::auth::tokens::Audience::Portcullis,

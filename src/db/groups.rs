@@ -165,6 +165,22 @@ pub fn list(
         .collect())
 }
 
+/// The first `limit` groups' (name, display name), in name order: choices, without counts.
+pub fn names(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(String, String)>> {
+    user_groups::table
+        .order(user_groups::name.asc())
+        .limit(limit)
+        .select((user_groups::name, user_groups::display_name))
+        .load(conn)
+}
+
+/// The first `limit` groups in name order, without counts.
+pub fn first(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Group>> {
+    let rows: Vec<GroupRow> =
+        user_groups::table.order(user_groups::name.asc()).limit(limit).select(COLUMNS).load(conn)?;
+    Ok(rows.into_iter().map(group).collect())
+}
+
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     user_groups::table.count().get_result(conn)
 }

@@ -27,6 +27,26 @@ pub struct Filters {
     pub mfa: Option<bool>,
     /// Members of this group (by id) only.
     pub group: Option<i64>,
+    /// Set by `page` and `found` (callers leave it `false`): the group is large, so the list's
+    /// order is walked and each row's membership looked up, instead of fetching the members.
+    pub group_is_large: bool,
+}
+
+/// A group with more members than this is walked in the list's order (one index lookup per
+/// row: at 1 in 10 users a page takes about 500); a smaller one is fetched and sorted.
+const LARGE_GROUP: i64 = 2_000;
+
+/// `filters` with `group_is_large` decided (at most `LARGE_GROUP` index entries read).
+fn sized(conn: &mut DbConnection, filters: &Filters) -> QueryResult<Option<Filters>> {
+    use crate::db::schema::group_members;
+    let Some(group) = filters.group else { return Ok(None) };
+    let some: Vec<i64> = group_members::table
+        .filter(group_members::group_id.eq(group))
+        .select(group_members::user_id)
+        .limit(LARGE_GROUP + 1)
+        .load(conn)?;
+    let large = some.len() as i64 > LARGE_GROUP;
+    Ok((large != filters.group_is_large).then(|| Filters { group_is_large: large, ..filters.clone() }))
 }
 
 /// Searches of three characters or more find any part of a field through a trigram index
@@ -215,6 +235,8 @@ pub fn plan(conn: &mut DbConnection, filters: &Filters) -> QueryResult<Option<Se
 
 /// How many users the search (with the other filters) finds, when that is cheap to say.
 pub fn found(conn: &mut DbConnection, filters: &Filters, plan: &Option<SearchPlan>) -> QueryResult<Option<Found>> {
+    let resized = sized(conn, filters)?;
+    let filters = resized.as_ref().unwrap_or(filters);
     match plan.as_ref().map(|plan| &plan.0) {
         Some(Plan::FewSqlite { .. } | Plan::FewPostgres { .. }) => {
             // The estimate can be off (a stale sample): more than few is said as such.
@@ -223,7 +245,7 @@ pub fn found(conn: &mut DbConnection, filters: &Filters, plan: &Option<SearchPla
         }
         Some(Plan::Many { .. }) => Ok(Some(Found::MoreThan(FEW))),
         // A group's members: its index counts them (with the other filters) cheaply.
-        None if filters.group.is_some() => {
+        None if filters.group.is_some() && !filters.group_is_large => {
             let count: i64 = filtered(filters, plan).count().get_result(conn)?;
             Ok(Some(if count > FEW { Found::MoreThan(FEW) } else { Found::Exactly(count) }))
         }
@@ -250,6 +272,7 @@ impl Cursor {
     }
 }
 
+#[derive(Clone)]
 pub struct PageRequest {
     pub filters: Filters,
     pub sort: SortKey,
@@ -325,15 +348,27 @@ fn filtered(filters: &Filters, plan: &Option<SearchPlan>) -> BoxedUsers<'static>
         Some(true) => query.filter(users::is_active.ne(false)),
         None => query,
     };
-    if let Some(group) = filters.group {
-        // The members' index (group_id, user_id) answers this for any size of group.
-        query = query.filter(
-            users::id.eq_any(
-                crate::db::schema::group_members::table
-                    .filter(crate::db::schema::group_members::group_id.eq(group))
-                    .select(crate::db::schema::group_members::user_id),
-            ),
-        );
+    match filters.group {
+        // A large group: walk the list's order, one lookup in the members' primary key
+        // (group_id, user_id) per row.
+        Some(group) if filters.group_is_large => {
+            query = query.filter(
+                sql::<Bool>("EXISTS (SELECT 1 FROM group_members WHERE group_members.group_id = ")
+                    .bind::<diesel::sql_types::BigInt, _>(group)
+                    .sql(" AND group_members.user_id = users.id)"),
+            );
+        }
+        // A small one: its members, fetched through the same index, then sorted.
+        Some(group) => {
+            query = query.filter(
+                users::id.eq_any(
+                    crate::db::schema::group_members::table
+                        .filter(crate::db::schema::group_members::group_id.eq(group))
+                        .select(crate::db::schema::group_members::user_id),
+                ),
+            );
+        }
+        None => {}
     }
     query = match filters.mfa {
         Some(true) => query.filter(users::mfa_enabled.eq(true)),
@@ -346,6 +381,8 @@ fn filtered(filters: &Filters, plan: &Option<SearchPlan>) -> BoxedUsers<'static>
 /// One page of the list; `plan` is `plan(conn, &request.filters)` (made once per request: the
 /// page and the count share it).
 pub fn page(conn: &mut DbConnection, request: &PageRequest, plan: &Option<SearchPlan>) -> QueryResult<Page> {
+    let resized = sized(conn, &request.filters)?.map(|filters| PageRequest { filters, ..request.clone() });
+    let request = resized.as_ref().unwrap_or(request);
     // Reading backwards is reading forwards in the opposite order, then reversing.
     let ascending = request.descending == request.backwards;
     let limit = request.size + 1;

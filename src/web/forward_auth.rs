@@ -208,15 +208,14 @@ fn allowed(caller: Option<&Authenticated>, token: Option<&str>, pass_token: bool
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     if let Some(caller) = caller {
-        // Group names hold no commas (`GroupName`): the list splits back exactly.
-        let groups = caller.groups.join(",");
         // Names are checked text (no control characters); UTF-8 travels as the bytes it is.
         for (name, value) in [
             (REMOTE_USER, caller.username.as_str()),
             (REMOTE_EMAIL, caller.email.as_str()),
             (REMOTE_NAME, caller.display_name.as_str()),
             (REMOTE_ROLE, caller.role.as_str()),
-            (REMOTE_GROUPS, groups.as_str()),
+            // Group names hold no commas (`GroupName`): the list splits back exactly.
+            (REMOTE_GROUPS, caller.groups_joined.as_str()),
         ] {
             if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
                 response.insert_header((HeaderName::from_static(name), value));

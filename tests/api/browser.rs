@@ -51,6 +51,27 @@ async fn an_admin_adds_a_user_who_signs_in_chooses_a_password_and_is_signed_out_
     assert!(!first.scrolls_sideways().await, "the user list is wider than a phone");
     first.screenshot("04-admin-users-phone").await;
     first.resize(1280, 1000).await;
+
+    // The admin makes a group, finds the new user by part of their name and adds them.
+    first.click_and_wait(r#"a[href="/admin/groups"]"#).await;
+    first.click_and_wait(r#"a[href="/admin/groups/new"]"#).await;
+    first.type_into("#name", "wiki-editors").await;
+    first.type_into("#display_name", "Wiki editors").await;
+    first.type_into("#description", "May edit the team wiki").await;
+    first.click_and_wait(r#"form[action="/admin/groups/new"] button[type="submit"]"#).await;
+    let group_page = first.path().await;
+    assert!(group_page.starts_with("/admin/groups/"), "{group_page}");
+    first.type_into("#find", "newb").await;
+    first.click_and_wait(r#"form[aria-label="Find people to add"] button[type="submit"]"#).await;
+    first.click(r#"input[id^="found-"]"#).await;
+    first.click_and_wait(&format!(r#"form[action="{group_page}/members/add"] button[type="submit"]"#)).await;
+    assert!(first.source().await.contains("1 person added."));
+    first.screenshot("24-admin-group").await;
+    first.resize(390, 844).await;
+    assert!(!first.scrolls_sideways().await, "a group's page is wider than a phone");
+    first.resize(1280, 1000).await;
+    first.go(&url("/admin/groups")).await;
+    first.screenshot("25-admin-groups").await;
     first.click_and_wait("form.site-nav__logout button").await;
     assert!(first.path().await.starts_with("/login"));
 

@@ -82,8 +82,8 @@ async fn load(pool: &DbPool, sessions: &Sessions, UserId(id): UserId) -> Result<
         let (events, _) = audit::page(conn, &filter, RECENT_EVENTS).map_err(anyhow::Error::from)?;
         let throttle = throttle::standing(conn, id, users::now()).map_err(anyhow::Error::from)?;
         let groups = db::groups::groups_of(conn, id).map_err(anyhow::Error::from)?;
-        let all_groups = db::groups::list(conn, None, None, GROUP_CHOICES).map_err(anyhow::Error::from)?;
-        Ok((user, events, throttle, groups, all_groups.into_iter().map(|summary| summary.group).collect()))
+        let all_groups = db::groups::first(conn, GROUP_CHOICES).map_err(anyhow::Error::from)?;
+        Ok((user, events, throttle, groups, all_groups))
     })
     .await?;
     let sessions = sessions.list(pool, id).await?;

@@ -187,6 +187,7 @@ fn filters_of(query: &ListQuery, group: Option<i64>) -> Result<Filters, PageErro
             _ => None,
         },
         group,
+        group_is_large: false,
     })
 }
 
@@ -246,7 +247,7 @@ pub(crate) async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash)
     let counted = filters.clone();
     let (found, count, groups) = db::run(&page.pool, move |conn| -> anyhow::Result<_> {
         let plan = user_search::plan(conn, &request.filters)?;
-        let groups = db::groups::list(conn, None, None, MAX_GROUP_CHOICES)?;
+        let groups = db::groups::names(conn, MAX_GROUP_CHOICES)?;
         Ok((user_search::page(conn, &request, &plan)?, user_search::found(conn, &counted, &plan)?, groups))
     })
     .await?;
@@ -314,10 +315,7 @@ pub(crate) async fn list(page: Page, query: web::Query<ListQuery>, flash: Flash)
         status: query.status.clone(),
         mfa: query.mfa.clone(),
         group: query.group.clone(),
-        groups: groups
-            .into_iter()
-            .map(|summary| (summary.group.name.to_string(), summary.group.display_name))
-            .collect(),
+        groups,
         sort: sort_param,
         headers,
         rows: found.users.iter().map(|user| row(user, &clock)).collect(),
