@@ -123,6 +123,8 @@ fn check_cost(database_url: &str, secret: &str) -> anyhow::Result<()> {
         amr: "pwd",
         auth_time: 0,
         must_enrol: false,
+        groups: &[],
+        issued_from: None,
     };
     let token = keys.issue(&user, &grant)?.token;
     let hs256_token = hs256.issue(&user, &grant)?.token;

@@ -294,7 +294,13 @@ both_backends! {
         let again = portcullis(&other, &["user", "import", file.to_str().unwrap()], "");
         assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
         let second = portcullis(&other, &["user", "export", "--with-password-hashes"], "");
-        assert_eq!(String::from_utf8_lossy(&second.stdout), text, "the file round-trips exactly");
+        // Every column but `created_at` (an import creates the accounts now) comes back as it was.
+        let without_created = |csv: &str| -> Vec<String> {
+            csv.lines()
+                .map(|line| line.split(',').enumerate().filter(|(at, _)| *at != 6).map(|(_, cell)| cell).collect::<Vec<_>>().join(","))
+                .collect()
+        };
+        assert_eq!(without_created(&String::from_utf8_lossy(&second.stdout)), without_created(&text), "the file round-trips");
     }
 
     async fn a_csv_groups_cell_naming_ten_thousand_groups_is_a_clear_error_and_imports_nothing(app: TestApp) {
