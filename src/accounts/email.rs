@@ -173,7 +173,7 @@ impl Accounts<'_> {
                     return Err(AccountError::Refused("This account is disabled.".to_owned()));
                 }
                 let actor = Actor::user(&user, Some(client_ip));
-                let change = (password_hash.as_str(), false);
+                let change = super::operations::NewHash { hash: &password_hash, must_change: false };
                 store_password(conn, &outbox, &actor, &user, change, Action::PasswordResetByLink, None)?;
                 load(conn, user.id)
             })

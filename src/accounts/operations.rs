@@ -173,6 +173,14 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<User, A
     })
 }
 
+/// A password about to be stored: its hash, and whether it is a one-time password the user must
+/// replace at their next sign-in.
+#[derive(Clone, Copy)]
+pub(super) struct NewHash<'a> {
+    pub hash: &'a str,
+    pub must_change: bool,
+}
+
 /// Stores a new password hash and ends the user's sessions, all but `keep_session` (the one
 /// the user changed it from). `action` names the event: an admin's reset, the user's own
 /// change, or the forced change after a one-time password.
@@ -181,13 +189,13 @@ pub(super) fn set_password(
     outbox: &Outbox,
     actor: &Actor,
     id: i64,
-    (password_hash, must_change_password): (&str, bool),
+    new: NewHash<'_>,
     action: Action,
     keep_session: Option<String>,
 ) -> Result<User, AccountError> {
     write_transaction(conn, |conn| {
         let user = load(conn, id)?;
-        if must_change_password && actor.user.as_ref().is_some_and(|(actor_id, _)| *actor_id == id) {
+        if new.must_change && actor.user.as_ref().is_some_and(|(actor_id, _)| *actor_id == id) {
             // A one-time password for yourself would sign you out of the choice of your own.
             return Err(AccountError::Refused(
                 "You cannot reset your own password to a one-time password. Change it on your account page, \
@@ -195,7 +203,7 @@ pub(super) fn set_password(
                     .to_owned(),
             ));
         }
-        store_password(conn, outbox, actor, &user, (password_hash, must_change_password), action, keep_session)?;
+        store_password(conn, outbox, actor, &user, new, action, keep_session)?;
         load(conn, id)
     })
 }
@@ -207,11 +215,11 @@ pub(super) fn store_password(
     outbox: &Outbox,
     actor: &Actor,
     user: &User,
-    (password_hash, must_change_password): (&str, bool),
+    new: NewHash<'_>,
     action: Action,
     keep_session: Option<String>,
 ) -> Result<(), AccountError> {
-    users::set_password_hash(conn, user.id, password_hash, must_change_password)?;
+    users::set_password_hash(conn, user.id, new.hash, new.must_change)?;
     let ended = sessions::end_all_of_user(conn, user.id, keep_session)?;
     email_links::void_all(conn, user.id, Purpose::PasswordReset.as_str(), users::now())?;
     audit::record(conn, actor, action, Some((user.id, &user.username)), &ended)?;

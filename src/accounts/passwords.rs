@@ -181,7 +181,8 @@ pub fn set_password_from_command_line(
     let hash = hash_replacement_blocking(password, &user.password_hash)?
         .ok_or_else(|| AccountError::Refused(format!("it is the password {:?} already has", user.username.as_str())))?;
     let actor = Actor::command_line();
-    operations::set_password(conn, outbox, &actor, user.id, (&hash, false), Action::UserPasswordReset, None)
+    let new = operations::NewHash { hash: &hash, must_change: false };
+    operations::set_password(conn, outbox, &actor, user.id, new, Action::UserPasswordReset, None)
 }
 
 /// The command line's `user create`: the account with its password hashed here.

@@ -201,7 +201,8 @@ impl<'a> Accounts<'a> {
         };
         let outbox = Arc::clone(self.outbox);
         self.change(move |conn| {
-            operations::set_password(conn, &outbox, &actor, id, (&password_hash, must_change), action, keep_session)
+            let new = operations::NewHash { hash: &password_hash, must_change };
+            operations::set_password(conn, &outbox, &actor, id, new, action, keep_session)
         })
         .await
     }
