@@ -23,6 +23,20 @@ const MAX_SEARCH_CHARS: usize = 100;
 /// Each ticked user arrives as `select-{id}=on` (a checkbox per row, no script needed).
 const SELECT_PREFIX: &str = "select-";
 
+/// A group's page, for its administrators and (without renaming, deleting and managers) for
+/// its managers.
+#[derive(askama::Template)]
+#[template(path = "admin/groups/detail.html")]
+pub(crate) struct GroupPage {
+    pub layout: crate::web::layout::Layout,
+    pub view: Membership,
+    pub managers: Vec<(i64, String)>,
+    /// Where the forms post: `/admin/groups/{id}` (admins) or `/groups/{id}` (managers).
+    pub base: String,
+    /// Admins see renaming, deleting and the managers; managers only the members.
+    pub admin: bool,
+}
+
 /// Search text from an address, checked and bounded.
 pub(crate) fn search_text(raw: &str, field: &str) -> Result<String, PageError> {
     crate::web::params::refuse_control_characters([(field, raw)])?;

@@ -11,7 +11,7 @@ use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::flash::Flash;
 use crate::web::form::CsrfForm;
-use crate::web::group_members::{GroupQuery, Membership, PeopleForm, change_members, membership};
+use crate::web::group_members::{GroupPage, GroupQuery, PeopleForm, change_members, membership};
 use crate::web::layout::{Layout, render};
 use crate::web::params::GroupId;
 
@@ -39,16 +39,6 @@ async fn managed(page: &Page, GroupId(id): GroupId) -> Result<Group, PageError> 
     })
     .await?
     .ok_or(PageError::NotFound)
-}
-
-#[derive(Template)]
-#[template(path = "admin/groups/detail.html")]
-struct GroupPage {
-    layout: Layout,
-    view: Membership,
-    managers: Vec<(i64, String)>,
-    base: String,
-    admin: bool,
 }
 
 /// `GET /groups/{group}`.

@@ -15,7 +15,7 @@ use crate::error::PageError;
 use crate::web::context::Page;
 use crate::web::flash::Flash;
 use crate::web::form::{CsrfForm, NoFields};
-use crate::web::group_members::{GroupQuery, Membership, PeopleForm, change_members, membership, search_text};
+use crate::web::group_members::{GroupPage, GroupQuery, PeopleForm, change_members, membership, search_text};
 use crate::web::layout::{Layout, render};
 use crate::web::params::GroupId;
 
@@ -187,18 +187,6 @@ pub(crate) async fn delete(page: Page, id: GroupId, _form: CsrfForm<NoFields>) -
         Err(AccountError::NotFound) => Ok(page.redirect("/admin/groups", "That group no longer exists.")),
         Err(error) => Err(error.into()),
     }
-}
-
-#[derive(Template)]
-#[template(path = "admin/groups/detail.html")]
-struct GroupPage {
-    layout: Layout,
-    view: Membership,
-    managers: Vec<(i64, String)>,
-    /// Where the forms post: `/admin/groups/{id}` (admins) or `/groups/{id}` (managers).
-    base: String,
-    /// Admins see renaming, deleting and the managers; managers only the members.
-    admin: bool,
 }
 
 /// `GET /admin/groups/{group}`.
