@@ -355,6 +355,28 @@ both_backends! {
     }
 }
 
+/// The real default: administrators must use two-step sign-in.
+fn default_policy(settings: &mut portcullis::config::Settings) {
+    settings.mfa_required = portcullis::config::MfaPolicy::default();
+}
+
+both_backends_with! { default_policy;
+    async fn under_the_default_policy_an_admin_sets_up_two_step_sign_in_before_managing_groups(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        let alice = app.create_user("alice", Role::User).await;
+        app.login_as(&admin).await;
+        let refused = app.get("/admin/groups").await;
+        assert_eq!(refused.status(), 303, "nothing but setting up a second factor first");
+        assert_eq!(location(&refused), "/account/security");
+
+        crate::second_factor::enrol(&app).await;
+        let id = create_group(&app, "finance", "Finance").await;
+        add_members(&app, id, "alice").await;
+        let tokens = app.api_login(&alice).await;
+        assert_eq!(me(&app, &tokens.access).await["groups"], serde_json::json!(["finance"]));
+    }
+}
+
 mod at_the_gate {
     //! Through real nginx, Caddy and Traefik: `group:` rules decide, the site sees
     //! `Remote-Groups` (never a client's own), and a member removed elsewhere (the command

@@ -39,7 +39,7 @@ impl Authenticator {
     }
 }
 
-struct Enrolled {
+pub(crate) struct Enrolled {
     app: Authenticator,
     recovery_codes: Vec<String>,
 }
@@ -56,7 +56,7 @@ fn recovery_codes_in(html: &str) -> Vec<String> {
 
 /// Sets up an authenticator app for the signed-in user of this browser, as a person would:
 /// the Security page, "Set up", the key read off the page, the app's current code.
-async fn enrol(app: &TestApp) -> Enrolled {
+pub(crate) async fn enrol(app: &TestApp) -> Enrolled {
     let page = app.get("/account/security").await.text().await.unwrap();
     let csrf = hidden_field(&page, "csrf_token").expect("the Security page has forms");
     let started = app.post_form("/account/security/authenticator", &[("csrf_token", &csrf)]).await;
