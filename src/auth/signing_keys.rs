@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDateTime;
 
-use super::keys::{LoadedKey, thumbprint};
+use super::keys::{KeyPurpose, LoadedKey, thumbprint};
 use super::tokens::LEEWAY;
 use crate::config::{JwtAlgorithm, JwtSecret, TokenSigning};
 use crate::crypto::sealed::SealingKey;
@@ -43,8 +43,26 @@ fn generate(alg: JwtAlgorithm) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
             Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
         }
+        JwtAlgorithm::Rs256 => {
+            use aws_lc_rs::encoding::AsDer;
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+            let pkcs8 = pair.as_der().map_err(|_| anyhow::anyhow!("the RSA key could not be encoded"))?;
+            Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
+        }
         JwtAlgorithm::Hs256 => anyhow::bail!("HS256 signs with the secret: there is no key pair to make"),
     }
+}
+
+/// The algorithms an app may ask its ID tokens to be signed with; each has its own key.
+pub const ID_TOKEN_ALGORITHMS: [JwtAlgorithm; 3] = [JwtAlgorithm::Rs256, JwtAlgorithm::EdDsa, JwtAlgorithm::Es256];
+
+fn purpose_of(key: &StoredKey) -> KeyPurpose {
+    KeyPurpose::parse(&key.purpose).unwrap_or(KeyPurpose::Access)
+}
+
+fn is_access(key: &&StoredKey) -> bool {
+    purpose_of(key) == KeyPurpose::Access
 }
 
 fn at(seconds: NaiveDateTime) -> i64 {
@@ -81,7 +99,7 @@ impl SigningKeys {
     fn insert_new(
         &self,
         conn: &mut DbConnection,
-        alg: JwtAlgorithm,
+        (alg, purpose): (JwtAlgorithm, KeyPurpose),
         now: NaiveDateTime,
         lead: Duration,
     ) -> anyhow::Result<String> {
@@ -100,6 +118,7 @@ impl SigningKeys {
                 signs_from: later(now, lead),
                 retired_at: None,
                 drop_after: None,
+                purpose: purpose.as_str(),
             },
         )?;
         Ok(kid)
@@ -117,7 +136,7 @@ impl SigningKeys {
     ) -> anyhow::Result<Option<String>> {
         write_transaction(conn, |conn| -> anyhow::Result<Option<String>> {
             signing_keys::lock(conn)?;
-            let live = signing_keys::live(conn, now)?;
+            let live: Vec<StoredKey> = signing_keys::live(conn, now)?.into_iter().filter(|key| is_access(&key)).collect();
             let active = |key: &&StoredKey| key.retired_at.is_none_or(|retired| retired > now);
             let wanted = signing.algorithm.name();
             if signing.algorithm == JwtAlgorithm::Hs256 {
@@ -136,7 +155,7 @@ impl SigningKeys {
             }
             // The first key of this algorithm signs at once: nobody can have cached a JWKS with it
             // missing that matters more than signing in (tokens of other keys still verify).
-            let kid = self.insert_new(conn, signing.algorithm, now, Duration::ZERO)?;
+            let kid = self.insert_new(conn, (signing.algorithm, KeyPurpose::Access), now, Duration::ZERO)?;
             for key in live.iter().filter(active).filter(|key| key.alg != "HS256") {
                 signing_keys::retire(conn, key.id, now, self.drop_time(now))?;
             }
@@ -158,6 +177,7 @@ impl SigningKeys {
                         signs_from: now,
                         retired_at: Some(now),
                         drop_after: Some(self.drop_time(now)),
+                        purpose: KeyPurpose::Access.as_str(),
                     },
                 )?;
             }
@@ -187,23 +207,52 @@ impl SigningKeys {
         }
         write_transaction(conn, |conn| {
             signing_keys::lock(conn)?;
-            self.rotate_locked(conn, alg, lead, drop_old, now)
+            self.rotate_locked(conn, (alg, KeyPurpose::Access), lead, drop_old, now)
+        })
+    }
+
+    /// Makes sure a key signs the apps' ID tokens with `alg` (the first one for an algorithm
+    /// signs at once: no app can have cached a JWKS it was missing from). True when one was made.
+    pub fn ensure_id_key(&self, conn: &mut DbConnection, alg: JwtAlgorithm, now: NaiveDateTime) -> anyhow::Result<bool> {
+        if !ID_TOKEN_ALGORITHMS.contains(&alg) {
+            anyhow::bail!("ID tokens are not signed with {}", alg.name());
+        }
+        write_transaction(conn, |conn| {
+            signing_keys::lock(conn)?;
+            let signs = signing_keys::live(conn, now)?.iter().any(|key| {
+                purpose_of(key) == KeyPurpose::Id
+                    && key.alg == alg.name()
+                    && key.retired_at.is_none_or(|retired| retired > now)
+                    && key.sealed_private_key.as_deref().is_some_and(|sealed| self.sealing.open(OWNER, sealed).is_some())
+            });
+            if signs {
+                return Ok(false);
+            }
+            self.insert_new(conn, (alg, KeyPurpose::Id), now, Duration::ZERO)?;
+            Ok(true)
         })
     }
 
     /// `rotate`, inside a write transaction that holds `signing_keys::lock`.
+    /// An access key replaces every access key; an ID-token key only those of its algorithm.
     fn rotate_locked(
         &self,
         conn: &mut DbConnection,
-        alg: JwtAlgorithm,
+        (alg, purpose): (JwtAlgorithm, KeyPurpose),
         lead: Duration,
         drop_old: bool,
         now: NaiveDateTime,
     ) -> anyhow::Result<String> {
         let live = signing_keys::live(conn, now)?;
-        let kid = self.insert_new(conn, alg, now, lead)?;
+        let kid = self.insert_new(conn, (alg, purpose), now, lead)?;
         let starts = later(now, lead);
-        for key in live.iter().filter(|key| key.alg != "HS256" && key.retired_at.is_none_or(|retired| retired > starts))
+        let replaced = |key: &&StoredKey| {
+            purpose_of(key) == purpose && (purpose == KeyPurpose::Access || key.alg == alg.name())
+        };
+        for key in live
+            .iter()
+            .filter(replaced)
+            .filter(|key| key.alg != "HS256" && key.retired_at.is_none_or(|retired| retired > starts))
         {
             let drop_after = if drop_old { now } else { self.drop_time(starts) };
             signing_keys::retire(conn, key.id, starts.min(drop_after), drop_after)?;
@@ -211,26 +260,43 @@ impl SigningKeys {
         Ok(kid)
     }
 
-    /// Rotates when the newest key is older than the rotation period and no newer one waits.
-    /// Decided and done under the lock, in one transaction: instances checking at the same
-    /// moment make one new key between them.
+    /// Rotates when the newest key is older than the rotation period and no newer one waits
+    /// (the access key, and each ID-token key in use). Decided and done under the lock, in one
+    /// transaction: instances checking at the same moment make one new key between them.
+    /// Returns the kid of the new access key.
     pub fn rotate_if_due(
         &self,
         conn: &mut DbConnection,
         signing: &TokenSigning,
         now: NaiveDateTime,
     ) -> anyhow::Result<Option<String>> {
-        let (Some(period), false) = (signing.rotation, signing.algorithm == JwtAlgorithm::Hs256) else {
-            return Ok(None);
-        };
+        let Some(period) = signing.rotation else { return Ok(None) };
         write_transaction(conn, |conn| {
             signing_keys::lock(conn)?;
             let live = signing_keys::live(conn, now)?;
-            let newest = live.iter().filter(|key| key.alg == signing.algorithm.name()).map(|key| key.signs_from).max();
-            if newest.is_some_and(|from| later(from, period) > now) {
+            let due = |purpose: KeyPurpose, alg: JwtAlgorithm| {
+                let newest = live
+                    .iter()
+                    .filter(|key| purpose_of(key) == purpose && key.alg == alg.name())
+                    .map(|key| key.signs_from)
+                    .max();
+                newest.is_some_and(|from| later(from, period) <= now)
+            };
+            for alg in ID_TOKEN_ALGORITHMS {
+                if due(KeyPurpose::Id, alg) {
+                    self.rotate_locked(conn, (alg, KeyPurpose::Id), PUBLISH_LEAD, false, now)?;
+                }
+            }
+            let access_newest = live
+                .iter()
+                .filter(is_access)
+                .filter(|key| key.alg == signing.algorithm.name())
+                .map(|key| key.signs_from)
+                .max();
+            if signing.algorithm == JwtAlgorithm::Hs256 || access_newest.is_some_and(|from| later(from, period) > now) {
                 return Ok(None);
             }
-            Ok(Some(self.rotate_locked(conn, signing.algorithm, PUBLISH_LEAD, false, now)?))
+            Ok(Some(self.rotate_locked(conn, (signing.algorithm, KeyPurpose::Access), PUBLISH_LEAD, false, now)?))
         })
     }
 
@@ -252,6 +318,7 @@ impl SigningKeys {
                     .and_then(|sealed| self.sealing.open(OWNER, sealed))
                     .map(|opened| opened.plaintext);
                 Some(LoadedKey {
+                    purpose: purpose_of(&key),
                     kid: key.kid,
                     alg,
                     private_pkcs8,
@@ -314,7 +381,11 @@ impl SigningKeys {
                 };
                 let state =
                     if unreadable { format!("{state} (sealed under another secret: verifies only)") } else { state };
-                KeyState { kid: key.kid, alg: key.alg, state }
+                let alg = match purpose_of(&key) {
+                    KeyPurpose::Access => key.alg,
+                    KeyPurpose::Id => format!("{} (ID tokens)", key.alg),
+                };
+                KeyState { kid: key.kid, alg, state }
             })
             .collect())
     }
@@ -327,9 +398,10 @@ mod tests {
 
     #[test]
     fn generated_keys_publish_only_public_parts_under_their_thumbprint() {
-        for alg in [JwtAlgorithm::EdDsa, JwtAlgorithm::Es256] {
+        for alg in [JwtAlgorithm::EdDsa, JwtAlgorithm::Es256, JwtAlgorithm::Rs256] {
             let (pkcs8, public) = generate(alg).unwrap();
             let key = LoadedKey {
+                purpose: KeyPurpose::Id,
                 kid: thumbprint(alg, &public).unwrap(),
                 alg,
                 private_pkcs8: Some(pkcs8),

@@ -3,15 +3,18 @@
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use super::keys::LoadedKey;
+pub use super::keys::{KeyPurpose, LoadedKey};
 use crate::config::{JwtAlgorithm, JwtSecret};
 use crate::db::users::User;
 use crate::domain::Role;
 
 /// RFC 9068's media type for access tokens, so no other kind of token we sign can pass as one.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// What ID tokens say in `typ` (OpenID Connect Core leaves it to JWT's own `JWT`).
+pub const ID_TOKEN_TYPE: &str = "JWT";
 pub const AUDIENCE: &str = "portcullis";
 /// The audience of the twin token the sites behind the reverse proxy receive (the gate cookie):
 /// the gate accepts it, our own pages and API refuse it, so a site that leaks or replays it
@@ -143,6 +146,12 @@ pub enum TokenError {
     Invalid,
 }
 
+/// No key of this instance can sign ID tokens with the algorithm an app asked for (none made
+/// yet, or made by another instance since the last reload).
+#[derive(Debug, thiserror::Error)]
+#[error("no key signs ID tokens with {0} here yet")]
+pub struct NoIdTokenKey(pub &'static str);
+
 /// A key tokens may name in `kid`: its algorithm is pinned (RFC 8725 §3.1), so a token
 /// claiming any other `alg` for it is refused.
 struct NamedKey {
@@ -152,11 +161,14 @@ struct NamedKey {
     encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     validation: Validation,
+    /// The same, any audience: for tokens issued to the apps (their audience is the app).
+    any_audience: Validation,
 }
 
 /// A public key as the ring holds it, with when it signs and when it goes.
 struct PublicKey {
     key: NamedKey,
+    purpose: KeyPurpose,
     jwk: serde_json::Value,
     published_at: i64,
     signs_from: i64,
@@ -198,8 +210,16 @@ fn jose_algorithm(algorithm: JwtAlgorithm) -> Option<Algorithm> {
     match algorithm {
         JwtAlgorithm::EdDsa => Some(Algorithm::EdDSA),
         JwtAlgorithm::Es256 => Some(Algorithm::ES256),
+        JwtAlgorithm::Rs256 => Some(Algorithm::RS256),
         JwtAlgorithm::Hs256 => None,
     }
+}
+
+fn any_audience(alg: Algorithm, issuer: &str) -> Validation {
+    let mut validation = validation(alg, issuer);
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    validation
 }
 
 fn validation(alg: Algorithm, issuer: &str) -> Validation {
@@ -232,6 +252,7 @@ impl JwtKeys {
                 encoding: (index == 0).then(|| EncodingKey::from_secret(secret.expose())),
                 decoding: DecodingKey::from_secret(secret.expose()),
                 validation: validation(Algorithm::HS256, issuer),
+                any_audience: any_audience(Algorithm::HS256, issuer),
             })
             .collect();
         Self { algorithm, secret, ring: Default::default(), issuer: issuer.to_owned(), ttl }
@@ -260,13 +281,25 @@ impl JwtKeys {
                     loaded.private_pkcs8.as_deref().map(EncodingKey::from_ed_der),
                     DecodingKey::from_ed_der(&loaded.public),
                 ),
+                JwtAlgorithm::Rs256 => (
+                    loaded.private_pkcs8.as_deref().and_then(super::keys::rsa_private_key).map(EncodingKey::from_rsa_der),
+                    DecodingKey::from_rsa_der(&loaded.public),
+                ),
                 _ => (
                     loaded.private_pkcs8.as_deref().map(EncodingKey::from_ec_der),
                     DecodingKey::from_ec_der(&loaded.public),
                 ),
             };
             ring.public.push(PublicKey {
-                key: NamedKey { kid: loaded.kid, alg, encoding, decoding, validation: validation(alg, &self.issuer) },
+                purpose: loaded.purpose,
+                key: NamedKey {
+                    kid: loaded.kid,
+                    alg,
+                    encoding,
+                    decoding,
+                    validation: validation(alg, &self.issuer),
+                    any_audience: any_audience(alg, &self.issuer),
+                },
                 jwk,
                 published_at: loaded.published_at,
                 signs_from: loaded.signs_from,
@@ -333,31 +366,72 @@ impl JwtKeys {
     }
 
     fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        self.sign_access(claims)
+    }
+
+    /// An access token with any claims (ours, or an app's: RFC 9068), signed by the key that
+    /// signs access tokens now.
+    pub fn sign_access<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
         let signer = if self.algorithm == JwtAlgorithm::Hs256 {
             self.secret.first()
         } else {
-            // The newest key of the configured algorithm that has begun and not stopped signing.
-            ring.public
-                .iter()
-                .filter(|key| Some(key.key.alg) == jose_algorithm(self.algorithm))
-                .filter(|key| {
-                    key.key.encoding.is_some() && key.signs_from <= now && key.retired_at.is_none_or(|at| at > now)
-                })
-                .max_by_key(|key| key.signs_from)
-                .map(|key| &key.key)
+            ring.signer(KeyPurpose::Access, self.algorithm, now)
         };
         let signer = signer.ok_or_else(|| anyhow::anyhow!("no key can sign {} tokens now", self.algorithm.name()))?;
-        let encoding =
-            signer.encoding.as_ref().ok_or_else(|| anyhow::anyhow!("the signing key has no private half"))?;
-        let header = Header {
-            typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
-            kid: Some(signer.kid.clone()),
-            ..Header::new(signer.alg)
+        signed(signer, ACCESS_TOKEN_TYPE, claims)
+    }
+
+    /// An ID token (OpenID Connect Core 2) signed with `alg` by the ID-token key of that
+    /// algorithm; `NoIdTokenKey` when this instance has none yet (the caller makes one and reloads).
+    pub fn sign_id_token<T: Serialize>(&self, alg: JwtAlgorithm, claims: &T) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let ring = self.ring();
+        let signer = ring.signer(KeyPurpose::Id, alg, now).ok_or(NoIdTokenKey(alg.name()))?;
+        signed(signer, ID_TOKEN_TYPE, claims)
+    }
+
+    /// An access token issued to an app (RFC 9068: `at+jwt`, our issuer, signed by one of our
+    /// access keys), whatever its audience; the caller checks the audience and the claims.
+    pub fn verify_app_token<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        let kid = self.kid_of(token)?;
+        let now = chrono::Utc::now().timestamp();
+        let ring = self.ring();
+        let public = ring.public.iter().find(|key| {
+            key.purpose == KeyPurpose::Access && key.key.kid == kid && key.verifies_at(now)
+        });
+        let key = match public {
+            Some(public) => &public.key,
+            None if self.algorithm == JwtAlgorithm::Hs256 => {
+                self.secret.iter().find(|key| key.kid == kid).ok_or(TokenError::Invalid)?
+            }
+            None => return Err(TokenError::Invalid),
         };
-        let token = encode(&header, claims, encoding)?;
-        Ok(if signer.alg == Algorithm::ES256 { low_s::normalise(&token) } else { token })
+        checked::<T>(token, key, &key.any_audience, ACCESS_TOKEN_TYPE, now)
+    }
+
+    /// An ID token we issued (signature, issuer, type), expired or not: what `id_token_hint`
+    /// names.
+    pub fn verify_id_token<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        let kid = self.kid_of(token)?;
+        let now = chrono::Utc::now().timestamp();
+        let ring = self.ring();
+        let key = ring
+            .public
+            .iter()
+            .find(|key| key.purpose == KeyPurpose::Id && key.key.kid == kid && key.verifies_at(now))
+            .ok_or(TokenError::Invalid)?;
+        let mut validation = key.key.any_audience.clone();
+        validation.validate_exp = false;
+        checked::<T>(token, &key.key, &validation, ID_TOKEN_TYPE, now)
+    }
+
+    fn kid_of(&self, token: &str) -> Result<String, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid);
+        }
+        jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid.ok_or(TokenError::Invalid)
     }
 
     /// Every failure is just "invalid" (or "expired"): callers answer 401 alike. A token for
@@ -379,7 +453,10 @@ impl JwtKeys {
             jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid.ok_or(TokenError::Invalid)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
-        let public = ring.public.iter().find(|key| key.key.kid == kid && key.verifies_at(now));
+        let public = ring
+            .public
+            .iter()
+            .find(|key| key.purpose == KeyPurpose::Access && key.key.kid == kid && key.verifies_at(now));
         let secret_allowed =
             self.algorithm == JwtAlgorithm::Hs256 || ring.secret_tokens_until.is_some_and(|until| until > now);
         let (key, until) = match public {
@@ -416,6 +493,61 @@ impl JwtKeys {
         }
         Ok((data.claims, until))
     }
+}
+
+impl Ring {
+    /// The newest key of `purpose` and `alg` that has begun and not stopped signing.
+    fn signer(&self, purpose: KeyPurpose, alg: JwtAlgorithm, now: i64) -> Option<&NamedKey> {
+        self.public
+            .iter()
+            .filter(|key| key.purpose == purpose && Some(key.key.alg) == jose_algorithm(alg))
+            .filter(|key| key.key.encoding.is_some() && key.signs_from <= now && key.retired_at.is_none_or(|at| at > now))
+            .max_by_key(|key| key.signs_from)
+            .map(|key| &key.key)
+    }
+}
+
+fn signed<T: Serialize>(signer: &NamedKey, typ: &str, claims: &T) -> anyhow::Result<String> {
+    let encoding = signer.encoding.as_ref().ok_or_else(|| anyhow::anyhow!("the signing key has no private half"))?;
+    let header = Header { typ: Some(typ.to_owned()), kid: Some(signer.kid.clone()), ..Header::new(signer.alg) };
+    let token = encode(&header, claims, encoding)?;
+    Ok(if signer.alg == Algorithm::ES256 { low_s::normalise(&token) } else { token })
+}
+
+/// The checks every token of ours passes, whatever it is for: one spelling of an ES256
+/// signature, the signature and `validation`, the pinned `typ`, no keys or URLs in the header,
+/// nothing issued in the future.
+fn checked<T: DeserializeOwned>(
+    token: &str,
+    key: &NamedKey,
+    validation: &Validation,
+    typ: &str,
+    now: i64,
+) -> Result<T, TokenError> {
+    #[derive(Deserialize)]
+    struct Issued {
+        iat: i64,
+    }
+    if key.alg == Algorithm::ES256 && !low_s::is_low(token) {
+        return Err(TokenError::Invalid);
+    }
+    let data = decode::<serde_json::Value>(token, &key.decoding, validation).map_err(|error| match error.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+        _ => TokenError::Invalid,
+    })?;
+    let header = &data.header;
+    let unexpected_header = header.alg != key.alg
+        || header.typ.as_deref() != Some(typ)
+        || header.jku.is_some()
+        || header.jwk.is_some()
+        || header.x5u.is_some()
+        || header.x5c.is_some()
+        || header.crit.is_some();
+    let issued: Issued = serde_json::from_value(data.claims.clone()).map_err(|_| TokenError::Invalid)?;
+    if unexpected_header || issued.iat > now + i64::try_from(LEEWAY.as_secs()).unwrap_or(0) {
+        return Err(TokenError::Invalid);
+    }
+    serde_json::from_value(data.claims).map_err(|_| TokenError::Invalid)
 }
 
 /// ES256 signatures in low-S form only (as Bitcoin and Ethereum require): `r ‖ s` with

@@ -74,6 +74,8 @@ pub enum JwtAlgorithm {
     EdDsa,
     Es256,
     Hs256,
+    /// RSA with SHA-256: what every OpenID Connect client must support (ID tokens).
+    Rs256,
 }
 
 impl JwtAlgorithm {
@@ -82,7 +84,8 @@ impl JwtAlgorithm {
             "EdDSA" => Ok(Self::EdDsa),
             "ES256" => Ok(Self::Es256),
             "HS256" => Ok(Self::Hs256),
-            other => bail!("PORTCULLIS_JWT_ALG must be EdDSA, ES256 or HS256 (got {other:?})"),
+            "RS256" => Ok(Self::Rs256),
+            other => bail!("PORTCULLIS_JWT_ALG must be EdDSA, ES256, RS256 or HS256 (got {other:?})"),
         }
     }
 
@@ -92,6 +95,7 @@ impl JwtAlgorithm {
             Self::EdDsa => "EdDSA",
             Self::Es256 => "ES256",
             Self::Hs256 => "HS256",
+            Self::Rs256 => "RS256",
         }
     }
 }

@@ -217,5 +217,87 @@ diesel::table! {
         signs_from -> Timestamp,
         retired_at -> Nullable<Timestamp>,
         drop_after -> Nullable<Timestamp>,
+        purpose -> Text,
     }
 }
+
+diesel::table! {
+    oauth_clients (id) {
+        id -> BigInt,
+        client_id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        redirect_uris -> Text,
+        scopes -> Text,
+        ask_consent -> Bool,
+        allowed_roles -> Text,
+        allowed_groups -> Text,
+        id_token_alg -> Text,
+        access_token_seconds -> BigInt,
+        refresh_token_seconds -> BigInt,
+        is_enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oauth_grants (id) {
+        id -> BigInt,
+        gid -> Text,
+        client_id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        session_sid -> Nullable<Text>,
+        scope -> Text,
+        auth_time -> Timestamp,
+        amr -> Text,
+        nonce -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    oauth_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> BigInt,
+        user_id -> BigInt,
+        session_sid -> Text,
+        redirect_uri -> Text,
+        scope -> Text,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        auth_time -> Timestamp,
+        amr -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        grant_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oauth_refresh_tokens (token_hash) {
+        token_hash -> Text,
+        grant_id -> BigInt,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    oauth_consents (user_id, client_id) {
+        user_id -> BigInt,
+        client_id -> BigInt,
+        scopes -> Text,
+        granted_at -> Timestamp,
+        last_used_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(oauth_grants -> oauth_clients (client_id));
+diesel::joinable!(oauth_refresh_tokens -> oauth_grants (grant_id));
+diesel::joinable!(oauth_consents -> oauth_clients (client_id));
+diesel::allow_tables_to_appear_in_same_query!(oauth_clients, oauth_grants, oauth_refresh_tokens, oauth_consents, users);

@@ -20,6 +20,8 @@ pub struct StoredKey {
     pub signs_from: NaiveDateTime,
     pub retired_at: Option<NaiveDateTime>,
     pub drop_after: Option<NaiveDateTime>,
+    /// `access` or `id` (see `auth::keys::KeyPurpose`).
+    pub purpose: String,
 }
 
 #[derive(Insertable)]
@@ -33,6 +35,7 @@ pub struct NewKey<'a> {
     pub signs_from: NaiveDateTime,
     pub retired_at: Option<NaiveDateTime>,
     pub drop_after: Option<NaiveDateTime>,
+    pub purpose: &'a str,
 }
 
 /// Inside a write transaction: one writer at a time decides which key signs (two instances
