@@ -11,6 +11,7 @@ pub mod export;
 pub mod mail;
 pub mod memory;
 pub mod metrics;
+pub mod oauth;
 pub mod random;
 pub mod startup;
 pub mod telemetry;

@@ -35,7 +35,7 @@ use crate::web::endpoint::{Area, RouteInfo, endpoint, get, head_as_get, post, re
 use crate::web::guard::{identify_page_visitor, require_page_session};
 use crate::web::{
     account, admin, api, dashboard, email_confirm, errors, forward_auth, groups, health, home, invitation, limits,
-    login, logout, password_change, password_reset, well_known,
+    login, logout, oauth, password_change, password_reset, well_known,
 };
 
 /// Forms and JSON bodies here are small; refuse more before reading it.
@@ -143,8 +143,10 @@ impl Application {
             throttle.clone().into_inner(),
             settings.housekeeping_interval,
         )?;
-        let sessions =
-            web::Data::new(Sessions::new(keys, policy, settings.mfa_required, revocations, Arc::clone(&outbox)));
+        let sessions = web::Data::new(
+            Sessions::new(keys, policy, settings.mfa_required, revocations, Arc::clone(&outbox))
+                .with_key_maker(Arc::clone(&signing_keys)),
+        );
         let reloaded = sessions.clone().into_inner();
         let key_reloader = background::start_key_reloader(signing_keys, pool.clone(), settings.signing, move |keys| {
             reloaded.replace_keys(keys)
@@ -285,6 +287,16 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .service(endpoint(well_known::JWKS_PATH, [get(well_known::jwks)]))
         .service(endpoint("/auth/verify", [get(forward_auth::verify)]))
         .service(endpoint("/.well-known/oauth-authorization-server", [get(well_known::metadata)]))
+        .service(endpoint("/.well-known/openid-configuration", [get(well_known::metadata)]))
+        .service(
+            endpoint(oauth::AUTHORIZE_PATH, [get(oauth::authorize::start_get), post(oauth::authorize::start_post)])
+                .wrap(from_fn(identify_page_visitor)),
+        )
+        .service(endpoint(oauth::CONSENT_PATH, [post(oauth::authorize::consent)]).wrap(from_fn(require_page_session)))
+        .service(endpoint(oauth::TOKEN_PATH, [post(oauth::endpoints::token)]))
+        .service(endpoint(oauth::REVOKE_PATH, [post(oauth::endpoints::revoke)]))
+        .service(endpoint(oauth::INTROSPECT_PATH, [post(oauth::endpoints::introspect)]))
+        .service(endpoint(oauth::USERINFO_PATH, [get(oauth::endpoints::userinfo), post(oauth::endpoints::userinfo)]))
         .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint("/login/forgot", [get(login::forgot::form), post(login::forgot::submit)]))
         // Mailed links carry their token in the address: no page they lead to names it to another site.

@@ -102,6 +102,8 @@ pub struct Sessions {
     revocations: Arc<RevocationList>,
     verified: VerifiedTokens,
     outbox: Arc<Outbox>,
+    /// Makes the apps' ID-token keys on first need (`ensure_id_key`).
+    key_maker: Option<Arc<super::signing_keys::SigningKeys>>,
 }
 
 impl Sessions {
@@ -112,7 +114,50 @@ impl Sessions {
         revocations: Arc<RevocationList>,
         outbox: Arc<Outbox>,
     ) -> Self {
-        Self { keys, policy, mfa, revocations, verified: VerifiedTokens::default(), outbox }
+        Self { keys, policy, mfa, revocations, verified: VerifiedTokens::default(), outbox, key_maker: None }
+    }
+
+    /// With the maker of signing keys, so that ID-token keys are made when an app first needs one.
+    pub fn with_key_maker(mut self, maker: Arc<super::signing_keys::SigningKeys>) -> Self {
+        self.key_maker = Some(maker);
+        self
+    }
+
+    /// Makes sure this instance can sign ID tokens with `alg`: a key made (or found, made by
+    /// another instance) in the database, and the keys read again.
+    pub async fn ensure_id_key(&self, pool: &DbPool, alg: crate::config::JwtAlgorithm) -> anyhow::Result<()> {
+        let maker = self.key_maker.clone().ok_or_else(|| anyhow::anyhow!("no key maker"))?;
+        let keys = db::run(pool, move |conn| -> anyhow::Result<_> {
+            let now = now();
+            if maker.ensure_id_key(conn, alg, now)? {
+                tracing::info!(alg = alg.name(), "made a key for ID tokens");
+            }
+            maker.load(conn, now)
+        })
+        .await?;
+        self.replace_keys(keys);
+        Ok(())
+    }
+
+    /// The per-request check of a token that names the ids `ids` (a grant, an app) and was
+    /// issued at `issued_at`: none revoked or outdated. No I/O.
+    pub fn check_revoked(&self, ids: &[&str], issued_at: i64) -> Result<(), AuthFailure> {
+        for id in ids {
+            match self.revocations.check(id, issued_at) {
+                Ok(()) => {}
+                Err(Refusal::Revoked) => return Err(AuthFailure::Revoked),
+                Err(Refusal::Outdated) => return Err(AuthFailure::Revoked),
+                Err(Refusal::Stale) => {
+                    return Err(AuthFailure::Unavailable(anyhow::anyhow!("the revoked-session list is out of date")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After this instance revoked something: refused here at once, not at the next tick.
+    pub async fn sync_revocations(&self, pool: &DbPool) -> anyhow::Result<()> {
+        self.revocations.sync_now(pool).await
     }
 
     pub fn policy(&self) -> &SessionPolicy {

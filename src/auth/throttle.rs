@@ -216,6 +216,23 @@ impl LoginThrottle {
         Counters { counters: vec![counter], login: None }
     }
 
+    /// The counter of an app's secret presented from `client_ip`: wrong secrets pause that
+    /// app from that address only, so a stranger cannot stop the app elsewhere.
+    pub fn client_counters(&self, client_id: &str, client_ip: &str) -> Counters {
+        let counter = Counter { key: format!("app:{client_id}:{}", address_key(client_ip)), kind: Kind::Probe };
+        Counters { counters: vec![counter], login: None }
+    }
+
+    /// How long the counters are paused for, if they are (a read; nothing reserved).
+    pub fn paused(
+        &self,
+        conn: &mut DbConnection,
+        counters: &Counters,
+        now: NaiveDateTime,
+    ) -> diesel::QueryResult<Option<Duration>> {
+        Ok(self.pause_in_force(counters, &throttles::find_many(conn, &counters.keys())?, now))
+    }
+
     /// Reserves one attempt on every counter, or refuses with how long to wait. A refusal by
     /// a pause already in force writes nothing.
     pub fn begin(

@@ -89,10 +89,21 @@ pub enum Action {
     GroupMembersAdd,
     GroupMembersRemove,
     GroupManagersChange,
+    AppCreate,
+    AppUpdate,
+    AppEnable,
+    AppDisable,
+    AppDelete,
+    AppSecretRotated,
+    AppAuthFailed,
+    AppCodeReused,
+    AppRefreshReused,
+    AppConsent,
+    AppDisconnect,
 }
 
 impl Action {
-    pub const ALL: [Action; 45] = [
+    pub const ALL: [Action; 56] = [
         Self::LoginOk,
         Self::LoginFailed,
         Self::Logout,
@@ -138,6 +149,17 @@ impl Action {
         Self::GroupMembersAdd,
         Self::GroupMembersRemove,
         Self::GroupManagersChange,
+        Self::AppCreate,
+        Self::AppUpdate,
+        Self::AppEnable,
+        Self::AppDisable,
+        Self::AppDelete,
+        Self::AppSecretRotated,
+        Self::AppAuthFailed,
+        Self::AppCodeReused,
+        Self::AppRefreshReused,
+        Self::AppConsent,
+        Self::AppDisconnect,
     ];
 
     /// The stored code (stable: filters, exports and old rows use it).
@@ -201,6 +223,17 @@ impl Action {
             Self::GroupMembersAdd => ("group.members_add", "Added members to a group"),
             Self::GroupMembersRemove => ("group.members_remove", "Removed members from a group"),
             Self::GroupManagersChange => ("group.managers", "Changed who manages a group"),
+            Self::AppCreate => ("app.create", "Added an app (OpenID Connect)"),
+            Self::AppUpdate => ("app.update", "Changed an app's settings"),
+            Self::AppEnable => ("app.enable", "Enabled an app"),
+            Self::AppDisable => ("app.disable", "Disabled an app"),
+            Self::AppDelete => ("app.delete", "Deleted an app"),
+            Self::AppSecretRotated => ("app.secret_rotated", "Made a new secret for an app"),
+            Self::AppAuthFailed => ("app.auth_failed", "An app's secret was wrong"),
+            Self::AppCodeReused => ("app.code_reused", "An authorization code came back; its tokens were revoked"),
+            Self::AppRefreshReused => ("app.refresh_reused", "An app's stolen refresh token was detected; its tokens were revoked"),
+            Self::AppConsent => ("app.consent", "Let an app sign them in"),
+            Self::AppDisconnect => ("app.disconnect", "Disconnected an app"),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod challenges;
 mod connection;
 pub mod email_links;
 pub mod groups;
+pub mod oauth;
 pub mod outbox;
 pub mod passkeys;
 pub mod schema;

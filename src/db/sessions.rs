@@ -196,7 +196,20 @@ pub fn revoke(conn: &mut DbConnection, which: &Ending, at: NaiveDateTime) -> Que
     }
     let ids: Vec<i64> = ended.iter().map(|session| session.id).collect();
     diesel::delete(sessions::table.filter(sessions::id.eq_any(&ids))).execute(conn)?;
+    // The apps this session signed in to lose their tokens with it.
+    let sids: Vec<String> = ended.iter().map(|session| session.sid.clone()).collect();
+    super::oauth::revoke_grants_of_sessions(conn, &sids, at)?;
     Ok(ended)
+}
+
+/// Puts one id on the revoked list (an app's token that no session or grant row stands for).
+pub fn revoke_id(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<()> {
+    if revoked_sessions::table.find(id).count().get_result::<i64>(conn)? == 0 {
+        diesel::insert_into(revoked_sessions::table)
+            .values((revoked_sessions::sid.eq(id), revoked_sessions::revoked_at.eq(at)))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Inside an account change's transaction: ends every session of the user but `except_sid`.

@@ -18,7 +18,9 @@ pub(crate) async fn refuse_cross_site_writes(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let safe_method = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // The API takes only Bearer tokens, which a browser never attaches on its own.
-    if !safe_method && !is_api_path(req.path()) && is_cross_site(req.headers()) {
+    // So are the OpenID Connect endpoints apps call (an app's own page may post to authorize).
+    let cookieless = super::oauth::COOKIELESS_PATHS.contains(&req.path());
+    if !safe_method && !is_api_path(req.path()) && !cookieless && is_cross_site(req.headers()) {
         tracing::warn!(path = req.path(), "cross-site write refused");
         return Ok(req.error_response(PageError::CsrfRejected));
     }

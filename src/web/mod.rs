@@ -27,6 +27,7 @@ pub(crate) mod limits;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod mailed_links;
+pub(crate) mod oauth;
 pub(crate) mod params;
 pub(crate) mod passkey_shapes;
 pub(crate) mod password_change;

@@ -1,6 +1,6 @@
-//! `GET /.well-known/jwks.json` and `GET /.well-known/oauth-authorization-server`: what another
-//! service needs to check our access tokens itself — the public keys (RFC 7517) and where to
-//! find them (RFC 8414). Answered from memory.
+//! `GET /.well-known/jwks.json`, `/.well-known/openid-configuration` and
+//! `/.well-known/oauth-authorization-server`: the public keys (RFC 7517) and what the provider
+//! supports (OpenID Connect Discovery, RFC 8414). Answered from memory.
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -20,18 +20,40 @@ pub(crate) async fn jwks(sessions: web::Data<Sessions>) -> HttpResponse {
         .json(json!({ "keys": sessions.keys().published() }))
 }
 
-/// RFC 8414 metadata: the issuer tokens name in `iss`, and the JWKS address. (The token API
-/// is Portcullis's own JSON, described by its OpenAPI document, not an OAuth endpoint, so none
-/// is listed.)
+/// OpenID Connect Discovery 1.0 §3 and RFC 8414: exactly what the provider supports. One
+/// document at both addresses.
 pub(crate) async fn metadata(sessions: web::Data<Sessions>) -> HttpResponse {
+    use super::oauth::{AUTHORIZE_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH};
     let issuer = sessions.keys().issuer();
+    let client_auth = ["client_secret_basic", "client_secret_post"];
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", JWKS_MAX_AGE.as_secs())))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .json(json!({
             "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
+            "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+            "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
+            "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
+            "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
             "jwks_uri": format!("{issuer}{JWKS_PATH}"),
-            "response_types_supported": [],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "EdDSA", "ES256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": client_auth,
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": crate::oauth::scopes::KNOWN_SCOPES,
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "azp", "at_hash",
+                "name", "preferred_username", "zoneinfo", "updated_at", "email", "email_verified", "groups"],
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
+            "authorization_response_iss_parameter_supported": true,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "claims_parameter_supported": false,
             "service_documentation": format!("{issuer}/api/openapi.json"),
         }))
 }

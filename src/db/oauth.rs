@@ -1,0 +1,377 @@
+//! Queries on the OpenID Connect tables: the apps (`oauth_clients`), their authorizations
+//! (`oauth_grants`), codes, refresh tokens and the users' consents.
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::{oauth_clients, oauth_codes, oauth_consents, oauth_grants, oauth_refresh_tokens, renewed_sessions,
+    revoked_sessions};
+
+/// An app as stored. Lists are text (see the migration): `redirect_uris` one per line, the
+/// others separated by spaces.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = oauth_clients)]
+pub struct ClientRow {
+    pub id: i64,
+    pub client_id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub redirect_uris: String,
+    pub scopes: String,
+    pub ask_consent: bool,
+    pub allowed_roles: String,
+    pub allowed_groups: String,
+    pub id_token_alg: String,
+    pub access_token_seconds: i64,
+    pub refresh_token_seconds: i64,
+    pub is_enabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = oauth_clients)]
+pub struct ClientChanges<'a> {
+    pub name: &'a str,
+    pub redirect_uris: &'a str,
+    pub scopes: &'a str,
+    pub ask_consent: bool,
+    pub allowed_roles: &'a str,
+    pub allowed_groups: &'a str,
+    pub id_token_alg: &'a str,
+    pub access_token_seconds: i64,
+    pub refresh_token_seconds: i64,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert_client(
+    conn: &mut DbConnection,
+    client_id: &str,
+    secret_hash: Option<&str>,
+    settings: &ClientChanges<'_>,
+    at: NaiveDateTime,
+) -> QueryResult<ClientRow> {
+    diesel::insert_into(oauth_clients::table)
+        .values((
+            oauth_clients::client_id.eq(client_id),
+            oauth_clients::secret_hash.eq(secret_hash),
+            settings,
+            oauth_clients::is_enabled.eq(true),
+            oauth_clients::created_at.eq(at),
+        ))
+        .returning(oauth_clients::all_columns)
+        .get_result(conn)
+}
+
+pub fn update_client(conn: &mut DbConnection, id: i64, settings: &ClientChanges<'_>) -> QueryResult<bool> {
+    Ok(diesel::update(oauth_clients::table.find(id)).set(settings).execute(conn)? == 1)
+}
+
+pub fn set_client_enabled(conn: &mut DbConnection, id: i64, enabled: bool, at: NaiveDateTime) -> QueryResult<bool> {
+    Ok(diesel::update(oauth_clients::table.find(id))
+        .set((oauth_clients::is_enabled.eq(enabled), oauth_clients::updated_at.eq(at)))
+        .execute(conn)?
+        == 1)
+}
+
+pub fn set_client_secret(conn: &mut DbConnection, id: i64, secret_hash: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    Ok(diesel::update(oauth_clients::table.find(id))
+        .set((oauth_clients::secret_hash.eq(secret_hash), oauth_clients::updated_at.eq(at)))
+        .execute(conn)?
+        == 1)
+}
+
+pub fn delete_client(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+    Ok(diesel::delete(oauth_clients::table.find(id)).execute(conn)? == 1)
+}
+
+pub fn find_client(conn: &mut DbConnection, id: i64) -> QueryResult<Option<ClientRow>> {
+    oauth_clients::table.find(id).select(ClientRow::as_select()).first(conn).optional()
+}
+
+pub fn find_client_by_client_id(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<ClientRow>> {
+    oauth_clients::table
+        .filter(oauth_clients::client_id.eq(client_id))
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every app, by name.
+pub fn list_clients(conn: &mut DbConnection) -> QueryResult<Vec<ClientRow>> {
+    oauth_clients::table.order((oauth_clients::name, oauth_clients::id)).select(ClientRow::as_select()).load(conn)
+}
+
+pub fn count_clients(conn: &mut DbConnection) -> QueryResult<i64> {
+    oauth_clients::table.count().get_result(conn)
+}
+
+/// A code as stored (its hash is the key).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = oauth_codes)]
+pub struct CodeRow {
+    pub code_hash: String,
+    pub client_id: i64,
+    pub user_id: i64,
+    pub session_sid: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: NaiveDateTime,
+    pub amr: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub grant_id: Option<i64>,
+}
+
+pub fn insert_code(conn: &mut DbConnection, code: &CodeRow) -> QueryResult<()> {
+    diesel::insert_into(oauth_codes::table).values(code).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_code(conn: &mut DbConnection, code_hash: &str) -> QueryResult<Option<CodeRow>> {
+    oauth_codes::table.find(code_hash).select(CodeRow::as_select()).first(conn).optional()
+}
+
+/// Marks an unused code used by `grant_id`; false when it was used already (compare-and-set:
+/// two exchanges of one code at once cannot both win).
+pub fn use_code(conn: &mut DbConnection, code_hash: &str, grant_id: i64, at: NaiveDateTime) -> QueryResult<bool> {
+    Ok(diesel::update(oauth_codes::table.find(code_hash).filter(oauth_codes::used_at.is_null()))
+        .set((oauth_codes::used_at.eq(at), oauth_codes::grant_id.eq(grant_id)))
+        .execute(conn)?
+        == 1)
+}
+
+/// A grant (one authorization and the tokens it led to).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = oauth_grants)]
+pub struct GrantRow {
+    pub id: i64,
+    pub gid: String,
+    pub client_id: i64,
+    pub user_id: Option<i64>,
+    pub session_sid: Option<String>,
+    pub scope: String,
+    pub auth_time: NaiveDateTime,
+    pub amr: String,
+    pub nonce: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = oauth_grants)]
+pub struct NewGrant<'a> {
+    pub gid: &'a str,
+    pub client_id: i64,
+    pub user_id: Option<i64>,
+    pub session_sid: Option<&'a str>,
+    pub scope: &'a str,
+    pub auth_time: NaiveDateTime,
+    pub amr: &'a str,
+    pub nonce: Option<&'a str>,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: NaiveDateTime,
+}
+
+pub fn insert_grant(conn: &mut DbConnection, grant: &NewGrant<'_>) -> QueryResult<GrantRow> {
+    diesel::insert_into(oauth_grants::table).values(grant).returning(oauth_grants::all_columns).get_result(conn)
+}
+
+pub fn find_grant(conn: &mut DbConnection, id: i64) -> QueryResult<Option<GrantRow>> {
+    oauth_grants::table.find(id).select(GrantRow::as_select()).first(conn).optional()
+}
+
+pub fn find_grant_by_gid(conn: &mut DbConnection, gid: &str) -> QueryResult<Option<GrantRow>> {
+    oauth_grants::table.filter(oauth_grants::gid.eq(gid)).select(GrantRow::as_select()).first(conn).optional()
+}
+
+pub fn touch_grant(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(oauth_grants::table.find(id)).set(oauth_grants::last_used_at.eq(at)).execute(conn)?;
+    Ok(())
+}
+
+/// Ends grants: their `gid`s go on the revoked list (every instance refuses their access
+/// tokens within a second), their refresh tokens are retired. Returns how many ended.
+fn revoke_grants(conn: &mut DbConnection, grants: Vec<(i64, String)>, at: NaiveDateTime) -> QueryResult<usize> {
+    for (id, gid) in &grants {
+        diesel::insert_into(revoked_sessions::table)
+            .values((revoked_sessions::sid.eq(gid), revoked_sessions::revoked_at.eq(at)))
+            .execute(conn)?;
+        diesel::update(oauth_grants::table.find(id)).set(oauth_grants::revoked_at.eq(at)).execute(conn)?;
+        diesel::update(
+            oauth_refresh_tokens::table
+                .filter(oauth_refresh_tokens::grant_id.eq(id))
+                .filter(oauth_refresh_tokens::retired_at.is_null()),
+        )
+        .set(oauth_refresh_tokens::retired_at.eq(at))
+        .execute(conn)?;
+    }
+    Ok(grants.len())
+}
+
+fn live_grants() -> oauth_grants::BoxedQuery<'static, super::MultiBackend, (diesel::sql_types::BigInt, diesel::sql_types::Text)> {
+    oauth_grants::table.filter(oauth_grants::revoked_at.is_null()).select((oauth_grants::id, oauth_grants::gid)).into_boxed()
+}
+
+pub fn revoke_grant(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    let grants = live_grants().filter(oauth_grants::id.eq(id)).load(conn)?;
+    revoke_grants(conn, grants, at)
+}
+
+/// Every live grant that came from the Portcullis sessions `sids` (they just ended).
+pub fn revoke_grants_of_sessions(conn: &mut DbConnection, sids: &[String], at: NaiveDateTime) -> QueryResult<usize> {
+    let grants = live_grants().filter(oauth_grants::session_sid.eq_any(sids.to_vec())).load(conn)?;
+    revoke_grants(conn, grants, at)
+}
+
+/// Every live grant of a user to an app (disconnecting it).
+pub fn revoke_grants_of_user_and_client(
+    conn: &mut DbConnection,
+    user_id: i64,
+    client_id: i64,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    let grants = live_grants()
+        .filter(oauth_grants::user_id.eq(user_id))
+        .filter(oauth_grants::client_id.eq(client_id))
+        .load(conn)?;
+    revoke_grants(conn, grants, at)
+}
+
+/// Access tokens issued to an app before `at` are refused from now on (a disabled app): the
+/// key `client:<id>` on the renewal list, read by every instance each second.
+pub fn outdate_client_tokens(conn: &mut DbConnection, key: &str, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::delete(renewed_sessions::table.find(key)).execute(conn)?;
+    diesel::insert_into(renewed_sessions::table)
+        .values((renewed_sessions::sid.eq(key), renewed_sessions::changed_at.eq(at)))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = oauth_refresh_tokens)]
+pub struct RefreshRow {
+    pub token_hash: String,
+    pub grant_id: i64,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub retired_at: Option<NaiveDateTime>,
+}
+
+pub fn insert_refresh_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    grant_id: i64,
+    at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(oauth_refresh_tokens::table)
+        .values((
+            oauth_refresh_tokens::token_hash.eq(token_hash),
+            oauth_refresh_tokens::grant_id.eq(grant_id),
+            oauth_refresh_tokens::issued_at.eq(at),
+            oauth_refresh_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_refresh_token(conn: &mut DbConnection, token_hash: &str) -> QueryResult<Option<RefreshRow>> {
+    oauth_refresh_tokens::table.find(token_hash).select(RefreshRow::as_select()).first(conn).optional()
+}
+
+/// Retires a live refresh token; false when it was retired already (compare-and-set).
+pub fn retire_refresh_token(conn: &mut DbConnection, token_hash: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    Ok(diesel::update(
+        oauth_refresh_tokens::table.find(token_hash).filter(oauth_refresh_tokens::retired_at.is_null()),
+    )
+    .set(oauth_refresh_tokens::retired_at.eq(at))
+    .execute(conn)?
+        == 1)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = oauth_consents)]
+pub struct ConsentRow {
+    pub user_id: i64,
+    pub client_id: i64,
+    pub scopes: String,
+    pub granted_at: NaiveDateTime,
+    pub last_used_at: NaiveDateTime,
+}
+
+pub fn find_consent(conn: &mut DbConnection, user_id: i64, client_id: i64) -> QueryResult<Option<ConsentRow>> {
+    oauth_consents::table.find((user_id, client_id)).select(ConsentRow::as_select()).first(conn).optional()
+}
+
+/// Records (or widens) what a user let an app learn.
+pub fn save_consent(
+    conn: &mut DbConnection,
+    user_id: i64,
+    client_id: i64,
+    scopes: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    let changed = diesel::update(oauth_consents::table.find((user_id, client_id)))
+        .set((oauth_consents::scopes.eq(scopes), oauth_consents::last_used_at.eq(at)))
+        .execute(conn)?;
+    if changed == 0 {
+        diesel::insert_into(oauth_consents::table)
+            .values((
+                oauth_consents::user_id.eq(user_id),
+                oauth_consents::client_id.eq(client_id),
+                oauth_consents::scopes.eq(scopes),
+                oauth_consents::granted_at.eq(at),
+                oauth_consents::last_used_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn touch_consent(conn: &mut DbConnection, user_id: i64, client_id: i64, at: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(oauth_consents::table.find((user_id, client_id)))
+        .set(oauth_consents::last_used_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete_consent(conn: &mut DbConnection, user_id: i64, client_id: i64) -> QueryResult<bool> {
+    Ok(diesel::delete(oauth_consents::table.find((user_id, client_id))).execute(conn)? == 1)
+}
+
+/// A user's connected apps, most recently used first: (consent, app name, client id).
+pub fn consents_of(conn: &mut DbConnection, user_id: i64) -> QueryResult<Vec<(ConsentRow, String, String)>> {
+    oauth_consents::table
+        .inner_join(oauth_clients::table)
+        .filter(oauth_consents::user_id.eq(user_id))
+        .order(oauth_consents::last_used_at.desc())
+        .select((ConsentRow::as_select(), oauth_clients::name, oauth_clients::client_id))
+        .load(conn)
+}
+
+/// Housekeeping: codes past their life, refresh tokens past theirs (or retired long ago), and
+/// grants without a refresh token that ended or went unused before `retired_before` (every
+/// access token they led to has expired). Returns how many rows went.
+pub fn prune(conn: &mut DbConnection, now: NaiveDateTime, retired_before: NaiveDateTime) -> QueryResult<usize> {
+    let codes = diesel::delete(oauth_codes::table.filter(oauth_codes::expires_at.le(retired_before))).execute(conn)?;
+    let refresh = diesel::delete(
+        oauth_refresh_tokens::table.filter(
+            oauth_refresh_tokens::expires_at.le(now).or(oauth_refresh_tokens::retired_at.le(retired_before)),
+        ),
+    )
+    .execute(conn)?;
+    let grants = diesel::delete(
+        oauth_grants::table
+            .filter(oauth_grants::revoked_at.le(retired_before).or(oauth_grants::last_used_at.le(retired_before)))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                oauth_refresh_tokens::table.filter(oauth_refresh_tokens::grant_id.eq(oauth_grants::id)),
+            ))),
+    )
+    .execute(conn)?;
+    Ok(codes + refresh + grants)
+}

@@ -1,0 +1,419 @@
+//! `GET|POST /oauth2/authorize` and the consent page (`POST /oauth2/authorize/consent`):
+//! OpenID Connect Core 3.1.2 with PKCE (RFC 7636) and `iss` in the answer (RFC 9207).
+//!
+//! An unknown app or a redirect URI not registered for it gets an error page here and is never
+//! redirected to; every other error goes back to the app with `error`, `state` and `iss`.
+//! A visitor who is not signed in goes through our own sign-in (second step, passkeys,
+//! throttling and all) and comes back to the same request; `prompt=login` and `max_age` send a
+//! signed-in user to "Confirm it is you" first.
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::{Deserialize, Serialize};
+
+use super::{AUTHORIZE_PATH, CONSENT_PATH};
+use crate::auth::Authenticated;
+use crate::auth::csrf::CsrfKey;
+use crate::error::PageError;
+use crate::oauth::flow::{CodeRequest, IdClaims, is_s256_challenge};
+use crate::oauth::{Client, OAuthError, Provider, Scopes};
+use crate::web::context::{CONFIRM_PATH, Services};
+use crate::web::extractors::MaybeUser;
+use crate::web::form::{CsrfForm, StrictForm};
+use crate::web::layout::{Layout, render, see_other};
+
+/// Everything an authorization request may carry (OpenID Connect Core 3.1.2.1); unknown
+/// parameters are ignored, as the specification asks.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub(crate) struct AuthorizeParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redirect_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_age: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    login_hint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token_hint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code_challenge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code_challenge_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_uri: Option<String>,
+    /// Ours: after "Confirm it is you" for `prompt=login`, the proof must be this recent
+    /// (Unix time). Only ever makes the request stricter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    proved_after: Option<String>,
+}
+
+/// The consent page's answer, with the request it answers.
+#[derive(Deserialize)]
+pub(crate) struct ConsentForm {
+    #[serde(default)]
+    decision: String,
+    #[serde(flatten)]
+    params: AuthorizeParams,
+}
+
+#[derive(Template)]
+#[template(path = "oauth/error.html")]
+struct ErrorPage {
+    layout: Layout,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "oauth/consent.html")]
+struct ConsentPage {
+    layout: Layout,
+    app: String,
+    username: String,
+    lines: Vec<&'static str>,
+    hidden: Vec<(String, String)>,
+}
+
+/// A request that named a known app and one of its redirect URIs: errors now go back there.
+struct Checked {
+    client: Client,
+    redirect_uri: String,
+    state: Option<String>,
+    scopes: Scopes,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    prompt: Vec<String>,
+    max_age: Option<i64>,
+    proved_after: Option<i64>,
+    login_hint: Option<String>,
+    hint_subject: Option<String>,
+}
+
+enum Refused {
+    /// Shown here: the app or its address cannot be trusted with a redirect.
+    Page(String),
+    /// Returned to the app.
+    ToApp { redirect_uri: String, state: Option<String>, error: OAuthError },
+}
+
+fn provider(app: &Services) -> Provider<'_> {
+    Provider { pool: &app.pool, sessions: &app.sessions, throttle: Arc::clone(&app.throttle.clone().into_inner()) }
+}
+
+const MAX_PARAM_BYTES: usize = 2048;
+
+async fn check(app: &Services, params: &AuthorizeParams) -> Result<Checked, Refused> {
+    let page = |message: &str| Refused::Page(message.to_owned());
+    if [&params.client_id, &params.redirect_uri, &params.state, &params.nonce, &params.scope, &params.login_hint]
+        .iter()
+        .any(|value| value.as_ref().is_some_and(|value| value.len() > MAX_PARAM_BYTES))
+    {
+        return Err(page("The sign-in request is too long."));
+    }
+    let Some(client_id) = params.client_id.as_deref().filter(|id| !id.is_empty()) else {
+        return Err(page("The app did not say who it is (client_id is missing)."));
+    };
+    let client = match provider(app).find_client(client_id).await {
+        Ok(Some(client)) if client.enabled => client,
+        Ok(Some(_)) => return Err(page("This app is disabled. Ask your administrator.")),
+        Ok(None) => return Err(page("Portcullis does not know this app (an unknown client_id).")),
+        Err(error) => return Err(page(&error.description)),
+    };
+    let Some(redirect_uri) = params.redirect_uri.as_deref().filter(|uri| client.redirect_uri(uri).is_some()) else {
+        return Err(page(
+            "The app asked to return to an address that is not registered for it, so Portcullis will not send you there.",
+        ));
+    };
+    let to_app = |error: &'static str, description: &str| Refused::ToApp {
+        redirect_uri: redirect_uri.to_owned(),
+        state: params.state.clone(),
+        error: OAuthError::new(error, description),
+    };
+    if params.request.is_some() {
+        return Err(to_app("request_not_supported", "Request objects are not supported"));
+    }
+    if params.request_uri.is_some() {
+        return Err(to_app("request_uri_not_supported", "request_uri is not supported"));
+    }
+    match params.response_type.as_deref() {
+        None | Some("") => return Err(to_app("invalid_request", "response_type is missing")),
+        Some("code") => {}
+        Some(_) => return Err(to_app("unsupported_response_type", "Only response_type=code is supported")),
+    }
+    if params.response_mode.as_deref().is_some_and(|mode| mode != "query") {
+        return Err(to_app("invalid_request", "Only response_mode=query is supported"));
+    }
+    let asked = Scopes::parse(params.scope.as_deref().unwrap_or_default());
+    let scopes = asked.within(&client.scopes);
+    if scopes.is_empty() {
+        return Err(to_app("invalid_scope", "Ask for at least one scope this app may have (openid)"));
+    }
+    let code_challenge = match (params.code_challenge.as_deref(), params.code_challenge_method.as_deref()) {
+        (None, None) if client.is_confidential() => None,
+        (None, _) => return Err(to_app("invalid_request", "This app must use PKCE (code_challenge with S256)")),
+        (Some(challenge), Some("S256")) if is_s256_challenge(challenge) => Some(challenge.to_owned()),
+        (Some(_), Some("S256")) => return Err(to_app("invalid_request", "code_challenge is not an S256 challenge")),
+        (Some(_), _) => return Err(to_app("invalid_request", "Only code_challenge_method=S256 is supported")),
+    };
+    let prompt: Vec<String> = params.prompt.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    if prompt.iter().any(|value| !["none", "login", "consent", "select_account"].contains(&value.as_str())) {
+        return Err(to_app("invalid_request", "prompt may be none, login, consent or select_account"));
+    }
+    if prompt.iter().any(|value| value == "none") && prompt.len() > 1 {
+        return Err(to_app("invalid_request", "prompt=none cannot be combined with other values"));
+    }
+    let max_age = match params.max_age.as_deref() {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(seconds) if seconds >= 0 => Some(seconds),
+            _ => return Err(to_app("invalid_request", "max_age must be a number of seconds")),
+        },
+    };
+    let hint_subject = match params.id_token_hint.as_deref().filter(|hint| !hint.is_empty()) {
+        None => None,
+        Some(hint) => match app.sessions.keys().verify_id_token::<IdClaims>(hint) {
+            Ok(claims) => Some(claims.sub),
+            Err(_) => return Err(to_app("invalid_request", "id_token_hint is not an ID token Portcullis issued")),
+        },
+    };
+    Ok(Checked {
+        client,
+        redirect_uri: redirect_uri.to_owned(),
+        state: params.state.clone(),
+        scopes,
+        nonce: params.nonce.clone().filter(|nonce| !nonce.is_empty()),
+        code_challenge,
+        prompt,
+        max_age,
+        proved_after: params.proved_after.as_deref().and_then(|raw| raw.parse().ok()),
+        login_hint: params.login_hint.clone().filter(|hint| !hint.is_empty()),
+        hint_subject,
+    })
+}
+
+/// Where the app gets its answer: the redirect URI with `extra`, `state` and `iss` added to
+/// whatever query it has.
+fn back_to_app(app: &Services, redirect_uri: &str, state: Option<&str>, extra: &[(&str, &str)]) -> HttpResponse {
+    let mut url = match url::Url::parse(redirect_uri) {
+        Ok(url) => url,
+        Err(_) => return see_other("/").finish(),
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in extra {
+            query.append_pair(name, value);
+        }
+        if let Some(state) = state {
+            query.append_pair("state", state);
+        }
+        query.append_pair("iss", app.sessions.keys().issuer());
+    }
+    see_other(url.as_str()).finish()
+}
+
+fn refused(app: &Services, visitor: Option<&Authenticated>, refusal: Refused) -> Result<HttpResponse, PageError> {
+    match refusal {
+        Refused::Page(message) => {
+            let layout = visitor.map_or_else(Layout::default, |user| {
+                Layout::for_user(user, &app.csrf)
+            });
+            render(StatusCode::BAD_REQUEST, &ErrorPage { layout, message })
+        }
+        Refused::ToApp { redirect_uri, state, error } => Ok(back_to_app(
+            app,
+            &redirect_uri,
+            state.as_deref(),
+            &[("error", error.error), ("error_description", &error.description)],
+        )),
+    }
+}
+
+/// The request again as an address of ours, `change`d (for coming back after signing in).
+fn again(params: &AuthorizeParams, change: impl FnOnce(&mut AuthorizeParams)) -> Option<String> {
+    let mut params = params.clone();
+    change(&mut params);
+    let query = serde_urlencoded::to_string(&params).ok()?;
+    let path = format!("{AUTHORIZE_PATH}?{query}");
+    crate::domain::SafeNextPath::parse(&path).map(|path| path.as_str().to_owned())
+}
+
+pub(crate) async fn start_get(
+    req: HttpRequest,
+    query: web::Query<AuthorizeParams>,
+    visitor: MaybeUser,
+    app: Services,
+) -> Result<HttpResponse, PageError> {
+    decide(&req, query.into_inner(), visitor.0, &app, false).await
+}
+
+pub(crate) async fn start_post(
+    req: HttpRequest,
+    form: StrictForm<AuthorizeParams>,
+    visitor: MaybeUser,
+    app: Services,
+) -> Result<HttpResponse, PageError> {
+    decide(&req, form.0, visitor.0, &app, false).await
+}
+
+/// The consent page's answer: allowed, the code goes to the app; denied, `access_denied`.
+pub(crate) async fn consent(
+    req: HttpRequest,
+    form: CsrfForm<ConsentForm>,
+    app: Services,
+) -> Result<HttpResponse, PageError> {
+    use actix_web::HttpMessage;
+    let ConsentForm { decision, params } = form.0;
+    let visitor = req.extensions().get::<Arc<Authenticated>>().cloned();
+    if decision != "allow" {
+        return match check(&app, &params).await {
+            Ok(checked) => Ok(back_to_app(
+                &app,
+                &checked.redirect_uri,
+                checked.state.as_deref(),
+                &[("error", "access_denied"), ("error_description", "The user did not allow it")],
+            )),
+            Err(refusal) => refused(&app, visitor.as_deref(), refusal),
+        };
+    }
+    decide(&req, params, visitor, &app, true).await
+}
+
+async fn decide(
+    req: &HttpRequest,
+    params: AuthorizeParams,
+    visitor: Option<Arc<Authenticated>>,
+    app: &Services,
+    consented: bool,
+) -> Result<HttpResponse, PageError> {
+    let checked = match check(app, &params).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refused(app, visitor.as_deref(), refusal),
+    };
+    let to_app = |error: &'static str, description: &str| {
+        Ok(back_to_app(app, &checked.redirect_uri, checked.state.as_deref(), &[("error", error), ("error_description", description)]))
+    };
+    let silent = checked.prompt.iter().any(|value| value == "none");
+    let Some(user) = visitor.filter(|user| !user.must_change_password && !user.must_enrol) else {
+        if silent {
+            return to_app("login_required", "The user is not signed in");
+        }
+        // Our own sign-in, then back here (without prompt=login: the sign-in is the login).
+        let Some(next) = again(&params, |params| {
+            params.prompt = params.prompt.take().map(|prompt| prompt.replace("login", "")).filter(|p| !p.trim().is_empty());
+        }) else {
+            return to_app("invalid_request", "The request is too long to come back to after signing in");
+        };
+        let mut query = vec![("next", next.as_str())];
+        if let Some(hint) = checked.login_hint.as_deref() {
+            query.push(("login_hint", hint));
+        }
+        return Ok(see_other(&format!("/login?{}", serde_urlencoded::to_string(&query).unwrap_or_default())).finish());
+    };
+    if checked.hint_subject.as_ref().is_some_and(|sub| *sub != user.user_id.to_string()) && silent {
+        return to_app("login_required", "Someone else is signed in");
+    }
+    let now = chrono::Utc::now().timestamp();
+    let too_old = checked.max_age.is_some_and(|max_age| user.auth_time + max_age < now)
+        || checked.proved_after.is_some_and(|after| user.auth_time < after)
+        || checked.prompt.iter().any(|value| value == "login");
+    if too_old {
+        if silent {
+            return to_app("login_required", "The user must sign in again");
+        }
+        let Some(next) = again(&params, |params| {
+            params.prompt = params.prompt.take().map(|prompt| prompt.replace("login", "")).filter(|p| !p.trim().is_empty());
+            params.max_age = None;
+            params.proved_after = Some(now.to_string());
+        }) else {
+            return to_app("invalid_request", "The request is too long to come back to after signing in");
+        };
+        let query = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
+        return Ok(see_other(&format!("{CONFIRM_PATH}?{query}")).finish());
+    }
+    let groups = if user.groups_truncated {
+        let user_id = user.user_id;
+        crate::db::run(&app.pool, move |conn| -> anyhow::Result<Vec<String>> {
+            Ok(crate::db::groups::groups_of(conn, user_id)?.into_iter().map(|group| group.name.to_string()).collect())
+        })
+        .await?
+    } else {
+        user.groups.clone()
+    };
+    if !checked.client.admits(user.role, &groups) {
+        return to_app("access_denied", "This user may not use this app");
+    }
+    let provider = provider(app);
+    let asks_consent = checked.prompt.iter().any(|value| value == "consent");
+    let needs_consent = !consented
+        && (asks_consent
+            || (checked.client.ask_consent
+                && !provider.has_consent(user.user_id, &checked.client, &checked.scopes).await.map_err(oauth_page_error)?));
+    if needs_consent {
+        if silent {
+            return to_app("consent_required", "The user has not allowed this app yet");
+        }
+        return consent_page(app, &user, &checked, &params);
+    }
+    let request = CodeRequest {
+        client: &checked.client,
+        user_id: user.user_id,
+        session_id: &user.session_id,
+        redirect_uri: &checked.redirect_uri,
+        scopes: &checked.scopes,
+        nonce: checked.nonce.as_deref(),
+        code_challenge: checked.code_challenge.as_deref(),
+        auth_time: user.auth_time,
+        amr: &user.amr,
+    };
+    let actor = user.actor(crate::web::client::client_ip(req));
+    match provider.issue_code(&request, consented, actor).await {
+        Ok(code) => Ok(back_to_app(app, &checked.redirect_uri, checked.state.as_deref(), &[("code", &code)])),
+        Err(error) if error.error == "server_error" || error.error == "temporarily_unavailable" => Err(oauth_page_error(error)),
+        Err(error) => to_app(error.error, &error.description),
+    }
+}
+
+fn oauth_page_error(error: OAuthError) -> PageError {
+    if error.error == "temporarily_unavailable" {
+        return PageError::Unavailable(anyhow::anyhow!("{}", error.description));
+    }
+    PageError::Unexpected(anyhow::anyhow!("{}: {}", error.error, error.description))
+}
+
+fn consent_page(app: &Services, user: &Authenticated, checked: &Checked, params: &AuthorizeParams) -> Result<HttpResponse, PageError> {
+    let hidden = serde_urlencoded::to_string(params)
+        .ok()
+        .and_then(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(&query).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| name != "prompt")
+        .collect();
+    let page = ConsentPage {
+        layout: layout_for(user, &app.csrf),
+        app: checked.client.name.clone(),
+        username: user.username.clone(),
+        lines: checked.scopes.in_words(),
+        hidden,
+    };
+    render(StatusCode::OK, &page)
+}
+
+fn layout_for(user: &Authenticated, csrf: &CsrfKey) -> Layout {
+    Layout::for_user(user, csrf).at(CONSENT_PATH)
+}

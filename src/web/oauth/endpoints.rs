@@ -1,0 +1,191 @@
+//! The endpoints apps call from their servers: `/oauth2/token` (RFC 6749 §3.2, with PKCE),
+//! `/oauth2/revoke` (RFC 7009), `/oauth2/introspect` (RFC 7662) and `/oauth2/userinfo`
+//! (OpenID Connect Core 5.3). Form bodies only; errors are RFC 6749's JSON.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::{error_response, no_store};
+use crate::auth::sessions::AuthFailure;
+use crate::oauth::flow::ClientCredentials;
+use crate::oauth::{OAuthError, Provider, Scopes};
+use crate::web::context::Services;
+
+/// The form body as name → value, refusing a parameter given twice (RFC 6749 §3.1) and
+/// anything that is not a well-formed form.
+fn form_fields(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if !content_type.split(';').next().is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+        return Err(OAuthError::new("invalid_request", "Send the parameters as application/x-www-form-urlencoded"));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| OAuthError::new("invalid_request", "The form body could not be read"))?;
+    let mut fields = HashMap::new();
+    for (name, value) in pairs {
+        if fields.insert(name.clone(), value).is_some() {
+            return Err(OAuthError::new("invalid_request", format!("{name} is given more than once")));
+        }
+    }
+    Ok(fields)
+}
+
+/// RFC 6749 §2.3.1: HTTP Basic (the id and secret form-encoded first) or the body's
+/// `client_id` and `client_secret`, never both.
+fn client_credentials(req: &HttpRequest, fields: &HashMap<String, String>) -> Result<ClientCredentials, OAuthError> {
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")));
+    let in_body = fields.get("client_secret").cloned();
+    match basic {
+        Some(encoded) => {
+            if in_body.is_some() {
+                return Err(OAuthError::new("invalid_request", "Use one way to authenticate the client, not two"));
+            }
+            let decoded = STANDARD.decode(encoded.trim()).ok().and_then(|bytes| String::from_utf8(bytes).ok());
+            let Some((id, secret)) = decoded.as_deref().and_then(|pair| pair.split_once(':')) else {
+                return Err(OAuthError::new("invalid_client", "The Basic credentials could not be read"));
+            };
+            let decode = |part: &str| percent_encoding::percent_decode_str(&part.replace('+', " ")).decode_utf8().map(|text| text.into_owned());
+            let (Ok(client_id), Ok(secret)) = (decode(id), decode(secret)) else {
+                return Err(OAuthError::new("invalid_client", "The Basic credentials could not be read"));
+            };
+            if fields.get("client_id").is_some_and(|body_id| *body_id != client_id) {
+                return Err(OAuthError::new("invalid_request", "client_id differs from the authenticated client"));
+            }
+            Ok(ClientCredentials { client_id, secret: Some(secret) })
+        }
+        None => {
+            let client_id = fields.get("client_id").cloned().unwrap_or_default();
+            Ok(ClientCredentials { client_id, secret: in_body })
+        }
+    }
+}
+
+fn provider(app: &Services) -> Provider<'_> {
+    Provider { pool: &app.pool, sessions: &app.sessions, throttle: Arc::clone(&app.throttle.clone().into_inner()) }
+}
+
+fn json_answer(value: &impl serde::Serialize) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    no_store(&mut response);
+    response.json(value)
+}
+
+fn answered(result: Result<HttpResponse, OAuthError>) -> HttpResponse {
+    result.unwrap_or_else(|error| error_response(&error))
+}
+
+pub(crate) async fn token(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
+    answered(token_answer(&req, &body, &app).await)
+}
+
+async fn token_answer(req: &HttpRequest, body: &[u8], app: &Services) -> Result<HttpResponse, OAuthError> {
+    let fields = form_fields(req, body)?;
+    let credentials = client_credentials(req, &fields)?;
+    let provider = provider(app);
+    let client = provider.authenticate_client(&credentials, &crate::web::client::client_ip(req)).await?;
+    let field = |name: &str| fields.get(name).map(String::as_str);
+    let answer = match field("grant_type") {
+        None | Some("") => return Err(OAuthError::new("invalid_request", "grant_type is missing")),
+        Some("authorization_code") => {
+            let code = field("code").ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
+            let redirect_uri =
+                field("redirect_uri").ok_or_else(|| OAuthError::new("invalid_request", "redirect_uri is missing"))?;
+            provider.exchange_code(&client, code, redirect_uri, field("code_verifier")).await?
+        }
+        Some("refresh_token") => {
+            let token =
+                field("refresh_token").ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is missing"))?;
+            let scopes = field("scope").map(Scopes::parse);
+            provider.refresh(&client, token, scopes.as_ref()).await?
+        }
+        Some("client_credentials") => provider.client_credentials(&client)?,
+        Some(_) => {
+            return Err(OAuthError::new(
+                "unsupported_grant_type",
+                "Supported: authorization_code, refresh_token, client_credentials",
+            ));
+        }
+    };
+    Ok(json_answer(&answer))
+}
+
+/// RFC 7009: always 200 for a client that authenticated, whatever the token was.
+pub(crate) async fn revoke(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
+    answered(
+        async {
+            let fields = form_fields(&req, &body)?;
+            let provider = provider(&app);
+            let client = provider.authenticate_client(&client_credentials(&req, &fields)?, &crate::web::client::client_ip(&req)).await?;
+            let token = fields.get("token").ok_or_else(|| OAuthError::new("invalid_request", "token is missing"))?;
+            provider.revoke(&client, token).await?;
+            let mut response = HttpResponse::Ok();
+            no_store(&mut response);
+            Ok(response.finish())
+        }
+        .await,
+    )
+}
+
+/// RFC 7662, for confidential clients: what one of their own tokens says.
+pub(crate) async fn introspect(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
+    answered(
+        async {
+            let fields = form_fields(&req, &body)?;
+            let provider = provider(&app);
+            let client = provider.authenticate_client(&client_credentials(&req, &fields)?, &crate::web::client::client_ip(&req)).await?;
+            if !client.is_confidential() {
+                return Err(OAuthError::new("unauthorized_client", "Only a confidential client may introspect tokens"));
+            }
+            let token = fields.get("token").ok_or_else(|| OAuthError::new("invalid_request", "token is missing"))?;
+            Ok(json_answer(&provider.introspect(&client, token).await?))
+        }
+        .await,
+    )
+}
+
+/// OpenID Connect Core 5.3, by GET or POST, the token in the header (RFC 6750 §2.1) or a form
+/// body's `access_token` (§2.2). Answered from the token alone: no database.
+pub(crate) async fn userinfo(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
+    let from_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+        .map(str::to_owned);
+    let from_body = if body.is_empty() { None } else { form_fields(&req, &body).ok().and_then(|fields| fields.get("access_token").cloned()) };
+    let token = match (from_header, from_body) {
+        (Some(_), Some(_)) => return bearer_error("invalid_request", "Send the token one way, not two"),
+        (Some(token), None) | (None, Some(token)) => token,
+        (None, None) => {
+            let mut response = HttpResponse::Unauthorized();
+            no_store(&mut response);
+            return response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="portcullis""#)).finish();
+        }
+    };
+    match provider(&app).userinfo(&token) {
+        Ok(claims) => json_answer(&claims),
+        Err(AuthFailure::Unavailable(_)) => {
+            let mut response = HttpResponse::ServiceUnavailable();
+            no_store(&mut response);
+            response.insert_header((header::RETRY_AFTER, "1")).json(serde_json::json!({"error": "temporarily_unavailable"}))
+        }
+        Err(_) => bearer_error("invalid_token", "The access token is not valid, has expired or was revoked"),
+    }
+}
+
+fn bearer_error(error: &str, description: &str) -> HttpResponse {
+    let status = if error == "invalid_request" { actix_web::http::StatusCode::BAD_REQUEST } else { actix_web::http::StatusCode::UNAUTHORIZED };
+    let mut response = HttpResponse::build(status);
+    no_store(&mut response);
+    response
+        .insert_header((header::WWW_AUTHENTICATE, format!(r#"Bearer realm="portcullis", error="{error}", error_description="{description}""#)))
+        .json(serde_json::json!({"error": error, "error_description": description}))
+}
