@@ -339,6 +339,77 @@ pub fn group_members(settings: &Settings, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn max_access_seconds(settings: &Settings) -> i64 {
+    i64::try_from(settings.sessions.access_token_ttl.as_secs()).unwrap_or(i64::MAX)
+}
+
+pub fn create_client(settings: &Settings, form: &crate::oauth::ClientForm, json: bool) -> anyhow::Result<()> {
+    let valid = crate::oauth::ValidClient::parse(form, max_access_seconds(settings)).map_err(|errors| {
+        let lines: Vec<String> = errors.0.iter().map(|(field, message)| format!("{field}: {message}")).collect();
+        anyhow::anyhow!("the app was not added:\n  {}", lines.join("\n  "))
+    })?;
+    let mut conn = connect(settings)?;
+    let created = crate::oauth::clients::create(&mut conn, &Actor::command_line(), &valid)?;
+    if json {
+        println!("{}", serde_json::json!({"client_id": created.client.client_id, "client_secret": created.secret}));
+        return Ok(());
+    }
+    println!("Added {}.", created.client.name);
+    println!("client_id:     {}", created.client.client_id);
+    match &created.secret {
+        Some(secret) => {
+            println!("client_secret: {secret}");
+            println!("The secret is shown only now: store it in the app's settings.");
+        }
+        None => println!("A public app: no secret; it must use PKCE (S256)."),
+    }
+    println!("Discovery: {}/.well-known/openid-configuration", settings.public_url.origin());
+    Ok(())
+}
+
+fn find_client(conn: &mut DbConnection, client_id: &str) -> anyhow::Result<db::oauth::ClientRow> {
+    db::oauth::find_client_by_client_id(conn, client_id)?
+        .ok_or_else(|| anyhow::anyhow!("no app has the client id {client_id:?} (`portcullis client list` shows them)"))
+}
+
+pub fn list_clients(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let rows = db::oauth::list_clients(&mut conn)?;
+    if rows.is_empty() {
+        println!("No apps yet: `portcullis client create --name NAME --redirect-uri URI` adds one.");
+    }
+    for row in rows {
+        let kind = if row.secret_hash.is_some() { "confidential" } else { "public" };
+        let state = if row.is_enabled { "enabled" } else { "disabled" };
+        println!("{:<24} {:<12} {:<8} {}", row.client_id, kind, state, row.name);
+    }
+    Ok(())
+}
+
+pub fn delete_client(settings: &Settings, client_id: &str) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let row = find_client(&mut conn, client_id)?;
+    let row = crate::oauth::clients::delete(&mut conn, &Actor::command_line(), row.id)?;
+    println!("Deleted {} ({}); its tokens stop working within a second.", row.name, row.client_id);
+    Ok(())
+}
+
+pub fn rotate_client_secret(settings: &Settings, client_id: &str, json: bool) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let row = find_client(&mut conn, client_id)?;
+    if row.secret_hash.is_none() {
+        anyhow::bail!("{} is a public app: it has no secret", row.name);
+    }
+    let (row, secret) = crate::oauth::clients::rotate_secret(&mut conn, &Actor::command_line(), row.id)?;
+    if json {
+        println!("{}", serde_json::json!({"client_id": row.client_id, "client_secret": secret}));
+    } else {
+        println!("New secret for {}: {secret}", row.name);
+        println!("The old secret no longer works. The new one is shown only now.");
+    }
+    Ok(())
+}
+
 fn signing_keys(settings: &Settings) -> anyhow::Result<SigningKeys> {
     let secret = crate::startup::signing_secret(settings)?;
     Ok(SigningKeys::new(&secret, settings.jwt_secret_previous.as_ref(), settings.sessions.access_token_ttl))

@@ -24,6 +24,9 @@ enum Command {
     /// Manage groups (who may open which app)
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Manage the apps that sign in through Portcullis (OpenID Connect clients)
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// After a rotation of the signing secret, once every instance runs with the new one:
     /// reseal the authenticator keys and token signing keys under it (run with PORTCULLIS_JWT_SECRET and
     /// PORTCULLIS_JWT_SECRET_PREVIOUS set), so the previous secret can be retired
@@ -70,6 +73,47 @@ enum GroupCommand {
     },
     /// List a group's members
     Members { name: String },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Add an app; prints its client id and (unless --public) its secret, once
+    Create {
+        /// What users see on the consent page and in their connected apps
+        #[arg(long)]
+        name: String,
+        /// An address the app receives sign-ins at (repeat for more)
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public app (single-page or native): no secret, PKCE required
+        #[arg(long)]
+        public: bool,
+        /// Ask users before the app first signs them in (for apps of other parties)
+        #[arg(long)]
+        consent: bool,
+        /// Scopes the app may ask for (default: all of openid profile email groups offline_access)
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Only members of these groups may use it (comma-separated)
+        #[arg(long)]
+        groups: Option<String>,
+        /// The ID token's algorithm
+        #[arg(long, default_value = "RS256", value_parser = ["RS256", "EdDSA", "ES256"])]
+        id_token_alg: String,
+        /// Print one JSON object {"client_id": …, "client_secret": …}
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the apps
+    List,
+    /// Delete an app (by client id): its tokens stop working within a second
+    Delete { client_id: String },
+    /// Make a new secret (printed once); the old one stops working at once
+    RotateSecret {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -262,6 +306,24 @@ fn main() -> ExitCode {
             commands::create_group(&settings, &name, display_name.as_deref(), description.as_deref())
         }
         Command::Group(GroupCommand::List) => commands::list_groups(&settings),
+        Command::Client(ClientCommand::Create { name, redirect_uris, public, consent, scopes, groups, id_token_alg, json }) => {
+            let form = portcullis::oauth::ClientForm {
+                name,
+                redirect_uris: redirect_uris.join("\n"),
+                public,
+                scopes: scopes.unwrap_or_default(),
+                ask_consent: consent,
+                allowed_groups: groups.unwrap_or_default(),
+                id_token_alg,
+                ..Default::default()
+            };
+            commands::create_client(&settings, &form, json)
+        }
+        Command::Client(ClientCommand::List) => commands::list_clients(&settings),
+        Command::Client(ClientCommand::Delete { client_id }) => commands::delete_client(&settings, &client_id),
+        Command::Client(ClientCommand::RotateSecret { client_id, json }) => {
+            commands::rotate_client_secret(&settings, &client_id, json)
+        }
         Command::Group(GroupCommand::Delete { name }) => commands::delete_group(&settings, &name),
         Command::Group(GroupCommand::Add { name, users }) => commands::change_group(&settings, &name, &users, true),
         Command::Group(GroupCommand::Remove { name, users }) => commands::change_group(&settings, &name, &users, false),

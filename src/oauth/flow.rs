@@ -436,6 +436,7 @@ impl Provider<'_> {
             })
         })
         .await?;
+        self.sync_after_refusal(&outcome).await?;
         self.answer(client, outcome, Some(refresh), true).await
     }
 
@@ -498,6 +499,7 @@ impl Provider<'_> {
             })
         })
         .await?;
+        self.sync_after_refusal(&outcome).await?;
         self.answer(client, outcome, Some(next), false).await
     }
 
@@ -525,6 +527,14 @@ impl Provider<'_> {
         };
         let access_token = self.sessions.keys().sign_access(&claims)?;
         Ok(TokenAnswer { access_token, token_type: "Bearer", expires_in: ttl, scope: String::new(), refresh_token: None, id_token: None })
+    }
+
+    /// A refused code or refresh token may have revoked a grant: refused here at once.
+    async fn sync_after_refusal(&self, outcome: &Result<Issued, OAuthError>) -> Result<(), OAuthError> {
+        if outcome.is_err() {
+            self.sessions.sync_revocations(self.pool).await?;
+        }
+        Ok(())
     }
 
     async fn answer(&self, client: &Client, outcome: Result<Issued, OAuthError>, refresh: Option<String>, with_nonce: bool) -> Result<TokenAnswer, OAuthError> {

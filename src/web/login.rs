@@ -50,6 +50,9 @@ pub(crate) struct LoginQuery {
     next: String,
     #[serde(default)]
     rd: String,
+    /// A name to fill in (an OpenID Connect app's `login_hint`).
+    #[serde(default)]
+    login_hint: String,
 }
 
 #[derive(Deserialize)]
@@ -116,7 +119,7 @@ pub(crate) async fn form(
     let page = LoginPage {
         layout: Layout::default().with_flash(&flash),
         csrf_token: csrf.for_login(&nonce),
-        username: "",
+        username: if query.login_hint.chars().count() <= 254 { query.login_hint.trim() } else { "" },
         next: &next,
         error: None,
         passkeys: passkeys.available(),

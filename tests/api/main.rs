@@ -32,6 +32,7 @@ mod login;
 mod logout;
 mod mail;
 mod navigation;
+mod oidc;
 mod operations;
 mod passkeys;
 mod proxies;
