@@ -289,10 +289,15 @@ impl Provider<'_> {
                 return Ok(Some(wait));
             }
             if !right {
+                // Counted as a sign-in's guess is: reserved, then kept (a pause at the limit).
+                if let Err(wait) = throttle.begin(conn, &counters, now)? {
+                    return Ok(Some(wait));
+                }
                 throttle.failed(conn, &counters, now)?;
                 if let Some(row) = store::find_client(conn, id)? {
                     clients::record_auth_failure(conn, &Actor::anonymous(Some(ip)), &row)?;
                 }
+                return Ok(throttle.paused(conn, &counters, now)?);
             }
             Ok(None)
         })

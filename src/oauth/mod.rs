@@ -4,6 +4,7 @@
 //! Written on our own sessions, keys and revoked list: an app's tokens end with the session
 //! they came from, and the checks of its access tokens need no database.
 pub mod clients;
+pub mod connections;
 pub mod flow;
 pub mod scopes;
 

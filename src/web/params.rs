@@ -43,6 +43,19 @@ impl FromRequest for GroupId {
     }
 }
 
+/// `{app}` in `/admin/apps/{app}/…` (the app's number, not its client id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AppId(pub i64);
+
+impl FromRequest for AppId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse(req, "app", "app").map(AppId))
+    }
+}
+
 /// `{passkey}` in `/account/security/passkeys/{passkey}/…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PasskeyId(pub i64);

@@ -1,5 +1,5 @@
-//! The tables several pages show: sessions (`_sessions_table.html`) and audit events
-//! (`admin/_events_table.html`).
+//! The tables several pages show: sessions (`_sessions_table.html`), audit events
+//! (`admin/_events_table.html`) and connected apps (`_apps_table.html`).
 use super::time_words::{Clock, When};
 use crate::db::audit::{Action, AuditEvent};
 use crate::db::sessions::Session;
@@ -67,4 +67,26 @@ impl EventRow {
             details: event.details.clone(),
         }
     }
+}
+
+/// A connected app as the account page and the admin's user page show it.
+pub(crate) struct AppRow {
+    pub id: i64,
+    pub name: String,
+    pub learns: Vec<&'static str>,
+    pub connected: When,
+    pub last_used: When,
+}
+
+/// The rows of a user's connected apps, in the reader's clock.
+pub(crate) fn app_rows(apps: Vec<crate::oauth::connections::ConnectedApp>, clock: &Clock) -> Vec<AppRow> {
+    apps.into_iter()
+        .map(|app| AppRow {
+            id: app.id,
+            name: app.name,
+            learns: app.scopes.in_words(),
+            connected: clock.stamp(app.connected_at),
+            last_used: clock.ago(app.last_used_at),
+        })
+        .collect()
 }

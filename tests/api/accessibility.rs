@@ -232,6 +232,27 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     }
     b.go(&url("/admin/groups")).await;
     axe.check(&b, "groups").await;
+    b.go(&url("/admin/apps")).await;
+    axe.check(&b, "apps, none yet").await;
+    b.go(&url("/admin/apps/new")).await;
+    axe.check(&b, "add an app").await;
+    b.click_and_wait(r#"form[action="/admin/apps/new"] button[type="submit"]"#).await;
+    axe.check(&b, "add an app: errors").await;
+    b.type_into("#name", "Team wiki").await;
+    b.type_into("#redirect_uris", &url("/dashboard")).await;
+    b.click("#ask_consent").await;
+    b.click_and_wait(r#"form[action="/admin/apps/new"] button[type="submit"]"#).await;
+    axe.check(&b, "a new app and its secret").await;
+    let client_id = b.text_of("#client-id").await;
+    b.click_and_wait("main a.button").await;
+    let app_page = b.path().await;
+    axe.check(&b, "an app's page").await;
+    for path in ["/edit", "/rotate-secret", "/delete"] {
+        b.go(&url(&format!("{app_page}{path}"))).await;
+        axe.check(&b, &format!("app page{path}")).await;
+    }
+    b.go(&url("/admin/apps")).await;
+    axe.check(&b, "apps").await;
 
     // Someone else's first steps, in another browser.
     let other = driver.browser().await;
@@ -249,6 +270,18 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     axe.check(&other, "the groups a manager manages").await;
     other.go(&url(&group_page.replace("/admin", ""))).await;
     axe.check(&other, "a manager's group page").await;
+    let authorize = format!(
+        "/oauth2/authorize?{}",
+        serde_urlencoded::to_string([("response_type", "code"), ("client_id", client_id.as_str()), ("redirect_uri", url("/dashboard").as_str()), ("scope", "openid profile email"), ("state", "s")]).unwrap()
+    );
+    other.go(&url(&authorize)).await;
+    axe.check(&other, "consent to an app").await;
+    other.click_and_wait(r#"button[name="decision"][value="allow"]"#).await;
+    assert_eq!(other.path().await, "/dashboard", "back at the app's address");
+    other.go(&url("/account/apps")).await;
+    axe.check(&other, "connected apps").await;
+    other.go(&url("/oauth2/authorize?client_id=no-such-app")).await;
+    axe.check(&other, "a sign-in request that cannot be used").await;
     other.go(&url("/account")).await;
     other.type_into("#email", "mia.new@example.com").await;
     other.click_and_wait(r#"form[action="/account"] button[type="submit"]"#).await;

@@ -577,3 +577,169 @@ both_backends! {
         assert_eq!(query_of(&location(&response))["error"], "access_denied");
     }
 }
+
+both_backends! {
+    async fn an_admin_adds_an_app_sees_its_secret_once_edits_disables_and_deletes_it(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        app.login_as(&admin).await;
+        let csrf = app.session_csrf_token().await;
+        let bad = app.post_form("/admin/apps/new", &[("csrf_token", &csrf), ("name", ""), ("redirect_uris", "http://wiki.example.test/cb#x"), ("kind", "confidential")]).await;
+        assert_eq!(bad.status(), 422);
+        let html = bad.text().await.unwrap();
+        assert!(html.contains("Enter a name") && html.contains("fragment"), "{html}");
+        let created = app.post_form("/admin/apps/new", &[("csrf_token", &csrf), ("name", "Grafana"), ("redirect_uris", "https://grafana.example.test/login/generic_oauth"), ("kind", "confidential"), ("allowed_groups", "ops")]).await;
+        assert_eq!(created.status(), 200);
+        let html = created.text().await.unwrap();
+        let client_id = html.split("id=\"client-id\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        let secret = html.split("id=\"client-secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        assert_eq!(secret.len(), 43, "256 bits in base64url");
+        let (id, stored) = app.with_conn({
+            let client_id = client_id.clone();
+            move |conn| {
+                let row = portcullis::db::oauth::find_client_by_client_id(conn, &client_id).unwrap().unwrap();
+                (row.id, row.secret_hash.unwrap())
+            }
+        }).await;
+        assert!(!stored.contains(&secret), "only a hash is kept");
+        let page = app.get(&format!("/admin/apps/{id}")).await.text().await.unwrap();
+        assert!(page.contains(&client_id) && !page.contains(&secret), "the secret is never shown again");
+        assert!(app.get("/admin/apps").await.text().await.unwrap().contains("Grafana"));
+        let saved = app.post_form(&format!("/admin/apps/{id}/edit"), &[("csrf_token", &csrf), ("name", "Grafana (ops)"), ("redirect_uris", "https://grafana.example.test/login/generic_oauth"), ("id_token_alg", "ES256"), ("access_token_minutes", "5")]).await;
+        assert_eq!(saved.status(), 303);
+        let client = App { client_id: client_id.clone(), secret: Some(secret.clone()) };
+        assert_eq!(token(&app, &client, &[("grant_type", "client_credentials")]).await.status(), 200);
+        let rotated = app.post_form(&format!("/admin/apps/{id}/rotate-secret"), &[("csrf_token", &csrf)]).await.text().await.unwrap();
+        let new_secret = rotated.split("id=\"client-secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        assert_eq!(token(&app, &client, &[("grant_type", "client_credentials")]).await.status(), 401, "the old secret stopped");
+        let client = App { client_id: client_id.clone(), secret: Some(new_secret) };
+        let answer: Value = token(&app, &client, &[("grant_type", "client_credentials")]).await.json().await.unwrap();
+        assert_eq!(answer["expires_in"], 300, "the edited lifetime");
+        assert_eq!(app.post_form(&format!("/admin/apps/{id}/disable"), &[("csrf_token", &csrf)]).await.status(), 303);
+        assert_eq!(userinfo(&app, answer["access_token"].as_str().unwrap()).await.status(), 401);
+        assert_eq!(token(&app, &client, &[("grant_type", "client_credentials")]).await.status(), 401, "a disabled app");
+        assert_eq!(app.post_form(&format!("/admin/apps/{id}/enable"), &[("csrf_token", &csrf)]).await.status(), 303);
+        assert_eq!(token(&app, &client, &[("grant_type", "client_credentials")]).await.status(), 200);
+        let confirm = app.get(&format!("/admin/apps/{id}/delete")).await.text().await.unwrap();
+        assert!(confirm.contains("Delete Grafana (ops)?"));
+        assert_eq!(app.post_form(&format!("/admin/apps/{id}/delete"), &[("csrf_token", &csrf)]).await.status(), 303);
+        assert_eq!(app.get(&format!("/admin/apps/{id}")).await.status(), 404);
+        let audit: Vec<String> = app.with_conn(|conn| portcullis::db::audit::page(conn, &Default::default(), 50).unwrap().0.into_iter().map(|event| event.action).collect()).await;
+        for action in ["app.create", "app.update", "app.secret_rotated", "app.disable", "app.enable", "app.delete"] {
+            assert!(audit.iter().any(|done| done == action), "{action} audited: {audit:?}");
+        }
+        // Without the CSRF token nothing changes.
+        assert_eq!(app.post_form("/admin/apps/new", &[("name", "X"), ("redirect_uris", CALLBACK)]).await.status(), 403);
+    }
+
+    async fn a_user_sees_their_connected_apps_and_disconnecting_one_ends_its_tokens(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        let alice = app.create_user("alice", Role::User).await;
+        let browser = app.in_new_browser();
+        browser.login_as(&alice).await;
+        let client = register(&app, |form| form.name = "Team wiki".into()).await;
+        let tokens = exchange(&app, &client, &code_for(&browser, &client, &[]).await).await;
+        let page = browser.get("/account/apps").await.text().await.unwrap();
+        assert!(page.contains("Team wiki") && page.contains("Your e-mail address"), "{page}");
+        app.login_as(&admin).await;
+        let user_page = app.get(&format!("/admin/users/{}", alice.id)).await.text().await.unwrap();
+        assert!(user_page.contains("Team wiki"), "admins see a user's connected apps");
+        let id = app.with_conn({
+            let client_id = client.client_id.clone();
+            move |conn| portcullis::db::oauth::find_client_by_client_id(conn, &client_id).unwrap().unwrap().id
+        }).await;
+        let csrf = browser.session_csrf_token().await;
+        let done = browser.post_form(&format!("/account/apps/{id}/disconnect"), &[("csrf_token", &csrf)]).await;
+        assert_eq!(done.status(), 303);
+        assert_eq!(userinfo(&app, tokens["access_token"].as_str().unwrap()).await.status(), 401);
+        let refresh = token(&app, &client, &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())]).await;
+        assert_eq!(refresh.json::<Value>().await.unwrap()["error"], "invalid_grant");
+        assert!(browser.get("/account/apps").await.text().await.unwrap().contains("No apps yet"));
+    }
+
+    async fn the_command_line_adds_lists_rotates_and_deletes_apps(app: TestApp) {
+        let out = crate::cli::portcullis(&app, &["client", "create", "--name", "Gitea", "--redirect-uri", CALLBACK, "--json"], "");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let created: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        let client_id = created["client_id"].as_str().unwrap().to_owned();
+        let secret = created["client_secret"].as_str().unwrap().to_owned();
+        let client = App { client_id: client_id.clone(), secret: Some(secret) };
+        assert_eq!(token(&app, &client, &[("grant_type", "client_credentials")]).await.status(), 200);
+        let public = crate::cli::portcullis(&app, &["client", "create", "--name", "CLI tool", "--redirect-uri", "http://127.0.0.1/cb", "--public", "--json"], "");
+        let public: Value = serde_json::from_slice(&public.stdout).unwrap();
+        assert!(public["client_secret"].is_null());
+        let list = String::from_utf8(crate::cli::portcullis(&app, &["client", "list"], "").stdout).unwrap();
+        assert!(list.contains(&client_id) && list.contains("Gitea") && list.contains("public"), "{list}");
+        let rotated = crate::cli::portcullis(&app, &["client", "rotate-secret", &client_id, "--json"], "");
+        let rotated: Value = serde_json::from_slice(&rotated.stdout).unwrap();
+        assert_eq!(token(&app, &client, &[("grant_type", "client_credentials")]).await.status(), 401);
+        let client = App { client_id: client_id.clone(), secret: rotated["client_secret"].as_str().map(str::to_owned) };
+        assert_eq!(token(&app, &client, &[("grant_type", "client_credentials")]).await.status(), 200);
+        let bad = crate::cli::portcullis(&app, &["client", "create", "--name", "Bad", "--redirect-uri", "http://example.test/cb"], "");
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("https"), "a clear reason");
+        let deleted = crate::cli::portcullis(&app, &["client", "delete", &client_id], "");
+        assert!(deleted.status.success());
+        assert_eq!(token(&app, &client, &[("grant_type", "client_credentials")]).await.status(), 401);
+        let missing = crate::cli::portcullis(&app, &["client", "delete", "nope"], "");
+        assert!(!missing.status.success());
+    }
+
+}
+
+/// Behind a proxy we trust, so that clients have addresses of their own.
+fn behind_a_proxy(settings: &mut portcullis::config::Settings) {
+    settings.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+}
+
+both_backends_with! { behind_a_proxy;
+    async fn wrong_client_secrets_pause_that_address_only(app: TestApp) {
+        let client = register(&app, |_| {}).await;
+        let from = |address: &'static str, secret: Option<String>| {
+            let request = app.client.post(app.url("/oauth2/token")).basic_auth(&client.client_id, secret)
+                .header("x-forwarded-for", address).form(&[("grant_type", "client_credentials")]);
+            async move { request.send().await.unwrap() }
+        };
+        let mut paused = false;
+        for _ in 0..12 {
+            let response = from("198.51.100.7", Some("wrong".into())).await;
+            assert_eq!(response.status(), 401);
+            if response.headers().contains_key("retry-after") {
+                paused = true;
+                break;
+            }
+        }
+        assert!(paused, "repeated wrong secrets are throttled");
+        let stranger = from("198.51.100.7", client.secret.clone()).await;
+        assert_eq!(stranger.status(), 401, "that address waits, even with the right secret");
+        let owner = from("203.0.113.9", client.secret.clone()).await;
+        assert_eq!(owner.status(), 200, "the app elsewhere is not locked out");
+    }
+}
+
+/// The real default: administrators must use two-step sign-in.
+fn default_policy(settings: &mut portcullis::config::Settings) {
+    settings.mfa_required = portcullis::config::MfaPolicy::default();
+}
+
+both_backends_with! { default_policy;
+    async fn under_the_default_policy_an_admin_signs_in_to_an_app_with_the_second_step(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        app.login_as(&admin).await;
+        let enrolled = crate::second_factor::enrol(&app).await;
+        let csrf = app.session_csrf_token().await;
+        assert_eq!(app.post_form("/logout", &[("csrf_token", &csrf)]).await.status(), 303);
+        let client = register(&app, |_| {}).await;
+        let response = app.get(&authorize_path(&client.client_id, &[])).await;
+        let next = query_of(&app.url(&location(&response)))["next"].clone();
+        let password = app.login_with_next("root", &admin.password, &next).await;
+        assert_eq!(location(&password), "/login/second-step");
+        let done = crate::second_factor::second_step(&app, "totp", &enrolled.app.next_code()).await;
+        assert_eq!(done.status(), 303);
+        assert_eq!(location(&done), next, "back to the app's request after the second step");
+        let tokens = exchange(&app, &client, &code_for(&app, &client, &[]).await).await;
+        let id = verify_id_token(&app, tokens["id_token"].as_str().unwrap(), &client.client_id).await;
+        let amr: Vec<&str> = id["amr"].as_array().unwrap().iter().map(|value| value.as_str().unwrap()).collect();
+        assert!(amr.contains(&"pwd") && amr.contains(&"otp"), "{amr:?}");
+        assert_eq!(userinfo(&app, tokens["access_token"].as_str().unwrap()).await.status(), 200);
+    }
+}

@@ -21,7 +21,7 @@ fn now() -> u64 {
 }
 
 /// An authenticator app, as a phone would hold it after scanning the QR code.
-struct Authenticator {
+pub(crate) struct Authenticator {
     secret: Vec<u8>,
     /// The step whose code turned two-step sign-in on (used up).
     enrolled_step: u64,
@@ -34,13 +34,13 @@ impl Authenticator {
 
     /// A code the server has not seen yet: the step after the one used to enrol (accepted
     /// while the clock is within one step of it).
-    fn next_code(&self) -> String {
+    pub(crate) fn next_code(&self) -> String {
         self.code_for_step(self.enrolled_step + 1)
     }
 }
 
 pub(crate) struct Enrolled {
-    app: Authenticator,
+    pub(crate) app: Authenticator,
     recovery_codes: Vec<String>,
 }
 
@@ -92,7 +92,7 @@ async fn sign_out(app: &TestApp) {
 }
 
 /// The second step's form, posted from this browser.
-async fn second_step(app: &TestApp, method: &str, code: &str) -> Response {
+pub(crate) async fn second_step(app: &TestApp, method: &str, code: &str) -> Response {
     let csrf = match hidden_field(&app.get("/login/second-step").await.text().await.unwrap(), "csrf_token") {
         Some(token) => token,
         // An ended sign-in's page has no form; the login form's token is the same kind.

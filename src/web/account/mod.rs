@@ -1,4 +1,5 @@
-//! `/account/**`: every user's own profile, password, sessions and two-step sign-in.
+//! `/account/**`: every user's own profile, password, sessions, two-step sign-in and connected apps.
+pub(crate) mod apps;
 pub(crate) mod password;
 pub(crate) mod profile;
 pub(crate) mod security;

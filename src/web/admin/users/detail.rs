@@ -61,6 +61,9 @@ struct UserPage<'a> {
     /// The groups the user is in, and (some of) the others, to add them to.
     groups: &'a [Group],
     other_groups: Vec<&'a Group>,
+    /// The apps the user signed in to through Portcullis (shown, not changed, here).
+    apps: Vec<crate::web::tables::AppRow>,
+    disconnect_base: Option<&'static str>,
 }
 
 /// What the page shows besides the form: the user, their open sessions, their recent events.
@@ -73,21 +76,23 @@ struct Loaded {
     groups: Vec<Group>,
     /// The first groups by name (the choices of "Add to group").
     all_groups: Vec<Group>,
+    apps: Vec<crate::oauth::connections::ConnectedApp>,
 }
 
 async fn load(pool: &DbPool, sessions: &Sessions, UserId(id): UserId) -> Result<Loaded, PageError> {
-    let (user, events, throttle, groups, all_groups) = db::run(pool, move |conn| -> Result<_, PageError> {
+    let (user, events, throttle, groups, all_groups, apps) = db::run(pool, move |conn| -> Result<_, PageError> {
         let user = users::find_by_id(conn, id).map_err(anyhow::Error::from)?.ok_or(PageError::NotFound)?;
         let filter = AuditFilter { target_id: Some(id), ..Default::default() };
         let (events, _) = audit::page(conn, &filter, RECENT_EVENTS).map_err(anyhow::Error::from)?;
         let throttle = throttle::standing(conn, id, users::now()).map_err(anyhow::Error::from)?;
         let groups = db::groups::groups_of(conn, id).map_err(anyhow::Error::from)?;
         let all_groups = db::groups::first(conn, GROUP_CHOICES).map_err(anyhow::Error::from)?;
-        Ok((user, events, throttle, groups, all_groups))
+        let apps = crate::oauth::connections::of_user(conn, id).map_err(anyhow::Error::from)?;
+        Ok((user, events, throttle, groups, all_groups, apps))
     })
     .await?;
     let sessions = sessions.list(pool, id).await?;
-    Ok(Loaded { user, sessions, events, throttle, invitation: None, groups, all_groups })
+    Ok(Loaded { user, sessions, events, throttle, invitation: None, groups, all_groups, apps })
 }
 
 /// The user's page data, with their pending invitation.
@@ -136,6 +141,8 @@ fn view<'a>(page: &Page, loaded: &'a Loaded, form: ProfileForm, errors: FieldErr
         mail_on: page.outbox.enabled(),
         groups: &loaded.groups,
         other_groups: loaded.all_groups.iter().filter(|group| !loaded.groups.contains(group)).collect(),
+        apps: crate::web::tables::app_rows(loaded.apps.clone(), &clock),
+        disconnect_base: None,
     }
 }
 
