@@ -33,6 +33,7 @@ mod logout;
 mod mail;
 mod navigation;
 mod oidc;
+mod oidc_clients;
 mod operations;
 mod passkeys;
 mod proxies;
