@@ -306,7 +306,16 @@ fn main() -> ExitCode {
             commands::create_group(&settings, &name, display_name.as_deref(), description.as_deref())
         }
         Command::Group(GroupCommand::List) => commands::list_groups(&settings),
-        Command::Client(ClientCommand::Create { name, redirect_uris, public, consent, scopes, groups, id_token_alg, json }) => {
+        Command::Client(ClientCommand::Create {
+            name,
+            redirect_uris,
+            public,
+            consent,
+            scopes,
+            groups,
+            id_token_alg,
+            json,
+        }) => {
             let form = portcullis::oauth::ClientForm {
                 name,
                 redirect_uris: redirect_uris.join("\n"),

@@ -179,6 +179,7 @@ impl Application {
         let static_dir = settings.static_dir.clone();
         let hsts = settings.public_url.is_https();
         let csp = content_security_policy(&settings);
+        let csp_data = web::Data::new(crate::web::context::ContentSecurityPolicy(csp.clone()));
         let trusted_proxies = web::Data::new(TrustedProxies(settings.trusted_proxies.clone()));
         let metrics = settings.metrics.then(|| web::Data::new(Metrics::default()));
         let counts_cache = web::Data::new(admin::overview::CountsCache::default());
@@ -230,6 +231,7 @@ impl Application {
                 .app_data(sites.clone())
                 .app_data(gate.clone())
                 .app_data(reset_requests.clone())
+                .app_data(csp_data.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))
@@ -289,14 +291,23 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         .service(endpoint("/.well-known/oauth-authorization-server", [get(well_known::metadata)]))
         .service(endpoint("/.well-known/openid-configuration", [get(well_known::metadata)]))
         .service(
-            endpoint(oauth::AUTHORIZE_PATH, [get(oauth::authorize::start_get), post(oauth::authorize::start_post)])
-                .wrap(from_fn(identify_page_visitor)),
+            endpoint(
+                oauth::shared::AUTHORIZE_PATH,
+                [get(oauth::authorize::start_get), post(oauth::authorize::start_post)],
+            )
+            .wrap(from_fn(identify_page_visitor)),
         )
-        .service(endpoint(oauth::CONSENT_PATH, [post(oauth::authorize::consent)]).wrap(from_fn(require_page_session)))
-        .service(endpoint(oauth::TOKEN_PATH, [post(oauth::endpoints::token)]))
-        .service(endpoint(oauth::REVOKE_PATH, [post(oauth::endpoints::revoke)]))
-        .service(endpoint(oauth::INTROSPECT_PATH, [post(oauth::endpoints::introspect)]))
-        .service(endpoint(oauth::USERINFO_PATH, [get(oauth::endpoints::userinfo), post(oauth::endpoints::userinfo)]))
+        .service(
+            endpoint(oauth::shared::CONSENT_PATH, [post(oauth::authorize::consent)])
+                .wrap(from_fn(require_page_session)),
+        )
+        .service(endpoint(oauth::shared::TOKEN_PATH, [post(oauth::endpoints::token)]))
+        .service(endpoint(oauth::shared::REVOKE_PATH, [post(oauth::endpoints::revoke)]))
+        .service(endpoint(oauth::shared::INTROSPECT_PATH, [post(oauth::endpoints::introspect)]))
+        .service(endpoint(
+            oauth::shared::USERINFO_PATH,
+            [get(oauth::endpoints::userinfo), post(oauth::endpoints::userinfo)],
+        ))
         .service(endpoint("/login", [get(login::form), post(login::submit)]).wrap(from_fn(identify_page_visitor)))
         .service(endpoint("/login/forgot", [get(login::forgot::form), post(login::forgot::submit)]))
         // Mailed links carry their token in the address: no page they lead to names it to another site.

@@ -136,7 +136,8 @@ impl SigningKeys {
     ) -> anyhow::Result<Option<String>> {
         write_transaction(conn, |conn| -> anyhow::Result<Option<String>> {
             signing_keys::lock(conn)?;
-            let live: Vec<StoredKey> = signing_keys::live(conn, now)?.into_iter().filter(|key| is_access(&key)).collect();
+            let live: Vec<StoredKey> =
+                signing_keys::live(conn, now)?.into_iter().filter(|key| is_access(&key)).collect();
             let active = |key: &&StoredKey| key.retired_at.is_none_or(|retired| retired > now);
             let wanted = signing.algorithm.name();
             if signing.algorithm == JwtAlgorithm::Hs256 {
@@ -213,7 +214,12 @@ impl SigningKeys {
 
     /// Makes sure a key signs the apps' ID tokens with `alg` (the first one for an algorithm
     /// signs at once: no app can have cached a JWKS it was missing from). True when one was made.
-    pub fn ensure_id_key(&self, conn: &mut DbConnection, alg: JwtAlgorithm, now: NaiveDateTime) -> anyhow::Result<bool> {
+    pub fn ensure_id_key(
+        &self,
+        conn: &mut DbConnection,
+        alg: JwtAlgorithm,
+        now: NaiveDateTime,
+    ) -> anyhow::Result<bool> {
         if !ID_TOKEN_ALGORITHMS.contains(&alg) {
             anyhow::bail!("ID tokens are not signed with {}", alg.name());
         }
@@ -223,7 +229,10 @@ impl SigningKeys {
                 purpose_of(key) == KeyPurpose::Id
                     && key.alg == alg.name()
                     && key.retired_at.is_none_or(|retired| retired > now)
-                    && key.sealed_private_key.as_deref().is_some_and(|sealed| self.sealing.open(OWNER, sealed).is_some())
+                    && key
+                        .sealed_private_key
+                        .as_deref()
+                        .is_some_and(|sealed| self.sealing.open(OWNER, sealed).is_some())
             });
             if signs {
                 return Ok(false);
@@ -246,9 +255,8 @@ impl SigningKeys {
         let live = signing_keys::live(conn, now)?;
         let kid = self.insert_new(conn, (alg, purpose), now, lead)?;
         let starts = later(now, lead);
-        let replaced = |key: &&StoredKey| {
-            purpose_of(key) == purpose && (purpose == KeyPurpose::Access || key.alg == alg.name())
-        };
+        let replaced =
+            |key: &&StoredKey| purpose_of(key) == purpose && (purpose == KeyPurpose::Access || key.alg == alg.name());
         for key in live
             .iter()
             .filter(replaced)

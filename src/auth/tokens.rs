@@ -282,7 +282,11 @@ impl JwtKeys {
                     DecodingKey::from_ed_der(&loaded.public),
                 ),
                 JwtAlgorithm::Rs256 => (
-                    loaded.private_pkcs8.as_deref().and_then(super::keys::rsa_private_key).map(EncodingKey::from_rsa_der),
+                    loaded
+                        .private_pkcs8
+                        .as_deref()
+                        .and_then(super::keys::rsa_private_key)
+                        .map(EncodingKey::from_rsa_der),
                     DecodingKey::from_rsa_der(&loaded.public),
                 ),
                 _ => (
@@ -398,9 +402,10 @@ impl JwtKeys {
         let kid = self.kid_of(token)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
-        let public = ring.public.iter().find(|key| {
-            key.purpose == KeyPurpose::Access && key.key.kid == kid && key.verifies_at(now)
-        });
+        let public = ring
+            .public
+            .iter()
+            .find(|key| key.purpose == KeyPurpose::Access && key.key.kid == kid && key.verifies_at(now));
         let key = match public {
             Some(public) => &public.key,
             None if self.algorithm == JwtAlgorithm::Hs256 => {
@@ -501,7 +506,9 @@ impl Ring {
         self.public
             .iter()
             .filter(|key| key.purpose == purpose && Some(key.key.alg) == jose_algorithm(alg))
-            .filter(|key| key.key.encoding.is_some() && key.signs_from <= now && key.retired_at.is_none_or(|at| at > now))
+            .filter(|key| {
+                key.key.encoding.is_some() && key.signs_from <= now && key.retired_at.is_none_or(|at| at > now)
+            })
             .max_by_key(|key| key.signs_from)
             .map(|key| &key.key)
     }

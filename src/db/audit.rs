@@ -231,7 +231,9 @@ impl Action {
             Self::AppSecretRotated => ("app.secret_rotated", "Made a new secret for an app"),
             Self::AppAuthFailed => ("app.auth_failed", "An app's secret was wrong"),
             Self::AppCodeReused => ("app.code_reused", "An authorization code came back; its tokens were revoked"),
-            Self::AppRefreshReused => ("app.refresh_reused", "An app's stolen refresh token was detected; its tokens were revoked"),
+            Self::AppRefreshReused => {
+                ("app.refresh_reused", "An app's stolen refresh token was detected; its tokens were revoked")
+            }
             Self::AppConsent => ("app.consent", "Let an app sign them in"),
             Self::AppDisconnect => ("app.disconnect", "Disconnected an app"),
         }

@@ -4,8 +4,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::schema::{oauth_clients, oauth_codes, oauth_consents, oauth_grants, oauth_refresh_tokens, renewed_sessions,
-    revoked_sessions};
+use super::schema::{
+    oauth_clients, oauth_codes, oauth_consents, oauth_grants, oauth_refresh_tokens, renewed_sessions, revoked_sessions,
+};
 
 /// An app as stored. Lists are text (see the migration): `redirect_uris` one per line, the
 /// others separated by spaces.
@@ -213,8 +214,12 @@ fn revoke_grants(conn: &mut DbConnection, grants: Vec<(i64, String)>, at: NaiveD
     Ok(grants.len())
 }
 
-fn live_grants() -> oauth_grants::BoxedQuery<'static, super::MultiBackend, (diesel::sql_types::BigInt, diesel::sql_types::Text)> {
-    oauth_grants::table.filter(oauth_grants::revoked_at.is_null()).select((oauth_grants::id, oauth_grants::gid)).into_boxed()
+fn live_grants()
+-> oauth_grants::BoxedQuery<'static, super::MultiBackend, (diesel::sql_types::BigInt, diesel::sql_types::Text)> {
+    oauth_grants::table
+        .filter(oauth_grants::revoked_at.is_null())
+        .select((oauth_grants::id, oauth_grants::gid))
+        .into_boxed()
 }
 
 pub fn revoke_grant(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
@@ -286,11 +291,9 @@ pub fn find_refresh_token(conn: &mut DbConnection, token_hash: &str) -> QueryRes
 
 /// Retires a live refresh token; false when it was retired already (compare-and-set).
 pub fn retire_refresh_token(conn: &mut DbConnection, token_hash: &str, at: NaiveDateTime) -> QueryResult<bool> {
-    Ok(diesel::update(
-        oauth_refresh_tokens::table.find(token_hash).filter(oauth_refresh_tokens::retired_at.is_null()),
-    )
-    .set(oauth_refresh_tokens::retired_at.eq(at))
-    .execute(conn)?
+    Ok(diesel::update(oauth_refresh_tokens::table.find(token_hash).filter(oauth_refresh_tokens::retired_at.is_null()))
+        .set(oauth_refresh_tokens::retired_at.eq(at))
+        .execute(conn)?
         == 1)
 }
 
@@ -360,9 +363,8 @@ pub fn consents_of(conn: &mut DbConnection, user_id: i64) -> QueryResult<Vec<(Co
 pub fn prune(conn: &mut DbConnection, now: NaiveDateTime, retired_before: NaiveDateTime) -> QueryResult<usize> {
     let codes = diesel::delete(oauth_codes::table.filter(oauth_codes::expires_at.le(retired_before))).execute(conn)?;
     let refresh = diesel::delete(
-        oauth_refresh_tokens::table.filter(
-            oauth_refresh_tokens::expires_at.le(now).or(oauth_refresh_tokens::retired_at.le(retired_before)),
-        ),
+        oauth_refresh_tokens::table
+            .filter(oauth_refresh_tokens::expires_at.le(now).or(oauth_refresh_tokens::retired_at.le(retired_before))),
     )
     .execute(conn)?;
     let grants = diesel::delete(

@@ -44,7 +44,8 @@ impl RedirectUri {
         if input.chars().any(|c| c.is_control() || c.is_whitespace()) || input.contains('\\') {
             return Err("An address may not contain spaces or control characters");
         }
-        let url = url::Url::parse(input).map_err(|_| "Enter a full address, such as https://app.example.com/callback")?;
+        let url =
+            url::Url::parse(input).map_err(|_| "Enter a full address, such as https://app.example.com/callback")?;
         if url.fragment().is_some() {
             return Err("An address may not have a fragment (#…)");
         }
@@ -60,7 +61,9 @@ impl RedirectUri {
         // What is stored is what the admin typed, once it reads the same when parsed: a
         // request must then send exactly these characters.
         if url.as_str() != input && format!("{input}/") != url.as_str() {
-            return Err("Write the address in its plain form (lower-case scheme and host, no dot segments, no default port)");
+            return Err(
+                "Write the address in its plain form (lower-case scheme and host, no dot segments, no default port)",
+            );
         }
         Ok(Self(url.as_str().to_owned()))
     }
@@ -99,7 +102,12 @@ mod tests {
 
     #[test]
     fn registered_addresses_are_https_or_loopback_without_fragments() {
-        for good in ["https://app.example.com/callback", "http://127.0.0.1:8080/cb", "http://localhost/cb", "https://a.test/cb?x=1"] {
+        for good in [
+            "https://app.example.com/callback",
+            "http://127.0.0.1:8080/cb",
+            "http://localhost/cb",
+            "https://a.test/cb?x=1",
+        ] {
             assert_eq!(&*RedirectUri::parse(good).unwrap(), good, "{good}");
         }
         for bad in [

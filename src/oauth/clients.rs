@@ -48,7 +48,8 @@ pub struct Client {
 impl Client {
     pub fn from_row(row: ClientRow) -> Option<Self> {
         let redirect_uris = row.redirect_uris.lines().map(RedirectUri::parse).collect::<Result<Vec<_>, _>>().ok()?;
-        let allowed_roles = row.allowed_roles.split_whitespace().map(Role::parse).collect::<Result<Vec<_>, _>>().ok()?;
+        let allowed_roles =
+            row.allowed_roles.split_whitespace().map(Role::parse).collect::<Result<Vec<_>, _>>().ok()?;
         let id_token_alg = JwtAlgorithm::parse(&row.id_token_alg).ok()?;
         Some(Self {
             id: row.id,
@@ -172,7 +173,8 @@ impl ValidClient {
         } else {
             let asked: Vec<&str> = form.scopes.split_whitespace().collect();
             if let Some(unknown) = asked.iter().find(|scope| !KNOWN_SCOPES.contains(scope)) {
-                errors.add("scopes", format!("{unknown} is not a scope Portcullis knows ({})", KNOWN_SCOPES.join(", ")));
+                errors
+                    .add("scopes", format!("{unknown} is not a scope Portcullis knows ({})", KNOWN_SCOPES.join(", ")));
             }
             let mut kept: Vec<&str> = KNOWN_SCOPES.iter().copied().filter(|scope| asked.contains(scope)).collect();
             if !kept.contains(&"openid") {
@@ -271,7 +273,13 @@ pub enum ClientError {
     Database(#[from] diesel::result::Error),
 }
 
-fn audit_app(conn: &mut DbConnection, actor: &Actor, action: Action, row: &ClientRow, details: &str) -> diesel::QueryResult<()> {
+fn audit_app(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    action: Action,
+    row: &ClientRow,
+    details: &str,
+) -> diesel::QueryResult<()> {
     let details = if details.is_empty() {
         format!("{} ({})", row.name, row.client_id)
     } else {
@@ -285,7 +293,13 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, valid: &ValidClient) -> Re
     let secret = (!valid.public).then(|| crate::random::token_base64(SECRET_BYTES));
     let at = now();
     Ok(write_transaction(conn, |conn| -> Result<Created, ClientError> {
-        let row = store::insert_client(conn, &client_id, secret.as_deref().map(hash_secret).as_deref(), &valid.changes(at), at)?;
+        let row = store::insert_client(
+            conn,
+            &client_id,
+            secret.as_deref().map(hash_secret).as_deref(),
+            &valid.changes(at),
+            at,
+        )?;
         let kind = if valid.public { "public" } else { "confidential" };
         audit_app(conn, actor, Action::AppCreate, &row, kind)?;
         Ok(Created { client: row, secret: secret.clone() })

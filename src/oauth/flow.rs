@@ -71,7 +71,10 @@ impl OAuthError {
 impl From<anyhow::Error> for OAuthError {
     fn from(error: anyhow::Error) -> Self {
         if crate::error::is_temporary(&error) {
-            return Self { retry_after: Some(Duration::from_secs(1)), ..Self::new("temporarily_unavailable", "Try again in a moment") };
+            return Self {
+                retry_after: Some(Duration::from_secs(1)),
+                ..Self::new("temporarily_unavailable", "Try again in a moment")
+            };
         }
         Self::server_error(&error)
     }
@@ -218,7 +221,9 @@ fn valid_verifier(verifier: &str) -> bool {
 /// The `sid` apps see: a hash of the Portcullis session's id, the same for every app of the
 /// session (for sign-outs that reach them) and useless for anything else.
 pub fn app_session_id(session_sid: &str) -> String {
-    URL_SAFE_NO_PAD.encode(&digest::digest(&digest::SHA256, format!("portcullis oidc sid v1:{session_sid}").as_bytes()).as_ref()[..18])
+    URL_SAFE_NO_PAD.encode(
+        &digest::digest(&digest::SHA256, format!("portcullis oidc sid v1:{session_sid}").as_bytes()).as_ref()[..18],
+    )
 }
 
 /// OpenID Connect Core 3.1.3.6: the left half of the hash of the access token, the hash
@@ -257,7 +262,10 @@ impl Provider<'_> {
             return Ok(None);
         }
         let client_id = client_id.to_owned();
-        let row = db::run(self.pool, move |conn| -> anyhow::Result<_> { Ok(store::find_client_by_client_id(conn, &client_id)?) }).await?;
+        let row = db::run(self.pool, move |conn| -> anyhow::Result<_> {
+            Ok(store::find_client_by_client_id(conn, &client_id)?)
+        })
+        .await?;
         Ok(row.and_then(|row| {
             let id = row.client_id.clone();
             let client = Client::from_row(row);
@@ -271,7 +279,11 @@ impl Provider<'_> {
     /// RFC 6749 §2.3: the app at the token, revocation and introspection endpoints. A wrong
     /// secret is audited and counted per app and address: a stranger's guesses pause only the
     /// stranger's address, never the app itself elsewhere.
-    pub async fn authenticate_client(&self, credentials: &ClientCredentials, client_ip: &str) -> Result<Client, OAuthError> {
+    pub async fn authenticate_client(
+        &self,
+        credentials: &ClientCredentials,
+        client_ip: &str,
+    ) -> Result<Client, OAuthError> {
         let client = self.find_client(&credentials.client_id).await?.filter(|client| client.enabled);
         let Some(client) = client else { return Err(OAuthError::invalid_client()) };
         match (&credentials.secret, client.is_confidential()) {
@@ -311,13 +323,20 @@ impl Provider<'_> {
     /// Whether the user already let the app learn `scopes`.
     pub async fn has_consent(&self, user_id: i64, client: &Client, scopes: &Scopes) -> Result<bool, OAuthError> {
         let client_id = client.id;
-        let stored = db::run(self.pool, move |conn| -> anyhow::Result<_> { Ok(store::find_consent(conn, user_id, client_id)?) }).await?;
+        let stored =
+            db::run(self.pool, move |conn| -> anyhow::Result<_> { Ok(store::find_consent(conn, user_id, client_id)?) })
+                .await?;
         Ok(stored.is_some_and(|consent| scopes.covered_by(&Scopes::parse(&consent.scopes))))
     }
 
     /// A code for the app (stored hashed), and the consent recorded (it lists the app among
     /// the user's connected apps). `consented`: the user just said yes on the consent page.
-    pub async fn issue_code(&self, request: &CodeRequest<'_>, consented: bool, actor: Actor) -> Result<String, OAuthError> {
+    pub async fn issue_code(
+        &self,
+        request: &CodeRequest<'_>,
+        consented: bool,
+        actor: Actor,
+    ) -> Result<String, OAuthError> {
         let code = crate::random::token_base64(SECRET_BYTES);
         let created = now();
         let row = CodeRow {
@@ -340,13 +359,16 @@ impl Provider<'_> {
         db::run(self.pool, move |conn| -> anyhow::Result<()> {
             write_transaction(conn, |conn| -> anyhow::Result<()> {
                 // The session must still be there: a code is never issued for an ended one.
-                let live = crate::db::sessions::find_by_sid(conn, &row.session_sid)?.is_some_and(|session| session.expires_at > created);
+                let live = crate::db::sessions::find_by_sid(conn, &row.session_sid)?
+                    .is_some_and(|session| session.expires_at > created);
                 if !live {
                     anyhow::bail!(SessionGone);
                 }
                 store::insert_code(conn, &row)?;
                 let earlier = store::find_consent(conn, row.user_id, row.client_id)?;
-                let all = earlier.as_ref().map_or_else(|| scopes.clone(), |consent| Scopes::parse(&consent.scopes).union(&scopes));
+                let all = earlier
+                    .as_ref()
+                    .map_or_else(|| scopes.clone(), |consent| Scopes::parse(&consent.scopes).union(&scopes));
                 store::save_consent(conn, row.user_id, row.client_id, &all.to_string(), created)?;
                 if consented {
                     let target = users::find_by_id(conn, row.user_id)?;
@@ -382,11 +404,14 @@ impl Provider<'_> {
         let (hash, client_db_id, redirect_uri) = (sha256_hex(code), client.id, redirect_uri.to_owned());
         let verifier = verifier.map(str::to_owned);
         let refresh = crate::random::token_base64(SECRET_BYTES);
-        let (refresh_hash, refresh_ttl, client_name) = (sha256_hex(&refresh), client.refresh_token_ttl, client.name.clone());
+        let (refresh_hash, refresh_ttl, client_name) =
+            (sha256_hex(&refresh), client.refresh_token_ttl, client.name.clone());
         let outcome = db::run(self.pool, move |conn| -> anyhow::Result<Result<Issued, OAuthError>> {
             write_transaction(conn, |conn| -> anyhow::Result<Result<Issued, OAuthError>> {
                 let at = now();
-                let Some(code) = store::find_code(conn, &hash)? else { return Ok(Err(OAuthError::invalid_grant("The code is not valid"))) };
+                let Some(code) = store::find_code(conn, &hash)? else {
+                    return Ok(Err(OAuthError::invalid_grant("The code is not valid")));
+                };
                 if code.client_id != client_db_id {
                     return Ok(Err(OAuthError::invalid_grant("The code was issued to another client")));
                 }
@@ -399,7 +424,9 @@ impl Provider<'_> {
                     let target = target.as_ref().map(|user| (user.id, user.username.as_str()));
                     let details = format!("{client_name}: {revoked} grant revoked");
                     audit::record(conn, &Actor::default(), Action::AppCodeReused, target, &details)?;
-                    return Ok(Err(OAuthError::invalid_grant("The code was used already; the tokens issued from it are revoked")));
+                    return Ok(Err(OAuthError::invalid_grant(
+                        "The code was used already; the tokens issued from it are revoked",
+                    )));
                 }
                 if code.expires_at <= at {
                     return Ok(Err(OAuthError::invalid_grant("The code has expired")));
@@ -409,35 +436,54 @@ impl Provider<'_> {
                 }
                 match (&code.code_challenge, &verifier) {
                     (Some(challenge), Some(verifier)) if s256(verifier) == *challenge => {}
-                    (Some(_), Some(_)) => return Ok(Err(OAuthError::invalid_grant("The code_verifier does not match the challenge"))),
+                    (Some(_), Some(_)) => {
+                        return Ok(Err(OAuthError::invalid_grant("The code_verifier does not match the challenge")));
+                    }
                     (Some(_), None) => return Ok(Err(OAuthError::invalid_grant("The code_verifier is missing"))),
                     // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade.
-                    (None, Some(_)) => return Ok(Err(OAuthError::invalid_grant("The code was issued without a PKCE challenge"))),
+                    (None, Some(_)) => {
+                        return Ok(Err(OAuthError::invalid_grant("The code was issued without a PKCE challenge")));
+                    }
                     (None, None) => {}
                 }
                 let Some(user) = live_user_of_session(conn, &code.session_sid, code.user_id, at)? else {
                     return Ok(Err(OAuthError::invalid_grant("The session the code came from has ended")));
                 };
                 let gid = crate::random::token_base64(16);
-                let grant = store::insert_grant(conn, &NewGrant {
-                    gid: &gid,
-                    client_id: code.client_id,
-                    user_id: Some(code.user_id),
-                    session_sid: Some(&code.session_sid),
-                    scope: &code.scope,
-                    auth_time: code.auth_time,
-                    amr: &code.amr,
-                    nonce: code.nonce.as_deref(),
-                    created_at: at,
-                    last_used_at: at,
-                })?;
+                let grant = store::insert_grant(
+                    conn,
+                    &NewGrant {
+                        gid: &gid,
+                        client_id: code.client_id,
+                        user_id: Some(code.user_id),
+                        session_sid: Some(&code.session_sid),
+                        scope: &code.scope,
+                        auth_time: code.auth_time,
+                        amr: &code.amr,
+                        nonce: code.nonce.as_deref(),
+                        created_at: at,
+                        last_used_at: at,
+                    },
+                )?;
                 if !store::use_code(conn, &hash, grant.id, at)? {
                     anyhow::bail!("the code was used at the same moment");
                 }
                 store::insert_refresh_token(conn, &refresh_hash, grant.id, at, later(at, refresh_ttl))?;
                 store::touch_consent(conn, code.user_id, code.client_id, at)?;
-                let groups = crate::db::groups::groups_of(conn, user.id)?.into_iter().map(|group| group.name.to_string()).collect();
-                Ok(Ok(Issued { user, groups, grant_gid: gid, session_sid: code.session_sid, scope: code.scope, nonce: code.nonce, auth_time: code.auth_time, amr: code.amr }))
+                let groups = crate::db::groups::groups_of(conn, user.id)?
+                    .into_iter()
+                    .map(|group| group.name.to_string())
+                    .collect();
+                Ok(Ok(Issued {
+                    user,
+                    groups,
+                    grant_gid: gid,
+                    session_sid: code.session_sid,
+                    scope: code.scope,
+                    nonce: code.nonce,
+                    auth_time: code.auth_time,
+                    amr: code.amr,
+                }))
             })
         })
         .await?;
@@ -447,7 +493,12 @@ impl Provider<'_> {
 
     /// `grant_type=refresh_token` (RFC 6749 §6): rotated at each use; a retired token coming
     /// back revokes the grant (RFC 9700 §4.14.2). Bound to the app and to the Portcullis session.
-    pub async fn refresh(&self, client: &Client, token: &str, asked: Option<&Scopes>) -> Result<TokenAnswer, OAuthError> {
+    pub async fn refresh(
+        &self,
+        client: &Client,
+        token: &str,
+        asked: Option<&Scopes>,
+    ) -> Result<TokenAnswer, OAuthError> {
         if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
             return Err(OAuthError::invalid_grant("The refresh token is not valid"));
         }
@@ -460,15 +511,22 @@ impl Provider<'_> {
             write_transaction(conn, |conn| -> anyhow::Result<Result<Issued, OAuthError>> {
                 let at = now();
                 let refused = |why: &str| Ok(Err(OAuthError::invalid_grant(why)));
-                let Some(stored) = store::find_refresh_token(conn, &hash)? else { return refused("The refresh token is not valid") };
-                let Some(grant) = store::find_grant(conn, stored.grant_id)? else { return refused("The refresh token is not valid") };
+                let Some(stored) = store::find_refresh_token(conn, &hash)? else {
+                    return refused("The refresh token is not valid");
+                };
+                let Some(grant) = store::find_grant(conn, stored.grant_id)? else {
+                    return refused("The refresh token is not valid");
+                };
                 if grant.client_id != client_db_id {
                     return refused("The refresh token was issued to another client");
                 }
                 if stored.retired_at.is_some() {
                     if grant.revoked_at.is_none() {
                         store::revoke_grant(conn, grant.id, at)?;
-                        let target = match grant.user_id { Some(id) => users::find_by_id(conn, id)?, None => None };
+                        let target = match grant.user_id {
+                            Some(id) => users::find_by_id(conn, id)?,
+                            None => None,
+                        };
                         let target = target.as_ref().map(|user| (user.id, user.username.as_str()));
                         audit::record(conn, &Actor::default(), Action::AppRefreshReused, target, &client_name)?;
                     }
@@ -477,11 +535,16 @@ impl Provider<'_> {
                 if stored.expires_at <= at || grant.revoked_at.is_some() {
                     return refused("The refresh token has expired or was revoked");
                 }
-                let (Some(user_id), Some(session_sid)) = (grant.user_id, grant.session_sid.clone()) else { return refused("The refresh token is not valid") };
+                let (Some(user_id), Some(session_sid)) = (grant.user_id, grant.session_sid.clone()) else {
+                    return refused("The refresh token is not valid");
+                };
                 let Some(user) = live_user_of_session(conn, &session_sid, user_id, at)? else {
                     return refused("The session this app signed in with has ended");
                 };
-                let groups: Vec<String> = crate::db::groups::groups_of(conn, user.id)?.into_iter().map(|group| group.name.to_string()).collect();
+                let groups: Vec<String> = crate::db::groups::groups_of(conn, user.id)?
+                    .into_iter()
+                    .map(|group| group.name.to_string())
+                    .collect();
                 if !allowed.admits(user.role, &groups) {
                     store::revoke_grant(conn, grant.id, at)?;
                     return refused("The user may no longer use this app");
@@ -489,7 +552,10 @@ impl Provider<'_> {
                 let granted = Scopes::parse(&grant.scope);
                 let scope = match &asked {
                     Some(asked) if !asked.covered_by(&granted) => {
-                        return Ok(Err(OAuthError::new("invalid_scope", "A refresh may not ask for more than was granted")));
+                        return Ok(Err(OAuthError::new(
+                            "invalid_scope",
+                            "A refresh may not ask for more than was granted",
+                        )));
                     }
                     Some(asked) => asked.to_string(),
                     None => grant.scope.clone(),
@@ -500,7 +566,16 @@ impl Provider<'_> {
                 store::insert_refresh_token(conn, &next_hash, grant.id, at, later(at, refresh_ttl))?;
                 store::touch_grant(conn, grant.id, at)?;
                 store::touch_consent(conn, user_id, client_db_id, at)?;
-                Ok(Ok(Issued { user, groups, grant_gid: grant.gid, session_sid, scope, nonce: None, auth_time: grant.auth_time, amr: grant.amr }))
+                Ok(Ok(Issued {
+                    user,
+                    groups,
+                    grant_gid: grant.gid,
+                    session_sid,
+                    scope,
+                    nonce: None,
+                    auth_time: grant.auth_time,
+                    amr: grant.amr,
+                }))
             })
         })
         .await?;
@@ -531,7 +606,14 @@ impl Provider<'_> {
             user: UserClaims::default(),
         };
         let access_token = self.sessions.keys().sign_access(&claims)?;
-        Ok(TokenAnswer { access_token, token_type: "Bearer", expires_in: ttl, scope: String::new(), refresh_token: None, id_token: None })
+        Ok(TokenAnswer {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            scope: String::new(),
+            refresh_token: None,
+            id_token: None,
+        })
     }
 
     /// A refused code or refresh token may have revoked a grant: refused here at once.
@@ -542,7 +624,13 @@ impl Provider<'_> {
         Ok(())
     }
 
-    async fn answer(&self, client: &Client, outcome: Result<Issued, OAuthError>, refresh: Option<String>, with_nonce: bool) -> Result<TokenAnswer, OAuthError> {
+    async fn answer(
+        &self,
+        client: &Client,
+        outcome: Result<Issued, OAuthError>,
+        refresh: Option<String>,
+        with_nonce: bool,
+    ) -> Result<TokenAnswer, OAuthError> {
         let issued = outcome?;
         let scopes = Scopes::parse(&issued.scope);
         let now = chrono::Utc::now().timestamp();
@@ -584,7 +672,14 @@ impl Provider<'_> {
         } else {
             None
         };
-        Ok(TokenAnswer { access_token, token_type: "Bearer", expires_in: ttl, scope: issued.scope, refresh_token: refresh, id_token })
+        Ok(TokenAnswer {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            scope: issued.scope,
+            refresh_token: refresh,
+            id_token,
+        })
     }
 
     /// Signs an ID token, making this algorithm's key first when there is none yet.
@@ -618,7 +713,13 @@ impl Provider<'_> {
         if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
             return Ok(());
         }
-        let by_access = self.sessions.keys().verify_app_token::<AppAccessClaims>(token).ok().filter(|claims| claims.client_id == client.client_id).map(|claims| claims.gid);
+        let by_access = self
+            .sessions
+            .keys()
+            .verify_app_token::<AppAccessClaims>(token)
+            .ok()
+            .filter(|claims| claims.client_id == client.client_id)
+            .map(|claims| claims.gid);
         let hash = sha256_hex(token);
         let client_db_id = client.id;
         db::run(self.pool, move |conn| -> anyhow::Result<()> {
@@ -668,17 +769,23 @@ impl Provider<'_> {
             Err(_) => {}
         }
         let (hash, client_db_id) = (sha256_hex(token), client.id);
-        let found = db::run(self.pool, move |conn| -> anyhow::Result<Option<(store::RefreshRow, store::GrantRow, Option<User>)>> {
-            let at = now();
-            let Some(stored) = store::find_refresh_token(conn, &hash)? else { return Ok(None) };
-            let Some(grant) = store::find_grant(conn, stored.grant_id)? else { return Ok(None) };
-            let live = grant.client_id == client_db_id && stored.retired_at.is_none() && stored.expires_at > at && grant.revoked_at.is_none();
-            let user = match (live, grant.user_id, grant.session_sid.as_deref()) {
-                (true, Some(user_id), Some(sid)) => live_user_of_session(conn, sid, user_id, at)?,
-                _ => None,
-            };
-            Ok(user.is_some().then_some((stored, grant, user)))
-        })
+        let found = db::run(
+            self.pool,
+            move |conn| -> anyhow::Result<Option<(store::RefreshRow, store::GrantRow, Option<User>)>> {
+                let at = now();
+                let Some(stored) = store::find_refresh_token(conn, &hash)? else { return Ok(None) };
+                let Some(grant) = store::find_grant(conn, stored.grant_id)? else { return Ok(None) };
+                let live = grant.client_id == client_db_id
+                    && stored.retired_at.is_none()
+                    && stored.expires_at > at
+                    && grant.revoked_at.is_none();
+                let user = match (live, grant.user_id, grant.session_sid.as_deref()) {
+                    (true, Some(user_id), Some(sid)) => live_user_of_session(conn, sid, user_id, at)?,
+                    _ => None,
+                };
+                Ok(user.is_some().then_some((stored, grant, user)))
+            },
+        )
         .await?;
         Ok(match found {
             Some((stored, grant, Some(user))) => json!({
@@ -726,7 +833,12 @@ struct SessionGone;
 
 /// The user of a Portcullis session that is still open, when still enabled. The app's use
 /// keeps the session in use (it is not idle while its apps renew their tokens).
-fn live_user_of_session(conn: &mut DbConnection, sid: &str, user_id: i64, at: NaiveDateTime) -> anyhow::Result<Option<User>> {
+fn live_user_of_session(
+    conn: &mut DbConnection,
+    sid: &str,
+    user_id: i64,
+    at: NaiveDateTime,
+) -> anyhow::Result<Option<User>> {
     let session = crate::db::sessions::find_by_sid(conn, sid)?;
     let Some(session) = session.filter(|session| session.user_id == user_id && session.expires_at > at) else {
         return Ok(None);

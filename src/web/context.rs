@@ -27,6 +27,9 @@ use crate::error::{ApiError, PageError, is_api_path};
 use crate::mail::Outbox;
 use crate::web::cookies::CookiePolicy;
 
+/// The site's CSP, as every response gets it (`startup::content_security_policy`).
+pub(crate) struct ContentSecurityPolicy(pub String);
+
 /// Where a sign-in lands when it was not sent from somewhere.
 const DEFAULT_LANDING: &str = "/dashboard";
 
@@ -47,6 +50,8 @@ pub(crate) struct Services {
     pub outbox: web::Data<Outbox>,
     /// The sites a sign-in may return to.
     pub sites: web::Data<SiteHosts>,
+    /// The CSP every response gets (a sign-in form leading to an app widens its `form-action`).
+    pub csp: Option<web::Data<ContentSecurityPolicy>>,
 }
 
 impl Services {
@@ -95,6 +100,7 @@ impl Services {
             passkeys: app_data(req)?,
             outbox: app_data(req)?,
             sites: app_data(req)?,
+            csp: req.app_data::<web::Data<ContentSecurityPolicy>>().cloned(),
         })
     }
 }

@@ -19,7 +19,7 @@ pub(crate) async fn refuse_cross_site_writes(
     let safe_method = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // The API takes only Bearer tokens, which a browser never attaches on its own.
     // So are the OpenID Connect endpoints apps call (an app's own page may post to authorize).
-    let cookieless = super::oauth::COOKIELESS_PATHS.contains(&req.path());
+    let cookieless = super::oauth::shared::COOKIELESS_PATHS.contains(&req.path());
     if !safe_method && !is_api_path(req.path()) && !cookieless && is_cross_site(req.headers()) {
         tracing::warn!(path = req.path(), "cross-site write refused");
         return Ok(req.error_response(PageError::CsrfRejected));

@@ -128,7 +128,7 @@ pub(crate) async fn form(
     if new_nonce {
         response.add_cookie(&cookies.login_csrf(nonce)).map_err(|error| PageError::Unexpected(error.into()))?;
     }
-    Ok(response)
+    Ok(crate::web::app_return::for_next(&app, &next, response).await)
 }
 
 pub(crate) async fn submit(
@@ -149,6 +149,8 @@ pub(crate) async fn submit(
     if let Some(token) = pending_step {
         second_factor::abandon_challenge(pool, token).await?;
     }
+    // The form shown again may still post its way to the app `next` returns to.
+    let app_origin = crate::web::app_return::origin_of_request(&app, &next).await;
     let failed = |status: StatusCode, message: &str| {
         let page = LoginPage {
             layout: Layout::default(),
@@ -161,6 +163,9 @@ pub(crate) async fn submit(
         let mut response = render(status, &page)?;
         if pending_step.is_some() {
             response.add_cookie(&cookies.second_step_removal()).map_err(|error| PageError::Unexpected(error.into()))?;
+        }
+        if let Some(origin) = &app_origin {
+            response = crate::web::app_return::allow_posting_to(response, &app, origin);
         }
         Ok::<_, PageError>(response)
     };

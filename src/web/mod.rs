@@ -2,6 +2,7 @@
 pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod api;
+pub(crate) mod app_return;
 pub(crate) mod client;
 pub(crate) mod context;
 pub(crate) mod cookies;

@@ -272,7 +272,14 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     axe.check(&other, "a manager's group page").await;
     let authorize = format!(
         "/oauth2/authorize?{}",
-        serde_urlencoded::to_string([("response_type", "code"), ("client_id", client_id.as_str()), ("redirect_uri", url("/dashboard").as_str()), ("scope", "openid profile email"), ("state", "s")]).unwrap()
+        serde_urlencoded::to_string([
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", url("/dashboard").as_str()),
+            ("scope", "openid profile email"),
+            ("state", "s")
+        ])
+        .unwrap()
     );
     other.go(&url(&authorize)).await;
     axe.check(&other, "consent to an app").await;

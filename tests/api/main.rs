@@ -9,6 +9,7 @@ mod accessibility;
 mod account;
 mod admin_area;
 mod admin_users;
+mod apache_oidc;
 mod api_token;
 mod attacks;
 mod audit;

@@ -17,7 +17,10 @@ pub(crate) struct App {
 }
 
 /// Registers an app the way the command line and the admin pages do (the service layer).
-pub(crate) async fn register(app: &TestApp, adjust: impl FnOnce(&mut portcullis::oauth::ClientForm) + Send + 'static) -> App {
+pub(crate) async fn register(
+    app: &TestApp,
+    adjust: impl FnOnce(&mut portcullis::oauth::ClientForm) + Send + 'static,
+) -> App {
     app.with_conn(move |conn| {
         let mut form = portcullis::oauth::ClientForm {
             name: "Wiki".to_owned(),
@@ -26,7 +29,8 @@ pub(crate) async fn register(app: &TestApp, adjust: impl FnOnce(&mut portcullis:
         };
         adjust(&mut form);
         let valid = portcullis::oauth::ValidClient::parse(&form, 900).expect("valid app settings");
-        let created = portcullis::oauth::clients::create(conn, &portcullis::db::audit::Actor::command_line(), &valid).unwrap();
+        let created =
+            portcullis::oauth::clients::create(conn, &portcullis::db::audit::Actor::command_line(), &valid).unwrap();
         App { client_id: created.client.client_id, secret: created.secret }
     })
     .await
@@ -92,7 +96,8 @@ async fn token(app: &TestApp, client: &App, fields: &[(&str, &str)]) -> reqwest:
 }
 
 async fn exchange(app: &TestApp, client: &App, code: &str) -> Value {
-    let response = token(app, client, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CALLBACK)]).await;
+    let response =
+        token(app, client, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CALLBACK)]).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     assert_eq!(response.headers()["cache-control"], "no-store");
     response.json().await.unwrap()
@@ -110,14 +115,22 @@ async fn verify_id_token(app: &TestApp, id_token: &str, client_id: &str) -> Valu
     let jwks_uri = discovery["jwks_uri"].as_str().unwrap();
     assert!(jwks_uri.starts_with(&app.issuer));
     let jwks: Value = app.get(&jwks_uri[app.issuer.len()..]).await.json().await.unwrap();
-    let key = jwks["keys"].as_array().unwrap().iter().find(|key| key["kid"] == kid.as_str()).expect("the ID token's key is published").clone();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["kid"] == kid.as_str())
+        .expect("the ID token's key is published")
+        .clone();
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key).unwrap();
     let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
     let algorithm: jsonwebtoken::Algorithm = alg.parse().unwrap();
     let mut validation = jsonwebtoken::Validation::new(algorithm);
     validation.set_audience(&[client_id]);
     validation.set_issuer(&[app.issuer.as_str()]);
-    jsonwebtoken::decode::<Value>(id_token, &decoding, &validation).expect("the ID token verifies with the published key").claims
+    jsonwebtoken::decode::<Value>(id_token, &decoding, &validation)
+        .expect("the ID token verifies with the published key")
+        .claims
 }
 
 both_backends! {

@@ -18,7 +18,10 @@ const CALLBACK: &str = "http://127.0.0.1:9/callback";
 pub(crate) fn node_clients_available() -> bool {
     let available = std::path::Path::new(MODULES).exists() && Command::new("node").arg("--version").output().is_ok();
     if !available {
-        assert!(std::env::var("CI").is_err(), "openid-client must be installed in CI (npm ci --prefix tests/oidc-clients)");
+        assert!(
+            std::env::var("CI").is_err(),
+            "openid-client must be installed in CI (npm ci --prefix tests/oidc-clients)"
+        );
         announce_skip("the openid-client tests: run `npm ci --prefix tests/oidc-clients`");
     }
     available

@@ -27,12 +27,21 @@ struct AppsPage {
 
 pub(crate) async fn list(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     let user_id = page.user.user_id;
-    let apps = db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(connections::of_user(conn, user_id)?) }).await?;
-    let view = AppsPage { layout: page.layout().with_flash(&flash), apps: app_rows(apps, &page.clock()), disconnect_base: Some(PATH) };
+    let apps =
+        db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(connections::of_user(conn, user_id)?) }).await?;
+    let view = AppsPage {
+        layout: page.layout().with_flash(&flash),
+        apps: app_rows(apps, &page.clock()),
+        disconnect_base: Some(PATH),
+    };
     Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 
-pub(crate) async fn disconnect(page: Page, AppId(id): AppId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
+pub(crate) async fn disconnect(
+    page: Page,
+    AppId(id): AppId,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, PageError> {
     let (actor, user_id) = (page.actor(), page.user.user_id);
     let name = db::run(&page.pool, move |conn| connections::disconnect(conn, &actor, user_id, id)).await?;
     page.sessions.sync_revocations(&page.pool).await?;

@@ -43,7 +43,8 @@ struct AppsPage {
 pub(crate) async fn list(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
     let rows = db::run(&page.pool, |conn| -> anyhow::Result<_> { Ok(store::list_clients(conn)?) }).await?;
     let apps = rows.into_iter().filter_map(Client::from_row).collect();
-    let view = AppsPage { layout: page.layout().with_flash(&flash), apps, issuer: page.sessions.keys().issuer().to_owned() };
+    let view =
+        AppsPage { layout: page.layout().with_flash(&flash), apps, issuer: page.sessions.keys().issuer().to_owned() };
     Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 
@@ -131,7 +132,12 @@ fn max_access_seconds(page: &Page) -> i64 {
     i64::try_from(page.sessions.policy().access_token_ttl.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn form_page(page: &Page, app: Option<Client>, form: AppFields, errors: FieldErrors) -> Result<HttpResponse, PageError> {
+fn form_page(
+    page: &Page,
+    app: Option<Client>,
+    form: AppFields,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let max = max_access_seconds(page) / 60;
     let access_hint = format!("At most {max}, the lifetime of Portcullis's own access tokens. Empty: {max}");
@@ -175,7 +181,8 @@ pub(crate) async fn create(page: Page, form: CsrfForm<AppFields>) -> Result<Http
         Err(errors) => return form_page(&page, None, fields, errors),
     };
     let actor = page.actor();
-    let created = db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::create(conn, &actor, &valid)?) }).await?;
+    let created =
+        db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::create(conn, &actor, &valid)?) }).await?;
     let app = Client::from_row(created.client).ok_or(PageError::NotFound)?;
     let issuer = page.sessions.keys().issuer().to_owned();
     render(StatusCode::OK, &SecretPage { layout: page.layout(), app, secret: created.secret, issuer, created: true })
@@ -219,13 +226,16 @@ pub(crate) async fn update(page: Page, id: AppId, form: CsrfForm<AppFields>) -> 
         Err(errors) => return form_page(&page, Some(app), fields, errors),
     };
     let (actor, AppId(key)) = (page.actor(), id);
-    let row = db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::update(conn, &actor, key, &valid)?) }).await?;
+    let row = db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::update(conn, &actor, key, &valid)?) })
+        .await?;
     Ok(page.redirect(&app_page(row.id), &format!("{} saved. Tokens issued before now must be renewed.", row.name)))
 }
 
 async fn set_enabled(page: Page, AppId(id): AppId, enabled: bool) -> Result<HttpResponse, PageError> {
     let actor = page.actor();
-    let result = db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::set_enabled(conn, &actor, id, enabled)) }).await?;
+    let result =
+        db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::set_enabled(conn, &actor, id, enabled)) })
+            .await?;
     let row = result?;
     page.sessions.sync_revocations(&page.pool).await?;
     let message = if enabled {
@@ -285,7 +295,9 @@ pub(crate) async fn rotate(page: Page, id: AppId, _form: CsrfForm<NoFields>) -> 
         return Err(PageError::BadRequest(format!("{} is a public app: it has no secret.", app.name)));
     }
     let (actor, AppId(key)) = (page.actor(), id);
-    let (_, secret) = db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::rotate_secret(conn, &actor, key)) }).await??;
+    let (_, secret) =
+        db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::rotate_secret(conn, &actor, key)) })
+            .await??;
     let issuer = page.sessions.keys().issuer().to_owned();
     render(StatusCode::OK, &SecretPage { layout: page.layout(), app, secret: Some(secret), issuer, created: false })
 }

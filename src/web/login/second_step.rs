@@ -65,20 +65,21 @@ fn method_of(raw: &str) -> Method {
 
 /// The second factors of the user of this browser's pending sign-in; `None` when it has none
 /// (expired, used, or never was).
-async fn pending_factors(app: &Services, req: &HttpRequest) -> Result<Option<Inventory>, PageError> {
+/// The pending user's factors, and where the sign-in goes on to.
+async fn pending_factors(app: &Services, req: &HttpRequest) -> Result<Option<(Inventory, String)>, PageError> {
     let token = super::pending_step(app, req);
     let Some(pending) = second_factor::pending(&app.pool, token).await? else { return Ok(None) };
     let user_id = pending.user.id;
-    Ok(Some(
-        crate::db::run(&app.pool, move |conn| -> anyhow::Result<Inventory> { Ok(inventory(conn, user_id)?) }).await?,
-    ))
+    let has =
+        crate::db::run(&app.pool, move |conn| -> anyhow::Result<Inventory> { Ok(inventory(conn, user_id)?) }).await?;
+    Ok(Some((has, pending.next_path)))
 }
 
 /// The second-step form; `known` is the pending user's factors when the caller has read them.
 async fn page(
     app: &Services,
     req: &HttpRequest,
-    known: Option<Inventory>,
+    known: Option<(Inventory, String)>,
     csrf_token: String,
     method: Method,
     error: Option<&str>,
@@ -89,8 +90,8 @@ async fn page(
         Some(has) => Some(has),
         None => pending_factors(app, req).await?,
     };
-    let has = has.unwrap_or(Inventory { app: true, passkeys: 0, recovery_codes_left: 0 });
-    render(
+    let (has, next) = has.unwrap_or((Inventory { app: true, passkeys: 0, recovery_codes_left: 0 }, String::new()));
+    let response = render(
         status,
         &SecondStepPage {
             layout: Layout::default(),
@@ -102,7 +103,8 @@ async fn page(
             has_app: has.app,
             has_passkeys: has.passkeys > 0 && app.passkeys.available(),
         },
-    )
+    )?;
+    Ok(crate::web::app_return::for_next(app, &next, response).await)
 }
 
 /// The way back to the login form, and the pending sign-in's cookie removed.

@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
-use super::{AUTHORIZE_PATH, CONSENT_PATH};
+use super::shared::{AUTHORIZE_PATH, CONSENT_PATH};
 use crate::auth::Authenticated;
 use crate::auth::csrf::CsrfKey;
 use crate::error::PageError;
@@ -171,7 +171,8 @@ async fn check(app: &Services, params: &AuthorizeParams) -> Result<Checked, Refu
         (Some(_), Some("S256")) => return Err(to_app("invalid_request", "code_challenge is not an S256 challenge")),
         (Some(_), _) => return Err(to_app("invalid_request", "Only code_challenge_method=S256 is supported")),
     };
-    let prompt: Vec<String> = params.prompt.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    let prompt: Vec<String> =
+        params.prompt.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect();
     if prompt.iter().any(|value| !["none", "login", "consent", "select_account"].contains(&value.as_str())) {
         return Err(to_app("invalid_request", "prompt may be none, login, consent or select_account"));
     }
@@ -230,9 +231,7 @@ fn back_to_app(app: &Services, redirect_uri: &str, state: Option<&str>, extra: &
 fn refused(app: &Services, visitor: Option<&Authenticated>, refusal: Refused) -> Result<HttpResponse, PageError> {
     match refusal {
         Refused::Page(message) => {
-            let layout = visitor.map_or_else(Layout::default, |user| {
-                Layout::for_user(user, &app.csrf)
-            });
+            let layout = visitor.map_or_else(Layout::default, |user| Layout::for_user(user, &app.csrf));
             render(StatusCode::BAD_REQUEST, &ErrorPage { layout, message })
         }
         Refused::ToApp { redirect_uri, state, error } => Ok(back_to_app(
@@ -306,7 +305,12 @@ async fn decide(
         Err(refusal) => return refused(app, visitor.as_deref(), refusal),
     };
     let to_app = |error: &'static str, description: &str| {
-        Ok(back_to_app(app, &checked.redirect_uri, checked.state.as_deref(), &[("error", error), ("error_description", description)]))
+        Ok(back_to_app(
+            app,
+            &checked.redirect_uri,
+            checked.state.as_deref(),
+            &[("error", error), ("error_description", description)],
+        ))
     };
     let silent = checked.prompt.iter().any(|value| value == "none");
     let Some(user) = visitor.filter(|user| !user.must_change_password && !user.must_enrol) else {
@@ -315,7 +319,8 @@ async fn decide(
         }
         // Our own sign-in, then back here (without prompt=login: the sign-in is the login).
         let Some(next) = again(&params, |params| {
-            params.prompt = params.prompt.take().map(|prompt| prompt.replace("login", "")).filter(|p| !p.trim().is_empty());
+            params.prompt =
+                params.prompt.take().map(|prompt| prompt.replace("login", "")).filter(|p| !p.trim().is_empty());
         }) else {
             return to_app("invalid_request", "The request is too long to come back to after signing in");
         };
@@ -337,7 +342,8 @@ async fn decide(
             return to_app("login_required", "The user must sign in again");
         }
         let Some(next) = again(&params, |params| {
-            params.prompt = params.prompt.take().map(|prompt| prompt.replace("login", "")).filter(|p| !p.trim().is_empty());
+            params.prompt =
+                params.prompt.take().map(|prompt| prompt.replace("login", "")).filter(|p| !p.trim().is_empty());
             params.max_age = None;
             params.proved_after = Some(now.to_string());
         }) else {
@@ -363,7 +369,10 @@ async fn decide(
     let needs_consent = !consented
         && (asks_consent
             || (checked.client.ask_consent
-                && !provider.has_consent(user.user_id, &checked.client, &checked.scopes).await.map_err(oauth_page_error)?));
+                && !provider
+                    .has_consent(user.user_id, &checked.client, &checked.scopes)
+                    .await
+                    .map_err(oauth_page_error)?));
     if needs_consent {
         if silent {
             return to_app("consent_required", "The user has not allowed this app yet");
@@ -384,7 +393,9 @@ async fn decide(
     let actor = user.actor(crate::web::client::client_ip(req));
     match provider.issue_code(&request, consented, actor).await {
         Ok(code) => Ok(back_to_app(app, &checked.redirect_uri, checked.state.as_deref(), &[("code", &code)])),
-        Err(error) if error.error == "server_error" || error.error == "temporarily_unavailable" => Err(oauth_page_error(error)),
+        Err(error) if error.error == "server_error" || error.error == "temporarily_unavailable" => {
+            Err(oauth_page_error(error))
+        }
         Err(error) => to_app(error.error, &error.description),
     }
 }
@@ -396,7 +407,12 @@ fn oauth_page_error(error: OAuthError) -> PageError {
     PageError::Unexpected(anyhow::anyhow!("{}: {}", error.error, error.description))
 }
 
-fn consent_page(app: &Services, user: &Authenticated, checked: &Checked, params: &AuthorizeParams) -> Result<HttpResponse, PageError> {
+fn consent_page(
+    app: &Services,
+    user: &Authenticated,
+    checked: &Checked,
+    params: &AuthorizeParams,
+) -> Result<HttpResponse, PageError> {
     let hidden = serde_urlencoded::to_string(params)
         .ok()
         .and_then(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(&query).ok())
@@ -411,7 +427,12 @@ fn consent_page(app: &Services, user: &Authenticated, checked: &Checked, params:
         lines: checked.scopes.in_words(),
         hidden,
     };
-    render(StatusCode::OK, &page)
+    let response = render(StatusCode::OK, &page)?;
+    // Allowing posts on to the app's address (checked above).
+    match url::Url::parse(&checked.redirect_uri) {
+        Ok(url) => Ok(crate::web::app_return::allow_posting_to(response, app, &url.origin().ascii_serialization())),
+        Err(_) => Ok(response),
+    }
 }
 
 fn layout_for(user: &Authenticated, csrf: &CsrfKey) -> Layout {

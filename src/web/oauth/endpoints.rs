@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{error_response, no_store};
+use super::shared::{error_response, no_store};
 use crate::auth::sessions::AuthFailure;
 use crate::oauth::flow::ClientCredentials;
 use crate::oauth::{OAuthError, Provider, Scopes};
@@ -18,8 +18,13 @@ use crate::web::context::Services;
 /// The form body as name → value, refusing a parameter given twice (RFC 6749 §3.1) and
 /// anything that is not a well-formed form.
 fn form_fields(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
-    if !content_type.split(';').next().is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+    let content_type =
+        req.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if !content_type
+        .split(';')
+        .next()
+        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    {
         return Err(OAuthError::new("invalid_request", "Send the parameters as application/x-www-form-urlencoded"));
     }
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
@@ -51,7 +56,11 @@ fn client_credentials(req: &HttpRequest, fields: &HashMap<String, String>) -> Re
             let Some((id, secret)) = decoded.as_deref().and_then(|pair| pair.split_once(':')) else {
                 return Err(OAuthError::new("invalid_client", "The Basic credentials could not be read"));
             };
-            let decode = |part: &str| percent_encoding::percent_decode_str(&part.replace('+', " ")).decode_utf8().map(|text| text.into_owned());
+            let decode = |part: &str| {
+                percent_encoding::percent_decode_str(&part.replace('+', " "))
+                    .decode_utf8()
+                    .map(|text| text.into_owned())
+            };
             let (Ok(client_id), Ok(secret)) = (decode(id), decode(secret)) else {
                 return Err(OAuthError::new("invalid_client", "The Basic credentials could not be read"));
             };
@@ -122,7 +131,9 @@ pub(crate) async fn revoke(req: HttpRequest, body: web::Bytes, app: Services) ->
         async {
             let fields = form_fields(&req, &body)?;
             let provider = provider(&app);
-            let client = provider.authenticate_client(&client_credentials(&req, &fields)?, &crate::web::client::client_ip(&req)).await?;
+            let client = provider
+                .authenticate_client(&client_credentials(&req, &fields)?, &crate::web::client::client_ip(&req))
+                .await?;
             let token = fields.get("token").ok_or_else(|| OAuthError::new("invalid_request", "token is missing"))?;
             provider.revoke(&client, token).await?;
             let mut response = HttpResponse::Ok();
@@ -139,7 +150,9 @@ pub(crate) async fn introspect(req: HttpRequest, body: web::Bytes, app: Services
         async {
             let fields = form_fields(&req, &body)?;
             let provider = provider(&app);
-            let client = provider.authenticate_client(&client_credentials(&req, &fields)?, &crate::web::client::client_ip(&req)).await?;
+            let client = provider
+                .authenticate_client(&client_credentials(&req, &fields)?, &crate::web::client::client_ip(&req))
+                .await?;
             if !client.is_confidential() {
                 return Err(OAuthError::new("unauthorized_client", "Only a confidential client may introspect tokens"));
             }
@@ -160,7 +173,11 @@ pub(crate) async fn userinfo(req: HttpRequest, body: web::Bytes, app: Services) 
         .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
         .map(str::trim)
         .map(str::to_owned);
-    let from_body = if body.is_empty() { None } else { form_fields(&req, &body).ok().and_then(|fields| fields.get("access_token").cloned()) };
+    let from_body = if body.is_empty() {
+        None
+    } else {
+        form_fields(&req, &body).ok().and_then(|fields| fields.get("access_token").cloned())
+    };
     let token = match (from_header, from_body) {
         (Some(_), Some(_)) => return bearer_error("invalid_request", "Send the token one way, not two"),
         (Some(token), None) | (None, Some(token)) => token,
@@ -175,17 +192,26 @@ pub(crate) async fn userinfo(req: HttpRequest, body: web::Bytes, app: Services) 
         Err(AuthFailure::Unavailable(_)) => {
             let mut response = HttpResponse::ServiceUnavailable();
             no_store(&mut response);
-            response.insert_header((header::RETRY_AFTER, "1")).json(serde_json::json!({"error": "temporarily_unavailable"}))
+            response
+                .insert_header((header::RETRY_AFTER, "1"))
+                .json(serde_json::json!({"error": "temporarily_unavailable"}))
         }
         Err(_) => bearer_error("invalid_token", "The access token is not valid, has expired or was revoked"),
     }
 }
 
 fn bearer_error(error: &str, description: &str) -> HttpResponse {
-    let status = if error == "invalid_request" { actix_web::http::StatusCode::BAD_REQUEST } else { actix_web::http::StatusCode::UNAUTHORIZED };
+    let status = if error == "invalid_request" {
+        actix_web::http::StatusCode::BAD_REQUEST
+    } else {
+        actix_web::http::StatusCode::UNAUTHORIZED
+    };
     let mut response = HttpResponse::build(status);
     no_store(&mut response);
     response
-        .insert_header((header::WWW_AUTHENTICATE, format!(r#"Bearer realm="portcullis", error="{error}", error_description="{description}""#)))
+        .insert_header((
+            header::WWW_AUTHENTICATE,
+            format!(r#"Bearer realm="portcullis", error="{error}", error_description="{description}""#),
+        ))
         .json(serde_json::json!({"error": error, "error_description": description}))
 }

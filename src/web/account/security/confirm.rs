@@ -59,7 +59,9 @@ fn view(page: &Page, next: String, errors: FieldErrors) -> ConfirmPage {
 }
 
 pub(crate) async fn show(page: Page, query: actix_web::web::Query<NextQuery>) -> Result<HttpResponse, PageError> {
-    render(StatusCode::OK, &view(&page, back(&query.next), FieldErrors::default()))
+    let next = back(&query.next);
+    let response = render(StatusCode::OK, &view(&page, next.clone(), FieldErrors::default()))?;
+    Ok(crate::web::app_return::for_next(&page, &next, response).await)
 }
 
 pub(crate) async fn submit(
