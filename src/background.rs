@@ -82,7 +82,10 @@ fn prune(conn: &mut DbConnection, throttle: &LoginThrottle, now: chrono::NaiveDa
     let challenges = db::challenges::prune(conn, now)? + db::passkeys::prune_ceremonies(conn, now)?;
     let mail = db::email_links::prune(conn, now - chrono::Duration::days(1))?
         + db::outbox::prune(conn, now - chrono::Duration::days(30))?;
-    Ok(throttles + challenges + mail)
+    // Apps' codes, spent refresh tokens and ended grants: two days on, every access token they
+    // led to has expired (they live at most a day).
+    let apps = db::oauth::prune(conn, now, now - chrono::Duration::days(2))?;
+    Ok(throttles + challenges + mail + apps)
 }
 
 /// Re-reads the signing keys every `signing.reload_interval` and hands them to `use_keys`

@@ -2,7 +2,7 @@
 use std::path::Path;
 
 /// Lower numbers are lower layers (ARCHITECTURE.md, "Layers").
-const LAYERS: [(&str, u8); 19] = [
+const LAYERS: [(&str, u8); 20] = [
     ("config", 0),
     ("random", 0),
     ("memory", 0),
@@ -13,6 +13,7 @@ const LAYERS: [(&str, u8); 19] = [
     ("mail", 3),
     ("auth", 4),
     ("accounts", 5),
+    ("oauth", 5),
     ("user_import", 5),
     ("export", 5),
     ("error", 6),
