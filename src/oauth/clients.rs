@@ -292,7 +292,7 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, valid: &ValidClient) -> Re
     let client_id = crate::random::token_base64(CLIENT_ID_BYTES);
     let secret = (!valid.public).then(|| crate::random::token_base64(SECRET_BYTES));
     let at = now();
-    Ok(write_transaction(conn, |conn| -> Result<Created, ClientError> {
+    write_transaction(conn, |conn| -> Result<Created, ClientError> {
         let row = store::insert_client(
             conn,
             &client_id,
@@ -303,7 +303,7 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, valid: &ValidClient) -> Re
         let kind = if valid.public { "public" } else { "confidential" };
         audit_app(conn, actor, Action::AppCreate, &row, kind)?;
         Ok(Created { client: row, secret: secret.clone() })
-    })?)
+    })
 }
 
 pub fn update(conn: &mut DbConnection, actor: &Actor, id: i64, valid: &ValidClient) -> Result<ClientRow, ClientError> {

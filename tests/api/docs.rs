@@ -35,13 +35,26 @@ fn the_guide_to_adding_a_private_page_quotes_the_code_as_it_is() {
 fn the_apache_configuration_in_the_docs_is_the_one_the_test_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let test = std::fs::read_to_string(root.join("tests/api/apache_oidc.rs")).unwrap();
-    let tested = test.split("# --- the part the documentation gives ---\n").nth(1).unwrap().split("# --- end ---").next().unwrap();
+    let tested = test
+        .split("# --- the part the documentation gives ---\n")
+        .nth(1)
+        .unwrap()
+        .split("# --- end ---")
+        .next()
+        .unwrap();
     let guide = std::fs::read_to_string(root.join("docs/openid-connect.md")).unwrap();
     let documented = guide.split("```apache\n").nth(1).expect("an apache block").split("```").next().unwrap();
     // The same directives in the same order; the values are the test's loopback ones.
-    let words = |text: &str| -> Vec<String> { text.lines().filter_map(|line| line.split_whitespace().next()).map(str::to_owned).collect() };
+    let words = |text: &str| -> Vec<String> {
+        text.lines().filter_map(|line| line.split_whitespace().next()).map(str::to_owned).collect()
+    };
     assert_eq!(words(documented), words(tested), "docs/openid-connect.md and tests/api/apache_oidc.rs differ");
-    for line in ["OIDCScope \"openid profile email groups\"", "OIDCPKCEMethod S256", "OIDCRemoteUserClaim preferred_username", "Require valid-user"] {
+    for line in [
+        "OIDCScope \"openid profile email groups\"",
+        "OIDCPKCEMethod S256",
+        "OIDCRemoteUserClaim preferred_username",
+        "Require valid-user",
+    ] {
         assert!(documented.contains(line) && tested.contains(line), "{line}");
     }
 }

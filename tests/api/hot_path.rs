@@ -40,3 +40,20 @@ both_backends_with! { quiet_background;
         assert!(app.statements.get() > before, "a page that lists sessions does read the database: the count is real");
     }
 }
+
+both_backends_with! { quiet_background;
+    async fn an_apps_userinfo_requests_run_no_statement_either(app: TestApp) {
+        let user = app.create_user("hana", Role::User).await;
+        app.login_as(&user).await;
+        let client = crate::oidc::register(&app, |_| {}).await;
+        let access = crate::oidc::access_token_for(&app, &client).await;
+        let userinfo = || app.client.get(app.url("/oauth2/userinfo")).bearer_auth(&access).send();
+        assert_eq!(userinfo().await.unwrap().status(), 200);
+        let before = app.statements.get();
+        for _ in 0..200 {
+            assert_eq!(userinfo().await.unwrap().status(), 200);
+        }
+        let during = app.statements.get() - before;
+        assert_eq!(during, 0, "200 userinfo requests ran {during} statements");
+    }
+}

@@ -756,3 +756,28 @@ both_backends_with! { default_policy;
         assert_eq!(userinfo(&app, tokens["access_token"].as_str().unwrap()).await.status(), 200);
     }
 }
+
+both_backends_with! { default_policy;
+    async fn an_admin_who_must_set_up_two_step_sign_in_is_sent_there_not_round_in_circles(app: TestApp) {
+        let admin = app.create_user("root", Role::Admin).await;
+        app.login_as(&admin).await;
+        let client = register(&app, |_| {}).await;
+        let response = app.get(&authorize_path(&client.client_id, &[])).await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(location(&response), "/account/security", "set up a second factor first");
+        let silent = app.get(&authorize_path(&client.client_id, &[("prompt", "none")])).await;
+        assert_eq!(query_of(&location(&silent))["error"], "interaction_required");
+    }
+}
+
+/// An access token for the app, from the code flow of the app's (signed-in) browser.
+pub(crate) async fn access_token_for(app: &TestApp, client: &App) -> String {
+    let code = code_for(app, client, &[]).await;
+    exchange(app, client, &code).await["access_token"].as_str().unwrap().to_owned()
+}
+
+/// An ID token for the app, from the code flow of the app's (signed-in) browser.
+pub(crate) async fn id_token_for(app: &TestApp, client: &App) -> String {
+    let code = code_for(app, client, &[]).await;
+    exchange(app, client, &code).await["id_token"].as_str().unwrap().to_owned()
+}

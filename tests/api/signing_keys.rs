@@ -405,6 +405,33 @@ both_backends_with! { quick_reload_daily_rotation;
     }
 }
 
+both_backends_with! { quick_reload_daily_rotation;
+    async fn an_apps_rs256_key_is_made_on_first_need_published_and_rotated_like_ours(app: TestApp) {
+        let alice = app.create_user("alice", Role::User).await;
+        app.login_as(&alice).await;
+        assert!(jwks(&app).await.iter().all(|key| key["kty"] != "RSA"), "no RSA key before an app needs one");
+        let client = crate::oidc::register(&app, |_| {}).await;
+        let id_token = crate::oidc::id_token_for(&app, &client).await;
+        let old = header_of(&id_token)["kid"].as_str().unwrap().to_owned();
+        assert_eq!(header_of(&id_token)["alg"], "RS256");
+        let published = jwks(&app).await;
+        let rsa = published.iter().find(|key| key["kid"] == old.as_str()).expect("the RS256 key is published");
+        let mut members: Vec<&str> = rsa.as_object().unwrap().keys().map(String::as_str).collect();
+        members.sort_unstable();
+        assert_eq!(members, ["alg", "e", "kid", "kty", "n", "use"], "public parts only: {rsa}");
+        assert!(portcullis(&app, &["keys", "list"], "").status.success());
+        // Two days old with a daily rotation: a new RS256 key is published, the old one stays.
+        set_times(&app, &old, Some(-2 * 24 * 3600), None, None).await;
+        let restarted = spawn_second_instance_with(&app, quick_reload_daily_rotation).await;
+        eventually("a second RS256 key is published", || async {
+            jwks(&restarted).await.iter().filter(|key| key["kty"] == "RSA").count() == 2
+        })
+        .await;
+        assert!(kids(&jwks(&restarted).await).contains(&old), "the old key verifies until its tokens expire");
+        restarted.server.stop(true).await;
+    }
+}
+
 fn quick_reload_daily_rotation(settings: &mut portcullis::config::Settings) {
     quick_reload(settings);
     settings.signing.rotation = Some(Duration::from_secs(24 * 3600));

@@ -313,7 +313,15 @@ async fn decide(
         ))
     };
     let silent = checked.prompt.iter().any(|value| value == "none");
-    let Some(user) = visitor.filter(|user| !user.must_change_password && !user.must_enrol) else {
+    // Signed in, but with something to do first: that page (the guard allows nothing else).
+    if let Some(user) = visitor.as_ref().filter(|user| user.must_change_password || user.must_enrol) {
+        if silent {
+            return to_app("interaction_required", "The user must finish setting up their account first");
+        }
+        let first = if user.must_change_password { "/password/change" } else { "/account/security" };
+        return Ok(see_other(first).finish());
+    }
+    let Some(user) = visitor else {
         if silent {
             return to_app("login_required", "The user is not signed in");
         }
