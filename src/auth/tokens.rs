@@ -146,6 +146,11 @@ pub enum TokenError {
     Invalid,
 }
 
+/// Claims that say when they were issued (`iat`): nothing issued in the future passes.
+pub trait IssuedAt {
+    fn issued_at(&self) -> i64;
+}
+
 /// No key of this instance can sign ID tokens with the algorithm an app asked for (none made
 /// yet, or made by another instance since the last reload).
 #[derive(Debug, thiserror::Error)]
@@ -398,7 +403,7 @@ impl JwtKeys {
 
     /// An access token issued to an app (RFC 9068: `at+jwt`, our issuer, signed by one of our
     /// access keys), whatever its audience; the caller checks the audience and the claims.
-    pub fn verify_app_token<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+    pub fn verify_app_token<T: DeserializeOwned + IssuedAt>(&self, token: &str) -> Result<T, TokenError> {
         let kid = self.kid_of(token)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
@@ -413,12 +418,12 @@ impl JwtKeys {
             }
             None => return Err(TokenError::Invalid),
         };
-        checked::<T>(token, key, &key.any_audience, ACCESS_TOKEN_TYPE, now)
+        checked::<T>(token, key, &key.any_audience, ACCESS_TOKEN_TYPE, now, T::issued_at)
     }
 
     /// An ID token we issued (signature, issuer, type), expired or not: what `id_token_hint`
     /// names.
-    pub fn verify_id_token<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+    pub fn verify_id_token<T: DeserializeOwned + IssuedAt>(&self, token: &str) -> Result<T, TokenError> {
         let kid = self.kid_of(token)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
@@ -429,7 +434,7 @@ impl JwtKeys {
             .ok_or(TokenError::Invalid)?;
         let mut validation = key.key.any_audience.clone();
         validation.validate_exp = false;
-        checked::<T>(token, &key.key, &validation, ID_TOKEN_TYPE, now)
+        checked::<T>(token, &key.key, &validation, ID_TOKEN_TYPE, now, T::issued_at)
     }
 
     fn kid_of(&self, token: &str) -> Result<String, TokenError> {
@@ -472,31 +477,12 @@ impl JwtKeys {
                 (secret.ok_or(TokenError::Invalid)?, until)
             }
         };
-        // An ECDSA signature has a twin (s and n − s) that verifies too: only the low one is ours.
-        if key.alg == Algorithm::ES256 && !low_s::is_low(token) {
+        let claims: Claims =
+            checked(token, key, &key.validation, ACCESS_TOKEN_TYPE, now, |claims: &Claims| claims.iat)?;
+        if claims.user_id().is_none() || claims.aud != audience.claim() {
             return Err(TokenError::Invalid);
         }
-        let data = decode::<Claims>(token, &key.decoding, &key.validation).map_err(|error| match error.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })?;
-        let header = &data.header;
-        let unexpected_header = header.alg != key.alg
-            || header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE)
-            || header.jku.is_some()
-            || header.jwk.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-            || header.crit.is_some();
-        let from_the_future = data.claims.iat > now + i64::try_from(LEEWAY.as_secs()).unwrap_or(0);
-        if unexpected_header
-            || from_the_future
-            || data.claims.user_id().is_none()
-            || data.claims.aud != audience.claim()
-        {
-            return Err(TokenError::Invalid);
-        }
-        Ok((data.claims, until))
+        Ok((claims, until))
     }
 }
 
@@ -530,15 +516,13 @@ fn checked<T: DeserializeOwned>(
     validation: &Validation,
     typ: &str,
     now: i64,
+    issued_at: impl Fn(&T) -> i64,
 ) -> Result<T, TokenError> {
-    #[derive(Deserialize)]
-    struct Issued {
-        iat: i64,
-    }
+    // An ECDSA signature has a twin (s and n − s) that verifies too: only the low one is ours.
     if key.alg == Algorithm::ES256 && !low_s::is_low(token) {
         return Err(TokenError::Invalid);
     }
-    let data = decode::<serde_json::Value>(token, &key.decoding, validation).map_err(|error| match error.kind() {
+    let data = decode::<T>(token, &key.decoding, validation).map_err(|error| match error.kind() {
         jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
         _ => TokenError::Invalid,
     })?;
@@ -550,11 +534,10 @@ fn checked<T: DeserializeOwned>(
         || header.x5u.is_some()
         || header.x5c.is_some()
         || header.crit.is_some();
-    let issued: Issued = serde_json::from_value(data.claims.clone()).map_err(|_| TokenError::Invalid)?;
-    if unexpected_header || issued.iat > now + i64::try_from(LEEWAY.as_secs()).unwrap_or(0) {
+    if unexpected_header || issued_at(&data.claims) > now + i64::try_from(LEEWAY.as_secs()).unwrap_or(0) {
         return Err(TokenError::Invalid);
     }
-    serde_json::from_value(data.claims).map_err(|_| TokenError::Invalid)
+    Ok(data.claims)
 }
 
 /// ES256 signatures in low-S form only (as Bitcoin and Ethereum require): `r ‖ s` with

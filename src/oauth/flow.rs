@@ -107,6 +107,18 @@ pub struct AppAccessClaims {
     pub user: UserClaims,
 }
 
+impl crate::auth::tokens::IssuedAt for AppAccessClaims {
+    fn issued_at(&self) -> i64 {
+        self.iat
+    }
+}
+
+impl crate::auth::tokens::IssuedAt for IdClaims {
+    fn issued_at(&self) -> i64 {
+        self.iat
+    }
+}
+
 /// The user's claims an app's scopes allow (OpenID Connect Core 5.1, 5.4).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserClaims {

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::shared::{error_response, no_store};
 use crate::auth::sessions::AuthFailure;
 use crate::oauth::flow::ClientCredentials;
-use crate::oauth::{OAuthError, Provider, Scopes};
+use crate::oauth::{Client, OAuthError, Provider, Scopes};
 use crate::web::context::Services;
 
 /// The form body as name → value, refusing a parameter given twice (RFC 6749 §3.1) and
@@ -125,17 +125,29 @@ async fn token_answer(req: &HttpRequest, body: &[u8], app: &Services) -> Result<
     Ok(json_answer(&answer))
 }
 
+/// The form of a request an app authenticated, and the app.
+async fn from_an_app(
+    req: &HttpRequest,
+    body: &[u8],
+    app: &Services,
+) -> Result<(HashMap<String, String>, Client), OAuthError> {
+    let fields = form_fields(req, body)?;
+    let client = provider(app)
+        .authenticate_client(&client_credentials(req, &fields)?, &crate::web::client::client_ip(req))
+        .await?;
+    Ok((fields, client))
+}
+
+fn token_field(fields: &HashMap<String, String>) -> Result<&str, OAuthError> {
+    fields.get("token").map(String::as_str).ok_or_else(|| OAuthError::new("invalid_request", "token is missing"))
+}
+
 /// RFC 7009: always 200 for a client that authenticated, whatever the token was.
 pub(crate) async fn revoke(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
     answered(
         async {
-            let fields = form_fields(&req, &body)?;
-            let provider = provider(&app);
-            let client = provider
-                .authenticate_client(&client_credentials(&req, &fields)?, &crate::web::client::client_ip(&req))
-                .await?;
-            let token = fields.get("token").ok_or_else(|| OAuthError::new("invalid_request", "token is missing"))?;
-            provider.revoke(&client, token).await?;
+            let (fields, client) = from_an_app(&req, &body, &app).await?;
+            provider(&app).revoke(&client, token_field(&fields)?).await?;
             let mut response = HttpResponse::Ok();
             no_store(&mut response);
             Ok(response.finish())
@@ -148,16 +160,11 @@ pub(crate) async fn revoke(req: HttpRequest, body: web::Bytes, app: Services) ->
 pub(crate) async fn introspect(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
     answered(
         async {
-            let fields = form_fields(&req, &body)?;
-            let provider = provider(&app);
-            let client = provider
-                .authenticate_client(&client_credentials(&req, &fields)?, &crate::web::client::client_ip(&req))
-                .await?;
+            let (fields, client) = from_an_app(&req, &body, &app).await?;
             if !client.is_confidential() {
                 return Err(OAuthError::new("unauthorized_client", "Only a confidential client may introspect tokens"));
             }
-            let token = fields.get("token").ok_or_else(|| OAuthError::new("invalid_request", "token is missing"))?;
-            Ok(json_answer(&provider.introspect(&client, token).await?))
+            Ok(json_answer(&provider(&app).introspect(&client, token_field(&fields)?).await?))
         }
         .await,
     )
