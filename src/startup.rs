@@ -179,6 +179,7 @@ impl Application {
         let static_dir = settings.static_dir.clone();
         let hsts = settings.public_url.is_https();
         let csp = content_security_policy(&settings);
+        let app_cache = web::Data::new(crate::oauth::cache::ClientCache::default());
         let csp_data = web::Data::new(crate::web::context::ContentSecurityPolicy(csp.clone()));
         let trusted_proxies = web::Data::new(TrustedProxies(settings.trusted_proxies.clone()));
         let metrics = settings.metrics.then(|| web::Data::new(Metrics::default()));
@@ -232,6 +233,7 @@ impl Application {
                 .app_data(gate.clone())
                 .app_data(reset_requests.clone())
                 .app_data(csp_data.clone())
+                .app_data(app_cache.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))

@@ -1,5 +1,6 @@
 //! Authentication: passwords, tokens, sessions, throttling, keys. It answers with its own
 //! outcomes (`AuthFailure`, `LoginOutcome`, …); `web` turns them into pages and JSON.
+pub mod app_tokens;
 mod authenticated;
 pub mod client;
 pub mod credentials;

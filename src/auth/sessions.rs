@@ -101,6 +101,8 @@ pub struct Sessions {
     mfa: MfaPolicy,
     revocations: Arc<RevocationList>,
     verified: VerifiedTokens,
+    /// The same memo for the access tokens issued to apps (userinfo).
+    app_verified: VerifiedTokens<super::app_tokens::AppAccessClaims>,
     outbox: Arc<Outbox>,
     /// Makes the apps' ID-token keys on first need (`ensure_id_key`).
     key_maker: Option<Arc<super::signing_keys::SigningKeys>>,
@@ -114,7 +116,16 @@ impl Sessions {
         revocations: Arc<RevocationList>,
         outbox: Arc<Outbox>,
     ) -> Self {
-        Self { keys, policy, mfa, revocations, verified: VerifiedTokens::default(), outbox, key_maker: None }
+        Self {
+            keys,
+            policy,
+            mfa,
+            revocations,
+            verified: VerifiedTokens::default(),
+            app_verified: VerifiedTokens::default(),
+            outbox,
+            key_maker: None,
+        }
     }
 
     /// With the maker of signing keys, so that ID-token keys are made when an app first needs one.
@@ -137,6 +148,34 @@ impl Sessions {
         .await?;
         self.replace_keys(keys);
         Ok(())
+    }
+
+    /// The check of an app's access token (userinfo, introspection): our signature, the app's
+    /// own audience, and neither its grant nor the app revoked or outdated since. No I/O; a
+    /// token seen before is recognised from the memo.
+    pub fn authenticate_app(&self, token: &str) -> Result<Arc<super::app_tokens::AppAccessClaims>, AuthFailure> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = match self.app_verified.get(token, now) {
+            Some(claims) => claims,
+            None => {
+                let (claims, key_until) = self
+                    .keys
+                    .verify_app_token_until::<super::app_tokens::AppAccessClaims>(token)
+                    .map_err(|error| match error {
+                        TokenError::Expired => AuthFailure::Expired,
+                        TokenError::Invalid => AuthFailure::Invalid,
+                    })?;
+                if claims.aud != claims.client_id || claims.gid.is_empty() || claims.exp <= now {
+                    return Err(AuthFailure::Invalid);
+                }
+                let claims = Arc::new(claims);
+                self.app_verified.remember(token, &claims, now, key_until);
+                claims
+            }
+        };
+        let app = super::app_tokens::app_tokens_key(&claims.client_id);
+        self.check_revoked(&[&claims.gid, &app], claims.iat)?;
+        Ok(claims)
     }
 
     /// The per-request check of a token that names the ids `ids` (a grant, an app) and was
@@ -174,6 +213,7 @@ impl Sessions {
     pub fn replace_keys(&self, keys: Vec<super::tokens::LoadedKey>) {
         if self.keys.replace_keys(keys) {
             self.verified.clear();
+            self.app_verified.clear();
         }
     }
 

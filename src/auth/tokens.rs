@@ -404,6 +404,14 @@ impl JwtKeys {
     /// An access token issued to an app (RFC 9068: `at+jwt`, our issuer, signed by one of our
     /// access keys), whatever its audience; the caller checks the audience and the claims.
     pub fn verify_app_token<T: DeserializeOwned + IssuedAt>(&self, token: &str) -> Result<T, TokenError> {
+        self.verify_app_token_until(token).map(|(claims, _)| claims)
+    }
+
+    /// [`verify_app_token`](Self::verify_app_token), and until when its key verifies.
+    pub fn verify_app_token_until<T: DeserializeOwned + IssuedAt>(
+        &self,
+        token: &str,
+    ) -> Result<(T, Option<i64>), TokenError> {
         let kid = self.kid_of(token)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
@@ -411,14 +419,14 @@ impl JwtKeys {
             .public
             .iter()
             .find(|key| key.purpose == KeyPurpose::Access && key.key.kid == kid && key.verifies_at(now));
-        let key = match public {
-            Some(public) => &public.key,
+        let (key, until) = match public {
+            Some(public) => (&public.key, public.drop_after),
             None if self.algorithm == JwtAlgorithm::Hs256 => {
-                self.secret.iter().find(|key| key.kid == kid).ok_or(TokenError::Invalid)?
+                (self.secret.iter().find(|key| key.kid == kid).ok_or(TokenError::Invalid)?, None)
             }
             None => return Err(TokenError::Invalid),
         };
-        checked::<T>(token, key, &key.any_audience, ACCESS_TOKEN_TYPE, now, T::issued_at)
+        Ok((checked::<T>(token, key, &key.any_audience, ACCESS_TOKEN_TYPE, now, T::issued_at)?, until))
     }
 
     /// An ID token we issued (signature, issuer, type), expired or not: what `id_token_hint`

@@ -9,31 +9,47 @@ use std::sync::{Arc, Mutex};
 use super::authenticated::Authenticated;
 use super::tokens::LEEWAY;
 
+/// What the memo keeps for a verified token: when it expires (Unix time).
+pub(super) trait Expires {
+    fn expires_at(&self) -> i64;
+}
+
+impl Expires for Authenticated {
+    fn expires_at(&self) -> i64 {
+        self.token_expires_at
+    }
+}
+
 /// Enough for every active client of a busy instance; a full memo drops expired entries
 /// first, and everything if that is not enough (the next request re-verifies).
 const CAPACITY: usize = 4096;
 
 /// Keys are whole tokens (hundreds of bytes) and only ever ones that passed the full check, so
 /// nobody can choose them to collide: a fast seeded hash instead of SipHash.
-#[derive(Default)]
-pub(super) struct VerifiedTokens {
-    entries: Mutex<HashMap<Box<str>, Entry, foldhash::fast::RandomState>>,
+pub(super) struct VerifiedTokens<T = Authenticated> {
+    entries: Mutex<HashMap<Box<str>, Entry<T>, foldhash::fast::RandomState>>,
 }
 
-struct Entry {
-    caller: Arc<Authenticated>,
+impl<T> Default for VerifiedTokens<T> {
+    fn default() -> Self {
+        Self { entries: Mutex::default() }
+    }
+}
+
+struct Entry<T> {
+    caller: Arc<T>,
     /// Until when the key that verified the token verifies (`None`: while it is configured).
     key_until: Option<i64>,
 }
 
-fn still_valid(entry: &Entry, now: i64) -> bool {
-    now < entry.caller.token_expires_at.saturating_add(LEEWAY.as_secs() as i64)
+fn still_valid<T: Expires>(entry: &Entry<T>, now: i64) -> bool {
+    now < entry.caller.expires_at().saturating_add(LEEWAY.as_secs() as i64)
         && entry.key_until.is_none_or(|until| now < until)
 }
 
-impl VerifiedTokens {
+impl<T: Expires> VerifiedTokens<T> {
     /// The caller `token` was verified for, unless it was never verified or has expired since.
-    pub(super) fn get(&self, token: &str, now: i64) -> Option<Arc<Authenticated>> {
+    pub(super) fn get(&self, token: &str, now: i64) -> Option<Arc<T>> {
         let entries = self.entries.lock().ok()?;
         entries.get(token).filter(|found| still_valid(found, now)).map(|found| Arc::clone(&found.caller))
     }
@@ -47,7 +63,7 @@ impl VerifiedTokens {
 
     /// Records a token that has just passed the full check, by a key that verifies until
     /// `key_until` (then it is forgotten, whatever the token's own expiry says).
-    pub(super) fn remember(&self, token: &str, authenticated: &Arc<Authenticated>, now: i64, key_until: Option<i64>) {
+    pub(super) fn remember(&self, token: &str, authenticated: &Arc<T>, now: i64, key_until: Option<i64>) {
         let Ok(mut entries) = self.entries.lock() else { return };
         if entries.len() >= CAPACITY {
             entries.retain(|_, entry| still_valid(entry, now));

@@ -28,6 +28,7 @@ pub struct ClientRow {
     pub is_enabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub post_logout_redirect_uris: String,
 }
 
 #[derive(Insertable, AsChangeset)]
@@ -43,6 +44,7 @@ pub struct ClientChanges<'a> {
     pub access_token_seconds: i64,
     pub refresh_token_seconds: i64,
     pub updated_at: NaiveDateTime,
+    pub post_logout_redirect_uris: &'a str,
 }
 
 pub fn insert_client(

@@ -238,6 +238,7 @@ diesel::table! {
         is_enabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        post_logout_redirect_uris -> Text,
     }
 }
 

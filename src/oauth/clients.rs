@@ -34,6 +34,8 @@ pub struct Client {
     pub name: String,
     secret_hash: Option<String>,
     pub redirect_uris: Vec<RedirectUri>,
+    /// Where it may send users after a sign-out it asked for.
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
     pub scopes: Scopes,
     pub ask_consent: bool,
     pub allowed_roles: Vec<Role>,
@@ -48,6 +50,8 @@ pub struct Client {
 impl Client {
     pub fn from_row(row: ClientRow) -> Option<Self> {
         let redirect_uris = row.redirect_uris.lines().map(RedirectUri::parse).collect::<Result<Vec<_>, _>>().ok()?;
+        let post_logout_redirect_uris =
+            row.post_logout_redirect_uris.lines().map(RedirectUri::parse).collect::<Result<Vec<_>, _>>().ok()?;
         let allowed_roles =
             row.allowed_roles.split_whitespace().map(Role::parse).collect::<Result<Vec<_>, _>>().ok()?;
         let id_token_alg = JwtAlgorithm::parse(&row.id_token_alg).ok()?;
@@ -57,6 +61,7 @@ impl Client {
             name: row.name,
             secret_hash: row.secret_hash,
             redirect_uris,
+            post_logout_redirect_uris,
             scopes: Scopes::parse(&row.scopes),
             ask_consent: row.ask_consent,
             allowed_roles,
@@ -86,6 +91,11 @@ impl Client {
         self.redirect_uris.iter().find(|uri| uri.accepts(presented))
     }
 
+    /// The registered post-logout address a request names, if it is one (exactly).
+    pub fn post_logout_redirect_uri(&self, presented: &str) -> Option<&RedirectUri> {
+        self.post_logout_redirect_uris.iter().find(|uri| uri.to_string() == presented)
+    }
+
     /// Whether a user with `role` in `groups` may use the app (empty lists: anyone).
     pub fn admits(&self, role: Role, groups: &[String]) -> bool {
         let by_role = self.allowed_roles.is_empty() || self.allowed_roles.contains(&role);
@@ -101,7 +111,7 @@ impl Client {
 }
 
 pub fn tokens_key(client_id: &str) -> String {
-    format!("client:{client_id}")
+    crate::auth::app_tokens::app_tokens_key(client_id)
 }
 
 fn hash_secret(secret: &str) -> String {
@@ -114,6 +124,8 @@ pub struct ClientForm {
     pub name: String,
     /// One per line.
     pub redirect_uris: String,
+    /// One per line; may be empty.
+    pub post_logout_redirect_uris: String,
     pub public: bool,
     /// Space-separated; empty means every scope we know.
     pub scopes: String,
@@ -131,6 +143,7 @@ pub struct ClientForm {
 pub struct ValidClient {
     name: String,
     redirect_uris: String,
+    post_logout_redirect_uris: String,
     scopes: String,
     ask_consent: bool,
     allowed_roles: String,
@@ -167,6 +180,20 @@ impl ValidClient {
             errors.add("redirect_uris", "Enter at least one address the app receives its sign-ins at");
         } else if uris.len() > MAX_REDIRECT_URIS {
             errors.add("redirect_uris", "An app may have at most 20 addresses");
+        }
+        let mut after_logout: Vec<RedirectUri> = Vec::new();
+        for line in form.post_logout_redirect_uris.lines().map(str::trim).filter(|line| !line.is_empty()) {
+            match RedirectUri::parse(line) {
+                Ok(uri) if !after_logout.contains(&uri) => after_logout.push(uri),
+                Ok(_) => {}
+                Err(message) => {
+                    errors.add("post_logout_redirect_uris", format!("{line}: {message}"));
+                    break;
+                }
+            }
+        }
+        if after_logout.len() > MAX_REDIRECT_URIS {
+            errors.add("post_logout_redirect_uris", "An app may have at most 20 addresses");
         }
         let scopes = if form.scopes.trim().is_empty() {
             KNOWN_SCOPES.join(" ")
@@ -232,6 +259,7 @@ impl ValidClient {
         Ok(Self {
             name: name.to_owned(),
             redirect_uris: uris.iter().map(|uri| uri.to_string()).collect::<Vec<_>>().join("\n"),
+            post_logout_redirect_uris: after_logout.iter().map(|uri| uri.to_string()).collect::<Vec<_>>().join("\n"),
             scopes,
             ask_consent: form.ask_consent,
             allowed_roles: roles.iter().map(|role| role.as_str()).collect::<Vec<_>>().join(" "),
@@ -255,6 +283,7 @@ impl ValidClient {
             access_token_seconds: self.access_token_seconds,
             refresh_token_seconds: self.refresh_token_seconds,
             updated_at: at,
+            post_logout_redirect_uris: &self.post_logout_redirect_uris,
         }
     }
 }
@@ -368,6 +397,12 @@ pub fn form_of(client: &Client) -> ClientForm {
     ClientForm {
         name: client.name.clone(),
         redirect_uris: client.redirect_uris.iter().map(|uri| uri.to_string()).collect::<Vec<_>>().join("\n"),
+        post_logout_redirect_uris: client
+            .post_logout_redirect_uris
+            .iter()
+            .map(|uri| uri.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
         public: !client.is_confidential(),
         scopes: client.scopes.to_string(),
         ask_consent: client.ask_consent,

@@ -15,6 +15,8 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use crate::auth::app_tokens::{AppAccessClaims, UserClaims};
+
 use super::clients::{self, Client};
 use super::scopes::Scopes;
 use crate::auth::sessions::{AuthFailure, Sessions};
@@ -86,59 +88,7 @@ impl From<diesel::result::Error> for OAuthError {
     }
 }
 
-/// What an app's access token says (RFC 9068 §2.2), and what userinfo answers from it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AppAccessClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub client_id: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: String,
-    pub scope: String,
-    /// The grant this token belongs to (the revoked list knows it).
-    pub gid: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_time: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub amr: Vec<String>,
-    #[serde(flatten)]
-    pub user: UserClaims,
-}
-
-impl crate::auth::tokens::IssuedAt for AppAccessClaims {
-    fn issued_at(&self) -> i64 {
-        self.iat
-    }
-}
-
-impl crate::auth::tokens::IssuedAt for IdClaims {
-    fn issued_at(&self) -> i64 {
-        self.iat
-    }
-}
-
-/// The user's claims an app's scopes allow (OpenID Connect Core 5.1, 5.4).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct UserClaims {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preferred_username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zoneinfo: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_verified: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<String>>,
-}
-
-impl UserClaims {
+impl UserClaimsOf for UserClaims {
     fn of(user: &User, groups: Vec<String>, scopes: &Scopes) -> Self {
         let profile = scopes.contains("profile");
         let email = scopes.contains("email");
@@ -153,6 +103,11 @@ impl UserClaims {
             groups: scopes.contains("groups").then_some(groups),
         }
     }
+}
+
+/// The user's claims an app's scopes allow, from the user.
+trait UserClaimsOf {
+    fn of(user: &User, groups: Vec<String>, scopes: &Scopes) -> Self;
 }
 
 /// What an ID token says (OpenID Connect Core 2).
@@ -174,6 +129,12 @@ pub struct IdClaims {
     pub at_hash: Option<String>,
     #[serde(flatten)]
     pub user: UserClaims,
+}
+
+impl crate::auth::tokens::IssuedAt for IdClaims {
+    fn issued_at(&self) -> i64 {
+        self.iat
+    }
 }
 
 /// The token endpoint's answer (RFC 6749 §5.1, OpenID Connect Core 3.1.3.3).
@@ -253,6 +214,7 @@ pub struct Provider<'a> {
     pub pool: &'a DbPool,
     pub sessions: &'a Sessions,
     pub throttle: std::sync::Arc<LoginThrottle>,
+    pub cache: &'a super::cache::ClientCache,
 }
 
 /// How an app proved who it is at the token endpoint.
@@ -268,24 +230,30 @@ impl Provider<'_> {
         self.sessions.keys().issuer()
     }
 
-    /// The app behind `client_id`, enabled or not (`None`: no such app, or a row that does not read).
+    /// The app behind `client_id`, enabled or not (`None`: no such app, or a row that does not
+    /// read), as read at most a second ago.
     pub async fn find_client(&self, client_id: &str) -> Result<Option<Client>, OAuthError> {
         if client_id.is_empty() || client_id.len() > 128 {
             return Ok(None);
         }
-        let client_id = client_id.to_owned();
+        if let Some(known) = self.cache.get(client_id) {
+            return Ok(known);
+        }
+        let wanted = client_id.to_owned();
         let row = db::run(self.pool, move |conn| -> anyhow::Result<_> {
-            Ok(store::find_client_by_client_id(conn, &client_id)?)
+            Ok(store::find_client_by_client_id(conn, &wanted)?)
         })
         .await?;
-        Ok(row.and_then(|row| {
+        let client = row.and_then(|row| {
             let id = row.client_id.clone();
             let client = Client::from_row(row);
             if client.is_none() {
                 tracing::error!(client_id = id, "a stored app's settings do not read; it is refused");
             }
             client
-        }))
+        });
+        self.cache.put(client_id, client.clone());
+        Ok(client)
     }
 
     /// RFC 6749 §2.3: the app at the token, revocation and introspection endpoints. A wrong
@@ -304,8 +272,16 @@ impl Provider<'_> {
             (Some(_), true) => {}
         }
         let counters = self.throttle.client_counters(&client.client_id, client_ip);
-        let throttle = std::sync::Arc::clone(&self.throttle);
+        let watched = format!("{}\n{client_ip}", client.client_id);
         let right = credentials.secret.as_deref().is_some_and(|secret| client.secret_matches(secret));
+        // A right secret from a pair with no recent wrong one here: nothing to read.
+        if right && !self.cache.failed_lately(&watched) {
+            return Ok(client);
+        }
+        if !right {
+            self.cache.saw_failure(&watched);
+        }
+        let throttle = std::sync::Arc::clone(&self.throttle);
         let (id, ip) = (client.id, client_ip.to_owned());
         let paused = db::run(self.pool, move |conn| -> anyhow::Result<Option<Duration>> {
             let now = now();
@@ -421,6 +397,10 @@ impl Provider<'_> {
         let outcome = db::run(self.pool, move |conn| -> anyhow::Result<Result<Issued, OAuthError>> {
             write_transaction(conn, |conn| -> anyhow::Result<Result<Issued, OAuthError>> {
                 let at = now();
+                // The app as it is now (the token endpoint's copy may be a second old).
+                if !store::find_client(conn, client_db_id)?.is_some_and(|row| row.is_enabled) {
+                    return Ok(Err(OAuthError::invalid_client()));
+                }
                 let Some(code) = store::find_code(conn, &hash)? else {
                     return Ok(Err(OAuthError::invalid_grant("The code is not valid")));
                 };
@@ -523,6 +503,9 @@ impl Provider<'_> {
             write_transaction(conn, |conn| -> anyhow::Result<Result<Issued, OAuthError>> {
                 let at = now();
                 let refused = |why: &str| Ok(Err(OAuthError::invalid_grant(why)));
+                if !store::find_client(conn, client_db_id)?.is_some_and(|row| row.is_enabled) {
+                    return Ok(Err(OAuthError::invalid_client()));
+                }
                 let Some(stored) = store::find_refresh_token(conn, &hash)? else {
                     return refused("The refresh token is not valid");
                 };
@@ -707,16 +690,8 @@ impl Provider<'_> {
 
     /// An app's access token, checked in memory: our signature, the app's audience, and none of
     /// its grant, app (disabled) or session revoked.
-    pub fn check_access_token(&self, token: &str) -> Result<AppAccessClaims, AuthFailure> {
-        let claims: AppAccessClaims = self.sessions.keys().verify_app_token(token).map_err(|error| match error {
-            crate::auth::tokens::TokenError::Expired => AuthFailure::Expired,
-            crate::auth::tokens::TokenError::Invalid => AuthFailure::Invalid,
-        })?;
-        if claims.aud != claims.client_id || claims.gid.is_empty() || claims.exp <= chrono::Utc::now().timestamp() {
-            return Err(AuthFailure::Invalid);
-        }
-        self.sessions.check_revoked(&[&claims.gid, &clients::tokens_key(&claims.client_id)], claims.iat)?;
-        Ok(claims)
+    pub fn check_access_token(&self, token: &str) -> Result<std::sync::Arc<AppAccessClaims>, AuthFailure> {
+        self.sessions.authenticate_app(token)
     }
 
     /// RFC 7009: the token's grant ends (an access token's, or a refresh token's). A token
@@ -768,7 +743,7 @@ impl Provider<'_> {
         }
         match self.check_access_token(token) {
             Ok(claims) if claims.client_id == client.client_id => {
-                let mut answer = serde_json::to_value(&claims).map_err(anyhow::Error::from)?;
+                let mut answer = serde_json::to_value(&*claims).map_err(anyhow::Error::from)?;
                 answer["active"] = json!(true);
                 answer["token_type"] = json!("Bearer");
                 if let Some(object) = answer.as_object_mut() {
@@ -822,7 +797,7 @@ impl Provider<'_> {
             return Err(AuthFailure::Invalid);
         }
         let mut answer = serde_json::to_value(&claims.user).unwrap_or_else(|_| json!({}));
-        answer["sub"] = json!(claims.sub);
+        answer["sub"] = json!(&claims.sub);
         Ok(answer)
     }
 }

@@ -15,12 +15,7 @@ pub(crate) async fn origin_of_request(app: &Services, next: &str) -> Option<Stri
     let params: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
     let param = |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
     let (client_id, redirect_uri) = (param("client_id")?, param("redirect_uri")?);
-    let provider = crate::oauth::Provider {
-        pool: &app.pool,
-        sessions: &app.sessions,
-        throttle: app.throttle.clone().into_inner(),
-    };
-    let client = provider.find_client(client_id).await.ok()??;
+    let client = app.provider().find_client(client_id).await.ok()??;
     let registered = client.redirect_uri(redirect_uri)?;
     let url = url::Url::parse(registered).ok()?;
     Some(url.origin().ascii_serialization()).filter(|origin| origin != "null")

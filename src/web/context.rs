@@ -50,6 +50,8 @@ pub(crate) struct Services {
     pub outbox: web::Data<Outbox>,
     /// The sites a sign-in may return to.
     pub sites: web::Data<SiteHosts>,
+    /// The apps as the token endpoint last read them.
+    pub apps: web::Data<crate::oauth::cache::ClientCache>,
     /// The CSP every response gets (a sign-in form leading to an app widens its `form-action`).
     pub csp: Option<web::Data<ContentSecurityPolicy>>,
 }
@@ -78,6 +80,16 @@ impl Services {
         Ok(true)
     }
 
+    /// The OpenID Connect provider, for this request.
+    pub(crate) fn provider(&self) -> crate::oauth::Provider<'_> {
+        crate::oauth::Provider {
+            pool: &self.pool,
+            sessions: &self.sessions,
+            throttle: self.throttle.clone().into_inner(),
+            cache: &self.apps,
+        }
+    }
+
     /// Every change to a user or a session goes through here.
     pub(crate) fn accounts(&self) -> Accounts<'_> {
         Accounts::new(&self.pool, &self.sessions, &self.throttle, &self.hasher, &self.factors, &self.outbox)
@@ -100,6 +112,7 @@ impl Services {
             passkeys: app_data(req)?,
             outbox: app_data(req)?,
             sites: app_data(req)?,
+            apps: app_data(req)?,
             csp: req.app_data::<web::Data<ContentSecurityPolicy>>().cloned(),
         })
     }

@@ -56,6 +56,8 @@ pub(crate) struct AppFields {
     #[serde(default)]
     redirect_uris: String,
     #[serde(default)]
+    post_logout_redirect_uris: String,
+    #[serde(default)]
     kind: String,
     #[serde(default)]
     scopes: String,
@@ -90,6 +92,7 @@ impl AppFields {
         ClientForm {
             name: self.name.clone(),
             redirect_uris: self.redirect_uris.clone(),
+            post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             public: self.kind == "public",
             scopes: self.scopes.clone(),
             ask_consent: self.ask_consent.is_some(),
@@ -105,6 +108,7 @@ impl AppFields {
         Self {
             name: form.name.clone(),
             redirect_uris: form.redirect_uris.clone(),
+            post_logout_redirect_uris: form.post_logout_redirect_uris.clone(),
             kind: if form.public { "public".into() } else { "confidential".into() },
             scopes: form.scopes.clone(),
             ask_consent: form.ask_consent.then(String::new),
@@ -237,6 +241,7 @@ async fn set_enabled(page: Page, AppId(id): AppId, enabled: bool) -> Result<Http
         db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::set_enabled(conn, &actor, id, enabled)) })
             .await?;
     let row = result?;
+    page.apps.forget(&row.client_id);
     page.sessions.sync_revocations(&page.pool).await?;
     let message = if enabled {
         format!("{} is enabled: it can sign people in again.", row.name)
@@ -275,6 +280,7 @@ pub(crate) async fn confirm_delete(page: Page, id: AppId) -> Result<HttpResponse
 pub(crate) async fn delete(page: Page, AppId(id): AppId, _form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     let actor = page.actor();
     let row = db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::delete(conn, &actor, id)) }).await??;
+    page.apps.forget(&row.client_id);
     page.sessions.sync_revocations(&page.pool).await?;
     Ok(page.redirect("/admin/apps", &format!("{} deleted. Its tokens stopped working.", row.name)))
 }
@@ -298,6 +304,7 @@ pub(crate) async fn rotate(page: Page, id: AppId, _form: CsrfForm<NoFields>) -> 
     let (_, secret) =
         db::run(&page.pool, move |conn| -> anyhow::Result<_> { Ok(clients::rotate_secret(conn, &actor, key)) })
             .await??;
+    page.apps.forget(&app.client_id);
     let issuer = page.sessions.keys().issuer().to_owned();
     render(StatusCode::OK, &SecretPage { layout: page.layout(), app, secret: Some(secret), issuer, created: false })
 }

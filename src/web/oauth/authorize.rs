@@ -18,7 +18,7 @@ use crate::auth::Authenticated;
 use crate::auth::csrf::CsrfKey;
 use crate::error::PageError;
 use crate::oauth::flow::{CodeRequest, IdClaims, is_s256_challenge};
-use crate::oauth::{Client, OAuthError, Provider, Scopes};
+use crate::oauth::{Client, OAuthError, Scopes};
 use crate::web::context::{CONFIRM_PATH, Services};
 use crate::web::extractors::MaybeUser;
 use crate::web::form::{CsrfForm, StrictForm};
@@ -112,10 +112,6 @@ enum Refused {
     ToApp { redirect_uri: String, state: Option<String>, error: OAuthError },
 }
 
-fn provider(app: &Services) -> Provider<'_> {
-    Provider { pool: &app.pool, sessions: &app.sessions, throttle: Arc::clone(&app.throttle.clone().into_inner()) }
-}
-
 const MAX_PARAM_BYTES: usize = 2048;
 
 async fn check(app: &Services, params: &AuthorizeParams) -> Result<Checked, Refused> {
@@ -129,7 +125,7 @@ async fn check(app: &Services, params: &AuthorizeParams) -> Result<Checked, Refu
     let Some(client_id) = params.client_id.as_deref().filter(|id| !id.is_empty()) else {
         return Err(page("The app did not say who it is (client_id is missing)."));
     };
-    let client = match provider(app).find_client(client_id).await {
+    let client = match app.provider().find_client(client_id).await {
         Ok(Some(client)) if client.enabled => client,
         Ok(Some(_)) => return Err(page("This app is disabled. Ask your administrator.")),
         Ok(None) => return Err(page("Portcullis does not know this app (an unknown client_id).")),
@@ -372,7 +368,7 @@ async fn decide(
     if !checked.client.admits(user.role, &groups) {
         return to_app("access_denied", "This user may not use this app");
     }
-    let provider = provider(app);
+    let provider = app.provider();
     let asks_consent = checked.prompt.iter().any(|value| value == "consent");
     let needs_consent = !consented
         && (asks_consent

@@ -2,7 +2,6 @@
 //! `/oauth2/revoke` (RFC 7009), `/oauth2/introspect` (RFC 7662) and `/oauth2/userinfo`
 //! (OpenID Connect Core 5.3). Form bodies only; errors are RFC 6749's JSON.
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -12,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::shared::{error_response, no_store};
 use crate::auth::sessions::AuthFailure;
 use crate::oauth::flow::ClientCredentials;
-use crate::oauth::{Client, OAuthError, Provider, Scopes};
+use crate::oauth::{Client, OAuthError, Scopes};
 use crate::web::context::Services;
 
 /// The form body as name → value, refusing a parameter given twice (RFC 6749 §3.1) and
@@ -76,10 +75,6 @@ fn client_credentials(req: &HttpRequest, fields: &HashMap<String, String>) -> Re
     }
 }
 
-fn provider(app: &Services) -> Provider<'_> {
-    Provider { pool: &app.pool, sessions: &app.sessions, throttle: Arc::clone(&app.throttle.clone().into_inner()) }
-}
-
 fn json_answer(value: &impl serde::Serialize) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     no_store(&mut response);
@@ -97,7 +92,7 @@ pub(crate) async fn token(req: HttpRequest, body: web::Bytes, app: Services) -> 
 async fn token_answer(req: &HttpRequest, body: &[u8], app: &Services) -> Result<HttpResponse, OAuthError> {
     let fields = form_fields(req, body)?;
     let credentials = client_credentials(req, &fields)?;
-    let provider = provider(app);
+    let provider = app.provider();
     let client = provider.authenticate_client(&credentials, &crate::web::client::client_ip(req)).await?;
     let field = |name: &str| fields.get(name).map(String::as_str);
     let answer = match field("grant_type") {
@@ -132,7 +127,8 @@ async fn from_an_app(
     app: &Services,
 ) -> Result<(HashMap<String, String>, Client), OAuthError> {
     let fields = form_fields(req, body)?;
-    let client = provider(app)
+    let client = app
+        .provider()
         .authenticate_client(&client_credentials(req, &fields)?, &crate::web::client::client_ip(req))
         .await?;
     Ok((fields, client))
@@ -147,7 +143,7 @@ pub(crate) async fn revoke(req: HttpRequest, body: web::Bytes, app: Services) ->
     answered(
         async {
             let (fields, client) = from_an_app(&req, &body, &app).await?;
-            provider(&app).revoke(&client, token_field(&fields)?).await?;
+            app.provider().revoke(&client, token_field(&fields)?).await?;
             let mut response = HttpResponse::Ok();
             no_store(&mut response);
             Ok(response.finish())
@@ -164,7 +160,7 @@ pub(crate) async fn introspect(req: HttpRequest, body: web::Bytes, app: Services
             if !client.is_confidential() {
                 return Err(OAuthError::new("unauthorized_client", "Only a confidential client may introspect tokens"));
             }
-            Ok(json_answer(&provider(&app).introspect(&client, token_field(&fields)?).await?))
+            Ok(json_answer(&app.provider().introspect(&client, token_field(&fields)?).await?))
         }
         .await,
     )
@@ -194,7 +190,7 @@ pub(crate) async fn userinfo(req: HttpRequest, body: web::Bytes, app: Services) 
             return response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="portcullis""#)).finish();
         }
     };
-    match provider(&app).userinfo(&token) {
+    match app.provider().userinfo(&token) {
         Ok(claims) => json_answer(&claims),
         Err(AuthFailure::Unavailable(_)) => {
             let mut response = HttpResponse::ServiceUnavailable();
