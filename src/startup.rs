@@ -303,6 +303,14 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
             endpoint(oauth::shared::CONSENT_PATH, [post(oauth::authorize::consent)])
                 .wrap(from_fn(require_page_session)),
         )
+        .service(
+            endpoint(oauth::shared::LOGOUT_PATH, [get(oauth::logout::start_get), post(oauth::logout::start_post)])
+                .wrap(from_fn(identify_page_visitor)),
+        )
+        .service(
+            endpoint(oauth::shared::LOGOUT_CONFIRM_PATH, [post(oauth::logout::confirm)])
+                .wrap(from_fn(require_page_session)),
+        )
         .service(endpoint(oauth::shared::TOKEN_PATH, [post(oauth::endpoints::token)]))
         .service(endpoint(oauth::shared::REVOKE_PATH, [post(oauth::endpoints::revoke)]))
         .service(endpoint(oauth::shared::INTROSPECT_PATH, [post(oauth::endpoints::introspect)]))

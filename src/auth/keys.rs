@@ -81,15 +81,6 @@ fn rsa_components(public: &[u8]) -> Option<(&[u8], &[u8])> {
     }
 }
 
-/// The `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo` (RFC 5208), as the JWT library signs
-/// with it.
-pub(super) fn rsa_private_key(pkcs8: &[u8]) -> Option<&[u8]> {
-    match der_sequence(pkcs8)?.as_slice() {
-        [(0x02, _), (0x30, _), (0x04, key), ..] => Some(key),
-        _ => None,
-    }
-}
-
 /// A key as the token code uses it: its private half opened (when it could be).
 pub struct LoadedKey {
     pub kid: String,

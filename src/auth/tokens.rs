@@ -2,7 +2,7 @@
 //! and pinned type, issuer and audience (RFC 8725).
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -163,7 +163,7 @@ struct NamedKey {
     kid: String,
     alg: Algorithm,
     /// `None`: verifies only (a retired key, or one sealed under a secret we no longer have).
-    encoding: Option<EncodingKey>,
+    encoding: Option<Signer>,
     decoding: DecodingKey,
     validation: Validation,
     /// The same, any audience: for tokens issued to the apps (their audience is the app).
@@ -254,7 +254,8 @@ impl JwtKeys {
             .map(|(index, secret)| NamedKey {
                 kid: key_id(secret),
                 alg: Algorithm::HS256,
-                encoding: (index == 0).then(|| EncodingKey::from_secret(secret.expose())),
+                encoding: (index == 0)
+                    .then(|| Signer::Hmac(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.expose()))),
                 decoding: DecodingKey::from_secret(secret.expose()),
                 validation: validation(Algorithm::HS256, issuer),
                 any_audience: any_audience(Algorithm::HS256, issuer),
@@ -281,23 +282,11 @@ impl JwtKeys {
                 continue;
             };
             let Some(jwk) = super::keys::jwk(&loaded) else { continue };
-            let (encoding, decoding) = match loaded.alg {
-                JwtAlgorithm::EdDsa => (
-                    loaded.private_pkcs8.as_deref().map(EncodingKey::from_ed_der),
-                    DecodingKey::from_ed_der(&loaded.public),
-                ),
-                JwtAlgorithm::Rs256 => (
-                    loaded
-                        .private_pkcs8
-                        .as_deref()
-                        .and_then(super::keys::rsa_private_key)
-                        .map(EncodingKey::from_rsa_der),
-                    DecodingKey::from_rsa_der(&loaded.public),
-                ),
-                _ => (
-                    loaded.private_pkcs8.as_deref().map(EncodingKey::from_ec_der),
-                    DecodingKey::from_ec_der(&loaded.public),
-                ),
+            let encoding = loaded.private_pkcs8.as_deref().and_then(|pkcs8| Signer::from_pkcs8(loaded.alg, pkcs8));
+            let decoding = match loaded.alg {
+                JwtAlgorithm::EdDsa => DecodingKey::from_ed_der(&loaded.public),
+                JwtAlgorithm::Rs256 => DecodingKey::from_rsa_der(&loaded.public),
+                _ => DecodingKey::from_ec_der(&loaded.public),
             };
             ring.public.push(PublicKey {
                 purpose: loaded.purpose,
@@ -508,10 +497,64 @@ impl Ring {
     }
 }
 
+/// A private key parsed once (the JWT library would parse it again for every token: for
+/// Ed25519 that is most of the cost of signing, for RSA far more than all of it).
+enum Signer {
+    Ed(aws_lc_rs::signature::Ed25519KeyPair),
+    Ec(aws_lc_rs::signature::EcdsaKeyPair),
+    Rsa(aws_lc_rs::signature::RsaKeyPair),
+    Hmac(aws_lc_rs::hmac::Key),
+}
+
+impl Signer {
+    fn from_pkcs8(alg: JwtAlgorithm, pkcs8: &[u8]) -> Option<Self> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
+        match alg {
+            JwtAlgorithm::EdDsa => Ed25519KeyPair::from_pkcs8(pkcs8).ok().map(Self::Ed),
+            JwtAlgorithm::Es256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).ok().map(Self::Ec),
+            JwtAlgorithm::Rs256 => RsaKeyPair::from_pkcs8(pkcs8).ok().map(Self::Rsa),
+            JwtAlgorithm::Hs256 => None,
+        }
+    }
+
+    fn sign(&self, input: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        Ok(match self {
+            Self::Ed(pair) => pair.sign(input).as_ref().to_vec(),
+            Self::Ec(pair) => {
+                pair.sign(&rng, input).map_err(|_| anyhow::anyhow!("ES256 signing failed"))?.as_ref().to_vec()
+            }
+            Self::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, input, &mut signature)
+                    .map_err(|_| anyhow::anyhow!("RS256 signing failed"))?;
+                signature
+            }
+            Self::Hmac(key) => aws_lc_rs::hmac::sign(key, input).as_ref().to_vec(),
+        })
+    }
+}
+
+/// A JWS in compact form (RFC 7515): the header naming `typ`, `alg` and `kid`, the claims, the
+/// signature.
 fn signed<T: Serialize>(signer: &NamedKey, typ: &str, claims: &T) -> anyhow::Result<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let encoding = signer.encoding.as_ref().ok_or_else(|| anyhow::anyhow!("the signing key has no private half"))?;
-    let header = Header { typ: Some(typ.to_owned()), kid: Some(signer.kid.clone()), ..Header::new(signer.alg) };
-    let token = encode(&header, claims, encoding)?;
+    let alg = match signer.alg {
+        Algorithm::EdDSA => "EdDSA",
+        Algorithm::ES256 => "ES256",
+        Algorithm::RS256 => "RS256",
+        Algorithm::HS256 => "HS256",
+        other => anyhow::bail!("we do not sign with {other:?}"),
+    };
+    let header = serde_json::json!({"typ": typ, "alg": alg, "kid": signer.kid});
+    let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
+    let signature = encoding.sign(token.as_bytes())?;
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(signature));
     Ok(if signer.alg == Algorithm::ES256 { low_s::normalise(&token) } else { token })
 }
 

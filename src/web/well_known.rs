@@ -23,7 +23,7 @@ pub(crate) async fn jwks(sessions: web::Data<Sessions>) -> HttpResponse {
 /// OpenID Connect Discovery 1.0 §3 and RFC 8414: exactly what the provider supports. One
 /// document at both addresses.
 pub(crate) async fn metadata(sessions: web::Data<Sessions>) -> HttpResponse {
-    use super::oauth::shared::{AUTHORIZE_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH};
+    use super::oauth::shared::{AUTHORIZE_PATH, INTROSPECT_PATH, LOGOUT_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH};
     let issuer = sessions.keys().issuer();
     let client_auth = ["client_secret_basic", "client_secret_post"];
     HttpResponse::Ok()
@@ -36,6 +36,7 @@ pub(crate) async fn metadata(sessions: web::Data<Sessions>) -> HttpResponse {
             "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
             "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
             "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
+            "end_session_endpoint": format!("{issuer}{LOGOUT_PATH}"),
             "jwks_uri": format!("{issuer}{JWKS_PATH}"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],

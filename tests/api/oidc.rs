@@ -791,3 +791,91 @@ pub(crate) async fn id_token_for(app: &TestApp, client: &App) -> String {
     let code = code_for(app, client, &[]).await;
     exchange(app, client, &code).await["id_token"].as_str().unwrap().to_owned()
 }
+
+mod sign_out_asked_by_an_app {
+    //! OpenID Connect RP-Initiated Logout 1.0: `end_session_endpoint` with `id_token_hint`,
+    //! `client_id`, a registered `post_logout_redirect_uri` and `state`.
+    use super::*;
+
+    const AFTER: &str = "https://app.example.test/signed-out";
+
+    async fn registered(app: &TestApp) -> App {
+        register(app, |form| form.post_logout_redirect_uris = AFTER.into()).await
+    }
+
+    fn logout_path(params: &[(&str, &str)]) -> String {
+        format!("/oauth2/logout?{}", serde_urlencoded::to_string(params).unwrap())
+    }
+
+    both_backends! {
+        async fn with_the_sessions_own_id_token_the_sign_out_is_immediate_and_returns_to_the_app(app: TestApp) {
+            let alice = app.create_user("alice", Role::User).await;
+            app.login_as(&alice).await;
+            let client = registered(&app).await;
+            let tokens = exchange(&app, &client, &code_for(&app, &client, &[]).await).await;
+            let discovery: Value = app.get("/.well-known/openid-configuration").await.json().await.unwrap();
+            assert_eq!(discovery["end_session_endpoint"], format!("{}/oauth2/logout", app.issuer));
+            let hint = tokens["id_token"].as_str().unwrap();
+            let response = app.get(&logout_path(&[("id_token_hint", hint), ("post_logout_redirect_uri", AFTER), ("state", "bye")])).await;
+            assert_eq!(response.status(), 303);
+            assert_eq!(location(&response), format!("{AFTER}?state=bye"));
+            assert_eq!(app.get("/dashboard").await.status(), 303, "signed out of Portcullis");
+            assert_eq!(userinfo(&app, tokens["access_token"].as_str().unwrap()).await.status(), 401, "and of the app");
+        }
+
+        async fn without_proof_a_confirmation_page_asks_first_with_our_csrf_token(app: TestApp) {
+            let alice = app.create_user("alice", Role::User).await;
+            app.login_as(&alice).await;
+            let client = registered(&app).await;
+            let page = app.get(&logout_path(&[("client_id", &client.client_id), ("post_logout_redirect_uri", AFTER)])).await;
+            assert_eq!(page.status(), 200);
+            let html = page.text().await.unwrap();
+            assert!(html.contains("Sign out of Portcullis?") && html.contains("Wiki asks to sign you out"), "{html}");
+            assert_eq!(app.get("/dashboard").await.status(), 200, "nothing happened yet");
+            let fields = [("client_id", client.client_id.as_str()), ("post_logout_redirect_uri", AFTER)];
+            let forged = app.post_form("/oauth2/logout/confirm", &fields).await;
+            assert_eq!(forged.status(), 403, "without the CSRF token");
+            let csrf = hidden_field(&html, "csrf_token").unwrap();
+            let done = app.post_form("/oauth2/logout/confirm", &[fields[0], fields[1], ("csrf_token", csrf.as_str())]).await;
+            assert_eq!(done.status(), 303);
+            assert_eq!(location(&done), AFTER);
+            assert_eq!(app.get("/dashboard").await.status(), 303);
+            // Someone else's ID token is no proof: the page asks.
+            let bob = app.create_user("bob", Role::User).await;
+            let other = app.in_new_browser();
+            other.login_as(&bob).await;
+            let bobs = exchange(&app, &client, &code_for(&other, &client, &[]).await).await;
+            app.login_as(&alice).await;
+            let foreign = app.get(&logout_path(&[("id_token_hint", bobs["id_token"].as_str().unwrap())])).await;
+            assert_eq!(foreign.status(), 200, "a foreign id_token_hint gets the confirmation page");
+            assert_eq!(app.get("/dashboard").await.status(), 200);
+        }
+
+        async fn unregistered_addresses_forged_hints_and_strangers_are_refused(app: TestApp) {
+            let alice = app.create_user("alice", Role::User).await;
+            app.login_as(&alice).await;
+            let client = registered(&app).await;
+            let other = register(&app, |form| form.name = "Other".into()).await;
+            let hint = exchange(&app, &client, &code_for(&app, &client, &[]).await).await["id_token"].as_str().unwrap().to_owned();
+            let forged = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#), hint.split('.').nth(1).unwrap());
+            for (params, why) in [
+                (vec![("client_id", client.client_id.as_str()), ("post_logout_redirect_uri", "https://evil.example/")], "an unregistered address"),
+                (vec![("client_id", client.client_id.as_str()), ("post_logout_redirect_uri", "https://app.example.test/signed-out/")], "a variant of the address"),
+                (vec![("post_logout_redirect_uri", AFTER)], "an address without saying which app"),
+                (vec![("id_token_hint", forged.as_str())], "an unsigned ID token"),
+                (vec![("id_token_hint", hint.as_str()), ("client_id", other.client_id.as_str())], "a hint of another app"),
+                (vec![("client_id", "no-such-app")], "an unknown app"),
+            ] {
+                let response = app.get(&logout_path(&params)).await;
+                assert_eq!(response.status(), 400, "{why}");
+                assert!(location(&response).is_empty(), "{why}: never redirected");
+            }
+            assert_eq!(app.get("/dashboard").await.status(), 200, "still signed in");
+            // Not signed in: straight to the registered address, or our sign-in page.
+            let stranger = app.in_new_browser();
+            let response = stranger.get(&logout_path(&[("client_id", &client.client_id), ("post_logout_redirect_uri", AFTER), ("state", "s")])).await;
+            assert_eq!(location(&response), format!("{AFTER}?state=s"));
+            assert_eq!(location(&stranger.get("/oauth2/logout").await), "/login");
+        }
+    }
+}

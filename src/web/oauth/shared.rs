@@ -13,6 +13,8 @@ pub(crate) const TOKEN_PATH: &str = "/oauth2/token";
 pub(crate) const REVOKE_PATH: &str = "/oauth2/revoke";
 pub(crate) const INTROSPECT_PATH: &str = "/oauth2/introspect";
 pub(crate) const USERINFO_PATH: &str = "/oauth2/userinfo";
+pub(crate) const LOGOUT_PATH: &str = "/oauth2/logout";
+pub(crate) const LOGOUT_CONFIRM_PATH: &str = "/oauth2/logout/confirm";
 
 /// The endpoints apps call from their servers (or scripts) with no cookie of ours: nothing a
 /// browser attaches on its own, so a cross-site request has nothing to ride on.
