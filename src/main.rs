@@ -85,6 +85,9 @@ enum ClientCommand {
         /// An address the app receives sign-ins at (repeat for more)
         #[arg(long = "redirect-uri", required = true)]
         redirect_uris: Vec<String>,
+        /// Where the app may send people after it signs them out (repeat for more)
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
         /// A public app (single-page or native): no secret, PKCE required
         #[arg(long)]
         public: bool,
@@ -309,6 +312,7 @@ fn main() -> ExitCode {
         Command::Client(ClientCommand::Create {
             name,
             redirect_uris,
+            post_logout_redirect_uris,
             public,
             consent,
             scopes,
@@ -319,6 +323,7 @@ fn main() -> ExitCode {
             let form = portcullis::oauth::ClientForm {
                 name,
                 redirect_uris: redirect_uris.join("\n"),
+                post_logout_redirect_uris: post_logout_redirect_uris.join("\n"),
                 public,
                 scopes: scopes.unwrap_or_default(),
                 ask_consent: consent,

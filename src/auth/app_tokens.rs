@@ -63,3 +63,23 @@ impl Expires for AppAccessClaims {
         self.exp
     }
 }
+
+/// OpenID Connect Core 5.3's answer: `sub` and the claims the token's scopes allowed when it
+/// was issued, taken from the token itself (no database).
+#[derive(Serialize)]
+pub struct Userinfo<'a> {
+    pub sub: &'a str,
+    #[serde(flatten)]
+    pub user: &'a UserClaims,
+}
+
+impl AppAccessClaims {
+    /// What userinfo answers for this token: `None` when it was not issued for OpenID Connect
+    /// (no `openid` scope).
+    pub fn userinfo(&self) -> Option<Userinfo<'_>> {
+        self.scope
+            .split_whitespace()
+            .any(|scope| scope == "openid")
+            .then_some(Userinfo { sub: &self.sub, user: &self.user })
+    }
+}

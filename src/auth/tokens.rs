@@ -254,8 +254,9 @@ impl JwtKeys {
             .map(|(index, secret)| NamedKey {
                 kid: key_id(secret),
                 alg: Algorithm::HS256,
-                encoding: (index == 0)
-                    .then(|| Signer::Hmac(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.expose()))),
+                encoding: (index == 0).then(|| {
+                    Signer::Hmac(Box::new(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.expose())))
+                }),
                 decoding: DecodingKey::from_secret(secret.expose()),
                 validation: validation(Algorithm::HS256, issuer),
                 any_audience: any_audience(Algorithm::HS256, issuer),
@@ -503,7 +504,7 @@ enum Signer {
     Ed(aws_lc_rs::signature::Ed25519KeyPair),
     Ec(aws_lc_rs::signature::EcdsaKeyPair),
     Rsa(aws_lc_rs::signature::RsaKeyPair),
-    Hmac(aws_lc_rs::hmac::Key),
+    Hmac(Box<aws_lc_rs::hmac::Key>),
 }
 
 impl Signer {

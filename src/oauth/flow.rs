@@ -789,17 +789,6 @@ impl Provider<'_> {
             _ => inactive,
         })
     }
-
-    /// OpenID Connect Core 5.3: the claims the token's scopes allow, from the token itself.
-    pub fn userinfo(&self, token: &str) -> Result<Value, AuthFailure> {
-        let claims = self.check_access_token(token)?;
-        if !Scopes::parse(&claims.scope).contains("openid") {
-            return Err(AuthFailure::Invalid);
-        }
-        let mut answer = serde_json::to_value(&claims.user).unwrap_or_else(|_| json!({}));
-        answer["sub"] = json!(&claims.sub);
-        Ok(answer)
-    }
 }
 
 /// What a grant's tokens are made from.

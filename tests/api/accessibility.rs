@@ -287,6 +287,8 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     assert!(other.path().await.starts_with("/dashboard?code="), "back at the app's address with a code");
     other.go(&url("/account/apps")).await;
     axe.check(&other, "connected apps").await;
+    other.go(&url(&format!("/oauth2/logout?client_id={client_id}"))).await;
+    axe.check(&other, "an app asks to sign out").await;
     other.go(&url("/oauth2/authorize?client_id=no-such-app")).await;
     axe.check(&other, "a sign-in request that cannot be used").await;
     other.go(&url("/account")).await;

@@ -683,6 +683,7 @@ both_backends! {
         let list = String::from_utf8(crate::cli::portcullis(&app, &["client", "list"], "").stdout).unwrap();
         assert!(list.contains(&client_id) && list.contains("Gitea") && list.contains("public"), "{list}");
         let rotated = crate::cli::portcullis(&app, &["client", "rotate-secret", &client_id, "--json"], "");
+        assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
         let rotated: Value = serde_json::from_slice(&rotated.stdout).unwrap();
         // The server keeps what it read of an app for a second (another process changed it).
         refused_within_two_seconds(&app, &client).await;

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::shared::{error_response, no_store};
-use crate::auth::sessions::AuthFailure;
+use crate::auth::sessions::{AuthFailure, Sessions};
 use crate::oauth::flow::ClientCredentials;
 use crate::oauth::{Client, OAuthError, Scopes};
 use crate::web::context::Services;
@@ -168,7 +168,7 @@ pub(crate) async fn introspect(req: HttpRequest, body: web::Bytes, app: Services
 
 /// OpenID Connect Core 5.3, by GET or POST, the token in the header (RFC 6750 §2.1) or a form
 /// body's `access_token` (§2.2). Answered from the token alone: no database.
-pub(crate) async fn userinfo(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
+pub(crate) async fn userinfo(req: HttpRequest, body: web::Bytes, sessions: web::Data<Sessions>) -> HttpResponse {
     let from_header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -190,8 +190,11 @@ pub(crate) async fn userinfo(req: HttpRequest, body: web::Bytes, app: Services) 
             return response.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="portcullis""#)).finish();
         }
     };
-    match app.provider().userinfo(&token) {
-        Ok(claims) => json_answer(&claims),
+    match sessions.authenticate_app(&token) {
+        Ok(claims) => match claims.userinfo() {
+            Some(answer) => json_answer(&answer),
+            None => bearer_error("invalid_token", "The access token is not valid, has expired or was revoked"),
+        },
         Err(AuthFailure::Unavailable(_)) => {
             let mut response = HttpResponse::ServiceUnavailable();
             no_store(&mut response);
