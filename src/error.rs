@@ -128,31 +128,7 @@ impl From<crate::auth::passkeys::PasskeyError> for ApiError {
     }
 }
 
-/// Whether an unexpected error is the database being busy for now, not broken: a SQLite file
-/// locked past its busy timeout, a PostgreSQL lock wait past `lock_timeout`, no free pooled
-/// connection, a dropped connection. Those are 503 with `Retry-After`, not 500: the request
-/// changed nothing (its transaction rolled back) and the same request will work shortly.
-pub fn is_temporary(error: &anyhow::Error) -> bool {
-    use diesel::result::Error as Diesel;
-    error.chain().any(|cause| {
-        if let Some(diesel) = cause.downcast_ref::<Diesel>() {
-            return match diesel {
-                Diesel::DatabaseError(kind, info) => {
-                    matches!(
-                        kind,
-                        diesel::result::DatabaseErrorKind::ClosedConnection
-                            | diesel::result::DatabaseErrorKind::SerializationFailure
-                    ) || ["database is locked", "database table is locked", "database is busy", "lock timeout"]
-                        .iter()
-                        .any(|busy| info.message().contains(busy))
-                }
-                Diesel::BrokenTransactionManager => true,
-                _ => false,
-            };
-        }
-        cause.downcast_ref::<r2d2::Error>().is_some()
-    })
-}
+pub use crate::db::is_temporary;
 
 /// Requests under `/api/` get JSON errors; everything else gets pages.
 pub fn is_api_path(path: &str) -> bool {

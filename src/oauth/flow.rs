@@ -72,7 +72,7 @@ impl OAuthError {
 
 impl From<anyhow::Error> for OAuthError {
     fn from(error: anyhow::Error) -> Self {
-        if crate::error::is_temporary(&error) {
+        if crate::db::is_temporary(&error) {
             return Self {
                 retry_after: Some(Duration::from_secs(1)),
                 ..Self::new("temporarily_unavailable", "Try again in a moment")
