@@ -405,11 +405,7 @@ impl JwtKeys {
         let kid = self.kid_of(token)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
-        let public = ring
-            .public
-            .iter()
-            .find(|key| key.purpose == KeyPurpose::Access && key.key.kid == kid && key.verifies_at(now));
-        let (key, until) = match public {
+        let (key, until) = match ring.verifier(KeyPurpose::Access, &kid, now) {
             Some(public) => (&public.key, public.drop_after),
             None if self.algorithm == JwtAlgorithm::Hs256 => {
                 (self.secret.iter().find(|key| key.kid == kid).ok_or(TokenError::Invalid)?, None)
@@ -425,11 +421,7 @@ impl JwtKeys {
         let kid = self.kid_of(token)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
-        let key = ring
-            .public
-            .iter()
-            .find(|key| key.purpose == KeyPurpose::Id && key.key.kid == kid && key.verifies_at(now))
-            .ok_or(TokenError::Invalid)?;
+        let key = ring.verifier(KeyPurpose::Id, &kid, now).ok_or(TokenError::Invalid)?;
         let mut validation = key.key.any_audience.clone();
         validation.validate_exp = false;
         checked::<T>(token, &key.key, &validation, ID_TOKEN_TYPE, now, T::issued_at)
@@ -461,10 +453,7 @@ impl JwtKeys {
             jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?.kid.ok_or(TokenError::Invalid)?;
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
-        let public = ring
-            .public
-            .iter()
-            .find(|key| key.purpose == KeyPurpose::Access && key.key.kid == kid && key.verifies_at(now));
+        let public = ring.verifier(KeyPurpose::Access, &kid, now);
         let secret_allowed =
             self.algorithm == JwtAlgorithm::Hs256 || ring.secret_tokens_until.is_some_and(|until| until > now);
         let (key, until) = match public {
@@ -485,6 +474,11 @@ impl JwtKeys {
 }
 
 impl Ring {
+    /// The published key of `purpose` that tokens naming `kid` are checked with at `now`.
+    fn verifier(&self, purpose: KeyPurpose, kid: &str, now: i64) -> Option<&PublicKey> {
+        self.public.iter().find(|key| key.purpose == purpose && key.key.kid == kid && key.verifies_at(now))
+    }
+
     /// The newest key of `purpose` and `alg` that has begun and not stopped signing.
     fn signer(&self, purpose: KeyPurpose, alg: JwtAlgorithm, now: i64) -> Option<&NamedKey> {
         self.public

@@ -19,6 +19,13 @@ impl Deref for CurrentUser {
     }
 }
 
+impl CurrentUser {
+    /// The caller, to hand on where an `Arc` is kept.
+    pub(crate) fn shared(&self) -> Arc<Authenticated> {
+        Arc::clone(&self.0)
+    }
+}
+
 impl FromRequest for CurrentUser {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;

@@ -13,14 +13,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
-use super::shared::{AUTHORIZE_PATH, CONSENT_PATH};
+use super::shared::{AUTHORIZE_PATH, CONSENT_PATH, hidden_fields, request_refused};
 use crate::auth::Authenticated;
 use crate::auth::csrf::CsrfKey;
 use crate::error::PageError;
 use crate::oauth::flow::{CodeRequest, IdClaims, is_s256_challenge};
 use crate::oauth::{Client, OAuthError, Scopes};
 use crate::web::context::{CONFIRM_PATH, Services};
-use crate::web::extractors::MaybeUser;
+use crate::web::extractors::{CurrentUser, MaybeUser};
 use crate::web::form::{CsrfForm, StrictForm};
 use crate::web::layout::{Layout, render, see_other};
 
@@ -71,13 +71,6 @@ pub(crate) struct ConsentForm {
     decision: String,
     #[serde(flatten)]
     params: AuthorizeParams,
-}
-
-#[derive(Template)]
-#[template(path = "oauth/error.html")]
-struct ErrorPage {
-    layout: Layout,
-    message: String,
 }
 
 #[derive(Template)]
@@ -226,10 +219,7 @@ fn back_to_app(app: &Services, redirect_uri: &str, state: Option<&str>, extra: &
 
 fn refused(app: &Services, visitor: Option<&Authenticated>, refusal: Refused) -> Result<HttpResponse, PageError> {
     match refusal {
-        Refused::Page(message) => {
-            let layout = visitor.map_or_else(Layout::default, |user| Layout::for_user(user, &app.csrf));
-            render(StatusCode::BAD_REQUEST, &ErrorPage { layout, message })
-        }
+        Refused::Page(message) => request_refused(app, visitor, message),
         Refused::ToApp { redirect_uri, state, error } => Ok(back_to_app(
             app,
             &redirect_uri,
@@ -269,12 +259,12 @@ pub(crate) async fn start_post(
 /// The consent page's answer: allowed, the code goes to the app; denied, `access_denied`.
 pub(crate) async fn consent(
     req: HttpRequest,
+    user: CurrentUser,
     form: CsrfForm<ConsentForm>,
     app: Services,
 ) -> Result<HttpResponse, PageError> {
-    use actix_web::HttpMessage;
     let ConsentForm { decision, params } = form.0;
-    let visitor = req.extensions().get::<Arc<Authenticated>>().cloned();
+    let visitor = Some(user.shared());
     if decision != "allow" {
         return match check(&app, &params).await {
             Ok(checked) => Ok(back_to_app(
@@ -417,13 +407,7 @@ fn consent_page(
     checked: &Checked,
     params: &AuthorizeParams,
 ) -> Result<HttpResponse, PageError> {
-    let hidden = serde_urlencoded::to_string(params)
-        .ok()
-        .and_then(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(&query).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(name, _)| name != "prompt")
-        .collect();
+    let hidden = hidden_fields(params).into_iter().filter(|(name, _)| name != "prompt").collect();
     let page = ConsentPage {
         layout: layout_for(user, &app.csrf),
         app: checked.client.name.clone(),

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
-use super::shared::LOGOUT_PATH;
+use super::shared::{LOGOUT_PATH, hidden_fields, request_refused};
 use crate::auth::Authenticated;
 use crate::db::audit::Action;
 use crate::db::sessions::Ending;
@@ -16,7 +16,7 @@ use crate::error::PageError;
 use crate::oauth::Client;
 use crate::oauth::flow::{IdClaims, app_session_id};
 use crate::web::context::Services;
-use crate::web::extractors::MaybeUser;
+use crate::web::extractors::{CurrentUser, MaybeUser};
 use crate::web::form::{CsrfForm, StrictForm};
 use crate::web::layout::{Layout, render, see_other};
 
@@ -38,13 +38,6 @@ struct ConfirmPage {
     layout: Layout,
     app: Option<String>,
     hidden: Vec<(String, String)>,
-}
-
-#[derive(Template)]
-#[template(path = "oauth/error.html")]
-struct ErrorPage {
-    layout: Layout,
-    message: String,
 }
 
 /// A request whose app (if it named one) and address checked out.
@@ -110,11 +103,6 @@ async fn check(app: &Services, params: &LogoutParams) -> Result<Checked, String>
     Ok(Checked { client, then, hint_sid: hint.map(|hint| hint.sid) })
 }
 
-fn refused(app: &Services, visitor: Option<&Authenticated>, message: String) -> Result<HttpResponse, PageError> {
-    let layout = visitor.map_or_else(Layout::default, |user| Layout::for_user(user, &app.csrf));
-    render(StatusCode::BAD_REQUEST, &ErrorPage { layout, message })
-}
-
 /// Ends the browser's session and goes on (to the app's address, or the sign-in page).
 async fn sign_out(
     req: &HttpRequest,
@@ -141,7 +129,7 @@ async fn start(
 ) -> Result<HttpResponse, PageError> {
     let checked = match check(&app, &params).await {
         Ok(checked) => checked,
-        Err(message) => return refused(&app, visitor.as_deref(), message),
+        Err(message) => return request_refused(&app, visitor.as_deref(), message),
     };
     let Some(user) = visitor else {
         // Signed out already: straight on.
@@ -151,10 +139,7 @@ async fn start(
     if checked.hint_sid.as_deref() == Some(app_session_id(&user.session_id).as_str()) {
         return sign_out(&req, &app, &user, checked.then.as_deref()).await;
     }
-    let hidden = serde_urlencoded::to_string(&params)
-        .ok()
-        .and_then(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(&query).ok())
-        .unwrap_or_default();
+    let hidden = hidden_fields(&params);
     let page = ConfirmPage {
         layout: Layout::for_user(&user, &app.csrf).at(LOGOUT_PATH),
         app: checked.client.map(|client| client.name),
@@ -189,14 +174,12 @@ pub(crate) async fn start_post(
 pub(crate) async fn confirm(
     req: HttpRequest,
     form: CsrfForm<LogoutParams>,
+    user: CurrentUser,
     app: Services,
 ) -> Result<HttpResponse, PageError> {
-    use actix_web::HttpMessage;
-    let user = req.extensions().get::<std::sync::Arc<Authenticated>>().cloned();
-    let Some(user) = user else { return Err(PageError::NotFound) };
     let checked = match check(&app, &form.0).await {
         Ok(checked) => checked,
-        Err(message) => return refused(&app, Some(&user), message),
+        Err(message) => return request_refused(&app, Some(&user), message),
     };
     sign_out(&req, &app, &user, checked.then.as_deref()).await
 }

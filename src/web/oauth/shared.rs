@@ -3,7 +3,13 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use askama::Template;
 use serde_json::json;
+
+use crate::auth::Authenticated;
+use crate::error::PageError;
+use crate::web::context::Services;
+use crate::web::layout::{Layout, render};
 
 use crate::oauth::OAuthError;
 
@@ -46,4 +52,30 @@ pub(crate) fn no_store(response: &mut actix_web::HttpResponseBuilder) {
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")));
+}
+
+#[derive(Template)]
+#[template(path = "oauth/error.html")]
+struct ErrorPage {
+    layout: Layout,
+    message: String,
+}
+
+/// The page for a request of an app that cannot be trusted with a redirect (an unknown app,
+/// an address not registered for it): 400, with the navigation when someone is signed in.
+pub(crate) fn request_refused(
+    app: &Services,
+    visitor: Option<&Authenticated>,
+    message: String,
+) -> Result<HttpResponse, PageError> {
+    let layout = visitor.map_or_else(Layout::default, |user| Layout::for_user(user, &app.csrf));
+    render(StatusCode::BAD_REQUEST, &ErrorPage { layout, message })
+}
+
+/// A request's parameters as the hidden fields of a form that carries it on.
+pub(crate) fn hidden_fields(params: &impl serde::Serialize) -> Vec<(String, String)> {
+    serde_urlencoded::to_string(params)
+        .ok()
+        .and_then(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(&query).ok())
+        .unwrap_or_default()
 }
