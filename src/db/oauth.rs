@@ -235,6 +235,25 @@ pub fn revoke_grants_of_sessions(conn: &mut DbConnection, sids: &[String], at: N
     revoke_grants(conn, grants, at)
 }
 
+/// Ends the live grants of a session with an app beyond its `keep` newest (so that one session
+/// signing in to an app again and again cannot grow the table). How many ended.
+pub fn revoke_grants_beyond(
+    conn: &mut DbConnection,
+    session_sid: &str,
+    client_id: i64,
+    keep: i64,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    let grants = live_grants()
+        .filter(oauth_grants::session_sid.eq(session_sid.to_owned()))
+        .filter(oauth_grants::client_id.eq(client_id))
+        .order(oauth_grants::id.desc())
+        .limit(1000)
+        .offset(keep)
+        .load(conn)?;
+    revoke_grants(conn, grants, at)
+}
+
 /// Every live grant of a user to an app (disconnecting it).
 pub fn revoke_grants_of_user_and_client(
     conn: &mut DbConnection,

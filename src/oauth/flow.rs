@@ -31,6 +31,9 @@ use crate::db::{self, DbConnection, DbPool, write_transaction};
 /// Codes live one minute (RFC 6749 §4.1.2 recommends at most ten).
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 const SECRET_BYTES: usize = 32;
+/// Live grants one session may hold with one app: signing in to it again ends the oldest
+/// beyond these (as `MAX_SESSIONS_PER_USER` bounds sessions), so nobody grows the table.
+pub const GRANTS_PER_SESSION: i64 = 20;
 /// Longer than anything we issue; anything bigger is refused without a lookup.
 const MAX_TOKEN_CHARS: usize = 4096;
 /// RFC 7636 §4.1: 43 to 128 characters of the unreserved set.
@@ -457,6 +460,8 @@ impl Provider<'_> {
                         last_used_at: at,
                     },
                 )?;
+                let ended_older =
+                    store::revoke_grants_beyond(conn, &code.session_sid, code.client_id, GRANTS_PER_SESSION, at)? > 0;
                 if !store::use_code(conn, &hash, grant.id, at)? {
                     anyhow::bail!("the code was used at the same moment");
                 }
@@ -475,11 +480,12 @@ impl Provider<'_> {
                     nonce: code.nonce,
                     auth_time: code.auth_time,
                     amr: code.amr,
+                    ended_older,
                 }))
             })
         })
         .await?;
-        self.sync_after_refusal(&outcome).await?;
+        self.sync_after_revoking(&outcome).await?;
         self.answer(client, outcome, Some(refresh), true).await
     }
 
@@ -570,11 +576,12 @@ impl Provider<'_> {
                     nonce: None,
                     auth_time: grant.auth_time,
                     amr: grant.amr,
+                    ended_older: false,
                 }))
             })
         })
         .await?;
-        self.sync_after_refusal(&outcome).await?;
+        self.sync_after_revoking(&outcome).await?;
         self.answer(client, outcome, Some(next), false).await
     }
 
@@ -611,9 +618,10 @@ impl Provider<'_> {
         })
     }
 
-    /// A refused code or refresh token may have revoked a grant: refused here at once.
-    async fn sync_after_refusal(&self, outcome: &Result<Issued, OAuthError>) -> Result<(), OAuthError> {
-        if outcome.is_err() {
+    /// A refused code or refresh token may have revoked a grant, and a new grant may have ended
+    /// older ones: refused here at once.
+    async fn sync_after_revoking(&self, outcome: &Result<Issued, OAuthError>) -> Result<(), OAuthError> {
+        if outcome.as_ref().is_ok_and(|issued| issued.ended_older) || outcome.is_err() {
             self.sessions.sync_revocations(self.pool).await?;
         }
         Ok(())
@@ -801,6 +809,8 @@ struct Issued {
     nonce: Option<String>,
     auth_time: NaiveDateTime,
     amr: String,
+    /// The grant ended older grants of its session with the app (`GRANTS_PER_SESSION`).
+    ended_older: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

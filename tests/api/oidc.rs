@@ -451,6 +451,25 @@ both_backends! {
         assert_eq!(refresh.json::<Value>().await.unwrap()["error"], "invalid_grant");
     }
 
+    async fn one_session_signing_in_to_an_app_again_and_again_keeps_twenty_grants(app: TestApp) {
+        let alice = app.create_user("alice", Role::User).await;
+        app.login_as(&alice).await;
+        let client = register(&app, |_| {}).await;
+        let first = exchange(&app, &client, &code_for(&app, &client, &[]).await).await;
+        for _ in 0..portcullis::oauth::flow::GRANTS_PER_SESSION {
+            exchange(&app, &client, &code_for(&app, &client, &[]).await).await;
+        }
+        let live: i64 = app.with_conn(|conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::oauth_grants;
+            oauth_grants::table.filter(oauth_grants::revoked_at.is_null()).count().get_result(conn).unwrap()
+        }).await;
+        assert_eq!(live, portcullis::oauth::flow::GRANTS_PER_SESSION, "the oldest ended");
+        assert_eq!(userinfo(&app, first["access_token"].as_str().unwrap()).await.status(), 401);
+        let refresh = token(&app, &client, &[("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().unwrap())]).await;
+        assert_eq!(refresh.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    }
+
     async fn a_disabled_user_cannot_refresh_and_a_disabled_app_stops_within_two_seconds(app: TestApp) {
         let admin = app.create_user("root", Role::Admin).await;
         let alice = app.create_user("alice", Role::User).await;
