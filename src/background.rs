@@ -4,11 +4,12 @@
 //! | task | thread | how often |
 //! |---|---|---|
 //! | refresh the revoked-session list (`auth::revocation`) | `revocation-sync` | every second, on a connection of its own |
-//! | housekeeping: delete ended sessions, spent sign-in counters, abandoned second steps and passkey ceremonies, mailed links a day after they expired, mail 30 days after it was sent or given up | `housekeeping` | `PORTCULLIS_HOUSEKEEPING_INTERVAL` (60 s) |
+//! | housekeeping: delete ended sessions (their apps told), spent sign-in counters, abandoned second steps and passkey ceremonies, mailed links a day after they expired, mail 30 days after it was sent or given up, back-channel logouts 7 days after | `housekeeping` | `PORTCULLIS_HOUSEKEEPING_INTERVAL` (60 s) |
 //! | re-estimate how common each search trigram is (`db::user_search`) | `housekeeping` | hourly |
 //! | re-read the signing keys (another instance or the command line may have made one) | `signing-keys` | `PORTCULLIS_KEY_RELOAD_INTERVAL` (30 s) |
 //! | rotate the signing key when due, delete dropped keys | `signing-keys` | hourly |
 //! | deliver the outbox (`mail::sender`) | `mail-sender-N` | as mail is queued |
+//! | deliver logout tokens to apps (`oauth::backchannel`) | `backchannel-logout` | as sessions end (polls every 250 ms) |
 //! | handle forgot-password requests (`accounts::ResetRequests`) | a task on the main runtime | as they come |
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -58,6 +59,8 @@ pub fn start_housekeeping(
             let sessions = revocations.prune_ended_sessions(&mut conn)?;
             prune(&mut conn, &throttle, now).map(|rows| rows + sessions)
         });
+        // Sessions that timed out just told their apps.
+        db::logout_deliveries::ring_if_queued();
         match pruned {
             Ok(0) => {}
             Ok(rows) => tracing::debug!(rows, "housekeeping deleted what has ended"),
@@ -84,7 +87,8 @@ fn prune(conn: &mut DbConnection, throttle: &LoginThrottle, now: chrono::NaiveDa
         + db::outbox::prune(conn, now - chrono::Duration::days(30))?;
     // Apps' codes, spent refresh tokens and ended grants: two days on, every access token they
     // led to has expired (they live at most a day).
-    let apps = db::oauth::prune(conn, now, now - chrono::Duration::days(2))?;
+    let apps = db::oauth::prune(conn, now, now - chrono::Duration::days(2))?
+        + db::logout_deliveries::prune(conn, now - chrono::Duration::days(7))?;
     Ok(throttles + challenges + mail + apps)
 }
 

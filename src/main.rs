@@ -88,6 +88,9 @@ enum ClientCommand {
         /// Where the app may send people after it signs them out (repeat for more)
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
+        /// Where the app hears that a session it signed in through ended (Back-Channel Logout)
+        #[arg(long = "backchannel-logout-uri")]
+        backchannel_logout_uri: Option<String>,
         /// A public app (single-page or native): no secret, PKCE required
         #[arg(long)]
         public: bool,
@@ -313,6 +316,7 @@ fn main() -> ExitCode {
             name,
             redirect_uris,
             post_logout_redirect_uris,
+            backchannel_logout_uri,
             public,
             consent,
             scopes,
@@ -324,6 +328,7 @@ fn main() -> ExitCode {
                 name,
                 redirect_uris: redirect_uris.join("\n"),
                 post_logout_redirect_uris: post_logout_redirect_uris.join("\n"),
+                backchannel_logout_uri: backchannel_logout_uri.unwrap_or_default(),
                 public,
                 scopes: scopes.unwrap_or_default(),
                 ask_consent: consent,

@@ -64,6 +64,7 @@ pub struct Application {
     revocation_syncer: SyncerHandle,
     /// Delivers the outbox, when mail is configured.
     mail_sender: Option<SenderHandle>,
+    backchannel: crate::oauth::backchannel::DelivererHandle,
     /// Keeps the signing keys in step with the database.
     key_reloader: TaskHandle,
     /// Deletes what has ended.
@@ -147,6 +148,7 @@ impl Application {
             Sessions::new(keys, policy, settings.mfa_required, revocations, Arc::clone(&outbox))
                 .with_key_maker(Arc::clone(&signing_keys)),
         );
+        let backchannel = start_backchannel_deliverer(&settings, sessions.clone().into_inner()).await?;
         let reloaded = sessions.clone().into_inner();
         let key_reloader = background::start_key_reloader(signing_keys, pool.clone(), settings.signing, move |keys| {
             reloaded.replace_keys(keys)
@@ -246,7 +248,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(address = %settings.bind.ip(), port, public_url = settings.public_url.origin(), "Portcullis is listening");
-        Ok(Self { port, server, revocation_syncer, mail_sender, key_reloader, housekeeping, statements })
+        Ok(Self { port, server, revocation_syncer, mail_sender, backchannel, key_reloader, housekeeping, statements })
     }
 
     pub fn port(&self) -> u16 {
@@ -268,6 +270,7 @@ impl Application {
         let result = self.server.await;
         drop(self.revocation_syncer);
         drop(self.mail_sender);
+        drop(self.backchannel);
         drop(self.key_reloader);
         drop(self.housekeeping);
         result
@@ -516,6 +519,18 @@ async fn start_mail_sender(
         tokio::task::spawn_blocking(move || sender::spawn(pool, outbox, mailer, stats, single_instance)).await??;
     tracing::info!(server = %smtp.describe(), "mail is on: the outbox is delivered by this instance too");
     Ok(Some(handle))
+}
+
+/// Starts the back-channel logout deliverer, on connections of its own (a burst of requests
+/// must not hold up the sign-outs apps wait for).
+async fn start_backchannel_deliverer(
+    settings: &Settings,
+    sessions: Arc<Sessions>,
+) -> anyhow::Result<crate::oauth::backchannel::DelivererHandle> {
+    let own = DatabaseSettings { pool_size: 2, ..settings.database.clone() };
+    let pool = tokio::task::spawn_blocking(move || db::build_pool(&own)).await??;
+    let single_instance = !settings.database.url.is_postgres();
+    tokio::task::spawn_blocking(move || crate::oauth::backchannel::spawn(pool, sessions, single_instance)).await?
 }
 
 /// The signing secret: configured, or (SQLite only) the one kept beside the database.

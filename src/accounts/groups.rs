@@ -145,7 +145,7 @@ pub fn update_group(
         if before.name != after.name {
             changed.push(format!("name: {} → {}", before.name, after.name));
             let members = groups::member_ids(conn, id)?;
-            groups::renew_sessions_of(conn, &members, now())?;
+            groups::membership_changed(conn, &members, now())?;
         }
         if before.display_name != after.display_name {
             changed.push(format!("display name: {} → {}", before.display_name, after.display_name));
@@ -166,7 +166,7 @@ pub fn delete_group(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<(
     write_transaction(conn, |conn| {
         let group = load_group(conn, id)?;
         let members = groups::member_ids(conn, id)?;
-        groups::renew_sessions_of(conn, &members, now())?;
+        groups::membership_changed(conn, &members, now())?;
         groups::delete(conn, id)?;
         let details = format!("{} ({} members)", group.name, members.len());
         audit::record(conn, actor, Action::GroupDelete, None, &details)?;
@@ -187,7 +187,7 @@ pub fn add_members(
         let group = load_group(conn, group_id)?;
         let added = groups::add_members(conn, group_id, user_ids, now()).map_err(gone)?;
         if !added.is_empty() {
-            groups::renew_sessions_of(conn, &added, now())?;
+            groups::membership_changed(conn, &added, now())?;
             let details = format!("{}: {}", group.name, names_for_audit(conn, &added)?);
             audit::record(conn, actor, Action::GroupMembersAdd, None, &details)?;
         }
@@ -208,7 +208,7 @@ pub fn remove_members(
         let group = load_group(conn, group_id)?;
         let removed = groups::remove_members(conn, group_id, user_ids)?;
         if !removed.is_empty() {
-            groups::renew_sessions_of(conn, &removed, now())?;
+            groups::membership_changed(conn, &removed, now())?;
             let details = format!("{}: {}", group.name, names_for_audit(conn, &removed)?);
             audit::record(conn, actor, Action::GroupMembersRemove, None, &details)?;
         }

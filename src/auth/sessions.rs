@@ -432,6 +432,26 @@ impl Sessions {
         .await
     }
 
+    /// A user's open sessions, newest first, each with the names of the apps it signed in to.
+    pub async fn list_with_apps(&self, pool: &DbPool, user_id: i64) -> anyhow::Result<Vec<(Session, Vec<String>)>> {
+        let idle = chrono::Duration::from_std(self.policy.idle_timeout)?;
+        db::run(pool, move |conn| -> anyhow::Result<_> {
+            let now = now();
+            let open = sessions::live_for_user(conn, user_id, now, now - idle)?;
+            let sids: Vec<String> = open.iter().map(|session| session.sid.clone()).collect();
+            let apps = db::oauth::apps_of_sessions(conn, &sids)?;
+            Ok(open
+                .into_iter()
+                .map(|session| {
+                    let names = apps.iter().filter(|(sid, _)| *sid == session.sid).map(|(_, name)| name.clone());
+                    let names = names.collect();
+                    (session, names)
+                })
+                .collect())
+        })
+        .await
+    }
+
     fn grant<'s>(&self, user: &User, session: &'s Session, groups: &'s [String]) -> Grant<'s> {
         Grant {
             groups,

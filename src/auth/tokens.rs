@@ -15,6 +15,9 @@ use crate::domain::Role;
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// What ID tokens say in `typ` (OpenID Connect Core leaves it to JWT's own `JWT`).
 pub const ID_TOKEN_TYPE: &str = "JWT";
+/// What logout tokens say in `typ` (OpenID Connect Back-Channel Logout 1.0 §2.4), so no other
+/// token we sign can pass as one.
+pub const LOGOUT_TOKEN_TYPE: &str = "logout+jwt";
 pub const AUDIENCE: &str = "portcullis";
 /// The audience of the twin token the sites behind the reverse proxy receive (the gate cookie):
 /// the gate accepts it, our own pages and API refuse it, so a site that leaks or replays it
@@ -385,10 +388,20 @@ impl JwtKeys {
     /// An ID token (OpenID Connect Core 2) signed with `alg` by the ID-token key of that
     /// algorithm; `NoIdTokenKey` when this instance has none yet (the caller makes one and reloads).
     pub fn sign_id_token<T: Serialize>(&self, alg: JwtAlgorithm, claims: &T) -> anyhow::Result<String> {
+        self.sign_with_id_key(alg, ID_TOKEN_TYPE, claims)
+    }
+
+    /// A logout token (OpenID Connect Back-Channel Logout 1.0 §2.4), signed like the app's ID
+    /// tokens; `NoIdTokenKey` as for those.
+    pub fn sign_logout_token<T: Serialize>(&self, alg: JwtAlgorithm, claims: &T) -> anyhow::Result<String> {
+        self.sign_with_id_key(alg, LOGOUT_TOKEN_TYPE, claims)
+    }
+
+    fn sign_with_id_key<T: Serialize>(&self, alg: JwtAlgorithm, typ: &str, claims: &T) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let ring = self.ring();
         let signer = ring.signer(KeyPurpose::Id, alg, now).ok_or(NoIdTokenKey(alg.name()))?;
-        signed(signer, ID_TOKEN_TYPE, claims)
+        signed(signer, typ, claims)
     }
 
     /// An access token issued to an app (RFC 9068: `at+jwt`, our issuer, signed by one of our

@@ -8,6 +8,7 @@ pub mod challenges;
 mod connection;
 pub mod email_links;
 pub mod groups;
+pub mod logout_deliveries;
 pub mod oauth;
 pub mod outbox;
 pub mod passkeys;
@@ -49,6 +50,8 @@ where
         let mut conn = pool.get().context("no database connection available")?;
         let connected = std::time::Instant::now();
         let result = work(&mut conn);
+        // The work's transaction is over: a sign-out it made reaches the apps at once.
+        logout_deliveries::ring_if_queued();
         let (thread_wait, connection_wait, ran) = (started - queued, connected - started, connected.elapsed());
         if thread_wait + connection_wait + ran > SLOW_WORK {
             tracing::warn!(?thread_wait, ?connection_wait, ?ran, "slow database work");

@@ -7,6 +7,7 @@ use super::DbConnection;
 use super::schema::{
     oauth_clients, oauth_codes, oauth_consents, oauth_grants, oauth_refresh_tokens, renewed_sessions, revoked_sessions,
 };
+use crate::domain::Role;
 
 /// An app as stored. Lists are text (see the migration): `redirect_uris` one per line, the
 /// others separated by spaces.
@@ -29,6 +30,7 @@ pub struct ClientRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub post_logout_redirect_uris: String,
+    pub backchannel_logout_uri: String,
 }
 
 #[derive(Insertable, AsChangeset)]
@@ -45,6 +47,7 @@ pub struct ClientChanges<'a> {
     pub refresh_token_seconds: i64,
     pub updated_at: NaiveDateTime,
     pub post_logout_redirect_uris: &'a str,
+    pub backchannel_logout_uri: &'a str,
 }
 
 pub fn insert_client(
@@ -197,42 +200,94 @@ pub fn touch_grant(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> Query
     Ok(())
 }
 
+/// Whether the apps hear that their grants ended (OpenID Connect Back-Channel Logout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tell {
+    /// The session ended, or the user disconnected the app: its session there ends too.
+    App,
+    /// The grant only stops working (replaced by a newer sign-in of the same session, or ended
+    /// for a reused refresh token): the app's session, which the newer grant shares, stays.
+    Nobody,
+}
+
+/// A live grant: id, `gid`, app, user, session.
+type LiveGrant = (i64, String, i64, Option<i64>, Option<String>);
+
+/// Rows per statement (SQLite allows 32,766 bound values).
+const BATCH: usize = 500;
+
 /// Ends grants: their `gid`s go on the revoked list (every instance refuses their access
-/// tokens within a second), their refresh tokens are retired. Returns how many ended.
-fn revoke_grants(conn: &mut DbConnection, grants: Vec<(i64, String)>, at: NaiveDateTime) -> QueryResult<usize> {
-    for (id, gid) in &grants {
-        diesel::insert_into(revoked_sessions::table)
-            .values((revoked_sessions::sid.eq(gid), revoked_sessions::revoked_at.eq(at)))
+/// tokens within a second), their refresh tokens are retired; with [`Tell::App`], each app with
+/// a back-channel address gets a logout token for each session. Returns how many ended.
+fn revoke_grants(conn: &mut DbConnection, grants: Vec<LiveGrant>, at: NaiveDateTime, tell: Tell) -> QueryResult<usize> {
+    for chunk in grants.chunks(BATCH) {
+        let ids: Vec<i64> = chunk.iter().map(|grant| grant.0).collect();
+        let revoked: Vec<_> = chunk
+            .iter()
+            .map(|grant| (revoked_sessions::sid.eq(grant.1.as_str()), revoked_sessions::revoked_at.eq(at)))
+            .collect();
+        match conn {
+            DbConnection::Sqlite(sqlite) => {
+                diesel::insert_into(revoked_sessions::table).values(&revoked).execute(sqlite)?
+            }
+            DbConnection::Postgres(pg) => diesel::insert_into(revoked_sessions::table).values(&revoked).execute(pg)?,
+        };
+        diesel::update(oauth_grants::table.filter(oauth_grants::id.eq_any(&ids)))
+            .set(oauth_grants::revoked_at.eq(at))
             .execute(conn)?;
-        diesel::update(oauth_grants::table.find(id)).set(oauth_grants::revoked_at.eq(at)).execute(conn)?;
         diesel::update(
             oauth_refresh_tokens::table
-                .filter(oauth_refresh_tokens::grant_id.eq(id))
+                .filter(oauth_refresh_tokens::grant_id.eq_any(&ids))
                 .filter(oauth_refresh_tokens::retired_at.is_null()),
         )
         .set(oauth_refresh_tokens::retired_at.eq(at))
         .execute(conn)?;
     }
+    if tell == Tell::App {
+        let ended: Vec<(String, i64, i64)> =
+            grants.iter().filter_map(|(_, _, client, user, sid)| Some((sid.clone()?, (*user)?, *client))).collect();
+        super::logout_deliveries::queue(conn, &ended, at)?;
+    }
     Ok(grants.len())
 }
 
-fn live_grants()
--> oauth_grants::BoxedQuery<'static, super::MultiBackend, (diesel::sql_types::BigInt, diesel::sql_types::Text)> {
+/// The SQL types of a [`LiveGrant`].
+type LiveGrantColumns = (
+    diesel::sql_types::BigInt,
+    diesel::sql_types::Text,
+    diesel::sql_types::BigInt,
+    diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+    diesel::sql_types::Nullable<diesel::sql_types::Text>,
+);
+
+fn live_grants() -> oauth_grants::BoxedQuery<'static, super::MultiBackend, LiveGrantColumns> {
     oauth_grants::table
         .filter(oauth_grants::revoked_at.is_null())
-        .select((oauth_grants::id, oauth_grants::gid))
+        .select((
+            oauth_grants::id,
+            oauth_grants::gid,
+            oauth_grants::client_id,
+            oauth_grants::user_id,
+            oauth_grants::session_sid,
+        ))
         .into_boxed()
 }
 
+/// Ends one grant; the app is not told (see [`Tell::Nobody`]).
 pub fn revoke_grant(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
     let grants = live_grants().filter(oauth_grants::id.eq(id)).load(conn)?;
-    revoke_grants(conn, grants, at)
+    revoke_grants(conn, grants, at, Tell::Nobody)
 }
 
-/// Every live grant that came from the Portcullis sessions `sids` (they just ended).
+/// Every live grant that came from the Portcullis sessions `sids` (they just ended); the apps
+/// hear of it.
 pub fn revoke_grants_of_sessions(conn: &mut DbConnection, sids: &[String], at: NaiveDateTime) -> QueryResult<usize> {
-    let grants = live_grants().filter(oauth_grants::session_sid.eq_any(sids.to_vec())).load(conn)?;
-    revoke_grants(conn, grants, at)
+    let mut ended = 0;
+    for chunk in sids.chunks(BATCH) {
+        let grants = live_grants().filter(oauth_grants::session_sid.eq_any(chunk.to_vec())).load(conn)?;
+        ended += revoke_grants(conn, grants, at, Tell::App)?;
+    }
+    Ok(ended)
 }
 
 /// Ends the live grants of a session with an app beyond its `keep` newest (so that one session
@@ -251,10 +306,10 @@ pub fn revoke_grants_beyond(
         .limit(1000)
         .offset(keep)
         .load(conn)?;
-    revoke_grants(conn, grants, at)
+    revoke_grants(conn, grants, at, Tell::Nobody)
 }
 
-/// Every live grant of a user to an app (disconnecting it).
+/// Every live grant of a user to an app (disconnecting it); the app hears of it.
 pub fn revoke_grants_of_user_and_client(
     conn: &mut DbConnection,
     user_id: i64,
@@ -265,7 +320,54 @@ pub fn revoke_grants_of_user_and_client(
         .filter(oauth_grants::user_id.eq(user_id))
         .filter(oauth_grants::client_id.eq(client_id))
         .load(conn)?;
-    revoke_grants(conn, grants, at)
+    revoke_grants(conn, grants, at, Tell::App)
+}
+
+/// After a change to who is in which group: ends (and tells) the live grants of `user_ids` to
+/// apps that no longer admit them. How many ended.
+pub fn revoke_grants_no_longer_admitted(
+    conn: &mut DbConnection,
+    user_ids: &[i64],
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    let mut ended = 0;
+    for chunk in user_ids.chunks(BATCH) {
+        let grants: Vec<(LiveGrant, String, String)> = oauth_grants::table
+            .inner_join(oauth_clients::table)
+            .filter(oauth_grants::revoked_at.is_null())
+            .filter(oauth_grants::user_id.eq_any(chunk))
+            .filter(oauth_clients::allowed_groups.ne("").or(oauth_clients::allowed_roles.ne("")))
+            .select((
+                (
+                    oauth_grants::id,
+                    oauth_grants::gid,
+                    oauth_grants::client_id,
+                    oauth_grants::user_id,
+                    oauth_grants::session_sid,
+                ),
+                oauth_clients::allowed_roles,
+                oauth_clients::allowed_groups,
+            ))
+            .load(conn)?;
+        if grants.is_empty() {
+            continue;
+        }
+        let mut refused = Vec::new();
+        for (grant, roles, groups) in grants {
+            let Some(user_id) = grant.3 else { continue };
+            let Some(user) = super::users::find_by_id(conn, user_id)? else { continue };
+            let member_of: Vec<String> =
+                super::groups::names_of_users(conn, &[user_id])?.into_iter().map(|(_, name)| name).collect();
+            // An app's settings that do not read admit nobody (like the flows, which refuse it).
+            let roles = roles.split_whitespace().map(Role::parse).collect::<Result<Vec<_>, _>>();
+            let groups: Vec<String> = groups.split_whitespace().map(str::to_owned).collect();
+            if !roles.is_ok_and(|roles| crate::domain::app_admits(&roles, &groups, user.role, &member_of)) {
+                refused.push(grant);
+            }
+        }
+        ended += revoke_grants(conn, refused, at, Tell::App)?;
+    }
+    Ok(ended)
 }
 
 /// Access tokens issued to an app before `at` are refused from now on (a disabled app): the
@@ -397,4 +499,58 @@ pub fn prune(conn: &mut DbConnection, now: NaiveDateTime, retired_before: NaiveD
     )
     .execute(conn)?;
     Ok(codes + refresh + grants)
+}
+
+/// The sessions signed in to an app now (live grants from a session), newest first, at most
+/// `limit`: (grant, username, display name). One row per session.
+pub fn sessions_of_client(
+    conn: &mut DbConnection,
+    client_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<(GrantRow, String, String)>> {
+    use super::schema::users;
+    let rows: Vec<(GrantRow, String, String)> = oauth_grants::table
+        .inner_join(users::table.on(oauth_grants::user_id.eq(users::id.nullable())))
+        .filter(oauth_grants::client_id.eq(client_id))
+        .filter(oauth_grants::revoked_at.is_null())
+        .filter(oauth_grants::session_sid.is_not_null())
+        .order(oauth_grants::id.desc())
+        .limit(limit.saturating_mul(GRANTS_PER_SESSION_SHOWN))
+        .select((GrantRow::as_select(), users::username, users::display_name))
+        .load(conn)?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(rows
+        .into_iter()
+        .filter(|(grant, _, _)| seen.insert(grant.session_sid.clone()))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .collect())
+}
+
+/// How many grants of one session the list above reads per session shown (a session holds at
+/// most 20 per app).
+const GRANTS_PER_SESSION_SHOWN: i64 = 20;
+
+/// How many sessions are signed in to an app now.
+pub fn count_sessions_of_client(conn: &mut DbConnection, client_id: i64) -> QueryResult<i64> {
+    oauth_grants::table
+        .filter(oauth_grants::client_id.eq(client_id))
+        .filter(oauth_grants::revoked_at.is_null())
+        .filter(oauth_grants::session_sid.is_not_null())
+        .select(diesel::dsl::count(oauth_grants::session_sid).aggregate_distinct())
+        .get_result(conn)
+}
+
+/// The apps each of the sessions `sids` signed in to (live grants): (session sid, app name),
+/// by name.
+pub fn apps_of_sessions(conn: &mut DbConnection, sids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    let mut rows: Vec<(Option<String>, String)> = oauth_grants::table
+        .inner_join(oauth_clients::table)
+        .filter(oauth_grants::session_sid.eq_any(sids))
+        .filter(oauth_grants::revoked_at.is_null())
+        .order(oauth_clients::name)
+        .select((oauth_grants::session_sid, oauth_clients::name))
+        .distinct()
+        .load(conn)?;
+    rows.dedup();
+    Ok(rows.into_iter().filter_map(|(sid, name)| Some((sid?, name))).collect())
 }

@@ -239,6 +239,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         post_logout_redirect_uris -> Text,
+        backchannel_logout_uri -> Text,
     }
 }
 
@@ -298,7 +299,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_logout_deliveries (id) {
+        id -> BigInt,
+        client_id -> BigInt,
+        session_sid -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        delivered_at -> Nullable<Timestamp>,
+        failed_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(oauth_grants -> oauth_clients (client_id));
+diesel::joinable!(oauth_logout_deliveries -> oauth_clients (client_id));
 diesel::joinable!(oauth_refresh_tokens -> oauth_grants (grant_id));
 diesel::joinable!(oauth_consents -> oauth_clients (client_id));
-diesel::allow_tables_to_appear_in_same_query!(oauth_clients, oauth_grants, oauth_refresh_tokens, oauth_consents, users);
+diesel::allow_tables_to_appear_in_same_query!(
+    oauth_clients,
+    oauth_grants,
+    oauth_refresh_tokens,
+    oauth_consents,
+    oauth_logout_deliveries,
+    users
+);

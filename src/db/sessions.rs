@@ -232,16 +232,34 @@ pub fn revoked_since(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryRes
 }
 
 /// Deletes sessions past their lifetime or idle timeout (their access tokens have expired
-/// too) and revoked ids older than `revoked_cutoff`. Returns how many rows went.
+/// too), in batches, each with the grants its apps had from it (the apps told, as for any other
+/// end), and revoked ids older than `revoked_cutoff`. Returns how many rows went.
 pub fn prune(
     conn: &mut DbConnection,
     now: NaiveDateTime,
     idle_cutoff: NaiveDateTime,
     revoked_cutoff: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let sessions_gone =
-        diesel::delete(sessions::table.filter(sessions::expires_at.le(now).or(sessions::last_used_at.le(idle_cutoff))))
-            .execute(conn)?;
+    const BATCH: i64 = 500;
+    let mut sessions_gone = 0;
+    loop {
+        let ended: Vec<(i64, String)> = sessions::table
+            .filter(sessions::expires_at.le(now).or(sessions::last_used_at.le(idle_cutoff)))
+            .select((sessions::id, sessions::sid))
+            .limit(BATCH)
+            .load(conn)?;
+        let (ids, sids): (Vec<i64>, Vec<String>) = ended.into_iter().unzip();
+        if ids.is_empty() {
+            break;
+        }
+        sessions_gone += super::write_transaction(conn, |conn| {
+            super::oauth::revoke_grants_of_sessions(conn, &sids, now)?;
+            diesel::delete(sessions::table.filter(sessions::id.eq_any(&ids))).execute(conn)
+        })?;
+        if ids.len() < BATCH as usize {
+            break;
+        }
+    }
     let revoked_gone = diesel::delete(revoked_sessions::table.filter(revoked_sessions::revoked_at.le(revoked_cutoff)))
         .execute(conn)?;
     Ok(sessions_gone + revoked_gone)

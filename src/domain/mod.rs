@@ -48,7 +48,7 @@ pub use next_path::SafeNextPath;
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword};
 pub use redirect_uri::RedirectUri;
 pub use return_to::{ReturnTo, SiteHosts};
-pub use role::Role;
+pub use role::{Role, app_admits};
 pub use site_address::{AddressError, SiteHost, SitePath};
 pub use time_zone::TimeZone;
 pub use username::Username;

@@ -31,6 +31,14 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// Whether a user with `role` in the groups `member_of` may use an app open to `roles` and
+/// `groups` (an empty list: anyone).
+pub fn app_admits(roles: &[Role], groups: &[String], role: Role, member_of: &[String]) -> bool {
+    let by_role = roles.is_empty() || roles.contains(&role);
+    let by_group = groups.is_empty() || groups.iter().any(|wanted| member_of.contains(wanted));
+    by_role && by_group
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

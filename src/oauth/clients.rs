@@ -36,6 +36,8 @@ pub struct Client {
     pub redirect_uris: Vec<RedirectUri>,
     /// Where it may send users after a sign-out it asked for.
     pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// Where it hears that a session it signed in through ended (Back-Channel Logout).
+    pub backchannel_logout_uri: Option<String>,
     pub scopes: Scopes,
     pub ask_consent: bool,
     pub allowed_roles: Vec<Role>,
@@ -62,6 +64,7 @@ impl Client {
             secret_hash: row.secret_hash,
             redirect_uris,
             post_logout_redirect_uris,
+            backchannel_logout_uri: Some(row.backchannel_logout_uri).filter(|uri| !uri.is_empty()),
             scopes: Scopes::parse(&row.scopes),
             ask_consent: row.ask_consent,
             allowed_roles,
@@ -98,10 +101,7 @@ impl Client {
 
     /// Whether a user with `role` in `groups` may use the app (empty lists: anyone).
     pub fn admits(&self, role: Role, groups: &[String]) -> bool {
-        let by_role = self.allowed_roles.is_empty() || self.allowed_roles.contains(&role);
-        let by_group =
-            self.allowed_groups.is_empty() || self.allowed_groups.iter().any(|wanted| groups.contains(wanted));
-        by_role && by_group
+        crate::domain::app_admits(&self.allowed_roles, &self.allowed_groups, role, groups)
     }
 
     /// The key on the renewal list that outdates every access token of the app (disabled).
@@ -126,6 +126,8 @@ pub struct ClientForm {
     pub redirect_uris: String,
     /// One per line; may be empty.
     pub post_logout_redirect_uris: String,
+    /// May be empty.
+    pub backchannel_logout_uri: String,
     pub public: bool,
     /// Space-separated; empty means every scope we know.
     pub scopes: String,
@@ -144,6 +146,7 @@ pub struct ValidClient {
     name: String,
     redirect_uris: String,
     post_logout_redirect_uris: String,
+    backchannel_logout_uri: String,
     scopes: String,
     ask_consent: bool,
     allowed_roles: String,
@@ -194,6 +197,10 @@ impl ValidClient {
         }
         if after_logout.len() > MAX_REDIRECT_URIS {
             errors.add("post_logout_redirect_uris", "An app may have at most 20 addresses");
+        }
+        let backchannel_logout_uri = form.backchannel_logout_uri.trim();
+        if let Err(message) = check_backchannel_uri(backchannel_logout_uri, !form.public) {
+            errors.add("backchannel_logout_uri", message);
         }
         let scopes = if form.scopes.trim().is_empty() {
             KNOWN_SCOPES.join(" ")
@@ -260,6 +267,7 @@ impl ValidClient {
             name: name.to_owned(),
             redirect_uris: uris.iter().map(|uri| uri.to_string()).collect::<Vec<_>>().join("\n"),
             post_logout_redirect_uris: after_logout.iter().map(|uri| uri.to_string()).collect::<Vec<_>>().join("\n"),
+            backchannel_logout_uri: backchannel_logout_uri.to_owned(),
             scopes,
             ask_consent: form.ask_consent,
             allowed_roles: roles.iter().map(|role| role.as_str()).collect::<Vec<_>>().join(" "),
@@ -284,7 +292,29 @@ impl ValidClient {
             refresh_token_seconds: self.refresh_token_seconds,
             updated_at: at,
             post_logout_redirect_uris: &self.post_logout_redirect_uris,
+            backchannel_logout_uri: &self.backchannel_logout_uri,
         }
+    }
+}
+
+/// OpenID Connect Back-Channel Logout 1.0 §2.2: an absolute URL without a fragment, https (or
+/// http for a confidential app: Portcullis may reach it on an internal network); empty is none.
+fn check_backchannel_uri(uri: &str, confidential: bool) -> Result<(), &'static str> {
+    if uri.is_empty() {
+        return Ok(());
+    }
+    if uri.len() > 2000 {
+        return Err("An address is at most 2,000 characters");
+    }
+    let parsed = url::Url::parse(uri).map_err(|_| "Enter a whole address, such as https://app.example.com/logout")?;
+    if parsed.fragment().is_some() || !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("An address has no #fragment and no user name or password");
+    }
+    match parsed.scheme() {
+        "https" if parsed.host_str().is_some() => Ok(()),
+        "http" if parsed.host_str().is_some() && confidential => Ok(()),
+        "http" => Err("A public app's address must use https"),
+        _ => Err("The address must start with https:// (or http:// for an app with a secret)"),
     }
 }
 
@@ -403,6 +433,7 @@ pub fn form_of(client: &Client) -> ClientForm {
             .map(|uri| uri.to_string())
             .collect::<Vec<_>>()
             .join("\n"),
+        backchannel_logout_uri: client.backchannel_logout_uri.clone().unwrap_or_default(),
         public: !client.is_confidential(),
         scopes: client.scopes.to_string(),
         ask_consent: client.ask_consent,

@@ -3,6 +3,7 @@
 //! (`scopes`) and the flows that turn a Portcullis session into tokens for an app (`flow`).
 //! Written on our own sessions, keys and revoked list: an app's tokens end with the session
 //! they came from, and the checks of its access tokens need no database.
+pub mod backchannel;
 pub mod cache;
 pub mod clients;
 pub mod connections;

@@ -17,17 +17,19 @@ pub(crate) struct SessionRow {
     pub is_current: bool,
     /// Where its "Sign out" button posts.
     pub revoke_action: String,
+    /// The apps it signed in to (OpenID Connect), by name; empty: none.
+    pub apps: String,
 }
 
 pub(crate) fn session_rows(
-    sessions: &[Session],
+    sessions: &[(Session, Vec<String>)],
     current_sid: Option<&str>,
     revoke_prefix: &str,
     clock: &Clock,
 ) -> Vec<SessionRow> {
     sessions
         .iter()
-        .map(|session| SessionRow {
+        .map(|(session, apps)| SessionRow {
             id: session.id,
             device: session.user_agent.clone(),
             client_ip: session.client_ip.clone(),
@@ -37,6 +39,7 @@ pub(crate) fn session_rows(
             last_used: clock.ago(session.last_used_at),
             is_current: current_sid == Some(session.sid.as_str()),
             revoke_action: format!("{revoke_prefix}/{}/revoke", session.id),
+            apps: apps.join(", "),
         })
         .collect()
 }

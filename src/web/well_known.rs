@@ -37,6 +37,9 @@ pub(crate) async fn metadata(sessions: web::Data<Sessions>) -> HttpResponse {
             "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
             "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
             "end_session_endpoint": format!("{issuer}{LOGOUT_PATH}"),
+            // OpenID Connect Back-Channel Logout 1.0 §2.1: every logout token carries `sid`.
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
             "jwks_uri": format!("{issuer}{JWKS_PATH}"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],

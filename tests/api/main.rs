@@ -13,6 +13,7 @@ mod apache_oidc;
 mod api_token;
 mod attacks;
 mod audit;
+mod backchannel;
 mod browser;
 mod bulk_actions;
 mod cli;

@@ -46,7 +46,7 @@ pub(crate) fn claims(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-fn header(jwt: &str) -> Value {
+pub(crate) fn header(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap()
 }
 
@@ -75,7 +75,7 @@ fn authorize_path(client_id: &str, extra: &[(&str, &str)]) -> String {
 }
 
 /// The app's answer after a signed-in browser asks for a code (no consent asked).
-async fn code_for(app: &TestApp, client: &App, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn code_for(app: &TestApp, client: &App, extra: &[(&str, &str)]) -> String {
     let response = app.get(&authorize_path(&client.client_id, extra)).await;
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
     let query = query_of(&location(&response));
@@ -95,7 +95,7 @@ async fn token(app: &TestApp, client: &App, fields: &[(&str, &str)]) -> reqwest:
     request.form(&fields).send().await.unwrap()
 }
 
-async fn exchange(app: &TestApp, client: &App, code: &str) -> Value {
+pub(crate) async fn exchange(app: &TestApp, client: &App, code: &str) -> Value {
     let response =
         token(app, client, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CALLBACK)]).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
@@ -108,7 +108,7 @@ async fn userinfo(app: &TestApp, access_token: &str) -> reqwest::Response {
 }
 
 /// Verifies an ID token's signature with the JWKS the discovery document names.
-async fn verify_id_token(app: &TestApp, id_token: &str, client_id: &str) -> Value {
+pub(crate) async fn verify_id_token(app: &TestApp, id_token: &str, client_id: &str) -> Value {
     let alg = header(id_token)["alg"].as_str().unwrap().to_owned();
     let kid = header(id_token)["kid"].as_str().unwrap().to_owned();
     let discovery: Value = app.get("/.well-known/openid-configuration").await.json().await.unwrap();

@@ -23,7 +23,7 @@ struct SessionsPage {
 }
 
 pub(crate) async fn list(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
-    let open = page.sessions.list(&page.pool, page.user.user_id).await?;
+    let open = page.sessions.list_with_apps(&page.pool, page.user.user_id).await?;
     let rows = session_rows(&open, Some(&page.user.session_id), "/account/sessions", &page.clock());
     let others = rows.iter().filter(|row| !row.is_current).count();
     let view = SessionsPage { layout: page.layout().with_flash(&flash), sessions: rows, others };

@@ -8,6 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::accounts::FieldErrors;
+use crate::db::logout_deliveries::{self, DeliveryRow};
 use crate::db::{self, oauth as store};
 use crate::error::PageError;
 use crate::oauth::clients::{self, ClientError};
@@ -17,6 +18,7 @@ use crate::web::flash::Flash;
 use crate::web::form::{CsrfForm, NoFields};
 use crate::web::layout::{Layout, render};
 use crate::web::params::AppId;
+use crate::web::time_words::{Clock, When};
 
 fn app_page(id: i64) -> String {
     format!("/admin/apps/{id}")
@@ -58,6 +60,8 @@ pub(crate) struct AppFields {
     #[serde(default)]
     post_logout_redirect_uris: String,
     #[serde(default)]
+    backchannel_logout_uri: String,
+    #[serde(default)]
     kind: String,
     #[serde(default)]
     scopes: String,
@@ -93,6 +97,7 @@ impl AppFields {
             name: self.name.clone(),
             redirect_uris: self.redirect_uris.clone(),
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: self.backchannel_logout_uri.clone(),
             public: self.kind == "public",
             scopes: self.scopes.clone(),
             ask_consent: self.ask_consent.is_some(),
@@ -109,6 +114,7 @@ impl AppFields {
             name: form.name.clone(),
             redirect_uris: form.redirect_uris.clone(),
             post_logout_redirect_uris: form.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: form.backchannel_logout_uri.clone(),
             kind: if form.public { "public".into() } else { "confidential".into() },
             scopes: form.scopes.clone(),
             ask_consent: form.ask_consent.then(String::new),
@@ -203,13 +209,94 @@ struct AppPage {
     layout: Layout,
     app: Client,
     issuer: String,
+    /// Sessions signed in to it now (at most [`SHOWN`]), and how many there are.
+    sessions: Vec<AppSession>,
+    session_count: i64,
+    /// Sign-outs sent to it: waiting, failing (of those waiting), delivered, given up; the newest.
+    logouts: (i64, i64, i64, i64),
+    deliveries: Vec<DeliveryLine>,
 }
 
-/// `GET /admin/apps/{app}`.
+/// How many sessions and deliveries an app's page lists.
+const SHOWN: i64 = 50;
+
+/// A session signed in to the app.
+struct AppSession {
+    user_id: i64,
+    username: String,
+    display_name: String,
+    signed_in: When,
+    last_used: When,
+}
+
+/// A sign-out sent (or being sent) to the app.
+struct DeliveryLine {
+    created: When,
+    user_id: i64,
+    state: String,
+    /// `ok`, `waiting`, `failing` or `failed`, for the tag's colour.
+    tone: &'static str,
+    attempts: i32,
+    last_error: String,
+}
+
+fn delivery_line(row: DeliveryRow, now: chrono::NaiveDateTime, clock: &Clock) -> DeliveryLine {
+    let (state, tone) = if let Some(at) = row.delivered_at {
+        (format!("Delivered {}", clock.ago(at).text), "ok")
+    } else if let Some(at) = row.failed_at {
+        (format!("Given up {}", clock.ago(at).text), "failed")
+    } else if row.claimed_until.is_some_and(|until| until > now) {
+        ("Being sent".to_owned(), "waiting")
+    } else if row.last_error.is_some() {
+        (format!("Failing; next try {}", clock.ago(row.next_attempt_at).text), "failing")
+    } else {
+        ("Waiting".to_owned(), "waiting")
+    };
+    DeliveryLine {
+        created: clock.ago(row.created_at),
+        user_id: row.user_id,
+        state,
+        tone,
+        attempts: row.attempts,
+        last_error: row.last_error.unwrap_or_default(),
+    }
+}
+
+/// `GET /admin/apps/{app}`: its settings, the sessions signed in to it, and the sign-outs sent to it.
 pub(crate) async fn show(page: Page, id: AppId, flash: Flash) -> Result<HttpResponse, PageError> {
     let app = load(&page, id).await?;
     let issuer = page.sessions.keys().issuer().to_owned();
-    let view = AppPage { layout: page.layout().with_flash(&flash), app, issuer };
+    let key = app.id;
+    let (sessions, session_count, logouts, deliveries) = db::run(&page.pool, move |conn| -> anyhow::Result<_> {
+        Ok((
+            store::sessions_of_client(conn, key, SHOWN)?,
+            store::count_sessions_of_client(conn, key)?,
+            logout_deliveries::counts_for_client(conn, key)?,
+            logout_deliveries::recent_for_client(conn, key, SHOWN)?,
+        ))
+    })
+    .await?;
+    let (now, clock) = (db::users::now(), page.clock());
+    let view = AppPage {
+        layout: page.layout().with_flash(&flash),
+        app,
+        issuer,
+        sessions: sessions
+            .into_iter()
+            .filter_map(|(grant, username, display_name)| {
+                Some(AppSession {
+                    user_id: grant.user_id?,
+                    username,
+                    display_name,
+                    signed_in: clock.ago(grant.created_at),
+                    last_used: clock.ago(grant.last_used_at),
+                })
+            })
+            .collect(),
+        session_count,
+        logouts,
+        deliveries: deliveries.into_iter().map(|row| delivery_line(row, now, &clock)).collect(),
+    };
     Ok(flash.finish(render(StatusCode::OK, &view)?))
 }
 

@@ -69,7 +69,7 @@ struct UserPage<'a> {
 /// What the page shows besides the form: the user, their open sessions, their recent events.
 struct Loaded {
     user: User,
-    sessions: Vec<Session>,
+    sessions: Vec<(Session, Vec<String>)>,
     events: Vec<AuditEvent>,
     throttle: Option<Standing>,
     invitation: Option<crate::accounts::Invitation>,
@@ -91,7 +91,7 @@ async fn load(pool: &DbPool, sessions: &Sessions, UserId(id): UserId) -> Result<
         Ok((user, events, throttle, groups, all_groups, apps))
     })
     .await?;
-    let sessions = sessions.list(pool, id).await?;
+    let sessions = sessions.list_with_apps(pool, id).await?;
     Ok(Loaded { user, sessions, events, throttle, invitation: None, groups, all_groups, apps })
 }
 

@@ -1,0 +1,2 @@
+DROP TABLE oauth_logout_deliveries;
+ALTER TABLE oauth_clients DROP COLUMN backchannel_logout_uri;
