@@ -1,7 +1,10 @@
 //! Apache with `mod_auth_openidc` (Debian's packages; an OpenID Certified relying party)
 //! protects a page on loopback with the configuration of `docs/openid-connect.md`: Chromium
 //! opens the page, signs in on Portcullis with a password and an authenticator code (an
-//! administrator under the default policy), and the page sees who signed in.
+//! administrator under the default policy), and the page sees who signed in. With the module's
+//! back-channel address registered, ending the Portcullis session (signing out, an admin
+//! disabling the user, the session timing out) ends the Apache session too: the page asks to
+//! sign in again.
 use std::process::{Command, Stdio};
 
 use portcullis::domain::Role;
@@ -86,6 +89,7 @@ async fn an_apache_site_with_mod_auth_openidc_signs_an_administrator_in_with_a_s
     let issuer = format!("http://127.0.0.1:{port}");
     let public_url = issuer.clone();
     let mut app = spawn_app_with(Backend::Sqlite, move |settings| {
+        settings.housekeeping_interval = std::time::Duration::from_secs(1);
         settings.bind = format!("127.0.0.1:{port}").parse().unwrap();
         settings.public_url = portcullis::config::PublicUrl::parse(&public_url).unwrap();
         settings.mfa_required = portcullis::config::MfaPolicy::default();
@@ -98,7 +102,12 @@ async fn an_apache_site_with_mod_auth_openidc_signs_an_administrator_in_with_a_s
 
     let apache_port = free_port();
     let redirect = format!("http://localhost:{apache_port}/private/redirect_uri");
-    let client = crate::oidc::register(&app, move |form| form.redirect_uris = redirect).await;
+    let client = crate::oidc::register(&app, move |form| {
+        // mod_auth_openidc hears of sign-outs at its redirect URI (Back-Channel Logout 1.0).
+        form.backchannel_logout_uri = format!("{redirect}?logout=backchannel");
+        form.redirect_uris = redirect;
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("site/private")).unwrap();
     std::fs::write(
@@ -136,7 +145,66 @@ async fn an_apache_site_with_mod_auth_openidc_signs_an_administrator_in_with_a_s
     let who = browser.text_of("#who").await;
     let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
     assert_eq!(who, "Signed in as root (root@example.com)", "Apache's log:\n{log}");
+    let page = format!("http://localhost:{apache_port}/private/index.shtml");
+
+    // Signing out at Portcullis signs out of the Apache site too.
+    browser.go(&format!("{issuer}/dashboard")).await;
+    browser.click_and_wait(r#"form[action="/logout"] button[type="submit"]"#).await;
+    asks_to_sign_in_again(&app, &browser, &page, 1, dir.path()).await;
+
+    // An admin disabling a signed-in user.
+    let alice = app.create_user("alice", Role::User).await;
+    crate::browser::sign_in(&browser, "alice", &alice.password).await;
+    browser.wait_for_path("/private/index.shtml").await;
+    assert_eq!(browser.text_of("#who").await, "Signed in as alice (alice@example.com)");
+    let csrf = app.session_csrf_token().await;
+    let disabled = app.post_form(&format!("/admin/users/{}/disable", alice.id), &[("csrf_token", &csrf)]).await;
+    assert_eq!(disabled.status(), 303);
+    asks_to_sign_in_again(&app, &browser, &page, 2, dir.path()).await;
+
+    // A session left idle past the timeout (its last use moved back; housekeeping ends it).
+    let bob = app.create_user("bob", Role::User).await;
+    crate::browser::sign_in(&browser, "bob", &bob.password).await;
+    browser.wait_for_path("/private/index.shtml").await;
+    assert_eq!(browser.text_of("#who").await, "Signed in as bob (bob@example.com)");
+    app.with_conn(move |conn| {
+        use diesel::prelude::*;
+        use portcullis::db::schema::sessions::dsl::*;
+        diesel::update(sessions.filter(user_id.eq(bob.id)))
+            .set(last_used_at.eq(portcullis::db::users::now() - chrono::Duration::days(1)))
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+    asks_to_sign_in_again(&app, &browser, &page, 3, dir.path()).await;
     browser.quit().await;
     assert_no_server_panics();
     app.server.stop(true).await;
+}
+
+/// Once Apache acknowledged the `delivered`th logout token, the page sends the visitor back to
+/// Portcullis's sign-in.
+async fn asks_to_sign_in_again(
+    app: &TestApp,
+    browser: &crate::webdriver::Browser,
+    page: &str,
+    delivered: i64,
+    dir: &std::path::Path,
+) {
+    let acknowledged = within(std::time::Duration::from_secs(10), || async {
+        app.with_conn(|conn| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::oauth_logout_deliveries::dsl::*;
+            oauth_logout_deliveries.filter(delivered_at.is_not_null()).count().get_result::<i64>(conn).unwrap()
+        })
+        .await
+            >= delivered
+    })
+    .await;
+    let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+    assert!(acknowledged.is_some(), "Apache acknowledged logout token {delivered}; its log:\n{log}");
+    browser.go(page).await;
+    let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+    assert_eq!(browser.path().await.split('?').next().unwrap(), "/login", "the Apache page asks to sign in again: {} {}\n{log}", browser.url().await, browser.source().await);
+    assert!(browser.url().await.starts_with(&app.issuer));
 }

@@ -307,11 +307,8 @@ async fn decide(
         let first = if user.must_change_password { "/password/change" } else { "/account/security" };
         return Ok(see_other(first).finish());
     }
-    let Some(user) = visitor else {
-        if silent {
-            return to_app("login_required", "The user is not signed in");
-        }
-        // Our own sign-in, then back here (without prompt=login: the sign-in is the login).
+    // Our own sign-in, then back here (without prompt=login: the sign-in is the login).
+    let to_sign_in = || {
         let Some(next) = again(&params, |params| {
             params.prompt =
                 params.prompt.take().map(|prompt| prompt.replace("login", "")).filter(|p| !p.trim().is_empty());
@@ -322,7 +319,13 @@ async fn decide(
         if let Some(hint) = checked.login_hint.as_deref() {
             query.push(("login_hint", hint));
         }
-        return Ok(see_other(&format!("/login?{}", serde_urlencoded::to_string(&query).unwrap_or_default())).finish());
+        Ok(see_other(&format!("/login?{}", serde_urlencoded::to_string(&query).unwrap_or_default())).finish())
+    };
+    let Some(user) = visitor else {
+        if silent {
+            return to_app("login_required", "The user is not signed in");
+        }
+        return to_sign_in();
     };
     if checked.hint_subject.as_ref().is_some_and(|sub| *sub != user.user_id.to_string()) && silent {
         return to_app("login_required", "Someone else is signed in");
@@ -389,6 +392,15 @@ async fn decide(
         Ok(code) => Ok(back_to_app(app, &checked.redirect_uri, checked.state.as_deref(), &[("code", &code)])),
         Err(error) if error.error == "server_error" || error.error == "temporarily_unavailable" => {
             Err(oauth_page_error(error))
+        }
+        // The session ended a moment ago (its token not yet refused everywhere): signed out, so
+        // the sign-in page, and the browser drops the token.
+        Err(error) if error.error == "login_required" && !silent => {
+            let mut response = to_sign_in()?;
+            for cookie in app.cookies.signed_out() {
+                response.add_cookie(&cookie).map_err(|error| PageError::Unexpected(error.into()))?;
+            }
+            Ok(response)
         }
         Err(error) => to_app(error.error, &error.description),
     }
