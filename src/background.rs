@@ -88,7 +88,8 @@ fn prune(conn: &mut DbConnection, throttle: &LoginThrottle, now: chrono::NaiveDa
     // Apps' codes, spent refresh tokens and ended grants: two days on, every access token they
     // led to has expired (they live at most a day).
     let apps = db::oauth::prune(conn, now, now - chrono::Duration::days(2))?
-        + db::logout_deliveries::prune(conn, now - chrono::Duration::days(7))?;
+        + db::logout_deliveries::prune(conn, now - chrono::Duration::days(7))?
+        + db::device_codes::prune(conn, now - chrono::Duration::hours(1))?;
     Ok(throttles + challenges + mail + apps)
 }
 

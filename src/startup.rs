@@ -315,6 +315,16 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
                 .wrap(from_fn(require_page_session)),
         )
         .service(endpoint(oauth::shared::TOKEN_PATH, [post(oauth::endpoints::token)]))
+        .service(endpoint(oauth::shared::PAR_PATH, [post(oauth::authorize::push)]))
+        .service(endpoint(oauth::shared::DEVICE_AUTHORIZATION_PATH, [post(oauth::endpoints::device_authorization)]))
+        .service(
+            endpoint(crate::web::device::PATH, [get(crate::web::device::form), post(crate::web::device::submit)])
+                .wrap(from_fn(require_page_session)),
+        )
+        .service(
+            endpoint(crate::web::device::CONFIRM_PATH, [post(crate::web::device::decide)])
+                .wrap(from_fn(require_page_session)),
+        )
         .service(endpoint(oauth::shared::REVOKE_PATH, [post(oauth::endpoints::revoke)]))
         .service(endpoint(oauth::shared::INTROSPECT_PATH, [post(oauth::endpoints::introspect)]))
         .service(endpoint(

@@ -25,6 +25,10 @@ pub struct AppAccessClaims {
     pub scope: String,
     /// The grant this token belongs to (the revoked list knows it).
     pub gid: String,
+    /// The session it came from, as the app's ID tokens name it (`None`: the app's own token,
+    /// `client_credentials`). On the revoked list once that session ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -165,7 +165,14 @@ impl Sessions {
                         TokenError::Expired => AuthFailure::Expired,
                         TokenError::Invalid => AuthFailure::Invalid,
                     })?;
-                if claims.aud != claims.client_id || claims.gid.is_empty() || claims.exp <= now {
+                // A user's token names its session (tokens of versions before it did not: the app
+                // renews them).
+                let of_user = claims.sub != claims.client_id;
+                if claims.aud != claims.client_id
+                    || claims.gid.is_empty()
+                    || claims.exp <= now
+                    || (of_user && claims.sid.is_none())
+                {
                     return Err(AuthFailure::Invalid);
                 }
                 let claims = Arc::new(claims);
@@ -174,7 +181,10 @@ impl Sessions {
             }
         };
         let app = super::app_tokens::app_tokens_key(&claims.client_id);
-        self.check_revoked(&[&claims.gid, &app], claims.iat)?;
+        match &claims.sid {
+            Some(sid) => self.check_revoked(&[&claims.gid, &app, sid], claims.iat)?,
+            None => self.check_revoked(&[&claims.gid, &app], claims.iat)?,
+        }
         Ok(claims)
     }
 

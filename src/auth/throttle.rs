@@ -223,6 +223,16 @@ impl LoginThrottle {
         Counters { counters: vec![counter], login: None }
     }
 
+    /// The budget of user codes a signed-in person types at `/device` (RFC 8628 §5.1: codes are
+    /// short, so guessing must be slow): wrong ones pause that person, and their address.
+    pub fn user_code_counters(&self, user_id: i64, client_ip: &str) -> Counters {
+        let counters = vec![
+            Counter { key: format!("device:{user_id}"), kind: Kind::Probe },
+            Counter { key: format!("device:{}", address_key(client_ip)), kind: Kind::Address },
+        ];
+        Counters { counters, login: None }
+    }
+
     /// How long the counters are paused for, if they are (a read; nothing reserved).
     pub fn paused(
         &self,

@@ -24,6 +24,11 @@ thread_local! {
 /// next poll. Other processes find the rows when they poll.
 pub static DOORBELL: LazyLock<tokio::sync::watch::Sender<u64>> = LazyLock::new(|| tokio::sync::watch::Sender::new(0));
 
+/// Deliveries (or ended sessions to deliver for) were queued on this thread.
+pub fn note_queued() {
+    QUEUED.with(|flag| flag.set(true));
+}
+
 /// Rings the doorbell if this thread queued deliveries (called once the work, and so its
 /// transaction, is over).
 pub fn ring_if_queued() {
@@ -84,7 +89,7 @@ pub fn queue(conn: &mut DbConnection, ended: &[(String, i64, i64)], at: NaiveDat
             DbConnection::Postgres(pg) => diesel::insert_into(deliveries::table).values(rows).execute(pg)?,
         };
     }
-    QUEUED.with(|flag| flag.set(true));
+    note_queued();
     Ok(queued)
 }
 

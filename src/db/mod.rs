@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod challenges;
 mod connection;
+pub mod device_codes;
 pub mod email_links;
 pub mod groups;
 pub mod logout_deliveries;

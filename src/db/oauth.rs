@@ -5,7 +5,8 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::schema::{
-    oauth_clients, oauth_codes, oauth_consents, oauth_grants, oauth_refresh_tokens, renewed_sessions, revoked_sessions,
+    oauth_clients, oauth_codes, oauth_consents, oauth_grants, oauth_pushed_requests, oauth_refresh_tokens,
+    renewed_sessions, revoked_sessions,
 };
 use crate::domain::Role;
 
@@ -31,6 +32,7 @@ pub struct ClientRow {
     pub updated_at: NaiveDateTime,
     pub post_logout_redirect_uris: String,
     pub backchannel_logout_uri: String,
+    pub require_pushed_requests: bool,
 }
 
 #[derive(Insertable, AsChangeset)]
@@ -48,6 +50,7 @@ pub struct ClientChanges<'a> {
     pub updated_at: NaiveDateTime,
     pub post_logout_redirect_uris: &'a str,
     pub backchannel_logout_uri: &'a str,
+    pub require_pushed_requests: bool,
 }
 
 pub fn insert_client(
@@ -279,15 +282,110 @@ pub fn revoke_grant(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> Quer
     revoke_grants(conn, grants, at, Tell::Nobody)
 }
 
-/// Every live grant that came from the Portcullis sessions `sids` (they just ended); the apps
-/// hear of it.
-pub fn revoke_grants_of_sessions(conn: &mut DbConnection, sids: &[String], at: NaiveDateTime) -> QueryResult<usize> {
-    let mut ended = 0;
-    for chunk in sids.chunks(BATCH) {
-        let grants = live_grants().filter(oauth_grants::session_sid.eq_any(chunk.to_vec())).load(conn)?;
-        ended += revoke_grants(conn, grants, at, Tell::App)?;
+/// In the transaction that ends sessions (`(sid, user id)`): for those that apps signed in
+/// through, the apps' access tokens are refused from now on (one entry on the revoked list per
+/// session: the `sid` those tokens carry) and one row asks a deliverer to end the grants and
+/// tell each app ([`end_grants_of_ended_sessions`]). A sign-out costs the same with 100 apps as
+/// with one.
+pub fn sessions_ended(conn: &mut DbConnection, ended: &[(String, i64)], at: NaiveDateTime) -> QueryResult<usize> {
+    use super::schema::oauth_ended_sessions as ended_sessions;
+    let mut marked = 0;
+    for chunk in ended.chunks(BATCH) {
+        let sids: Vec<&str> = chunk.iter().map(|(sid, _)| sid.as_str()).collect();
+        let with_apps: Vec<(Option<String>, i64)> = oauth_grants::table
+            .filter(oauth_grants::session_sid.eq_any(&sids))
+            .filter(oauth_grants::revoked_at.is_null())
+            .select((oauth_grants::session_sid, oauth_grants::client_id))
+            .distinct()
+            .load(conn)?;
+        let rows: Vec<(&str, i64, String)> = chunk
+            .iter()
+            .filter_map(|(sid, user_id)| {
+                let apps: Vec<String> = with_apps
+                    .iter()
+                    .filter(|(with, _)| with.as_deref() == Some(sid.as_str()))
+                    .map(|(_, client)| client.to_string())
+                    .collect();
+                (!apps.is_empty()).then(|| (sid.as_str(), *user_id, apps.join(" ")))
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let app_sids: Vec<String> = rows.iter().map(|(sid, _, _)| super::sessions::app_session_id(sid)).collect();
+        let revoked: Vec<_> = app_sids
+            .iter()
+            .map(|sid| (revoked_sessions::sid.eq(sid.as_str()), revoked_sessions::revoked_at.eq(at)))
+            .collect();
+        let queued: Vec<_> = rows
+            .iter()
+            .map(|(sid, user_id, clients)| {
+                (
+                    ended_sessions::session_sid.eq(*sid),
+                    ended_sessions::user_id.eq(*user_id),
+                    ended_sessions::client_ids.eq(clients.as_str()),
+                    ended_sessions::ended_at.eq(at),
+                )
+            })
+            .collect();
+        // An id already on the list (a session ended twice at once) stays as it is.
+        match conn {
+            DbConnection::Sqlite(sqlite) => {
+                diesel::insert_or_ignore_into(revoked_sessions::table).values(&revoked).execute(sqlite)?;
+                diesel::insert_or_ignore_into(ended_sessions::table).values(&queued).execute(sqlite)?;
+            }
+            DbConnection::Postgres(pg) => {
+                diesel::insert_into(revoked_sessions::table).values(&revoked).on_conflict_do_nothing().execute(pg)?;
+                diesel::insert_into(ended_sessions::table).values(&queued).on_conflict_do_nothing().execute(pg)?;
+            }
+        }
+        marked += rows.len();
     }
-    Ok(ended)
+    if marked > 0 {
+        super::logout_deliveries::note_queued();
+    }
+    Ok(marked)
+}
+
+/// Whether any ended session waits for its grants to end (a read).
+pub fn any_ended_sessions(conn: &mut DbConnection) -> QueryResult<bool> {
+    use super::schema::oauth_ended_sessions as ended_sessions;
+    Ok(!ended_sessions::table.select(ended_sessions::session_sid).limit(1).load::<String>(conn)?.is_empty())
+}
+
+/// Takes up to `limit` ended sessions nobody else is handling and, in one transaction, ends
+/// their grants and queues a logout token for each app (see [`sessions_ended`]). How many
+/// sessions.
+pub fn end_grants_of_ended_sessions(conn: &mut DbConnection, limit: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    use super::schema::oauth_ended_sessions as ended_sessions;
+    super::write_transaction(conn, |conn| {
+        let oldest = ended_sessions::table.order(ended_sessions::ended_at).limit(limit).select((
+            ended_sessions::session_sid,
+            ended_sessions::user_id,
+            ended_sessions::client_ids,
+        ));
+        let ended: Vec<(String, i64, String)> = match conn {
+            DbConnection::Postgres(pg) => oldest.for_update().skip_locked().load(pg)?,
+            DbConnection::Sqlite(sqlite) => oldest.load(sqlite)?,
+        };
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let sids: Vec<String> = ended.iter().map(|(sid, _, _)| sid.clone()).collect();
+        // The grants still there end (a deleted user's went with the user); every app the
+        // session had signed in to is told.
+        let grants = live_grants().filter(oauth_grants::session_sid.eq_any(sids.clone())).load(conn)?;
+        revoke_grants(conn, grants, at, Tell::Nobody)?;
+        let told: Vec<(String, i64, i64)> = ended
+            .iter()
+            .flat_map(|(sid, user_id, clients)| {
+                clients.split_whitespace().filter_map(|client| Some((sid.clone(), *user_id, client.parse().ok()?)))
+            })
+            .collect();
+        super::logout_deliveries::queue(conn, &told, at)?;
+        diesel::delete(ended_sessions::table.filter(ended_sessions::session_sid.eq_any(&sids))).execute(conn)?;
+        Ok(sids.len())
+    })
 }
 
 /// Ends the live grants of a session with an app beyond its `keep` newest (so that one session
@@ -485,6 +583,8 @@ pub fn consents_of(conn: &mut DbConnection, user_id: i64) -> QueryResult<Vec<(Co
 /// access token they led to has expired). Returns how many rows went.
 pub fn prune(conn: &mut DbConnection, now: NaiveDateTime, retired_before: NaiveDateTime) -> QueryResult<usize> {
     let codes = diesel::delete(oauth_codes::table.filter(oauth_codes::expires_at.le(retired_before))).execute(conn)?;
+    let pushed =
+        diesel::delete(oauth_pushed_requests::table.filter(oauth_pushed_requests::expires_at.le(now))).execute(conn)?;
     let refresh = diesel::delete(
         oauth_refresh_tokens::table
             .filter(oauth_refresh_tokens::expires_at.le(now).or(oauth_refresh_tokens::retired_at.le(retired_before))),
@@ -498,7 +598,7 @@ pub fn prune(conn: &mut DbConnection, now: NaiveDateTime, retired_before: NaiveD
             ))),
     )
     .execute(conn)?;
-    Ok(codes + refresh + grants)
+    Ok(codes + pushed + refresh + grants)
 }
 
 /// The sessions signed in to an app now (live grants from a session), newest first, at most
@@ -553,4 +653,59 @@ pub fn apps_of_sessions(conn: &mut DbConnection, sids: &[String]) -> QueryResult
         .load(conn)?;
     rows.dedup();
     Ok(rows.into_iter().filter_map(|(sid, name)| Some((sid?, name))).collect())
+}
+
+/// A pushed authorization request (RFC 9126), as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = oauth_pushed_requests)]
+pub struct PushedRow {
+    pub request_hash: String,
+    pub client_id: i64,
+    pub params: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+}
+
+/// Stores a pushed request unless the app has `cap` live ones already (false: refused).
+pub fn insert_pushed_request(
+    conn: &mut DbConnection,
+    row: (&str, i64, &str),
+    at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    cap: i64,
+) -> QueryResult<bool> {
+    let (request_hash, client_id, params) = row;
+    super::write_transaction(conn, |conn| {
+        let live: i64 = oauth_pushed_requests::table
+            .filter(oauth_pushed_requests::client_id.eq(client_id))
+            .filter(oauth_pushed_requests::expires_at.gt(at))
+            .count()
+            .get_result(conn)?;
+        if live >= cap {
+            return Ok(false);
+        }
+        diesel::insert_into(oauth_pushed_requests::table)
+            .values((
+                oauth_pushed_requests::request_hash.eq(request_hash),
+                oauth_pushed_requests::client_id.eq(client_id),
+                oauth_pushed_requests::params.eq(params),
+                oauth_pushed_requests::created_at.eq(at),
+                oauth_pushed_requests::expires_at.eq(expires_at),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    })
+}
+
+pub fn find_pushed_request(conn: &mut DbConnection, request_hash: &str) -> QueryResult<Option<PushedRow>> {
+    oauth_pushed_requests::table.find(request_hash).select(PushedRow::as_select()).first(conn).optional()
+}
+
+/// Marks a pushed request used; false when it was used already (compare-and-set).
+pub fn use_pushed_request(conn: &mut DbConnection, request_hash: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    Ok(diesel::update(oauth_pushed_requests::table.find(request_hash).filter(oauth_pushed_requests::used_at.is_null()))
+        .set(oauth_pushed_requests::used_at.eq(at))
+        .execute(conn)?
+        == 1)
 }

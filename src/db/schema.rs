@@ -240,6 +240,7 @@ diesel::table! {
         updated_at -> Timestamp,
         post_logout_redirect_uris -> Text,
         backchannel_logout_uri -> Text,
+        require_pushed_requests -> Bool,
     }
 }
 
@@ -315,7 +316,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_pushed_requests (request_hash) {
+        request_hash -> Text,
+        client_id -> BigInt,
+        params -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    oauth_device_codes (device_hash) {
+        device_hash -> Text,
+        user_code -> Text,
+        client_id -> BigInt,
+        scope -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        poll_interval -> Integer,
+        last_polled_at -> Nullable<Timestamp>,
+        state -> Text,
+        user_id -> Nullable<BigInt>,
+        session_sid -> Nullable<Text>,
+        auth_time -> Nullable<Timestamp>,
+        amr -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    oauth_ended_sessions (session_sid) {
+        session_sid -> Text,
+        user_id -> BigInt,
+        client_ids -> Text,
+        ended_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(oauth_grants -> oauth_clients (client_id));
+diesel::joinable!(oauth_device_codes -> oauth_clients (client_id));
+diesel::joinable!(oauth_pushed_requests -> oauth_clients (client_id));
 diesel::joinable!(oauth_logout_deliveries -> oauth_clients (client_id));
 diesel::joinable!(oauth_refresh_tokens -> oauth_grants (grant_id));
 diesel::joinable!(oauth_consents -> oauth_clients (client_id));
@@ -325,5 +366,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_refresh_tokens,
     oauth_consents,
     oauth_logout_deliveries,
+    oauth_pushed_requests,
+    oauth_device_codes,
     users
 );

@@ -2,8 +2,22 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use super::DbConnection;
 use super::schema::{refresh_tokens, revoked_sessions, sessions};
+
+/// The `sid` apps see (in ID, access and logout tokens): a hash of the Portcullis session's id,
+/// the same for every app of the session (for sign-outs that reach them) and useless for
+/// anything else. On the revoked list too when the session ends, so every app's access token
+/// of the session is refused by one entry.
+pub fn app_session_id(session_sid: &str) -> String {
+    use aws_lc_rs::digest;
+    URL_SAFE_NO_PAD.encode(
+        &digest::digest(&digest::SHA256, format!("portcullis oidc sid v1:{session_sid}").as_bytes()).as_ref()[..18],
+    )
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sessions)]
@@ -196,9 +210,9 @@ pub fn revoke(conn: &mut DbConnection, which: &Ending, at: NaiveDateTime) -> Que
     }
     let ids: Vec<i64> = ended.iter().map(|session| session.id).collect();
     diesel::delete(sessions::table.filter(sessions::id.eq_any(&ids))).execute(conn)?;
-    // The apps this session signed in to lose their tokens with it.
-    let sids: Vec<String> = ended.iter().map(|session| session.sid.clone()).collect();
-    super::oauth::revoke_grants_of_sessions(conn, &sids, at)?;
+    // The apps this session signed in to lose their tokens with it, and are told.
+    let of_users: Vec<(String, i64)> = ended.iter().map(|session| (session.sid.clone(), session.user_id)).collect();
+    super::oauth::sessions_ended(conn, &of_users, at)?;
     Ok(ended)
 }
 
@@ -232,8 +246,8 @@ pub fn revoked_since(conn: &mut DbConnection, cutoff: NaiveDateTime) -> QueryRes
 }
 
 /// Deletes sessions past their lifetime or idle timeout (their access tokens have expired
-/// too), in batches, each with the grants its apps had from it (the apps told, as for any other
-/// end), and revoked ids older than `revoked_cutoff`. Returns how many rows went.
+/// too), in batches, the apps they signed in to told as for any other end, and revoked ids
+/// older than `revoked_cutoff`. Returns how many rows went.
 pub fn prune(
     conn: &mut DbConnection,
     now: NaiveDateTime,
@@ -243,17 +257,18 @@ pub fn prune(
     const BATCH: i64 = 500;
     let mut sessions_gone = 0;
     loop {
-        let ended: Vec<(i64, String)> = sessions::table
+        let ended: Vec<(i64, String, i64)> = sessions::table
             .filter(sessions::expires_at.le(now).or(sessions::last_used_at.le(idle_cutoff)))
-            .select((sessions::id, sessions::sid))
+            .select((sessions::id, sessions::sid, sessions::user_id))
             .limit(BATCH)
             .load(conn)?;
-        let (ids, sids): (Vec<i64>, Vec<String>) = ended.into_iter().unzip();
+        let ids: Vec<i64> = ended.iter().map(|(id, _, _)| *id).collect();
         if ids.is_empty() {
             break;
         }
+        let of_users: Vec<(String, i64)> = ended.into_iter().map(|(_, sid, user_id)| (sid, user_id)).collect();
         sessions_gone += super::write_transaction(conn, |conn| {
-            super::oauth::revoke_grants_of_sessions(conn, &sids, now)?;
+            super::oauth::sessions_ended(conn, &of_users, now)?;
             diesel::delete(sessions::table.filter(sessions::id.eq_any(&ids))).execute(conn)
         })?;
         if ids.len() < BATCH as usize {

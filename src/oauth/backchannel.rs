@@ -19,6 +19,8 @@ use crate::db::logout_deliveries::{self as queue, Claimed, DOORBELL};
 use crate::db::users::now;
 use crate::db::{self, DbPool};
 
+/// Ended sessions whose grants one transaction ends (and whose deliveries it queues).
+const ENDED_SESSIONS_AT_ONCE: i64 = 50;
 /// Deliveries in flight per instance.
 pub const IN_FLIGHT: usize = 16;
 /// How long one delivery may take, connection included.
@@ -138,6 +140,10 @@ impl Deliverer {
     async fn claim(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
         db::run(&self.pool, move |conn| -> anyhow::Result<_> {
             let started = now();
+            // Sessions that just ended: their grants end and each app's delivery is queued.
+            if crate::db::oauth::any_ended_sessions(conn)? {
+                crate::db::oauth::end_grants_of_ended_sessions(conn, ENDED_SESSIONS_AT_ONCE, started)?;
+            }
             if !queue::any_due(conn, started)? {
                 return Ok(Vec::new());
             }
@@ -208,7 +214,7 @@ impl Deliverer {
             iat,
             exp: iat + TOKEN_SECONDS,
             jti: crate::random::token_base64(16),
-            sid: super::flow::app_session_id(&claimed.delivery.session_sid),
+            sid: crate::db::sessions::app_session_id(&claimed.delivery.session_sid),
             events: serde_json::json!({ LOGOUT_EVENT: {} }),
         };
         keys.sign_logout_token(alg, &claims)

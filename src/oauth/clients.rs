@@ -38,6 +38,8 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<RedirectUri>,
     /// Where it hears that a session it signed in through ended (Back-Channel Logout).
     pub backchannel_logout_uri: Option<String>,
+    /// Its authorization requests must be pushed first (RFC 9126).
+    pub require_pushed_requests: bool,
     pub scopes: Scopes,
     pub ask_consent: bool,
     pub allowed_roles: Vec<Role>,
@@ -65,6 +67,7 @@ impl Client {
             redirect_uris,
             post_logout_redirect_uris,
             backchannel_logout_uri: Some(row.backchannel_logout_uri).filter(|uri| !uri.is_empty()),
+            require_pushed_requests: row.require_pushed_requests,
             scopes: Scopes::parse(&row.scopes),
             ask_consent: row.ask_consent,
             allowed_roles,
@@ -128,6 +131,7 @@ pub struct ClientForm {
     pub post_logout_redirect_uris: String,
     /// May be empty.
     pub backchannel_logout_uri: String,
+    pub require_pushed_requests: bool,
     pub public: bool,
     /// Space-separated; empty means every scope we know.
     pub scopes: String,
@@ -147,6 +151,7 @@ pub struct ValidClient {
     redirect_uris: String,
     post_logout_redirect_uris: String,
     backchannel_logout_uri: String,
+    require_pushed_requests: bool,
     scopes: String,
     ask_consent: bool,
     allowed_roles: String,
@@ -268,6 +273,7 @@ impl ValidClient {
             redirect_uris: uris.iter().map(|uri| uri.to_string()).collect::<Vec<_>>().join("\n"),
             post_logout_redirect_uris: after_logout.iter().map(|uri| uri.to_string()).collect::<Vec<_>>().join("\n"),
             backchannel_logout_uri: backchannel_logout_uri.to_owned(),
+            require_pushed_requests: form.require_pushed_requests,
             scopes,
             ask_consent: form.ask_consent,
             allowed_roles: roles.iter().map(|role| role.as_str()).collect::<Vec<_>>().join(" "),
@@ -293,6 +299,7 @@ impl ValidClient {
             updated_at: at,
             post_logout_redirect_uris: &self.post_logout_redirect_uris,
             backchannel_logout_uri: &self.backchannel_logout_uri,
+            require_pushed_requests: self.require_pushed_requests,
         }
     }
 }
@@ -434,6 +441,7 @@ pub fn form_of(client: &Client) -> ClientForm {
             .collect::<Vec<_>>()
             .join("\n"),
         backchannel_logout_uri: client.backchannel_logout_uri.clone().unwrap_or_default(),
+        require_pushed_requests: client.require_pushed_requests,
         public: !client.is_confidential(),
         scopes: client.scopes.to_string(),
         ask_consent: client.ask_consent,

@@ -194,13 +194,7 @@ fn valid_verifier(verifier: &str) -> bool {
         && verifier.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte))
 }
 
-/// The `sid` apps see: a hash of the Portcullis session's id, the same for every app of the
-/// session (for sign-outs that reach them) and useless for anything else.
-pub fn app_session_id(session_sid: &str) -> String {
-    URL_SAFE_NO_PAD.encode(
-        &digest::digest(&digest::SHA256, format!("portcullis oidc sid v1:{session_sid}").as_bytes()).as_ref()[..18],
-    )
-}
+pub use crate::db::sessions::app_session_id;
 
 /// OpenID Connect Core 3.1.3.6: the left half of the hash of the access token, the hash
 /// being the one of the ID token's algorithm (SHA-512 for Ed25519).
@@ -211,6 +205,13 @@ fn at_hash(alg: JwtAlgorithm, access_token: &str) -> String {
     };
     URL_SAFE_NO_PAD.encode(&digest::digest(algorithm, access_token.as_bytes()).as_ref()[..half])
 }
+
+/// How long a pushed request's `request_uri` works (RFC 9126 §2.2): long enough to sign in
+/// with a second step on the way, short enough to be worth nothing later.
+pub const PUSHED_REQUEST_TTL: Duration = Duration::from_secs(120);
+/// Pushed requests one app may have waiting (so nobody can grow the table).
+const PUSHED_REQUESTS_PER_APP: i64 = 1000;
+const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
 /// The provider, for one request.
 pub struct Provider<'a> {
@@ -377,6 +378,49 @@ impl Provider<'_> {
         Ok(code)
     }
 
+    /// Keeps an app's checked authorization request (`params`, JSON) for
+    /// [`PUSHED_REQUEST_TTL`]; its `request_uri` (RFC 9126 §2.2).
+    pub async fn push_request(&self, client: &Client, params: String) -> Result<String, OAuthError> {
+        let request_uri = format!("{REQUEST_URI_PREFIX}{}", crate::random::token_base64(32));
+        let (hash, client_id, at) = (sha256_hex(&request_uri), client.id, now());
+        let stored = db::run(self.pool, move |conn| -> anyhow::Result<bool> {
+            let expires = later(at, PUSHED_REQUEST_TTL);
+            Ok(store::insert_pushed_request(conn, (&hash, client_id, &params), at, expires, PUSHED_REQUESTS_PER_APP)?)
+        })
+        .await?;
+        if !stored {
+            return Err(OAuthError {
+                retry_after: Some(PUSHED_REQUEST_TTL),
+                ..OAuthError::new("invalid_request", "This app has too many sign-in requests waiting; try again later")
+            });
+        }
+        Ok(request_uri)
+    }
+
+    /// The parameters pushed as `request_uri` by the app `client_id` names, while they work
+    /// (not expired, not used). `None` otherwise.
+    pub async fn pushed_request(&self, client_id: &str, request_uri: &str) -> Result<Option<String>, OAuthError> {
+        if !request_uri.starts_with(REQUEST_URI_PREFIX) || request_uri.len() > 200 {
+            return Ok(None);
+        }
+        let Some(client) = self.find_client(client_id).await? else { return Ok(None) };
+        let hash = sha256_hex(request_uri);
+        let row = db::run(self.pool, move |conn| -> anyhow::Result<_> { Ok(store::find_pushed_request(conn, &hash)?) })
+            .await?;
+        Ok(row
+            .filter(|row| row.client_id == client.id && row.used_at.is_none() && row.expires_at > now())
+            .map(|row| row.params))
+    }
+
+    /// Spends a pushed request (when its code is issued); false when it was spent already.
+    pub async fn use_pushed_request(&self, request_uri: &str) -> Result<bool, OAuthError> {
+        let hash = sha256_hex(request_uri);
+        Ok(db::run(self.pool, move |conn| -> anyhow::Result<bool> {
+            Ok(store::use_pushed_request(conn, &hash, now())?)
+        })
+        .await?)
+    }
+
     /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6). A code that comes back
     /// a second time revokes every token issued from it.
     pub async fn exchange_code(
@@ -441,47 +485,23 @@ impl Provider<'_> {
                     }
                     (None, None) => {}
                 }
-                let Some(user) = live_user_of_session(conn, &code.session_sid, code.user_id, at)? else {
-                    return Ok(Err(OAuthError::invalid_grant("The session the code came from has ended")));
+                let approved = Approved {
+                    client_id: code.client_id,
+                    user_id: code.user_id,
+                    session_sid: &code.session_sid,
+                    scope: &code.scope,
+                    auth_time: code.auth_time,
+                    amr: &code.amr,
+                    nonce: code.nonce.as_deref(),
                 };
-                let gid = crate::random::token_base64(16);
-                let grant = store::insert_grant(
-                    conn,
-                    &NewGrant {
-                        gid: &gid,
-                        client_id: code.client_id,
-                        user_id: Some(code.user_id),
-                        session_sid: Some(&code.session_sid),
-                        scope: &code.scope,
-                        auth_time: code.auth_time,
-                        amr: &code.amr,
-                        nonce: code.nonce.as_deref(),
-                        created_at: at,
-                        last_used_at: at,
-                    },
-                )?;
-                let ended_older =
-                    store::revoke_grants_beyond(conn, &code.session_sid, code.client_id, GRANTS_PER_SESSION, at)? > 0;
-                if !store::use_code(conn, &hash, grant.id, at)? {
+                let (issued, grant_id) = match start_grant(conn, &approved, (&refresh_hash, refresh_ttl), at)? {
+                    Ok(started) => started,
+                    Err(error) => return Ok(Err(error)),
+                };
+                if !store::use_code(conn, &hash, grant_id, at)? {
                     anyhow::bail!("the code was used at the same moment");
                 }
-                store::insert_refresh_token(conn, &refresh_hash, grant.id, at, later(at, refresh_ttl))?;
-                store::touch_consent(conn, code.user_id, code.client_id, at)?;
-                let groups = crate::db::groups::groups_of(conn, user.id)?
-                    .into_iter()
-                    .map(|group| group.name.to_string())
-                    .collect();
-                Ok(Ok(Issued {
-                    user,
-                    groups,
-                    grant_gid: gid,
-                    session_sid: code.session_sid,
-                    scope: code.scope,
-                    nonce: code.nonce,
-                    auth_time: code.auth_time,
-                    amr: code.amr,
-                    ended_older,
-                }))
+                Ok(Ok(issued))
             })
         })
         .await?;
@@ -603,6 +623,7 @@ impl Provider<'_> {
             jti: crate::random::token_base64(16),
             scope: String::new(),
             gid: crate::random::token_base64(16),
+            sid: None,
             auth_time: None,
             amr: Vec::new(),
             user: UserClaims::default(),
@@ -620,6 +641,19 @@ impl Provider<'_> {
 
     /// A refused code or refresh token may have revoked a grant, and a new grant may have ended
     /// older ones: refused here at once.
+    /// The answer for a grant another flow started (the device flow): no nonce.
+    pub(super) async fn finish_grant(
+        &self,
+        client: &Client,
+        outcome: Result<Issued, OAuthError>,
+        refresh: Option<String>,
+    ) -> Result<TokenAnswer, OAuthError> {
+        if outcome.as_ref().is_ok_and(|issued| issued.ended_older) {
+            self.sessions.sync_revocations(self.pool).await?;
+        }
+        self.answer(client, outcome, refresh, false).await
+    }
+
     async fn sync_after_revoking(&self, outcome: &Result<Issued, OAuthError>) -> Result<(), OAuthError> {
         if outcome.as_ref().is_ok_and(|issued| issued.ended_older) || outcome.is_err() {
             self.sessions.sync_revocations(self.pool).await?;
@@ -651,6 +685,7 @@ impl Provider<'_> {
             jti: crate::random::token_base64(16),
             scope: issued.scope.clone(),
             gid: issued.grant_gid,
+            sid: Some(app_session_id(&issued.session_sid)),
             auth_time: Some(auth_time),
             amr: amr.clone(),
             user: user.clone(),
@@ -800,7 +835,65 @@ impl Provider<'_> {
 }
 
 /// What a grant's tokens are made from.
-struct Issued {
+/// What a grant starts from: an approved code, or an approved device code.
+pub(super) struct Approved<'a> {
+    pub client_id: i64,
+    pub user_id: i64,
+    pub session_sid: &'a str,
+    pub scope: &'a str,
+    pub auth_time: NaiveDateTime,
+    pub amr: &'a str,
+    pub nonce: Option<&'a str>,
+}
+
+/// Inside the caller's transaction: the grant and its first refresh token (`refresh`: its hash
+/// and lifetime), for a session that is still open. Returns what the answer needs and the
+/// grant's row id; `invalid_grant` when the session ended.
+pub(super) fn start_grant(
+    conn: &mut DbConnection,
+    approved: &Approved<'_>,
+    (refresh_hash, refresh_ttl): (&str, Duration),
+    at: NaiveDateTime,
+) -> anyhow::Result<Result<(Issued, i64), OAuthError>> {
+    let Some(user) = live_user_of_session(conn, approved.session_sid, approved.user_id, at)? else {
+        return Ok(Err(OAuthError::invalid_grant("The session that allowed it has ended")));
+    };
+    let gid = crate::random::token_base64(16);
+    let grant = store::insert_grant(
+        conn,
+        &NewGrant {
+            gid: &gid,
+            client_id: approved.client_id,
+            user_id: Some(approved.user_id),
+            session_sid: Some(approved.session_sid),
+            scope: approved.scope,
+            auth_time: approved.auth_time,
+            amr: approved.amr,
+            nonce: approved.nonce,
+            created_at: at,
+            last_used_at: at,
+        },
+    )?;
+    let ended_older =
+        store::revoke_grants_beyond(conn, approved.session_sid, approved.client_id, GRANTS_PER_SESSION, at)? > 0;
+    store::insert_refresh_token(conn, refresh_hash, grant.id, at, later(at, refresh_ttl))?;
+    store::touch_consent(conn, approved.user_id, approved.client_id, at)?;
+    let groups = crate::db::groups::groups_of(conn, user.id)?.into_iter().map(|group| group.name.to_string()).collect();
+    let issued = Issued {
+        user,
+        groups,
+        grant_gid: gid,
+        session_sid: approved.session_sid.to_owned(),
+        scope: approved.scope.to_owned(),
+        nonce: approved.nonce.map(str::to_owned),
+        auth_time: approved.auth_time,
+        amr: approved.amr.to_owned(),
+        ended_older,
+    };
+    Ok(Ok((issued, grant.id)))
+}
+
+pub(super) struct Issued {
     user: User,
     groups: Vec<String>,
     grant_gid: String,

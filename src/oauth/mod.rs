@@ -7,6 +7,7 @@ pub mod backchannel;
 pub mod cache;
 pub mod clients;
 pub mod connections;
+pub mod device;
 pub mod flow;
 pub mod scopes;
 

@@ -8,6 +8,7 @@ pub(crate) mod context;
 pub(crate) mod cookies;
 pub(crate) mod cross_site;
 pub(crate) mod dashboard;
+pub(crate) mod device;
 pub(crate) mod downloads;
 pub(crate) mod email_confirm;
 pub(crate) mod endpoint;

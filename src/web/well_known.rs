@@ -23,7 +23,10 @@ pub(crate) async fn jwks(sessions: web::Data<Sessions>) -> HttpResponse {
 /// OpenID Connect Discovery 1.0 §3 and RFC 8414: exactly what the provider supports. One
 /// document at both addresses.
 pub(crate) async fn metadata(sessions: web::Data<Sessions>) -> HttpResponse {
-    use super::oauth::shared::{AUTHORIZE_PATH, INTROSPECT_PATH, LOGOUT_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH};
+    use super::oauth::shared::{
+        AUTHORIZE_PATH, DEVICE_AUTHORIZATION_PATH, INTROSPECT_PATH, LOGOUT_PATH, PAR_PATH, REVOKE_PATH, TOKEN_PATH,
+        USERINFO_PATH,
+    };
     let issuer = sessions.keys().issuer();
     let client_auth = ["client_secret_basic", "client_secret_post"];
     HttpResponse::Ok()
@@ -37,13 +40,18 @@ pub(crate) async fn metadata(sessions: web::Data<Sessions>) -> HttpResponse {
             "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
             "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
             "end_session_endpoint": format!("{issuer}{LOGOUT_PATH}"),
+            // RFC 9126: any app may push; some must (their own setting).
+            "pushed_authorization_request_endpoint": format!("{issuer}{PAR_PATH}"),
+            "require_pushed_authorization_requests": false,
             // OpenID Connect Back-Channel Logout 1.0 §2.1: every logout token carries `sid`.
             "backchannel_logout_supported": true,
             "backchannel_logout_session_supported": true,
             "jwks_uri": format!("{issuer}{JWKS_PATH}"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+                "urn:ietf:params:oauth:grant-type:device_code"],
+            "device_authorization_endpoint": format!("{issuer}{DEVICE_AUTHORIZATION_PATH}"),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "EdDSA", "ES256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -205,6 +205,12 @@ async fn asks_to_sign_in_again(
     assert!(acknowledged.is_some(), "Apache acknowledged logout token {delivered}; its log:\n{log}");
     browser.go(page).await;
     let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-    assert_eq!(browser.path().await.split('?').next().unwrap(), "/login", "the Apache page asks to sign in again: {} {}\n{log}", browser.url().await, browser.source().await);
+    assert_eq!(
+        browser.path().await.split('?').next().unwrap(),
+        "/login",
+        "the Apache page asks to sign in again: {} {}\n{log}",
+        browser.url().await,
+        browser.source().await
+    );
     assert!(browser.url().await.starts_with(&app.issuer));
 }

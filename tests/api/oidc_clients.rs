@@ -41,18 +41,22 @@ pub(crate) async fn app_at_its_issuer() -> TestApp {
     app
 }
 
-/// Runs the relying party for `client`, signing in with the app's browser (already signed in).
-async fn run_relying_party(app: &TestApp, client: &crate::oidc::App) -> Value {
+/// The relying party for `client` in `mode` (`code`, `par` or `device`), with its report lines.
+fn start_relying_party(
+    app: &TestApp,
+    client: &crate::oidc::App,
+    mode: &str,
+) -> (std::process::Child, std::process::ChildStdin, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let mut child = Command::new("node")
         .arg(RP)
-        .args([&app.issuer, &client.client_id, client.secret.as_deref().unwrap_or("-"), CALLBACK])
+        .args([&app.issuer, &client.client_id, client.secret.as_deref().unwrap_or("-"), CALLBACK, mode])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("node runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let (lines_out, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stdin = child.stdin.take().unwrap();
+    let (lines_out, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -61,6 +65,12 @@ async fn run_relying_party(app: &TestApp, client: &crate::oidc::App) -> Value {
             }
         }
     });
+    (child, stdin, lines)
+}
+
+/// Runs the relying party for `client`, signing in with the app's browser (already signed in).
+async fn run_relying_party(app: &TestApp, client: &crate::oidc::App, mode: &str) -> Value {
+    let (mut child, mut stdin, mut lines) = start_relying_party(app, client, mode);
     let first: Value = serde_json::from_str(&lines.recv().await.expect("the authorization URL")).unwrap();
     let authorize = first["authorize_url"].as_str().unwrap_or_else(|| panic!("{first}"));
     assert!(authorize.starts_with(&format!("{}/oauth2/authorize?", app.issuer)), "{authorize}");
@@ -75,7 +85,8 @@ async fn run_relying_party(app: &TestApp, client: &crate::oidc::App) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openid_client_signs_in_reads_userinfo_refreshes_and_revokes_as_a_confidential_and_a_public_app() {
+async fn openid_client_signs_in_reads_userinfo_refreshes_and_revokes_as_a_confidential_and_a_public_app_with_and_without_par()
+ {
     if !node_clients_available() {
         return;
     }
@@ -89,8 +100,8 @@ async fn openid_client_signs_in_reads_userinfo_refreshes_and_revokes_as_a_confid
         form.id_token_alg = "EdDSA".into();
     })
     .await;
-    for client in [&confidential, &public] {
-        let result = run_relying_party(&app, client).await;
+    for (client, mode) in [(&confidential, "code"), (&public, "code"), (&confidential, "par"), (&public, "par")] {
+        let result = run_relying_party(&app, client, mode).await;
         assert!(result.get("failed").is_none(), "openid-client refused something: {result}");
         assert_eq!(result["claims"]["sub"], alice.id.to_string());
         assert_eq!(result["claims"]["iss"], app.issuer.as_str());
@@ -101,6 +112,48 @@ async fn openid_client_signs_in_reads_userinfo_refreshes_and_revokes_as_a_confid
         assert_eq!(result["refreshed"]["sub"], alice.id.to_string());
         assert_eq!(result["after_revocation"]["error"], "invalid_grant", "{result}");
         assert_eq!(result["reused"]["error"], "invalid_grant", "{result}");
+    }
+    assert_no_server_panics();
+    app.server.stop(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_signs_a_device_in_with_a_code_a_person_enters_at_the_device_page() {
+    if !node_clients_available() {
+        return;
+    }
+    let app = app_at_its_issuer().await;
+    let alice = app.create_user("alice", Role::User).await;
+    app.login_as(&alice).await;
+    let device = crate::oidc::register(&app, |form| {
+        form.name = "Terminal".into();
+        form.public = true;
+    })
+    .await;
+    for decision in ["allow", "deny"] {
+        let (mut child, _stdin, mut lines) = start_relying_party(&app, &device, "device");
+        let started: Value = serde_json::from_str(&lines.recv().await.expect("the device answer")).unwrap();
+        let complete = started["device"]["verification_uri_complete"].as_str().unwrap_or_else(|| panic!("{started}"));
+        assert!(complete.starts_with(&format!("{}/device?user_code=", app.issuer)), "{complete}");
+        // The person follows the link on their phone (signed in), checks the app and decides.
+        let page = app.client.get(complete).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Sign in Terminal on your device?"), "{page}");
+        let user_code = started["device"]["user_code"].as_str().unwrap();
+        let csrf = hidden_field(&page, "csrf_token").unwrap();
+        let decided = app
+            .post_form("/device/confirm", &[("csrf_token", &csrf), ("user_code", user_code), ("decision", decision)])
+            .await;
+        assert_eq!(decided.status(), 200);
+        let report: Value = serde_json::from_str(&lines.recv().await.expect("the device's report")).unwrap();
+        assert!(child.wait().unwrap().success());
+        if decision == "allow" {
+            assert!(report.get("failed").is_none(), "openid-client refused something: {report}");
+            assert_eq!(report["claims"]["sub"], alice.id.to_string());
+            assert_eq!(report["claims"]["aud"], device.client_id.as_str());
+            assert_eq!(report["userinfo"]["preferred_username"], "alice");
+        } else {
+            assert_eq!(report["failed"]["error"], "access_denied", "{report}");
+        }
     }
     assert_no_server_panics();
     app.server.stop(true).await;

@@ -26,3 +26,15 @@ CREATE INDEX oauth_logout_deliveries_due_idx ON oauth_logout_deliveries (next_at
     WHERE delivered_at IS NULL AND failed_at IS NULL;
 CREATE INDEX oauth_logout_deliveries_client_idx ON oauth_logout_deliveries (client_id, id);
 CREATE INDEX oauth_logout_deliveries_created_idx ON oauth_logout_deliveries (created_at);
+
+-- Sessions that ended while apps were signed in through them: the sign-out writes one row
+-- whatever the number of apps, and a deliverer then ends the session's grants and queues a
+-- logout token per app (above) in one transaction, off the sign-out's path.
+CREATE TABLE oauth_ended_sessions (
+    session_sid TEXT PRIMARY KEY NOT NULL,
+    user_id BIGINT NOT NULL,
+    -- The apps it had signed in to (their ids, separated by spaces), kept here because
+    -- deleting a user deletes the grants before a deliverer reads them.
+    client_ids TEXT NOT NULL,
+    ended_at TIMESTAMP NOT NULL
+);

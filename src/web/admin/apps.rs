@@ -62,6 +62,8 @@ pub(crate) struct AppFields {
     #[serde(default)]
     backchannel_logout_uri: String,
     #[serde(default)]
+    require_pushed_requests: Option<String>,
+    #[serde(default)]
     kind: String,
     #[serde(default)]
     scopes: String,
@@ -98,6 +100,7 @@ impl AppFields {
             redirect_uris: self.redirect_uris.clone(),
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             backchannel_logout_uri: self.backchannel_logout_uri.clone(),
+            require_pushed_requests: self.require_pushed_requests.is_some(),
             public: self.kind == "public",
             scopes: self.scopes.clone(),
             ask_consent: self.ask_consent.is_some(),
@@ -115,6 +118,7 @@ impl AppFields {
             redirect_uris: form.redirect_uris.clone(),
             post_logout_redirect_uris: form.post_logout_redirect_uris.clone(),
             backchannel_logout_uri: form.backchannel_logout_uri.clone(),
+            require_pushed_requests: form.require_pushed_requests.then(String::new),
             kind: if form.public { "public".into() } else { "confidential".into() },
             scopes: form.scopes.clone(),
             ask_consent: form.ask_consent.then(String::new),

@@ -62,6 +62,10 @@ pub(crate) struct AuthorizeParams {
     /// (Unix time). Only ever makes the request stricter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     proved_after: Option<String>,
+    /// Ours, never read from a request: these parameters are an app's pushed request
+    /// (RFC 9126), found by `request_uri`.
+    #[serde(skip)]
+    pushed: bool,
 }
 
 /// The consent page's answer, with the request it answers.
@@ -137,8 +141,11 @@ async fn check(app: &Services, params: &AuthorizeParams) -> Result<Checked, Refu
     if params.request.is_some() {
         return Err(to_app("request_not_supported", "Request objects are not supported"));
     }
-    if params.request_uri.is_some() {
-        return Err(to_app("request_uri_not_supported", "request_uri is not supported"));
+    if params.request_uri.is_some() && !params.pushed {
+        return Err(to_app("invalid_request_uri", "request_uri names no request this app pushed"));
+    }
+    if client.require_pushed_requests && !params.pushed {
+        return Err(to_app("invalid_request", "This app must push its sign-in requests first (PAR, RFC 9126)"));
     }
     match params.response_type.as_deref() {
         None | Some("") => return Err(to_app("invalid_request", "response_type is missing")),
@@ -229,10 +236,92 @@ fn refused(app: &Services, visitor: Option<&Authenticated>, refusal: Refused) ->
     }
 }
 
+const PUSHED_GONE: &str =
+    "This sign-in request has expired or was used already. Go back to the app and sign in from there again.";
+
+/// A request that names a pushed one (`client_id` and `request_uri`, RFC 9126 §4): the pushed
+/// parameters, with what we add on coming back after signing in (`prompt`, `max_age`,
+/// `proved_after`, which only ever make it stricter or record a proof just given).
+async fn resolve_pushed(app: &Services, incoming: AuthorizeParams) -> Result<AuthorizeParams, Refused> {
+    let Some(request_uri) = incoming.request_uri.clone().filter(|uri| !uri.is_empty()) else { return Ok(incoming) };
+    let Some(client_id) = incoming.client_id.clone().filter(|id| !id.is_empty()) else {
+        return Err(Refused::Page("The app did not say who it is (client_id is missing).".to_owned()));
+    };
+    let pushed = app
+        .provider()
+        .pushed_request(&client_id, &request_uri)
+        .await
+        .map_err(|error| Refused::Page(error.description))?;
+    let Some(mut params) = pushed.and_then(|json| serde_json::from_str::<AuthorizeParams>(&json).ok()) else {
+        return Err(Refused::Page(PUSHED_GONE.to_owned()));
+    };
+    params.pushed = true;
+    params.client_id = Some(client_id);
+    params.request_uri = Some(request_uri);
+    if incoming.proved_after.is_some() {
+        params.prompt = incoming.prompt;
+        params.max_age = incoming.max_age;
+        params.proved_after = incoming.proved_after;
+    }
+    Ok(params)
+}
+
+/// `POST /oauth2/par` (RFC 9126): an app pushes its authorization request from its server,
+/// authenticated like at the token endpoint, and gets a `request_uri` for the browser. The
+/// request is checked now, exactly as `/oauth2/authorize` would check it.
+pub(crate) async fn push(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
+    use super::shared::{client_credentials, error_response, form_fields, no_store};
+    let pushed = async {
+        let fields = form_fields(&req, &body)?;
+        if fields.contains_key("request_uri") {
+            return Err(OAuthError::new("invalid_request", "request_uri cannot be pushed"));
+        }
+        let credentials = client_credentials(&req, &fields)?;
+        let provider = app.provider();
+        let client = provider.authenticate_client(&credentials, &crate::web::client::client_ip(&req)).await?;
+        let query = serde_urlencoded::to_string(&fields)
+            .map_err(|_| OAuthError::new("invalid_request", "The form could not be read"))?;
+        let mut params: AuthorizeParams = serde_urlencoded::from_str(&query)
+            .map_err(|_| OAuthError::new("invalid_request", "The form could not be read"))?;
+        params.client_id = Some(client.client_id.clone());
+        params.pushed = true;
+        match check(&app, &params).await {
+            Ok(_) => {}
+            Err(Refused::Page(message)) => return Err(OAuthError::new("invalid_request", message)),
+            Err(Refused::ToApp { error, .. }) => return Err(error),
+        }
+        let json = serde_json::to_string(&params).map_err(|error| OAuthError::server_error(&error.into()))?;
+        let request_uri = provider.push_request(&client, json).await?;
+        Ok(request_uri)
+    };
+    match pushed.await {
+        Ok(request_uri) => {
+            let mut response = HttpResponse::Created();
+            no_store(&mut response);
+            response.json(serde_json::json!({
+                "request_uri": request_uri,
+                "expires_in": crate::oauth::flow::PUSHED_REQUEST_TTL.as_secs(),
+            }))
+        }
+        Err(error) => error_response(&error),
+    }
+}
+
 /// The request again as an address of ours, `change`d (for coming back after signing in).
 fn again(params: &AuthorizeParams, change: impl FnOnce(&mut AuthorizeParams)) -> Option<String> {
     let mut params = params.clone();
     change(&mut params);
+    if params.pushed {
+        // The browser carries only the reference (and what we changed), never the request.
+        params = AuthorizeParams {
+            client_id: params.client_id,
+            request_uri: params.request_uri,
+            prompt: params.prompt,
+            max_age: params.max_age,
+            proved_after: params.proved_after,
+            ..AuthorizeParams::default()
+        };
+    }
     let query = serde_urlencoded::to_string(&params).ok()?;
     let path = format!("{AUTHORIZE_PATH}?{query}");
     crate::domain::SafeNextPath::parse(&path).map(|path| path.as_str().to_owned())
@@ -266,6 +355,10 @@ pub(crate) async fn consent(
     let ConsentForm { decision, params } = form.0;
     let visitor = Some(user.shared());
     if decision != "allow" {
+        let params = match resolve_pushed(&app, params).await {
+            Ok(params) => params,
+            Err(refusal) => return refused(&app, visitor.as_deref(), refusal),
+        };
         return match check(&app, &params).await {
             Ok(checked) => Ok(back_to_app(
                 &app,
@@ -286,6 +379,10 @@ async fn decide(
     app: &Services,
     consented: bool,
 ) -> Result<HttpResponse, PageError> {
+    let params = match resolve_pushed(app, params).await {
+        Ok(params) => params,
+        Err(refusal) => return refused(app, visitor.as_deref(), refusal),
+    };
     let checked = match check(app, &params).await {
         Ok(checked) => checked,
         Err(refusal) => return refused(app, visitor.as_deref(), refusal),
@@ -312,6 +409,11 @@ async fn decide(
         let Some(next) = again(&params, |params| {
             params.prompt =
                 params.prompt.take().map(|prompt| prompt.replace("login", "")).filter(|p| !p.trim().is_empty());
+            // The sign-in about to happen is the proof `max_age` and `prompt=login` ask for.
+            if checked.max_age.is_some() || checked.prompt.iter().any(|value| value == "login") {
+                params.max_age = None;
+                params.proved_after = Some(chrono::Utc::now().timestamp().to_string());
+            }
         }) else {
             return to_app("invalid_request", "The request is too long to come back to after signing in");
         };
@@ -388,6 +490,12 @@ async fn decide(
         amr: &user.amr,
     };
     let actor = user.actor(crate::web::client::client_ip(req));
+    if let Some(request_uri) = params.request_uri.as_deref().filter(|_| params.pushed) {
+        // A pushed request leads to one code.
+        if !provider.use_pushed_request(request_uri).await.map_err(oauth_page_error)? {
+            return refused(app, Some(&user), Refused::Page(PUSHED_GONE.to_owned()));
+        }
+    }
     match provider.issue_code(&request, consented, actor).await {
         Ok(code) => Ok(back_to_app(app, &checked.redirect_uri, checked.state.as_deref(), &[("code", &code)])),
         Err(error) if error.error == "server_error" || error.error == "temporarily_unavailable" => {

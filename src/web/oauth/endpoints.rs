@@ -5,75 +5,11 @@ use std::collections::HashMap;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 
-use super::shared::{error_response, no_store};
+use super::shared::{client_credentials, error_response, form_fields, no_store};
 use crate::auth::sessions::{AuthFailure, Sessions};
-use crate::oauth::flow::ClientCredentials;
 use crate::oauth::{Client, OAuthError, Scopes};
 use crate::web::context::Services;
-
-/// The form body as name → value, refusing a parameter given twice (RFC 6749 §3.1) and
-/// anything that is not a well-formed form.
-fn form_fields(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
-    let content_type =
-        req.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
-    if !content_type
-        .split(';')
-        .next()
-        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    {
-        return Err(OAuthError::new("invalid_request", "Send the parameters as application/x-www-form-urlencoded"));
-    }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|_| OAuthError::new("invalid_request", "The form body could not be read"))?;
-    let mut fields = HashMap::new();
-    for (name, value) in pairs {
-        if fields.insert(name.clone(), value).is_some() {
-            return Err(OAuthError::new("invalid_request", format!("{name} is given more than once")));
-        }
-    }
-    Ok(fields)
-}
-
-/// RFC 6749 §2.3.1: HTTP Basic (the id and secret form-encoded first) or the body's
-/// `client_id` and `client_secret`, never both.
-fn client_credentials(req: &HttpRequest, fields: &HashMap<String, String>) -> Result<ClientCredentials, OAuthError> {
-    let basic = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")));
-    let in_body = fields.get("client_secret").cloned();
-    match basic {
-        Some(encoded) => {
-            if in_body.is_some() {
-                return Err(OAuthError::new("invalid_request", "Use one way to authenticate the client, not two"));
-            }
-            let decoded = STANDARD.decode(encoded.trim()).ok().and_then(|bytes| String::from_utf8(bytes).ok());
-            let Some((id, secret)) = decoded.as_deref().and_then(|pair| pair.split_once(':')) else {
-                return Err(OAuthError::new("invalid_client", "The Basic credentials could not be read"));
-            };
-            let decode = |part: &str| {
-                percent_encoding::percent_decode_str(&part.replace('+', " "))
-                    .decode_utf8()
-                    .map(|text| text.into_owned())
-            };
-            let (Ok(client_id), Ok(secret)) = (decode(id), decode(secret)) else {
-                return Err(OAuthError::new("invalid_client", "The Basic credentials could not be read"));
-            };
-            if fields.get("client_id").is_some_and(|body_id| *body_id != client_id) {
-                return Err(OAuthError::new("invalid_request", "client_id differs from the authenticated client"));
-            }
-            Ok(ClientCredentials { client_id, secret: Some(secret) })
-        }
-        None => {
-            let client_id = fields.get("client_id").cloned().unwrap_or_default();
-            Ok(ClientCredentials { client_id, secret: in_body })
-        }
-    }
-}
 
 fn json_answer(value: &impl serde::Serialize) -> HttpResponse {
     let mut response = HttpResponse::Ok();
@@ -83,6 +19,25 @@ fn json_answer(value: &impl serde::Serialize) -> HttpResponse {
 
 fn answered(result: Result<HttpResponse, OAuthError>) -> HttpResponse {
     result.unwrap_or_else(|error| error_response(&error))
+}
+
+/// RFC 8628 §3.4's grant type.
+pub(crate) const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// `POST /oauth2/device_authorization` (RFC 8628 §3.1): a device code and the user code to
+/// show, for an app authenticated as at the token endpoint (a public app names itself).
+pub(crate) async fn device_authorization(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
+    answered(
+        async {
+            let fields = form_fields(&req, &body)?;
+            let credentials = client_credentials(&req, &fields)?;
+            let provider = app.provider();
+            let client = provider.authenticate_client(&credentials, &crate::web::client::client_ip(&req)).await?;
+            let started = provider.start_device(&client, fields.get("scope").map(String::as_str)).await?;
+            Ok(json_answer(&started))
+        }
+        .await,
+    )
 }
 
 pub(crate) async fn token(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
@@ -110,10 +65,15 @@ async fn token_answer(req: &HttpRequest, body: &[u8], app: &Services) -> Result<
             provider.refresh(&client, token, scopes.as_ref()).await?
         }
         Some("client_credentials") => provider.client_credentials(&client)?,
+        Some(DEVICE_GRANT) => {
+            let code =
+                field("device_code").ok_or_else(|| OAuthError::new("invalid_request", "device_code is missing"))?;
+            provider.exchange_device_code(&client, code).await?
+        }
         Some(_) => {
             return Err(OAuthError::new(
                 "unsupported_grant_type",
-                "Supported: authorization_code, refresh_token, client_credentials",
+                "Supported: authorization_code, refresh_token, client_credentials, device_code (RFC 8628)",
             ));
         }
     };
