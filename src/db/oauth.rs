@@ -203,38 +203,47 @@ pub fn touch_grant(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> Query
     Ok(())
 }
 
-/// Whether the apps hear that their grants ended (OpenID Connect Back-Channel Logout).
+/// Why grants end, which decides what else happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tell {
-    /// The session ended, or the user disconnected the app: its session there ends too.
-    App,
-    /// The grant only stops working (replaced by a newer sign-in of the same session, or ended
-    /// for a reused refresh token): the app's session, which the newer grant shares, stays.
-    Nobody,
+enum Why {
+    /// The user disconnected the app, or may no longer use it: the grant's `gid` goes on the
+    /// revoked list, and the app hears of it (OpenID Connect Back-Channel Logout), its session
+    /// there ending too.
+    Disconnected,
+    /// Replaced by a newer sign-in of the same session, or ended for a reused code or refresh
+    /// token: the `gid` goes on the revoked list; the app's session, which the newer grant
+    /// shares, stays (nobody is told).
+    Replaced,
+    /// The Portcullis session ended: its app `sid` is on the revoked list already (it covers
+    /// every app's tokens of the session) and the apps are told by the caller.
+    SessionEnded,
 }
-
 /// A live grant: id, `gid`, app, user, session.
 type LiveGrant = (i64, String, i64, Option<i64>, Option<String>);
 
 /// Rows per statement (SQLite allows 32,766 bound values).
 const BATCH: usize = 500;
 
-/// Ends grants: their `gid`s go on the revoked list (every instance refuses their access
-/// tokens within a second), their refresh tokens are retired; with [`Tell::App`], each app with
-/// a back-channel address gets a logout token for each session. Returns how many ended.
-fn revoke_grants(conn: &mut DbConnection, grants: Vec<LiveGrant>, at: NaiveDateTime, tell: Tell) -> QueryResult<usize> {
+/// Ends grants: their refresh tokens are retired at once, and (but for a session's end, see
+/// [`Why`]) their `gid`s go on the revoked list, which every instance reads each second, and
+/// disconnected apps are told. Returns how many ended.
+fn revoke_grants(conn: &mut DbConnection, grants: Vec<LiveGrant>, at: NaiveDateTime, why: Why) -> QueryResult<usize> {
     for chunk in grants.chunks(BATCH) {
         let ids: Vec<i64> = chunk.iter().map(|grant| grant.0).collect();
-        let revoked: Vec<_> = chunk
-            .iter()
-            .map(|grant| (revoked_sessions::sid.eq(grant.1.as_str()), revoked_sessions::revoked_at.eq(at)))
-            .collect();
-        match conn {
-            DbConnection::Sqlite(sqlite) => {
-                diesel::insert_into(revoked_sessions::table).values(&revoked).execute(sqlite)?
-            }
-            DbConnection::Postgres(pg) => diesel::insert_into(revoked_sessions::table).values(&revoked).execute(pg)?,
-        };
+        if why != Why::SessionEnded {
+            let revoked: Vec<_> = chunk
+                .iter()
+                .map(|grant| (revoked_sessions::sid.eq(grant.1.as_str()), revoked_sessions::revoked_at.eq(at)))
+                .collect();
+            match conn {
+                DbConnection::Sqlite(sqlite) => {
+                    diesel::insert_into(revoked_sessions::table).values(&revoked).execute(sqlite)?
+                }
+                DbConnection::Postgres(pg) => {
+                    diesel::insert_into(revoked_sessions::table).values(&revoked).execute(pg)?
+                }
+            };
+        }
         diesel::update(oauth_grants::table.filter(oauth_grants::id.eq_any(&ids)))
             .set(oauth_grants::revoked_at.eq(at))
             .execute(conn)?;
@@ -246,7 +255,7 @@ fn revoke_grants(conn: &mut DbConnection, grants: Vec<LiveGrant>, at: NaiveDateT
         .set(oauth_refresh_tokens::retired_at.eq(at))
         .execute(conn)?;
     }
-    if tell == Tell::App {
+    if why == Why::Disconnected {
         let ended: Vec<(String, i64, i64)> =
             grants.iter().filter_map(|(_, _, client, user, sid)| Some((sid.clone()?, (*user)?, *client))).collect();
         super::logout_deliveries::queue(conn, &ended, at)?;
@@ -276,10 +285,10 @@ fn live_grants() -> oauth_grants::BoxedQuery<'static, super::MultiBackend, LiveG
         .into_boxed()
 }
 
-/// Ends one grant; the app is not told (see [`Tell::Nobody`]).
+/// Ends one grant; the app is not told (see [`Why::Replaced`]).
 pub fn revoke_grant(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
     let grants = live_grants().filter(oauth_grants::id.eq(id)).load(conn)?;
-    revoke_grants(conn, grants, at, Tell::Nobody)
+    revoke_grants(conn, grants, at, Why::Replaced)
 }
 
 /// In the transaction that ends sessions (`(sid, user id)`): for those that apps signed in
@@ -375,7 +384,7 @@ pub fn end_grants_of_ended_sessions(conn: &mut DbConnection, limit: i64, at: Nai
         // The grants still there end (a deleted user's went with the user); every app the
         // session had signed in to is told.
         let grants = live_grants().filter(oauth_grants::session_sid.eq_any(sids.clone())).load(conn)?;
-        revoke_grants(conn, grants, at, Tell::Nobody)?;
+        revoke_grants(conn, grants, at, Why::SessionEnded)?;
         let told: Vec<(String, i64, i64)> = ended
             .iter()
             .flat_map(|(sid, user_id, clients)| {
@@ -404,7 +413,7 @@ pub fn revoke_grants_beyond(
         .limit(1000)
         .offset(keep)
         .load(conn)?;
-    revoke_grants(conn, grants, at, Tell::Nobody)
+    revoke_grants(conn, grants, at, Why::Replaced)
 }
 
 /// Every live grant of a user to an app (disconnecting it); the app hears of it.
@@ -418,7 +427,7 @@ pub fn revoke_grants_of_user_and_client(
         .filter(oauth_grants::user_id.eq(user_id))
         .filter(oauth_grants::client_id.eq(client_id))
         .load(conn)?;
-    revoke_grants(conn, grants, at, Tell::App)
+    revoke_grants(conn, grants, at, Why::Disconnected)
 }
 
 /// After a change to who is in which group: ends (and tells) the live grants of `user_ids` to
@@ -463,7 +472,7 @@ pub fn revoke_grants_no_longer_admitted(
                 refused.push(grant);
             }
         }
-        ended += revoke_grants(conn, refused, at, Tell::App)?;
+        ended += revoke_grants(conn, refused, at, Why::Disconnected)?;
     }
     Ok(ended)
 }
