@@ -394,6 +394,33 @@ pub fn delete_client(settings: &Settings, client_id: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+pub fn issue_registration_token(
+    settings: &Settings,
+    expires: std::time::Duration,
+    uses: i32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let (token, until) = crate::oauth::registration::issue_token(&mut conn, &Actor::command_line(), expires, uses)?;
+    if json {
+        println!("{}", serde_json::json!({"token": token, "expires_at": until.and_utc().to_rfc3339(), "uses": uses}));
+    } else {
+        println!("Registration token: {token}");
+        println!(
+            "Good for {uses} registration{} until {} UTC, at {}/oauth2/register (as Authorization: Bearer). Shown only now.",
+            if uses == 1 { "" } else { "s" },
+            until.format("%Y-%m-%d %H:%M"),
+            settings.public_url.origin()
+        );
+        if settings.dynamic_registration == crate::config::DynamicRegistration::Off {
+            println!(
+                "Note: PORTCULLIS_DYNAMIC_REGISTRATION is off here, so registrations are refused until it is token or approval."
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn rotate_client_secret(settings: &Settings, client_id: &str, json: bool) -> anyhow::Result<()> {
     let mut conn = connect(settings)?;
     let row = find_client(&mut conn, client_id)?;

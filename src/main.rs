@@ -112,6 +112,19 @@ enum ClientCommand {
     },
     /// List the apps
     List,
+    /// Issue an initial access token with which apps may register themselves (RFC 7591;
+    /// needs PORTCULLIS_DYNAMIC_REGISTRATION=token or approval). Shown once.
+    RegistrationToken {
+        /// How long it works (e.g. 1h, 7d; at most 365d)
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
+        /// How many registrations it allows
+        #[arg(long, default_value_t = 1)]
+        uses: i32,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete an app (by client id): its tokens stop working within a second
     Delete { client_id: String },
     /// Make a new secret (printed once); the old one stops working at once
@@ -340,6 +353,9 @@ fn main() -> ExitCode {
         }
         Command::Client(ClientCommand::List) => commands::list_clients(&settings),
         Command::Client(ClientCommand::Delete { client_id }) => commands::delete_client(&settings, &client_id),
+        Command::Client(ClientCommand::RegistrationToken { expires, uses, json }) => {
+            commands::issue_registration_token(&settings, expires, uses, json)
+        }
         Command::Client(ClientCommand::RotateSecret { client_id, json }) => {
             commands::rotate_client_secret(&settings, &client_id, json)
         }

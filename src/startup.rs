@@ -182,6 +182,7 @@ impl Application {
         let hsts = settings.public_url.is_https();
         let csp = content_security_policy(&settings);
         let app_cache = web::Data::new(crate::oauth::cache::ClientCache::default());
+        let registration = web::Data::new(settings.dynamic_registration);
         let csp_data = web::Data::new(crate::web::context::ContentSecurityPolicy(csp.clone()));
         let trusted_proxies = web::Data::new(TrustedProxies(settings.trusted_proxies.clone()));
         let metrics = settings.metrics.then(|| web::Data::new(Metrics::default()));
@@ -236,6 +237,7 @@ impl Application {
                 .app_data(reset_requests.clone())
                 .app_data(csp_data.clone())
                 .app_data(app_cache.clone())
+                .app_data(registration.clone())
                 .app_data(web::JsonConfig::default().limit(BODY_LIMIT_BYTES).error_handler(errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT_BYTES))
@@ -316,6 +318,7 @@ fn routes(cfg: &mut web::ServiceConfig, static_dir: &PathBuf, serve_metrics: boo
         )
         .service(endpoint(oauth::shared::TOKEN_PATH, [post(oauth::endpoints::token)]))
         .service(endpoint(oauth::shared::PAR_PATH, [post(oauth::authorize::push)]))
+        .service(endpoint(oauth::shared::REGISTER_PATH, [post(oauth::endpoints::register)]))
         .service(endpoint(oauth::shared::DEVICE_AUTHORIZATION_PATH, [post(oauth::endpoints::device_authorization)]))
         .service(
             endpoint(crate::web::device::PATH, [get(crate::web::device::form), post(crate::web::device::submit)])
@@ -453,10 +456,12 @@ fn admin_area() -> Area {
         .at("/groups/{group}/managers", [post(admin::groups::managers)])
         .at("/apps", [get(admin::apps::list)])
         .at("/apps/new", [get(admin::apps::new_form), post(admin::apps::create)])
+        .at("/apps/registration-tokens", [post(admin::apps::issue_registration_token)])
         .at("/apps/{app}", [get(admin::apps::show)])
         .at("/apps/{app}/edit", [get(admin::apps::edit_form), post(admin::apps::update)])
         .at("/apps/{app}/disable", [post(admin::apps::disable)])
         .at("/apps/{app}/enable", [post(admin::apps::enable)])
+        .at("/apps/{app}/approve", [post(admin::apps::approve)])
         .at("/apps/{app}/rotate-secret", [get(admin::apps::confirm_rotate), post(admin::apps::rotate)])
         .at("/apps/{app}/delete", [get(admin::apps::confirm_delete), post(admin::apps::delete)])
         .at("/audit", [get(admin::audit::list)])

@@ -10,6 +10,6 @@ pub use mail::{MailSettings, NoticeKind, Notices, SmtpSecurity, SmtpSettings};
 
 pub use secret::{JwtSecret, MIN_JWT_SECRET_BYTES, load_or_create_jwt_secret};
 pub use settings::{
-    DatabaseSettings, DatabaseUrl, ForwardAuthSettings, JwtAlgorithm, MfaPolicy, PublicUrl, SessionPolicy, Settings,
-    ThrottlePolicy, TokenSigning, default_static_dir,
+    DatabaseSettings, DatabaseUrl, DynamicRegistration, ForwardAuthSettings, JwtAlgorithm, MfaPolicy, PublicUrl,
+    SessionPolicy, Settings, ThrottlePolicy, TokenSigning, default_static_dir,
 };

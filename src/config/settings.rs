@@ -52,6 +52,8 @@ pub struct Settings {
     pub cookie_domain: Option<String>,
     /// What `/auth/verify` allows, and whether it hands the upstream a token.
     pub forward_auth: ForwardAuthSettings,
+    /// Whether apps may register themselves.
+    pub dynamic_registration: DynamicRegistration,
 }
 
 /// Forward authentication for the sites behind the reverse proxy.
@@ -148,6 +150,29 @@ impl MfaPolicy {
             Self::Admins => is_admin,
             Self::All => true,
             Self::Off => false,
+        }
+    }
+}
+
+/// Whether apps may register themselves (RFC 7591; `PORTCULLIS_DYNAMIC_REGISTRATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DynamicRegistration {
+    /// Only admins add apps (the default).
+    #[default]
+    Off,
+    /// With an initial access token an admin issued.
+    Token,
+    /// With a token at once; without one the app waits, disabled, for an admin's approval.
+    Approval,
+}
+
+impl DynamicRegistration {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        match raw {
+            "off" => Ok(Self::Off),
+            "token" => Ok(Self::Token),
+            "approval" => Ok(Self::Approval),
+            other => bail!("PORTCULLIS_DYNAMIC_REGISTRATION must be off, token or approval (got {other:?})"),
         }
     }
 }
@@ -360,6 +385,8 @@ impl Settings {
         let forward_auth = ForwardAuthSettings::read(env)?;
 
         let mail = MailSettings::read(env)?;
+        let dynamic_registration = get("PORTCULLIS_DYNAMIC_REGISTRATION")
+            .map_or(Ok(DynamicRegistration::default()), |raw| DynamicRegistration::parse(&raw))?;
 
         let static_dir = get("PORTCULLIS_STATIC_DIR").map_or_else(default_static_dir, PathBuf::from);
 
@@ -381,6 +408,7 @@ impl Settings {
             signing,
             cookie_domain,
             forward_auth,
+            dynamic_registration,
         })
     }
 }

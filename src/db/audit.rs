@@ -95,6 +95,9 @@ pub enum Action {
     AppDisable,
     AppDelete,
     AppSecretRotated,
+    AppRegistered,
+    AppApproved,
+    RegistrationTokenIssued,
     AppAuthFailed,
     AppCodeReused,
     AppRefreshReused,
@@ -103,7 +106,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 56] = [
+    pub const ALL: [Action; 59] = [
         Self::LoginOk,
         Self::LoginFailed,
         Self::Logout,
@@ -155,6 +158,9 @@ impl Action {
         Self::AppDisable,
         Self::AppDelete,
         Self::AppSecretRotated,
+        Self::AppRegistered,
+        Self::AppApproved,
+        Self::RegistrationTokenIssued,
         Self::AppAuthFailed,
         Self::AppCodeReused,
         Self::AppRefreshReused,
@@ -229,6 +235,11 @@ impl Action {
             Self::AppDisable => ("app.disable", "Disabled an app"),
             Self::AppDelete => ("app.delete", "Deleted an app"),
             Self::AppSecretRotated => ("app.secret_rotated", "Made a new secret for an app"),
+            Self::AppRegistered => ("app.registered", "An app registered itself"),
+            Self::AppApproved => ("app.approved", "Approved an app that registered itself"),
+            Self::RegistrationTokenIssued => {
+                ("app.registration_token", "Issued a token with which apps may register themselves")
+            }
             Self::AppAuthFailed => ("app.auth_failed", "An app's secret was wrong"),
             Self::AppCodeReused => ("app.code_reused", "An authorization code came back; its tokens were revoked"),
             Self::AppRefreshReused => {

@@ -33,6 +33,7 @@ pub struct ClientRow {
     pub post_logout_redirect_uris: String,
     pub backchannel_logout_uri: String,
     pub require_pushed_requests: bool,
+    pub registration: String,
 }
 
 #[derive(Insertable, AsChangeset)]
@@ -58,14 +59,16 @@ pub fn insert_client(
     client_id: &str,
     secret_hash: Option<&str>,
     settings: &ClientChanges<'_>,
-    at: NaiveDateTime,
+    (registration, at): (&str, NaiveDateTime),
 ) -> QueryResult<ClientRow> {
     diesel::insert_into(oauth_clients::table)
         .values((
             oauth_clients::client_id.eq(client_id),
             oauth_clients::secret_hash.eq(secret_hash),
             settings,
-            oauth_clients::is_enabled.eq(true),
+            // An app that registered itself without a token waits, disabled, for an admin.
+            oauth_clients::is_enabled.eq(registration != "waiting"),
+            oauth_clients::registration.eq(registration),
             oauth_clients::created_at.eq(at),
         ))
         .returning(oauth_clients::all_columns)
@@ -133,6 +136,7 @@ pub struct CodeRow {
     pub expires_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
     pub grant_id: Option<i64>,
+    pub resource: Option<String>,
 }
 
 pub fn insert_code(conn: &mut DbConnection, code: &CodeRow) -> QueryResult<()> {
@@ -169,6 +173,7 @@ pub struct GrantRow {
     pub created_at: NaiveDateTime,
     pub last_used_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    pub resource: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -184,6 +189,7 @@ pub struct NewGrant<'a> {
     pub nonce: Option<&'a str>,
     pub created_at: NaiveDateTime,
     pub last_used_at: NaiveDateTime,
+    pub resource: Option<&'a str>,
 }
 
 pub fn insert_grant(conn: &mut DbConnection, grant: &NewGrant<'_>) -> QueryResult<GrantRow> {
@@ -594,6 +600,11 @@ pub fn prune(conn: &mut DbConnection, now: NaiveDateTime, retired_before: NaiveD
     let codes = diesel::delete(oauth_codes::table.filter(oauth_codes::expires_at.le(retired_before))).execute(conn)?;
     let pushed =
         diesel::delete(oauth_pushed_requests::table.filter(oauth_pushed_requests::expires_at.le(now))).execute(conn)?;
+    let tokens = diesel::delete(
+        super::schema::oauth_registration_tokens::table
+            .filter(super::schema::oauth_registration_tokens::expires_at.le(retired_before)),
+    )
+    .execute(conn)?;
     let refresh = diesel::delete(
         oauth_refresh_tokens::table
             .filter(oauth_refresh_tokens::expires_at.le(now).or(oauth_refresh_tokens::retired_at.le(retired_before))),
@@ -607,7 +618,7 @@ pub fn prune(conn: &mut DbConnection, now: NaiveDateTime, retired_before: NaiveD
             ))),
     )
     .execute(conn)?;
-    Ok(codes + pushed + refresh + grants)
+    Ok(codes + pushed + tokens + refresh + grants)
 }
 
 /// The sessions signed in to an app now (live grants from a session), newest first, at most
@@ -717,4 +728,76 @@ pub fn use_pushed_request(conn: &mut DbConnection, request_hash: &str, at: Naive
         .set(oauth_pushed_requests::used_at.eq(at))
         .execute(conn)?
         == 1)
+}
+
+/// How many apps registered themselves, and how many of those wait for approval.
+pub fn count_registered(conn: &mut DbConnection) -> QueryResult<(i64, i64)> {
+    let registered = oauth_clients::table.filter(oauth_clients::registration.ne("")).count().get_result(conn)?;
+    let waiting = oauth_clients::table.filter(oauth_clients::registration.eq("waiting")).count().get_result(conn)?;
+    Ok((registered, waiting))
+}
+
+/// An app that waited for approval is approved (and enabled); false when it was not waiting.
+pub fn approve_client(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
+    Ok(diesel::update(oauth_clients::table.find(id).filter(oauth_clients::registration.eq("waiting")))
+        .set((
+            oauth_clients::registration.eq("dynamic"),
+            oauth_clients::is_enabled.eq(true),
+            oauth_clients::updated_at.eq(at),
+        ))
+        .execute(conn)?
+        == 1)
+}
+
+/// An initial access token (RFC 7591 §3), as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = super::schema::oauth_registration_tokens)]
+pub struct RegistrationTokenRow {
+    pub token_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub uses_left: i32,
+    pub made_by: String,
+}
+
+pub fn insert_registration_token(conn: &mut DbConnection, row: &RegistrationTokenRow) -> QueryResult<()> {
+    use super::schema::oauth_registration_tokens as tokens;
+    diesel::insert_into(tokens::table)
+        .values((
+            tokens::token_hash.eq(&row.token_hash),
+            tokens::created_at.eq(row.created_at),
+            tokens::expires_at.eq(row.expires_at),
+            tokens::uses_left.eq(row.uses_left),
+            tokens::made_by.eq(&row.made_by),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Spends one use of a live token; false when it is unknown, expired or used up
+/// (compare-and-set: two registrations cannot share its last use).
+pub fn use_registration_token(conn: &mut DbConnection, token_hash: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    use super::schema::oauth_registration_tokens as tokens;
+    Ok(diesel::update(tokens::table.find(token_hash).filter(tokens::uses_left.gt(0)).filter(tokens::expires_at.gt(at)))
+        .set(tokens::uses_left.eq(tokens::uses_left - 1))
+        .execute(conn)?
+        == 1)
+}
+
+/// The tokens that still work, newest first.
+pub fn live_registration_tokens(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<Vec<RegistrationTokenRow>> {
+    use super::schema::oauth_registration_tokens as tokens;
+    tokens::table
+        .filter(tokens::uses_left.gt(0))
+        .filter(tokens::expires_at.gt(at))
+        .order(tokens::created_at.desc())
+        .limit(100)
+        .select(RegistrationTokenRow::as_select())
+        .load(conn)
+}
+
+/// Ends a token at once (it is used up).
+pub fn revoke_registration_token(conn: &mut DbConnection, token_hash: &str) -> QueryResult<bool> {
+    use super::schema::oauth_registration_tokens as tokens;
+    Ok(diesel::update(tokens::table.find(token_hash)).set(tokens::uses_left.eq(0)).execute(conn)? == 1)
 }

@@ -241,6 +241,7 @@ diesel::table! {
         post_logout_redirect_uris -> Text,
         backchannel_logout_uri -> Text,
         require_pushed_requests -> Bool,
+        registration -> Text,
     }
 }
 
@@ -258,6 +259,7 @@ diesel::table! {
         created_at -> Timestamp,
         last_used_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        resource -> Nullable<Text>,
     }
 }
 
@@ -277,6 +279,7 @@ diesel::table! {
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         grant_id -> Nullable<BigInt>,
+        resource -> Nullable<Text>,
     }
 }
 
@@ -351,6 +354,16 @@ diesel::table! {
         user_id -> BigInt,
         client_ids -> Text,
         ended_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oauth_registration_tokens (token_hash) {
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        uses_left -> Integer,
+        made_by -> Text,
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Client {
     pub refresh_token_ttl: Duration,
     pub enabled: bool,
     pub created_at: NaiveDateTime,
+    /// How it came to be: '' (an admin), `dynamic` (registered itself), `waiting` (for approval).
+    pub registration: String,
 }
 
 impl Client {
@@ -77,6 +79,7 @@ impl Client {
             refresh_token_ttl: Duration::from_secs(u64::try_from(row.refresh_token_seconds).ok()?),
             enabled: row.is_enabled,
             created_at: row.created_at,
+            registration: row.registration,
         })
     }
 
@@ -364,7 +367,7 @@ pub fn create(conn: &mut DbConnection, actor: &Actor, valid: &ValidClient) -> Re
             &client_id,
             secret.as_deref().map(hash_secret).as_deref(),
             &valid.changes(at),
-            at,
+            ("", at),
         )?;
         let kind = if valid.public { "public" } else { "confidential" };
         audit_app(conn, actor, Action::AppCreate, &row, kind)?;
@@ -384,6 +387,18 @@ pub fn update(conn: &mut DbConnection, actor: &Actor, id: i64, valid: &ValidClie
         audit_app(conn, actor, Action::AppUpdate, &row, "")?;
         Ok(row)
     })
+}
+
+/// Inserts an app that registered itself (`registration`: `dynamic` or `waiting`), with its
+/// secret (`None`: public); the caller audits it.
+pub(super) fn insert_registered(
+    conn: &mut DbConnection,
+    client_id: &str,
+    secret: Option<&str>,
+    valid: &ValidClient,
+    (registration, at): (&str, NaiveDateTime),
+) -> diesel::QueryResult<ClientRow> {
+    store::insert_client(conn, client_id, secret.map(hash_secret).as_deref(), &valid.changes(at), (registration, at))
 }
 
 /// Disabling an app refuses its tokens everywhere within a second (and its refresh tokens and

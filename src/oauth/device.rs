@@ -211,6 +211,7 @@ impl Provider<'_> {
                             auth_time,
                             amr: row.amr.as_deref().unwrap_or_default(),
                             nonce: None,
+                            resource: None,
                         };
                         Ok(start_grant(conn, &approved, (&refresh_hash, refresh_ttl), at)?.map(|(issued, _)| issued))
                     }

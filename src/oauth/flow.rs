@@ -165,6 +165,8 @@ pub struct CodeRequest<'a> {
     pub code_challenge: Option<&'a str>,
     pub auth_time: i64,
     pub amr: &'a [String],
+    /// RFC 8707: the resource the app's tokens are for (their audience); `None`: the app.
+    pub resource: Option<&'a str>,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -204,6 +206,26 @@ fn at_hash(alg: JwtAlgorithm, access_token: &str) -> String {
         _ => (&digest::SHA256, 16),
     };
     URL_SAFE_NO_PAD.encode(&digest::digest(algorithm, access_token.as_bytes()).as_ref()[..half])
+}
+
+/// RFC 8707 §2: a resource is an absolute URI without a fragment; ours must be https (or http
+/// on loopback, for development), at most 2,000 characters. The normalised form is returned.
+pub fn check_resource(resource: &str) -> Result<String, &'static str> {
+    if resource.len() > 2000 {
+        return Err("resource is at most 2,000 characters");
+    }
+    let url = url::Url::parse(resource).map_err(|_| "resource must be an absolute URI")?;
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err("resource may not have a fragment or credentials");
+    }
+    let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
+        || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(url.to_string()),
+        "http" if loopback => Ok(url.to_string()),
+        _ => Err("resource must be an https address"),
+    }
 }
 
 /// How long a pushed request's `request_uri` works (RFC 9126 §2.2): long enough to sign in
@@ -346,6 +368,7 @@ impl Provider<'_> {
             expires_at: later(created, CODE_TTL),
             used_at: None,
             grant_id: None,
+            resource: request.resource.map(str::to_owned),
         };
         let (scopes, client_name) = (request.scopes.clone(), request.client.name.clone());
         db::run(self.pool, move |conn| -> anyhow::Result<()> {
@@ -429,7 +452,13 @@ impl Provider<'_> {
         code: &str,
         redirect_uri: &str,
         verifier: Option<&str>,
+        resource: Option<&str>,
     ) -> Result<TokenAnswer, OAuthError> {
+        // RFC 8707 §2.2: at the token endpoint, only the resource the code was issued for.
+        let resource = match resource.filter(|resource| !resource.is_empty()) {
+            None => None,
+            Some(raw) => Some(check_resource(raw).map_err(|message| OAuthError::new("invalid_target", message))?),
+        };
         if code.is_empty() || code.len() > MAX_TOKEN_CHARS {
             return Err(OAuthError::invalid_grant("The code is not valid"));
         }
@@ -470,6 +499,9 @@ impl Provider<'_> {
                 if code.expires_at <= at {
                     return Ok(Err(OAuthError::invalid_grant("The code has expired")));
                 }
+                if resource.as_ref().is_some_and(|asked| code.resource.as_ref() != Some(asked)) {
+                    return Ok(Err(OAuthError::new("invalid_target", "The code was not issued for that resource")));
+                }
                 if code.redirect_uri != redirect_uri {
                     return Ok(Err(OAuthError::invalid_grant("redirect_uri is not the one the code was issued for")));
                 }
@@ -493,6 +525,7 @@ impl Provider<'_> {
                     auth_time: code.auth_time,
                     amr: &code.amr,
                     nonce: code.nonce.as_deref(),
+                    resource: code.resource.as_deref(),
                 };
                 let (issued, grant_id) = match start_grant(conn, &approved, (&refresh_hash, refresh_ttl), at)? {
                     Ok(started) => started,
@@ -596,6 +629,7 @@ impl Provider<'_> {
                     nonce: None,
                     auth_time: grant.auth_time,
                     amr: grant.amr,
+                    resource: grant.resource,
                     ended_older: false,
                 }))
             })
@@ -678,7 +712,7 @@ impl Provider<'_> {
         let access = AppAccessClaims {
             iss: self.issuer().to_owned(),
             sub: issued.user.id.to_string(),
-            aud: client.client_id.clone(),
+            aud: issued.resource.clone().unwrap_or_else(|| client.client_id.clone()),
             client_id: client.client_id.clone(),
             exp: now + i64::try_from(ttl).unwrap_or(0),
             iat: now,
@@ -844,6 +878,7 @@ pub(super) struct Approved<'a> {
     pub auth_time: NaiveDateTime,
     pub amr: &'a str,
     pub nonce: Option<&'a str>,
+    pub resource: Option<&'a str>,
 }
 
 /// Inside the caller's transaction: the grant and its first refresh token (`refresh`: its hash
@@ -872,6 +907,7 @@ pub(super) fn start_grant(
             nonce: approved.nonce,
             created_at: at,
             last_used_at: at,
+            resource: approved.resource,
         },
     )?;
     let ended_older =
@@ -888,6 +924,7 @@ pub(super) fn start_grant(
         nonce: approved.nonce.map(str::to_owned),
         auth_time: approved.auth_time,
         amr: approved.amr.to_owned(),
+        resource: approved.resource.map(str::to_owned),
         ended_older,
     };
     Ok(Ok((issued, grant.id)))
@@ -902,6 +939,8 @@ pub(super) struct Issued {
     nonce: Option<String>,
     auth_time: NaiveDateTime,
     amr: String,
+    /// RFC 8707: the audience of its access tokens (`None`: the app itself).
+    resource: Option<String>,
     /// The grant ended older grants of its session with the app (`GRANTS_PER_SESSION`).
     ended_older: bool,
 }

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod connections;
 pub mod device;
 pub mod flow;
+pub mod registration;
 pub mod scopes;
 
 pub use clients::{Client, ClientForm, ValidClient};

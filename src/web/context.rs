@@ -54,6 +54,8 @@ pub(crate) struct Services {
     pub apps: web::Data<crate::oauth::cache::ClientCache>,
     /// The CSP every response gets (a sign-in form leading to an app widens its `form-action`).
     pub csp: Option<web::Data<ContentSecurityPolicy>>,
+    /// Whether apps may register themselves.
+    pub registration: web::Data<crate::config::DynamicRegistration>,
 }
 
 impl Services {
@@ -114,6 +116,7 @@ impl Services {
             sites: app_data(req)?,
             apps: app_data(req)?,
             csp: req.app_data::<web::Data<ContentSecurityPolicy>>().cloned(),
+            registration: app_data(req)?,
         })
     }
 }

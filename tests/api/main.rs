@@ -41,6 +41,7 @@ mod operations;
 mod passkeys;
 mod proxies;
 mod pushed_requests;
+mod registration;
 mod second_factor;
 mod secret_rotation;
 mod sessions;

@@ -8,6 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::accounts::FieldErrors;
+use crate::config::DynamicRegistration;
 use crate::db::logout_deliveries::{self, DeliveryRow};
 use crate::db::{self, oauth as store};
 use crate::error::PageError;
@@ -39,15 +40,98 @@ struct AppsPage {
     layout: Layout,
     apps: Vec<Client>,
     issuer: String,
+    /// `PORTCULLIS_DYNAMIC_REGISTRATION` in words; `None`: off.
+    registration: Option<&'static str>,
+    /// Registration tokens that still work: (made, by, until, uses left).
+    tokens: Vec<(When, String, When, i32)>,
 }
 
-/// `GET /admin/apps`.
+/// `GET /admin/apps`: the apps (those waiting for approval first), and, when apps may register
+/// themselves, the registration tokens that still work.
 pub(crate) async fn list(page: Page, flash: Flash) -> Result<HttpResponse, PageError> {
-    let rows = db::run(&page.pool, |conn| -> anyhow::Result<_> { Ok(store::list_clients(conn)?) }).await?;
-    let apps = rows.into_iter().filter_map(Client::from_row).collect();
-    let view =
-        AppsPage { layout: page.layout().with_flash(&flash), apps, issuer: page.sessions.keys().issuer().to_owned() };
+    let (rows, tokens) = db::run(&page.pool, |conn| -> anyhow::Result<_> {
+        Ok((store::list_clients(conn)?, store::live_registration_tokens(conn, db::users::now())?))
+    })
+    .await?;
+    let mut apps: Vec<Client> = rows.into_iter().filter_map(Client::from_row).collect();
+    apps.sort_by_key(|app| app.registration != "waiting");
+    let clock = page.clock();
+    let registration = match **page.registration {
+        DynamicRegistration::Off => None,
+        DynamicRegistration::Token => Some("with a registration token"),
+        DynamicRegistration::Approval => Some("with a registration token, or waiting for your approval without one"),
+    };
+    let view = AppsPage {
+        layout: page.layout().with_flash(&flash),
+        apps,
+        issuer: page.sessions.keys().issuer().to_owned(),
+        registration,
+        tokens: tokens
+            .into_iter()
+            .map(|token| (clock.ago(token.created_at), token.made_by, clock.ago(token.expires_at), token.uses_left))
+            .collect(),
+    };
     Ok(flash.finish(render(StatusCode::OK, &view)?))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TokenFields {
+    #[serde(default)]
+    days: String,
+    #[serde(default)]
+    uses: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/apps/registration_token.html")]
+struct TokenPage {
+    layout: Layout,
+    token: String,
+    until: String,
+    uses: i32,
+    endpoint: String,
+}
+
+/// `POST /admin/apps/registration-tokens`: a new initial access token, shown once.
+pub(crate) async fn issue_registration_token(
+    page: Page,
+    form: CsrfForm<TokenFields>,
+) -> Result<HttpResponse, PageError> {
+    let days = form.0.days.trim().parse::<u64>().ok().filter(|days| (1..=365).contains(days));
+    let uses = form.0.uses.trim().parse::<i32>().ok().filter(|uses| (1..=10_000).contains(uses));
+    let (Some(days), Some(uses)) = (days, uses) else {
+        return Ok(page.redirect(
+            "/admin/apps",
+            "A registration token lives 1 to 365 days and allows 1 to 10,000 registrations; nothing was made.",
+        ));
+    };
+    let actor = page.actor();
+    let (token, until) = db::run(&page.pool, move |conn| {
+        crate::oauth::registration::issue_token(conn, &actor, std::time::Duration::from_secs(days * 86_400), uses)
+    })
+    .await?;
+    let view = TokenPage {
+        layout: page.layout(),
+        token,
+        until: page.clock().exact(until),
+        uses,
+        endpoint: format!("{}/oauth2/register", page.sessions.keys().issuer()),
+    };
+    render(StatusCode::OK, &view)
+}
+
+/// `POST /admin/apps/{app}/approve`: an app that registered itself without a token may sign
+/// people in from now on.
+pub(crate) async fn approve(
+    page: Page,
+    AppId(id): AppId,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    let actor = page.actor();
+    let approved = db::run(&page.pool, move |conn| crate::oauth::registration::approve(conn, &actor, id)).await?;
+    let message =
+        if approved { "Approved: the app can sign people in now." } else { "That app was not waiting for approval." };
+    Ok(page.redirect(&app_page(id), message))
 }
 
 /// The form as posted: checkboxes are absent when unticked.

@@ -58,6 +58,9 @@ pub(crate) struct AuthorizeParams {
     request: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     request_uri: Option<String>,
+    /// RFC 8707: the resource (API, MCP server) the tokens are for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
     /// Ours: after "Confirm it is you" for `prompt=login`, the proof must be this recent
     /// (Unix time). Only ever makes the request stricter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +103,7 @@ struct Checked {
     proved_after: Option<i64>,
     login_hint: Option<String>,
     hint_subject: Option<String>,
+    resource: Option<String>,
 }
 
 enum Refused {
@@ -182,6 +186,13 @@ async fn check(app: &Services, params: &AuthorizeParams) -> Result<Checked, Refu
             _ => return Err(to_app("invalid_request", "max_age must be a number of seconds")),
         },
     };
+    let resource = match params.resource.as_deref().filter(|resource| !resource.is_empty()) {
+        None => None,
+        Some(resource) => match crate::oauth::flow::check_resource(resource) {
+            Ok(resource) => Some(resource),
+            Err(message) => return Err(to_app("invalid_target", message)),
+        },
+    };
     let hint_subject = match params.id_token_hint.as_deref().filter(|hint| !hint.is_empty()) {
         None => None,
         Some(hint) => match app.sessions.keys().verify_id_token::<IdClaims>(hint) {
@@ -201,6 +212,7 @@ async fn check(app: &Services, params: &AuthorizeParams) -> Result<Checked, Refu
         proved_after: params.proved_after.as_deref().and_then(|raw| raw.parse().ok()),
         login_hint: params.login_hint.clone().filter(|hint| !hint.is_empty()),
         hint_subject,
+        resource,
     })
 }
 
@@ -488,6 +500,7 @@ async fn decide(
         code_challenge: checked.code_challenge.as_deref(),
         auth_time: user.auth_time,
         amr: &user.amr,
+        resource: checked.resource.as_deref(),
     };
     let actor = user.actor(crate::web::client::client_ip(req));
     if let Some(request_uri) = params.request_uri.as_deref().filter(|_| params.pushed) {

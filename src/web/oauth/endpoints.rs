@@ -21,6 +21,71 @@ fn answered(result: Result<HttpResponse, OAuthError>) -> HttpResponse {
     result.unwrap_or_else(|error| error_response(&error))
 }
 
+/// `POST /oauth2/register` (RFC 7591 §3): an app registers itself with its metadata (JSON),
+/// with an initial access token as `Bearer` when `PORTCULLIS_DYNAMIC_REGISTRATION` asks for one.
+pub(crate) async fn register(req: HttpRequest, body: web::Bytes, app: Services) -> HttpResponse {
+    use crate::oauth::registration::{self, Registering};
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return registration_error(&OAuthError::new(
+            "invalid_client_metadata",
+            "Send the metadata as application/json",
+        ));
+    }
+    let Ok(metadata) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return registration_error(&OAuthError::new("invalid_client_metadata", "The metadata is not JSON"));
+    };
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(|token| token.trim().to_owned());
+    let mode = **app.registration;
+    let client_ip = crate::web::client::client_ip(&req);
+    let max_access_seconds = i64::try_from(app.sessions.policy().access_token_ttl.as_secs()).unwrap_or(i64::MAX);
+    let registered = crate::db::run(&app.pool, move |conn| -> anyhow::Result<_> {
+        let who = Registering { mode, token: token.as_deref(), client_ip: &client_ip, max_access_seconds };
+        Ok(registration::register(conn, &who, &metadata))
+    })
+    .await
+    .map_err(OAuthError::from)
+    .and_then(|answer| answer);
+    match registered {
+        Ok(answer) => {
+            let mut response = HttpResponse::Created();
+            no_store(&mut response);
+            response.json(answer)
+        }
+        Err(error) => registration_error(&error),
+    }
+}
+
+/// RFC 7591 §3.2.2 errors (400), RFC 6750's for the token (401), 403 when registration is off.
+fn registration_error(error: &OAuthError) -> HttpResponse {
+    match error.error {
+        "invalid_token" => {
+            let mut response = error_response(error);
+            *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+            response
+        }
+        "access_denied" => {
+            let mut response = error_response(error);
+            *response.status_mut() = actix_web::http::StatusCode::FORBIDDEN;
+            response
+        }
+        _ => error_response(error),
+    }
+}
+
 /// RFC 8628 §3.4's grant type.
 pub(crate) const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -56,7 +121,7 @@ async fn token_answer(req: &HttpRequest, body: &[u8], app: &Services) -> Result<
             let code = field("code").ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
             let redirect_uri =
                 field("redirect_uri").ok_or_else(|| OAuthError::new("invalid_request", "redirect_uri is missing"))?;
-            provider.exchange_code(&client, code, redirect_uri, field("code_verifier")).await?
+            provider.exchange_code(&client, code, redirect_uri, field("code_verifier"), field("resource")).await?
         }
         Some("refresh_token") => {
             let token =

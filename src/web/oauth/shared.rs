@@ -27,12 +27,21 @@ pub(crate) const USERINFO_PATH: &str = "/oauth2/userinfo";
 pub(crate) const LOGOUT_PATH: &str = "/oauth2/logout";
 pub(crate) const LOGOUT_CONFIRM_PATH: &str = "/oauth2/logout/confirm";
 pub(crate) const PAR_PATH: &str = "/oauth2/par";
+pub(crate) const REGISTER_PATH: &str = "/oauth2/register";
 pub(crate) const DEVICE_AUTHORIZATION_PATH: &str = "/oauth2/device_authorization";
 
 /// The endpoints apps call from their servers (or scripts) with no cookie of ours: nothing a
 /// browser attaches on its own, so a cross-site request has nothing to ride on.
-pub(crate) const COOKIELESS_PATHS: [&str; 7] =
-    [AUTHORIZE_PATH, TOKEN_PATH, REVOKE_PATH, INTROSPECT_PATH, USERINFO_PATH, PAR_PATH, DEVICE_AUTHORIZATION_PATH];
+pub(crate) const COOKIELESS_PATHS: [&str; 8] = [
+    AUTHORIZE_PATH,
+    TOKEN_PATH,
+    REVOKE_PATH,
+    INTROSPECT_PATH,
+    USERINFO_PATH,
+    PAR_PATH,
+    DEVICE_AUTHORIZATION_PATH,
+    REGISTER_PATH,
+];
 
 /// RFC 6749 §5.2: a JSON error, never cached; `invalid_client` is a 401 that asks for Basic.
 pub(crate) fn error_response(error: &OAuthError) -> HttpResponse {
