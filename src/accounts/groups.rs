@@ -123,6 +123,14 @@ fn gone(error: diesel::result::Error) -> AccountError {
 }
 
 /// their sessions.
+/// Who is in which group changed for `user_ids`: their sessions renew their tokens (which
+/// carry the groups), and their grants to apps that no longer admit them end, the apps told.
+fn membership_changed(conn: &mut DbConnection, user_ids: &[i64], at: chrono::NaiveDateTime) -> diesel::QueryResult<()> {
+    groups::renew_sessions_of(conn, user_ids, at)?;
+    crate::db::oauth::revoke_grants_no_longer_admitted(conn, user_ids, at)?;
+    Ok(())
+}
+
 pub fn create_group(conn: &mut DbConnection, actor: &Actor, group: &ValidGroup) -> Result<Group, AccountError> {
     write_transaction(conn, |conn| {
         let created = groups::insert(conn, &group.fields(), now())?;
@@ -145,7 +153,7 @@ pub fn update_group(
         if before.name != after.name {
             changed.push(format!("name: {} → {}", before.name, after.name));
             let members = groups::member_ids(conn, id)?;
-            groups::membership_changed(conn, &members, now())?;
+            membership_changed(conn, &members, now())?;
         }
         if before.display_name != after.display_name {
             changed.push(format!("display name: {} → {}", before.display_name, after.display_name));
@@ -166,7 +174,7 @@ pub fn delete_group(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<(
     write_transaction(conn, |conn| {
         let group = load_group(conn, id)?;
         let members = groups::member_ids(conn, id)?;
-        groups::membership_changed(conn, &members, now())?;
+        membership_changed(conn, &members, now())?;
         groups::delete(conn, id)?;
         let details = format!("{} ({} members)", group.name, members.len());
         audit::record(conn, actor, Action::GroupDelete, None, &details)?;
@@ -187,7 +195,7 @@ pub fn add_members(
         let group = load_group(conn, group_id)?;
         let added = groups::add_members(conn, group_id, user_ids, now()).map_err(gone)?;
         if !added.is_empty() {
-            groups::membership_changed(conn, &added, now())?;
+            membership_changed(conn, &added, now())?;
             let details = format!("{}: {}", group.name, names_for_audit(conn, &added)?);
             audit::record(conn, actor, Action::GroupMembersAdd, None, &details)?;
         }
@@ -208,7 +216,7 @@ pub fn remove_members(
         let group = load_group(conn, group_id)?;
         let removed = groups::remove_members(conn, group_id, user_ids)?;
         if !removed.is_empty() {
-            groups::membership_changed(conn, &removed, now())?;
+            membership_changed(conn, &removed, now())?;
             let details = format!("{}: {}", group.name, names_for_audit(conn, &removed)?);
             audit::record(conn, actor, Action::GroupMembersRemove, None, &details)?;
         }

@@ -336,18 +336,10 @@ pub fn set_manager(conn: &mut DbConnection, group_id: i64, user_id: i64, manager
     Ok(true)
 }
 
-/// Who is in which group changed for `user_ids`: their sessions renew their tokens (which
-/// carry the groups), and their grants to apps that no longer admit them end, the apps told.
-pub fn membership_changed(conn: &mut DbConnection, user_ids: &[i64], at: NaiveDateTime) -> QueryResult<()> {
-    renew_sessions_of(conn, user_ids, at)?;
-    super::oauth::revoke_grants_no_longer_admitted(conn, user_ids, at)?;
-    Ok(())
-}
-
 /// The sessions of these users must renew their tokens (what the tokens say changed at
 /// `at`): every instance refuses tokens issued before as expired within a second, and the
 /// renewed token says what is true now. Sessions go on; nobody is signed out.
-fn renew_sessions_of(conn: &mut DbConnection, user_ids: &[i64], at: NaiveDateTime) -> QueryResult<usize> {
+pub fn renew_sessions_of(conn: &mut DbConnection, user_ids: &[i64], at: NaiveDateTime) -> QueryResult<usize> {
     let mut renewed = 0;
     for chunk in user_ids.chunks(BATCH) {
         let sids: Vec<String> =

@@ -10,6 +10,18 @@ use super::schema::{
 };
 use crate::domain::Role;
 
+/// The `sid` apps see (in ID, access and logout tokens): a hash of the Portcullis session's id,
+/// the same for every app of the session (for sign-outs that reach them) and useless for
+/// anything else. On the revoked list too when the session ends, so every app's access token
+/// of the session is refused by one entry.
+pub fn app_session_id(session_sid: &str) -> String {
+    use aws_lc_rs::digest;
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        &digest::digest(&digest::SHA256, format!("portcullis oidc sid v1:{session_sid}").as_bytes()).as_ref()[..18],
+    )
+}
+
 /// An app as stored. Lists are text (see the migration): `redirect_uris` one per line, the
 /// others separated by spaces.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -327,7 +339,7 @@ pub fn sessions_ended(conn: &mut DbConnection, ended: &[(String, i64)], at: Naiv
         if rows.is_empty() {
             continue;
         }
-        let app_sids: Vec<String> = rows.iter().map(|(sid, _, _)| super::sessions::app_session_id(sid)).collect();
+        let app_sids: Vec<String> = rows.iter().map(|(sid, _, _)| app_session_id(sid)).collect();
         let revoked: Vec<_> = app_sids
             .iter()
             .map(|sid| (revoked_sessions::sid.eq(sid.as_str()), revoked_sessions::revoked_at.eq(at)))

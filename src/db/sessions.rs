@@ -2,22 +2,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use super::DbConnection;
 use super::schema::{refresh_tokens, revoked_sessions, sessions};
-
-/// The `sid` apps see (in ID, access and logout tokens): a hash of the Portcullis session's id,
-/// the same for every app of the session (for sign-outs that reach them) and useless for
-/// anything else. On the revoked list too when the session ends, so every app's access token
-/// of the session is refused by one entry.
-pub fn app_session_id(session_sid: &str) -> String {
-    use aws_lc_rs::digest;
-    URL_SAFE_NO_PAD.encode(
-        &digest::digest(&digest::SHA256, format!("portcullis oidc sid v1:{session_sid}").as_bytes()).as_ref()[..18],
-    )
-}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sessions)]

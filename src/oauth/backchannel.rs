@@ -235,7 +235,7 @@ impl Deliverer {
             iat,
             exp: iat + TOKEN_SECONDS,
             jti: crate::random::token_base64(16),
-            sid: crate::db::sessions::app_session_id(&claimed.delivery.session_sid),
+            sid: crate::db::oauth::app_session_id(&claimed.delivery.session_sid),
             events: serde_json::json!({ LOGOUT_EVENT: {} }),
         };
         keys.sign_logout_token(alg, &claims)

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::clients::Client;
-use super::flow::{Approved, OAuthError, Provider, TokenAnswer, start_grant};
+use super::flow::{Approved, OAuthError, Provider, TokenAnswer, sha256_hex, start_grant};
 use super::scopes::Scopes;
 use crate::db::device_codes::{self, Decision, DeviceCodeRow};
 use crate::db::users::now;
@@ -64,14 +64,6 @@ fn new_user_code() -> String {
         }
     }
     code
-}
-
-fn sha256_hex(text: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 /// A code a person typed, waiting for their decision, and the app it is for.

@@ -169,7 +169,8 @@ pub struct CodeRequest<'a> {
     pub resource: Option<&'a str>,
 }
 
-fn sha256_hex(text: &str) -> String {
+/// SHA-256 as lower-case hex: how codes, tokens and references are stored.
+pub(super) fn sha256_hex(text: &str) -> String {
     digest::digest(&digest::SHA256, text.as_bytes()).as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -196,7 +197,7 @@ fn valid_verifier(verifier: &str) -> bool {
         && verifier.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte))
 }
 
-pub use crate::db::sessions::app_session_id;
+pub use crate::db::oauth::app_session_id;
 
 /// OpenID Connect Core 3.1.3.6: the left half of the hash of the access token, the hash
 /// being the one of the ID token's algorithm (SHA-512 for Ed25519).

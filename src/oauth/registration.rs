@@ -10,7 +10,7 @@ use chrono::NaiveDateTime;
 use serde_json::{Value, json};
 
 use super::clients::{ClientForm, ValidClient};
-use super::flow::OAuthError;
+use super::flow::{OAuthError, sha256_hex};
 use crate::config::DynamicRegistration;
 use crate::db::audit::{self, Action, Actor};
 use crate::db::oauth::{self as store, RegistrationTokenRow};
@@ -25,14 +25,6 @@ const MAX_URIS: usize = 20;
 /// A token's longest life and most uses.
 pub const MAX_TOKEN_LIFE: Duration = Duration::from_secs(365 * 24 * 3600);
 pub const MAX_TOKEN_USES: i32 = 10_000;
-
-fn sha256_hex(text: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
 
 fn metadata_error(description: impl Into<String>) -> OAuthError {
     OAuthError::new("invalid_client_metadata", description)

@@ -244,6 +244,7 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     b.click_and_wait(r#"form[action="/admin/apps/new"] button[type="submit"]"#).await;
     axe.check(&b, "a new app and its secret").await;
     let client_id = b.text_of("#client-id").await;
+    let client_secret = b.text_of("#client-secret").await;
     b.click_and_wait("main a.button").await;
     let app_page = b.path().await;
     axe.check(&b, "an app's page").await;
@@ -253,6 +254,8 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     }
     b.go(&url("/admin/apps")).await;
     axe.check(&b, "apps").await;
+    b.click_and_wait(r#"form[action="/admin/apps/registration-tokens"] button[type="submit"]"#).await;
+    axe.check(&b, "a registration token").await;
 
     // Someone else's first steps, in another browser.
     let other = driver.browser().await;
@@ -287,6 +290,26 @@ async fn every_page_passes_axe_core_in_light_and_dark_colours_and_on_a_phone() {
     assert!(other.path().await.starts_with("/dashboard?code="), "back at the app's address with a code");
     other.go(&url("/account/apps")).await;
     axe.check(&other, "connected apps").await;
+    // A device asks for a code; the person enters it, wrongly first, then allows the app.
+    let device: serde_json::Value = reqwest::Client::new()
+        .post(url("/oauth2/device_authorization"))
+        .basic_auth(&client_id, Some(&client_secret))
+        .form(&[("scope", "openid")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    other.go(&url("/device")).await;
+    axe.check(&other, "sign in on a device").await;
+    other.type_into("#user_code", "BCDF-GHJK").await;
+    other.click_and_wait(r#"form[action="/device"] button[type="submit"]"#).await;
+    axe.check(&other, "sign in on a device: a wrong code").await;
+    other.go(&url(&format!("/device?user_code={}", device["user_code"].as_str().unwrap()))).await;
+    axe.check(&other, "allow a device").await;
+    other.click_and_wait(r#"button[name="decision"][value="allow"]"#).await;
+    axe.check(&other, "a device signed in").await;
     other.go(&url(&format!("/oauth2/logout?client_id={client_id}"))).await;
     axe.check(&other, "an app asks to sign out").await;
     other.go(&url("/oauth2/authorize?client_id=no-such-app")).await;
