@@ -46,7 +46,7 @@ pub use email::Email;
 pub use group_name::GroupName;
 pub use next_path::SafeNextPath;
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewPassword};
-pub use redirect_uri::RedirectUri;
+pub use redirect_uri::{RedirectUri, https_or_loopback_url};
 pub use return_to::{ReturnTo, SiteHosts};
 pub use role::{Role, app_admits};
 pub use site_address::{AddressError, SiteHost, SitePath};

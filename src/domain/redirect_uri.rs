@@ -31,33 +31,39 @@ fn is_loopback_host(url: &url::Url) -> bool {
     }
 }
 
+/// An absolute address without a fragment or credentials, `https` (or `http` to this machine),
+/// at most 2,000 characters: what redirect URIs and resource indicators (RFC 8707) must be.
+/// Errors are in words for the person who typed it.
+pub fn https_or_loopback_url(input: &str) -> Result<url::Url, &'static str> {
+    if input.is_empty() {
+        return Err("Enter an address");
+    }
+    if input.len() > MAX_URI_BYTES {
+        return Err("An address may be at most 2,000 characters");
+    }
+    if input.chars().any(|c| c.is_control() || c.is_whitespace()) || input.contains('\\') {
+        return Err("An address may not contain spaces or control characters");
+    }
+    let url = url::Url::parse(input).map_err(|_| "Enter a full address, such as https://app.example.com/callback")?;
+    if url.fragment().is_some() {
+        return Err("An address may not have a fragment (#…)");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("An address may not contain a user name or password");
+    }
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(url),
+        "http" if is_loopback_host(&url) => Ok(url),
+        "http" => Err("Use https (plain http only to this machine: 127.0.0.1, [::1] or localhost)"),
+        _ => Err("Use an https address"),
+    }
+}
+
 impl RedirectUri {
     /// The registered form, or why not (in words for the admin).
     pub fn parse(input: &str) -> Result<Self, &'static str> {
         let input = input.trim();
-        if input.is_empty() {
-            return Err("Enter an address");
-        }
-        if input.len() > MAX_URI_BYTES {
-            return Err("An address may be at most 2,000 characters");
-        }
-        if input.chars().any(|c| c.is_control() || c.is_whitespace()) || input.contains('\\') {
-            return Err("An address may not contain spaces or control characters");
-        }
-        let url =
-            url::Url::parse(input).map_err(|_| "Enter a full address, such as https://app.example.com/callback")?;
-        if url.fragment().is_some() {
-            return Err("An address may not have a fragment (#…)");
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("An address may not contain a user name or password");
-        }
-        match url.scheme() {
-            "https" if url.host().is_some() => {}
-            "http" if is_loopback_host(&url) => {}
-            "http" => return Err("Use https (plain http only to this machine: 127.0.0.1, [::1] or localhost)"),
-            _ => return Err("Use an https address"),
-        }
+        let url = https_or_loopback_url(input)?;
         // What is stored is what the admin typed, once it reads the same when parsed: a
         // request must then send exactly these characters.
         if url.as_str() != input && format!("{input}/") != url.as_str() {

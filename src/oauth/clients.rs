@@ -3,7 +3,6 @@
 //! transaction.
 use std::time::Duration;
 
-use aws_lc_rs::digest;
 use chrono::NaiveDateTime;
 
 use super::scopes::{KNOWN_SCOPES, Scopes};
@@ -121,7 +120,7 @@ pub fn tokens_key(client_id: &str) -> String {
 }
 
 fn hash_secret(secret: &str) -> String {
-    digest::digest(&digest::SHA256, secret.as_bytes()).as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
+    super::flow::sha256_hex(secret)
 }
 
 /// What an admin (or the command line) asks for, as typed.

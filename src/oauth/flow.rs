@@ -209,24 +209,10 @@ fn at_hash(alg: JwtAlgorithm, access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest::digest(algorithm, access_token.as_bytes()).as_ref()[..half])
 }
 
-/// RFC 8707 §2: a resource is an absolute URI without a fragment; ours must be https (or http
-/// on loopback, for development), at most 2,000 characters. The normalised form is returned.
+/// RFC 8707 §2: a resource is an absolute URI without a fragment; ours are checked like redirect
+/// URIs (https, or http on loopback for development). The normalised form is returned.
 pub fn check_resource(resource: &str) -> Result<String, &'static str> {
-    if resource.len() > 2000 {
-        return Err("resource is at most 2,000 characters");
-    }
-    let url = url::Url::parse(resource).map_err(|_| "resource must be an absolute URI")?;
-    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err("resource may not have a fragment or credentials");
-    }
-    let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
-        || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
-    match url.scheme() {
-        "https" if url.host().is_some() => Ok(url.to_string()),
-        "http" if loopback => Ok(url.to_string()),
-        _ => Err("resource must be an https address"),
-    }
+    crate::domain::https_or_loopback_url(resource).map(|url| url.to_string())
 }
 
 /// How long a pushed request's `request_uri` works (RFC 9126 §2.2): long enough to sign in
